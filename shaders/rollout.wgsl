@@ -1,0 +1,183 @@
+// rollout.wgsl — trajectory-sampling rollout of a learned ensemble, one time step per dispatch
+// (PETS, Chua et al. 2018, §4.2: TS1, TS∞ and expectation propagation).
+//
+// Bindings
+//   group 0, 0 params       : PlanParams (uniform, dynamic offset: one entry per iteration × t)
+//   group 1, 0 obs          : [n_batch, obs_dim]                  the observations planned from
+//   group 1, 1 state        : [N, obs_dim]       state[n * obs_dim + d], N = n_batch·population·particles
+//   group 1, 2 track        : [N, 2]             (return so far, alive 1/0) per particle
+//   group 1, 3 actions      : [n_batch·population, horizon, act_dim]   candidate sequences
+//   group 1, 4 model_consts : [in_mean(in_dim) | in_std(in_dim) | max_logvar(model_out) | min_logvar(model_out)]
+//   group 1, 5 x0           : [n_slots, in_dim]  normalised model inputs, one row per slot
+//   group 1, 6 slot_of      : [N] u32            slot holding particle n this step
+//   group 1, 7 out          : [n_slots, model_out·(2 if probabilistic else 1)]  last layer output
+//                             (means, then log-variances)
+//
+// Particle n = (b · population + c) · particles + k. Slots are member-major (kernels/mod.rs):
+// TS1 re-draws the member of every particle at every step through a keyed permutation of the
+// plan's local slots, TS∞ keeps one permutation for the whole horizon, expectation evaluates
+// every particle on every member (slot = m·N + n) and averages means and log-variances.
+// The environment's env_reward / env_terminated (env_*.wgsl) score each step; a terminated
+// particle earns nothing afterwards.
+// CPU reference: kernels::rollout::reference (prepare_inputs_f64, propagate_f64).
+
+override WG_SIZE: u32 = 64u;
+
+@group(0) @binding(0) var<uniform> params: PlanParams;
+@group(1) @binding(0) var<storage, read> obs: array<f32>;
+@group(1) @binding(1) var<storage, read_write> state: array<f32>;
+@group(1) @binding(2) var<storage, read_write> track: array<f32>;
+@group(1) @binding(3) var<storage, read> actions: array<f32>;
+@group(1) @binding(4) var<storage, read> model_consts: array<f32>;
+@group(1) @binding(5) var<storage, read_write> x0: array<f32>;
+@group(1) @binding(6) var<storage, read_write> slot_of: array<u32>;
+@group(1) @binding(7) var<storage, read> out: array<f32>;
+
+fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG_SIZE;
+}
+
+fn n_particles_total() -> u32 {
+    return params.n_batch * params.population * params.particles;
+}
+
+fn load_action(n: u32, t: u32) -> array<f32, MAX_ACT> {
+    let cand = n / params.particles;
+    var act: array<f32, MAX_ACT>;
+    for (var a = 0u; a < params.act_dim; a = a + 1u) {
+        act[a] = actions[(cand * params.horizon + t) * params.act_dim + a];
+    }
+    return act;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn init_particles(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = flat_index(gid, nwg);
+    if (n >= n_particles_total()) {
+        return;
+    }
+    let b = n / (params.population * params.particles);
+    for (var d = 0u; d < params.obs_dim; d = d + 1u) {
+        state[n * params.obs_dim + d] = obs[b * params.obs_dim + d];
+    }
+    track[n * 2u] = 0.0;
+    track[n * 2u + 1u] = 1.0;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn prepare_inputs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = flat_index(gid, nwg);
+    let total = n_particles_total();
+    if (n >= total) {
+        return;
+    }
+    let pk = params.population * params.particles;
+    let b = n / pk;
+    let j = n % pk;
+    let act = load_action(n, params.t);
+    let in_dim = params.in_dim;
+    var row: array<f32, MAX_OBS + MAX_ACT>;
+    for (var d = 0u; d < params.obs_dim; d = d + 1u) {
+        row[d] = state[n * params.obs_dim + d];
+    }
+    for (var a = 0u; a < params.act_dim; a = a + 1u) {
+        row[params.obs_dim + a] = act[a];
+    }
+    for (var i = 0u; i < in_dim; i = i + 1u) {
+        row[i] = (row[i] - model_consts[i]) / model_consts[in_dim + i];
+    }
+    if (params.propagation == PROP_EXPECTATION) {
+        for (var m = 0u; m < params.n_members; m = m + 1u) {
+            let s = m * total + n;
+            for (var i = 0u; i < in_dim; i = i + 1u) {
+                x0[s * in_dim + i] = row[i];
+            }
+        }
+        slot_of[n] = n;
+        return;
+    }
+    var sub = params.t;
+    if (params.propagation == PROP_TSINF) {
+        sub = 0xffffu;
+    }
+    let key = vec2<u32>(params.seed_lo, params.seed_hi);
+    let ctr_hi = vec3<u32>(b, params.call, tag(PURPOSE_PERMUTE, params.iteration, sub));
+    let ls = permute_index(j, pk, feistel_half_bits(pk), ctr_hi, key);
+    let e = params.n_members;
+    let m = ls * e / pk;
+    let start = local_block_start(m, pk, e);
+    let count = local_block_start(m + 1u, pk, e) - start;
+    let s = params.n_batch * start + b * count + (ls - start);
+    slot_of[n] = s;
+    for (var i = 0u; i < in_dim; i = i + 1u) {
+        x0[s * in_dim + i] = row[i];
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn propagate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = flat_index(gid, nwg);
+    let total = n_particles_total();
+    if (n >= total) {
+        return;
+    }
+    let pk = params.population * params.particles;
+    let b = n / pk;
+    let j = n % pk;
+    let d_out = params.model_out;
+    let probabilistic = (params.flags & FLAG_SAMPLE_NOISE) != 0u;
+    var cols = d_out;
+    if (probabilistic) {
+        cols = 2u * d_out;
+    }
+    let in_dim = params.in_dim;
+    let key = vec2<u32>(params.seed_lo, params.seed_hi);
+    let noise_tag = tag(PURPOSE_NOISE, params.iteration, params.t);
+    var pred: array<f32, MAX_OBS + 1u>; // + 1: a learned reward
+    for (var d = 0u; d < d_out; d = d + 1u) {
+        var mu = 0.0;
+        var lv = 0.0;
+        if (params.propagation == PROP_EXPECTATION) {
+            for (var m = 0u; m < params.n_members; m = m + 1u) {
+                let s = m * total + n;
+                mu = mu + out[s * cols + d];
+                if (probabilistic) {
+                    lv = lv + clamp_logvar(out[s * cols + d_out + d], model_consts[2u * in_dim + d], model_consts[2u * in_dim + d_out + d]);
+                }
+            }
+            mu = mu / f32(params.n_members);
+            lv = lv / f32(params.n_members);
+        } else {
+            let s = slot_of[n];
+            mu = out[s * cols + d];
+            if (probabilistic) {
+                lv = clamp_logvar(out[s * cols + d_out + d], model_consts[2u * in_dim + d], model_consts[2u * in_dim + d_out + d]);
+            }
+        }
+        var v = mu;
+        if (probabilistic) {
+            let w = philox(vec4<u32>(j * d_out + d, b, params.call, noise_tag), key);
+            v = mu + exp(0.5 * lv) * box_muller(w.x, w.y).x;
+        }
+        pred[d] = v;
+    }
+    var before: array<f32, MAX_OBS>;
+    var next: array<f32, MAX_OBS>;
+    for (var d = 0u; d < params.obs_dim; d = d + 1u) {
+        before[d] = state[n * params.obs_dim + d];
+        next[d] = before[d] + pred[d];
+        state[n * params.obs_dim + d] = next[d];
+    }
+    let act = load_action(n, params.t);
+    var reward = 0.0;
+    if ((params.flags & FLAG_LEARNED_REWARD) != 0u) {
+        reward = pred[params.obs_dim];
+    } else {
+        reward = env_reward(before, act, next);
+    }
+    let alive = track[n * 2u + 1u];
+    track[n * 2u] = track[n * 2u] + alive * reward;
+    if (env_terminated(act, next)) {
+        track[n * 2u + 1u] = 0.0;
+    }
+}

@@ -1,0 +1,154 @@
+//! The plan benchmark behind `lookahead bench plan`: fixed, documented configurations timed
+//! end to end (upload, one submission, readback), reported as a table and as JSON.
+
+use std::time::Instant;
+
+use serde::Serialize;
+
+use crate::env::{EnvKind, Task};
+use crate::error::Result;
+use crate::gpu::{AdapterSummary, GpuContext};
+use crate::model::{Ensemble, EnsembleSpec};
+use crate::planner::{CemConfig, Dynamics, Planner, Propagation};
+
+/// One benchmark configuration.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanCase {
+    /// Name in reports.
+    pub name: String,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Planner settings.
+    #[serde(skip)]
+    pub cem: CemConfig,
+    /// Model architecture.
+    #[serde(skip)]
+    pub model: EnsembleSpec,
+    /// Timed plans.
+    pub repeats: usize,
+}
+
+/// Timing of one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanResult {
+    /// Case name.
+    pub name: String,
+    /// Candidates per iteration.
+    pub population: usize,
+    /// Particles per candidate.
+    pub particles: usize,
+    /// Horizon.
+    pub horizon: usize,
+    /// CEM iterations.
+    pub iterations: usize,
+    /// Median plan latency.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// Model steps (rows through the ensemble) per second at the median.
+    pub model_steps_per_s: f64,
+    /// Linear-layer GFLOP/s (2 × multiply-adds) at the median.
+    pub gflops: f64,
+    /// Timed plans.
+    pub repeats: usize,
+}
+
+/// The JSON report.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanReport {
+    /// The adapter measured.
+    pub adapter: AdapterJson,
+    /// lookahead version.
+    pub version: String,
+    /// One entry per case.
+    pub results: Vec<PlanResult>,
+}
+
+/// Adapter identity in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterJson {
+    /// Adapter name.
+    pub name: String,
+    /// Backend.
+    pub backend: String,
+    /// Driver.
+    pub driver: String,
+}
+
+impl From<&AdapterSummary> for AdapterJson {
+    fn from(a: &AdapterSummary) -> Self {
+        Self { name: a.name.clone(), backend: a.backend.clone(), driver: a.driver.clone() }
+    }
+}
+
+fn case(name: &str, obs: usize, act: usize, cem: CemConfig, repeats: usize) -> PlanCase {
+    PlanCase { name: name.into(), obs_dim: obs, act_dim: act, model: EnsembleSpec::pets(obs, act), cem, repeats }
+}
+
+/// The full suite: the PETS cartpole reference plan (7 × 4×200 ensemble, population 350,
+/// 20 particles, horizon 15, 5 iterations, TS1), its TS∞ variant, a population sweep and
+/// HalfCheetah-sized dimensions (obs 18, act 6, horizon 30).
+pub fn full_suite() -> Vec<PlanCase> {
+    let r = CemConfig::pets_reference();
+    let mut v = vec![
+        case("pets_cartpole_ts1", 4, 1, r.clone(), 30),
+        case("pets_cartpole_tsinf", 4, 1, CemConfig { propagation: Propagation::Tsinf, ..r.clone() }, 30),
+    ];
+    for pop in [100, 350, 1000, 5000] {
+        v.push(case(&format!("population_{pop}"), 4, 1, CemConfig { population: pop, ..r.clone() }, if pop >= 5000 { 10 } else { 20 }));
+    }
+    v.push(case("halfcheetah_dims_h30", 18, 6, CemConfig { horizon: 30, ..r }, 10));
+    v
+}
+
+/// A reduced suite that finishes within minutes on lavapipe: the reference network and
+/// horizon with population 50 and 4 particles, 2 iterations.
+pub fn quick_suite() -> Vec<PlanCase> {
+    let small = CemConfig { population: 50, particles: 4, iterations: 2, ..CemConfig::pets_reference() };
+    vec![
+        case("quick_cartpole_ts1", 4, 1, small.clone(), 3),
+        case("quick_cartpole_tsinf", 4, 1, CemConfig { propagation: Propagation::Tsinf, ..small.clone() }, 3),
+        case("quick_halfcheetah_dims", 18, 6, CemConfig { horizon: 10, ..small }, 2),
+    ]
+}
+
+fn percentile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Times one case: one warm-up plan, then `repeats` plans from varying states.
+pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
+    let task = if (c.obs_dim, c.act_dim) == (4, 1) { EnvKind::Cartpole.task() } else { Task::quadratic(c.obs_dim, c.act_dim) };
+    let ens = Ensemble::random(c.model.clone(), 1)?;
+    let macs = c.model.macs_per_step();
+    let mut planner = Planner::new(ctx, task, Dynamics::Ensemble(ens), c.cem.clone())?;
+    let obs = |i: usize| -> Vec<f32> { (0..c.obs_dim).map(|d| 0.01 * ((i * 7 + d) % 11) as f32 - 0.05).collect() };
+    planner.plan(&obs(0))?;
+    let mut ms = Vec::with_capacity(c.repeats);
+    for i in 0..c.repeats {
+        let t0 = Instant::now();
+        planner.plan(&obs(i + 1))?;
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(f64::total_cmp);
+    let p50 = percentile(&ms, 0.5);
+    let steps = planner.model_steps_per_plan() as f64;
+    Ok(PlanResult {
+        name: c.name.clone(),
+        population: c.cem.population,
+        particles: c.cem.particles,
+        horizon: c.cem.horizon,
+        iterations: c.cem.iterations,
+        p50_ms: p50,
+        p90_ms: percentile(&ms, 0.9),
+        p99_ms: percentile(&ms, 0.99),
+        model_steps_per_s: steps / (p50 / 1e3),
+        gflops: 2.0 * macs as f64 * steps / (p50 / 1e3) / 1e9,
+        repeats: c.repeats,
+    })
+}

@@ -1,0 +1,416 @@
+//! GPU context: adapter selection, device creation with our error handlers, limit checks,
+//! buffer helpers and bounded readback. Everything GPU-side in the crate goes through
+//! [`GpuContext`]; kernels (`crate::kernels`) build their pipelines on it.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+
+/// How to choose the adapter.
+#[derive(Debug, Clone, Default)]
+pub struct AdapterOptions {
+    /// Case-insensitive substring of the adapter name (also read from `LOOKAHEAD_ADAPTER` by the CLI).
+    pub name: Option<String>,
+    /// Restrict to one backend.
+    pub backend: Option<Backend>,
+}
+
+/// Graphics API used to reach the GPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// Vulkan (Linux, Windows, Android; lavapipe on machines without a GPU).
+    Vulkan,
+    /// Metal (macOS, iOS).
+    Metal,
+    /// Direct3D 12 (Windows).
+    Dx12,
+    /// OpenGL / GLES.
+    Gl,
+}
+
+impl Backend {
+    fn backends(self) -> wgpu::Backends {
+        match self {
+            Backend::Vulkan => wgpu::Backends::VULKAN,
+            Backend::Metal => wgpu::Backends::METAL,
+            Backend::Dx12 => wgpu::Backends::DX12,
+            Backend::Gl => wgpu::Backends::GL,
+        }
+    }
+}
+
+impl std::str::FromStr for Backend {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "vulkan" => Ok(Backend::Vulkan),
+            "metal" => Ok(Backend::Metal),
+            "dx12" => Ok(Backend::Dx12),
+            "gl" | "gles" => Ok(Backend::Gl),
+            other => Err(Error::config(
+                "backend",
+                format!("unknown backend {other:?}; expected vulkan, metal, dx12 or gl"),
+            )),
+        }
+    }
+}
+
+/// Name, backend and driver of the adapter in use (printed by every report).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AdapterSummary {
+    /// Adapter name, e.g. "NVIDIA H100 80GB HBM3" or "llvmpipe (LLVM 15.0.6, 256 bits)".
+    pub name: String,
+    /// Backend, e.g. "vulkan".
+    pub backend: String,
+    /// Driver name and version.
+    pub driver: String,
+    /// Device type: DiscreteGpu, IntegratedGpu, VirtualGpu, Cpu or Other.
+    pub device_type: String,
+}
+
+impl std::fmt::Display for AdapterSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} ({}, {}, {})", self.name, self.backend, self.device_type, self.driver)
+    }
+}
+
+fn summarize(info: &wgpu::AdapterInfo) -> AdapterSummary {
+    AdapterSummary {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend).to_lowercase(),
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        device_type: format!("{:?}", info.device_type),
+    }
+}
+
+/// Errors reported by wgpu outside of an error scope, and device loss; checked after each
+/// submission instead of panicking (wgpu's default handler panics).
+#[derive(Default)]
+struct ErrorSink {
+    uncaptured: Mutex<Vec<String>>,
+    lost: Mutex<Option<String>>,
+}
+
+/// Instance, adapter, device and queue, with the error handlers installed.
+#[derive(Clone)]
+pub struct GpuContext {
+    /// The wgpu device.
+    pub device: wgpu::Device,
+    /// The queue of `device`.
+    pub queue: wgpu::Queue,
+    adapter: wgpu::Adapter,
+    summary: AdapterSummary,
+    limits: wgpu::Limits,
+    sink: Arc<ErrorSink>,
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u32 {
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+/// Lists the adapters wgpu can see (all backends compiled in).
+pub fn list_adapters() -> Vec<AdapterSummary> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+        .iter()
+        .map(|a| summarize(&a.get_info()))
+        .collect()
+}
+
+impl GpuContext {
+    /// Opens the best adapter matching `opts`: a discrete GPU before an integrated one before a
+    /// software rasteriser, and a native backend (Vulkan, Metal, DX12) before GL.
+    pub fn new(opts: &AdapterOptions) -> Result<Self> {
+        let backends = opts.backend.map(Backend::backends).unwrap_or(wgpu::Backends::all());
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let all: Vec<String> = adapters.iter().map(|a| summarize(&a.get_info()).to_string()).collect();
+        let mut candidates: Vec<wgpu::Adapter> = adapters
+            .into_iter()
+            .filter(|a| {
+                let info = a.get_info();
+                match &opts.name {
+                    Some(n) => info.name.to_lowercase().contains(&n.to_lowercase()),
+                    None => true,
+                }
+            })
+            .collect();
+        candidates.sort_by_key(|a| {
+            let info = a.get_info();
+            (type_rank(info.device_type), backend_rank(info.backend))
+        });
+        let Some(adapter) = candidates.into_iter().next() else {
+            let mut detail = String::new();
+            if let Some(n) = &opts.name {
+                detail.push_str(&format!(" matching name {n:?}"));
+            }
+            if let Some(b) = opts.backend {
+                detail.push_str(&format!(" on backend {b:?}"));
+            }
+            if !all.is_empty() {
+                detail.push_str(&format!(" (available: {})", all.join("; ")));
+            }
+            return Err(Error::NoAdapter { detail });
+        };
+        let summary = summarize(&adapter.get_info());
+        // Ask for everything the adapter offers: plans are sized against these limits.
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lookahead"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let sink = Arc::new(ErrorSink::default());
+        let s = sink.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            if let Ok(mut v) = s.uncaptured.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        let s = sink.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut l) = s.lost.lock() {
+                *l = Some(format!("{reason:?}: {msg}"));
+            }
+        });
+        let limits = device.limits();
+        Ok(Self {
+            device,
+            queue,
+            adapter,
+            summary,
+            limits,
+            sink,
+        })
+    }
+
+    /// Name, backend and driver of the adapter.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// The device's limits.
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.limits
+    }
+
+    /// The wgpu adapter (for features and detailed info).
+    pub fn wgpu_adapter(&self) -> &wgpu::Adapter {
+        &self.adapter
+    }
+
+    /// True for CPU rasterisers such as lavapipe/llvmpipe.
+    pub fn is_software(&self) -> bool {
+        self.summary.device_type == "Cpu" || self.summary.name.to_lowercase().contains("llvmpipe")
+    }
+
+    /// Returns the first error reported since the last check (device loss first).
+    pub fn check(&self) -> Result<()> {
+        if let Some(reason) = self.sink.lost.lock().ok().and_then(|l| l.clone()) {
+            return Err(Error::DeviceLost { reason });
+        }
+        if let Ok(mut v) = self.sink.uncaptured.lock() {
+            if !v.is_empty() {
+                let msg = v.join("\n");
+                v.clear();
+                return Err(Error::Gpu(msg));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes and reports what they caught.
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> T) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let validation = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let value = f();
+        let v = pollster::block_on(validation.pop());
+        let o = pollster::block_on(oom.pop());
+        if let Some(e) = o {
+            let _ = e;
+            return Err(Error::OutOfMemory { what: what.to_string() });
+        }
+        if let Some(e) = v {
+            return Err(Error::Gpu(format!("{what}: {e}")));
+        }
+        self.check()?;
+        Ok(value)
+    }
+
+    /// Checks a buffer size against `max_buffer_size` (and, for storage buffers,
+    /// `max_storage_buffer_binding_size`) before anything is created.
+    pub fn check_buffer_size(&self, what: &str, bytes: u64, storage: bool, hint: &'static str) -> Result<()> {
+        if bytes > self.limits.max_buffer_size {
+            return Err(Error::LimitExceeded {
+                what: what.to_string(),
+                requested: bytes,
+                limit: "max_buffer_size",
+                max: self.limits.max_buffer_size,
+                hint,
+            });
+        }
+        if storage && bytes > self.limits.max_storage_buffer_binding_size as u64 {
+            return Err(Error::LimitExceeded {
+                what: what.to_string(),
+                requested: bytes,
+                limit: "max_storage_buffer_binding_size",
+                max: self.limits.max_storage_buffer_binding_size as u64,
+                hint,
+            });
+        }
+        Ok(())
+    }
+
+    /// A storage buffer of `len` f32/u32 elements (at least one, so bindings are never empty).
+    pub fn storage_buffer(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A storage buffer initialised with `data`.
+    pub fn storage_buffer_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        if data.is_empty() {
+            return self.storage_buffer(label, 1);
+        }
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+        })
+    }
+
+    /// A uniform buffer initialised with `data`.
+    pub fn uniform_buffer_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        self.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::cast_slice(data),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        })
+    }
+
+    /// A mappable buffer for reading results back.
+    pub fn staging_buffer(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(4),
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Submits `encoder`, waits at most `timeout` and reads `len` f32 values of `staging`
+    /// (which the encoder must have filled).
+    pub fn submit_and_read(
+        &self,
+        encoder: wgpu::CommandEncoder,
+        staging: &wgpu::Buffer,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<Vec<f32>> {
+        let index = self.queue.submit(Some(encoder.finish()));
+        self.read_staging(staging, len, Some(index), timeout)
+    }
+
+    /// Maps `staging` after submission `index` completes (bounded by `timeout`) and copies out `len` f32.
+    pub fn read_staging(
+        &self,
+        staging: &wgpu::Buffer,
+        len: usize,
+        index: Option<wgpu::SubmissionIndex>,
+        timeout: Duration,
+    ) -> Result<Vec<f32>> {
+        let bytes = (len * 4) as u64;
+        let slice = staging.slice(0..bytes.max(4));
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        match self.device.poll(wgpu::PollType::Wait {
+            submission_index: index,
+            timeout: Some(timeout),
+        }) {
+            Ok(_) => {}
+            Err(wgpu::PollError::Timeout) => {
+                staging.unmap();
+                return Err(Error::Timeout { waited: timeout });
+            }
+            Err(e) => {
+                self.check()?;
+                return Err(Error::Gpu(e.to_string()));
+            }
+        }
+        self.check()?;
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Error::Gpu(format!("mapping the readback buffer failed: {e}"))),
+            Err(_) => return Err(Error::Timeout { waited: timeout }),
+        }
+        let out = {
+            let view = staging
+                .slice(0..bytes.max(4))
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu(format!("reading the readback buffer: {e:?}")))?;
+            bytemuck::cast_slice::<u8, f32>(&view)[..len].to_vec()
+        };
+        staging.unmap();
+        Ok(out)
+    }
+
+    /// Copies `len` 4-byte elements of `buffer` to the host (a convenience for tests and tools;
+    /// hot paths keep their own staging buffers).
+    pub fn read_buffer<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
+        let staging = self.staging_buffer("readback", (len * 4) as u64);
+        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, Some((len * 4) as u64));
+        let v = self.submit_and_read(encoder, &staging, len, Duration::from_secs(120))?;
+        Ok(bytemuck::cast_slice::<f32, T>(&v).to_vec())
+    }
+}
+
+/// Workgroup counts (x, y) covering `n` invocations of `wg` threads, folding into y when x would
+/// exceed `max_per_dim`; kernels recover the flat index as `gid.x + gid.y · nwg.x · wg`.
+pub fn grid_1d(n: u32, wg: u32, max_per_dim: u32) -> Result<(u32, u32)> {
+    let groups = n.div_ceil(wg).max(1);
+    if groups <= max_per_dim {
+        return Ok((groups, 1));
+    }
+    let y = groups.div_ceil(max_per_dim);
+    if y > max_per_dim {
+        return Err(Error::LimitExceeded {
+            what: format!("{n} invocations in workgroups of {wg}"),
+            requested: groups as u64,
+            limit: "max_compute_workgroups_per_dimension²",
+            max: max_per_dim as u64 * max_per_dim as u64,
+            hint: "lower population, particles or batch size",
+        });
+    }
+    let x = groups.div_ceil(y);
+    Ok((x, y))
+}

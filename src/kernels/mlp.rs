@@ -1,0 +1,139 @@
+//! Ensemble linear layers (`shaders/mlp.wgsl`): `y = act(x · W[m] + b[m])` for every member at
+//! once over member-major rows (see "Slots" in the module above).
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+
+use super::{create_module, create_pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_WGSL};
+
+/// Output rows per workgroup tile (WGSL `TILE_M`).
+pub const TILE_M: u32 = 64;
+/// Output columns per workgroup tile (WGSL `TILE_N`).
+pub const TILE_N: u32 = 64;
+
+/// Activation applied after a layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// No activation (the output layer).
+    Identity = 0,
+    /// SiLU, `x · sigmoid(x)`.
+    Silu = 1,
+}
+
+/// Uniform of one layer (WGSL `LayerParams`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)]
+pub struct LayerParams {
+    pub n_batch: u32,
+    pub local_slots: u32,
+    pub n_members: u32,
+    pub in_dim: u32,
+    pub out_dim: u32,
+    pub activation: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+}
+
+impl LayerParams {
+    /// Rows of the largest member block.
+    pub fn max_block_rows(&self) -> u32 {
+        (0..self.n_members)
+            .map(|m| {
+                self.n_batch
+                    * (super::local_block_start(m + 1, self.local_slots, self.n_members)
+                        - super::local_block_start(m, self.local_slots, self.n_members))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Workgroups of a dispatch of this layer, checked against the device limit.
+    pub fn workgroups(&self, ctx: &GpuContext) -> Result<(u32, u32, u32)> {
+        let max = ctx.limits().max_compute_workgroups_per_dimension;
+        let x = self.max_block_rows().div_ceil(TILE_M).max(1);
+        let y = self.out_dim.div_ceil(TILE_N).max(1);
+        for (what, v) in [("row tiles of one member", x), ("ensemble members", self.n_members)] {
+            if v > max {
+                return Err(Error::LimitExceeded {
+                    what: format!("mlp.forward: {what}"),
+                    requested: v as u64,
+                    limit: "max_compute_workgroups_per_dimension",
+                    max: max as u64,
+                    hint: "lower population × particles × batch size",
+                });
+            }
+        }
+        Ok((x, y, self.n_members))
+    }
+}
+
+/// The `forward` pipeline and its bind group layout.
+pub struct MlpKernels {
+    /// Bindings: layer, x, weight, bias, y.
+    pub layout: wgpu::BindGroupLayout,
+    /// `mlp.forward`.
+    pub forward: wgpu::ComputePipeline,
+}
+
+impl MlpKernels {
+    /// Compiles `mlp.wgsl`.
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let module = create_module(ctx, "mlp", &[COMMON_WGSL, MLP_WGSL].concat())?;
+        let layout = ctx.scoped("mlp layout", || {
+            ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("mlp"),
+                entries: &[
+                    uniform_entry(0, false, std::mem::size_of::<LayerParams>() as u64),
+                    storage_entry(1, true),
+                    storage_entry(2, true),
+                    storage_entry(3, true),
+                    storage_entry(4, false),
+                ],
+            })
+        })?;
+        let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("mlp"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let forward = create_pipeline(ctx, "mlp.forward", &pl, &module, "forward", false)?;
+        Ok(Self { layout, forward })
+    }
+
+    /// Records one layer: `bind_group` holds (params, x, weight, bias, y).
+    pub fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, bind_group: &wgpu::BindGroup, groups: (u32, u32, u32)) {
+        pass.set_pipeline(&self.forward);
+        pass.set_bind_group(0, bind_group, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+}
+
+/// f64 CPU reference.
+pub mod reference {
+    use super::Activation;
+
+    /// SiLU in f64.
+    pub fn silu(v: f64) -> f64 {
+        v / (1.0 + (-v).exp())
+    }
+
+    /// One layer for one member: `x` is `[rows, in_dim]`, `w` is `[in_dim, out_dim]`, `b` is `[out_dim]`.
+    pub fn layer_f64(x: &[f64], w: &[f32], b: &[f32], in_dim: usize, out_dim: usize, act: Activation) -> Vec<f64> {
+        let rows = x.len() / in_dim;
+        let mut y = vec![0.0; rows * out_dim];
+        for r in 0..rows {
+            for o in 0..out_dim {
+                let mut acc = b[o] as f64;
+                for k in 0..in_dim {
+                    acc += x[r * in_dim + k] * w[k * out_dim + o] as f64;
+                }
+                y[r * out_dim + o] = match act {
+                    Activation::Identity => acc,
+                    Activation::Silu => silu(acc),
+                };
+            }
+        }
+        y
+    }
+}

@@ -1,0 +1,267 @@
+//! WGSL kernels, one Rust module per shader family, each with an f64 CPU reference of the
+//! same maths (`reference` submodules).
+//!
+//! # Layouts (one vocabulary everywhere)
+//! - Particles: `n = (b · population + c) · particles + k` for plan `b` of a batch, candidate `c`
+//!   and particle `k`; `N = n_batch · population · particles`.
+//! - Candidate actions: `actions[((b · population + c) · horizon + t) · act_dim + a]`.
+//! - Plan distribution: `mean[(b · horizon + t) · act_dim + a]`, same for `var`.
+//! - Ensemble weights: `weight[l][(m · in + i) · out + o]`, biases `bias[l][m · out + o]`.
+//!
+//! # Slots
+//! The model is evaluated on *slots*: rows of a member-major matrix, so that every 64-row tile
+//! of the matmul belongs to one member. Per plan there are `L` local slots (`population ·
+//! particles`, or `members · population · particles` for expectation propagation). Member `m`
+//! owns local slots `[ceil(m·L/E), ceil((m+1)·L/E))` of every plan; globally its block is those
+//! local slots of plan 0, then of plan 1, ... (see [`slot_of_local`]). Trajectory sampling
+//! assigns each particle a local slot through a keyed Feistel permutation: TS1 re-draws it at
+//! every step, TS∞ once per iteration.
+
+pub mod cem;
+pub mod mlp;
+pub mod rng;
+pub mod rollout;
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+
+/// Largest observation size an environment function handles (WGSL `MAX_OBS`).
+pub const MAX_OBS: usize = 32;
+/// Largest action size an environment function handles (WGSL `MAX_ACT`).
+pub const MAX_ACT: usize = 8;
+/// Workgroup size of the one-dimensional kernels (the `WG_SIZE` override).
+pub const WG_SIZE: u32 = 64;
+
+/// `common.wgsl`: shared structs, Philox, softplus, the log-variance clamp, slot helpers.
+pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
+/// `mlp.wgsl`: ensemble linear layers.
+pub const MLP_WGSL: &str = include_str!("../../shaders/mlp.wgsl");
+/// `rollout.wgsl`: trajectory-sampling rollout of a learned ensemble.
+pub const ROLLOUT_WGSL: &str = include_str!("../../shaders/rollout.wgsl");
+/// `analytic.wgsl`: rollout with the environment's own WGSL dynamics.
+pub const ANALYTIC_WGSL: &str = include_str!("../../shaders/analytic.wgsl");
+/// `cem.wgsl`: sampling, elite selection and the distribution update.
+pub const CEM_WGSL: &str = include_str!("../../shaders/cem.wgsl");
+
+/// One WGSL family as compiled: its source parts in concatenation order and its entry points.
+#[derive(Debug, Clone)]
+pub struct ShaderSource {
+    /// Family name, used in labels and errors.
+    pub name: &'static str,
+    /// Parts concatenated in this order.
+    pub parts: Vec<&'static str>,
+    /// Entry points the crate uses.
+    pub entry_points: &'static [&'static str],
+}
+
+impl ShaderSource {
+    /// The full WGSL text.
+    pub fn source(&self) -> String {
+        self.parts.concat()
+    }
+}
+
+/// Every shader module the crate builds, for each built-in environment: the table that the
+/// naga validation test walks.
+pub fn shaders() -> Vec<ShaderSource> {
+    let mut out = vec![
+        ShaderSource { name: "mlp", parts: vec![COMMON_WGSL, MLP_WGSL], entry_points: &["forward"] },
+    ];
+    let envs = [crate::env::EnvKind::Cartpole.wgsl(), crate::env::EnvKind::Pendulum.wgsl(), crate::env::QUADRATIC_WGSL];
+    for env_src in envs {
+        out.push(ShaderSource {
+            name: "rollout",
+            parts: vec![COMMON_WGSL, env_src, ROLLOUT_WGSL],
+            entry_points: &["init_particles", "prepare_inputs", "propagate"],
+        });
+        out.push(ShaderSource {
+            name: "analytic",
+            parts: vec![COMMON_WGSL, env_src, ANALYTIC_WGSL],
+            entry_points: &["rollout_analytic"],
+        });
+    }
+    out.push(ShaderSource {
+        name: "cem",
+        parts: vec![COMMON_WGSL, CEM_WGSL],
+        entry_points: &["sample_candidates", "particle_mean", "rank_elites", "update_distribution", "shift_solution"],
+    });
+    out
+}
+
+/// The uniform shared by the rollout, analytic and CEM families (WGSL `PlanParams`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)]
+pub struct PlanParams {
+    pub n_batch: u32,
+    pub population: u32,
+    pub particles: u32,
+    pub horizon: u32,
+    pub obs_dim: u32,
+    pub act_dim: u32,
+    pub n_members: u32,
+    pub local_slots: u32,
+    pub n_elites: u32,
+    pub iteration: u32,
+    pub t: u32,
+    pub call: u32,
+    pub seed_lo: u32,
+    pub seed_hi: u32,
+    pub propagation: u32,
+    pub flags: u32,
+    pub alpha: f32,
+    pub model_out: u32,
+    pub in_dim: u32,
+    pub _pad0: u32,
+}
+
+/// `PlanParams.flags`: the model is probabilistic (sample mean + σ·ε).
+pub const FLAG_SAMPLE_NOISE: u32 = 1;
+/// `PlanParams.flags`: the model's last output is the reward.
+pub const FLAG_LEARNED_REWARD: u32 = 2;
+/// `PlanParams.flags`: clipped instead of truncated normal candidates.
+pub const FLAG_CLIPPED_NORMAL: u32 = 4;
+
+/// Random-stream purposes (top 4 bits of the fourth Philox counter word).
+pub mod purpose {
+    /// Candidate sampling.
+    pub const SAMPLE: u32 = 1;
+    /// Model noise (mean + σ·ε).
+    pub const NOISE: u32 = 2;
+    /// Particle → slot permutation.
+    pub const PERMUTE: u32 = 3;
+}
+
+/// First local slot of member `m` (`ceil(m·L/E)`).
+pub fn local_block_start(m: u32, local_slots: u32, n_members: u32) -> u32 {
+    (m * local_slots).div_ceil(n_members)
+}
+
+/// Global slot of local slot `ls` of plan `b` (see the module docs).
+pub fn slot_of_local(ls: u32, b: u32, n_batch: u32, local_slots: u32, n_members: u32) -> (u32, u32) {
+    let m = ls * n_members / local_slots;
+    let start = local_block_start(m, local_slots, n_members);
+    let count = local_block_start(m + 1, local_slots, n_members) - start;
+    (m, n_batch * start + b * count + (ls - start))
+}
+
+/// Compiles `source` inside error scopes; a compile error becomes [`Error::ShaderCompile`].
+pub fn create_module(ctx: &GpuContext, name: &str, source: &str) -> Result<wgpu::ShaderModule> {
+    ctx.scoped(name, || {
+        ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(name),
+            source: wgpu::ShaderSource::Wgsl(source.into()),
+        })
+    })
+    .map_err(|e| Error::ShaderCompile { shader: name.to_string(), message: e.to_string() })
+}
+
+/// Creates one compute pipeline with `WG_SIZE` set where the module declares it.
+pub fn create_pipeline(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::PipelineLayout,
+    module: &wgpu::ShaderModule,
+    entry: &str,
+    with_wg_size: bool,
+) -> Result<wgpu::ComputePipeline> {
+    let constants: &[(&str, f64)] = if with_wg_size { &[("WG_SIZE", WG_SIZE as f64)] } else { &[] };
+    ctx.scoped(label, || {
+        ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some(label),
+            layout: Some(layout),
+            module,
+            entry_point: Some(entry),
+            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            cache: None,
+        })
+    })
+    .map_err(|e| Error::ShaderCompile { shader: label.to_string(), message: e.to_string() })
+}
+
+/// Layout entry for a storage buffer at `binding`.
+pub fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
+/// Layout entry for a uniform buffer at `binding`.
+pub fn uniform_entry(binding: u32, dynamic: bool, size: u64) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: dynamic,
+            min_binding_size: wgpu::BufferSize::new(size),
+        },
+        count: None,
+    }
+}
+
+/// Bind group of whole buffers, bound in order 0, 1, 2, ...
+pub fn bind_buffers(ctx: &GpuContext, label: &str, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+    let entries: Vec<wgpu::BindGroupEntry> = buffers
+        .iter()
+        .enumerate()
+        .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+        .collect();
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
+}
+
+/// The (plan-params, family-buffers) pipeline layout used by the rollout, analytic and CEM families.
+pub struct PlanLayouts {
+    /// Group 0: `PlanParams` with a dynamic offset.
+    pub params: wgpu::BindGroupLayout,
+    /// Group 1 of rollout.wgsl / analytic.wgsl.
+    pub rollout: wgpu::BindGroupLayout,
+    /// Group 1 of cem.wgsl.
+    pub cem: wgpu::BindGroupLayout,
+    /// Pipeline layout (params, rollout).
+    pub rollout_pipeline: wgpu::PipelineLayout,
+    /// Pipeline layout (params, cem).
+    pub cem_pipeline: wgpu::PipelineLayout,
+}
+
+impl PlanLayouts {
+    /// Creates the layouts.
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        ctx.scoped("plan layouts", || {
+            let d = &ctx.device;
+            let params = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("plan.params"),
+                entries: &[uniform_entry(0, true, std::mem::size_of::<PlanParams>() as u64)],
+            });
+            // obs, state, track, actions, model_consts, x0, slot_of, out
+            let ro = [true, false, false, true, true, false, false, true];
+            let rollout_entries: Vec<_> = ro.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
+            let rollout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("plan.rollout"),
+                entries: &rollout_entries,
+            });
+            // mean, var, bounds, actions, track, cand_returns, elites, plan_stats
+            let co = [false, false, true, false, true, false, false, false];
+            let cem_entries: Vec<_> = co.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
+            let cem = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("plan.cem"), entries: &cem_entries });
+            let rollout_pipeline = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("plan.rollout"),
+                bind_group_layouts: &[Some(&params), Some(&rollout)],
+                immediate_size: 0,
+            });
+            let cem_pipeline = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some("plan.cem"),
+                bind_group_layouts: &[Some(&params), Some(&cem)],
+                immediate_size: 0,
+            });
+            Self { params, rollout, cem, rollout_pipeline, cem_pipeline }
+        })
+    }
+}

@@ -1,0 +1,355 @@
+//! The probabilistic ensemble dynamics model (PETS): `n_members` MLPs mapping a normalised
+//! `(obs, act)` to a Gaussian over the state change `Δ = obs' − obs` (and optionally the reward),
+//! with soft-clamped log-variances. This module holds the host-side parameters, their
+//! safetensors file format and an f64 reference forward pass; the planner uploads them to the GPU.
+//!
+//! # File format (safetensors)
+//! | tensor | dtype | shape | meaning |
+//! | --- | --- | --- | --- |
+//! | `layers.{l}.weight` | F32 | `[E, in_l, out_l]` | layer `l` (0-based) computes `x · W[m] + b[m]` |
+//! | `layers.{l}.bias` | F32 | `[E, out_l]` | |
+//! | `input_mean`, `input_std` | F32 | `[obs_dim + act_dim]` | input normalisation `(x − mean) / std` |
+//! | `max_logvar`, `min_logvar` | F32 | `[model_out]` | log-variance soft-clamp bounds (probabilistic models only) |
+//!
+//! Hidden layers use SiLU; the last layer is linear with `model_out` outputs (means) followed,
+//! for probabilistic models, by `model_out` log-variances; `model_out = obs_dim (+1 with a
+//! learned reward, the last output)`. Metadata: `format = "lookahead-ensemble-v1"`, `obs_dim`,
+//! `act_dim`, `probabilistic`, `learned_reward`. The layout of `W` is that of mbrl-lib's
+//! `EnsembleLinearLayer` (`[members, in, out]`), so a PyTorch-trained model exports with
+//! `safetensors.torch.save_file` after renaming.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use safetensors::tensor::{Dtype, TensorView};
+
+use crate::error::{Error, Result};
+use crate::kernels::mlp::{reference, Activation};
+
+/// Architecture of an ensemble.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnsembleSpec {
+    /// Ensemble members (default 7).
+    pub n_members: usize,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Hidden layer widths (default 4 × 200).
+    pub hidden: Vec<usize>,
+    /// Gaussian outputs (mean and log-variance) rather than a mean only.
+    pub probabilistic: bool,
+    /// The model also predicts the reward (its last output).
+    pub learned_reward: bool,
+}
+
+impl EnsembleSpec {
+    /// The PETS reference architecture (7 members, 4 × 200 SiLU, Gaussian) for the given sizes.
+    pub fn pets(obs_dim: usize, act_dim: usize) -> Self {
+        Self { n_members: 7, obs_dim, act_dim, hidden: vec![200; 4], probabilistic: true, learned_reward: false }
+    }
+
+    /// Model input width: `obs_dim + act_dim`.
+    pub fn in_dim(&self) -> usize {
+        self.obs_dim + self.act_dim
+    }
+
+    /// Predicted quantities: `obs_dim (+1 with a learned reward)`.
+    pub fn model_out(&self) -> usize {
+        self.obs_dim + self.learned_reward as usize
+    }
+
+    /// Width of the last layer.
+    pub fn out_cols(&self) -> usize {
+        self.model_out() * if self.probabilistic { 2 } else { 1 }
+    }
+
+    /// `(in, out)` of every layer.
+    pub fn layer_dims(&self) -> Vec<(usize, usize)> {
+        let mut widths = vec![self.in_dim()];
+        widths.extend(&self.hidden);
+        widths.push(self.out_cols());
+        widths.windows(2).map(|w| (w[0], w[1])).collect()
+    }
+
+    /// Multiply-adds of one model step of one member (one row).
+    pub fn macs_per_step(&self) -> u64 {
+        self.layer_dims().iter().map(|(i, o)| (*i * *o) as u64).sum()
+    }
+
+    /// Checks the sizes.
+    pub fn validate(&self) -> Result<()> {
+        let mut errs = Vec::new();
+        if self.n_members == 0 {
+            errs.push(Error::config("model.n_members", "must be at least 1"));
+        }
+        if self.obs_dim == 0 || self.obs_dim > crate::kernels::MAX_OBS {
+            errs.push(Error::config("model.obs_dim", format!("{} is outside 1..={}", self.obs_dim, crate::kernels::MAX_OBS)));
+        }
+        if self.act_dim == 0 || self.act_dim > crate::kernels::MAX_ACT {
+            errs.push(Error::config("model.act_dim", format!("{} is outside 1..={}", self.act_dim, crate::kernels::MAX_ACT)));
+        }
+        if self.hidden.contains(&0) {
+            errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
+        }
+        collect(errs)
+    }
+}
+
+pub(crate) fn collect(mut errs: Vec<Error>) -> Result<()> {
+    match errs.len() {
+        0 => Ok(()),
+        1 => Err(errs.remove(0)),
+        _ => Err(Error::InvalidConfigs(errs)),
+    }
+}
+
+/// Weights of one layer for all members.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Layer {
+    /// Input width.
+    pub in_dim: usize,
+    /// Output width.
+    pub out_dim: usize,
+    /// `[E, in, out]`.
+    pub weight: Vec<f32>,
+    /// `[E, out]`.
+    pub bias: Vec<f32>,
+}
+
+/// An ensemble's parameters on the host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ensemble {
+    /// The architecture.
+    pub spec: EnsembleSpec,
+    /// Layers, input first.
+    pub layers: Vec<Layer>,
+    /// Input normalisation mean, `[in_dim]`.
+    pub input_mean: Vec<f32>,
+    /// Input normalisation standard deviation, `[in_dim]` (all > 0).
+    pub input_std: Vec<f32>,
+    /// Upper log-variance bounds, `[model_out]` (initially 0.5).
+    pub max_logvar: Vec<f32>,
+    /// Lower log-variance bounds, `[model_out]` (initially −10).
+    pub min_logvar: Vec<f32>,
+}
+
+/// Mean and (for probabilistic models) clamped log-variance of one prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// `[model_out]`.
+    pub mean: Vec<f64>,
+    /// `[model_out]`, empty for deterministic models.
+    pub logvar: Vec<f64>,
+}
+
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+/// The PETS log-variance soft clamp in f64 (WGSL `clamp_logvar`).
+pub fn clamp_logvar(lv: f64, max_lv: f64, min_lv: f64) -> f64 {
+    let upper = max_lv - softplus(max_lv - lv);
+    min_lv + softplus(upper - min_lv)
+}
+
+impl Ensemble {
+    /// Fresh parameters: weights from a normal truncated at ±2σ with σ = 1/(2·sqrt(in)) (as
+    /// mbrl-lib initialises), zero biases, identity normalisation, log-variance bounds 0.5 / −10.
+    pub fn random(spec: EnsembleSpec, seed: u64) -> Result<Self> {
+        spec.validate()?;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+        let e = spec.n_members;
+        let layers = spec
+            .layer_dims()
+            .into_iter()
+            .map(|(i, o)| {
+                let std = 1.0 / (2.0 * (i as f64).sqrt());
+                let weight = (0..e * i * o)
+                    .map(|_| loop {
+                        let u1: f64 = rng.random::<f64>().max(1e-300);
+                        let u2: f64 = rng.random();
+                        let z = (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos();
+                        if z.abs() <= 2.0 {
+                            break (z * std) as f32;
+                        }
+                    })
+                    .collect();
+                Layer { in_dim: i, out_dim: o, weight, bias: vec![0.0; e * o] }
+            })
+            .collect();
+        let mo = spec.model_out();
+        Ok(Self {
+            input_mean: vec![0.0; spec.in_dim()],
+            input_std: vec![1.0; spec.in_dim()],
+            max_logvar: vec![0.5; mo],
+            min_logvar: vec![-10.0; mo],
+            layers,
+            spec,
+        })
+    }
+
+    /// Checks shapes and values (finite weights, positive standard deviations).
+    pub fn validate(&self) -> Result<()> {
+        self.spec.validate()?;
+        let dims = self.spec.layer_dims();
+        if dims.len() != self.layers.len() {
+            return Err(Error::InvalidInput(format!("{} layers, the spec needs {}", self.layers.len(), dims.len())));
+        }
+        let e = self.spec.n_members;
+        for (l, (layer, (i, o))) in self.layers.iter().zip(dims).enumerate() {
+            if layer.in_dim != i || layer.out_dim != o || layer.weight.len() != e * i * o || layer.bias.len() != e * o {
+                return Err(Error::InvalidInput(format!(
+                    "layer {l}: weight has {} values and bias {}, expected [{e}, {i}, {o}] and [{e}, {o}]",
+                    layer.weight.len(),
+                    layer.bias.len()
+                )));
+            }
+            if let Some(p) = layer.weight.iter().chain(&layer.bias).position(|v| !v.is_finite()) {
+                return Err(Error::InvalidInput(format!("layer {l}: non-finite parameter at flat index {p}")));
+            }
+        }
+        let ind = self.spec.in_dim();
+        if self.input_mean.len() != ind || self.input_std.len() != ind {
+            return Err(Error::InvalidInput(format!("input_mean/input_std must have {ind} values")));
+        }
+        if self.input_std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.input_mean.iter().any(|m| !m.is_finite()) {
+            return Err(Error::InvalidInput("input_std must be finite and > 0 and input_mean finite".into()));
+        }
+        let mo = self.spec.model_out();
+        if self.max_logvar.len() != mo || self.min_logvar.len() != mo {
+            return Err(Error::InvalidInput(format!("max_logvar/min_logvar must have {mo} values")));
+        }
+        Ok(())
+    }
+
+    /// f64 reference prediction of member `m` for the raw (unnormalised) input `x = [obs, act]`.
+    pub fn predict_f64(&self, m: usize, x: &[f64]) -> Prediction {
+        let mut h: Vec<f64> =
+            x.iter().zip(&self.input_mean).zip(&self.input_std).map(|((v, mu), s)| (v - *mu as f64) / *s as f64).collect();
+        let last = self.layers.len() - 1;
+        for (l, layer) in self.layers.iter().enumerate() {
+            let (i, o) = (layer.in_dim, layer.out_dim);
+            let w = &layer.weight[m * i * o..(m + 1) * i * o];
+            let b = &layer.bias[m * o..(m + 1) * o];
+            let act = if l == last { Activation::Identity } else { Activation::Silu };
+            h = reference::layer_f64(&h, w, b, i, o, act);
+        }
+        let mo = self.spec.model_out();
+        let mean = h[..mo].to_vec();
+        let logvar = if self.spec.probabilistic {
+            (0..mo).map(|d| clamp_logvar(h[mo + d], self.max_logvar[d] as f64, self.min_logvar[d] as f64)).collect()
+        } else {
+            Vec::new()
+        };
+        Prediction { mean, logvar }
+    }
+
+    /// Writes the parameters as safetensors (documented in the module docs), atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.validate()?;
+        let path = path.as_ref();
+        let e = self.spec.n_members;
+        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
+        for (l, layer) in self.layers.iter().enumerate() {
+            tensors.push((format!("layers.{l}.weight"), vec![e, layer.in_dim, layer.out_dim], &layer.weight));
+            tensors.push((format!("layers.{l}.bias"), vec![e, layer.out_dim], &layer.bias));
+        }
+        tensors.push(("input_mean".into(), vec![self.input_mean.len()], &self.input_mean));
+        tensors.push(("input_std".into(), vec![self.input_std.len()], &self.input_std));
+        if self.spec.probabilistic {
+            tensors.push(("max_logvar".into(), vec![self.max_logvar.len()], &self.max_logvar));
+            tensors.push(("min_logvar".into(), vec![self.min_logvar.len()], &self.min_logvar));
+        }
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, shape, data)| {
+                let view = TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
+                    .expect("shape and byte length are derived from the same validated tensor");
+                (n.clone(), view)
+            })
+            .collect();
+        let meta: HashMap<String, String> = [
+            ("format".to_string(), FORMAT.to_string()),
+            ("obs_dim".to_string(), self.spec.obs_dim.to_string()),
+            ("act_dim".to_string(), self.spec.act_dim.to_string()),
+            ("probabilistic".to_string(), self.spec.probabilistic.to_string()),
+            ("learned_reward".to_string(), self.spec.learned_reward.to_string()),
+        ]
+        .into();
+        let bytes = safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::Weights { path: path.display().to_string(), reason: e.to_string() })?;
+        let tmp = path.with_extension("safetensors.tmp");
+        let io = |source| Error::Io { path: path.display().to_string(), source };
+        std::fs::write(&tmp, bytes).map_err(io)?;
+        std::fs::rename(&tmp, path).map_err(io)
+    }
+
+    /// Reads parameters written by [`Ensemble::save`] (or exported elsewhere with the same
+    /// names), checking every name, dtype, shape and value.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: p.clone(), source })?;
+        Self::from_bytes(&bytes).map_err(|reason| Error::Weights { path: p, reason })
+    }
+
+    /// Parses a safetensors buffer; the error says what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        let get_meta = |k: &str| meta.get(k).cloned().ok_or_else(|| format!("metadata key {k:?} is missing"));
+        let format = get_meta("format")?;
+        if format != FORMAT {
+            return Err(format!("format {format:?}, expected {FORMAT:?}"));
+        }
+        let parse_usize = |k: &str| get_meta(k)?.parse::<usize>().map_err(|e| format!("metadata {k}: {e}"));
+        let parse_bool = |k: &str| get_meta(k)?.parse::<bool>().map_err(|e| format!("metadata {k}: {e}"));
+        let obs_dim = parse_usize("obs_dim")?;
+        let act_dim = parse_usize("act_dim")?;
+        let probabilistic = parse_bool("probabilistic")?;
+        let learned_reward = parse_bool("learned_reward")?;
+        let tensor = |name: &str| -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
+            let t = st.tensor(name).map_err(|_| format!("tensor {name:?} is missing"))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(format!("tensor {name:?} has dtype {:?}, expected F32", t.dtype()));
+            }
+            let data: Vec<f32> =
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            Ok((t.shape().to_vec(), data))
+        };
+        let mut layers = Vec::new();
+        let mut n_members = 0;
+        while st.names().iter().any(|n| *n == format!("layers.{}.weight", layers.len())) {
+            let l = layers.len();
+            let (ws, weight) = tensor(&format!("layers.{l}.weight"))?;
+            let (bs, bias) = tensor(&format!("layers.{l}.bias"))?;
+            if ws.len() != 3 || bs.len() != 2 || bs[0] != ws[0] || bs[1] != ws[2] {
+                return Err(format!("layers.{l}: weight shape {ws:?} and bias shape {bs:?} do not form [E, in, out] / [E, out]"));
+            }
+            n_members = ws[0];
+            layers.push(Layer { in_dim: ws[1], out_dim: ws[2], weight, bias });
+        }
+        if layers.is_empty() {
+            return Err("no tensor \"layers.0.weight\"".into());
+        }
+        let hidden: Vec<usize> = layers[..layers.len() - 1].iter().map(|l| l.out_dim).collect();
+        let spec = EnsembleSpec { n_members, obs_dim, act_dim, hidden, probabilistic, learned_reward };
+        let (_, input_mean) = tensor("input_mean")?;
+        let (_, input_std) = tensor("input_std")?;
+        let (max_logvar, min_logvar) = if probabilistic {
+            (tensor("max_logvar")?.1, tensor("min_logvar")?.1)
+        } else {
+            (vec![0.5; spec.model_out()], vec![-10.0; spec.model_out()])
+        };
+        let ens = Self { spec, layers, input_mean, input_std, max_logvar, min_logvar };
+        ens.validate().map_err(|e| e.to_string())?;
+        Ok(ens)
+    }
+}
+
+/// `format` metadata value of ensemble files.
+pub const FORMAT: &str = "lookahead-ensemble-v1";

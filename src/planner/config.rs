@@ -1,0 +1,172 @@
+//! CEM planner configuration (TOML/JSON via serde; unknown keys are errors).
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// How particles move through the ensemble (PETS §4.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Propagation {
+    /// Each particle draws a random member at every step (default).
+    #[default]
+    Ts1,
+    /// Each particle keeps one member for the whole horizon.
+    Tsinf,
+    /// Every particle is propagated with the ensemble's mean prediction.
+    Expectation,
+}
+
+/// How CEM draws candidate actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Normal truncated at ±2σ with the variance capped so samples stay in bounds (default; mbrl-lib).
+    #[default]
+    TruncatedNormal,
+    /// Normal sample clipped to the action bounds.
+    ClippedNormal,
+}
+
+/// Cross-entropy-method settings. Defaults are the PETS cartpole reference (DESIGN.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CemConfig {
+    /// Steps per candidate action sequence (default: 15).
+    pub horizon: usize,
+    /// CEM iterations per plan (default: 5). 1 with `alpha = 0` is random shooting.
+    pub iterations: usize,
+    /// Candidate sequences per iteration (default: 350).
+    pub population: usize,
+    /// Fraction of candidates kept as elites, rounded up (default: 0.1).
+    pub elite_ratio: f64,
+    /// Smoothing: `new = alpha·old + (1 − alpha)·elite` (default: 0.1).
+    pub alpha: f64,
+    /// Particles per candidate for a learned model (default: 20). Analytic dynamics are
+    /// deterministic, so their particles would be identical and one is evaluated.
+    pub particles: usize,
+    /// Trajectory sampling (default: ts1).
+    pub propagation: Propagation,
+    /// Candidate distribution (default: truncated_normal).
+    pub sampling: Sampling,
+    /// Lower action bounds; default: the task's.
+    pub action_lower: Option<Vec<f64>>,
+    /// Upper action bounds; default: the task's.
+    pub action_upper: Option<Vec<f64>>,
+    /// Seed of the planner's random stream (default: 0).
+    pub seed: u64,
+    /// Warm start: begin each plan from the previous mean shifted by one step (default: true).
+    pub keep_last_solution: bool,
+    /// Longest wait for the GPU per plan, in seconds (default: 60).
+    pub gpu_timeout_s: f64,
+}
+
+impl Default for CemConfig {
+    fn default() -> Self {
+        Self {
+            horizon: 15,
+            iterations: 5,
+            population: 350,
+            elite_ratio: 0.1,
+            alpha: 0.1,
+            particles: 20,
+            propagation: Propagation::Ts1,
+            sampling: Sampling::TruncatedNormal,
+            action_lower: None,
+            action_upper: None,
+            seed: 0,
+            keep_last_solution: true,
+            gpu_timeout_s: 60.0,
+        }
+    }
+}
+
+/// Largest horizon (the random-stream tag holds the step in 16 bits).
+pub const MAX_HORIZON: usize = 0xffff;
+/// Largest iteration count (the random-stream tag holds the iteration in 12 bits).
+pub const MAX_ITERATIONS: usize = 0xfff;
+
+impl CemConfig {
+    /// The PETS cartpole reference planner (DESIGN.md).
+    pub fn pets_reference() -> Self {
+        Self::default()
+    }
+
+    /// Settings for pendulum swing-up with the true dynamics: horizon 30 (1.5 s), population
+    /// 500, 5 iterations.
+    pub fn pendulum_mpc() -> Self {
+        Self { horizon: 30, population: 500, particles: 1, ..Self::default() }
+    }
+
+    /// Number of elites: `ceil(elite_ratio · population)`.
+    pub fn n_elites(&self) -> usize {
+        ((self.elite_ratio * self.population as f64) - 1e-9).ceil().max(0.0) as usize
+    }
+
+    /// Parses TOML; unknown keys and bad values are errors naming the key.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| Error::config("cem", e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Applies `key=value` (value in TOML syntax, e.g. `population=500`, `propagation="tsinf"`).
+    pub fn set(&mut self, assignment: &str) -> Result<()> {
+        let (key, value) = assignment
+            .split_once('=')
+            .ok_or_else(|| Error::config(assignment, "expected key=value"))?;
+        let key = key.trim();
+        let mut table = toml::Table::try_from(&*self).map_err(|e| Error::config(key, e.to_string()))?;
+        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
+            Ok(mut t) => t.remove("v").expect("the table was parsed from `v = ...`"),
+            // Bare words are strings: propagation=tsinf.
+            Err(_) => toml::Value::String(value.trim().to_string()),
+        };
+        if !table.contains_key(key) && !matches!(key, "action_lower" | "action_upper") {
+            return Err(Error::config(key, "unknown key of cem config"));
+        }
+        table.insert(key.to_string(), parsed);
+        let cfg: Self = table.try_into().map_err(|e: toml::de::Error| Error::config(key, e.message().to_string()))?;
+        *self = cfg;
+        Ok(())
+    }
+
+    /// Checks every value and reports all problems at once.
+    pub fn validate(&self) -> Result<()> {
+        let mut errs = Vec::new();
+        let mut bad = |field: &str, reason: String| errs.push(Error::config(format!("cem.{field}"), reason));
+        if self.horizon == 0 || self.horizon > MAX_HORIZON {
+            bad("horizon", format!("{} is outside 1..={MAX_HORIZON}", self.horizon));
+        }
+        if self.iterations == 0 || self.iterations > MAX_ITERATIONS {
+            bad("iterations", format!("{} is outside 1..={MAX_ITERATIONS}", self.iterations));
+        }
+        if self.population == 0 {
+            bad("population", "must be at least 1".into());
+        }
+        if self.particles == 0 {
+            bad("particles", "must be at least 1".into());
+        }
+        if !(self.elite_ratio.is_finite() && self.elite_ratio > 0.0) {
+            bad("elite_ratio", format!("{} must be a positive number", self.elite_ratio));
+        } else if self.n_elites() > self.population {
+            bad(
+                "elite_ratio",
+                format!(
+                    "{} × population {} = {} elites > population {}; use a ratio in (0, 1]",
+                    self.elite_ratio,
+                    self.population,
+                    self.n_elites(),
+                    self.population
+                ),
+            );
+        }
+        if !(self.alpha.is_finite() && (0.0..1.0).contains(&self.alpha)) {
+            bad("alpha", format!("{} is outside [0, 1)", self.alpha));
+        }
+        if !(self.gpu_timeout_s.is_finite() && self.gpu_timeout_s > 0.0) {
+            bad("gpu_timeout_s", format!("{} must be a positive number of seconds", self.gpu_timeout_s));
+        }
+        crate::model::collect(errs)
+    }
+}
