@@ -31,3 +31,4 @@ pub mod mpc;
 pub mod planner;
 
 pub use error::{Error, Result};
+pub use wgpu;

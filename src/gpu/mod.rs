@@ -138,11 +138,26 @@ impl GpuContext {
     /// Opens the best adapter matching `opts`: a discrete GPU before an integrated one before a
     /// software rasteriser, and a native backend (Vulkan, Metal, DX12) before GL.
     pub fn new(opts: &AdapterOptions) -> Result<Self> {
-        let backends = opts.backend.map(Backend::backends).unwrap_or(wgpu::Backends::all());
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-        desc.backends = backends;
-        let instance = wgpu::Instance::new(desc);
-        let adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        // Native backends first; GL only when asked for or when nothing else exists (probing GL
+        // costs time and prints EGL warnings on headless machines).
+        let tries = match opts.backend {
+            Some(b) => vec![b.backends()],
+            None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::GL],
+        };
+        let mut adapters = Vec::new();
+        for backends in tries {
+            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+            desc.backends = backends;
+            let instance = wgpu::Instance::new(desc);
+            adapters = pollster::block_on(instance.enumerate_adapters(backends));
+            let matching = adapters.iter().any(|a| match &opts.name {
+                Some(n) => a.get_info().name.to_lowercase().contains(&n.to_lowercase()),
+                None => true,
+            });
+            if matching {
+                break;
+            }
+        }
         let all: Vec<String> = adapters.iter().map(|a| summarize(&a.get_info()).to_string()).collect();
         let mut candidates: Vec<wgpu::Adapter> = adapters
             .into_iter()

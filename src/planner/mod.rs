@@ -26,6 +26,16 @@ pub enum Dynamics {
     Analytic,
 }
 
+/// Candidate returns and elites of the last CEM iteration of the last plan (for inspection
+/// and tests; reading them costs a GPU round trip).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastIteration {
+    /// `[n_batch · population]`: return of each candidate averaged over its particles.
+    pub candidate_returns: Vec<f32>,
+    /// `[n_batch · n_elites]`: candidate indices, best first.
+    pub elites: Vec<u32>,
+}
+
 /// The result of one plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -72,6 +82,8 @@ struct Workspace {
     obs: wgpu::Buffer,
     mean: wgpu::Buffer,
     var: wgpu::Buffer,
+    cand_returns: wgpu::Buffer,
+    elites: wgpu::Buffer,
     plan_stats: wgpu::Buffer,
     staging: wgpu::Buffer,
     grid_particles: (u32, u32),
@@ -268,6 +280,15 @@ impl Planner {
             self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&init));
         }
         Ok(())
+    }
+
+    /// Reads back the last iteration's candidate returns and elites.
+    pub fn last_iteration(&self) -> Result<LastIteration> {
+        let ws = self.ws.as_ref().ok_or_else(|| Error::InvalidInput("no plan has run yet".into()))?;
+        Ok(LastIteration {
+            candidate_returns: self.ctx.read_buffer(&ws.cand_returns, ws.n_batch * self.cfg.population)?,
+            elites: self.ctx.read_buffer(&ws.elites, ws.n_batch * self.n_elites)?,
+        })
     }
 
     fn initial_mean(&self, n_batch: usize) -> Vec<f32> {
@@ -559,6 +580,8 @@ impl Planner {
                 obs,
                 mean,
                 var,
+                cand_returns,
+                elites,
                 plan_stats,
                 staging,
                 grid_particles,

@@ -1,0 +1,89 @@
+//! Shared test helpers: the GPU context (failing loudly without an adapter), tolerance
+//! comparison and a small harness that runs one WGSL entry point over plain buffers.
+#![allow(dead_code)]
+
+use lookahead::gpu::{AdapterOptions, GpuContext};
+
+/// The adapter under test: `LOOKAHEAD_ADAPTER` if set, else the best one. Panics with the
+/// install command when there is none, so a green run always means the shaders ran.
+pub fn ctx() -> GpuContext {
+    let name = std::env::var("LOOKAHEAD_ADAPTER").ok();
+    match GpuContext::new(&AdapterOptions { name, backend: None }) {
+        Ok(c) => c,
+        Err(e) => panic!(
+            "GPU tests need an adapter and none was found: {e}\n\
+             Install lavapipe with: apt-get update && apt-get install -y mesa-vulkan-drivers"
+        ),
+    }
+}
+
+/// `|gpu − cpu| ≤ abs + rel·|cpu|`.
+#[derive(Debug, Clone, Copy)]
+pub struct Tol {
+    pub rel: f64,
+    pub abs: f64,
+}
+
+/// Compares element-wise; NaN or infinity on either side fails; reports the worst element.
+pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f64], tol: Tol) {
+    assert_eq!(gpu.len(), cpu.len(), "{what}: length {} vs reference {}", gpu.len(), cpu.len());
+    let mut worst = (0usize, 0.0f64);
+    for (i, (&g, &c)) in gpu.iter().zip(cpu).enumerate() {
+        assert!(g.is_finite() && c.is_finite(), "{what}[{i}]: gpu {g} vs cpu {c} (non-finite)");
+        let err = (g as f64 - c).abs();
+        let allowed = tol.abs + tol.rel * c.abs();
+        if err / allowed > worst.1 {
+            worst = (i, err / allowed);
+        }
+        assert!(
+            err <= allowed,
+            "{what}[{i}]: gpu {g} vs cpu {c}: error {err:.3e} > {allowed:.3e} (tolerance {tol:?}, {} values)",
+            gpu.len()
+        );
+    }
+}
+
+/// Deterministic pseudo-random values in [-scale, scale).
+pub fn seeded(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+/// Runs `entry` of `source` with storage buffers bound at group 0, bindings 0..n, in that
+/// order (`read_write`), over `groups` workgroups; returns every buffer's final contents.
+pub fn run_storage_kernel(ctx: &GpuContext, source: &str, entry: &str, buffers: &[Vec<u32>], groups: (u32, u32, u32)) -> Vec<Vec<u32>> {
+    let module = lookahead::kernels::create_module(ctx, "test", source).expect("test shader compiles");
+    let entries: Vec<_> = (0..buffers.len()).map(|i| lookahead::kernels::storage_entry(i as u32, false)).collect();
+    let layout = ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("test"), entries: &entries });
+    let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some("test"),
+        bind_group_layouts: &[Some(&layout)],
+        immediate_size: 0,
+    });
+    let pipeline = lookahead::kernels::create_pipeline(ctx, "test", &pl, &module, entry, false).expect("test pipeline");
+    let bufs: Vec<wgpu::Buffer> = buffers.iter().map(|b| ctx.storage_buffer_init("test", b)).collect();
+    let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
+    let bg = lookahead::kernels::bind_buffers(ctx, "test", &layout, &refs);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    bufs.iter().zip(buffers).map(|(b, v)| ctx.read_buffer::<u32>(b, v.len().max(1)).expect("readback")).collect()
+}
+
+pub fn f32_bits(v: &[f64]) -> Vec<u32> {
+    v.iter().map(|x| (*x as f32).to_bits()).collect()
+}
+
+pub fn from_bits(v: &[u32]) -> Vec<f32> {
+    v.iter().map(|x| f32::from_bits(*x)).collect()
+}

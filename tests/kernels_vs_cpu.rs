@@ -1,0 +1,397 @@
+//! Every kernel against its f64 CPU reference on the adapter present, over sizes that are not
+//! multiples of the workgroup or tile size. Random streams are compared bit for bit.
+
+mod common;
+
+use common::{assert_close, ctx, f32_bits, from_bits, run_storage_kernel, seeded, Tol};
+use lookahead::env::{EnvKind, Task};
+use lookahead::kernels::cem::reference as cem_ref;
+use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels};
+use lookahead::kernels::rollout::reference::RefTask;
+use lookahead::kernels::{self, rng, PlanLayouts, PlanParams, COMMON_WGSL};
+use lookahead::model::{clamp_logvar, Ensemble, EnsembleSpec};
+use lookahead::planner::reference::plan_f64;
+use lookahead::planner::{CemConfig, Dynamics, Planner, Propagation, Sampling};
+
+/// f32 forward pass through a few layers of random weights: accumulated rounding stays far
+/// below 1e-4 relative; the absolute floor covers outputs that cancel to near zero.
+const FORWARD_TOL: Tol = Tol { rel: 1e-4, abs: 1e-5 };
+/// Transcendentals (log, cos, exp) differ between f32 GPU builtins and f64 by a few ulp.
+const TRANSCENDENTAL_TOL: Tol = Tol { rel: 1e-5, abs: 2e-6 };
+/// Whole plans: a few steps of f32 model rollouts with sampled noise, then CEM averages.
+const PLAN_TOL: Tol = Tol { rel: 2e-3, abs: 2e-4 };
+
+const TEST_KERNELS: &str = r#"
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<storage, read_write> args: array<u32>;
+
+@compute @workgroup_size(64)
+fn philox_words(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= args[0]) { return; }
+    let w = philox(vec4<u32>(i, 7u, 0xdeadbeefu, i * 3u), vec2<u32>(0x12345678u, 0x9abcdef0u));
+    out[4u * i] = w.x;
+    out[4u * i + 1u] = w.y;
+    out[4u * i + 2u] = w.z;
+    out[4u * i + 3u] = w.w;
+}
+
+@compute @workgroup_size(64)
+fn permutation(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    let n = args[0];
+    if (i >= n) { return; }
+    out[i] = permute_index(i, n, feistel_half_bits(n), vec3<u32>(args[1], args[2], args[3]), vec2<u32>(args[4], args[5]));
+}
+
+@compute @workgroup_size(64)
+fn transcendentals(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= args[0]) { return; }
+    let w = philox(vec4<u32>(i, 1u, 2u, 3u), vec2<u32>(4u, 5u));
+    let z = box_muller(w.x, w.y);
+    let x = bitcast<f32>(args[1u + i]);
+    out[4u * i] = bitcast<u32>(z.x);
+    out[4u * i + 1u] = bitcast<u32>(z.y);
+    out[4u * i + 2u] = bitcast<u32>(softplus(x));
+    out[4u * i + 3u] = bitcast<u32>(clamp_logvar(x, 0.5, -10.0));
+}
+"#;
+
+fn test_source() -> String {
+    [COMMON_WGSL, TEST_KERNELS].concat()
+}
+
+#[test]
+fn philox_words_match_cpu_bit_for_bit() {
+    let ctx = ctx();
+    let n = 1000u32;
+    let out = run_storage_kernel(&ctx, &test_source(), "philox_words", &[vec![0; 4 * n as usize], vec![n]], (n.div_ceil(64), 1, 1));
+    for i in 0..n {
+        let cpu = rng::philox([i, 7, 0xdeadbeef, i * 3], [0x12345678, 0x9abcdef0]);
+        assert_eq!(&out[0][4 * i as usize..4 * i as usize + 4], &cpu, "counter {i}");
+    }
+}
+
+#[test]
+fn feistel_permutation_matches_cpu_and_is_a_bijection() {
+    let ctx = ctx();
+    for n in [1u32, 63, 65, 350, 1001] {
+        let args = vec![n, 3, 9, 0x3000_0005, 11, 12];
+        let out = run_storage_kernel(&ctx, &test_source(), "permutation", &[vec![0; n as usize], args], (n.div_ceil(64), 1, 1));
+        let cpu: Vec<u32> = (0..n).map(|i| rng::permute_index(i, n, rng::feistel_half_bits(n), [3, 9, 0x3000_0005], [11, 12])).collect();
+        assert_eq!(out[0][..n as usize], cpu[..], "n = {n}");
+        let mut sorted = cpu.clone();
+        sorted.sort();
+        assert_eq!(sorted, (0..n).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn normals_softplus_and_logvar_clamp_match_f64() {
+    let ctx = ctx();
+    let n = 777usize;
+    let xs = seeded(n, 5, 30.0);
+    let mut args = vec![n as u32];
+    args.extend(f32_bits(&xs));
+    let out = run_storage_kernel(&ctx, &test_source(), "transcendentals", &[vec![0; 4 * n], args], ((n as u32).div_ceil(64), 1, 1));
+    let g = from_bits(&out[0]);
+    let mut cpu = Vec::new();
+    let mut gpu = Vec::new();
+    for i in 0..n {
+        let w = rng::philox([i as u32, 1, 2, 3], [4, 5]);
+        let (z0, z1) = rng::box_muller(w[0], w[1]);
+        let x = xs[i] as f32 as f64;
+        let sp = x.max(0.0) + (-x.abs()).exp().ln_1p();
+        cpu.extend([z0, z1, sp, clamp_logvar(x, 0.5, -10.0)]);
+        gpu.extend(&g[4 * i..4 * i + 4]);
+    }
+    assert_close("normals/softplus/clamp", &gpu, &cpu, TRANSCENDENTAL_TOL);
+}
+
+fn run_layer(ctx: &lookahead::gpu::GpuContext, lp: LayerParams, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f32> {
+    let mlp = MlpKernels::new(ctx).expect("mlp kernels");
+    let rows = lp.n_batch as usize * lp.local_slots as usize;
+    let xb = ctx.storage_buffer_init("x", &x.iter().map(|v| *v as f32).collect::<Vec<_>>());
+    let wb = ctx.storage_buffer_init("w", &w.iter().map(|v| *v as f32).collect::<Vec<_>>());
+    let bb = ctx.storage_buffer_init("b", &b.iter().map(|v| *v as f32).collect::<Vec<_>>());
+    let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * lp.out_dim as usize]);
+    let ub = ctx.uniform_buffer_init("lp", &[lp]);
+    let bg = kernels::bind_buffers(ctx, "layer", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb]);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        mlp.dispatch(&mut pass, &bg, lp.workgroups(ctx).expect("fits"));
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    ctx.read_buffer::<f32>(&yb, rows * lp.out_dim as usize).expect("readback")
+}
+
+#[test]
+fn mlp_layer_matches_f64_reference_for_every_member_block() {
+    let ctx = ctx();
+    // (members, batch, local slots, in, out, activation): blocks of 13/12/12 rows, one member,
+    // blocks longer than a 64-row tile, widths that are not multiples of the 64-wide tile or the
+    // 16-deep K chunk.
+    let cases = [
+        (3u32, 2u32, 37u32, 13u32, 65u32, Activation::Silu),
+        (1, 1, 1, 5, 8, Activation::Identity),
+        (7, 3, 233, 200, 8, Activation::Identity),
+        (2, 1, 131, 17, 200, Activation::Silu),
+    ];
+    for (ci, &(e, nb, ls, ind, outd, act)) in cases.iter().enumerate() {
+        let lp = LayerParams { n_batch: nb, local_slots: ls, n_members: e, in_dim: ind, out_dim: outd, activation: act as u32, _pad0: 0, _pad1: 0 };
+        let rows = (nb * ls) as usize;
+        let (ind, outd) = (ind as usize, outd as usize);
+        let x = seeded(rows * ind, 10 + ci as u64, 2.0);
+        let w = seeded(e as usize * ind * outd, 20 + ci as u64, 0.3);
+        let b = seeded(e as usize * outd, 30 + ci as u64, 0.5);
+        let gpu = run_layer(&ctx, lp, &x, &w, &b);
+        let mut cpu = vec![0.0; rows * outd];
+        for m in 0..e {
+            let r0 = (nb * kernels::local_block_start(m, ls, e)) as usize;
+            let r1 = (nb * kernels::local_block_start(m + 1, ls, e)) as usize;
+            let wm: Vec<f32> = w[m as usize * ind * outd..(m as usize + 1) * ind * outd].iter().map(|v| *v as f32).collect();
+            let bm: Vec<f32> = b[m as usize * outd..(m as usize + 1) * outd].iter().map(|v| *v as f32).collect();
+            let xm: Vec<f64> = x[r0 * ind..r1 * ind].iter().map(|v| *v as f32 as f64).collect();
+            let y = mlp_ref::layer_f64(&xm, &wm, &bm, ind, outd, act);
+            cpu[r0 * outd..r1 * outd].copy_from_slice(&y);
+        }
+        assert_close(&format!("mlp case {ci}"), &gpu, &cpu, FORWARD_TOL);
+    }
+}
+
+/// Runs one cem.wgsl entry point over explicit buffers (mean, var, bounds, actions, track,
+/// cand_returns, elites, plan_stats) and returns them all.
+fn run_cem(ctx: &lookahead::gpu::GpuContext, entry: &str, params: PlanParams, bufs: &[Vec<u32>; 8], n: u32) -> Vec<Vec<u32>> {
+    let layouts = PlanLayouts::new(ctx).expect("layouts");
+    let module = kernels::create_module(ctx, "cem", &[COMMON_WGSL, kernels::CEM_WGSL].concat()).expect("cem compiles");
+    let pipe = kernels::create_pipeline(ctx, entry, &layouts.cem_pipeline, &module, entry, true).expect("pipeline");
+    let ub = ctx.uniform_buffer_init("params", &[params]);
+    let pbg = kernels::bind_buffers(ctx, "params", &layouts.params, &[&ub]);
+    let buffers: Vec<wgpu::Buffer> = bufs.iter().map(|b| ctx.storage_buffer_init("cem", b)).collect();
+    let refs: Vec<&wgpu::Buffer> = buffers.iter().collect();
+    let bg = kernels::bind_buffers(ctx, "cem", &layouts.cem, &refs);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipe);
+        pass.set_bind_group(0, &pbg, &[0]);
+        pass.set_bind_group(1, &bg, &[]);
+        let (x, y) = lookahead::gpu::grid_1d(n, kernels::WG_SIZE, 65535).expect("grid");
+        pass.dispatch_workgroups(x, y, 1);
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    buffers.iter().zip(bufs).map(|(b, v)| ctx.read_buffer::<u32>(b, v.len().max(1)).expect("readback")).collect()
+}
+
+fn cem_params(nb: u32, pop: u32, particles: u32, h: u32, na: u32, ne: u32) -> PlanParams {
+    PlanParams {
+        n_batch: nb,
+        population: pop,
+        particles,
+        horizon: h,
+        act_dim: na,
+        obs_dim: 1,
+        n_members: 1,
+        local_slots: pop * particles,
+        n_elites: ne,
+        iteration: 3,
+        call: 17,
+        seed_lo: 99,
+        seed_hi: 1,
+        alpha: 0.25,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn particle_mean_and_rank_elites_match_reference_with_ties_and_nan() {
+    let ctx = ctx();
+    let (nb, pop, k, ne) = (2u32, 70u32, 3u32, 9u32);
+    let n = (nb * pop * k) as usize;
+    // Returns on a coarse grid (many exact ties), one NaN particle and one +inf particle.
+    let mut returns: Vec<f64> = seeded(n, 3, 4.0).iter().map(|v| v.round()).collect();
+    returns[5] = f64::NAN;
+    returns[100] = f64::INFINITY;
+    let mut track = vec![0.0f64; 2 * n];
+    for (i, r) in returns.iter().enumerate() {
+        track[2 * i] = *r;
+    }
+    let p = cem_params(nb, pop, k, 1, 1, ne);
+    let empty = || vec![0u32; 1];
+    let bufs = [empty(), empty(), empty(), empty(), f32_bits(&track), vec![0; (nb * pop) as usize], vec![0; (nb * ne) as usize], empty()];
+    let after_mean = run_cem(&ctx, "particle_mean", p, &bufs, nb * pop);
+    let cand_cpu = cem_ref::particle_mean_f64(&returns, k as usize);
+    let cand_gpu = from_bits(&after_mean[5]);
+    assert_close("particle_mean", &cand_gpu, &cand_cpu, Tol { rel: 1e-6, abs: 1e-6 });
+    let mut bufs2 = bufs.clone();
+    bufs2[5] = after_mean[5].clone();
+    let after_rank = run_cem(&ctx, "rank_elites", p, &bufs2, nb * pop);
+    let cand_f32: Vec<f64> = cand_gpu.iter().map(|v| *v as f64).collect();
+    assert_eq!(after_rank[6], cem_ref::rank_elites_f64(&cand_f32, pop as usize, ne as usize));
+}
+
+#[test]
+fn sample_candidates_match_reference_and_respect_bounds() {
+    let ctx = ctx();
+    let (nb, pop, h, na) = (2u32, 101u32, 7u32, 3u32);
+    let lower = [-1.0, -2.0, 0.0];
+    let upper = [1.0, 2.0, 0.5];
+    let plan_len = (nb * h * na) as usize;
+    let mean: Vec<f64> = (0..plan_len).map(|i| lower[i % 3] + (upper[i % 3] - lower[i % 3]) * (0.2 + 0.6 * ((i * 7) % 11) as f64 / 10.0)).collect();
+    let var: Vec<f64> = (0..plan_len).map(|i| 0.05 + 0.1 * (i % 5) as f64).collect();
+    let dims = cem_ref::CemDims { n_batch: nb as usize, population: pop as usize, horizon: h as usize, act_dim: na as usize };
+    for sampling in [Sampling::TruncatedNormal, Sampling::ClippedNormal] {
+        let mut p = cem_params(nb, pop, 1, h, na, 1);
+        if sampling == Sampling::ClippedNormal {
+            p.flags |= kernels::FLAG_CLIPPED_NORMAL;
+        }
+        let bounds: Vec<f64> = lower.iter().chain(&upper).copied().collect();
+        let n_act = (nb * pop * h * na) as usize;
+        let bufs = [f32_bits(&mean), f32_bits(&var), f32_bits(&bounds), vec![0; n_act], vec![0], vec![0], vec![0], vec![0]];
+        let out = run_cem(&ctx, "sample_candidates", p, &bufs, n_act as u32);
+        let gpu = from_bits(&out[3]);
+        let m32: Vec<f64> = mean.iter().map(|v| *v as f32 as f64).collect();
+        let v32: Vec<f64> = var.iter().map(|v| *v as f32 as f64).collect();
+        let cpu = cem_ref::sample_candidates_f64(dims, &m32, &v32, &lower, &upper, sampling, p.seed_lo as u64 | (p.seed_hi as u64) << 32, p.call, p.iteration);
+        assert_close(&format!("{sampling:?} samples"), &gpu, &cpu, TRANSCENDENTAL_TOL);
+        for (i, x) in gpu.iter().enumerate() {
+            let a = i % na as usize;
+            assert!(*x as f64 >= lower[a] && *x as f64 <= upper[a], "sample {i} = {x} outside bounds");
+        }
+    }
+}
+
+#[test]
+fn update_distribution_and_shift_match_reference() {
+    let ctx = ctx();
+    let (nb, pop, h, na, ne) = (2u32, 67u32, 5u32, 2u32, 7u32);
+    let plan_len = (nb * h * na) as usize;
+    let mean = seeded(plan_len, 1, 0.5);
+    let var: Vec<f64> = seeded(plan_len, 2, 0.5).iter().map(|v| v.abs() + 0.01).collect();
+    let actions = seeded((nb * pop * h * na) as usize, 3, 1.0);
+    let cand = seeded((nb * pop) as usize, 4, 10.0);
+    let elites: Vec<u32> = (0..nb * ne).map(|i| (i * 13 + 5) % pop).collect();
+    let p = cem_params(nb, pop, 1, h, na, ne);
+    let bounds = vec![-1.0f64, -1.0, 1.0, 1.0];
+    let bufs = [f32_bits(&mean), f32_bits(&var), f32_bits(&bounds), f32_bits(&actions), vec![0], f32_bits(&cand), elites.clone(), vec![0; 2 * nb as usize]];
+    let out = run_cem(&ctx, "update_distribution", p, &bufs, plan_len as u32);
+    let dims = cem_ref::CemDims { n_batch: nb as usize, population: pop as usize, horizon: h as usize, act_dim: na as usize };
+    let f = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| *x as f32 as f64).collect() };
+    let (mut m_cpu, mut v_cpu) = (f(&mean), f(&var));
+    let stats = cem_ref::update_distribution_f64(dims, &f(&actions), &elites, &f(&cand), 0.25, &mut m_cpu, &mut v_cpu);
+    assert_close("updated mean", &from_bits(&out[0]), &m_cpu, FORWARD_TOL);
+    assert_close("updated var", &from_bits(&out[1]), &v_cpu, FORWARD_TOL);
+    let stats_cpu: Vec<f64> = stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    assert_close("plan stats", &from_bits(&out[7]), &stats_cpu, FORWARD_TOL);
+    let shifted = run_cem(&ctx, "shift_solution", p, &bufs, plan_len as u32);
+    let cpu_shift = cem_ref::shift_f64(&f(&mean), h as usize, &[-1.0, -1.0], &[1.0, 1.0]);
+    assert_close("shifted mean", &from_bits(&shifted[1]), &cpu_shift, Tol { rel: 0.0, abs: 0.0 });
+}
+
+fn small_ensemble(obs: usize, act: usize, probabilistic: bool, learned_reward: bool, seed: u64) -> Ensemble {
+    let spec = EnsembleSpec { n_members: 3, obs_dim: obs, act_dim: act, hidden: vec![24, 17], probabilistic, learned_reward };
+    let mut e = Ensemble::random(spec, seed).expect("valid spec");
+    for l in &mut e.layers {
+        for (i, b) in l.bias.iter_mut().enumerate() {
+            *b = 0.05 * ((i % 7) as f32 - 3.0);
+        }
+    }
+    let ind = obs + act;
+    e.input_mean = (0..ind).map(|i| 0.1 * i as f32).collect();
+    e.input_std = (0..ind).map(|i| 0.5 + 0.25 * i as f32).collect();
+    e.max_logvar = vec![-1.0; e.spec.model_out()];
+    e.min_logvar = vec![-6.0; e.spec.model_out()];
+    e
+}
+
+fn f64v(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|x| *x as f64).collect()
+}
+
+/// Plans on the GPU and with the CPU reference from the same start; compares every iteration's
+/// outcome that the GPU exposes: the elites and candidate returns of the last iteration, the
+/// final mean sequence and the predicted return.
+fn compare_plan(task: Task, rt: RefTask, ens: Option<Ensemble>, cfg: CemConfig, obs: &[Vec<f32>]) {
+    let ctx = ctx();
+    let dynamics = match &ens {
+        Some(e) => Dynamics::Ensemble(e.clone()),
+        None => Dynamics::Analytic,
+    };
+    let lower = task.action_lower.clone();
+    let upper = task.action_upper.clone();
+    let mut planner = Planner::new(&ctx, task, dynamics, cfg.clone()).expect("planner");
+    let plans = planner.plan_batch(obs).expect("plan");
+    let last = planner.last_iteration().expect("readback");
+    let obs64: Vec<Vec<f64>> = obs.iter().map(|o| f64v(o)).collect();
+    let mean0: Vec<f64> = (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
+    let cpu = plan_f64(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean0, 0);
+    let it = cfg.iterations - 1;
+    assert_eq!(last.elites, cpu.elites[it], "elites of the last iteration");
+    assert_close("candidate returns", &last.candidate_returns, &cpu.returns[it], PLAN_TOL);
+    let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
+    assert_close("plan mean", &gpu_mean, &cpu.mean, PLAN_TOL);
+    let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
+    let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    assert_close("plan stats", &gpu_stats, &cpu_stats, PLAN_TOL);
+}
+
+fn small_cem(propagation: Propagation) -> CemConfig {
+    CemConfig { horizon: 4, iterations: 2, population: 37, particles: 3, elite_ratio: 0.2, alpha: 0.1, propagation, seed: 42, ..CemConfig::default() }
+}
+
+#[test]
+fn ensemble_plan_matches_reference_ts1() {
+    let ens = small_ensemble(3, 1, true, false, 7);
+    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
+    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Ts1), &obs);
+}
+
+#[test]
+fn ensemble_plan_matches_reference_tsinf() {
+    let ens = small_ensemble(3, 1, true, false, 8);
+    let obs = vec![vec![0.6f32, -0.8, 0.3]];
+    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Tsinf), &obs);
+}
+
+#[test]
+fn ensemble_plan_matches_reference_expectation() {
+    let ens = small_ensemble(3, 1, true, false, 9);
+    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![0.0, 1.0, 0.5]];
+    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Expectation), &obs);
+}
+
+#[test]
+fn deterministic_ensemble_with_learned_reward_matches_reference() {
+    let ens = small_ensemble(5, 2, false, true, 10);
+    let obs = vec![vec![0.1f32, -0.2, 0.3, 0.0, 0.5]];
+    compare_plan(Task::quadratic(5, 2), RefTask::Quadratic, Some(ens), small_cem(Propagation::Ts1), &obs);
+}
+
+#[test]
+fn analytic_plans_match_reference_for_every_builtin_task() {
+    let cfg = CemConfig { horizon: 7, iterations: 3, population: 65, elite_ratio: 0.1, seed: 5, ..CemConfig::default() };
+    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, None, cfg.clone(), &[vec![-0.9f32, 0.43, 0.7], vec![0.2, 0.98, -1.0]]);
+    compare_plan(EnvKind::Cartpole.task(), RefTask::Cartpole, None, cfg.clone(), &[vec![0.01f32, -0.02, 0.03, 0.04]]);
+    let clipped = CemConfig { sampling: Sampling::ClippedNormal, ..cfg };
+    compare_plan(Task::quadratic(5, 3), RefTask::Quadratic, None, clipped, &[vec![0.5f32, -0.5, 0.2, 0.9, -0.1]]);
+}
+
+#[test]
+fn warm_start_shifts_the_previous_mean() {
+    let ctx = ctx();
+    let task = EnvKind::Pendulum.task();
+    let cfg = CemConfig { horizon: 6, iterations: 2, population: 40, seed: 3, ..CemConfig::default() };
+    let mut planner = Planner::new(&ctx, task.clone(), Dynamics::Analytic, cfg.clone()).expect("planner");
+    let o1 = vec![0.3f32, 0.95, 0.1];
+    let o2 = vec![0.35f32, 0.94, 0.2];
+    planner.plan(&o1).expect("plan 1");
+    let p2 = planner.plan(&o2).expect("plan 2");
+    let (lo, hi) = (task.action_lower.clone(), task.action_upper.clone());
+    let mean0 = vec![0.0; cfg.horizon];
+    let first = plan_f64(RefTask::Pendulum, None, &cfg, &lo, &hi, &[f64v(&o1)], &mean0, 0);
+    let warm = cem_ref::shift_f64(&first.mean, cfg.horizon, &lo, &hi);
+    let second = plan_f64(RefTask::Pendulum, None, &cfg, &lo, &hi, &[f64v(&o2)], &warm, 1);
+    assert_close("second plan", &p2.actions, &second.mean, PLAN_TOL);
+}

@@ -1,0 +1,114 @@
+//! Every shader module the crate builds is parsed and validated by naga (no GPU needed), with
+//! the overrides we set resolved, and the uniform structs match their Rust mirrors.
+
+use naga::back::pipeline_constants::process_overrides;
+use naga::valid::{Capabilities, ValidationFlags, Validator};
+
+fn parse(name: &str, src: &str) -> naga::Module {
+    naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
+}
+
+#[test]
+fn every_shader_parses_validates_and_resolves_its_overrides() {
+    let table = lookahead::kernels::shaders();
+    assert!(table.len() >= 5, "the shader table lists {} modules", table.len());
+    for s in &table {
+        let src = s.source();
+        let module = parse(s.name, &src);
+        let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(&src)));
+        let mut constants = naga::back::PipelineConstants::default();
+        if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("WG_SIZE")) {
+            constants.insert("WG_SIZE".to_string(), lookahead::kernels::WG_SIZE as f64);
+        }
+        let (resolved, _) = process_overrides(&module, &info, None, &constants)
+            .unwrap_or_else(|e| panic!("{}: overrides: {e:?}", s.name));
+        for ep in s.entry_points {
+            assert!(
+                resolved.entry_points.iter().any(|e| e.name == *ep),
+                "{}: entry point {ep} is missing",
+                s.name
+            );
+        }
+    }
+}
+
+fn struct_layout(module: &naga::Module, name: &str) -> (u32, Vec<(String, u32)>) {
+    for (_, ty) in module.types.iter() {
+        if ty.name.as_deref() == Some(name) {
+            if let naga::TypeInner::Struct { members, span } = &ty.inner {
+                return (*span, members.iter().map(|m| (m.name.clone().unwrap_or_default(), m.offset)).collect());
+            }
+        }
+    }
+    panic!("struct {name} not found");
+}
+
+#[test]
+fn plan_params_layout_matches_the_rust_mirror() {
+    use lookahead::kernels::PlanParams;
+    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::CEM_WGSL].concat();
+    let module = parse("cem", &src);
+    let (span, members) = struct_layout(&module, "PlanParams");
+    assert_eq!(span as usize, std::mem::size_of::<PlanParams>());
+    let expected = [
+        ("n_batch", std::mem::offset_of!(PlanParams, n_batch)),
+        ("population", std::mem::offset_of!(PlanParams, population)),
+        ("particles", std::mem::offset_of!(PlanParams, particles)),
+        ("horizon", std::mem::offset_of!(PlanParams, horizon)),
+        ("obs_dim", std::mem::offset_of!(PlanParams, obs_dim)),
+        ("act_dim", std::mem::offset_of!(PlanParams, act_dim)),
+        ("n_members", std::mem::offset_of!(PlanParams, n_members)),
+        ("local_slots", std::mem::offset_of!(PlanParams, local_slots)),
+        ("n_elites", std::mem::offset_of!(PlanParams, n_elites)),
+        ("iteration", std::mem::offset_of!(PlanParams, iteration)),
+        ("t", std::mem::offset_of!(PlanParams, t)),
+        ("call", std::mem::offset_of!(PlanParams, call)),
+        ("seed_lo", std::mem::offset_of!(PlanParams, seed_lo)),
+        ("seed_hi", std::mem::offset_of!(PlanParams, seed_hi)),
+        ("propagation", std::mem::offset_of!(PlanParams, propagation)),
+        ("flags", std::mem::offset_of!(PlanParams, flags)),
+        ("alpha", std::mem::offset_of!(PlanParams, alpha)),
+        ("model_out", std::mem::offset_of!(PlanParams, model_out)),
+        ("in_dim", std::mem::offset_of!(PlanParams, in_dim)),
+        ("_pad0", std::mem::offset_of!(PlanParams, _pad0)),
+    ];
+    assert_eq!(members.len(), expected.len());
+    for ((name, off), (ename, eoff)) in members.iter().zip(expected) {
+        assert_eq!((name.as_str(), *off as usize), (ename, eoff));
+    }
+}
+
+#[test]
+fn layer_params_layout_matches_the_rust_mirror() {
+    use lookahead::kernels::mlp::LayerParams;
+    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::MLP_WGSL].concat();
+    let module = parse("mlp", &src);
+    let (span, members) = struct_layout(&module, "LayerParams");
+    assert_eq!(span as usize, std::mem::size_of::<LayerParams>());
+    let expected = [
+        ("n_batch", std::mem::offset_of!(LayerParams, n_batch)),
+        ("local_slots", std::mem::offset_of!(LayerParams, local_slots)),
+        ("n_members", std::mem::offset_of!(LayerParams, n_members)),
+        ("in_dim", std::mem::offset_of!(LayerParams, in_dim)),
+        ("out_dim", std::mem::offset_of!(LayerParams, out_dim)),
+        ("activation", std::mem::offset_of!(LayerParams, activation)),
+        ("_pad0", std::mem::offset_of!(LayerParams, _pad0)),
+        ("_pad1", std::mem::offset_of!(LayerParams, _pad1)),
+    ];
+    assert_eq!(members.len(), expected.len());
+    for ((name, off), (ename, eoff)) in members.iter().zip(expected) {
+        assert_eq!((name.as_str(), *off as usize), (ename, eoff));
+    }
+}
+
+#[test]
+fn wgsl_size_constants_match_rust() {
+    let c = lookahead::kernels::COMMON_WGSL;
+    assert!(c.contains(&format!("const MAX_OBS: u32 = {}u;", lookahead::kernels::MAX_OBS)));
+    assert!(c.contains(&format!("const MAX_ACT: u32 = {}u;", lookahead::kernels::MAX_ACT)));
+    let m = lookahead::kernels::MLP_WGSL;
+    assert!(m.contains(&format!("const TILE_M: u32 = {}u;", lookahead::kernels::mlp::TILE_M)));
+    assert!(m.contains(&format!("const TILE_N: u32 = {}u;", lookahead::kernels::mlp::TILE_N)));
+}
