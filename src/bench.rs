@@ -99,7 +99,13 @@ pub fn full_suite() -> Vec<PlanCase> {
         case("pets_cartpole_tsinf", 4, 1, CemConfig { propagation: Propagation::Tsinf, ..r.clone() }, 30),
     ];
     for pop in [100, 350, 1000, 5000] {
-        v.push(case(&format!("population_{pop}"), 4, 1, CemConfig { population: pop, ..r.clone() }, if pop >= 5000 { 10 } else { 20 }));
+        v.push(case(
+            &format!("population_{pop}"),
+            4,
+            1,
+            CemConfig { population: pop, ..r.clone() },
+            if pop >= 5000 { 10 } else { 20 },
+        ));
     }
     v.push(case("halfcheetah_dims_h30", 18, 6, CemConfig { horizon: 30, ..r }, 10));
     v
@@ -123,7 +129,8 @@ fn percentile(sorted: &[f64], q: f64) -> f64 {
 
 /// Times one case: one warm-up plan, then `repeats` plans from varying states.
 pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
-    let task = if (c.obs_dim, c.act_dim) == (4, 1) { EnvKind::Cartpole.task() } else { Task::quadratic(c.obs_dim, c.act_dim) };
+    let task =
+        if (c.obs_dim, c.act_dim) == (4, 1) { EnvKind::Cartpole.task() } else { Task::quadratic(c.obs_dim, c.act_dim) };
     let ens = Ensemble::random(c.model.clone(), 1)?;
     let macs = c.model.macs_per_step();
     let mut planner = Planner::new(ctx, task, Dynamics::Ensemble(ens), c.cem.clone())?;

@@ -96,9 +96,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 impl Error {
     /// Shorthand for [`Error::InvalidConfig`].
     pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
-        Error::InvalidConfig {
-            field: field.into(),
-            reason: reason.into(),
-        }
+        Error::InvalidConfig { field: field.into(), reason: reason.into() }
     }
 }

@@ -100,8 +100,18 @@ fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::
     Ok(cfg)
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Mpc { env, seed, trajectory, config, set } => {
             let kind: EnvKind = env.parse()?;
@@ -164,7 +174,16 @@ fn main() -> anyhow::Result<()> {
                 let r = bench::run_case(&ctx, c)?;
                 println!(
                     "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1}",
-                    r.name, r.population, r.particles, r.horizon, r.iterations, r.p50_ms, r.p90_ms, r.p99_ms, r.model_steps_per_s, r.gflops
+                    r.name,
+                    r.population,
+                    r.particles,
+                    r.horizon,
+                    r.iterations,
+                    r.p50_ms,
+                    r.p90_ms,
+                    r.p99_ms,
+                    r.model_steps_per_s,
+                    r.gflops
                 );
                 results.push(r);
             }
@@ -174,7 +193,8 @@ fn main() -> anyhow::Result<()> {
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     results,
                 };
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", path.display()))?;
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
                 println!("report written to {}", path.display());
             }
         }
@@ -186,7 +206,14 @@ fn main() -> anyhow::Result<()> {
         Command::Envs => {
             for e in EnvKind::ALL {
                 let t = e.task();
-                println!("{:<10} obs {} act {} bounds {:?}..{:?}", e.name(), t.obs_dim, t.act_dim, t.action_lower, t.action_upper);
+                println!(
+                    "{:<10} obs {} act {} bounds {:?}..{:?}",
+                    e.name(),
+                    t.obs_dim,
+                    t.act_dim,
+                    t.action_lower,
+                    t.action_upper
+                );
             }
         }
     }

@@ -49,7 +49,8 @@ pub fn run_episode(
     let mut planner = Planner::new(ctx, env.task(), Dynamics::Analytic, CemConfig { seed, ..cfg })?;
     let mut e = env.make();
     let mut obs = e.reset(seed);
-    let mut ep = Episode { total_return: 0.0, steps: 0, terminated: false, trajectory: Vec::new(), plan_times: Vec::new() };
+    let mut ep =
+        Episode { total_return: 0.0, steps: 0, terminated: false, trajectory: Vec::new(), plan_times: Vec::new() };
     loop {
         let o32: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
         let t0 = Instant::now();

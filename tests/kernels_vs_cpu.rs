@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{assert_close, ctx, f32_bits, from_bits, run_storage_kernel, seeded, Tol};
+use common::{assert_close, f32_bits, from_bits, run_storage_kernel, seeded, Tol};
 use lookahead::env::{EnvKind, Task};
 use lookahead::kernels::cem::reference as cem_ref;
 use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels};
@@ -62,39 +62,53 @@ fn test_source() -> String {
     [COMMON_WGSL, TEST_KERNELS].concat()
 }
 
-#[test]
-fn philox_words_match_cpu_bit_for_bit() {
-    let ctx = ctx();
+gpu_test!(philox_words_match_cpu_bit_for_bit, |ctx| {
     let n = 1000u32;
-    let out = run_storage_kernel(&ctx, &test_source(), "philox_words", &[vec![0; 4 * n as usize], vec![n]], (n.div_ceil(64), 1, 1));
+    let out = run_storage_kernel(
+        ctx,
+        &test_source(),
+        "philox_words",
+        &[vec![0; 4 * n as usize], vec![n]],
+        (n.div_ceil(64), 1, 1),
+    );
     for i in 0..n {
         let cpu = rng::philox([i, 7, 0xdeadbeef, i * 3], [0x12345678, 0x9abcdef0]);
         assert_eq!(&out[0][4 * i as usize..4 * i as usize + 4], &cpu, "counter {i}");
     }
-}
+});
 
-#[test]
-fn feistel_permutation_matches_cpu_and_is_a_bijection() {
-    let ctx = ctx();
+gpu_test!(feistel_permutation_matches_cpu_and_is_a_bijection, |ctx| {
     for n in [1u32, 63, 65, 350, 1001] {
         let args = vec![n, 3, 9, 0x3000_0005, 11, 12];
-        let out = run_storage_kernel(&ctx, &test_source(), "permutation", &[vec![0; n as usize], args], (n.div_ceil(64), 1, 1));
-        let cpu: Vec<u32> = (0..n).map(|i| rng::permute_index(i, n, rng::feistel_half_bits(n), [3, 9, 0x3000_0005], [11, 12])).collect();
+        let out = run_storage_kernel(
+            ctx,
+            &test_source(),
+            "permutation",
+            &[vec![0; n as usize], args],
+            (n.div_ceil(64), 1, 1),
+        );
+        let cpu: Vec<u32> = (0..n)
+            .map(|i| rng::permute_index(i, n, rng::feistel_half_bits(n), [3, 9, 0x3000_0005], [11, 12]))
+            .collect();
         assert_eq!(out[0][..n as usize], cpu[..], "n = {n}");
         let mut sorted = cpu.clone();
         sorted.sort();
         assert_eq!(sorted, (0..n).collect::<Vec<_>>());
     }
-}
+});
 
-#[test]
-fn normals_softplus_and_logvar_clamp_match_f64() {
-    let ctx = ctx();
+gpu_test!(normals_softplus_and_logvar_clamp_match_f64, |ctx| {
     let n = 777usize;
     let xs = seeded(n, 5, 30.0);
     let mut args = vec![n as u32];
     args.extend(f32_bits(&xs));
-    let out = run_storage_kernel(&ctx, &test_source(), "transcendentals", &[vec![0; 4 * n], args], ((n as u32).div_ceil(64), 1, 1));
+    let out = run_storage_kernel(
+        ctx,
+        &test_source(),
+        "transcendentals",
+        &[vec![0; 4 * n], args],
+        ((n as u32).div_ceil(64), 1, 1),
+    );
     let g = from_bits(&out[0]);
     let mut cpu = Vec::new();
     let mut gpu = Vec::new();
@@ -107,7 +121,7 @@ fn normals_softplus_and_logvar_clamp_match_f64() {
         gpu.extend(&g[4 * i..4 * i + 4]);
     }
     assert_close("normals/softplus/clamp", &gpu, &cpu, TRANSCENDENTAL_TOL);
-}
+});
 
 fn run_layer(ctx: &lookahead::gpu::GpuContext, lp: LayerParams, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f32> {
     let mlp = MlpKernels::new(ctx).expect("mlp kernels");
@@ -127,9 +141,7 @@ fn run_layer(ctx: &lookahead::gpu::GpuContext, lp: LayerParams, x: &[f64], w: &[
     ctx.read_buffer::<f32>(&yb, rows * lp.out_dim as usize).expect("readback")
 }
 
-#[test]
-fn mlp_layer_matches_f64_reference_for_every_member_block() {
-    let ctx = ctx();
+gpu_test!(mlp_layer_matches_f64_reference_for_every_member_block, |ctx| {
     // (members, batch, local slots, in, out, activation): blocks of 13/12/12 rows, one member,
     // blocks longer than a 64-row tile, widths that are not multiples of the 64-wide tile or the
     // 16-deep K chunk.
@@ -140,18 +152,28 @@ fn mlp_layer_matches_f64_reference_for_every_member_block() {
         (2, 1, 131, 17, 200, Activation::Silu),
     ];
     for (ci, &(e, nb, ls, ind, outd, act)) in cases.iter().enumerate() {
-        let lp = LayerParams { n_batch: nb, local_slots: ls, n_members: e, in_dim: ind, out_dim: outd, activation: act as u32, _pad0: 0, _pad1: 0 };
+        let lp = LayerParams {
+            n_batch: nb,
+            local_slots: ls,
+            n_members: e,
+            in_dim: ind,
+            out_dim: outd,
+            activation: act as u32,
+            _pad0: 0,
+            _pad1: 0,
+        };
         let rows = (nb * ls) as usize;
         let (ind, outd) = (ind as usize, outd as usize);
         let x = seeded(rows * ind, 10 + ci as u64, 2.0);
         let w = seeded(e as usize * ind * outd, 20 + ci as u64, 0.3);
         let b = seeded(e as usize * outd, 30 + ci as u64, 0.5);
-        let gpu = run_layer(&ctx, lp, &x, &w, &b);
+        let gpu = run_layer(ctx, lp, &x, &w, &b);
         let mut cpu = vec![0.0; rows * outd];
         for m in 0..e {
             let r0 = (nb * kernels::local_block_start(m, ls, e)) as usize;
             let r1 = (nb * kernels::local_block_start(m + 1, ls, e)) as usize;
-            let wm: Vec<f32> = w[m as usize * ind * outd..(m as usize + 1) * ind * outd].iter().map(|v| *v as f32).collect();
+            let wm: Vec<f32> =
+                w[m as usize * ind * outd..(m as usize + 1) * ind * outd].iter().map(|v| *v as f32).collect();
             let bm: Vec<f32> = b[m as usize * outd..(m as usize + 1) * outd].iter().map(|v| *v as f32).collect();
             let xm: Vec<f64> = x[r0 * ind..r1 * ind].iter().map(|v| *v as f32 as f64).collect();
             let y = mlp_ref::layer_f64(&xm, &wm, &bm, ind, outd, act);
@@ -159,11 +181,17 @@ fn mlp_layer_matches_f64_reference_for_every_member_block() {
         }
         assert_close(&format!("mlp case {ci}"), &gpu, &cpu, FORWARD_TOL);
     }
-}
+});
 
 /// Runs one cem.wgsl entry point over explicit buffers (mean, var, bounds, actions, track,
 /// cand_returns, elites, plan_stats) and returns them all.
-fn run_cem(ctx: &lookahead::gpu::GpuContext, entry: &str, params: PlanParams, bufs: &[Vec<u32>; 8], n: u32) -> Vec<Vec<u32>> {
+fn run_cem(
+    ctx: &lookahead::gpu::GpuContext,
+    entry: &str,
+    params: PlanParams,
+    bufs: &[Vec<u32>; 8],
+    n: u32,
+) -> Vec<Vec<u32>> {
     let layouts = PlanLayouts::new(ctx).expect("layouts");
     let module = kernels::create_module(ctx, "cem", &[COMMON_WGSL, kernels::CEM_WGSL].concat()).expect("cem compiles");
     let pipe = kernels::create_pipeline(ctx, entry, &layouts.cem_pipeline, &module, entry, true).expect("pipeline");
@@ -205,9 +233,7 @@ fn cem_params(nb: u32, pop: u32, particles: u32, h: u32, na: u32, ne: u32) -> Pl
     }
 }
 
-#[test]
-fn particle_mean_and_rank_elites_match_reference_with_ties_and_nan() {
-    let ctx = ctx();
+gpu_test!(particle_mean_and_rank_elites_match_reference_with_ties_and_nan, |ctx| {
     let (nb, pop, k, ne) = (2u32, 70u32, 3u32, 9u32);
     let n = (nb * pop * k) as usize;
     // Returns on a coarse grid (many exact ties), one NaN particle and one +inf particle.
@@ -220,28 +246,38 @@ fn particle_mean_and_rank_elites_match_reference_with_ties_and_nan() {
     }
     let p = cem_params(nb, pop, k, 1, 1, ne);
     let empty = || vec![0u32; 1];
-    let bufs = [empty(), empty(), empty(), empty(), f32_bits(&track), vec![0; (nb * pop) as usize], vec![0; (nb * ne) as usize], empty()];
-    let after_mean = run_cem(&ctx, "particle_mean", p, &bufs, nb * pop);
+    let bufs = [
+        empty(),
+        empty(),
+        empty(),
+        empty(),
+        f32_bits(&track),
+        vec![0; (nb * pop) as usize],
+        vec![0; (nb * ne) as usize],
+        empty(),
+    ];
+    let after_mean = run_cem(ctx, "particle_mean", p, &bufs, nb * pop);
     let cand_cpu = cem_ref::particle_mean_f64(&returns, k as usize);
     let cand_gpu = from_bits(&after_mean[5]);
     assert_close("particle_mean", &cand_gpu, &cand_cpu, Tol { rel: 1e-6, abs: 1e-6 });
     let mut bufs2 = bufs.clone();
     bufs2[5] = after_mean[5].clone();
-    let after_rank = run_cem(&ctx, "rank_elites", p, &bufs2, nb * pop);
+    let after_rank = run_cem(ctx, "rank_elites", p, &bufs2, nb * pop);
     let cand_f32: Vec<f64> = cand_gpu.iter().map(|v| *v as f64).collect();
     assert_eq!(after_rank[6], cem_ref::rank_elites_f64(&cand_f32, pop as usize, ne as usize));
-}
+});
 
-#[test]
-fn sample_candidates_match_reference_and_respect_bounds() {
-    let ctx = ctx();
+gpu_test!(sample_candidates_match_reference_and_respect_bounds, |ctx| {
     let (nb, pop, h, na) = (2u32, 101u32, 7u32, 3u32);
     let lower = [-1.0, -2.0, 0.0];
     let upper = [1.0, 2.0, 0.5];
     let plan_len = (nb * h * na) as usize;
-    let mean: Vec<f64> = (0..plan_len).map(|i| lower[i % 3] + (upper[i % 3] - lower[i % 3]) * (0.2 + 0.6 * ((i * 7) % 11) as f64 / 10.0)).collect();
+    let mean: Vec<f64> = (0..plan_len)
+        .map(|i| lower[i % 3] + (upper[i % 3] - lower[i % 3]) * (0.2 + 0.6 * ((i * 7) % 11) as f64 / 10.0))
+        .collect();
     let var: Vec<f64> = (0..plan_len).map(|i| 0.05 + 0.1 * (i % 5) as f64).collect();
-    let dims = cem_ref::CemDims { n_batch: nb as usize, population: pop as usize, horizon: h as usize, act_dim: na as usize };
+    let dims =
+        cem_ref::CemDims { n_batch: nb as usize, population: pop as usize, horizon: h as usize, act_dim: na as usize };
     for sampling in [Sampling::TruncatedNormal, Sampling::ClippedNormal] {
         let mut p = cem_params(nb, pop, 1, h, na, 1);
         if sampling == Sampling::ClippedNormal {
@@ -249,23 +285,32 @@ fn sample_candidates_match_reference_and_respect_bounds() {
         }
         let bounds: Vec<f64> = lower.iter().chain(&upper).copied().collect();
         let n_act = (nb * pop * h * na) as usize;
-        let bufs = [f32_bits(&mean), f32_bits(&var), f32_bits(&bounds), vec![0; n_act], vec![0], vec![0], vec![0], vec![0]];
-        let out = run_cem(&ctx, "sample_candidates", p, &bufs, n_act as u32);
+        let bufs =
+            [f32_bits(&mean), f32_bits(&var), f32_bits(&bounds), vec![0; n_act], vec![0], vec![0], vec![0], vec![0]];
+        let out = run_cem(ctx, "sample_candidates", p, &bufs, n_act as u32);
         let gpu = from_bits(&out[3]);
         let m32: Vec<f64> = mean.iter().map(|v| *v as f32 as f64).collect();
         let v32: Vec<f64> = var.iter().map(|v| *v as f32 as f64).collect();
-        let cpu = cem_ref::sample_candidates_f64(dims, &m32, &v32, &lower, &upper, sampling, p.seed_lo as u64 | (p.seed_hi as u64) << 32, p.call, p.iteration);
+        let cpu = cem_ref::sample_candidates_f64(
+            dims,
+            &m32,
+            &v32,
+            &lower,
+            &upper,
+            sampling,
+            p.seed_lo as u64 | (p.seed_hi as u64) << 32,
+            p.call,
+            p.iteration,
+        );
         assert_close(&format!("{sampling:?} samples"), &gpu, &cpu, TRANSCENDENTAL_TOL);
         for (i, x) in gpu.iter().enumerate() {
             let a = i % na as usize;
             assert!(*x as f64 >= lower[a] && *x as f64 <= upper[a], "sample {i} = {x} outside bounds");
         }
     }
-}
+});
 
-#[test]
-fn update_distribution_and_shift_match_reference() {
-    let ctx = ctx();
+gpu_test!(update_distribution_and_shift_match_reference, |ctx| {
     let (nb, pop, h, na, ne) = (2u32, 67u32, 5u32, 2u32, 7u32);
     let plan_len = (nb * h * na) as usize;
     let mean = seeded(plan_len, 1, 0.5);
@@ -275,9 +320,19 @@ fn update_distribution_and_shift_match_reference() {
     let elites: Vec<u32> = (0..nb * ne).map(|i| (i * 13 + 5) % pop).collect();
     let p = cem_params(nb, pop, 1, h, na, ne);
     let bounds = vec![-1.0f64, -1.0, 1.0, 1.0];
-    let bufs = [f32_bits(&mean), f32_bits(&var), f32_bits(&bounds), f32_bits(&actions), vec![0], f32_bits(&cand), elites.clone(), vec![0; 2 * nb as usize]];
-    let out = run_cem(&ctx, "update_distribution", p, &bufs, plan_len as u32);
-    let dims = cem_ref::CemDims { n_batch: nb as usize, population: pop as usize, horizon: h as usize, act_dim: na as usize };
+    let bufs = [
+        f32_bits(&mean),
+        f32_bits(&var),
+        f32_bits(&bounds),
+        f32_bits(&actions),
+        vec![0],
+        f32_bits(&cand),
+        elites.clone(),
+        vec![0; 2 * nb as usize],
+    ];
+    let out = run_cem(ctx, "update_distribution", p, &bufs, plan_len as u32);
+    let dims =
+        cem_ref::CemDims { n_batch: nb as usize, population: pop as usize, horizon: h as usize, act_dim: na as usize };
     let f = |v: &[f64]| -> Vec<f64> { v.iter().map(|x| *x as f32 as f64).collect() };
     let (mut m_cpu, mut v_cpu) = (f(&mean), f(&var));
     let stats = cem_ref::update_distribution_f64(dims, &f(&actions), &elites, &f(&cand), 0.25, &mut m_cpu, &mut v_cpu);
@@ -285,13 +340,14 @@ fn update_distribution_and_shift_match_reference() {
     assert_close("updated var", &from_bits(&out[1]), &v_cpu, FORWARD_TOL);
     let stats_cpu: Vec<f64> = stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
     assert_close("plan stats", &from_bits(&out[7]), &stats_cpu, FORWARD_TOL);
-    let shifted = run_cem(&ctx, "shift_solution", p, &bufs, plan_len as u32);
+    let shifted = run_cem(ctx, "shift_solution", p, &bufs, plan_len as u32);
     let cpu_shift = cem_ref::shift_f64(&f(&mean), h as usize, &[-1.0, -1.0], &[1.0, 1.0]);
     assert_close("shifted mean", &from_bits(&shifted[1]), &cpu_shift, Tol { rel: 0.0, abs: 0.0 });
-}
+});
 
 fn small_ensemble(obs: usize, act: usize, probabilistic: bool, learned_reward: bool, seed: u64) -> Ensemble {
-    let spec = EnsembleSpec { n_members: 3, obs_dim: obs, act_dim: act, hidden: vec![24, 17], probabilistic, learned_reward };
+    let spec =
+        EnsembleSpec { n_members: 3, obs_dim: obs, act_dim: act, hidden: vec![24, 17], probabilistic, learned_reward };
     let mut e = Ensemble::random(spec, seed).expect("valid spec");
     for l in &mut e.layers {
         for (i, b) in l.bias.iter_mut().enumerate() {
@@ -313,19 +369,26 @@ fn f64v(v: &[f32]) -> Vec<f64> {
 /// Plans on the GPU and with the CPU reference from the same start; compares every iteration's
 /// outcome that the GPU exposes: the elites and candidate returns of the last iteration, the
 /// final mean sequence and the predicted return.
-fn compare_plan(task: Task, rt: RefTask, ens: Option<Ensemble>, cfg: CemConfig, obs: &[Vec<f32>]) {
-    let ctx = ctx();
+fn compare_plan(
+    ctx: &lookahead::gpu::GpuContext,
+    task: Task,
+    rt: RefTask,
+    ens: Option<Ensemble>,
+    cfg: CemConfig,
+    obs: &[Vec<f32>],
+) {
     let dynamics = match &ens {
         Some(e) => Dynamics::Ensemble(e.clone()),
         None => Dynamics::Analytic,
     };
     let lower = task.action_lower.clone();
     let upper = task.action_upper.clone();
-    let mut planner = Planner::new(&ctx, task, dynamics, cfg.clone()).expect("planner");
+    let mut planner = Planner::new(ctx, task, dynamics, cfg.clone()).expect("planner");
     let plans = planner.plan_batch(obs).expect("plan");
     let last = planner.last_iteration().expect("readback");
     let obs64: Vec<Vec<f64>> = obs.iter().map(|o| f64v(o)).collect();
-    let mean0: Vec<f64> = (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
+    let mean0: Vec<f64> =
+        (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
     let cpu = plan_f64(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean0, 0);
     let it = cfg.iterations - 1;
     assert_eq!(last.elites, cpu.elites[it], "elites of the last iteration");
@@ -338,52 +401,77 @@ fn compare_plan(task: Task, rt: RefTask, ens: Option<Ensemble>, cfg: CemConfig, 
 }
 
 fn small_cem(propagation: Propagation) -> CemConfig {
-    CemConfig { horizon: 4, iterations: 2, population: 37, particles: 3, elite_ratio: 0.2, alpha: 0.1, propagation, seed: 42, ..CemConfig::default() }
+    CemConfig {
+        horizon: 4,
+        iterations: 2,
+        population: 37,
+        particles: 3,
+        elite_ratio: 0.2,
+        alpha: 0.1,
+        propagation,
+        seed: 42,
+        ..CemConfig::default()
+    }
 }
 
-#[test]
-fn ensemble_plan_matches_reference_ts1() {
+gpu_test!(ensemble_plan_matches_reference_ts1, |ctx| {
     let ens = small_ensemble(3, 1, true, false, 7);
     let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
-    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Ts1), &obs);
-}
+    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Ts1), &obs);
+});
 
-#[test]
-fn ensemble_plan_matches_reference_tsinf() {
+gpu_test!(ensemble_plan_matches_reference_tsinf, |ctx| {
     let ens = small_ensemble(3, 1, true, false, 8);
     let obs = vec![vec![0.6f32, -0.8, 0.3]];
-    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Tsinf), &obs);
-}
+    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Tsinf), &obs);
+});
 
-#[test]
-fn ensemble_plan_matches_reference_expectation() {
+gpu_test!(ensemble_plan_matches_reference_expectation, |ctx| {
     let ens = small_ensemble(3, 1, true, false, 9);
     let obs = vec![vec![0.6f32, -0.8, 0.3], vec![0.0, 1.0, 0.5]];
-    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Expectation), &obs);
-}
+    compare_plan(
+        ctx,
+        EnvKind::Pendulum.task(),
+        RefTask::Pendulum,
+        Some(ens),
+        small_cem(Propagation::Expectation),
+        &obs,
+    );
+});
 
-#[test]
-fn deterministic_ensemble_with_learned_reward_matches_reference() {
+gpu_test!(deterministic_ensemble_with_learned_reward_matches_reference, |ctx| {
     let ens = small_ensemble(5, 2, false, true, 10);
     let obs = vec![vec![0.1f32, -0.2, 0.3, 0.0, 0.5]];
-    compare_plan(Task::quadratic(5, 2), RefTask::Quadratic, Some(ens), small_cem(Propagation::Ts1), &obs);
-}
+    compare_plan(ctx, Task::quadratic(5, 2), RefTask::Quadratic, Some(ens), small_cem(Propagation::Ts1), &obs);
+});
 
-#[test]
-fn analytic_plans_match_reference_for_every_builtin_task() {
-    let cfg = CemConfig { horizon: 7, iterations: 3, population: 65, elite_ratio: 0.1, seed: 5, ..CemConfig::default() };
-    compare_plan(EnvKind::Pendulum.task(), RefTask::Pendulum, None, cfg.clone(), &[vec![-0.9f32, 0.43, 0.7], vec![0.2, 0.98, -1.0]]);
-    compare_plan(EnvKind::Cartpole.task(), RefTask::Cartpole, None, cfg.clone(), &[vec![0.01f32, -0.02, 0.03, 0.04]]);
+gpu_test!(analytic_plans_match_reference_for_every_builtin_task, |ctx| {
+    let cfg =
+        CemConfig { horizon: 7, iterations: 3, population: 65, elite_ratio: 0.1, seed: 5, ..CemConfig::default() };
+    compare_plan(
+        ctx,
+        EnvKind::Pendulum.task(),
+        RefTask::Pendulum,
+        None,
+        cfg.clone(),
+        &[vec![-0.9f32, 0.43, 0.7], vec![0.2, 0.98, -1.0]],
+    );
+    compare_plan(
+        ctx,
+        EnvKind::Cartpole.task(),
+        RefTask::Cartpole,
+        None,
+        cfg.clone(),
+        &[vec![0.01f32, -0.02, 0.03, 0.04]],
+    );
     let clipped = CemConfig { sampling: Sampling::ClippedNormal, ..cfg };
-    compare_plan(Task::quadratic(5, 3), RefTask::Quadratic, None, clipped, &[vec![0.5f32, -0.5, 0.2, 0.9, -0.1]]);
-}
+    compare_plan(ctx, Task::quadratic(5, 3), RefTask::Quadratic, None, clipped, &[vec![0.5f32, -0.5, 0.2, 0.9, -0.1]]);
+});
 
-#[test]
-fn warm_start_shifts_the_previous_mean() {
-    let ctx = ctx();
+gpu_test!(warm_start_shifts_the_previous_mean, |ctx| {
     let task = EnvKind::Pendulum.task();
     let cfg = CemConfig { horizon: 6, iterations: 2, population: 40, seed: 3, ..CemConfig::default() };
-    let mut planner = Planner::new(&ctx, task.clone(), Dynamics::Analytic, cfg.clone()).expect("planner");
+    let mut planner = Planner::new(ctx, task.clone(), Dynamics::Analytic, cfg.clone()).expect("planner");
     let o1 = vec![0.3f32, 0.95, 0.1];
     let o2 = vec![0.35f32, 0.94, 0.2];
     planner.plan(&o1).expect("plan 1");
@@ -394,4 +482,4 @@ fn warm_start_shifts_the_previous_mean() {
     let warm = cem_ref::shift_f64(&first.mean, cfg.horizon, &lo, &hi);
     let second = plan_f64(RefTask::Pendulum, None, &cfg, &lo, &hi, &[f64v(&o2)], &warm, 1);
     assert_close("second plan", &p2.actions, &second.mean, PLAN_TOL);
-}
+});

@@ -25,11 +25,7 @@ fn every_shader_parses_validates_and_resolves_its_overrides() {
         let (resolved, _) = process_overrides(&module, &info, None, &constants)
             .unwrap_or_else(|e| panic!("{}: overrides: {e:?}", s.name));
         for ep in s.entry_points {
-            assert!(
-                resolved.entry_points.iter().any(|e| e.name == *ep),
-                "{}: entry point {ep} is missing",
-                s.name
-            );
+            assert!(resolved.entry_points.iter().any(|e| e.name == *ep), "{}: entry point {ep} is missing", s.name);
         }
     }
 }

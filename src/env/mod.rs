@@ -152,10 +152,16 @@ impl Task {
     pub fn validate(&self) -> Result<()> {
         let mut errs = Vec::new();
         if self.obs_dim == 0 || self.obs_dim > crate::kernels::MAX_OBS {
-            errs.push(Error::config("task.obs_dim", format!("{} is outside 1..={}", self.obs_dim, crate::kernels::MAX_OBS)));
+            errs.push(Error::config(
+                "task.obs_dim",
+                format!("{} is outside 1..={}", self.obs_dim, crate::kernels::MAX_OBS),
+            ));
         }
         if self.act_dim == 0 || self.act_dim > crate::kernels::MAX_ACT {
-            errs.push(Error::config("task.act_dim", format!("{} is outside 1..={}", self.act_dim, crate::kernels::MAX_ACT)));
+            errs.push(Error::config(
+                "task.act_dim",
+                format!("{} is outside 1..={}", self.act_dim, crate::kernels::MAX_ACT),
+            ));
         }
         if self.action_lower.len() != self.act_dim || self.action_upper.len() != self.act_dim {
             errs.push(Error::config("task.action_bounds", format!("need {} lower and upper bounds", self.act_dim)));
@@ -165,7 +171,10 @@ impl Task {
             .zip(&self.action_upper)
             .any(|(l, u)| !(l.is_finite() && u.is_finite() && l < u))
         {
-            errs.push(Error::config("task.action_bounds", "every lower bound must be finite and below its finite upper bound"));
+            errs.push(Error::config(
+                "task.action_bounds",
+                "every lower bound must be finite and below its finite upper bound",
+            ));
         }
         crate::model::collect(errs)
     }

@@ -72,7 +72,8 @@ impl Env for Pendulum {
         let (g, m, l, dt) = (10.0, 1.0, 1.0, 0.05);
         let u = action[0].clamp(-2.0, 2.0);
         let reward = -(angle_normalize(self.th).powi(2) + 0.1 * self.thdot * self.thdot + 0.001 * u * u);
-        let new_thdot = (self.thdot + (3.0 * g / (2.0 * l) * self.th.sin() + 3.0 / (m * l * l) * u) * dt).clamp(-8.0, 8.0);
+        let new_thdot =
+            (self.thdot + (3.0 * g / (2.0 * l) * self.th.sin() + 3.0 / (m * l * l) * u) * dt).clamp(-8.0, 8.0);
         self.th += new_thdot * dt;
         self.thdot = new_thdot;
         self.steps += 1;

@@ -52,11 +52,19 @@ impl Env for Quadratic {
     }
     fn step(&mut self, action: &[f64]) -> Result<Step> {
         if action.len() != self.act_dim || action.iter().any(|v| !v.is_finite()) {
-            return Err(Error::InvalidInput(format!("quadratic needs {} finite actions, got {action:?}", self.act_dim)));
+            return Err(Error::InvalidInput(format!(
+                "quadratic needs {} finite actions, got {action:?}",
+                self.act_dim
+            )));
         }
         let a: Vec<f64> = action.iter().map(|v| v.clamp(-1.0, 1.0)).collect();
         self.state = Self::dynamics(&self.state, &a);
         self.steps += 1;
-        Ok(Step { obs: self.state.clone(), reward: Self::reward(&a, &self.state), terminated: false, truncated: self.steps >= 100 })
+        Ok(Step {
+            obs: self.state.clone(),
+            reward: Self::reward(&a, &self.state),
+            terminated: false,
+            truncated: self.steps >= 100,
+        })
     }
 }

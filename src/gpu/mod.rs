@@ -51,10 +51,9 @@ impl std::str::FromStr for Backend {
             "metal" => Ok(Backend::Metal),
             "dx12" => Ok(Backend::Dx12),
             "gl" | "gles" => Ok(Backend::Gl),
-            other => Err(Error::config(
-                "backend",
-                format!("unknown backend {other:?}; expected vulkan, metal, dx12 or gl"),
-            )),
+            other => {
+                Err(Error::config("backend", format!("unknown backend {other:?}; expected vulkan, metal, dx12 or gl")))
+            }
         }
     }
 }
@@ -212,14 +211,7 @@ impl GpuContext {
             }
         });
         let limits = device.limits();
-        Ok(Self {
-            device,
-            queue,
-            adapter,
-            summary,
-            limits,
-            sink,
-        })
+        Ok(Self { device, queue, adapter, summary, limits, sink })
     }
 
     /// Name, backend and driver of the adapter.
@@ -287,12 +279,12 @@ impl GpuContext {
                 hint,
             });
         }
-        if storage && bytes > self.limits.max_storage_buffer_binding_size as u64 {
+        if storage && bytes > self.limits.max_storage_buffer_binding_size {
             return Err(Error::LimitExceeded {
                 what: what.to_string(),
                 requested: bytes,
                 limit: "max_storage_buffer_binding_size",
-                max: self.limits.max_storage_buffer_binding_size as u64,
+                max: self.limits.max_storage_buffer_binding_size,
                 hint,
             });
         }
@@ -367,10 +359,7 @@ impl GpuContext {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        match self.device.poll(wgpu::PollType::Wait {
-            submission_index: index,
-            timeout: Some(timeout),
-        }) {
+        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(timeout) }) {
             Ok(_) => {}
             Err(wgpu::PollError::Timeout) => {
                 staging.unmap();
@@ -402,7 +391,8 @@ impl GpuContext {
     /// hot paths keep their own staging buffers).
     pub fn read_buffer<T: bytemuck::Pod>(&self, buffer: &wgpu::Buffer, len: usize) -> Result<Vec<T>> {
         let staging = self.staging_buffer("readback", (len * 4) as u64);
-        let mut encoder = self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
         encoder.copy_buffer_to_buffer(buffer, 0, &staging, 0, Some((len * 4) as u64));
         let v = self.submit_and_read(encoder, &staging, len, Duration::from_secs(120))?;
         Ok(bytemuck::cast_slice::<f32, T>(&v).to_vec())

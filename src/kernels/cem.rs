@@ -44,7 +44,8 @@ pub mod reference {
                         let m = mean[i];
                         let x = match sampling {
                             Sampling::ClippedNormal => {
-                                let w = rng::philox([elem, b as u32, call, rng::tag(purpose::SAMPLE, iteration, 0)], key);
+                                let w =
+                                    rng::philox([elem, b as u32, call, rng::tag(purpose::SAMPLE, iteration, 0)], key);
                                 m + var[i].sqrt() * rng::box_muller(w[0], w[1]).0
                             }
                             Sampling::TruncatedNormal => {

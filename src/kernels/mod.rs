@@ -64,9 +64,7 @@ impl ShaderSource {
 /// Every shader module the crate builds, for each built-in environment: the table that the
 /// naga validation test walks.
 pub fn shaders() -> Vec<ShaderSource> {
-    let mut out = vec![
-        ShaderSource { name: "mlp", parts: vec![COMMON_WGSL, MLP_WGSL], entry_points: &["forward"] },
-    ];
+    let mut out = vec![ShaderSource { name: "mlp", parts: vec![COMMON_WGSL, MLP_WGSL], entry_points: &["forward"] }];
     let envs = [crate::env::EnvKind::Cartpole.wgsl(), crate::env::EnvKind::Pendulum.wgsl(), crate::env::QUADRATIC_WGSL];
     for env_src in envs {
         out.push(ShaderSource {
@@ -172,7 +170,10 @@ pub fn create_pipeline(
             layout: Some(layout),
             module,
             entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions { constants, zero_initialize_workgroup_memory: false },
+            compilation_options: wgpu::PipelineCompilationOptions {
+                constants,
+                zero_initialize_workgroup_memory: false,
+            },
             cache: None,
         })
     })
@@ -208,7 +209,12 @@ pub fn uniform_entry(binding: u32, dynamic: bool, size: u64) -> wgpu::BindGroupL
 }
 
 /// Bind group of whole buffers, bound in order 0, 1, 2, ...
-pub fn bind_buffers(ctx: &GpuContext, label: &str, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
+pub fn bind_buffers(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
     let entries: Vec<wgpu::BindGroupEntry> = buffers
         .iter()
         .enumerate()
@@ -250,7 +256,10 @@ impl PlanLayouts {
             // mean, var, bounds, actions, track, cand_returns, elites, plan_stats
             let co = [false, false, true, false, true, false, false, false];
             let cem_entries: Vec<_> = co.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
-            let cem = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("plan.cem"), entries: &cem_entries });
+            let cem = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("plan.cem"),
+                entries: &cem_entries,
+            });
             let rollout_pipeline = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("plan.rollout"),
                 bind_group_layouts: &[Some(&params), Some(&rollout)],

@@ -66,7 +66,13 @@ pub mod reference {
 
     /// `rollout_analytic`: the return of each candidate sequence from `obs` (one particle).
     /// `actions` is `[population, horizon, act_dim]` for this plan.
-    pub fn analytic_returns_f64(task: RefTask, obs: &[f64], actions: &[f64], horizon: usize, act_dim: usize) -> Vec<f64> {
+    pub fn analytic_returns_f64(
+        task: RefTask,
+        obs: &[f64],
+        actions: &[f64],
+        horizon: usize,
+        act_dim: usize,
+    ) -> Vec<f64> {
         actions
             .chunks(horizon * act_dim)
             .map(|seq| {
@@ -87,7 +93,17 @@ pub mod reference {
 
     /// Member evaluating local particle `j` of plan `b` at step `t` (`prepare_inputs`).
     #[allow(clippy::too_many_arguments)]
-    pub fn member_of(j: u32, pk: u32, n_members: u32, b: u32, call: u32, iteration: u32, t: u32, propagation: Propagation, seed: u64) -> u32 {
+    pub fn member_of(
+        j: u32,
+        pk: u32,
+        n_members: u32,
+        b: u32,
+        call: u32,
+        iteration: u32,
+        t: u32,
+        propagation: Propagation,
+        seed: u64,
+    ) -> u32 {
         let sub = if propagation == Propagation::Tsinf { 0xffff } else { t };
         let ctr_hi = [b, call, rng::tag(purpose::PERMUTE, iteration, sub)];
         let ls = rng::permute_index(j, pk, rng::feistel_half_bits(pk), ctr_hi, rng::key_of(seed));
@@ -141,7 +157,10 @@ pub mod reference {
                     let avg = |v: Vec<&Vec<f64>>| -> Vec<f64> {
                         (0..v[0].len()).map(|q| v.iter().map(|p| p[q]).sum::<f64>() / e as f64).collect()
                     };
-                    Prediction { mean: avg(preds.iter().map(|p| &p.mean).collect()), logvar: avg(preds.iter().map(|p| &p.logvar).collect()) }
+                    Prediction {
+                        mean: avg(preds.iter().map(|p| &p.mean).collect()),
+                        logvar: avg(preds.iter().map(|p| &p.logvar).collect()),
+                    }
                 } else {
                     let m = member_of(j as u32, pk as u32, e as u32, b, call, iteration, t as u32, propagation, seed);
                     ens.predict_f64(m as usize, &x)

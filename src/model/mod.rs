@@ -86,10 +86,16 @@ impl EnsembleSpec {
             errs.push(Error::config("model.n_members", "must be at least 1"));
         }
         if self.obs_dim == 0 || self.obs_dim > crate::kernels::MAX_OBS {
-            errs.push(Error::config("model.obs_dim", format!("{} is outside 1..={}", self.obs_dim, crate::kernels::MAX_OBS)));
+            errs.push(Error::config(
+                "model.obs_dim",
+                format!("{} is outside 1..={}", self.obs_dim, crate::kernels::MAX_OBS),
+            ));
         }
         if self.act_dim == 0 || self.act_dim > crate::kernels::MAX_ACT {
-            errs.push(Error::config("model.act_dim", format!("{} is outside 1..={}", self.act_dim, crate::kernels::MAX_ACT)));
+            errs.push(Error::config(
+                "model.act_dim",
+                format!("{} is outside 1..={}", self.act_dim, crate::kernels::MAX_ACT),
+            ));
         }
         if self.hidden.contains(&0) {
             errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
@@ -215,20 +221,35 @@ impl Ensemble {
         if self.input_mean.len() != ind || self.input_std.len() != ind {
             return Err(Error::InvalidInput(format!("input_mean/input_std must have {ind} values")));
         }
-        if self.input_std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.input_mean.iter().any(|m| !m.is_finite()) {
+        if self.input_std.iter().any(|s| !(s.is_finite() && *s > 0.0)) || self.input_mean.iter().any(|m| !m.is_finite())
+        {
             return Err(Error::InvalidInput("input_std must be finite and > 0 and input_mean finite".into()));
         }
         let mo = self.spec.model_out();
         if self.max_logvar.len() != mo || self.min_logvar.len() != mo {
             return Err(Error::InvalidInput(format!("max_logvar/min_logvar must have {mo} values")));
         }
+        if let Some(d) = (0..mo).find(|&d| {
+            !(self.min_logvar[d].is_finite()
+                && self.max_logvar[d].is_finite()
+                && self.min_logvar[d] < self.max_logvar[d])
+        }) {
+            return Err(Error::InvalidInput(format!(
+                "log-variance bounds of output {d} must be finite with min < max, got min {} max {}",
+                self.min_logvar[d], self.max_logvar[d]
+            )));
+        }
         Ok(())
     }
 
     /// f64 reference prediction of member `m` for the raw (unnormalised) input `x = [obs, act]`.
     pub fn predict_f64(&self, m: usize, x: &[f64]) -> Prediction {
-        let mut h: Vec<f64> =
-            x.iter().zip(&self.input_mean).zip(&self.input_std).map(|((v, mu), s)| (v - *mu as f64) / *s as f64).collect();
+        let mut h: Vec<f64> = x
+            .iter()
+            .zip(&self.input_mean)
+            .zip(&self.input_std)
+            .map(|((v, mu), s)| (v - *mu as f64) / *s as f64)
+            .collect();
         let last = self.layers.len() - 1;
         for (l, layer) in self.layers.iter().enumerate() {
             let (i, o) = (layer.in_dim, layer.out_dim);
@@ -298,7 +319,8 @@ impl Ensemble {
 
     /// Parses a safetensors buffer; the error says what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
-        let (_, header) = safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get_meta = |k: &str| meta.get(k).cloned().ok_or_else(|| format!("metadata key {k:?} is missing"));
@@ -328,7 +350,9 @@ impl Ensemble {
             let (ws, weight) = tensor(&format!("layers.{l}.weight"))?;
             let (bs, bias) = tensor(&format!("layers.{l}.bias"))?;
             if ws.len() != 3 || bs.len() != 2 || bs[0] != ws[0] || bs[1] != ws[2] {
-                return Err(format!("layers.{l}: weight shape {ws:?} and bias shape {bs:?} do not form [E, in, out] / [E, out]"));
+                return Err(format!(
+                    "layers.{l}: weight shape {ws:?} and bias shape {bs:?} do not form [E, in, out] / [E, out]"
+                ));
             }
             n_members = ws[0];
             layers.push(Layer { in_dim: ws[1], out_dim: ws[2], weight, bias });

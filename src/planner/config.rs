@@ -114,19 +114,21 @@ impl CemConfig {
     pub fn set(&mut self, assignment: &str) -> Result<()> {
         let (key, value) = assignment
             .split_once('=')
-            .ok_or_else(|| Error::config(assignment, "expected key=value"))?;
+            .ok_or_else(|| Error::config(format!("cem.{assignment}"), "expected key=value"))?;
         let key = key.trim();
-        let mut table = toml::Table::try_from(&*self).map_err(|e| Error::config(key, e.to_string()))?;
+        let field = format!("cem.{key}");
+        let mut table = toml::Table::try_from(&*self).map_err(|e| Error::config(&field, e.to_string()))?;
         let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
             Ok(mut t) => t.remove("v").expect("the table was parsed from `v = ...`"),
             // Bare words are strings: propagation=tsinf.
             Err(_) => toml::Value::String(value.trim().to_string()),
         };
         if !table.contains_key(key) && !matches!(key, "action_lower" | "action_upper") {
-            return Err(Error::config(key, "unknown key of cem config"));
+            return Err(Error::config(&field, "unknown key of the cem config"));
         }
         table.insert(key.to_string(), parsed);
-        let cfg: Self = table.try_into().map_err(|e: toml::de::Error| Error::config(key, e.message().to_string()))?;
+        let cfg: Self =
+            table.try_into().map_err(|e: toml::de::Error| Error::config(&field, e.message().to_string()))?;
         *self = cfg;
         Ok(())
     }

@@ -132,7 +132,10 @@ impl Planner {
             return Err(Error::config("cem.action_lower/action_upper", format!("need {} values each", task.act_dim)));
         }
         if lower.iter().zip(&upper).any(|(l, u)| !(l.is_finite() && u.is_finite() && l < u)) {
-            return Err(Error::config("cem.action_lower/action_upper", "every lower bound must be finite and below its finite upper bound"));
+            return Err(Error::config(
+                "cem.action_lower/action_upper",
+                "every lower bound must be finite and below its finite upper bound",
+            ));
         }
         let (model, particles) = match &dynamics {
             Dynamics::Ensemble(ens) => {
@@ -147,14 +150,19 @@ impl Planner {
             }
             Dynamics::Analytic => {
                 if !task.has_dynamics {
-                    return Err(Error::InvalidInput(format!("task {} has no WGSL env_step for analytic planning", task.name)));
+                    return Err(Error::InvalidInput(format!(
+                        "task {} has no WGSL env_step for analytic planning",
+                        task.name
+                    )));
                 }
                 (None, 1)
             }
         };
         let layouts = PlanLayouts::new(ctx)?;
         let cem_module = kernels::create_module(ctx, "cem", &[kernels::COMMON_WGSL, kernels::CEM_WGSL].concat())?;
-        let cem = |entry: &str| kernels::create_pipeline(ctx, &format!("cem.{entry}"), &layouts.cem_pipeline, &cem_module, entry, true);
+        let cem = |entry: &str| {
+            kernels::create_pipeline(ctx, &format!("cem.{entry}"), &layouts.cem_pipeline, &cem_module, entry, true)
+        };
         let mut pipelines = PlanPipelines {
             sample: cem("sample_candidates")?,
             particle_mean: cem("particle_mean")?,
@@ -216,7 +224,12 @@ impl Planner {
 
     fn upload(ctx: &GpuContext, ensemble: Ensemble) -> Result<GpuModel> {
         for (l, layer) in ensemble.layers.iter().enumerate() {
-            ctx.check_buffer_size(&format!("layer {l} weights"), (layer.weight.len() * 4) as u64, true, "use a smaller network")?;
+            ctx.check_buffer_size(
+                &format!("layer {l} weights"),
+                (layer.weight.len() * 4) as u64,
+                true,
+                "use a smaller network",
+            )?;
         }
         ctx.scoped("model upload", || {
             let weights = ensemble
@@ -231,13 +244,9 @@ impl Planner {
                 .enumerate()
                 .map(|(l, layer)| ctx.storage_buffer_init(&format!("model.layer{l}.bias"), &layer.bias))
                 .collect();
-            let consts: Vec<f32> = [
-                ensemble.input_mean.as_slice(),
-                &ensemble.input_std,
-                &ensemble.max_logvar,
-                &ensemble.min_logvar,
-            ]
-            .concat();
+            let consts: Vec<f32> =
+                [ensemble.input_mean.as_slice(), &ensemble.input_std, &ensemble.max_logvar, &ensemble.min_logvar]
+                    .concat();
             let consts = ctx.storage_buffer_init("model.consts", &consts);
             GpuModel { ensemble, weights, biases, consts }
         })
@@ -327,7 +336,10 @@ impl Planner {
                 )));
             }
             if let Some(i) = o.iter().position(|v| !v.is_finite()) {
-                return Err(Error::InvalidInput(format!("observation {b} has a non-finite value {} at index {i}", o[i])));
+                return Err(Error::InvalidInput(format!(
+                    "observation {b} has a non-finite value {} at index {i}",
+                    o[i]
+                )));
             }
             flat.extend_from_slice(o);
         }
@@ -435,7 +447,8 @@ impl Planner {
         let ctx = &self.ctx;
         let limits = ctx.limits();
         let cfg = &self.cfg;
-        let (p, h, a, d) = (cfg.population as u64, cfg.horizon as u64, self.task.act_dim as u64, self.task.obs_dim as u64);
+        let (p, h, a, d) =
+            (cfg.population as u64, cfg.horizon as u64, self.task.act_dim as u64, self.task.obs_dim as u64);
         let b = n_batch as u64;
         let k = self.particles as u64;
         let n = b * p * k;
@@ -472,7 +485,12 @@ impl Planner {
         let align = limits.min_uniform_buffer_offset_alignment.max(1) as u64;
         let params_stride = (std::mem::size_of::<PlanParams>() as u64).div_ceil(align) * align;
         let params_len = params_stride * (cfg.iterations * cfg.horizon) as u64;
-        ctx.check_buffer_size("plan parameters (iterations × horizon × 256 B)", params_len, false, "lower iterations or horizon")?;
+        ctx.check_buffer_size(
+            "plan parameters (iterations × horizon × 256 B)",
+            params_len,
+            false,
+            "lower iterations or horizon",
+        )?;
         let layer_params: Vec<LayerParams> = match &self.model {
             Some(m) => {
                 let last = m.ensemble.layers.len() - 1;
@@ -557,8 +575,20 @@ impl Planner {
             if let (Some(m), Some(mlp)) = (&self.model, &self.mlp) {
                 let n_layers = layer_params.len();
                 for (l, lp) in layer_params.iter().enumerate() {
-                    let input = if l == 0 { &x0 } else if l % 2 == 1 { &h_a } else { &h_b };
-                    let output = if l + 1 == n_layers { &out } else if l % 2 == 0 { &h_a } else { &h_b };
+                    let input = if l == 0 {
+                        &x0
+                    } else if l % 2 == 1 {
+                        &h_a
+                    } else {
+                        &h_b
+                    };
+                    let output = if l + 1 == n_layers {
+                        &out
+                    } else if l % 2 == 0 {
+                        &h_a
+                    } else {
+                        &h_b
+                    };
                     let ubuf = ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
                     let bg = kernels::bind_buffers(
                         ctx,
@@ -594,12 +624,20 @@ impl Planner {
 
     fn encode(&self, ws: &Workspace) -> wgpu::CommandEncoder {
         let pl = &self.pipelines;
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("planner.plan") });
+        let mut encoder =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("planner.plan") });
         let (h, iters) = (self.cfg.horizon, self.cfg.iterations);
         let offset = |it: usize, t: usize| ((it * h + t) as u64 * ws.params_stride) as u32;
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("planner.cem"), timestamp_writes: None });
-            let run = |pass: &mut wgpu::ComputePass<'_>, pipe: &wgpu::ComputePipeline, bg: &wgpu::BindGroup, off: u32, grid: (u32, u32)| {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("planner.cem"),
+                timestamp_writes: None,
+            });
+            let run = |pass: &mut wgpu::ComputePass<'_>,
+                       pipe: &wgpu::ComputePipeline,
+                       bg: &wgpu::BindGroup,
+                       off: u32,
+                       grid: (u32, u32)| {
                 pass.set_pipeline(pipe);
                 pass.set_bind_group(0, &ws.params_bg, &[off]);
                 pass.set_bind_group(1, bg, &[]);
@@ -610,7 +648,9 @@ impl Planner {
                 run(&mut pass, &pl.sample, &ws.cem_bg, off0, ws.grid_elements);
                 if let Some(analytic) = &pl.analytic {
                     run(&mut pass, analytic, &ws.rollout_bg, off0, ws.grid_particles);
-                } else if let (Some(init), Some(prepare), Some(propagate), Some(mlp)) = (&pl.init, &pl.prepare, &pl.propagate, &self.mlp) {
+                } else if let (Some(init), Some(prepare), Some(propagate), Some(mlp)) =
+                    (&pl.init, &pl.prepare, &pl.propagate, &self.mlp)
+                {
                     run(&mut pass, init, &ws.rollout_bg, off0, ws.grid_particles);
                     for t in 0..h {
                         run(&mut pass, prepare, &ws.rollout_bg, offset(it, t), ws.grid_particles);
@@ -630,8 +670,10 @@ impl Planner {
         encoder.copy_buffer_to_buffer(&ws.plan_stats, 0, &ws.staging, plan_bytes, Some((ws.n_batch * 8) as u64));
         if self.cfg.keep_last_solution {
             {
-                let mut pass =
-                    encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("planner.shift"), timestamp_writes: None });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("planner.shift"),
+                    timestamp_writes: None,
+                });
                 pass.set_pipeline(&pl.shift);
                 pass.set_bind_group(0, &ws.params_bg, &[0]);
                 pass.set_bind_group(1, &ws.cem_bg, &[]);

@@ -38,7 +38,8 @@ pub fn plan_f64(
     let (h, na, pop) = (dims.horizon, dims.act_dim, dims.population);
     let particles = if ensemble.is_some() { cfg.particles } else { 1 };
     let mut mu = mean.to_vec();
-    let mut var: Vec<f64> = (0..dims.n_batch * h).flat_map(|_| (0..na).map(|a| (upper[a] - lower[a]).powi(2) / 16.0)).collect();
+    let mut var: Vec<f64> =
+        (0..dims.n_batch * h).flat_map(|_| (0..na).map(|a| (upper[a] - lower[a]).powi(2) / 16.0)).collect();
     let mut out = RefPlan { mean: Vec::new(), elites: Vec::new(), returns: Vec::new(), stats: Vec::new() };
     for it in 0..cfg.iterations as u32 {
         let actions = cem::sample_candidates_f64(dims, &mu, &var, lower, upper, cfg.sampling, cfg.seed, call, it);

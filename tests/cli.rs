@@ -1,0 +1,67 @@
+//! The command line: `mpc` writes its trajectory CSV, `bench plan --quick` its JSON report.
+
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_lookahead"))
+}
+
+#[test]
+fn mpc_writes_a_trajectory_with_the_documented_columns() {
+    let path = std::env::temp_dir().join(format!("lookahead-traj-{}.csv", std::process::id()));
+    let out = bin()
+        .args(["mpc", "--env", "cartpole", "--seed", "3", "--set", "population=100", "--trajectory"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("return 200.00 over 200 steps"), "{stdout}");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("step,obs_0,obs_1,obs_2,obs_3,action_0,reward"));
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), 200);
+    assert!(rows[0].starts_with("0,") && rows[199].starts_with("199,"));
+    std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn bad_arguments_fail_with_a_message_and_no_panic() {
+    for args in [&["mpc", "--env", "acrobot"][..], &["mpc", "--set", "horizon=0"], &["mpc", "--set", "nope=1"]] {
+        let out = bin().args(args).output().expect("runs");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.starts_with("error: ") && !err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn quick_plan_bench_writes_the_documented_json() {
+    let path = std::env::temp_dir().join(format!("lookahead-bench-{}.json", std::process::id()));
+    let out = bin().args(["bench", "plan", "--quick", "--json"]).arg(&path).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for k in ["name", "backend", "driver"] {
+        assert!(v["adapter"][k].is_string(), "adapter.{k}");
+    }
+    let results = v["results"].as_array().unwrap();
+    assert!(!results.is_empty());
+    for r in results {
+        for k in [
+            "population",
+            "particles",
+            "horizon",
+            "iterations",
+            "p50_ms",
+            "p90_ms",
+            "p99_ms",
+            "model_steps_per_s",
+            "gflops",
+        ] {
+            assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
+        }
+        assert!(r["name"].is_string());
+    }
+    std::fs::remove_file(&path).ok();
+}

@@ -1,0 +1,106 @@
+//! Bad input gets a clear, typed error, never a panic, and the planner keeps working.
+
+mod common;
+
+use common::ctx;
+use lookahead::env::{EnvKind, Task};
+use lookahead::model::{Ensemble, EnsembleSpec};
+use lookahead::planner::{CemConfig, Dynamics, Planner};
+use lookahead::Error;
+
+fn small() -> CemConfig {
+    CemConfig { horizon: 5, iterations: 2, population: 20, particles: 2, ..CemConfig::default() }
+}
+
+#[test]
+fn observation_of_wrong_length_or_with_nan_is_rejected_and_the_planner_still_works() {
+    let ctx = ctx();
+    let mut planner = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, small()).expect("planner");
+    let e = planner.plan(&[0.0, 0.0, 0.0]).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)) && e.to_string().contains("expects 4"), "{e}");
+    let e = planner.plan(&[0.0, f32::NAN, 0.0, 0.0]).unwrap_err();
+    assert!(e.to_string().contains("non-finite"), "{e}");
+    let e = planner.plan_batch::<Vec<f32>>(&[]).unwrap_err();
+    assert!(matches!(e, Error::InvalidInput(_)), "{e}");
+    let plan = planner.plan(&[0.0, 0.0, 0.01, 0.0]).expect("a good observation still plans");
+    assert_eq!(plan.actions.len(), 5);
+}
+
+#[test]
+fn impossible_settings_are_all_reported_before_any_gpu_work() {
+    let cfg = CemConfig { horizon: 0, elite_ratio: 1.5, alpha: 1.0, ..CemConfig::default() };
+    let e = cfg.validate().unwrap_err();
+    let text = e.to_string();
+    for key in ["cem.horizon", "cem.elite_ratio", "cem.alpha"] {
+        assert!(text.contains(key), "{key} missing from: {text}");
+    }
+    assert!(text.contains("elites > population"), "{text}");
+    let ctx = ctx();
+    let e = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg).err().expect("rejected");
+    assert!(matches!(e, Error::InvalidConfigs(_)), "{e}");
+}
+
+#[test]
+fn unknown_config_keys_are_named() {
+    let e = CemConfig::from_toml("population = 10\npopulaton = 3\n").unwrap_err();
+    assert!(e.to_string().contains("populaton"), "{e}");
+    let mut cfg = CemConfig::default();
+    let e = cfg.set("horizn=3").unwrap_err();
+    assert!(e.to_string().contains("cem.horizn"), "{e}");
+    cfg.set("propagation=tsinf").expect("bare words are strings");
+    cfg.set("population = 500").expect("spaces are fine");
+    assert_eq!(cfg.population, 500);
+    let e = cfg.set("propagation=ts2").unwrap_err();
+    assert!(e.to_string().contains("cem.propagation"), "{e}");
+}
+
+#[test]
+fn plans_too_large_for_the_device_are_refused_with_the_limit_named() {
+    let ctx = ctx();
+    let cfg = CemConfig { population: 2_000_000, particles: 1000, ..small() };
+    let spec = EnsembleSpec {
+        n_members: 2,
+        obs_dim: 4,
+        act_dim: 1,
+        hidden: vec![8],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    let ens = Ensemble::random(spec, 0).expect("ensemble");
+    let mut planner = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), cfg)
+        .expect("sizes are checked at the first plan");
+    let e = planner.plan(&[0.0; 4]).unwrap_err();
+    assert!(matches!(e, Error::LimitExceeded { .. }), "{e}");
+    assert!(e.to_string().contains("lower population"), "{e}");
+}
+
+#[test]
+fn mismatched_model_and_task_are_rejected() {
+    let ctx = ctx();
+    let spec = EnsembleSpec {
+        n_members: 2,
+        obs_dim: 3,
+        act_dim: 1,
+        hidden: vec![8],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    let ens = Ensemble::random(spec, 0).expect("ensemble");
+    let e = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), small()).err().expect("rejected");
+    assert!(e.to_string().contains("obs 4"), "{e}");
+    let mut task = Task::quadratic(2, 1);
+    task.has_dynamics = false;
+    let e = Planner::new(&ctx, task, Dynamics::Analytic, small()).err().expect("rejected");
+    assert!(e.to_string().contains("env_step"), "{e}");
+    let e = Planner::new(&ctx, Task::quadratic(40, 1), Dynamics::Analytic, small()).err().expect("rejected");
+    assert!(e.to_string().contains("task.obs_dim"), "{e}");
+}
+
+#[test]
+fn broken_task_wgsl_is_a_shader_error_not_a_panic() {
+    let ctx = ctx();
+    let mut task = Task::quadratic(2, 1);
+    task.wgsl = "fn env_reward(this is not wgsl".into();
+    let e = Planner::new(&ctx, task, Dynamics::Analytic, small()).err().expect("rejected");
+    assert!(matches!(e, Error::ShaderCompile { .. }), "{e}");
+}

@@ -1,0 +1,88 @@
+//! Ensemble parameters: safetensors round trip, documented names, corrupt files.
+
+use lookahead::model::{Ensemble, EnsembleSpec};
+use lookahead::Error;
+
+fn spec() -> EnsembleSpec {
+    EnsembleSpec {
+        n_members: 3,
+        obs_dim: 4,
+        act_dim: 1,
+        hidden: vec![16, 9],
+        probabilistic: true,
+        learned_reward: false,
+    }
+}
+
+#[test]
+fn safetensors_round_trip_is_exact() {
+    let dir = std::env::temp_dir().join(format!("lookahead-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ens.safetensors");
+    let mut e = Ensemble::random(spec(), 3).unwrap();
+    e.input_mean = vec![0.1, 0.2, 0.3, 0.4, 0.5];
+    e.input_std = vec![1.0, 2.0, 3.0, 4.0, 5.0];
+    e.save(&path).unwrap();
+    let back = Ensemble::load(&path).unwrap();
+    assert_eq!(back, e);
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut names = st.names();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "input_mean",
+            "input_std",
+            "layers.0.bias",
+            "layers.0.weight",
+            "layers.1.bias",
+            "layers.1.weight",
+            "layers.2.bias",
+            "layers.2.weight",
+            "max_logvar",
+            "min_logvar"
+        ]
+    );
+    assert_eq!(st.tensor("layers.0.weight").unwrap().shape(), &[3, 5, 16]);
+    assert_eq!(st.tensor("layers.2.weight").unwrap().shape(), &[3, 9, 8]);
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn truncated_altered_or_mismatched_files_are_rejected_with_the_reason() {
+    let e = Ensemble::random(spec(), 3).unwrap();
+    let dir = std::env::temp_dir().join(format!("lookahead-corrupt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("ens.safetensors");
+    e.save(&path).unwrap();
+    let bytes = std::fs::read(&path).unwrap();
+    // Truncated.
+    let err = Ensemble::from_bytes(&bytes[..bytes.len() - 10]).unwrap_err();
+    assert!(err.contains("safetensors"), "{err}");
+    // A NaN written into the last weights.
+    let mut nan = bytes.clone();
+    let n = nan.len();
+    nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
+    let err = Ensemble::from_bytes(&nan).unwrap_err();
+    assert!(err.contains("finite"), "{err}");
+    // Garbage.
+    assert!(Ensemble::from_bytes(b"not a model").is_err());
+    // A missing file names the path.
+    let err = Ensemble::load(dir.join("missing.safetensors")).unwrap_err();
+    assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("missing.safetensors"), "{err}");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn invalid_parameters_are_rejected() {
+    let mut e = Ensemble::random(spec(), 3).unwrap();
+    e.input_std[2] = 0.0;
+    assert!(e.validate().unwrap_err().to_string().contains("input_std"));
+    let mut e = Ensemble::random(spec(), 3).unwrap();
+    e.layers[1].weight.pop();
+    assert!(e.validate().unwrap_err().to_string().contains("layer 1"));
+    let bad = EnsembleSpec { n_members: 0, obs_dim: 0, ..spec() };
+    let err = Ensemble::random(bad, 0).unwrap_err();
+    assert!(matches!(err, Error::InvalidConfigs(ref v) if v.len() == 2), "{err}");
+}
