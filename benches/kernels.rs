@@ -21,8 +21,8 @@ fn mlp_layer(c: &mut Criterion) {
         in_dim: width,
         out_dim: width,
         activation: Activation::Silu as u32,
+        store_pre: 0,
         _pad0: 0,
-        _pad1: 0,
     };
     let rows = local_slots as usize;
     let x: Vec<f32> = (0..rows * width as usize).map(|i| ((i % 97) as f32 - 48.0) / 48.0).collect();
@@ -33,7 +33,8 @@ fn mlp_layer(c: &mut Criterion) {
     let bb = ctx.storage_buffer_init("b", &b);
     let yb = ctx.storage_buffer("y", rows * width as usize);
     let ub = ctx.uniform_buffer_init("lp", &[lp]);
-    let bg = bind_buffers(&ctx, "bench", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb]);
+    let aux = ctx.storage_buffer("aux", 1);
+    let bg = bind_buffers(&ctx, "bench", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb, &aux]);
     let groups = lp.workgroups(&ctx).expect("fits");
     let adapter = ctx.adapter().name.split_whitespace().next().unwrap_or("gpu").to_lowercase();
     let mut group = c.benchmark_group(format!("{adapter}/mlp_forward"));

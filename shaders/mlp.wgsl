@@ -1,17 +1,28 @@
-// mlp.wgsl — one linear layer of every ensemble member at once: y = act(x · W[m] + b[m]).
+// mlp.wgsl — ensemble linear layers for every member at once, forward and backward, as one
+// strided batched matrix product with per-entry-point index maps and epilogues.
 //
 // Bindings (group 0)
-//   0 layer  : LayerParams (uniform)         sizes of this layer and the slot layout
-//   1 x      : array<f32> [n_rows, in_dim]    input rows, member-major (kernels/mod.rs "Slots")
-//   2 weight : array<f32> [E, in_dim, out_dim] weight[(m * in_dim + k) * out_dim + o]
-//   3 bias   : array<f32> [E, out_dim]         bias[m * out_dim + o]
-//   4 y      : array<f32> [n_rows, out_dim]    output rows
+//   0 layer : LayerParams (uniform)   sizes of this layer and the slot layout
+//   1 a_src : array<f32>  first operand  (forward: x; backward_input: δ_out; backward_weights: x)
+//   2 b_src : array<f32>  second operand (forward, backward_input: weight; backward_weights, bias_grad: δ_out)
+//   3 bias  : array<f32>  [E, out_dim]   bias[m * out_dim + o] (forward only)
+//   4 c_dst : array<f32>  result         (forward: y; backward_input: δ_in; backward_weights: dW; bias_grad: db)
+//   5 aux   : array<f32>  pre-activations: written by forward when store_pre = 1 ([rows, out_dim]);
+//                         read by backward_input (the previous layer's, [rows, in_dim]) for SiLU′
 //
-// Dispatch: (ceil(max rows of a member / 64), ceil(out_dim / 64), E). Member m owns the rows
-// [n_batch · ceil(m·L/E), n_batch · ceil((m+1)·L/E)) with L = local_slots.
-// Each workgroup computes a 64×64 output tile, 4×4 outputs per invocation, K in chunks of 16
-// staged in workgroup memory. activation: 0 = identity, 1 = SiLU.
-// CPU reference: kernels::mlp::reference::layer_f64.
+// Layouts: x[row * in_dim + k], y[row * out_dim + o], weight[(m * in_dim + k) * out_dim + o].
+// Rows are member-major: member m owns rows [n_batch · ceil(m·L/E), n_batch · ceil((m+1)·L/E))
+// with L = local_slots (kernels/mod.rs "Slots").
+//
+// Entry points (dispatch (tiles of P, tiles of Q, E) with 64×64 tiles; 4×4 results per invocation,
+// K in chunks of 16 staged in workgroup memory):
+//   forward          y[r, o]   = act(Σ_k x[r, k] W[m, k, o] + b[m, o])            P = rows, Q = out, K = in
+//   backward_input   δin[r, i] = (Σ_o δout[r, o] W[m, i, o]) · act′(pre_in[r, i])   P = rows, Q = in,  K = out
+//   backward_weights dW[m, i, o] = Σ_(r of m) x[r, i] δout[r, o]                    P = in,   Q = out, K = rows of m
+//   bias_grad        db[m, o]  = Σ_(r of m) δout[r, o]                  (one invocation per (o, m), WG_SIZE)
+// activation: 0 = identity, 1 = SiLU. For backward_input, activation is that of the *previous*
+// layer (whose output is this layer's input).
+// CPU reference: kernels::mlp::reference (layer_f64, backward_f64).
 
 struct LayerParams {
     n_batch: u32,
@@ -20,80 +31,99 @@ struct LayerParams {
     in_dim: u32,
     out_dim: u32,
     activation: u32,
+    store_pre: u32,
     _pad0: u32,
-    _pad1: u32,
 }
 
 @group(0) @binding(0) var<uniform> layer: LayerParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weight: array<f32>;
+@group(0) @binding(1) var<storage, read> a_src: array<f32>;
+@group(0) @binding(2) var<storage, read> b_src: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c_dst: array<f32>;
+@group(0) @binding(5) var<storage, read_write> aux: array<f32>;
+
+override WG_SIZE: u32 = 64u;
 
 const TILE_M: u32 = 64u;
 const TILE_N: u32 = 64u;
 const TILE_K: u32 = 16u;
 
-var<workgroup> x_tile: array<f32, 1024>; // [TILE_K][TILE_M]
-var<workgroup> w_tile: array<f32, 1024>; // [TILE_K][TILE_N]
+const MODE_FORWARD: u32 = 0u;
+const MODE_BACKWARD_INPUT: u32 = 1u;
+const MODE_BACKWARD_WEIGHTS: u32 = 2u;
 
-fn silu(v: f32) -> f32 {
-    return v / (1.0 + exp(-v));
+var<workgroup> a_tile: array<f32, 1024>; // [TILE_K][TILE_M]
+var<workgroup> b_tile: array<f32, 1024>; // [TILE_K][TILE_N]
+
+fn sigmoid(v: f32) -> f32 {
+    return 1.0 / (1.0 + exp(-v));
 }
 
-@compute @workgroup_size(16, 16, 1)
-fn forward(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-) {
-    let m = wg.z;
-    let row_begin = layer.n_batch * local_block_start(m, layer.local_slots, layer.n_members);
-    let row_end = layer.n_batch * local_block_start(m + 1u, layer.local_slots, layer.n_members);
-    let row0 = row_begin + wg.x * TILE_M;
-    if (row0 >= row_end) {
-        return;
-    }
-    let col0 = wg.y * TILE_N;
-    let in_dim = layer.in_dim;
-    let out_dim = layer.out_dim;
-    let w_base = m * in_dim * out_dim;
+fn silu(v: f32) -> f32 {
+    return v * sigmoid(v);
+}
 
+fn silu_grad(v: f32) -> f32 {
+    let s = sigmoid(v);
+    return s * (1.0 + v * (1.0 - s));
+}
+
+fn member_rows(m: u32) -> vec2<u32> {
+    return vec2<u32>(
+        layer.n_batch * local_block_start(m, layer.local_slots, layer.n_members),
+        layer.n_batch * local_block_start(m + 1u, layer.local_slots, layer.n_members),
+    );
+}
+
+fn a_index(mode: u32, p: u32, k: u32) -> u32 {
+    switch mode {
+        case 0u: { return p * layer.in_dim + k; }
+        case 1u: { return p * layer.out_dim + k; }
+        default: { return k * layer.in_dim + p; }
+    }
+}
+
+fn b_index(mode: u32, m: u32, k: u32, q: u32) -> u32 {
+    switch mode {
+        case 0u: { return (m * layer.in_dim + k) * layer.out_dim + q; }
+        case 1u: { return (m * layer.in_dim + q) * layer.out_dim + k; }
+        default: { return k * layer.out_dim + q; }
+    }
+}
+
+// The 64×64 tile of A·B at (p0, q0) for rows p < p_end, columns q < q_end and k in [k0, k_end);
+// every invocation of the workgroup must call it (it synchronises the workgroup).
+fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_begin: u32, k_end: u32,
+                lid: vec3<u32>, li: u32) -> array<f32, 16> {
     var acc: array<f32, 16>;
     for (var i = 0u; i < 16u; i = i + 1u) {
         acc[i] = 0.0;
     }
-    for (var k0 = 0u; k0 < in_dim; k0 = k0 + TILE_K) {
+    for (var k0 = k_begin; k0 < k_end; k0 = k0 + TILE_K) {
         for (var e = 0u; e < 4u; e = e + 1u) {
             let idx = li + 256u * e;
-            // x tile: consecutive invocations read consecutive k of one row.
-            let r = idx / TILE_K;
+            let pp = idx / TILE_K;
             let kk = idx % TILE_K;
-            let row = row0 + r;
-            let k = k0 + kk;
-            var xv = 0.0;
-            if (row < row_end && k < in_dim) {
-                xv = x[row * in_dim + k];
+            var av = 0.0;
+            if (p0 + pp < p_end && k0 + kk < k_end) {
+                av = a_src[a_index(mode, p0 + pp, k0 + kk)];
             }
-            x_tile[kk * TILE_M + r] = xv;
-            // weight tile: consecutive invocations read consecutive output columns.
-            let wk = idx / TILE_N;
-            let c = idx % TILE_N;
-            let col = col0 + c;
-            let k2 = k0 + wk;
-            var wv = 0.0;
-            if (col < out_dim && k2 < in_dim) {
-                wv = weight[w_base + k2 * out_dim + col];
+            a_tile[kk * TILE_M + pp] = av;
+            let bk = idx / TILE_N;
+            let qq = idx % TILE_N;
+            var bv = 0.0;
+            if (q0 + qq < q_end && k0 + bk < k_end) {
+                bv = b_src[b_index(mode, m, k0 + bk, q0 + qq)];
             }
-            w_tile[wk * TILE_N + c] = wv;
+            b_tile[bk * TILE_N + qq] = bv;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk = kk + 1u) {
             var a: array<f32, 4>;
             var b: array<f32, 4>;
             for (var i = 0u; i < 4u; i = i + 1u) {
-                a[i] = x_tile[kk * TILE_M + lid.y * 4u + i];
-                b[i] = w_tile[kk * TILE_N + lid.x + 16u * i];
+                a[i] = a_tile[kk * TILE_M + lid.y * 4u + i];
+                b[i] = b_tile[kk * TILE_N + lid.x + 16u * i];
             }
             for (var i = 0u; i < 4u; i = i + 1u) {
                 for (var j = 0u; j < 4u; j = j + 1u) {
@@ -103,20 +133,98 @@ fn forward(
         }
         workgroupBarrier();
     }
+    return acc;
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+           @builtin(local_invocation_index) li: u32) {
+    let m = wg.z;
+    let rows = member_rows(m);
+    let p0 = rows.x + wg.x * TILE_M;
+    if (p0 >= rows.y) {
+        return;
+    }
+    let q0 = wg.y * TILE_N;
+    let out_dim = layer.out_dim;
+    let acc = tile_product(MODE_FORWARD, m, p0, rows.y, q0, out_dim, 0u, layer.in_dim, lid, li);
     for (var i = 0u; i < 4u; i = i + 1u) {
-        let row = row0 + lid.y * 4u + i;
-        if (row >= row_end) {
-            continue;
-        }
+        let row = p0 + lid.y * 4u + i;
         for (var j = 0u; j < 4u; j = j + 1u) {
-            let col = col0 + lid.x + 16u * j;
-            if (col < out_dim) {
+            let col = q0 + lid.x + 16u * j;
+            if (row < rows.y && col < out_dim) {
                 var v = acc[i * 4u + j] + bias[m * out_dim + col];
+                if (layer.store_pre == 1u) {
+                    aux[row * out_dim + col] = v;
+                }
                 if (layer.activation == 1u) {
                     v = silu(v);
                 }
-                y[row * out_dim + col] = v;
+                c_dst[row * out_dim + col] = v;
             }
         }
     }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                  @builtin(local_invocation_index) li: u32) {
+    let m = wg.z;
+    let rows = member_rows(m);
+    let p0 = rows.x + wg.x * TILE_M;
+    if (p0 >= rows.y) {
+        return;
+    }
+    let q0 = wg.y * TILE_N;
+    let in_dim = layer.in_dim;
+    let acc = tile_product(MODE_BACKWARD_INPUT, m, p0, rows.y, q0, in_dim, 0u, layer.out_dim, lid, li);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let row = p0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let col = q0 + lid.x + 16u * j;
+            if (row < rows.y && col < in_dim) {
+                var v = acc[i * 4u + j];
+                if (layer.activation == 1u) {
+                    v = v * silu_grad(aux[row * in_dim + col]);
+                }
+                c_dst[row * in_dim + col] = v;
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16, 1)
+fn backward_weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>,
+                    @builtin(local_invocation_index) li: u32) {
+    let m = wg.z;
+    let rows = member_rows(m);
+    let p0 = wg.x * TILE_M;
+    let q0 = wg.y * TILE_N;
+    let in_dim = layer.in_dim;
+    let out_dim = layer.out_dim;
+    let acc = tile_product(MODE_BACKWARD_WEIGHTS, m, p0, in_dim, q0, out_dim, rows.x, rows.y, lid, li);
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let p = p0 + lid.y * 4u + i;
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let q = q0 + lid.x + 16u * j;
+            if (p < in_dim && q < out_dim) {
+                c_dst[(m * in_dim + p) * out_dim + q] = acc[i * 4u + j];
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let o = gid.x;
+    let m = gid.y;
+    if (o >= layer.out_dim || m >= layer.n_members) {
+        return;
+    }
+    let rows = member_rows(m);
+    var s = 0.0;
+    for (var r = rows.x; r < rows.y; r = r + 1u) {
+        s = s + b_src[r * layer.out_dim + o];
+    }
+    c_dst[m * layer.out_dim + o] = s;
 }

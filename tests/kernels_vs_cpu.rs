@@ -131,7 +131,8 @@ fn run_layer(ctx: &lookahead::gpu::GpuContext, lp: LayerParams, x: &[f64], w: &[
     let bb = ctx.storage_buffer_init("b", &b.iter().map(|v| *v as f32).collect::<Vec<_>>());
     let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * lp.out_dim as usize]);
     let ub = ctx.uniform_buffer_init("lp", &[lp]);
-    let bg = kernels::bind_buffers(ctx, "layer", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb]);
+    let aux = ctx.storage_buffer("aux", 1);
+    let bg = kernels::bind_buffers(ctx, "layer", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb, &aux]);
     let mut enc = ctx.device.create_command_encoder(&Default::default());
     {
         let mut pass = enc.begin_compute_pass(&Default::default());
@@ -159,8 +160,8 @@ gpu_test!(mlp_layer_matches_f64_reference_for_every_member_block, |ctx| {
             in_dim: ind,
             out_dim: outd,
             activation: act as u32,
+            store_pre: 0,
             _pad0: 0,
-            _pad1: 0,
         };
         let rows = (nb * ls) as usize;
         let (ind, outd) = (ind as usize, outd as usize);

@@ -90,8 +90,8 @@ fn layer_params_layout_matches_the_rust_mirror() {
         ("in_dim", std::mem::offset_of!(LayerParams, in_dim)),
         ("out_dim", std::mem::offset_of!(LayerParams, out_dim)),
         ("activation", std::mem::offset_of!(LayerParams, activation)),
+        ("store_pre", std::mem::offset_of!(LayerParams, store_pre)),
         ("_pad0", std::mem::offset_of!(LayerParams, _pad0)),
-        ("_pad1", std::mem::offset_of!(LayerParams, _pad1)),
     ];
     assert_eq!(members.len(), expected.len());
     for ((name, off), (ename, eoff)) in members.iter().zip(expected) {

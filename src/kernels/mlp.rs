@@ -31,8 +31,8 @@ pub struct LayerParams {
     pub in_dim: u32,
     pub out_dim: u32,
     pub activation: u32,
+    pub store_pre: u32,
     pub _pad0: u32,
-    pub _pad1: u32,
 }
 
 impl LayerParams {
@@ -66,14 +66,36 @@ impl LayerParams {
         }
         Ok((x, y, self.n_members))
     }
+
+    /// Workgroups of `backward_input` (rows × in_dim tiles per member).
+    pub fn workgroups_backward_input(&self, ctx: &GpuContext) -> Result<(u32, u32, u32)> {
+        let (x, _, z) = self.workgroups(ctx)?;
+        Ok((x, self.in_dim.div_ceil(TILE_N).max(1), z))
+    }
+
+    /// Workgroups of `backward_weights` (in_dim × out_dim tiles per member).
+    pub fn workgroups_backward_weights(&self) -> (u32, u32, u32) {
+        (self.in_dim.div_ceil(TILE_M).max(1), self.out_dim.div_ceil(TILE_N).max(1), self.n_members)
+    }
+
+    /// Workgroups of `bias_grad` (one invocation per output and member).
+    pub fn workgroups_bias_grad(&self) -> (u32, u32, u32) {
+        (self.out_dim.div_ceil(super::WG_SIZE).max(1), self.n_members, 1)
+    }
 }
 
-/// The `forward` pipeline and its bind group layout.
+/// The pipelines of `mlp.wgsl` and their bind group layout.
 pub struct MlpKernels {
-    /// Bindings: layer, x, weight, bias, y.
+    /// Bindings: layer, a_src, b_src, bias, c_dst, aux.
     pub layout: wgpu::BindGroupLayout,
     /// `mlp.forward`.
     pub forward: wgpu::ComputePipeline,
+    /// `mlp.backward_input`.
+    pub backward_input: wgpu::ComputePipeline,
+    /// `mlp.backward_weights`.
+    pub backward_weights: wgpu::ComputePipeline,
+    /// `mlp.bias_grad`.
+    pub bias_grad: wgpu::ComputePipeline,
 }
 
 impl MlpKernels {
@@ -89,6 +111,7 @@ impl MlpKernels {
                     storage_entry(2, true),
                     storage_entry(3, true),
                     storage_entry(4, false),
+                    storage_entry(5, false),
                 ],
             })
         })?;
@@ -97,13 +120,31 @@ impl MlpKernels {
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let forward = create_pipeline(ctx, "mlp.forward", &pl, &module, "forward", false)?;
-        Ok(Self { layout, forward })
+        let pipe = |entry: &str, wg: bool| create_pipeline(ctx, &format!("mlp.{entry}"), &pl, &module, entry, wg);
+        Ok(Self {
+            forward: pipe("forward", false)?,
+            backward_input: pipe("backward_input", false)?,
+            backward_weights: pipe("backward_weights", false)?,
+            bias_grad: pipe("bias_grad", true)?,
+            layout,
+        })
     }
 
-    /// Records one layer: `bind_group` holds (params, x, weight, bias, y).
+    /// Records one `forward` (or `backward_input`, same grid) of a layer: `bind_group` holds
+    /// (params, a_src, b_src, bias, c_dst, aux).
     pub fn dispatch(&self, pass: &mut wgpu::ComputePass<'_>, bind_group: &wgpu::BindGroup, groups: (u32, u32, u32)) {
-        pass.set_pipeline(&self.forward);
+        self.dispatch_with(pass, &self.forward, bind_group, groups);
+    }
+
+    /// Records `pipeline` over `groups` workgroups.
+    pub fn dispatch_with(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        pipeline: &wgpu::ComputePipeline,
+        bind_group: &wgpu::BindGroup,
+        groups: (u32, u32, u32),
+    ) {
+        pass.set_pipeline(pipeline);
         pass.set_bind_group(0, bind_group, &[]);
         pass.dispatch_workgroups(groups.0, groups.1, groups.2);
     }

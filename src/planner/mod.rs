@@ -505,8 +505,8 @@ impl Planner {
                         in_dim: layer.in_dim as u32,
                         out_dim: layer.out_dim as u32,
                         activation: if l == last { Activation::Identity as u32 } else { Activation::Silu as u32 },
+                        store_pre: 0,
                         _pad0: 0,
-                        _pad1: 0,
                     })
                     .collect()
             }
@@ -572,6 +572,7 @@ impl Planner {
                 &[&mean, &var, &self.bounds, &actions, &track, &cand_returns, &elites, &plan_stats],
             );
             let mut layers = Vec::new();
+            let no_aux = sb("planner.no_aux", 1);
             if let (Some(m), Some(mlp)) = (&self.model, &self.mlp) {
                 let n_layers = layer_params.len();
                 for (l, lp) in layer_params.iter().enumerate() {
@@ -594,7 +595,7 @@ impl Planner {
                         ctx,
                         &format!("mlp.layer{l}"),
                         &mlp.layout,
-                        &[&ubuf, input, &m.weights[l], &m.biases[l], output],
+                        &[&ubuf, input, &m.weights[l], &m.biases[l], output, &no_aux],
                     );
                     layers.push((bg, layer_groups[l]));
                 }
