@@ -51,6 +51,35 @@ struct PlanParams {
     _pad0: u32,
 }
 
+// Uniform of the training families (loss.wgsl, adam.wgsl), one entry per minibatch step.
+// Mirrors `kernels::TrainParams`.
+struct TrainParams {
+    n_members: u32,      // E
+    batch: u32,          // rows per member in the batch buffers
+    valid_rows: u32,     // rows of this step that carry data (≤ batch)
+    in_dim: u32,
+    model_out: u32,
+    probabilistic: u32,
+    learn_bounds: u32,
+    step: u32,           // minibatch step within the submitted epoch
+    n_steps: u32,        // steps of the epoch (sizes the stats layout)
+    bounds_offset: u32,  // max_logvar in the flat parameter buffer (everything from here is a bound)
+    min_offset: u32,     // min_logvar in the flat parameter buffer
+    n_params: u32,
+    n_chunks: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    clip_norm: f32,      // ≤ 0: no clipping
+    logvar_penalty: f32,
+    objective: u32,      // 0: the model's loss (NLL or MSE); 1: MSE of the means (evaluation)
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {
     // 32×32 → 64-bit product from 16-bit halves; WGSL has no mul-high.
     let a_lo = a & 0xffffu;

@@ -72,6 +72,9 @@ pub enum Error {
         /// How long we waited.
         waited: Duration,
     },
+    /// Training could not continue.
+    #[error("training failed: {0}")]
+    Training(String),
     /// A weights file could not be read or is malformed.
     #[error("weights file {path}: {reason}")]
     Weights {

@@ -29,6 +29,7 @@ pub mod kernels;
 pub mod model;
 pub mod mpc;
 pub mod planner;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use wgpu;

@@ -17,7 +17,9 @@
 //! assigns each particle a local slot through a keyed Feistel permutation: TS1 re-draws it at
 //! every step, TS∞ once per iteration.
 
+pub mod adam;
 pub mod cem;
+pub mod loss;
 pub mod mlp;
 pub mod rng;
 pub mod rollout;
@@ -42,6 +44,10 @@ pub const ROLLOUT_WGSL: &str = include_str!("../../shaders/rollout.wgsl");
 pub const ANALYTIC_WGSL: &str = include_str!("../../shaders/analytic.wgsl");
 /// `cem.wgsl`: sampling, elite selection and the distribution update.
 pub const CEM_WGSL: &str = include_str!("../../shaders/cem.wgsl");
+/// `loss.wgsl`: minibatch gathering, Gaussian NLL / MSE and their gradients.
+pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
+/// `adam.wgsl`: gradient norm and the Adam update.
+pub const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
 
 /// One WGSL family as compiled: its source parts in concatenation order and its entry points.
 #[derive(Debug, Clone)]
@@ -79,6 +85,16 @@ pub fn shaders() -> Vec<ShaderSource> {
         });
     }
     out.push(ShaderSource {
+        name: "loss",
+        parts: vec![COMMON_WGSL, LOSS_WGSL],
+        entry_points: &["gather_batch", "nll_grad", "reduce_loss"],
+    });
+    out.push(ShaderSource {
+        name: "adam",
+        parts: vec![COMMON_WGSL, ADAM_WGSL],
+        entry_points: &["grad_norm_partial", "grad_norm_final", "adam_step"],
+    });
+    out.push(ShaderSource {
         name: "cem",
         parts: vec![COMMON_WGSL, CEM_WGSL],
         entry_points: &["sample_candidates", "particle_mean", "rank_elites", "update_distribution", "shift_solution"],
@@ -111,6 +127,37 @@ pub struct PlanParams {
     pub model_out: u32,
     pub in_dim: u32,
     pub _pad0: u32,
+}
+
+/// The uniform of the training families (WGSL `TrainParams`), one entry per minibatch step.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)]
+pub struct TrainParams {
+    pub n_members: u32,
+    pub batch: u32,
+    pub valid_rows: u32,
+    pub in_dim: u32,
+    pub model_out: u32,
+    pub probabilistic: u32,
+    pub learn_bounds: u32,
+    pub step: u32,
+    pub n_steps: u32,
+    pub bounds_offset: u32,
+    pub min_offset: u32,
+    pub n_params: u32,
+    pub n_chunks: u32,
+    pub lr: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub clip_norm: f32,
+    pub logvar_penalty: f32,
+    pub objective: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
 }
 
 /// `PlanParams.flags`: the model is probabilistic (sample mean + σ·ε).
