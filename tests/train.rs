@@ -354,3 +354,76 @@ gpu_test!(non_finite_gradients_are_skipped_then_stop_training_with_a_clear_error
     let after = t.ensemble().unwrap();
     assert_eq!(before.layers, after.layers, "skipped steps change no weights");
 });
+
+gpu_test!(checkpoints_round_trip_resume_training_and_reject_damage, |ctx| {
+    use lookahead::model::checkpoint::Checkpoint;
+    let buffer = random_buffer(3, 2, 40, 6);
+    let cfg = TrainConfig { batch_size: 16, epochs: 2, num_elites: 2, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(ctx, Ensemble::random(small_spec(true, false), 3).unwrap(), cfg).unwrap();
+    trainer.train(&buffer).unwrap();
+    let dir = std::env::temp_dir().join(format!("lookahead-ckpt-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("model.safetensors");
+    let ckpt = trainer.checkpoint().unwrap();
+    ckpt.save(&path).unwrap();
+    let back = Checkpoint::load(&path).unwrap();
+    assert_eq!(back, ckpt);
+    // The planner's loader reads the ensemble out of a checkpoint.
+    assert_eq!(Ensemble::load(&path).unwrap(), ckpt.ensemble);
+    // Resuming restores the optimiser exactly.
+    let resumed = Trainer::from_checkpoint(ctx, &back, None).unwrap();
+    assert_eq!(resumed.adam_state().unwrap(), trainer.adam_state().unwrap());
+    assert_eq!(resumed.ensemble().unwrap(), trainer.ensemble().unwrap());
+    assert_eq!(resumed.elites(), trainer.elites());
+    // One flipped byte in the tensor data, or a cut file, is named.
+    let bytes = std::fs::read(&path).unwrap();
+    let mut altered = bytes.clone();
+    let k = altered.len() - 100;
+    altered[k] ^= 0x40;
+    let err = Checkpoint::from_bytes(&altered).unwrap_err();
+    assert!(err.contains("checksum mismatch"), "{err}");
+    let err = Checkpoint::from_bytes(&bytes[..bytes.len() / 2]).unwrap_err();
+    assert!(err.contains("safetensors"), "{err}");
+    // A save that cannot complete leaves the previous file as it was and no temporary behind.
+    let blocked = dir.join("blocked.safetensors");
+    std::fs::create_dir_all(blocked.join("occupied")).unwrap();
+    assert!(ckpt.save(&blocked).is_err());
+    assert!(blocked.join("occupied").is_dir());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), bytes);
+    std::fs::remove_dir_all(&dir).ok();
+});
+
+#[test]
+fn selecting_members_keeps_their_predictions() {
+    let e = Ensemble::random(small_spec(true, false), 4).unwrap();
+    let sub = e.select_members(&[2, 0]).unwrap();
+    assert_eq!(sub.spec.n_members, 2);
+    let x = [0.1, -0.3, 0.5, 0.2, -0.1];
+    assert_eq!(sub.predict_f64(0, &x), e.predict_f64(2, &x));
+    assert_eq!(sub.predict_f64(1, &x), e.predict_f64(0, &x));
+    assert!(e.select_members(&[3]).is_err());
+}
+
+gpu_test!(reference_network_loss_and_gradients_match_the_f64_reference, |ctx| {
+    // The PETS reference ensemble (7 × 4×200 SiLU, Gaussian) on cartpole-sized data.
+    let mut e = Ensemble::random(EnsembleSpec::pets(4, 1), 12).unwrap();
+    let buffer = cartpole_data(300, 5);
+    let all: Vec<usize> = (0..300).collect();
+    let (mean, std) = input_statistics(&buffer, &all);
+    e.input_mean = mean;
+    e.input_std = std;
+    let cfg = TrainConfig { batch_size: 40, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
+    let rows: Vec<usize> = (0..37).map(|i| i * 8).collect();
+    let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
+    let (cpu_losses, cpu_grads) = flat_reference(&e, &buffer, &rows, 0.01, &trainer);
+    let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
+    assert_close("member losses", &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
+    assert_close("gradients", &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
+});

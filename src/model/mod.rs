@@ -18,6 +18,8 @@
 //! `EnsembleLinearLayer` (`[members, in, out]`), so a PyTorch-trained model exports with
 //! `safetensors.torch.save_file` after renaming.
 
+pub mod checkpoint;
+
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -302,31 +304,65 @@ impl Ensemble {
         .into();
         let bytes = safetensors::serialize(views, Some(meta))
             .map_err(|e| Error::Weights { path: path.display().to_string(), reason: e.to_string() })?;
-        let tmp = path.with_extension("safetensors.tmp");
-        let io = |source| Error::Io { path: path.display().to_string(), source };
-        std::fs::write(&tmp, bytes).map_err(io)?;
-        std::fs::rename(&tmp, path).map_err(io)
+        checkpoint::write_atomic(path, &bytes)
     }
 
     /// Reads parameters written by [`Ensemble::save`] (or exported elsewhere with the same
-    /// names), checking every name, dtype, shape and value.
+    /// names), or the ensemble of a training checkpoint, checking every name, dtype, shape and value.
     pub fn load(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
         let p = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: p.clone(), source })?;
-        Self::from_bytes(&bytes).map_err(|reason| Error::Weights { path: p, reason })
+        Self::from_bytes_any(&bytes).map_err(|reason| Error::Weights { path: p, reason })
+    }
+
+    /// A new ensemble made of the given members, in that order (e.g. the elites for planning).
+    pub fn select_members(&self, members: &[usize]) -> Result<Self> {
+        if members.is_empty() {
+            return Err(Error::InvalidInput("select at least one member".into()));
+        }
+        if let Some(m) = members.iter().find(|m| **m >= self.spec.n_members) {
+            return Err(Error::InvalidInput(format!(
+                "member {m} does not exist in a {}-member ensemble",
+                self.spec.n_members
+            )));
+        }
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| {
+                let (i, o) = (l.in_dim, l.out_dim);
+                Layer {
+                    in_dim: i,
+                    out_dim: o,
+                    weight: members.iter().flat_map(|m| l.weight[m * i * o..(m + 1) * i * o].to_vec()).collect(),
+                    bias: members.iter().flat_map(|m| l.bias[m * o..(m + 1) * o].to_vec()).collect(),
+                }
+            })
+            .collect();
+        Ok(Self { spec: EnsembleSpec { n_members: members.len(), ..self.spec.clone() }, layers, ..self.clone() })
     }
 
     /// Parses a safetensors buffer; the error says what is wrong.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        Self::from_bytes_checked(bytes, &[FORMAT])
+    }
+
+    /// Like [`Ensemble::from_bytes`], also accepting a training checkpoint (whose ensemble
+    /// tensors have the same names).
+    pub fn from_bytes_any(bytes: &[u8]) -> std::result::Result<Self, String> {
+        Self::from_bytes_checked(bytes, &[FORMAT, checkpoint::CHECKPOINT_FORMAT])
+    }
+
+    fn from_bytes_checked(bytes: &[u8], formats: &[&str]) -> std::result::Result<Self, String> {
         let (_, header) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
         let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let get_meta = |k: &str| meta.get(k).cloned().ok_or_else(|| format!("metadata key {k:?} is missing"));
         let format = get_meta("format")?;
-        if format != FORMAT {
-            return Err(format!("format {format:?}, expected {FORMAT:?}"));
+        if !formats.contains(&format.as_str()) {
+            return Err(format!("format {format:?}, expected one of {formats:?}"));
         }
         let parse_usize = |k: &str| get_meta(k)?.parse::<usize>().map_err(|e| format!("metadata {k}: {e}"));
         let parse_bool = |k: &str| get_meta(k)?.parse::<bool>().map_err(|e| format!("metadata {k}: {e}"));

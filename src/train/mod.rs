@@ -9,6 +9,7 @@ mod config;
 pub use buffer::{input_statistics, ReplayBuffer};
 pub use config::TrainConfig;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rand::seq::SliceRandom;
@@ -18,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, GpuContext};
 use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
 use crate::kernels::{self, storage_entry, uniform_entry, TrainParams, WG_SIZE};
+use crate::model::checkpoint::{ensemble_tensors, AdamState, Checkpoint};
 use crate::model::{Ensemble, EnsembleSpec};
 
 /// Values per chunk of the gradient-norm reduction (WGSL `CHUNK`).
@@ -429,6 +431,64 @@ impl Trainer {
         let mut e = self.ensemble.clone();
         self.layout.unpack(&flat, &mut e);
         Ok(e)
+    }
+
+    /// Everything needed to resume: parameters, normaliser, elites and Adam state.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let ensemble = self.ensemble()?;
+        let (m1, m2, steps) = self.adam_state()?;
+        let by_name = |flat: &[f32]| -> BTreeMap<String, Vec<f32>> {
+            let mut shaped = ensemble.clone();
+            self.layout.unpack(flat, &mut shaped);
+            shaped.input_mean.iter_mut().for_each(|v| *v = 0.0);
+            shaped.input_std.iter_mut().for_each(|v| *v = 0.0);
+            ensemble_tensors(&shaped).into_iter().map(|(n, _, d)| (n, d)).collect()
+        };
+        Ok(Checkpoint {
+            adam: Some(AdamState { m: by_name(&m1), v: by_name(&m2), steps }),
+            ensemble,
+            train: self.cfg.clone(),
+            elites: self.elites.clone(),
+        })
+    }
+
+    /// A trainer that resumes from `ckpt` (with `cfg`, or the checkpoint's settings when `None`).
+    pub fn from_checkpoint(ctx: &GpuContext, ckpt: &Checkpoint, cfg: Option<TrainConfig>) -> Result<Self> {
+        let mut t = Self::new(ctx, ckpt.ensemble.clone(), cfg.unwrap_or_else(|| ckpt.train.clone()))?;
+        if let Some(adam) = &ckpt.adam {
+            let flat = |moments: &BTreeMap<String, Vec<f32>>| -> Result<Vec<f32>> {
+                let mut shaped = ckpt.ensemble.clone();
+                for (l, layer) in shaped.layers.iter_mut().enumerate() {
+                    let get = |name: String, len: usize| -> Result<Vec<f32>> {
+                        match moments.get(&name) {
+                            Some(v) if v.len() == len => Ok(v.clone()),
+                            _ => Err(Error::InvalidInput(format!(
+                                "Adam state for {name} is missing or has the wrong size"
+                            ))),
+                        }
+                    };
+                    layer.weight = get(format!("layers.{l}.weight"), layer.weight.len())?;
+                    layer.bias = get(format!("layers.{l}.bias"), layer.bias.len())?;
+                }
+                for (name, dst) in [("max_logvar", &mut shaped.max_logvar), ("min_logvar", &mut shaped.min_logvar)] {
+                    match moments.get(name) {
+                        Some(v) if v.len() == dst.len() => dst.copy_from_slice(v),
+                        _ => {
+                            return Err(Error::InvalidInput(format!(
+                                "Adam state for {name} is missing or has the wrong size"
+                            )))
+                        }
+                    }
+                }
+                Ok(t.layout.pack(&shaped))
+            };
+            let (m1, m2) = (flat(&adam.m)?, flat(&adam.v)?);
+            t.set_adam_state(&m1, &m2, adam.steps)?;
+        }
+        if ckpt.elites.len() == t.cfg.num_elites {
+            t.elites = ckpt.elites.clone();
+        }
+        Ok(t)
     }
 
     /// Adam state: (first moments, second moments, steps taken), flat layout.

@@ -1,0 +1,233 @@
+//! Training checkpoints: one safetensors file holding the ensemble (the tensor names of
+//! [`crate::model`]), the Adam moments (`adam.m.<tensor>`, `adam.v.<tensor>`, same shapes) and a
+//! JSON manifest in the metadata (`manifest`: format version, model and training config, elites,
+//! Adam step count, SHA-256 of every tensor). Writes are atomic (temporary file, fsync, rename),
+//! so a crash during a save leaves the previous checkpoint intact; loading verifies the checksum
+//! and names what is wrong.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+
+use safetensors::tensor::{Dtype, TensorView};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+use crate::model::{Ensemble, EnsembleSpec};
+use crate::train::TrainConfig;
+
+/// `format` metadata value of checkpoints.
+pub const CHECKPOINT_FORMAT: &str = "lookahead-checkpoint-v1";
+/// Version of the manifest layout.
+pub const MANIFEST_VERSION: u32 = 1;
+
+/// Adam moments per tensor name (the ensemble's names) and the step count.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdamState {
+    /// First moments by tensor name.
+    pub m: BTreeMap<String, Vec<f32>>,
+    /// Second moments by tensor name.
+    pub v: BTreeMap<String, Vec<f32>>,
+    /// Adam steps taken.
+    pub steps: u32,
+}
+
+/// The JSON manifest stored in the file's metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// [`MANIFEST_VERSION`].
+    pub version: u32,
+    /// The architecture.
+    pub model: EnsembleSpec,
+    /// The training settings.
+    pub train: TrainConfig,
+    /// Elite members, best first.
+    pub elites: Vec<usize>,
+    /// Adam steps taken (0 without optimiser state).
+    pub adam_steps: u32,
+    /// SHA-256 over every tensor's name, shape and bytes in name order (hex).
+    pub sha256: String,
+}
+
+/// Everything needed to resume training and to plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    /// Parameters and normaliser.
+    pub ensemble: Ensemble,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Elite members, best first.
+    pub elites: Vec<usize>,
+    /// Optimiser state, if saved.
+    pub adam: Option<AdamState>,
+}
+
+/// The ensemble's tensors by name, with shapes.
+pub fn ensemble_tensors(e: &Ensemble) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let n = e.spec.n_members;
+    let mut t = Vec::new();
+    for (l, layer) in e.layers.iter().enumerate() {
+        t.push((format!("layers.{l}.weight"), vec![n, layer.in_dim, layer.out_dim], layer.weight.clone()));
+        t.push((format!("layers.{l}.bias"), vec![n, layer.out_dim], layer.bias.clone()));
+    }
+    t.push(("input_mean".into(), vec![e.input_mean.len()], e.input_mean.clone()));
+    t.push(("input_std".into(), vec![e.input_std.len()], e.input_std.clone()));
+    t.push(("max_logvar".into(), vec![e.max_logvar.len()], e.max_logvar.clone()));
+    t.push(("min_logvar".into(), vec![e.min_logvar.len()], e.min_logvar.clone()));
+    t
+}
+
+fn digest(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> String {
+    let mut h = Sha256::new();
+    for (name, (shape, data)) in tensors {
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        for s in shape {
+            h.update((*s as u64).to_le_bytes());
+        }
+        h.update(bytemuck::cast_slice::<f32, u8>(data));
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the folder.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+impl Checkpoint {
+    /// Serialises and writes atomically.
+    pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
+        let path = path.as_ref();
+        self.ensemble.validate()?;
+        let mut tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> =
+            ensemble_tensors(&self.ensemble).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
+        let shapes: BTreeMap<String, Vec<usize>> = tensors.iter().map(|(n, (s, _))| (n.clone(), s.clone())).collect();
+        if let Some(adam) = &self.adam {
+            for (prefix, moments) in [("adam.m.", &adam.m), ("adam.v.", &adam.v)] {
+                for (name, data) in moments {
+                    let shape = shapes
+                        .get(name)
+                        .ok_or_else(|| Error::InvalidInput(format!("Adam state for unknown tensor {name}")))?;
+                    if shape.iter().product::<usize>() != data.len() {
+                        return Err(Error::InvalidInput(format!(
+                            "Adam state {prefix}{name} has {} values for shape {shape:?}",
+                            data.len()
+                        )));
+                    }
+                    tensors.insert(format!("{prefix}{name}"), (shape.clone(), data.clone()));
+                }
+            }
+        }
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            model: self.ensemble.spec.clone(),
+            train: self.train.clone(),
+            elites: self.elites.clone(),
+            adam_steps: self.adam.as_ref().map(|a| a.steps).unwrap_or(0),
+            sha256: digest(&tensors),
+        };
+        let views: Vec<(String, TensorView<'_>)> = tensors
+            .iter()
+            .map(|(n, (shape, data))| {
+                let v = TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
+                    .expect("shapes were checked against the data above");
+                (n.clone(), v)
+            })
+            .collect();
+        let s = &self.ensemble.spec;
+        let meta: std::collections::HashMap<String, String> = [
+            ("format".to_string(), CHECKPOINT_FORMAT.to_string()),
+            ("obs_dim".to_string(), s.obs_dim.to_string()),
+            ("act_dim".to_string(), s.act_dim.to_string()),
+            ("probabilistic".to_string(), s.probabilistic.to_string()),
+            ("learned_reward".to_string(), s.learned_reward.to_string()),
+            ("manifest".to_string(), serde_json::to_string(&manifest).expect("the manifest serialises")),
+        ]
+        .into();
+        let bytes = safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::Weights { path: path.display().to_string(), reason: e.to_string() })?;
+        write_atomic(path, &bytes)
+    }
+
+    /// Reads and verifies a checkpoint.
+    pub fn load(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: p.clone(), source })?;
+        Self::from_bytes(&bytes).map_err(|reason| Error::Weights { path: p, reason })
+    }
+
+    /// Parses and verifies a checkpoint buffer; the error says what is wrong.
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        match meta.get("format").map(String::as_str) {
+            Some(CHECKPOINT_FORMAT) => {}
+            other => return Err(format!("format {other:?}, expected {CHECKPOINT_FORMAT:?}")),
+        }
+        let manifest: Manifest =
+            serde_json::from_str(meta.get("manifest").ok_or("metadata key \"manifest\" is missing")?)
+                .map_err(|e| format!("manifest: {e}"))?;
+        if manifest.version != MANIFEST_VERSION {
+            return Err(format!("manifest version {}, this build reads {MANIFEST_VERSION}", manifest.version));
+        }
+        let mut tensors = BTreeMap::new();
+        for name in st.names() {
+            let t = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
+            if t.dtype() != Dtype::F32 {
+                return Err(format!("tensor {name:?} has dtype {:?}, expected F32", t.dtype()));
+            }
+            let data: Vec<f32> =
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            tensors.insert(name.to_string(), (t.shape().to_vec(), data));
+        }
+        let actual = digest(&tensors);
+        if actual != manifest.sha256 {
+            return Err(format!("checksum mismatch: the manifest says {}, the tensors hash to {actual}; the file was altered or damaged", manifest.sha256));
+        }
+        let ensemble = Ensemble::from_bytes_any(bytes)?;
+        if ensemble.spec != manifest.model {
+            return Err(format!("the tensors describe {:?}, the manifest {:?}", ensemble.spec, manifest.model));
+        }
+        let adam = if manifest.adam_steps > 0 || tensors.keys().any(|k| k.starts_with("adam.")) {
+            let mut m = BTreeMap::new();
+            let mut v = BTreeMap::new();
+            for (name, _, _) in ensemble_tensors(&ensemble) {
+                for (prefix, map) in [("adam.m.", &mut m), ("adam.v.", &mut v)] {
+                    let key = format!("{prefix}{name}");
+                    let (_, data) = tensors.get(&key).ok_or_else(|| format!("tensor {key:?} is missing"))?;
+                    map.insert(name.clone(), data.clone());
+                }
+            }
+            Some(AdamState { m, v, steps: manifest.adam_steps })
+        } else {
+            None
+        };
+        if let Some(bad) = manifest.elites.iter().find(|e| **e >= ensemble.spec.n_members) {
+            return Err(format!("elite {bad} is not a member of a {}-member ensemble", ensemble.spec.n_members));
+        }
+        Ok(Self { ensemble, train: manifest.train, elites: manifest.elites, adam })
+    }
+}
