@@ -159,3 +159,122 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
         repeats: c.repeats,
     })
 }
+
+/// One training benchmark configuration.
+#[derive(Debug, Clone)]
+pub struct TrainCase {
+    /// Name in reports.
+    pub name: String,
+    /// Model architecture.
+    pub model: EnsembleSpec,
+    /// Transitions in the buffer (one epoch visits each once per member).
+    pub transitions: usize,
+    /// Rows per member per minibatch.
+    pub batch_size: usize,
+}
+
+/// Timing of one training case.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainResult {
+    /// Case name.
+    pub name: String,
+    /// Transitions per epoch.
+    pub transitions: usize,
+    /// Ensemble members.
+    pub members: usize,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Rows per member per minibatch.
+    pub batch_size: usize,
+    /// Minibatch steps per epoch.
+    pub steps: usize,
+    /// Wall time of one epoch (the faster of two; scoring excluded).
+    pub seconds_per_epoch: f64,
+    /// Transitions per second.
+    pub transitions_per_s: f64,
+}
+
+/// The JSON report of `bench train`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainReportJson {
+    /// The adapter measured.
+    pub adapter: AdapterJson,
+    /// lookahead version.
+    pub version: String,
+    /// One entry per case.
+    pub results: Vec<TrainResult>,
+}
+
+/// One epoch of the PETS reference model (7 × 4×200, batch 256) on 10k and 100k transitions.
+pub fn train_full_suite() -> Vec<TrainCase> {
+    [10_000, 100_000]
+        .into_iter()
+        .map(|n| TrainCase {
+            name: format!("pets_reference_{}k", n / 1000),
+            model: EnsembleSpec::pets(4, 1),
+            transitions: n,
+            batch_size: 256,
+        })
+        .collect()
+}
+
+/// A reduced set for lavapipe: the reference model on 2k transitions, a 5 × 2×64 model on 10k.
+pub fn train_quick_suite() -> Vec<TrainCase> {
+    vec![
+        TrainCase {
+            name: "pets_reference_2k".into(),
+            model: EnsembleSpec::pets(4, 1),
+            transitions: 2000,
+            batch_size: 256,
+        },
+        TrainCase {
+            name: "small_5x2x64_10k".into(),
+            model: EnsembleSpec { n_members: 5, hidden: vec![64, 64], ..EnsembleSpec::pets(4, 1) },
+            transitions: 10_000,
+            batch_size: 256,
+        },
+    ]
+}
+
+/// Random-action cartpole transitions (restarting after each episode).
+pub fn cartpole_transitions(n: usize, seed: u64) -> Result<crate::train::ReplayBuffer> {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut env = EnvKind::Cartpole.make();
+    let mut buffer = crate::train::ReplayBuffer::new(4, 1);
+    let mut obs = env.reset(seed);
+    while buffer.len() < n {
+        let a: f64 = rng.random_range(-1.0..1.0);
+        let s = env.step(&[a])?;
+        let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
+        let next: Vec<f32> = s.obs.iter().map(|v| *v as f32).collect();
+        buffer.push(&o, &[a as f32], &next, s.reward as f32, s.terminated)?;
+        obs = if s.terminated || s.truncated { env.reset(rng.random()) } else { s.obs };
+    }
+    Ok(buffer)
+}
+
+/// Times one training case: two epochs, the faster reported.
+pub fn run_train_case(ctx: &GpuContext, c: &TrainCase) -> Result<TrainResult> {
+    let buffer = cartpole_transitions(c.transitions, 7)?;
+    let cfg = crate::train::TrainConfig {
+        epochs: 2,
+        patience: None,
+        batch_size: c.batch_size,
+        num_elites: 1,
+        ..Default::default()
+    };
+    let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(c.model.clone(), 3)?, cfg)?;
+    let report = trainer.train(&buffer)?;
+    let secs = report.epoch_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    Ok(TrainResult {
+        name: c.name.clone(),
+        transitions: c.transitions,
+        members: c.model.n_members,
+        hidden: c.model.hidden.clone(),
+        batch_size: c.batch_size,
+        steps: c.transitions.div_ceil(c.batch_size),
+        seconds_per_epoch: secs,
+        transitions_per_s: c.transitions as f64 / secs,
+    })
+}

@@ -64,6 +64,15 @@ enum Command {
 
 #[derive(Subcommand)]
 enum BenchCommand {
+    /// Time training epochs of the PETS reference ensemble.
+    Train {
+        /// Write the JSON report here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// The reduced set (minutes on lavapipe).
+        #[arg(long)]
+        quick: bool,
+    },
     /// Time full CEM plans through the PETS reference ensemble.
     Plan {
         /// Write the JSON report here.
@@ -189,6 +198,42 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             if let Some(path) = json {
                 let report = bench::PlanReport {
+                    adapter: ctx.adapter().into(),
+                    version: env!("CARGO_PKG_VERSION").to_string(),
+                    results,
+                };
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("report written to {}", path.display());
+            }
+        }
+        Command::Bench { what: BenchCommand::Train { json, quick } } => {
+            let ctx = open_gpu(&cli.gpu)?;
+            println!("lookahead {} bench train{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
+            println!("adapter: {}", ctx.adapter());
+            let cases = if quick { bench::train_quick_suite() } else { bench::train_full_suite() };
+            println!(
+                "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14}",
+                "case", "transitions", "members", "hidden", "batch", "steps", "s/epoch", "transitions/s"
+            );
+            let mut results = Vec::new();
+            for c in &cases {
+                let r = bench::run_train_case(&ctx, c)?;
+                println!(
+                    "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12.3} {:>14.0}",
+                    r.name,
+                    r.transitions,
+                    r.members,
+                    format!("{:?}", r.hidden),
+                    r.batch_size,
+                    r.steps,
+                    r.seconds_per_epoch,
+                    r.transitions_per_s
+                );
+                results.push(r);
+            }
+            if let Some(path) = json {
+                let report = bench::TrainReportJson {
                     adapter: ctx.adapter().into(),
                     version: env!("CARGO_PKG_VERSION").to_string(),
                     results,

@@ -65,3 +65,22 @@ fn quick_plan_bench_writes_the_documented_json() {
     }
     std::fs::remove_file(&path).ok();
 }
+
+#[test]
+fn quick_train_bench_writes_the_documented_json() {
+    let path = std::env::temp_dir().join(format!("lookahead-train-bench-{}.json", std::process::id()));
+    let out = bin().args(["bench", "train", "--quick", "--json"]).arg(&path).output().expect("runs");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for k in ["name", "backend", "driver"] {
+        assert!(v["adapter"][k].is_string(), "adapter.{k}");
+    }
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        for k in ["transitions", "seconds_per_epoch", "transitions_per_s"] {
+            assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
+        }
+    }
+    std::fs::remove_file(&path).ok();
+}
