@@ -108,3 +108,43 @@ fn wgsl_size_constants_match_rust() {
     assert!(m.contains(&format!("const TILE_M: u32 = {}u;", lookahead::kernels::mlp::TILE_M)));
     assert!(m.contains(&format!("const TILE_N: u32 = {}u;", lookahead::kernels::mlp::TILE_N)));
 }
+
+#[test]
+fn train_params_layout_matches_the_rust_mirror() {
+    use lookahead::kernels::TrainParams;
+    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::LOSS_WGSL].concat();
+    let module = parse("loss", &src);
+    let (span, members) = struct_layout(&module, "TrainParams");
+    assert_eq!(span as usize, std::mem::size_of::<TrainParams>());
+    let expected = [
+        ("n_members", std::mem::offset_of!(TrainParams, n_members)),
+        ("batch", std::mem::offset_of!(TrainParams, batch)),
+        ("valid_rows", std::mem::offset_of!(TrainParams, valid_rows)),
+        ("in_dim", std::mem::offset_of!(TrainParams, in_dim)),
+        ("model_out", std::mem::offset_of!(TrainParams, model_out)),
+        ("probabilistic", std::mem::offset_of!(TrainParams, probabilistic)),
+        ("learn_bounds", std::mem::offset_of!(TrainParams, learn_bounds)),
+        ("step", std::mem::offset_of!(TrainParams, step)),
+        ("n_steps", std::mem::offset_of!(TrainParams, n_steps)),
+        ("bounds_offset", std::mem::offset_of!(TrainParams, bounds_offset)),
+        ("min_offset", std::mem::offset_of!(TrainParams, min_offset)),
+        ("n_params", std::mem::offset_of!(TrainParams, n_params)),
+        ("n_chunks", std::mem::offset_of!(TrainParams, n_chunks)),
+        ("lr", std::mem::offset_of!(TrainParams, lr)),
+        ("beta1", std::mem::offset_of!(TrainParams, beta1)),
+        ("beta2", std::mem::offset_of!(TrainParams, beta2)),
+        ("eps", std::mem::offset_of!(TrainParams, eps)),
+        ("weight_decay", std::mem::offset_of!(TrainParams, weight_decay)),
+        ("clip_norm", std::mem::offset_of!(TrainParams, clip_norm)),
+        ("logvar_penalty", std::mem::offset_of!(TrainParams, logvar_penalty)),
+        ("objective", std::mem::offset_of!(TrainParams, objective)),
+        ("_pad0", std::mem::offset_of!(TrainParams, _pad0)),
+        ("_pad1", std::mem::offset_of!(TrainParams, _pad1)),
+        ("_pad2", std::mem::offset_of!(TrainParams, _pad2)),
+    ];
+    assert_eq!(members.len(), expected.len());
+    for ((name, off), (ename, eoff)) in members.iter().zip(expected) {
+        assert_eq!((name.as_str(), *off as usize), (ename, eoff));
+    }
+    assert!(lookahead::kernels::ADAM_WGSL.contains(&format!("const CHUNK: u32 = {}u;", lookahead::train::NORM_CHUNK)));
+}
