@@ -427,3 +427,31 @@ gpu_test!(reference_network_loss_and_gradients_match_the_f64_reference, |ctx| {
     assert_close("member losses", &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
     assert_close("gradients", &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
 });
+
+gpu_test!(validation_split_and_patience_stop_early_and_keep_the_best_weights, |ctx| {
+    let buffer = random_buffer(3, 2, 50, 8);
+    // A threshold no epoch can meet: patience 2 ends training after 2 epochs without improvement.
+    let cfg = TrainConfig {
+        batch_size: 16,
+        epochs: 10,
+        patience: Some(2),
+        improvement_threshold: 10.0,
+        validation_ratio: 0.2,
+        num_elites: 2,
+        ..TrainConfig::default()
+    };
+    let e = Ensemble::random(small_spec(true, false), 2).unwrap();
+    let mut trainer = Trainer::new(ctx, e, cfg).unwrap();
+    let before = trainer.ensemble().unwrap();
+    let report = trainer.train(&buffer).unwrap();
+    assert_eq!((report.n_train, report.n_eval), (40, 10));
+    assert_eq!(report.epochs, 2);
+    assert_eq!(report.val_mse.len(), 2);
+    assert_eq!(report.elites.len(), 2);
+    // Nothing improved, so the weights of the last epoch stay; the normaliser comes from the training part.
+    let after = trainer.ensemble().unwrap();
+    assert_ne!(before.layers, after.layers);
+    let mut sorted = report.best_mse.clone();
+    sorted.sort_by(f64::total_cmp);
+    assert_eq!(report.best_mse[report.elites[0]], sorted[0]);
+});
