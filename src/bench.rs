@@ -259,7 +259,7 @@ pub fn run_train_case(ctx: &GpuContext, c: &TrainCase) -> Result<TrainResult> {
     let buffer = cartpole_transitions(c.transitions, 7)?;
     let cfg = crate::train::TrainConfig {
         epochs: 2,
-        patience: None,
+        patience: 0,
         batch_size: c.batch_size,
         num_elites: 1,
         ..Default::default()

@@ -38,7 +38,7 @@ pub enum Error {
         reason: String,
     },
     /// Several configuration values are invalid (all are listed).
-    #[error("invalid config:\n{}", .0.iter().map(|e| format!("  - {e}")).collect::<Vec<_>>().join("\n"))]
+    #[error("invalid config:\n{}", .0.iter().map(|e| format!("  - {}", e.to_string().trim_start_matches("invalid config: "))).collect::<Vec<_>>().join("\n"))]
     InvalidConfigs(Vec<Error>),
     /// An input (observation, weights, ...) has the wrong shape or a non-finite value.
     #[error("invalid input: {0}")]

@@ -28,6 +28,7 @@ pub mod gpu;
 pub mod kernels;
 pub mod model;
 pub mod mpc;
+pub mod pets;
 pub mod planner;
 pub mod train;
 

@@ -10,6 +10,7 @@ use lookahead::bench;
 use lookahead::env::EnvKind;
 use lookahead::gpu::{self, AdapterOptions, Backend, GpuContext};
 use lookahead::mpc;
+use lookahead::pets::{self, PetsConfig, Preset};
 use lookahead::planner::CemConfig;
 
 #[derive(Parser)]
@@ -33,6 +34,34 @@ struct GpuArgs {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run PETS: explore, then plan with CEM over a learned ensemble, act, retrain.
+    Pets {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+        /// Seed of the whole run (overrides the config's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Run directory (default: runs/pets-<env>-<preset>-seed<seed>).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Replay a PETS run's checkpoint.
+    Eval {
+        /// The run directory (config.toml and model.safetensors).
+        #[arg(long)]
+        run: PathBuf,
+        /// Episodes to play.
+        #[arg(long, default_value_t = 5)]
+        episodes: usize,
+        /// Seed of the episodes and the planner.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Print or check a PETS config.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
     /// Run one episode of MPC with the environment's true dynamics.
     Mpc {
         /// cartpole or pendulum.
@@ -60,6 +89,55 @@ enum Command {
     Adapters,
     /// List the built-in environments.
     Envs,
+}
+
+#[derive(Args)]
+struct ConfigArgs {
+    /// cartpole or pendulum.
+    #[arg(long, default_value = "cartpole")]
+    env: String,
+    /// reference or demo.
+    #[arg(long, default_value = "reference")]
+    preset: String,
+    /// A TOML file applied over the preset ([model], [train], [planner], [loop], env, seed).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Override one key, e.g. --set planner.population=500 (repeatable).
+    #[arg(long = "set")]
+    set: Vec<String>,
+}
+
+impl ConfigArgs {
+    fn resolve(&self) -> anyhow::Result<(PetsConfig, String)> {
+        let env: EnvKind = self.env.parse()?;
+        let preset: Preset = self.preset.parse()?;
+        let text = match &self.config {
+            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
+        let cfg = PetsConfig::resolve(env, preset, text.as_deref(), &self.set)?;
+        Ok((cfg, self.preset.clone()))
+    }
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print the resolved config as TOML.
+    Print {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Check a config file (over the preset) and report every problem.
+    Validate {
+        /// The TOML file.
+        file: PathBuf,
+        /// cartpole or pendulum.
+        #[arg(long, default_value = "cartpole")]
+        env: String,
+        /// reference or demo.
+        #[arg(long, default_value = "reference")]
+        preset: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -122,6 +200,91 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Pets { cfg, seed, out } => {
+            let (mut config, preset) = cfg.resolve()?;
+            if let Some(s) = seed {
+                config.seed = s;
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/pets-{}-{preset}-seed{}", config.env.name(), config.seed)));
+            let ctx = open_gpu(&cli.gpu)?;
+            eprintln!(
+                "pets {} ({preset}): {} × {:?} ensemble, CEM {} × {} particles × horizon {} × {} iterations, {} trials; run directory {}",
+                config.env.name(),
+                config.model.members,
+                config.model.hidden,
+                config.planner.population,
+                config.planner.particles,
+                config.planner.horizon,
+                config.planner.iterations,
+                config.schedule.trials,
+                out.display()
+            );
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let flag = stop.clone();
+            ctrlc::set_handler(move || {
+                eprintln!("\ninterrupt: finishing the current step; checkpoint and metrics stay intact");
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+            })
+            .context("installing the Ctrl-C handler")?;
+            let total = (config.schedule.trials * config.schedule.trial_length) as u64;
+            let bar = ProgressBar::new(total);
+            bar.set_style(
+                ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:30}] {msg}")
+                    .expect("the template is a literal")
+                    .progress_chars("=> "),
+            );
+            let mut done_before = 0u64;
+            let mut last_trial = 0usize;
+            let trial_length = config.schedule.trial_length as u64;
+            let mut progress = |p: &pets::Progress| {
+                if p.trial != last_trial {
+                    done_before = p.trial as u64 * trial_length;
+                    last_trial = p.trial;
+                }
+                bar.set_position(done_before + p.step as u64);
+                let last = p.last_return.map(|r| format!(", last trial {r:.1}")).unwrap_or_default();
+                bar.set_message(format!("trial {}/{} return {:.1}{last} ({:.1} steps/s)", p.trial + 1, p.trials, p.trial_return, p.steps_per_s));
+            };
+            let mut env = config.env.make();
+            let summary = pets::run(
+                &ctx,
+                &config,
+                env.as_mut(),
+                config.env.task(),
+                pets::RunOptions { out_dir: Some(out.clone()), interrupt: Some(stop), progress: Some(&mut progress) },
+            )?;
+            bar.finish_and_clear();
+            let returns: Vec<String> = summary.trials.iter().map(|t| format!("{:.1}", t.total_return)).collect();
+            println!("trial returns: {}", returns.join(" "));
+            if let Some(best) = summary.trials.iter().map(|t| t.total_return).reduce(f64::max) {
+                let first_max = summary.trials.iter().position(|t| t.total_return >= best).map(|i| i + 1).unwrap_or(0);
+                println!(
+                    "{}: best return {best:.1} (first reached in trial {first_max}) over {} trials in {:.1} s on {}{}",
+                    config.env.name(),
+                    summary.trials.len(),
+                    summary.seconds,
+                    ctx.adapter().name,
+                    if summary.interrupted { " (interrupted)" } else { "" }
+                );
+            }
+            println!("learning curve: {}", out.join("learning_curve.svg").display());
+        }
+        Command::Eval { run, episodes, seed } => {
+            let ctx = open_gpu(&cli.gpu)?;
+            let returns = pets::evaluate(&ctx, &run, episodes, seed)?;
+            let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
+            let list: Vec<String> = returns.iter().map(|r| format!("{r:.1}")).collect();
+            println!("eval {}: returns {} (mean {mean:.1})", run.display(), list.join(" "));
+        }
+        Command::Config { what: ConfigCommand::Print { cfg } } => {
+            let (config, _) = cfg.resolve()?;
+            print!("{}", config.to_toml());
+        }
+        Command::Config { what: ConfigCommand::Validate { file, env, preset } } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            PetsConfig::resolve(env.parse()?, preset.parse()?, Some(&text), &[]).with_context(|| format!("in {}", file.display()))?;
+            println!("{}: valid", file.display());
+        }
         Command::Mpc { env, seed, trajectory, config, set } => {
             let kind: EnvKind = env.parse()?;
             let cfg = mpc_config(kind, config, &set)?;

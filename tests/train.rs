@@ -434,7 +434,7 @@ gpu_test!(validation_split_and_patience_stop_early_and_keep_the_best_weights, |c
     let cfg = TrainConfig {
         batch_size: 16,
         epochs: 10,
-        patience: Some(2),
+        patience: 2,
         improvement_threshold: 10.0,
         validation_ratio: 0.2,
         num_elites: 2,

@@ -252,6 +252,29 @@ impl Planner {
         })
     }
 
+    /// Replaces the ensemble's parameters and normaliser (same architecture), keeping the
+    /// compiled kernels, the workspace and the warm start: the step after retraining.
+    pub fn set_ensemble(&mut self, ensemble: &Ensemble) -> Result<()> {
+        ensemble.validate()?;
+        let model = self.model.as_mut().ok_or_else(|| Error::InvalidInput("this planner uses analytic dynamics".into()))?;
+        if ensemble.spec != model.ensemble.spec {
+            return Err(Error::InvalidInput(format!(
+                "the new ensemble {:?} differs from the planner's {:?}; build a new planner",
+                ensemble.spec, model.ensemble.spec
+            )));
+        }
+        let q = &self.ctx.queue;
+        for (l, layer) in ensemble.layers.iter().enumerate() {
+            q.write_buffer(&model.weights[l], 0, bytemuck::cast_slice(&layer.weight));
+            q.write_buffer(&model.biases[l], 0, bytemuck::cast_slice(&layer.bias));
+        }
+        let consts: Vec<f32> =
+            [ensemble.input_mean.as_slice(), &ensemble.input_std, &ensemble.max_logvar, &ensemble.min_logvar].concat();
+        q.write_buffer(&model.consts, 0, bytemuck::cast_slice(&consts));
+        model.ensemble = ensemble.clone();
+        Ok(())
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &CemConfig {
         &self.cfg

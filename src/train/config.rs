@@ -22,8 +22,9 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Epochs per call of `train` (default: 25).
     pub epochs: usize,
-    /// Stop after this many epochs without an improvement of the validation score (default: 25).
-    pub patience: Option<usize>,
+    /// Stop after this many epochs without an improvement of the validation score; 0 never
+    /// stops early (default: 25).
+    pub patience: usize,
     /// Relative improvement that counts (default: 0.01).
     pub improvement_threshold: f64,
     /// Fraction of the buffer held out for validation (default: 0: score on the training data).
@@ -56,7 +57,7 @@ impl Default for TrainConfig {
             eps: 1e-8,
             batch_size: 256,
             epochs: 25,
-            patience: Some(25),
+            patience: 25,
             improvement_threshold: 0.01,
             validation_ratio: 0.0,
             num_elites: 5,
@@ -96,9 +97,6 @@ impl TrainConfig {
         }
         if self.epochs == 0 {
             bad("epochs", "must be at least 1".into());
-        }
-        if self.patience == Some(0) {
-            bad("patience", "must be at least 1 (or absent for no early stopping)".into());
         }
         if !(self.validation_ratio.is_finite() && (0.0..1.0).contains(&self.validation_ratio)) {
             bad("validation_ratio", format!("{} is outside [0, 1)", self.validation_ratio));

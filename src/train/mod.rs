@@ -861,7 +861,7 @@ impl Trainer {
                 since_improvement += 1;
             }
             report.val_mse.push(scores);
-            if self.cfg.patience.is_some_and(|p| since_improvement >= p) {
+            if self.cfg.patience > 0 && since_improvement >= self.cfg.patience {
                 break;
             }
         }

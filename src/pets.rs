@@ -1,0 +1,529 @@
+//! The PETS loop (Chua et al. 2018): random exploration, then every step plan with CEM over the
+//! learned ensemble, act, store the transition, and retrain the model every `freq_train_model`
+//! steps — with a run directory holding the resolved config, metrics, per-trial results, the
+//! checkpoint and a learning-curve plot.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::{Rng, SeedableRng};
+use serde::{Deserialize, Serialize};
+
+use crate::env::{Env, EnvKind, Task};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::model::checkpoint::{write_atomic, Checkpoint};
+use crate::model::{Ensemble, EnsembleSpec};
+use crate::planner::{CemConfig, Dynamics, Planner};
+use crate::train::{ReplayBuffer, TrainConfig, Trainer};
+
+/// Ensemble architecture (sizes come from the environment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Ensemble members (default: 7).
+    pub members: usize,
+    /// Hidden widths (default: 4 × 200).
+    pub hidden: Vec<usize>,
+    /// Gaussian outputs (default: true).
+    pub probabilistic: bool,
+    /// Also predict the reward instead of using the environment's WGSL reward (default: false).
+    pub learned_reward: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { members: 7, hidden: vec![200; 4], probabilistic: true, learned_reward: false }
+    }
+}
+
+/// The schedule of the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopConfig {
+    /// Random-action steps before the first trial (default: 200).
+    pub initial_exploration_steps: usize,
+    /// Trials (episodes) planned with the model (default: 25).
+    pub trials: usize,
+    /// Steps per trial at most (default: 200).
+    pub trial_length: usize,
+    /// Retrain the model every this many planned steps (default: 50).
+    pub freq_train_model: usize,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self { initial_exploration_steps: 200, trials: 25, trial_length: 200, freq_train_model: 50 }
+    }
+}
+
+/// Everything a PETS run needs; the TOML sections are `[model]`, `[train]`, `[planner]`, `[loop]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PetsConfig {
+    /// Built-in environment.
+    pub env: EnvKind,
+    /// Seed of the environment, exploration, training and planning.
+    pub seed: u64,
+    /// Ensemble architecture.
+    pub model: ModelConfig,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Planner settings.
+    pub planner: CemConfig,
+    /// Loop schedule.
+    #[serde(rename = "loop")]
+    pub schedule: LoopConfig,
+}
+
+/// Named starting points for a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The PETS reference settings (DESIGN.md; pendulum: horizon 30, 15 trials).
+    Reference,
+    /// Small enough for a CPU rasteriser (lavapipe) in minutes.
+    Demo,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "reference" => Ok(Preset::Reference),
+            "demo" => Ok(Preset::Demo),
+            other => Err(Error::config("preset", format!("unknown preset {other:?}; known: reference, demo"))),
+        }
+    }
+}
+
+/// Optional keys that a serialised config leaves out when unset.
+const OPTIONAL_KEYS: &[&str] = &["planner.action_lower", "planner.action_upper", "train.clip_grad_norm"];
+
+impl PetsConfig {
+    /// The preset for `env`.
+    pub fn preset(env: EnvKind, preset: Preset) -> Self {
+        let mut c = PetsConfig {
+            env,
+            seed: 0,
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            planner: CemConfig::pets_reference(),
+            schedule: LoopConfig::default(),
+        };
+        if env == EnvKind::Pendulum {
+            c.planner.horizon = 30;
+            c.schedule.trials = 15;
+        }
+        if preset == Preset::Demo {
+            c.model = ModelConfig { members: 5, hidden: vec![64, 64], ..ModelConfig::default() };
+            c.train = TrainConfig { epochs: 10, patience: 0, batch_size: 64, lr: 2e-3, num_elites: 3, ..TrainConfig::default() };
+            c.planner = CemConfig { population: 80, particles: 4, iterations: 3, ..c.planner };
+            c.schedule.trials = if env == EnvKind::Pendulum { 10 } else { 6 };
+        }
+        c
+    }
+
+    /// Preset, then a TOML file, then `key.path=value` assignments; unknown keys (with their
+    /// path) and impossible values are errors.
+    pub fn resolve(env: EnvKind, preset: Preset, file: Option<&str>, sets: &[String]) -> Result<Self> {
+        let base = Self::preset(env, preset);
+        let mut table = toml::Table::try_from(&base).map_err(|e| Error::config("config", e.to_string()))?;
+        let schema = table.clone();
+        if let Some(text) = file {
+            let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+            merge(&mut table, user, &schema, "")?;
+        }
+        for s in sets {
+            let (key, value) = s.split_once('=').ok_or_else(|| Error::config(s.as_str(), "expected key.path=value"))?;
+            let key = key.trim();
+            let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
+                Ok(mut t) => t.remove("v").expect("parsed from `v = ...`"),
+                Err(_) => toml::Value::String(value.trim().to_string()),
+            };
+            let mut nested = toml::Table::new();
+            let parts: Vec<&str> = key.split('.').collect();
+            let mut cursor = &mut nested;
+            for p in &parts[..parts.len() - 1] {
+                cursor = cursor
+                    .entry(p.to_string())
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                    .as_table_mut()
+                    .expect("inserted as a table");
+            }
+            cursor.insert(parts[parts.len() - 1].to_string(), parsed);
+            merge(&mut table, nested, &schema, "")?;
+        }
+        let cfg: PetsConfig =
+            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    /// Checks every section; all problems are reported at once.
+    pub fn validate(&self) -> Result<()> {
+        let mut errs = Vec::new();
+        let mut take = |r: Result<()>| match r {
+            Ok(()) => {}
+            Err(Error::InvalidConfigs(v)) => errs.extend(v),
+            Err(e) => errs.push(e),
+        };
+        take(self.planner.validate());
+        take(self.train.validate(self.model.members));
+        if self.model.members == 0 {
+            take(Err(Error::config("model.members", "must be at least 1")));
+        }
+        if self.model.hidden.contains(&0) {
+            take(Err(Error::config("model.hidden", "every width must be at least 1")));
+        }
+        let s = &self.schedule;
+        if s.trials == 0 || s.trial_length == 0 || s.freq_train_model == 0 {
+            take(Err(Error::config("loop", "trials, trial_length and freq_train_model must be at least 1")));
+        }
+        if s.initial_exploration_steps == 0 {
+            take(Err(Error::config("loop.initial_exploration_steps", "the model needs data before the first plan: use at least 1")));
+        }
+        crate::model::collect(errs)
+    }
+
+    /// The ensemble architecture for `task`.
+    pub fn ensemble_spec(&self, task: &Task) -> EnsembleSpec {
+        EnsembleSpec {
+            n_members: self.model.members,
+            obs_dim: task.obs_dim,
+            act_dim: task.act_dim,
+            hidden: self.model.hidden.clone(),
+            probabilistic: self.model.probabilistic,
+            learned_reward: self.model.learned_reward,
+        }
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serialises")
+    }
+}
+
+fn merge(dst: &mut toml::Table, src: toml::Table, schema: &toml::Table, path: &str) -> Result<()> {
+    for (k, v) in src {
+        let full = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+        match (schema.get(&k), v) {
+            (Some(toml::Value::Table(sub_schema)), toml::Value::Table(sub)) => {
+                let entry = dst.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let t = entry.as_table_mut().ok_or_else(|| Error::config(&full, "expected a table"))?;
+                merge(t, sub, sub_schema, &full)?;
+            }
+            (Some(toml::Value::Table(_)), _) => return Err(Error::config(&full, "expected a table of settings")),
+            (Some(_), v) => {
+                dst.insert(k, v);
+            }
+            (None, v) if OPTIONAL_KEYS.contains(&full.as_str()) => {
+                dst.insert(k, v);
+            }
+            (None, _) => return Err(Error::config(&full, "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+/// One trial's outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrialResult {
+    /// Trial index from 0.
+    pub trial: usize,
+    /// Environment steps so far (exploration included).
+    pub env_step: usize,
+    /// Sum of rewards.
+    pub total_return: f64,
+    /// Steps in the trial.
+    pub steps: usize,
+    /// Training loss of the latest model.
+    pub model_loss: f64,
+    /// Median plan latency in the trial.
+    pub plan_ms: f64,
+    /// Wall time per environment step (planning and training included).
+    pub step_ms: f64,
+}
+
+/// What the loop reports while it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Progress {
+    /// Current trial.
+    pub trial: usize,
+    /// Trials in all.
+    pub trials: usize,
+    /// Steps in the current trial.
+    pub step: usize,
+    /// Return so far in the trial.
+    pub trial_return: f64,
+    /// Last finished trial's return.
+    pub last_return: Option<f64>,
+    /// Environment steps per second over the run.
+    pub steps_per_s: f64,
+}
+
+/// A finished (or interrupted) run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PetsSummary {
+    /// Every trial.
+    pub trials: Vec<TrialResult>,
+    /// Stopped by the interrupt flag.
+    pub interrupted: bool,
+    /// Wall time.
+    pub seconds: f64,
+    /// The run directory, if any.
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Where the run writes and how it is stopped.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Run directory (created); `None` writes nothing.
+    pub out_dir: Option<PathBuf>,
+    /// Set to stop after the current step; files stay consistent.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Called after every step.
+    pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+}
+
+struct RunFiles {
+    dir: PathBuf,
+    metrics: std::fs::File,
+    results: std::fs::File,
+}
+
+impl RunFiles {
+    fn create(dir: &Path, cfg: &PetsConfig) -> Result<Self> {
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |source| Error::Io { path: p, source }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir))?;
+        write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
+        let open = |name: &str| {
+            let p = dir.join(name);
+            std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&p).map_err(io(&p))
+        };
+        let metrics = open("metrics.jsonl")?;
+        let mut results = open("results.csv")?;
+        results.write_all(b"env_step,trial,return,model_loss,plan_ms,step_ms\n").map_err(io(&dir.join("results.csv")))?;
+        results.sync_data().map_err(io(&dir.join("results.csv")))?;
+        Ok(Self { dir: dir.to_path_buf(), metrics, results })
+    }
+
+    fn event(&mut self, value: serde_json::Value) -> Result<()> {
+        let p = self.dir.join("metrics.jsonl");
+        let mut line = value.to_string();
+        line.push('\n');
+        self.metrics.write_all(line.as_bytes()).and_then(|_| self.metrics.sync_data()).map_err(|source| Error::Io { path: p.display().to_string(), source })
+    }
+
+    fn trial(&mut self, t: &TrialResult) -> Result<()> {
+        let p = self.dir.join("results.csv");
+        let row = format!("{},{},{},{},{:.3},{:.3}\n", t.env_step, t.trial, t.total_return, t.model_loss, t.plan_ms, t.step_ms);
+        self.results.write_all(row.as_bytes()).and_then(|_| self.results.sync_data()).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
+        self.event(serde_json::json!({"event": "trial", "trial": t.trial, "env_step": t.env_step, "return": t.total_return,
+            "steps": t.steps, "model_loss": t.model_loss, "plan_ms": t.plan_ms, "step_ms": t.step_ms}))
+    }
+}
+
+/// Writes the learning curve (return per trial) as SVG.
+pub fn plot_learning_curve(path: &Path, title: &str, trials: &[TrialResult]) -> Result<()> {
+    use plotters::prelude::*;
+    let err = |e: String| Error::Io { path: path.display().to_string(), source: std::io::Error::other(e) };
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let n = trials.len().max(1);
+        let (lo, hi) = trials.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| (lo.min(t.total_return), hi.max(t.total_return)));
+        let (lo, hi) = if lo.is_finite() { (lo.min(0.0), hi.max(lo + 1.0)) } else { (0.0, 1.0) };
+        let pad = (hi - lo) * 0.05;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(0f64..n as f64, (lo - pad)..(hi + pad))
+            .map_err(|e| err(e.to_string()))?;
+        chart.configure_mesh().x_desc("trial").y_desc("return").draw().map_err(|e| err(e.to_string()))?;
+        let pts: Vec<(f64, f64)> = trials.iter().map(|t| (t.trial as f64 + 1.0, t.total_return)).collect();
+        chart.draw_series(LineSeries::new(pts.clone(), &BLUE)).map_err(|e| err(e.to_string()))?;
+        chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, BLUE.filled()))).map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    write_atomic(path, svg.as_bytes())
+}
+
+fn percentile_ms(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+/// Runs PETS on `env` (whose planning twin is `task`) with `cfg`.
+pub fn run(ctx: &GpuContext, cfg: &PetsConfig, env: &mut dyn Env, task: Task, mut opts: RunOptions<'_>) -> Result<PetsSummary> {
+    cfg.validate()?;
+    task.validate()?;
+    if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
+        return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
+    }
+    let started = Instant::now();
+    let mut files = match &opts.out_dir {
+        Some(dir) => Some(RunFiles::create(dir, cfg)?),
+        None => None,
+    };
+    let interrupted = |opts: &RunOptions<'_>| opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
+    let spec = cfg.ensemble_spec(&task);
+    let mut trainer = Trainer::new(ctx, Ensemble::random(spec, cfg.seed)?, TrainConfig { seed: cfg.seed, ..cfg.train.clone() })?;
+    let mut buffer = ReplayBuffer::new(task.obs_dim, task.act_dim);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let (lo, hi) = env.action_bounds();
+    let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|x| *x as f32).collect() };
+    let mut episode = 0u64;
+    let reset = |env: &mut dyn Env, episode: &mut u64| {
+        *episode += 1;
+        env.reset(cfg.seed.wrapping_mul(1_000_003).wrapping_add(*episode))
+    };
+    // Random exploration.
+    let mut obs = reset(env, &mut episode);
+    let mut env_steps = 0usize;
+    let mut in_episode = 0usize;
+    while env_steps < cfg.schedule.initial_exploration_steps {
+        let a: Vec<f64> = lo.iter().zip(&hi).map(|(l, h)| rng.random_range(*l..*h)).collect();
+        let s = env.step(&a)?;
+        buffer.push(&f32s(&obs), &f32s(&a), &f32s(&s.obs), s.reward as f32, s.terminated)?;
+        env_steps += 1;
+        in_episode += 1;
+        obs = if s.terminated || s.truncated || in_episode >= cfg.schedule.trial_length {
+            in_episode = 0;
+            reset(env, &mut episode)
+        } else {
+            s.obs
+        };
+    }
+    let mut summary = PetsSummary { trials: Vec::new(), interrupted: false, seconds: 0.0, out_dir: opts.out_dir.clone() };
+    let mut planner: Option<Planner> = None;
+    let mut planned_steps = 0usize;
+    let mut model_loss = f64::NAN;
+    let run_started = Instant::now();
+    'trials: for trial in 0..cfg.schedule.trials {
+        let mut obs = reset(env, &mut episode);
+        if let Some(p) = planner.as_mut() {
+            p.reset()?;
+        }
+        let (mut total, mut steps) = (0.0, 0usize);
+        let mut plan_ms = Vec::new();
+        let trial_started = Instant::now();
+        loop {
+            if planned_steps % cfg.schedule.freq_train_model == 0 {
+                let t0 = Instant::now();
+                let report = trainer.train(&buffer)?;
+                model_loss = report.train_loss.last().copied().unwrap_or(f64::NAN);
+                let elites = trainer.ensemble()?.select_members(&report.elites)?;
+                match planner.as_mut() {
+                    Some(p) => p.set_ensemble(&elites)?,
+                    None => {
+                        let pc = CemConfig { seed: cfg.seed, ..cfg.planner.clone() };
+                        planner = Some(Planner::new(ctx, task.clone(), Dynamics::Ensemble(elites), pc)?);
+                    }
+                }
+                if let Some(f) = files.as_mut() {
+                    trainer.checkpoint()?.save(f.dir.join("model.safetensors"))?;
+                    f.event(serde_json::json!({"event": "train", "env_step": env_steps, "transitions": buffer.len(),
+                        "epochs": report.epochs, "train_loss": model_loss, "val_mse": report.best_mse,
+                        "elites": report.elites, "skipped_steps": report.skipped_steps, "seconds": t0.elapsed().as_secs_f64()}))?;
+                }
+            }
+            let p = planner.as_mut().expect("the model was trained before the first plan");
+            let t0 = Instant::now();
+            let plan = p.plan(&f32s(&obs))?;
+            plan_ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            let a: Vec<f64> = plan.action.iter().map(|v| *v as f64).collect();
+            let s = env.step(&a)?;
+            buffer.push(&f32s(&obs), &plan.action, &f32s(&s.obs), s.reward as f32, s.terminated)?;
+            total += s.reward;
+            steps += 1;
+            env_steps += 1;
+            planned_steps += 1;
+            obs = s.obs.clone();
+            if let Some(cb) = opts.progress.as_mut() {
+                cb(&Progress {
+                    trial,
+                    trials: cfg.schedule.trials,
+                    step: steps,
+                    trial_return: total,
+                    last_return: summary.trials.last().map(|t| t.total_return),
+                    steps_per_s: planned_steps as f64 / run_started.elapsed().as_secs_f64(),
+                });
+            }
+            let done = s.terminated || s.truncated || steps >= cfg.schedule.trial_length;
+            if interrupted(&opts) && !done {
+                summary.interrupted = true;
+                break 'trials;
+            }
+            if done {
+                break;
+            }
+        }
+        let result = TrialResult {
+            trial,
+            env_step: env_steps,
+            total_return: total,
+            steps,
+            model_loss,
+            plan_ms: percentile_ms(&mut plan_ms),
+            step_ms: trial_started.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64,
+        };
+        if let Some(f) = files.as_mut() {
+            f.trial(&result)?;
+        }
+        summary.trials.push(result);
+        if interrupted(&opts) {
+            summary.interrupted = true;
+            break;
+        }
+    }
+    summary.seconds = started.elapsed().as_secs_f64();
+    if let Some(f) = files.as_mut() {
+        f.event(serde_json::json!({"event": "end", "trials": summary.trials.len(), "interrupted": summary.interrupted,
+            "seconds": summary.seconds, "adapter": ctx.adapter().name}))?;
+        plot_learning_curve(&f.dir.join("learning_curve.svg"), &format!("PETS on {}", task.name), &summary.trials)?;
+    }
+    Ok(summary)
+}
+
+/// Replays a run's checkpoint: `episodes` episodes planned with its elites, returns per episode.
+pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+    let cfg_path = run_dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::Io { path: cfg_path.display().to_string(), source })?;
+    let cfg: PetsConfig = toml::from_str(&text).map_err(|e| Error::config(cfg_path.display().to_string(), e.to_string()))?;
+    let ckpt = Checkpoint::load(run_dir.join("model.safetensors"))?;
+    let model = ckpt.ensemble.select_members(&ckpt.elites)?;
+    let task = cfg.env.task();
+    let mut planner = Planner::new(ctx, task, Dynamics::Ensemble(model), CemConfig { seed, ..cfg.planner.clone() })?;
+    let mut env = cfg.env.make();
+    let mut returns = Vec::new();
+    for ep in 0..episodes {
+        let mut obs = env.reset(seed.wrapping_mul(7919).wrapping_add(ep as u64));
+        planner.reset()?;
+        let mut total = 0.0;
+        for _ in 0..cfg.schedule.trial_length {
+            let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
+            let a: Vec<f64> = planner.plan(&o)?.action.iter().map(|v| *v as f64).collect();
+            let s = env.step(&a)?;
+            total += s.reward;
+            obs = s.obs;
+            if s.terminated || s.truncated {
+                break;
+            }
+        }
+        returns.push(total);
+    }
+    Ok(returns)
+}
