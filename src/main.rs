@@ -205,7 +205,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(s) = seed {
                 config.seed = s;
             }
-            let out = out.unwrap_or_else(|| PathBuf::from(format!("runs/pets-{}-{preset}-seed{}", config.env.name(), config.seed)));
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!("runs/pets-{}-{preset}-seed{}", config.env.name(), config.seed))
+            });
             let ctx = open_gpu(&cli.gpu)?;
             eprintln!(
                 "pets {} ({preset}): {} × {:?} ensemble, CEM {} × {} particles × horizon {} × {} iterations, {} trials; run directory {}",
@@ -243,7 +245,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 bar.set_position(done_before + p.step as u64);
                 let last = p.last_return.map(|r| format!(", last trial {r:.1}")).unwrap_or_default();
-                bar.set_message(format!("trial {}/{} return {:.1}{last} ({:.1} steps/s)", p.trial + 1, p.trials, p.trial_return, p.steps_per_s));
+                bar.set_message(format!(
+                    "trial {}/{} return {:.1}{last} ({:.1} steps/s)",
+                    p.trial + 1,
+                    p.trials,
+                    p.trial_return,
+                    p.steps_per_s
+                ));
             };
             let mut env = config.env.make();
             let summary = pets::run(
@@ -282,7 +290,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config { what: ConfigCommand::Validate { file, env, preset } } => {
             let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
-            PetsConfig::resolve(env.parse()?, preset.parse()?, Some(&text), &[]).with_context(|| format!("in {}", file.display()))?;
+            PetsConfig::resolve(env.parse()?, preset.parse()?, Some(&text), &[])
+                .with_context(|| format!("in {}", file.display()))?;
             println!("{}: valid", file.display());
         }
         Command::Mpc { env, seed, trajectory, config, set } => {

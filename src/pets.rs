@@ -120,7 +120,14 @@ impl PetsConfig {
         }
         if preset == Preset::Demo {
             c.model = ModelConfig { members: 5, hidden: vec![64, 64], ..ModelConfig::default() };
-            c.train = TrainConfig { epochs: 10, patience: 0, batch_size: 64, lr: 2e-3, num_elites: 3, ..TrainConfig::default() };
+            c.train = TrainConfig {
+                epochs: 10,
+                patience: 0,
+                batch_size: 64,
+                lr: 2e-3,
+                num_elites: 3,
+                ..TrainConfig::default()
+            };
             c.planner = CemConfig { population: 80, particles: 4, iterations: 3, ..c.planner };
             c.schedule.trials = if env == EnvKind::Pendulum { 10 } else { 6 };
         }
@@ -157,8 +164,9 @@ impl PetsConfig {
             cursor.insert(parts[parts.len() - 1].to_string(), parsed);
             merge(&mut table, nested, &schema, "")?;
         }
-        let cfg: PetsConfig =
-            toml::Value::Table(table).try_into().map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
+        let cfg: PetsConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -184,7 +192,10 @@ impl PetsConfig {
             take(Err(Error::config("loop", "trials, trial_length and freq_train_model must be at least 1")));
         }
         if s.initial_exploration_steps == 0 {
-            take(Err(Error::config("loop.initial_exploration_steps", "the model needs data before the first plan: use at least 1")));
+            take(Err(Error::config(
+                "loop.initial_exploration_steps",
+                "the model needs data before the first plan: use at least 1",
+            )));
         }
         crate::model::collect(errs)
     }
@@ -309,7 +320,9 @@ impl RunFiles {
         };
         let metrics = open("metrics.jsonl")?;
         let mut results = open("results.csv")?;
-        results.write_all(b"env_step,trial,return,model_loss,plan_ms,step_ms\n").map_err(io(&dir.join("results.csv")))?;
+        results
+            .write_all(b"env_step,trial,return,model_loss,plan_ms,step_ms\n")
+            .map_err(io(&dir.join("results.csv")))?;
         results.sync_data().map_err(io(&dir.join("results.csv")))?;
         Ok(Self { dir: dir.to_path_buf(), metrics, results })
     }
@@ -318,15 +331,26 @@ impl RunFiles {
         let p = self.dir.join("metrics.jsonl");
         let mut line = value.to_string();
         line.push('\n');
-        self.metrics.write_all(line.as_bytes()).and_then(|_| self.metrics.sync_data()).map_err(|source| Error::Io { path: p.display().to_string(), source })
+        self.metrics
+            .write_all(line.as_bytes())
+            .and_then(|_| self.metrics.sync_data())
+            .map_err(|source| Error::Io { path: p.display().to_string(), source })
     }
 
     fn trial(&mut self, t: &TrialResult) -> Result<()> {
         let p = self.dir.join("results.csv");
-        let row = format!("{},{},{},{},{:.3},{:.3}\n", t.env_step, t.trial, t.total_return, t.model_loss, t.plan_ms, t.step_ms);
-        self.results.write_all(row.as_bytes()).and_then(|_| self.results.sync_data()).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
-        self.event(serde_json::json!({"event": "trial", "trial": t.trial, "env_step": t.env_step, "return": t.total_return,
-            "steps": t.steps, "model_loss": t.model_loss, "plan_ms": t.plan_ms, "step_ms": t.step_ms}))
+        let row = format!(
+            "{},{},{},{},{:.3},{:.3}\n",
+            t.env_step, t.trial, t.total_return, t.model_loss, t.plan_ms, t.step_ms
+        );
+        self.results
+            .write_all(row.as_bytes())
+            .and_then(|_| self.results.sync_data())
+            .map_err(|source| Error::Io { path: p.display().to_string(), source })?;
+        self.event(
+            serde_json::json!({"event": "trial", "trial": t.trial, "env_step": t.env_step, "return": t.total_return,
+            "steps": t.steps, "model_loss": t.model_loss, "plan_ms": t.plan_ms, "step_ms": t.step_ms}),
+        )
     }
 }
 
@@ -339,7 +363,9 @@ pub fn plot_learning_curve(path: &Path, title: &str, trials: &[TrialResult]) -> 
         let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();
         root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
         let n = trials.len().max(1);
-        let (lo, hi) = trials.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| (lo.min(t.total_return), hi.max(t.total_return)));
+        let (lo, hi) = trials
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), t| (lo.min(t.total_return), hi.max(t.total_return)));
         let (lo, hi) = if lo.is_finite() { (lo.min(0.0), hi.max(lo + 1.0)) } else { (0.0, 1.0) };
         let pad = (hi - lo) * 0.05;
         let mut chart = ChartBuilder::on(&root)
@@ -367,7 +393,13 @@ fn percentile_ms(v: &mut [f64]) -> f64 {
 }
 
 /// Runs PETS on `env` (whose planning twin is `task`) with `cfg`.
-pub fn run(ctx: &GpuContext, cfg: &PetsConfig, env: &mut dyn Env, task: Task, mut opts: RunOptions<'_>) -> Result<PetsSummary> {
+pub fn run(
+    ctx: &GpuContext,
+    cfg: &PetsConfig,
+    env: &mut dyn Env,
+    task: Task,
+    mut opts: RunOptions<'_>,
+) -> Result<PetsSummary> {
     cfg.validate()?;
     task.validate()?;
     if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
@@ -380,7 +412,8 @@ pub fn run(ctx: &GpuContext, cfg: &PetsConfig, env: &mut dyn Env, task: Task, mu
     };
     let interrupted = |opts: &RunOptions<'_>| opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let spec = cfg.ensemble_spec(&task);
-    let mut trainer = Trainer::new(ctx, Ensemble::random(spec, cfg.seed)?, TrainConfig { seed: cfg.seed, ..cfg.train.clone() })?;
+    let mut trainer =
+        Trainer::new(ctx, Ensemble::random(spec, cfg.seed)?, TrainConfig { seed: cfg.seed, ..cfg.train.clone() })?;
     let mut buffer = ReplayBuffer::new(task.obs_dim, task.act_dim);
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
     let (lo, hi) = env.action_bounds();
@@ -407,7 +440,8 @@ pub fn run(ctx: &GpuContext, cfg: &PetsConfig, env: &mut dyn Env, task: Task, mu
             s.obs
         };
     }
-    let mut summary = PetsSummary { trials: Vec::new(), interrupted: false, seconds: 0.0, out_dir: opts.out_dir.clone() };
+    let mut summary =
+        PetsSummary { trials: Vec::new(), interrupted: false, seconds: 0.0, out_dir: opts.out_dir.clone() };
     let mut planner: Option<Planner> = None;
     let mut planned_steps = 0usize;
     let mut model_loss = f64::NAN;
@@ -491,8 +525,10 @@ pub fn run(ctx: &GpuContext, cfg: &PetsConfig, env: &mut dyn Env, task: Task, mu
     }
     summary.seconds = started.elapsed().as_secs_f64();
     if let Some(f) = files.as_mut() {
-        f.event(serde_json::json!({"event": "end", "trials": summary.trials.len(), "interrupted": summary.interrupted,
-            "seconds": summary.seconds, "adapter": ctx.adapter().name}))?;
+        f.event(
+            serde_json::json!({"event": "end", "trials": summary.trials.len(), "interrupted": summary.interrupted,
+            "seconds": summary.seconds, "adapter": ctx.adapter().name}),
+        )?;
         plot_learning_curve(&f.dir.join("learning_curve.svg"), &format!("PETS on {}", task.name), &summary.trials)?;
     }
     Ok(summary)
@@ -501,8 +537,10 @@ pub fn run(ctx: &GpuContext, cfg: &PetsConfig, env: &mut dyn Env, task: Task, mu
 /// Replays a run's checkpoint: `episodes` episodes planned with its elites, returns per episode.
 pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) -> Result<Vec<f64>> {
     let cfg_path = run_dir.join("config.toml");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|source| Error::Io { path: cfg_path.display().to_string(), source })?;
-    let cfg: PetsConfig = toml::from_str(&text).map_err(|e| Error::config(cfg_path.display().to_string(), e.to_string()))?;
+    let text = std::fs::read_to_string(&cfg_path)
+        .map_err(|source| Error::Io { path: cfg_path.display().to_string(), source })?;
+    let cfg: PetsConfig =
+        toml::from_str(&text).map_err(|e| Error::config(cfg_path.display().to_string(), e.to_string()))?;
     let ckpt = Checkpoint::load(run_dir.join("model.safetensors"))?;
     let model = ckpt.ensemble.select_members(&ckpt.elites)?;
     let task = cfg.env.task();

@@ -11,7 +11,7 @@ use lookahead::kernels::rollout::reference::RefTask;
 use lookahead::kernels::{self, rng, PlanLayouts, PlanParams, COMMON_WGSL};
 use lookahead::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use lookahead::planner::reference::plan_f64;
-use lookahead::planner::{CemConfig, Dynamics, Planner, Propagation, Sampling};
+use lookahead::planner::{CemConfig, Dynamics, MlpKernel, Planner, Propagation, Sampling};
 
 /// f32 forward pass through a few layers of random weights: accumulated rounding stays far
 /// below 1e-4 relative; the absolute floor covers outputs that cancel to near zero.
@@ -378,27 +378,37 @@ fn compare_plan(
     cfg: CemConfig,
     obs: &[Vec<f32>],
 ) {
-    let dynamics = match &ens {
-        Some(e) => Dynamics::Ensemble(e.clone()),
-        None => Dynamics::Analytic,
-    };
-    let lower = task.action_lower.clone();
-    let upper = task.action_upper.clone();
-    let mut planner = Planner::new(ctx, task, dynamics, cfg.clone()).expect("planner");
-    let plans = planner.plan_batch(obs).expect("plan");
-    let last = planner.last_iteration().expect("readback");
-    let obs64: Vec<Vec<f64>> = obs.iter().map(|o| f64v(o)).collect();
-    let mean0: Vec<f64> =
-        (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
-    let cpu = plan_f64(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean0, 0);
-    let it = cfg.iterations - 1;
-    assert_eq!(last.elites, cpu.elites[it], "elites of the last iteration");
-    assert_close("candidate returns", &last.candidate_returns, &cpu.returns[it], PLAN_TOL);
-    let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
-    assert_close("plan mean", &gpu_mean, &cpu.mean, PLAN_TOL);
-    let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
-    let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
-    assert_close("plan stats", &gpu_stats, &cpu_stats, PLAN_TOL);
+    // A learned model is planned with each layer kernel.
+    let kernels: &[MlpKernel] = if ens.is_some() { &[MlpKernel::Tiled, MlpKernel::Rows] } else { &[MlpKernel::Auto] };
+    for &mlp_kernel in kernels {
+        let cfg = CemConfig { mlp_kernel, ..cfg.clone() };
+        let dynamics = match &ens {
+            Some(e) => Dynamics::Ensemble(e.clone()),
+            None => Dynamics::Analytic,
+        };
+        let lower = task.action_lower.clone();
+        let upper = task.action_upper.clone();
+        let mut planner = Planner::new(ctx, task.clone(), dynamics, cfg.clone()).expect("planner");
+        let plans = planner.plan_batch(obs).expect("plan");
+        let last = planner.last_iteration().expect("readback");
+        let obs64: Vec<Vec<f64>> = obs.iter().map(|o| f64v(o)).collect();
+        let mean0: Vec<f64> =
+            (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
+        let cpu = plan_f64(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean0, 0);
+        let it = cfg.iterations - 1;
+        assert_eq!(last.elites, cpu.elites[it], "{mlp_kernel:?}: elites of the last iteration");
+        assert_close(
+            &format!("{mlp_kernel:?}: candidate returns"),
+            &last.candidate_returns,
+            &cpu.returns[it],
+            PLAN_TOL,
+        );
+        let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
+        assert_close(&format!("{mlp_kernel:?}: plan mean"), &gpu_mean, &cpu.mean, PLAN_TOL);
+        let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
+        let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        assert_close(&format!("{mlp_kernel:?}: plan stats"), &gpu_stats, &cpu_stats, PLAN_TOL);
+    }
 }
 
 fn small_cem(propagation: Propagation) -> CemConfig {
@@ -483,4 +493,106 @@ gpu_test!(warm_start_shifts_the_previous_mean, |ctx| {
     let warm = cem_ref::shift_f64(&first.mean, cfg.horizon, &lo, &hi);
     let second = plan_f64(RefTask::Pendulum, None, &cfg, &lo, &hi, &[f64v(&o2)], &warm, 1);
     assert_close("second plan", &p2.actions, &second.mean, PLAN_TOL);
+});
+
+gpu_test!(reference_sized_ensemble_plan_matches_reference, |ctx| {
+    // 7 × 4×200: the row kernel splits each 200-row weight matrix over three uniform windows.
+    // Pendulum's continuous reward makes every prediction count.
+    let ens = Ensemble::random(EnsembleSpec::pets(3, 1), 21).unwrap();
+    let cfg = CemConfig { horizon: 3, iterations: 2, population: 20, particles: 3, seed: 4, ..CemConfig::default() };
+    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), cfg, &[vec![0.6f32, 0.8, -0.3]]);
+});
+
+gpu_test!(row_kernel_layer_matches_f64_reference_across_weight_windows, |ctx| {
+    use lookahead::kernels::mlp::{
+        pack_rows_windows, rows_chunking, MlpRowsKernels, RowsParams, ROWS_CHUNKS, ROWS_WINDOW,
+    };
+    use lookahead::wgpu::util::DeviceExt;
+    let rk = MlpRowsKernels::new(ctx).expect("row kernel");
+    // (members, batch, local slots, in, out, activation): one window; three windows (200 × 200);
+    // 250 × 255: four windows, outputs not a multiple of 4.
+    let cases = [
+        (3u32, 2u32, 37u32, 13u32, 65u32, Activation::Silu),
+        (3, 1, 70, 200, 200, Activation::Silu),
+        (2, 3, 11, 250, 255, Activation::Identity),
+    ];
+    for (ci, &(e, nb, ls, ind, outd, act)) in cases.iter().enumerate() {
+        let rows = (nb * ls) as usize;
+        let (ind, outd) = (ind as usize, outd as usize);
+        let (out4, rpc, chunks) = rows_chunking(ind, outd).expect("fits");
+        let x = seeded(rows * ind, 40 + ci as u64, 2.0);
+        let w: Vec<f32> = seeded(e as usize * ind * outd, 50 + ci as u64, 0.3).iter().map(|v| *v as f32).collect();
+        let b: Vec<f32> = seeded(e as usize * outd, 60 + ci as u64, 0.5).iter().map(|v| *v as f32).collect();
+        let windows: Vec<f32> = (0..e as usize).flat_map(|m| pack_rows_windows(&w, m, ind, outd).unwrap()).collect();
+        let wbuf = ctx.device.create_buffer_init(&lookahead::wgpu::util::BufferInitDescriptor {
+            label: Some("windows"),
+            contents: bytemuck::cast_slice(&windows),
+            usage: lookahead::wgpu::BufferUsages::UNIFORM,
+        });
+        let xb = ctx.storage_buffer_init("x", &x.iter().map(|v| *v as f32).collect::<Vec<_>>());
+        let bb = ctx.storage_buffer_init("b", &b);
+        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd]);
+        let window = (ROWS_WINDOW * 16) as u64;
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        let mut groups = Vec::new();
+        for m in 0..e {
+            let rp = RowsParams {
+                n_batch: nb,
+                local_slots: ls,
+                n_members: e,
+                in_dim: ind as u32,
+                out_dim: outd as u32,
+                out4: out4 as u32,
+                rows_per_chunk: rpc as u32,
+                activation: act as u32,
+                member: m,
+                ..Default::default()
+            };
+            let ub = ctx.uniform_buffer_init("rp", &[rp]);
+            let mut entries = vec![
+                lookahead::wgpu::BindGroupEntry { binding: 0, resource: ub.as_entire_binding() },
+                lookahead::wgpu::BindGroupEntry { binding: 1, resource: xb.as_entire_binding() },
+                lookahead::wgpu::BindGroupEntry { binding: 2, resource: bb.as_entire_binding() },
+                lookahead::wgpu::BindGroupEntry { binding: 3, resource: yb.as_entire_binding() },
+            ];
+            for c in 0..ROWS_CHUNKS {
+                let which = if c < chunks { c } else { 0 };
+                entries.push(lookahead::wgpu::BindGroupEntry {
+                    binding: 4 + c as u32,
+                    resource: lookahead::wgpu::BindingResource::Buffer(lookahead::wgpu::BufferBinding {
+                        buffer: &wbuf,
+                        offset: (m as u64 * chunks as u64 + which as u64) * window,
+                        size: lookahead::wgpu::BufferSize::new(window),
+                    }),
+                });
+            }
+            let bg = ctx.device.create_bind_group(&lookahead::wgpu::BindGroupDescriptor {
+                label: None,
+                layout: &rk.layout,
+                entries: &entries,
+            });
+            let block = nb * (kernels::local_block_start(m + 1, ls, e) - kernels::local_block_start(m, ls, e));
+            groups.push((bg, block.div_ceil(64)));
+        }
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            pass.set_pipeline(&rk.forward_rows);
+            for (bg, g) in &groups {
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups((*g).max(1), 1, 1);
+            }
+        }
+        ctx.queue.submit(Some(enc.finish()));
+        let gpu = ctx.read_buffer::<f32>(&yb, rows * outd).unwrap();
+        let mut cpu = vec![0.0; rows * outd];
+        for m in 0..e {
+            let r0 = (nb * kernels::local_block_start(m, ls, e)) as usize;
+            let r1 = (nb * kernels::local_block_start(m + 1, ls, e)) as usize;
+            let wm = &w[m as usize * ind * outd..(m as usize + 1) * ind * outd];
+            let bm = &b[m as usize * outd..(m as usize + 1) * outd];
+            let xm: Vec<f64> = x[r0 * ind..r1 * ind].iter().map(|v| *v as f32 as f64).collect();
+            cpu[r0 * outd..r1 * outd].copy_from_slice(&mlp_ref::layer_f64(&xm, wm, bm, ind, outd, act));
+        }
+        assert_close(&format!("row kernel case {ci} ({chunks} windows)"), &gpu, &cpu, FORWARD_TOL);
+    }
 });

@@ -299,3 +299,104 @@ pub mod network {
         (ml.loss, g)
     }
 }
+
+/// Uniform of `mlp_rows.wgsl` (WGSL `RowsParams`), one per layer and member.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)]
+pub struct RowsParams {
+    pub n_batch: u32,
+    pub local_slots: u32,
+    pub n_members: u32,
+    pub in_dim: u32,
+    pub out_dim: u32,
+    pub out4: u32,
+    pub rows_per_chunk: u32,
+    pub activation: u32,
+    pub member: u32,
+    pub _pad0: u32,
+    pub _pad1: u32,
+    pub _pad2: u32,
+}
+
+/// vec4 values in one uniform weight window (WGSL `WINDOW`, 64 KiB).
+pub const ROWS_WINDOW: usize = 4096;
+/// Weight windows per layer (WGSL bindings w0..w3).
+pub const ROWS_CHUNKS: usize = 4;
+/// Largest `out_dim / 4` of the row kernel (WGSL `MAX_OUT4`).
+pub const ROWS_MAX_OUT4: usize = 64;
+
+/// How the uniform-weight row kernel splits a layer: `(out4, rows_per_chunk, chunks)`, or
+/// `None` when the layer does not fit its windows.
+pub fn rows_chunking(in_dim: usize, out_dim: usize) -> Option<(usize, usize, usize)> {
+    let out4 = out_dim.div_ceil(4);
+    if out4 == 0 || out4 > ROWS_MAX_OUT4 {
+        return None;
+    }
+    let rpc = ROWS_WINDOW / out4;
+    let chunks = in_dim.div_ceil(rpc).max(1);
+    (chunks <= ROWS_CHUNKS).then_some((out4, rpc, chunks))
+}
+
+/// Member `m`'s weights of a `[E, in, out]` tensor laid out as the row kernel's windows
+/// (`chunks` windows of [`ROWS_WINDOW`] vec4 each).
+pub fn pack_rows_windows(weight: &[f32], m: usize, in_dim: usize, out_dim: usize) -> Option<Vec<f32>> {
+    let (out4, rpc, chunks) = rows_chunking(in_dim, out_dim)?;
+    let mut w = vec![0.0f32; chunks * ROWS_WINDOW * 4];
+    for k in 0..in_dim {
+        let (c, kl) = (k / rpc, k % rpc);
+        for o in 0..out_dim {
+            w[(c * ROWS_WINDOW + kl * out4) * 4 + o] = weight[(m * in_dim + k) * out_dim + o];
+        }
+    }
+    Some(w)
+}
+
+/// The `forward_rows` pipeline and its bind group layout.
+pub struct MlpRowsKernels {
+    /// Bindings: rows, x, bias, y, w0..w3.
+    pub layout: wgpu::BindGroupLayout,
+    /// `mlp_rows.forward_rows`.
+    pub forward_rows: wgpu::ComputePipeline,
+}
+
+impl MlpRowsKernels {
+    /// Compiles `mlp_rows.wgsl`; fails with a clear error where uniform windows of 64 KiB are
+    /// not available.
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let l = ctx.limits();
+        let window = (ROWS_WINDOW * 16) as u64;
+        if (l.max_uniform_buffer_binding_size as u64) < window || l.max_uniform_buffers_per_shader_stage < 5 {
+            return Err(Error::LimitExceeded {
+                what: "mlp_rows: four 64 KiB uniform weight windows".into(),
+                requested: window,
+                limit: "max_uniform_buffer_binding_size",
+                max: l.max_uniform_buffer_binding_size as u64,
+                hint: "use mlp_kernel = \"tiled\"",
+            });
+        }
+        let module = create_module(ctx, "mlp_rows", &[COMMON_WGSL, super::MLP_ROWS_WGSL].concat())?;
+        let layout = ctx.scoped("mlp_rows layout", || {
+            let mut entries = vec![
+                uniform_entry(0, false, std::mem::size_of::<RowsParams>() as u64),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, false),
+            ];
+            for b in 4..8 {
+                entries.push(uniform_entry(b, false, window));
+            }
+            ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some("mlp_rows"),
+                entries: &entries,
+            })
+        })?;
+        let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("mlp_rows"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let forward_rows = create_pipeline(ctx, "mlp_rows.forward_rows", &pl, &module, "forward_rows", true)?;
+        Ok(Self { layout, forward_rows })
+    }
+}

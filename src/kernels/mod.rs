@@ -38,6 +38,8 @@ pub const WG_SIZE: u32 = 64;
 pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
 /// `mlp.wgsl`: ensemble linear layers.
 pub const MLP_WGSL: &str = include_str!("../../shaders/mlp.wgsl");
+/// `mlp_rows.wgsl`: ensemble layer with uniform weights, one invocation per row (CPU rasterisers).
+pub const MLP_ROWS_WGSL: &str = include_str!("../../shaders/mlp_rows.wgsl");
 /// `rollout.wgsl`: trajectory-sampling rollout of a learned ensemble.
 pub const ROLLOUT_WGSL: &str = include_str!("../../shaders/rollout.wgsl");
 /// `analytic.wgsl`: rollout with the environment's own WGSL dynamics.
@@ -71,6 +73,11 @@ impl ShaderSource {
 /// naga validation test walks.
 pub fn shaders() -> Vec<ShaderSource> {
     let mut out = vec![ShaderSource { name: "mlp", parts: vec![COMMON_WGSL, MLP_WGSL], entry_points: &["forward"] }];
+    out.push(ShaderSource {
+        name: "mlp_rows",
+        parts: vec![COMMON_WGSL, MLP_ROWS_WGSL],
+        entry_points: &["forward_rows"],
+    });
     let envs = [crate::env::EnvKind::Cartpole.wgsl(), crate::env::EnvKind::Pendulum.wgsl(), crate::env::QUADRATIC_WGSL];
     for env_src in envs {
         out.push(ShaderSource {

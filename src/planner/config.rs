@@ -28,6 +28,19 @@ pub enum Sampling {
     ClippedNormal,
 }
 
+/// Which kernel runs the ensemble's layers while planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MlpKernel {
+    /// `rows` on CPU rasterisers (lavapipe) when the layers fit its windows, else `tiled` (default).
+    #[default]
+    Auto,
+    /// Register-tiled matmul in workgroup memory (`mlp.wgsl`): for GPUs.
+    Tiled,
+    /// One invocation per row with uniform-buffer weights (`mlp_rows.wgsl`): for CPU rasterisers.
+    Rows,
+}
+
 /// Cross-entropy-method settings. Defaults are the PETS cartpole reference (DESIGN.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -59,6 +72,8 @@ pub struct CemConfig {
     pub keep_last_solution: bool,
     /// Longest wait for the GPU per plan, in seconds (default: 60).
     pub gpu_timeout_s: f64,
+    /// Layer kernel of a learned model (default: auto).
+    pub mlp_kernel: MlpKernel,
 }
 
 impl Default for CemConfig {
@@ -77,6 +92,7 @@ impl Default for CemConfig {
             seed: 0,
             keep_last_solution: true,
             gpu_timeout_s: 60.0,
+            mlp_kernel: MlpKernel::Auto,
         }
     }
 }

@@ -6,14 +6,16 @@
 mod config;
 pub mod reference;
 
-pub use config::{CemConfig, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS};
+pub use config::{CemConfig, MlpKernel, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS};
 
 use std::time::Duration;
+
+use wgpu::util::DeviceExt;
 
 use crate::env::Task;
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, GpuContext};
-use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
+use crate::kernels::mlp::{self as mlp_k, Activation, LayerParams, MlpKernels, MlpRowsKernels, RowsParams};
 use crate::kernels::{self, PlanLayouts, PlanParams, WG_SIZE};
 use crate::model::Ensemble;
 
@@ -68,6 +70,27 @@ struct GpuModel {
     weights: Vec<wgpu::Buffer>,
     biases: Vec<wgpu::Buffer>,
     consts: wgpu::Buffer,
+    /// Per layer, the row kernel's uniform weight windows (`mlp_kernel` = rows).
+    rows: Option<Vec<wgpu::Buffer>>,
+}
+
+/// One layer's dispatches: a tiled product over all members, or one row dispatch per member.
+enum LayerDispatch {
+    Tiled(wgpu::BindGroup, (u32, u32, u32)),
+    Rows(Vec<(wgpu::BindGroup, u32)>),
+}
+
+fn rows_windows(e: &Ensemble) -> Option<Vec<Vec<f32>>> {
+    e.layers
+        .iter()
+        .map(|l| {
+            let mut all = Vec::new();
+            for m in 0..e.spec.n_members {
+                all.extend(mlp_k::pack_rows_windows(&l.weight, m, l.in_dim, l.out_dim)?);
+            }
+            Some(all)
+        })
+        .collect()
 }
 
 /// Buffers and bind groups for one batch size, built once and reused by every plan.
@@ -78,7 +101,7 @@ struct Workspace {
     params_bg: wgpu::BindGroup,
     rollout_bg: wgpu::BindGroup,
     cem_bg: wgpu::BindGroup,
-    layers: Vec<(wgpu::BindGroup, (u32, u32, u32))>,
+    layers: Vec<LayerDispatch>,
     obs: wgpu::Buffer,
     mean: wgpu::Buffer,
     var: wgpu::Buffer,
@@ -103,6 +126,7 @@ pub struct Planner {
     particles: usize,
     layouts: PlanLayouts,
     mlp: Option<MlpKernels>,
+    mlp_rows: Option<MlpRowsKernels>,
     pipelines: PlanPipelines,
     model: Option<GpuModel>,
     bounds: wgpu::Buffer,
@@ -178,6 +202,7 @@ impl Planner {
             kernels::create_pipeline(ctx, &format!("rollout.{entry}"), &layouts.rollout_pipeline, module, entry, true)
         };
         let mut mlp = None;
+        let mut mlp_rows = None;
         let gpu_model = match model {
             Some(ensemble) => {
                 let module = kernels::create_module(
@@ -189,7 +214,22 @@ impl Planner {
                 pipelines.prepare = Some(rollout_pipe(&module, "prepare_inputs")?);
                 pipelines.propagate = Some(rollout_pipe(&module, "propagate")?);
                 mlp = Some(MlpKernels::new(ctx)?);
-                Some(Self::upload(ctx, ensemble)?)
+                let fits = rows_windows(&ensemble).is_some();
+                let use_rows = match cfg.mlp_kernel {
+                    MlpKernel::Tiled => false,
+                    MlpKernel::Rows if !fits => {
+                        return Err(Error::config(
+                            "cem.mlp_kernel",
+                            "rows needs every layer to have at most 256 outputs and fit four 64 KiB weight windows; use tiled",
+                        ))
+                    }
+                    MlpKernel::Rows => true,
+                    MlpKernel::Auto => fits && ctx.is_software(),
+                };
+                if use_rows {
+                    mlp_rows = Some(MlpRowsKernels::new(ctx)?);
+                }
+                Some(Self::upload(ctx, ensemble, use_rows)?)
             }
             None => {
                 let module = kernels::create_module(
@@ -214,6 +254,7 @@ impl Planner {
             upper,
             layouts,
             mlp,
+            mlp_rows,
             pipelines,
             model: gpu_model,
             bounds,
@@ -222,7 +263,7 @@ impl Planner {
         })
     }
 
-    fn upload(ctx: &GpuContext, ensemble: Ensemble) -> Result<GpuModel> {
+    fn upload(ctx: &GpuContext, ensemble: Ensemble, use_rows: bool) -> Result<GpuModel> {
         for (l, layer) in ensemble.layers.iter().enumerate() {
             ctx.check_buffer_size(
                 &format!("layer {l} weights"),
@@ -248,7 +289,21 @@ impl Planner {
                 [ensemble.input_mean.as_slice(), &ensemble.input_std, &ensemble.max_logvar, &ensemble.min_logvar]
                     .concat();
             let consts = ctx.storage_buffer_init("model.consts", &consts);
-            GpuModel { ensemble, weights, biases, consts }
+            let rows = use_rows.then(|| {
+                rows_windows(&ensemble)
+                    .expect("checked to fit when the row kernel was chosen")
+                    .iter()
+                    .enumerate()
+                    .map(|(l, w)| {
+                        ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some(&format!("model.layer{l}.rows")),
+                            contents: bytemuck::cast_slice(w),
+                            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                        })
+                    })
+                    .collect()
+            });
+            GpuModel { ensemble, weights, biases, consts, rows }
         })
     }
 
@@ -256,7 +311,8 @@ impl Planner {
     /// compiled kernels, the workspace and the warm start: the step after retraining.
     pub fn set_ensemble(&mut self, ensemble: &Ensemble) -> Result<()> {
         ensemble.validate()?;
-        let model = self.model.as_mut().ok_or_else(|| Error::InvalidInput("this planner uses analytic dynamics".into()))?;
+        let model =
+            self.model.as_mut().ok_or_else(|| Error::InvalidInput("this planner uses analytic dynamics".into()))?;
         if ensemble.spec != model.ensemble.spec {
             return Err(Error::InvalidInput(format!(
                 "the new ensemble {:?} differs from the planner's {:?}; build a new planner",
@@ -271,6 +327,12 @@ impl Planner {
         let consts: Vec<f32> =
             [ensemble.input_mean.as_slice(), &ensemble.input_std, &ensemble.max_logvar, &ensemble.min_logvar].concat();
         q.write_buffer(&model.consts, 0, bytemuck::cast_slice(&consts));
+        if let Some(rows) = &model.rows {
+            let windows = rows_windows(ensemble).expect("same architecture as the one that fitted");
+            for (buf, w) in rows.iter().zip(&windows) {
+                q.write_buffer(buf, 0, bytemuck::cast_slice(w));
+            }
+        }
         model.ensemble = ensemble.clone();
         Ok(())
     }
@@ -613,14 +675,67 @@ impl Planner {
                     } else {
                         &h_b
                     };
-                    let ubuf = ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
-                    let bg = kernels::bind_buffers(
-                        ctx,
-                        &format!("mlp.layer{l}"),
-                        &mlp.layout,
-                        &[&ubuf, input, &m.weights[l], &m.biases[l], output, &no_aux],
-                    );
-                    layers.push((bg, layer_groups[l]));
+                    if let (Some(rows), Some(rk)) = (&m.rows, &self.mlp_rows) {
+                        let (i, o) = (lp.in_dim as usize, lp.out_dim as usize);
+                        let (out4, rpc, chunks) = mlp_k::rows_chunking(i, o).expect("checked to fit");
+                        let window = (mlp_k::ROWS_WINDOW * 16) as u64;
+                        let mut per_member = Vec::new();
+                        for member in 0..lp.n_members {
+                            let rp = RowsParams {
+                                n_batch: lp.n_batch,
+                                local_slots: lp.local_slots,
+                                n_members: lp.n_members,
+                                in_dim: lp.in_dim,
+                                out_dim: lp.out_dim,
+                                out4: out4 as u32,
+                                rows_per_chunk: rpc as u32,
+                                activation: lp.activation,
+                                member,
+                                _pad0: 0,
+                                _pad1: 0,
+                                _pad2: 0,
+                            };
+                            let ubuf = ctx.uniform_buffer_init(&format!("mlp_rows.layer{l}.member{member}"), &[rp]);
+                            let mut entries = vec![
+                                wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() },
+                                wgpu::BindGroupEntry { binding: 1, resource: input.as_entire_binding() },
+                                wgpu::BindGroupEntry { binding: 2, resource: m.biases[l].as_entire_binding() },
+                                wgpu::BindGroupEntry { binding: 3, resource: output.as_entire_binding() },
+                            ];
+                            for c in 0..mlp_k::ROWS_CHUNKS {
+                                // Windows past the layer's chunks repeat its first (never read).
+                                let which = if c < chunks { c } else { 0 };
+                                let offset = (member as u64 * chunks as u64 + which as u64) * window;
+                                entries.push(wgpu::BindGroupEntry {
+                                    binding: 4 + c as u32,
+                                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                        buffer: &rows[l],
+                                        offset,
+                                        size: wgpu::BufferSize::new(window),
+                                    }),
+                                });
+                            }
+                            let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                                label: Some(&format!("mlp_rows.layer{l}.member{member}")),
+                                layout: &rk.layout,
+                                entries: &entries,
+                            });
+                            let block = lp.n_batch
+                                * (kernels::local_block_start(member + 1, lp.local_slots, lp.n_members)
+                                    - kernels::local_block_start(member, lp.local_slots, lp.n_members));
+                            per_member.push((bg, block.div_ceil(WG_SIZE)));
+                        }
+                        layers.push(LayerDispatch::Rows(per_member));
+                    } else {
+                        let ubuf = ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
+                        let bg = kernels::bind_buffers(
+                            ctx,
+                            &format!("mlp.layer{l}"),
+                            &mlp.layout,
+                            &[&ubuf, input, &m.weights[l], &m.biases[l], output, &no_aux],
+                        );
+                        layers.push(LayerDispatch::Tiled(bg, layer_groups[l]));
+                    }
                 }
             }
             Workspace {
@@ -678,8 +793,20 @@ impl Planner {
                     run(&mut pass, init, &ws.rollout_bg, off0, ws.grid_particles);
                     for t in 0..h {
                         run(&mut pass, prepare, &ws.rollout_bg, offset(it, t), ws.grid_particles);
-                        for (bg, groups) in &ws.layers {
-                            mlp.dispatch(&mut pass, bg, *groups);
+                        for layer in &ws.layers {
+                            match layer {
+                                LayerDispatch::Tiled(bg, groups) => mlp.dispatch(&mut pass, bg, *groups),
+                                LayerDispatch::Rows(members) => {
+                                    let rk = self.mlp_rows.as_ref().expect("row layers exist only with the row kernel");
+                                    pass.set_pipeline(&rk.forward_rows);
+                                    for (bg, groups) in members {
+                                        if *groups > 0 {
+                                            pass.set_bind_group(0, bg, &[]);
+                                            pass.dispatch_workgroups(*groups, 1, 1);
+                                        }
+                                    }
+                                }
+                            }
                         }
                         run(&mut pass, propagate, &ws.rollout_bg, offset(it, t), ws.grid_particles);
                     }
