@@ -57,15 +57,28 @@ pub struct PlanResult {
     pub repeats: usize,
 }
 
-/// The JSON report.
+/// The JSON report of a benchmark: `{"adapter": {...}, "version", "results": [...]}`.
 #[derive(Debug, Clone, Serialize)]
-pub struct PlanReport {
+pub struct Report<T> {
     /// The adapter measured.
     pub adapter: AdapterJson,
     /// lookahead version.
     pub version: String,
     /// One entry per case.
-    pub results: Vec<PlanResult>,
+    pub results: Vec<T>,
+}
+
+impl<T: Serialize> Report<T> {
+    /// A report of `results` measured on `ctx`'s adapter.
+    pub fn new(ctx: &GpuContext, results: Vec<T>) -> Self {
+        Self { adapter: ctx.adapter().into(), version: env!("CARGO_PKG_VERSION").to_string(), results }
+    }
+
+    /// Writes the report as pretty JSON, atomically.
+    pub fn write(&self, path: &std::path::Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("reports serialise");
+        crate::model::checkpoint::write_atomic(path, text.as_bytes())
+    }
 }
 
 /// Adapter identity in reports.
@@ -192,17 +205,6 @@ pub struct TrainResult {
     pub seconds_per_epoch: f64,
     /// Transitions per second.
     pub transitions_per_s: f64,
-}
-
-/// The JSON report of `bench train`.
-#[derive(Debug, Clone, Serialize)]
-pub struct TrainReportJson {
-    /// The adapter measured.
-    pub adapter: AdapterJson,
-    /// lookahead version.
-    pub version: String,
-    /// One entry per case.
-    pub results: Vec<TrainResult>,
 }
 
 /// One epoch of the PETS reference model (7 × 4×200, batch 256) on 10k and 100k transitions.

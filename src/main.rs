@@ -369,13 +369,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 results.push(r);
             }
             if let Some(path) = json {
-                let report = bench::PlanReport {
-                    adapter: ctx.adapter().into(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    results,
-                };
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                bench::Report::new(&ctx, results).write(&path)?;
                 println!("report written to {}", path.display());
             }
         }
@@ -405,13 +399,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 results.push(r);
             }
             if let Some(path) = json {
-                let report = bench::TrainReportJson {
-                    adapter: ctx.adapter().into(),
-                    version: env!("CARGO_PKG_VERSION").to_string(),
-                    results,
-                };
-                std::fs::write(&path, serde_json::to_string_pretty(&report)?)
-                    .with_context(|| format!("writing {}", path.display()))?;
+                bench::Report::new(&ctx, results).write(&path)?;
                 println!("report written to {}", path.display());
             }
         }

@@ -121,15 +121,15 @@ impl PetsConfig {
         if preset == Preset::Demo {
             c.model = ModelConfig { members: 5, hidden: vec![64, 64], ..ModelConfig::default() };
             c.train = TrainConfig {
-                epochs: 10,
+                epochs: 30,
                 patience: 0,
-                batch_size: 64,
+                batch_size: 32,
                 lr: 2e-3,
                 num_elites: 3,
                 ..TrainConfig::default()
             };
-            c.planner = CemConfig { population: 80, particles: 4, iterations: 3, ..c.planner };
-            c.schedule.trials = if env == EnvKind::Pendulum { 10 } else { 6 };
+            c.planner = CemConfig { population: 100, particles: 8, iterations: 3, ..c.planner };
+            c.schedule.trials = if env == EnvKind::Pendulum { 8 } else { 5 };
         }
         c
     }

@@ -41,13 +41,21 @@ fn struct_layout(module: &naga::Module, name: &str) -> (u32, Vec<(String, u32)>)
     panic!("struct {name} not found");
 }
 
+/// The WGSL struct `name` in `src` has the Rust mirror's size and member offsets, in order.
+fn assert_layout(module_name: &str, src: &str, name: &str, size: usize, expected: &[(&str, usize)]) {
+    let module = parse(module_name, src);
+    let (span, members) = struct_layout(&module, name);
+    assert_eq!(span as usize, size, "{name}: size");
+    assert_eq!(members.len(), expected.len(), "{name}: member count");
+    for ((member, off), (ename, eoff)) in members.iter().zip(expected) {
+        assert_eq!((member.as_str(), *off as usize), (*ename, *eoff), "{name}");
+    }
+}
+
 #[test]
 fn plan_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::PlanParams;
     let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::CEM_WGSL].concat();
-    let module = parse("cem", &src);
-    let (span, members) = struct_layout(&module, "PlanParams");
-    assert_eq!(span as usize, std::mem::size_of::<PlanParams>());
     let expected = [
         ("n_batch", std::mem::offset_of!(PlanParams, n_batch)),
         ("population", std::mem::offset_of!(PlanParams, population)),
@@ -70,19 +78,13 @@ fn plan_params_layout_matches_the_rust_mirror() {
         ("in_dim", std::mem::offset_of!(PlanParams, in_dim)),
         ("_pad0", std::mem::offset_of!(PlanParams, _pad0)),
     ];
-    assert_eq!(members.len(), expected.len());
-    for ((name, off), (ename, eoff)) in members.iter().zip(expected) {
-        assert_eq!((name.as_str(), *off as usize), (ename, eoff));
-    }
+    assert_layout("cem", &src, "PlanParams", std::mem::size_of::<PlanParams>(), &expected);
 }
 
 #[test]
 fn layer_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::mlp::LayerParams;
     let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::MLP_WGSL].concat();
-    let module = parse("mlp", &src);
-    let (span, members) = struct_layout(&module, "LayerParams");
-    assert_eq!(span as usize, std::mem::size_of::<LayerParams>());
     let expected = [
         ("n_batch", std::mem::offset_of!(LayerParams, n_batch)),
         ("local_slots", std::mem::offset_of!(LayerParams, local_slots)),
@@ -93,10 +95,7 @@ fn layer_params_layout_matches_the_rust_mirror() {
         ("store_pre", std::mem::offset_of!(LayerParams, store_pre)),
         ("_pad0", std::mem::offset_of!(LayerParams, _pad0)),
     ];
-    assert_eq!(members.len(), expected.len());
-    for ((name, off), (ename, eoff)) in members.iter().zip(expected) {
-        assert_eq!((name.as_str(), *off as usize), (ename, eoff));
-    }
+    assert_layout("mlp", &src, "LayerParams", std::mem::size_of::<LayerParams>(), &expected);
 }
 
 #[test]
@@ -113,9 +112,6 @@ fn wgsl_size_constants_match_rust() {
 fn train_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::TrainParams;
     let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::LOSS_WGSL].concat();
-    let module = parse("loss", &src);
-    let (span, members) = struct_layout(&module, "TrainParams");
-    assert_eq!(span as usize, std::mem::size_of::<TrainParams>());
     let expected = [
         ("n_members", std::mem::offset_of!(TrainParams, n_members)),
         ("batch", std::mem::offset_of!(TrainParams, batch)),
@@ -142,9 +138,6 @@ fn train_params_layout_matches_the_rust_mirror() {
         ("_pad1", std::mem::offset_of!(TrainParams, _pad1)),
         ("_pad2", std::mem::offset_of!(TrainParams, _pad2)),
     ];
-    assert_eq!(members.len(), expected.len());
-    for ((name, off), (ename, eoff)) in members.iter().zip(expected) {
-        assert_eq!((name.as_str(), *off as usize), (ename, eoff));
-    }
+    assert_layout("loss", &src, "TrainParams", std::mem::size_of::<TrainParams>(), &expected);
     assert!(lookahead::kernels::ADAM_WGSL.contains(&format!("const CHUNK: u32 = {}u;", lookahead::train::NORM_CHUNK)));
 }

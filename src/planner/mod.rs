@@ -77,7 +77,7 @@ struct GpuModel {
 /// One layer's dispatches: a tiled product over all members, or one row dispatch per member.
 enum LayerDispatch {
     Tiled(wgpu::BindGroup, (u32, u32, u32)),
-    Rows(Vec<(wgpu::BindGroup, u32)>),
+    Rows(wgpu::ComputePipeline, Vec<(wgpu::BindGroup, u32)>),
 }
 
 fn rows_windows(e: &Ensemble) -> Option<Vec<Vec<f32>>> {
@@ -601,6 +601,14 @@ impl Planner {
         for lp in &layer_params {
             layer_groups.push(lp.workgroups(ctx)?);
         }
+        let mut row_pipelines = Vec::new();
+        if let Some(rk) = &self.mlp_rows {
+            for lp in &layer_params {
+                let (out4, _, _) =
+                    mlp_k::rows_chunking(lp.in_dim as usize, lp.out_dim as usize).expect("checked to fit");
+                row_pipelines.push(rk.forward_rows(out4 as u32)?);
+            }
+        }
         ctx.scoped("planner workspace", || {
             let sb = |label: &str, len: u64| ctx.storage_buffer(label, len as usize);
             let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -725,7 +733,7 @@ impl Planner {
                                     - kernels::local_block_start(member, lp.local_slots, lp.n_members));
                             per_member.push((bg, block.div_ceil(WG_SIZE)));
                         }
-                        layers.push(LayerDispatch::Rows(per_member));
+                        layers.push(LayerDispatch::Rows(row_pipelines[l].clone(), per_member));
                     } else {
                         let ubuf = ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
                         let bg = kernels::bind_buffers(
@@ -796,9 +804,8 @@ impl Planner {
                         for layer in &ws.layers {
                             match layer {
                                 LayerDispatch::Tiled(bg, groups) => mlp.dispatch(&mut pass, bg, *groups),
-                                LayerDispatch::Rows(members) => {
-                                    let rk = self.mlp_rows.as_ref().expect("row layers exist only with the row kernel");
-                                    pass.set_pipeline(&rk.forward_rows);
+                                LayerDispatch::Rows(pipeline, members) => {
+                                    pass.set_pipeline(pipeline);
                                     for (bg, groups) in members {
                                         if *groups > 0 {
                                             pass.set_bind_group(0, bg, &[]);

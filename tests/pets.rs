@@ -1,0 +1,139 @@
+//! The PETS loop: config resolution, a short run that must learn, the run directory, eval and
+//! interruption.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use lookahead::env::EnvKind;
+use lookahead::model::checkpoint::Checkpoint;
+use lookahead::pets::{self, PetsConfig, Preset, RunOptions};
+
+#[test]
+fn config_resolution_applies_file_then_sets_and_names_unknown_keys() {
+    let file = "seed = 7\n[planner]\npopulation = 123\n[train]\nclip_grad_norm = 5.0\n";
+    let sets =
+        vec!["planner.horizon=9".to_string(), "loop.trials=3".to_string(), "planner.propagation=tsinf".to_string()];
+    let cfg = PetsConfig::resolve(EnvKind::Pendulum, Preset::Reference, Some(file), &sets).unwrap();
+    assert_eq!((cfg.seed, cfg.planner.population, cfg.planner.horizon, cfg.schedule.trials), (7, 123, 9, 3));
+    assert_eq!(cfg.train.clip_grad_norm, Some(5.0));
+    assert_eq!(cfg.planner.propagation, lookahead::planner::Propagation::Tsinf);
+    // The untouched rest is the pendulum reference preset.
+    assert_eq!(cfg.model, PetsConfig::preset(EnvKind::Pendulum, Preset::Reference).model);
+    // Round trip through the TOML a run directory stores.
+    let back: PetsConfig = toml::from_str(&cfg.to_toml()).unwrap();
+    assert_eq!(back, cfg);
+    for (file, sets, key) in [
+        (Some("[planner]\npopulaton = 3\n"), vec![], "planner.populaton"),
+        (None, vec!["train.lr_typo=1".to_string()], "train.lr_typo"),
+        (Some("[nonsense]\nx = 1\n"), vec![], "nonsense"),
+        (None, vec!["model.hidden=5".to_string()], "hidden"),
+    ] {
+        let err = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, file, &sets).unwrap_err().to_string();
+        assert!(err.contains(key), "{key} not named in: {err}");
+    }
+}
+
+#[test]
+fn impossible_values_are_all_reported_before_any_work() {
+    let sets: Vec<String> = ["planner.horizon=0", "train.lr=-1", "loop.initial_exploration_steps=0", "model.members=2"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let err = PetsConfig::resolve(EnvKind::Cartpole, Preset::Reference, None, &sets).unwrap_err().to_string();
+    for key in ["cem.horizon", "train.lr", "loop.initial_exploration_steps", "train.num_elites"] {
+        assert!(err.contains(key), "{key} missing from: {err}");
+    }
+}
+
+gpu_test!(a_short_demo_run_learns_cartpole_and_leaves_a_complete_run_directory, |ctx| {
+    // The demo preset, shortened: two trials of 100 steps. Random actions last about 20 steps.
+    let sets = vec!["loop.trials=2".to_string(), "loop.trial_length=100".to_string()];
+    let cfg = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &sets).unwrap();
+    let dir = std::env::temp_dir().join(format!("lookahead-pets-{}", std::process::id()));
+    let mut env = cfg.env.make();
+    let summary = pets::run(
+        ctx,
+        &cfg,
+        env.as_mut(),
+        cfg.env.task(),
+        RunOptions { out_dir: Some(dir.clone()), ..Default::default() },
+    )
+    .unwrap();
+    let returns: Vec<f64> = summary.trials.iter().map(|t| t.total_return).collect();
+    println!("trial returns {returns:?} in {:.1} s", summary.seconds);
+    assert_eq!(returns.len(), 2);
+    assert_eq!(
+        returns.iter().copied().fold(0.0, f64::max),
+        100.0,
+        "the pole should stay up a whole trial: {returns:?}"
+    );
+    // The run directory.
+    let stored: PetsConfig = toml::from_str(&std::fs::read_to_string(dir.join("config.toml")).unwrap()).unwrap();
+    assert_eq!(stored, cfg);
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(events.iter().filter(|e| e["event"] == "train").count() >= 4);
+    assert_eq!(events.iter().filter(|e| e["event"] == "trial").count(), 2);
+    assert_eq!(events.last().unwrap()["event"], "end");
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines[0], "env_step,trial,return,model_loss,plan_ms,step_ms");
+    assert_eq!(lines.len(), 3);
+    let ckpt = Checkpoint::load(dir.join("model.safetensors")).unwrap();
+    assert_eq!(ckpt.elites.len(), cfg.train.num_elites);
+    assert!(std::fs::read_to_string(dir.join("learning_curve.svg")).unwrap().contains("<svg"));
+    // Replaying the checkpoint plans with the learned model.
+    let eval = pets::evaluate(ctx, &dir, 1, 3).unwrap();
+    assert_eq!(eval.len(), 1);
+    assert!(eval[0] >= 50.0, "replayed return {}", eval[0]);
+    std::fs::remove_dir_all(&dir).ok();
+});
+
+gpu_test!(an_interrupted_run_keeps_its_checkpoint_and_metrics_intact, |ctx| {
+    let sets: Vec<String> = [
+        "loop.trials=3",
+        "loop.trial_length=40",
+        "loop.initial_exploration_steps=60",
+        "loop.freq_train_model=20",
+        "model.hidden=[16]",
+        "train.epochs=2",
+        "planner.population=20",
+        "planner.particles=2",
+        "planner.horizon=5",
+        "planner.iterations=1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let cfg = PetsConfig::resolve(EnvKind::Pendulum, Preset::Demo, None, &sets).unwrap();
+    let dir = std::env::temp_dir().join(format!("lookahead-interrupt-{}", std::process::id()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut seen = 0;
+    let mut progress = |p: &pets::Progress| {
+        seen += 1;
+        // Interrupt in the middle of the second trial.
+        if p.trial == 1 && p.step == 10 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    };
+    let mut env = cfg.env.make();
+    let opts = RunOptions { out_dir: Some(dir.clone()), interrupt: Some(stop), progress: Some(&mut progress) };
+    let summary = pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), opts).unwrap();
+    assert!(summary.interrupted);
+    assert_eq!(summary.trials.len(), 1, "only the finished trial is recorded");
+    assert_eq!(seen, 50);
+    let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
+    assert_eq!(csv.lines().count(), 2);
+    for line in std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every metrics line is complete JSON");
+    }
+    Checkpoint::load(dir.join("model.safetensors")).expect("the checkpoint is intact");
+    assert!(dir.join("learning_curve.svg").exists());
+    std::fs::remove_dir_all(&dir).ok();
+});
