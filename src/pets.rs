@@ -164,9 +164,9 @@ impl PetsConfig {
             cursor.insert(parts[parts.len() - 1].to_string(), parsed);
             merge(&mut table, nested, &schema, "")?;
         }
-        let cfg: PetsConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::config("config", e.message().to_string()))?;
+        // Parsing the merged document as text makes type errors point at the offending line.
+        let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
+        let cfg: PetsConfig = toml::from_str(&text).map_err(|e| Error::config("config", e.to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
