@@ -31,9 +31,6 @@ struct RowsParams {
 }
 
 override WG_SIZE: u32 = 64u;
-// Output vec4s of the layer, fixed per pipeline so that the compiler can keep the accumulators
-// in registers (equals RowsParams.out4).
-override OUT4: u32 = 64u;
 const MAX_OUT4: u32 = 64u;
 const WINDOW: u32 = 4096u;
 
@@ -52,8 +49,8 @@ var<private> acc: array<vec4<f32>, MAX_OUT4>;
 fn chunk0(base: u32, k0: u32, k1: u32) {
     for (var k = k0; k < k1; k = k + 1u) {
         let xk = x[base + k];
-        let w = (k - k0) * OUT4;
-        for (var j = 0u; j < OUT4; j = j + 1u) {
+        let w = (k - k0) * rows.out4;
+        for (var j = 0u; j < rows.out4; j = j + 1u) {
             acc[j] = acc[j] + xk * w0[w + j];
         }
     }
@@ -62,8 +59,8 @@ fn chunk0(base: u32, k0: u32, k1: u32) {
 fn chunk1(base: u32, k0: u32, k1: u32) {
     for (var k = k0; k < k1; k = k + 1u) {
         let xk = x[base + k];
-        let w = (k - k0) * OUT4;
-        for (var j = 0u; j < OUT4; j = j + 1u) {
+        let w = (k - k0) * rows.out4;
+        for (var j = 0u; j < rows.out4; j = j + 1u) {
             acc[j] = acc[j] + xk * w1[w + j];
         }
     }
@@ -72,8 +69,8 @@ fn chunk1(base: u32, k0: u32, k1: u32) {
 fn chunk2(base: u32, k0: u32, k1: u32) {
     for (var k = k0; k < k1; k = k + 1u) {
         let xk = x[base + k];
-        let w = (k - k0) * OUT4;
-        for (var j = 0u; j < OUT4; j = j + 1u) {
+        let w = (k - k0) * rows.out4;
+        for (var j = 0u; j < rows.out4; j = j + 1u) {
             acc[j] = acc[j] + xk * w2[w + j];
         }
     }
@@ -82,8 +79,8 @@ fn chunk2(base: u32, k0: u32, k1: u32) {
 fn chunk3(base: u32, k0: u32, k1: u32) {
     for (var k = k0; k < k1; k = k + 1u) {
         let xk = x[base + k];
-        let w = (k - k0) * OUT4;
-        for (var j = 0u; j < OUT4; j = j + 1u) {
+        let w = (k - k0) * rows.out4;
+        for (var j = 0u; j < rows.out4; j = j + 1u) {
             acc[j] = acc[j] + xk * w3[w + j];
         }
     }
@@ -98,7 +95,7 @@ fn forward_rows(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (r >= end) {
         return;
     }
-    for (var j = 0u; j < OUT4; j = j + 1u) {
+    for (var j = 0u; j < rows.out4; j = j + 1u) {
         acc[j] = vec4<f32>(0.0);
     }
     let base = r * rows.in_dim;

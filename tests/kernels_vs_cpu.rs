@@ -576,7 +576,7 @@ gpu_test!(row_kernel_layer_matches_f64_reference_across_weight_windows, |ctx| {
         }
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&rk.forward_rows(out4 as u32).unwrap());
+            pass.set_pipeline(&rk.forward_rows);
             for (bg, g) in &groups {
                 pass.set_bind_group(0, bg, &[]);
                 pass.dispatch_workgroups((*g).max(1), 1, 1);

@@ -352,14 +352,12 @@ pub fn pack_rows_windows(weight: &[f32], m: usize, in_dim: usize, out_dim: usize
     Some(w)
 }
 
-/// The `forward_rows` pipelines (one per output width, see WGSL `OUT4`) and their layout.
+/// The `forward_rows` pipeline and its bind group layout.
 pub struct MlpRowsKernels {
     /// Bindings: rows, x, bias, y, w0..w3.
     pub layout: wgpu::BindGroupLayout,
-    pipeline_layout: wgpu::PipelineLayout,
-    module: wgpu::ShaderModule,
-    ctx: GpuContext,
-    pipelines: std::sync::Mutex<std::collections::HashMap<u32, wgpu::ComputePipeline>>,
+    /// `mlp_rows.forward_rows`.
+    pub forward_rows: wgpu::ComputePipeline,
 }
 
 impl MlpRowsKernels {
@@ -393,38 +391,12 @@ impl MlpRowsKernels {
                 entries: &entries,
             })
         })?;
-        let pipeline_layout = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("mlp_rows"),
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        Ok(Self { layout, pipeline_layout, module, ctx: ctx.clone(), pipelines: Default::default() })
-    }
-
-    /// The pipeline for layers of `out4` output vec4s (compiled on first use).
-    pub fn forward_rows(&self, out4: u32) -> Result<wgpu::ComputePipeline> {
-        let mut cache = self.pipelines.lock().map_err(|_| Error::Gpu("row kernel cache poisoned".into()))?;
-        if let Some(p) = cache.get(&out4) {
-            return Ok(p.clone());
-        }
-        let ctx = &self.ctx;
-        let constants: &[(&str, f64)] = &[("WG_SIZE", super::WG_SIZE as f64), ("OUT4", out4 as f64)];
-        let p = ctx
-            .scoped("mlp_rows.forward_rows", || {
-                ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                    label: Some("mlp_rows.forward_rows"),
-                    layout: Some(&self.pipeline_layout),
-                    module: &self.module,
-                    entry_point: Some("forward_rows"),
-                    compilation_options: wgpu::PipelineCompilationOptions {
-                        constants,
-                        zero_initialize_workgroup_memory: false,
-                    },
-                    cache: None,
-                })
-            })
-            .map_err(|e| Error::ShaderCompile { shader: "mlp_rows".into(), message: e.to_string() })?;
-        cache.insert(out4, p.clone());
-        Ok(p)
+        let forward_rows = create_pipeline(ctx, "mlp_rows.forward_rows", &pl, &module, "forward_rows", true)?;
+        Ok(Self { layout, forward_rows })
     }
 }

@@ -601,14 +601,6 @@ impl Planner {
         for lp in &layer_params {
             layer_groups.push(lp.workgroups(ctx)?);
         }
-        let mut row_pipelines = Vec::new();
-        if let Some(rk) = &self.mlp_rows {
-            for lp in &layer_params {
-                let (out4, _, _) =
-                    mlp_k::rows_chunking(lp.in_dim as usize, lp.out_dim as usize).expect("checked to fit");
-                row_pipelines.push(rk.forward_rows(out4 as u32)?);
-            }
-        }
         ctx.scoped("planner workspace", || {
             let sb = |label: &str, len: u64| ctx.storage_buffer(label, len as usize);
             let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -733,7 +725,7 @@ impl Planner {
                                     - kernels::local_block_start(member, lp.local_slots, lp.n_members));
                             per_member.push((bg, block.div_ceil(WG_SIZE)));
                         }
-                        layers.push(LayerDispatch::Rows(row_pipelines[l].clone(), per_member));
+                        layers.push(LayerDispatch::Rows(rk.forward_rows.clone(), per_member));
                     } else {
                         let ubuf = ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
                         let bg = kernels::bind_buffers(
