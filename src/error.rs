@@ -72,6 +72,9 @@ pub enum Error {
         /// How long we waited.
         waited: Duration,
     },
+    /// The asynchronous planner's thread has stopped.
+    #[error("the planner thread stopped: {0}")]
+    PlannerStopped(String),
     /// Training could not continue.
     #[error("training failed: {0}")]
     Training(String),

@@ -4,9 +4,11 @@
 //! submitted once, with one small readback (the plan's mean sequence and its predicted return).
 
 mod config;
+mod realtime;
 pub mod reference;
 
 pub use config::{CemConfig, MlpKernel, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS};
+pub use realtime::{AsyncPlanner, Budget, PlanOutcome, PlanStatus};
 
 use std::time::Duration;
 
@@ -132,6 +134,12 @@ pub struct Planner {
     bounds: wgpu::Buffer,
     ws: Option<Workspace>,
     call: u32,
+    /// Smoothed wall time of one CEM iteration (submission to readback), for budgets.
+    iteration_time: Option<Duration>,
+    /// A submission abandoned at a deadline, waited for before the workspace is reused.
+    inflight: Option<wgpu::SubmissionIndex>,
+    /// Host copy of the warm start per plan (what a plan returns when nothing fits its budget).
+    warm_start: Vec<f32>,
 }
 
 fn check_u32(what: &str, v: u64) -> Result<u32> {
@@ -260,6 +268,9 @@ impl Planner {
             bounds,
             ws: None,
             call: 0,
+            iteration_time: None,
+            inflight: None,
+            warm_start: Vec::new(),
         })
     }
 
@@ -372,8 +383,21 @@ impl Planner {
         if let Some(ws) = &self.ws {
             let init = self.initial_mean(ws.n_batch);
             self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&init));
+            self.warm_start = init;
         }
         Ok(())
+    }
+
+    /// The warm start after a plan whose mean sequences are `mean` (`[n_batch, horizon, act_dim]`):
+    /// shifted one step, the last step at the middle of the bounds (host twin of `shift_solution`).
+    fn shifted(&self, mean: &[f32]) -> Vec<f32> {
+        let (h, a) = (self.cfg.horizon, self.task.act_dim);
+        let mut out = mean.to_vec();
+        for (i, v) in out.iter_mut().enumerate() {
+            let (t, k) = ((i / a) % h, i % a);
+            *v = if t + 1 < h { mean[i + a] } else { 0.5 * (self.lower[k] + self.upper[k]) };
+        }
+        out
     }
 
     /// Reads back the last iteration's candidate returns and elites.
@@ -406,6 +430,81 @@ impl Planner {
     /// `observations[b]` is the same whether it is planned alone (as `b = 0`) or in a batch at
     /// position 0. Changing the batch size rebuilds the workspace and resets the warm start.
     pub fn plan_batch<O: AsRef<[f32]>>(&mut self, observations: &[O]) -> Result<Vec<Plan>> {
+        let flat = self.flatten(observations)?;
+        let n_batch = self.prepare(&flat, observations.len())?;
+        let ws = self.ws.as_ref().expect("prepare built the workspace");
+        let (h, a) = (self.cfg.horizon, self.task.act_dim);
+        let encoder = self.encode(ws, 0..self.cfg.iterations, self.cfg.keep_last_solution);
+        let timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
+        let out = self.ctx.submit_and_read(encoder, &ws.staging, n_batch * h * a + 2 * n_batch, timeout)?;
+        self.call = self.call.wrapping_add(1);
+        self.warm_start = if self.cfg.keep_last_solution {
+            self.shifted(&out[..n_batch * h * a])
+        } else {
+            self.initial_mean(n_batch)
+        };
+        let stats = &out[n_batch * h * a..];
+        Ok((0..n_batch)
+            .map(|b| {
+                let actions = out[b * h * a..(b + 1) * h * a].to_vec();
+                Plan {
+                    action: actions[..a].to_vec(),
+                    actions,
+                    predicted_return: stats[2 * b],
+                    best_return: stats[2 * b + 1],
+                    iterations: self.cfg.iterations,
+                }
+            })
+            .collect())
+    }
+
+    /// Checks observations (flattened, `n_batch` of them), sizes the workspace and writes the
+    /// per-plan inputs: observations, the initial variance, the warm start and the parameters.
+    fn prepare(&mut self, flat: &[f32], n_batch: usize) -> Result<usize> {
+        let timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
+        if !self.settle_inflight(timeout)? {
+            return Err(Error::Timeout { waited: timeout });
+        }
+        if self.ws.as_ref().map(|w| w.n_batch) != Some(n_batch) {
+            self.ws = None;
+            self.ws = Some(self.build_workspace(n_batch)?);
+            self.reset()?;
+        }
+        self.ctx.check()?;
+        let ws = self.ws.as_ref().expect("workspace was built above");
+        let q = &self.ctx.queue;
+        q.write_buffer(&ws.obs, 0, bytemuck::cast_slice(flat));
+        q.write_buffer(&ws.var, 0, bytemuck::cast_slice(&self.initial_var(n_batch)));
+        if !self.cfg.keep_last_solution {
+            q.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&self.initial_mean(n_batch)));
+        }
+        q.write_buffer(&ws.params, 0, &self.params_bytes(n_batch, ws.params_stride));
+        Ok(n_batch)
+    }
+
+    /// Waits at most `limit` for a submission abandoned at a deadline (it still owns the
+    /// workspace); true when none is left.
+    fn settle_inflight(&mut self, limit: Duration) -> Result<bool> {
+        let Some(index) = self.inflight.take() else { return Ok(true) };
+        match self.ctx.device.poll(wgpu::PollType::Wait { submission_index: Some(index.clone()), timeout: Some(limit) })
+        {
+            Ok(_) => {
+                self.ctx.check()?;
+                Ok(true)
+            }
+            Err(wgpu::PollError::Timeout) => {
+                self.inflight = Some(index);
+                Ok(false)
+            }
+            Err(e) => {
+                self.ctx.check()?;
+                Err(Error::Gpu(e.to_string()))
+            }
+        }
+    }
+
+    /// Checks a batch of observations and flattens it.
+    fn flatten<O: AsRef<[f32]>>(&self, observations: &[O]) -> Result<Vec<f32>> {
         if observations.is_empty() {
             return Err(Error::InvalidInput("plan_batch needs at least one observation".into()));
         }
@@ -428,40 +527,7 @@ impl Planner {
             }
             flat.extend_from_slice(o);
         }
-        let n_batch = observations.len();
-        if self.ws.as_ref().map(|w| w.n_batch) != Some(n_batch) {
-            self.ws = None;
-            self.ws = Some(self.build_workspace(n_batch)?);
-            self.reset()?;
-        }
-        self.ctx.check()?;
-        let ws = self.ws.as_ref().expect("workspace was built above");
-        let (h, a) = (self.cfg.horizon, self.task.act_dim);
-        let q = &self.ctx.queue;
-        q.write_buffer(&ws.obs, 0, bytemuck::cast_slice(&flat));
-        q.write_buffer(&ws.var, 0, bytemuck::cast_slice(&self.initial_var(n_batch)));
-        if !self.cfg.keep_last_solution {
-            q.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&self.initial_mean(n_batch)));
-        }
-        q.write_buffer(&ws.params, 0, &self.params_bytes(n_batch, ws.params_stride));
-        let encoder = self.encode(ws);
-        let len = n_batch * h * a + 2 * n_batch;
-        let timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
-        let out = self.ctx.submit_and_read(encoder, &ws.staging, len, timeout)?;
-        self.call = self.call.wrapping_add(1);
-        let stats = &out[n_batch * h * a..];
-        Ok((0..n_batch)
-            .map(|b| {
-                let actions = out[b * h * a..(b + 1) * h * a].to_vec();
-                Plan {
-                    action: actions[..a].to_vec(),
-                    actions,
-                    predicted_return: stats[2 * b],
-                    best_return: stats[2 * b + 1],
-                    iterations: self.cfg.iterations,
-                }
-            })
-            .collect())
+        Ok(flat)
     }
 
     fn base_params(&self, n_batch: usize) -> PlanParams {
@@ -635,7 +701,7 @@ impl Planner {
             let cand_returns = sb("planner.cand_returns", b * p);
             let elites = sb("planner.elites", b * self.n_elites as u64);
             let plan_stats = sb("planner.plan_stats", b * 2);
-            let staging = ctx.staging_buffer("planner.readback", (b * h * a + 2 * b) * 4);
+            let staging = ctx.staging_buffer("planner.readback", (2 * b * h * a + 2 * b) * 4);
             let dummy_consts;
             let consts = match &self.model {
                 Some(m) => &m.consts,
@@ -761,11 +827,13 @@ impl Planner {
         })
     }
 
-    fn encode(&self, ws: &Workspace) -> wgpu::CommandEncoder {
+    /// Records CEM iterations `its`, then copies the mean, the plan statistics and the variance
+    /// to the staging buffer, then (with `shift`) the warm start for the next plan.
+    fn encode(&self, ws: &Workspace, its: std::ops::Range<usize>, shift: bool) -> wgpu::CommandEncoder {
         let pl = &self.pipelines;
         let mut encoder =
             self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("planner.plan") });
-        let (h, iters) = (self.cfg.horizon, self.cfg.iterations);
+        let h = self.cfg.horizon;
         let offset = |it: usize, t: usize| ((it * h + t) as u64 * ws.params_stride) as u32;
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -782,7 +850,7 @@ impl Planner {
                 pass.set_bind_group(1, bg, &[]);
                 pass.dispatch_workgroups(grid.0, grid.1, 1);
             };
-            for it in 0..iters {
+            for it in its {
                 let off0 = offset(it, 0);
                 run(&mut pass, &pl.sample, &ws.cem_bg, off0, ws.grid_elements);
                 if let Some(analytic) = &pl.analytic {
@@ -818,7 +886,8 @@ impl Planner {
         let plan_bytes = (ws.n_batch * h * self.task.act_dim * 4) as u64;
         encoder.copy_buffer_to_buffer(&ws.mean, 0, &ws.staging, 0, Some(plan_bytes));
         encoder.copy_buffer_to_buffer(&ws.plan_stats, 0, &ws.staging, plan_bytes, Some((ws.n_batch * 8) as u64));
-        if self.cfg.keep_last_solution {
+        encoder.copy_buffer_to_buffer(&ws.var, 0, &ws.staging, plan_bytes + (ws.n_batch * 8) as u64, Some(plan_bytes));
+        if shift {
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("planner.shift"),

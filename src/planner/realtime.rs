@@ -1,0 +1,380 @@
+//! Real-time planning: anytime CEM under a budget (iterations, a duration or a deadline) and
+//! an asynchronous planner thread that keeps optimising while a control loop reads actions.
+//!
+//! Each CEM iteration is one submission with a small readback, so the planner can stop between
+//! iterations. Before starting an iteration it predicts its cost from the iterations measured so
+//! far (a smoothed wall time with a safety margin, as acados's timeout heuristic) and stops if
+//! the prediction would cross the deadline. Every GPU wait is bounded by the time left. The
+//! returned plan is the best seen so far (the iteration with the highest predicted return), so
+//! on a fixed random stream more iterations never lower the predicted return.
+
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::{Plan, Planner};
+use crate::error::{Error, Result};
+
+/// How much a plan may spend.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Budget {
+    /// At most this many CEM iterations (capped by the config's `iterations`).
+    Iterations(usize),
+    /// At most this long from the call.
+    Time(Duration),
+    /// Return by this instant.
+    Deadline(Instant),
+}
+
+/// Why a plan stopped.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PlanStatus {
+    /// The sampling distribution collapsed (every standard deviation below 1e-3 of its range).
+    Converged,
+    /// All configured iterations ran.
+    Complete,
+    /// The budget stopped it (the plan is the best of the iterations that fitted).
+    Budget,
+    /// Something went wrong and the plan is a fallback; the reason says what.
+    Degraded(String),
+}
+
+/// A plan and how it was obtained.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanOutcome {
+    /// The plan (for a batch: one per observation in [`PlanOutcome::batch`]).
+    pub plan: Plan,
+    /// Every plan of a batch call.
+    pub batch: Vec<Plan>,
+    /// CEM iterations completed.
+    pub iterations_done: usize,
+    /// The time budget ran out before all configured iterations (Time and Deadline budgets).
+    pub timed_out: bool,
+    /// Why it stopped.
+    pub status: PlanStatus,
+    /// Wall time of the call.
+    pub elapsed: Duration,
+}
+
+/// Safety factor on the predicted cost of the next iteration.
+const COST_MARGIN: f64 = 1.25;
+/// Fixed allowance for the host side of an iteration (submission, readback, bookkeeping).
+const HOST_ALLOWANCE: Duration = Duration::from_micros(300);
+/// Smoothing of the measured iteration time.
+const COST_SMOOTHING: f64 = 0.3;
+
+impl Planner {
+    /// Plans from one observation within `budget` (anytime CEM).
+    pub fn plan_with(&mut self, obs: &[f32], budget: Budget) -> Result<PlanOutcome> {
+        self.plan_batch_with(&[obs], budget)
+    }
+
+    /// Measures one CEM iteration from `obs` (without disturbing the warm start), so that the
+    /// first budgeted plan can predict its cost. Call it before a control loop.
+    pub fn warm_up(&mut self, obs: &[f32]) -> Result<Duration> {
+        let warm = self.warm_start.clone();
+        let call = self.call;
+        self.plan_with(obs, Budget::Iterations(1))?;
+        // Restore the warm start and the random stream: the warm-up leaves no trace.
+        self.call = call;
+        if let Some(ws) = &self.ws {
+            let init = if warm.is_empty() { self.initial_mean(ws.n_batch) } else { warm };
+            self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&init));
+            self.warm_start = init;
+        }
+        self.iteration_time.ok_or_else(|| Error::Gpu("the warm-up iteration was not measured".into()))
+    }
+
+    /// The warm start as the plan, when the GPU cannot be used within the budget.
+    fn fallback(&self, n_batch: usize, start: Instant, reason: &str) -> PlanOutcome {
+        let (h, a) = (self.cfg.horizon, self.task.act_dim);
+        let warm =
+            if self.warm_start.len() == n_batch * h * a { self.warm_start.clone() } else { self.initial_mean(n_batch) };
+        let batch: Vec<Plan> = warm
+            .chunks(h * a)
+            .map(|actions| Plan {
+                action: actions[..a].to_vec(),
+                actions: actions.to_vec(),
+                predicted_return: f32::NAN,
+                best_return: f32::NAN,
+                iterations: 0,
+            })
+            .collect();
+        PlanOutcome {
+            plan: batch[0].clone(),
+            batch,
+            iterations_done: 0,
+            timed_out: true,
+            status: PlanStatus::Degraded(format!("{reason}; the plan is the warm start")),
+            elapsed: start.elapsed(),
+        }
+    }
+
+    /// The predicted wall time of the next iteration.
+    pub fn predicted_iteration_time(&self) -> Option<Duration> {
+        self.iteration_time.map(|t| t.mul_f64(COST_MARGIN) + HOST_ALLOWANCE)
+    }
+
+    /// Plans for several observations within `budget`; see [`Planner::plan_with`].
+    pub fn plan_batch_with<O: AsRef<[f32]>>(&mut self, observations: &[O], budget: Budget) -> Result<PlanOutcome> {
+        let start = Instant::now();
+        let (deadline, max_iters) = match budget {
+            Budget::Iterations(0) => return Err(Error::InvalidInput("a budget of 0 iterations plans nothing".into())),
+            Budget::Iterations(n) => (None, n.min(self.cfg.iterations)),
+            Budget::Time(d) if d.is_zero() => {
+                return Err(Error::InvalidInput("a budget of zero time plans nothing".into()))
+            }
+            Budget::Time(d) => (Some(start + d), self.cfg.iterations),
+            Budget::Deadline(t) if t <= start => {
+                return Err(Error::InvalidInput("the deadline has already passed".into()));
+            }
+            Budget::Deadline(t) => (Some(t), self.cfg.iterations),
+        };
+        let flat = self.flatten(observations)?;
+        if let Some(deadline) = deadline {
+            if !self.settle_inflight(deadline.saturating_duration_since(Instant::now()))? {
+                return Ok(self.fallback(observations.len(), start, "the previous plan's GPU work is still running"));
+            }
+        }
+        let n_batch = self.prepare(&flat, observations.len())?;
+        let (h, a) = (self.cfg.horizon, self.task.act_dim);
+        let len = n_batch * h * a;
+        if self.warm_start.len() != len {
+            self.warm_start = self.initial_mean(n_batch);
+        }
+        let mut best: Vec<Option<(f32, f32, Vec<f32>)>> = vec![None; n_batch];
+        let mut done = 0;
+        let mut status = PlanStatus::Complete;
+        let gpu_timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
+        while done < max_iters {
+            let now = Instant::now();
+            let mut wait = gpu_timeout;
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(now);
+                // Without a measurement yet (no warm-up), the first iteration runs, its wait bounded.
+                let over = self.predicted_iteration_time().is_some_and(|p| p > left);
+                if over || left.is_zero() {
+                    status = PlanStatus::Budget;
+                    break;
+                }
+                wait = wait.min(left);
+            }
+            let ws = self.ws.as_ref().expect("prepare built the workspace");
+            let encoder = self.encode(ws, done..done + 1, false);
+            let index = self.ctx.queue.submit(Some(encoder.finish()));
+            let t0 = Instant::now();
+            let out = match self.ctx.read_staging(&ws.staging, 2 * len + 2 * n_batch, Some(index.clone()), wait) {
+                Ok(out) => out,
+                Err(Error::Timeout { waited }) => {
+                    // The iteration ran past the deadline: the best plan so far stands.
+                    self.inflight = Some(index);
+                    status = if done == 0 {
+                        PlanStatus::Degraded(format!("the GPU did not finish the first iteration within {waited:?}"))
+                    } else {
+                        PlanStatus::Budget
+                    };
+                    break;
+                }
+                Err(e) => return Err(e),
+            };
+            let took = t0.elapsed();
+            self.iteration_time = Some(match self.iteration_time {
+                Some(prev) => prev.mul_f64(1.0 - COST_SMOOTHING) + took.mul_f64(COST_SMOOTHING),
+                None => took,
+            });
+            done += 1;
+            let (mean, rest) = out.split_at(len);
+            let (stats, var) = rest.split_at(2 * n_batch);
+            for (b, slot) in best.iter_mut().enumerate() {
+                let value = stats[2 * b];
+                if slot.as_ref().is_none_or(|(v, _, _)| value > *v || !v.is_finite()) {
+                    *slot = Some((value, stats[2 * b + 1], mean[b * h * a..(b + 1) * h * a].to_vec()));
+                }
+            }
+            let collapsed = var.iter().enumerate().all(|(i, v)| {
+                let k = i % a;
+                v.max(0.0).sqrt() < 1e-3 * (self.upper[k] - self.lower[k])
+            });
+            if collapsed {
+                status = PlanStatus::Converged;
+                break;
+            }
+        }
+        if done < max_iters && status == PlanStatus::Complete {
+            status = PlanStatus::Budget;
+        }
+        self.call = self.call.wrapping_add(1);
+        let timed_out = deadline.is_some() && done < self.cfg.iterations && !matches!(status, PlanStatus::Converged);
+        let plans: Vec<Plan> = best
+            .into_iter()
+            .enumerate()
+            .map(|(b, slot)| {
+                let (value, top, actions) =
+                    slot.unwrap_or_else(|| (f32::NAN, f32::NAN, self.warm_start[b * h * a..(b + 1) * h * a].to_vec()));
+                Plan {
+                    action: actions[..a].to_vec(),
+                    actions,
+                    predicted_return: value,
+                    best_return: top,
+                    iterations: done,
+                }
+            })
+            .collect();
+        if done == 0 && !matches!(status, PlanStatus::Degraded(_)) {
+            status = PlanStatus::Degraded("no CEM iteration fitted the budget; the plan is the warm start".into());
+        }
+        // The next plan starts from the returned one, shifted.
+        let returned: Vec<f32> = plans.iter().flat_map(|p| p.actions.iter().copied()).collect();
+        let next = if self.cfg.keep_last_solution { self.shifted(&returned) } else { self.initial_mean(n_batch) };
+        if self.inflight.is_none() {
+            if let Some(ws) = &self.ws {
+                self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&next));
+            }
+        }
+        self.warm_start = next;
+        Ok(PlanOutcome {
+            plan: plans[0].clone(),
+            batch: plans,
+            iterations_done: done,
+            timed_out,
+            status,
+            elapsed: start.elapsed(),
+        })
+    }
+}
+
+/// What the planner thread shares with the control loop.
+#[derive(Default)]
+struct Shared {
+    state: Option<Vec<f32>>,
+    fresh: bool,
+    action: Option<Vec<f32>>,
+    last: Option<PlanOutcome>,
+    failure: Option<String>,
+    stop: bool,
+    plans: u64,
+}
+
+/// A planner on its own thread: the control loop calls [`AsyncPlanner::set_state`] and
+/// [`AsyncPlanner::action`] at its own rate; the thread plans from the newest state, each plan
+/// within `budget`, as MuJoCo MPC's agent does. `action` never waits on the GPU.
+pub struct AsyncPlanner {
+    shared: Arc<(Mutex<Shared>, Condvar)>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl AsyncPlanner {
+    /// Starts the thread. The planner should be warmed up ([`Planner::warm_up`]).
+    pub fn spawn(mut planner: Planner, budget: Duration) -> Result<Self> {
+        if budget.is_zero() {
+            return Err(Error::InvalidInput("the planning budget must be positive".into()));
+        }
+        let shared = Arc::new((Mutex::new(Shared::default()), Condvar::new()));
+        let s = shared.clone();
+        let handle = std::thread::Builder::new()
+            .name("lookahead-planner".into())
+            .spawn(move || {
+                let (lock, cv) = &*s;
+                loop {
+                    let state = {
+                        let Ok(mut g) = lock.lock() else { return };
+                        while !g.stop && g.state.is_none() {
+                            g = match cv.wait(g) {
+                                Ok(g) => g,
+                                Err(_) => return,
+                            };
+                        }
+                        if g.stop {
+                            return;
+                        }
+                        g.fresh = false;
+                        g.state.clone().expect("checked above")
+                    };
+                    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        planner.plan_with(&state, Budget::Time(budget))
+                    }));
+                    let Ok(mut g) = lock.lock() else { return };
+                    match result {
+                        Ok(Ok(outcome)) => {
+                            g.action = Some(outcome.plan.action.clone());
+                            g.last = Some(outcome);
+                            g.plans += 1;
+                        }
+                        Ok(Err(e)) => {
+                            g.failure = Some(e.to_string());
+                            return;
+                        }
+                        Err(_) => {
+                            g.failure = Some("the planner thread panicked".into());
+                            return;
+                        }
+                    }
+                }
+            })
+            .map_err(|e| Error::Gpu(format!("could not start the planner thread: {e}")))?;
+        Ok(Self { shared, handle: Some(handle) })
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&mut Shared) -> Result<T>) -> Result<T> {
+        let (lock, cv) = &*self.shared;
+        let mut g = lock.lock().map_err(|_| Error::Gpu("the planner thread died holding its state".into()))?;
+        if let Some(reason) = &g.failure {
+            return Err(Error::PlannerStopped(reason.clone()));
+        }
+        let out = f(&mut g);
+        cv.notify_all();
+        out
+    }
+
+    /// Hands the thread the newest observation (checked here: wrong size or NaN is an error).
+    pub fn set_state(&self, obs: &[f32]) -> Result<()> {
+        if let Some(i) = obs.iter().position(|v| !v.is_finite()) {
+            return Err(Error::InvalidInput(format!("observation has a non-finite value {} at index {i}", obs[i])));
+        }
+        self.with(|g| {
+            g.state = Some(obs.to_vec());
+            g.fresh = true;
+            Ok(())
+        })
+    }
+
+    /// The first action of the newest plan, or `None` before the first plan; never waits on the GPU.
+    pub fn action(&self) -> Result<Option<Vec<f32>>> {
+        self.with(|g| Ok(g.action.clone()))
+    }
+
+    /// The newest plan's outcome.
+    pub fn last_outcome(&self) -> Result<Option<PlanOutcome>> {
+        self.with(|g| Ok(g.last.clone()))
+    }
+
+    /// Plans finished so far.
+    pub fn plans(&self) -> Result<u64> {
+        self.with(|g| Ok(g.plans))
+    }
+
+    /// Stops the thread and waits for it (at most one plan's budget plus the GPU timeout).
+    pub fn stop(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        {
+            let (lock, cv) = &*self.shared;
+            if let Ok(mut g) = lock.lock() {
+                g.stop = true;
+            }
+            cv.notify_all();
+        }
+        if let Some(h) = self.handle.take() {
+            h.join().map_err(|_| Error::PlannerStopped("the planner thread panicked".into()))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for AsyncPlanner {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}

@@ -1,0 +1,63 @@
+//! Real-time planning: the planner thread and bad budgets or observations (the timing test is
+//! in realtime_budget.rs).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use lookahead::env::EnvKind;
+use lookahead::planner::{AsyncPlanner, Budget, CemConfig, Dynamics, Planner};
+use lookahead::Error;
+
+fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Planner {
+    let cfg = CemConfig { horizon: 30, population: 300, iterations, particles: 1, seed: 5, ..CemConfig::default() };
+    Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner")
+}
+
+gpu_test!(the_planner_thread_plans_from_the_newest_state_and_reports_its_death, |ctx| {
+    let mut planner = pendulum_planner(ctx, 5);
+    planner.warm_up(&[1.0, 0.0, 0.0]).expect("warm-up");
+    assert!(matches!(AsyncPlanner::spawn(pendulum_planner(ctx, 5), Duration::ZERO), Err(Error::InvalidInput(_))));
+    let agent = AsyncPlanner::spawn(planner, Duration::from_millis(30)).expect("spawn");
+    assert_eq!(agent.action().unwrap(), None);
+    agent.set_state(&[-1.0, 0.0, 0.0]).unwrap();
+    let t0 = Instant::now();
+    while agent.action().unwrap().is_none() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no plan within 10 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let a = agent.action().unwrap().unwrap();
+    assert!(a.len() == 1 && a[0].abs() <= 2.0);
+    assert!(agent.set_state(&[f32::NAN, 0.0, 0.0]).unwrap_err().to_string().contains("non-finite"));
+    // A state the planner cannot use stops the thread; the loop gets an error, never a hang.
+    agent.set_state(&[1.0]).unwrap();
+    let t0 = Instant::now();
+    loop {
+        match agent.action() {
+            Err(Error::PlannerStopped(reason)) => {
+                assert!(reason.contains("expects 3"), "{reason}");
+                break;
+            }
+            Err(e) => panic!("unexpected error {e}"),
+            Ok(_) => {
+                assert!(t0.elapsed() < Duration::from_secs(10), "the thread did not report its failure");
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+    }
+    assert!(matches!(agent.set_state(&[1.0, 0.0, 0.0]), Err(Error::PlannerStopped(_))));
+    agent.stop().unwrap();
+});
+
+gpu_test!(bad_budgets_and_observations_are_errors, |ctx| {
+    let mut planner = pendulum_planner(ctx, 3);
+    let obs = [1.0f32, 0.0, 0.0];
+    assert!(planner.plan_with(&obs, Budget::Time(Duration::ZERO)).is_err());
+    assert!(planner.plan_with(&obs, Budget::Iterations(0)).is_err());
+    let past = Instant::now();
+    std::thread::sleep(Duration::from_millis(1));
+    assert!(planner.plan_with(&obs, Budget::Deadline(past)).unwrap_err().to_string().contains("passed"));
+    assert!(planner.plan_with(&[f32::NAN, 0.0, 0.0], Budget::Iterations(1)).is_err());
+    let out = planner.plan_with(&obs, Budget::Iterations(2)).expect("still plans");
+    assert_eq!(out.iterations_done, 2);
+});

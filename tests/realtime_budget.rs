@@ -1,0 +1,68 @@
+//! Budgets are kept and `timed_out` is honest over 200 calls, and more iterations never lower
+//! the returned plan's predicted return. Alone in its test binary, so no other test competes
+//! for the CPU while it measures.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use lookahead::env::EnvKind;
+use lookahead::planner::{Budget, CemConfig, Dynamics, PlanStatus, Planner};
+
+fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Planner {
+    let cfg = CemConfig { horizon: 30, population: 300, iterations, particles: 1, seed: 5, ..CemConfig::default() };
+    Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner")
+}
+
+gpu_test!(budgets_of_20_and_50_ms_hold_over_200_calls_and_more_iterations_never_lower_the_return, |ctx| {
+    let mut env = EnvKind::Pendulum.make();
+    for budget_ms in [20u64, 50] {
+        let budget = Duration::from_millis(budget_ms);
+        // More iterations than any budget here allows, so the budget decides.
+        let mut planner = pendulum_planner(ctx, 200);
+        let mut obs = env.reset(1);
+        let o32 = |o: &[f64]| -> Vec<f32> { o.iter().map(|v| *v as f32).collect() };
+        planner.warm_up(&o32(&obs)).expect("warm-up");
+        let mut worst = Duration::ZERO;
+        let mut iterations = Vec::new();
+        for call in 0..200 {
+            let t0 = Instant::now();
+            let out = planner.plan_with(&o32(&obs), Budget::Time(budget)).expect("plan");
+            let took = t0.elapsed();
+            worst = worst.max(took);
+            assert!(
+                took <= budget + Duration::from_millis(5),
+                "call {call}: {took:?} for a {budget:?} budget ({out:?})"
+            );
+            assert!(out.iterations_done >= 1, "call {call}: no iteration fitted {budget:?}");
+            assert_eq!(
+                out.timed_out,
+                out.iterations_done < 200 && out.status != PlanStatus::Converged,
+                "call {call}: {out:?}"
+            );
+            assert!(matches!(out.status, PlanStatus::Budget | PlanStatus::Converged), "call {call}: {:?}", out.status);
+            iterations.push(out.iterations_done);
+            let s = env.step(&[out.plan.action[0] as f64]).expect("step");
+            obs = if s.truncated { env.reset(call) } else { s.obs };
+        }
+        iterations.sort();
+        println!(
+            "{budget:?}: worst call {worst:?}, iterations per call median {} (min {}), predicted iteration {:?}",
+            iterations[100],
+            iterations[0],
+            planner.predicted_iteration_time()
+        );
+    }
+    // On a fixed random stream (fresh planners, the same call), more iterations never lower the
+    // predicted return of the returned plan.
+    let obs = [0.3f32, -0.95, 0.5];
+    let mut previous = f32::NEG_INFINITY;
+    for k in 1..=8 {
+        let mut planner = pendulum_planner(ctx, 8);
+        let out = planner.plan_with(&obs, Budget::Iterations(k)).expect("plan");
+        assert_eq!(out.iterations_done, k);
+        assert!(!out.timed_out);
+        assert!(out.plan.predicted_return >= previous, "{k} iterations: {} < {previous}", out.plan.predicted_return);
+        previous = out.plan.predicted_return;
+    }
+});
