@@ -6,15 +6,26 @@
 //! particles are rolled out through a probabilistic ensemble (or known dynamics) on the GPU,
 //! one command buffer per plan.
 //!
-//! ```no_run
-//! use lookahead::{env::EnvKind, gpu::{AdapterOptions, GpuContext}, planner::{CemConfig, Dynamics, Planner}};
+//! ```
+//! use lookahead::env::EnvKind;
+//! use lookahead::gpu::{AdapterOptions, GpuContext};
+//! use lookahead::planner::{Budget, CemConfig, Dynamics, Planner};
+//! use std::time::Duration;
 //! # fn main() -> lookahead::Result<()> {
 //! let ctx = GpuContext::new(&AdapterOptions::default())?;
-//! let mut planner = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, CemConfig::pets_reference())?;
-//! let plan = planner.plan(&[0.0, 0.0, 0.02, 0.0])?;
-//! println!("push with {:?}, predicted return {}", plan.action, plan.predicted_return);
+//! let cfg = CemConfig { population: 100, ..CemConfig::pets_reference() };
+//! let mut planner = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg)?;
+//! let obs = [0.0, 0.0, 0.05, 0.0]; // pole leaning right
+//! let plan = planner.plan(&obs)?;
+//! assert!(plan.action[0] > 0.0, "push the cart under the pole");
+//! // Anytime planning: the best plan that fits 50 ms.
+//! let out = planner.plan_with(&obs, Budget::Time(Duration::from_millis(50)))?;
+//! println!("{} iterations, status {:?}", out.iterations_done, out.status);
 //! # Ok(()) }
 //! ```
+//!
+//! Learning the model: [`train::Trainer`] fits a [`model::Ensemble`] to a
+//! [`train::ReplayBuffer`] on the GPU; [`pets::run`] runs the whole PETS loop.
 //!
 //! Layers depend downward: `planner` → `model` → `kernels` → `gpu`; `env` holds the
 //! environments and their WGSL twins.
