@@ -3,7 +3,7 @@
 //! action every 20 ms, and reports the achieved rate, deadline misses and the return.
 //!
 //! `cargo run --release --example realtime_mpc`
-//! On a CPU rasteriser (lavapipe) the population is reduced to 100; on a GPU it is 500.
+//! On a CPU rasteriser (lavapipe) the population is reduced to 300; on a GPU it is 500.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +15,7 @@ const PERIOD: Duration = Duration::from_millis(20);
 
 fn main() -> anyhow::Result<()> {
     let ctx = GpuContext::new(&AdapterOptions::default())?;
-    let population = if ctx.is_software() { 100 } else { 500 };
+    let population = if ctx.is_software() { 300 } else { 500 };
     println!("adapter: {}; population {population}, horizon 30, up to 5 CEM iterations per plan", ctx.adapter());
     let cfg = CemConfig { population, ..CemConfig::pendulum_mpc() };
     let mut planner = Planner::new(&ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg)?;

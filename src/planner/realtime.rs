@@ -74,7 +74,12 @@ impl Planner {
     pub fn warm_up(&mut self, obs: &[f32]) -> Result<Duration> {
         let warm = self.warm_start.clone();
         let call = self.call;
-        self.plan_with(obs, Budget::Iterations(1))?;
+        // The first submissions pay one-time costs (driver shader compilation, allocation):
+        // measure the third iteration.
+        for _ in 0..3 {
+            self.iteration_time = None;
+            self.plan_with(obs, Budget::Iterations(1))?;
+        }
         // Restore the warm start and the random stream: the warm-up leaves no trace.
         self.call = call;
         if let Some(ws) = &self.ws {
@@ -291,7 +296,12 @@ impl AsyncPlanner {
                         g.state.clone().expect("checked above")
                     };
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        planner.plan_with(&state, Budget::Time(budget))
+                        match planner.plan_with(&state, Budget::Time(budget)) {
+                            // Off the control loop's thread, lateness blocks nobody: when not even
+                            // one iteration fits the budget, run one anyway rather than spin.
+                            Ok(out) if out.iterations_done == 0 => planner.plan_with(&state, Budget::Iterations(1)),
+                            other => other,
+                        }
                     }));
                     let Ok(mut g) = lock.lock() else { return };
                     match result {
