@@ -17,7 +17,6 @@
 // adam_step (per parameter; does nothing when the norm is not finite: the step is skipped).
 // CPU reference: kernels::adam::reference.
 
-override WG_SIZE: u32 = 64u;
 const CHUNK: u32 = 256u;
 
 @group(0) @binding(0) var<uniform> train: TrainParams;
@@ -28,10 +27,6 @@ const CHUNK: u32 = 256u;
 @group(1) @binding(4) var<storage, read_write> partials: array<f32>;
 @group(1) @binding(5) var<storage, read_write> stats: array<f32>;
 @group(1) @binding(6) var<storage, read_write> counters: array<u32>;
-
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG_SIZE;
-}
 
 fn norm_slot() -> u32 {
     return train.n_steps * train.n_members + train.step;

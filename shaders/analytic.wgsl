@@ -9,8 +9,6 @@
 // The other bindings of the layout are declared so that the layouts match and are unused here.
 // CPU reference: kernels::rollout::reference::analytic_returns_f64.
 
-override WG_SIZE: u32 = 64u;
-
 @group(0) @binding(0) var<uniform> params: PlanParams;
 @group(1) @binding(0) var<storage, read> obs: array<f32>;
 @group(1) @binding(1) var<storage, read_write> state: array<f32>;
@@ -23,7 +21,7 @@ override WG_SIZE: u32 = 64u;
 
 @compute @workgroup_size(WG_SIZE)
 fn rollout_analytic(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = gid.x + gid.y * nwg.x * WG_SIZE;
+    let n = flat_index(gid, nwg);
     let total = params.n_batch * params.population * params.particles;
     if (n >= total) {
         return;

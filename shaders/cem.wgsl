@@ -23,8 +23,6 @@
 //                         the bounds (the host then copies var into mean: warm start)
 // CPU reference: kernels::cem::reference.
 
-override WG_SIZE: u32 = 64u;
-
 @group(0) @binding(0) var<uniform> params: PlanParams;
 @group(1) @binding(0) var<storage, read_write> mean: array<f32>;
 @group(1) @binding(1) var<storage, read_write> var_: array<f32>;
@@ -37,10 +35,6 @@ override WG_SIZE: u32 = 64u;
 
 const MAX_TRUNCATION_ATTEMPTS: u32 = 8u;
 const NON_FINITE_RETURN: f32 = -1e30;
-
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG_SIZE;
-}
 
 // Standard normal truncated at ±2 by rejection; each attempt draws two candidates from its own
 // counter. After MAX_TRUNCATION_ATTEMPTS (probability 0.0455^16 ≈ 3e-22) the last draw is clamped.

@@ -1,6 +1,7 @@
 // common.wgsl — shared by every lookahead kernel family (concatenated in front of each family).
 //
 // Contents
+//   * WG_SIZE and flat_index: the workgroup size of one-dimensional kernels and their index.
 //   * MAX_OBS / MAX_ACT: the largest observation and action sizes an environment function sees;
 //     the host refuses bigger tasks with `Error::LimitExceeded` (kernels::MAX_OBS, MAX_ACT).
 //   * PlanParams: the uniform shared by the rollout, analytic and CEM families. Mirrors
@@ -9,6 +10,9 @@
 //     assign particles to ensemble members, softplus and the PETS log-variance soft clamp.
 //     CPU twins: `kernels::rng` (bit for bit) and `kernels::rollout::reference`.
 //   * Global slot layout: `slot_block_start` (see kernels/mod.rs, "Slots").
+
+// Invocations per workgroup of the one-dimensional kernels (set by the host: kernels::WG_SIZE).
+override WG_SIZE: u32 = 64u;
 
 const MAX_OBS: u32 = 32u;
 const MAX_ACT: u32 = 8u;
@@ -78,6 +82,11 @@ struct TrainParams {
     _pad0: u32,
     _pad1: u32,
     _pad2: u32,
+}
+
+// Flat index of a one-dimensional dispatch folded into (x, y) workgroups (gpu::grid_1d).
+fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return gid.x + gid.y * nwg.x * WG_SIZE;
 }
 
 fn mulhilo(a: u32, b: u32) -> vec2<u32> {

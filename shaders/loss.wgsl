@@ -19,8 +19,6 @@
 // Rows r ≥ valid_rows of a member's block are padding of a short last batch: no loss, no gradient.
 // CPU reference: kernels::loss::reference.
 
-override WG_SIZE: u32 = 64u;
-
 @group(0) @binding(0) var<uniform> train: TrainParams;
 @group(1) @binding(0) var<storage, read> dataset: array<f32>;
 @group(1) @binding(1) var<storage, read> indices: array<u32>;
@@ -30,10 +28,6 @@ override WG_SIZE: u32 = 64u;
 @group(1) @binding(5) var<storage, read> params: array<f32>;
 @group(1) @binding(6) var<storage, read_write> grads: array<f32>;
 @group(1) @binding(7) var<storage, read_write> stats: array<f32>;
-
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG_SIZE;
-}
 
 fn sigmoid(v: f32) -> f32 {
     return 1.0 / (1.0 + exp(-v));

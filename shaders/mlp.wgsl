@@ -42,8 +42,6 @@ struct LayerParams {
 @group(0) @binding(4) var<storage, read_write> c_dst: array<f32>;
 @group(0) @binding(5) var<storage, read_write> aux: array<f32>;
 
-override WG_SIZE: u32 = 64u;
-
 const TILE_M: u32 = 64u;
 const TILE_N: u32 = 64u;
 const TILE_K: u32 = 16u;

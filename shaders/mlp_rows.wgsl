@@ -30,7 +30,6 @@ struct RowsParams {
     _pad2: u32,
 }
 
-override WG_SIZE: u32 = 64u;
 const MAX_OUT4: u32 = 64u;
 const WINDOW: u32 = 4096u;
 

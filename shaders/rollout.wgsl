@@ -21,8 +21,6 @@
 // particle earns nothing afterwards.
 // CPU reference: kernels::rollout::reference (prepare_inputs_f64, propagate_f64).
 
-override WG_SIZE: u32 = 64u;
-
 @group(0) @binding(0) var<uniform> params: PlanParams;
 @group(1) @binding(0) var<storage, read> obs: array<f32>;
 @group(1) @binding(1) var<storage, read_write> state: array<f32>;
@@ -32,10 +30,6 @@ override WG_SIZE: u32 = 64u;
 @group(1) @binding(5) var<storage, read_write> x0: array<f32>;
 @group(1) @binding(6) var<storage, read_write> slot_of: array<u32>;
 @group(1) @binding(7) var<storage, read> out: array<f32>;
-
-fn flat_index(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
-    return gid.x + gid.y * nwg.x * WG_SIZE;
-}
 
 fn n_particles_total() -> u32 {
     return params.n_batch * params.population * params.particles;
