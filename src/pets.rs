@@ -455,7 +455,7 @@ pub fn run(
         let mut plan_ms = Vec::new();
         let trial_started = Instant::now();
         loop {
-            if planned_steps % cfg.schedule.freq_train_model == 0 {
+            if planned_steps.is_multiple_of(cfg.schedule.freq_train_model) {
                 let t0 = Instant::now();
                 let report = trainer.train(&buffer)?;
                 model_loss = report.train_loss.last().copied().unwrap_or(f64::NAN);

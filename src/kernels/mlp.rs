@@ -366,12 +366,12 @@ impl MlpRowsKernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let l = ctx.limits();
         let window = (ROWS_WINDOW * 16) as u64;
-        if (l.max_uniform_buffer_binding_size as u64) < window || l.max_uniform_buffers_per_shader_stage < 5 {
+        if l.max_uniform_buffer_binding_size < window || l.max_uniform_buffers_per_shader_stage < 5 {
             return Err(Error::LimitExceeded {
                 what: "mlp_rows: four 64 KiB uniform weight windows".into(),
                 requested: window,
                 limit: "max_uniform_buffer_binding_size",
-                max: l.max_uniform_buffer_binding_size as u64,
+                max: l.max_uniform_buffer_binding_size,
                 hint: "use mlp_kernel = \"tiled\"",
             });
         }
