@@ -252,7 +252,6 @@ impl Planner {
 #[derive(Default)]
 struct Shared {
     state: Option<Vec<f32>>,
-    fresh: bool,
     action: Option<Vec<f32>>,
     last: Option<PlanOutcome>,
     failure: Option<String>,
@@ -292,7 +291,6 @@ impl AsyncPlanner {
                         if g.stop {
                             return;
                         }
-                        g.fresh = false;
                         g.state.clone().expect("checked above")
                     };
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -343,7 +341,6 @@ impl AsyncPlanner {
         }
         self.with(|g| {
             g.state = Some(obs.to_vec());
-            g.fresh = true;
             Ok(())
         })
     }
