@@ -373,9 +373,16 @@ pub fn plot_learning_curve(path: &Path, title: &str, trials: &[TrialResult]) -> 
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
-            .build_cartesian_2d(0f64..n as f64, (lo - pad)..(hi + pad))
+            .build_cartesian_2d(0.5f64..n as f64 + 0.5, (lo - pad)..(hi + pad))
             .map_err(|e| err(e.to_string()))?;
-        chart.configure_mesh().x_desc("trial").y_desc("return").draw().map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_labels(n.min(12))
+            .x_label_formatter(&|x| if (x - x.round()).abs() < 1e-9 { format!("{x:.0}") } else { String::new() })
+            .x_desc("trial")
+            .y_desc("return")
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
         let pts: Vec<(f64, f64)> = trials.iter().map(|t| (t.trial as f64 + 1.0, t.total_return)).collect();
         chart.draw_series(LineSeries::new(pts.clone(), &BLUE)).map_err(|e| err(e.to_string()))?;
         chart.draw_series(pts.iter().map(|p| Circle::new(*p, 3, BLUE.filled()))).map_err(|e| err(e.to_string()))?;
