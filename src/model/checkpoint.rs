@@ -79,7 +79,38 @@ pub fn ensemble_tensors(e: &Ensemble) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     t
 }
 
-fn digest(tensors: &BTreeMap<String, (Vec<usize>, Vec<f32>)>) -> String {
+/// Tensors by name: shape and values.
+pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
+
+/// The metadata every lookahead file carries: `format` and the model's sizes and flags.
+pub fn metadata(spec: &EnsembleSpec, format: &str) -> std::collections::HashMap<String, String> {
+    [
+        ("format".to_string(), format.to_string()),
+        ("obs_dim".to_string(), spec.obs_dim.to_string()),
+        ("act_dim".to_string(), spec.act_dim.to_string()),
+        ("probabilistic".to_string(), spec.probabilistic.to_string()),
+        ("learned_reward".to_string(), spec.learned_reward.to_string()),
+    ]
+    .into()
+}
+
+/// Serialises F32 tensors with `meta` as safetensors.
+pub fn serialize(
+    tensors: &Tensors,
+    meta: std::collections::HashMap<String, String>,
+) -> std::result::Result<Vec<u8>, String> {
+    let views: Vec<(String, TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, (shape, data))| {
+            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
+                .map(|v| (n.clone(), v))
+                .map_err(|e| format!("tensor {n}: {e}"))
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+}
+
+fn digest(tensors: &Tensors) -> String {
     let mut h = Sha256::new();
     for (name, (shape, data)) in tensors {
         h.update(name.as_bytes());
@@ -119,8 +150,7 @@ impl Checkpoint {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         self.ensemble.validate()?;
-        let mut tensors: BTreeMap<String, (Vec<usize>, Vec<f32>)> =
-            ensemble_tensors(&self.ensemble).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
+        let mut tensors: Tensors = ensemble_tensors(&self.ensemble).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
         let shapes: BTreeMap<String, Vec<usize>> = tensors.iter().map(|(n, (s, _))| (n.clone(), s.clone())).collect();
         if let Some(adam) = &self.adam {
             for (prefix, moments) in [("adam.m.", &adam.m), ("adam.v.", &adam.v)] {
@@ -146,26 +176,10 @@ impl Checkpoint {
             adam_steps: self.adam.as_ref().map(|a| a.steps).unwrap_or(0),
             sha256: digest(&tensors),
         };
-        let views: Vec<(String, TensorView<'_>)> = tensors
-            .iter()
-            .map(|(n, (shape, data))| {
-                let v = TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
-                    .expect("shapes were checked against the data above");
-                (n.clone(), v)
-            })
-            .collect();
-        let s = &self.ensemble.spec;
-        let meta: std::collections::HashMap<String, String> = [
-            ("format".to_string(), CHECKPOINT_FORMAT.to_string()),
-            ("obs_dim".to_string(), s.obs_dim.to_string()),
-            ("act_dim".to_string(), s.act_dim.to_string()),
-            ("probabilistic".to_string(), s.probabilistic.to_string()),
-            ("learned_reward".to_string(), s.learned_reward.to_string()),
-            ("manifest".to_string(), serde_json::to_string(&manifest).expect("the manifest serialises")),
-        ]
-        .into();
-        let bytes = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::Weights { path: path.display().to_string(), reason: e.to_string() })?;
+        let mut meta = metadata(&self.ensemble.spec, CHECKPOINT_FORMAT);
+        meta.insert("manifest".to_string(), serde_json::to_string(&manifest).expect("the manifest serialises"));
+        let bytes =
+            serialize(&tensors, meta).map_err(|reason| Error::Weights { path: path.display().to_string(), reason })?;
         write_atomic(path, &bytes)
     }
 

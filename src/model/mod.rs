@@ -20,11 +20,10 @@
 
 pub mod checkpoint;
 
-use std::collections::HashMap;
 use std::path::Path;
 
 use rand::{Rng, SeedableRng};
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 
 use crate::error::{Error, Result};
 use crate::kernels::mlp::{reference, Activation};
@@ -274,36 +273,14 @@ impl Ensemble {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.validate()?;
         let path = path.as_ref();
-        let e = self.spec.n_members;
-        let mut tensors: Vec<(String, Vec<usize>, &[f32])> = Vec::new();
-        for (l, layer) in self.layers.iter().enumerate() {
-            tensors.push((format!("layers.{l}.weight"), vec![e, layer.in_dim, layer.out_dim], &layer.weight));
-            tensors.push((format!("layers.{l}.bias"), vec![e, layer.out_dim], &layer.bias));
+        let mut tensors: checkpoint::Tensors =
+            checkpoint::ensemble_tensors(self).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
+        if !self.spec.probabilistic {
+            tensors.remove("max_logvar");
+            tensors.remove("min_logvar");
         }
-        tensors.push(("input_mean".into(), vec![self.input_mean.len()], &self.input_mean));
-        tensors.push(("input_std".into(), vec![self.input_std.len()], &self.input_std));
-        if self.spec.probabilistic {
-            tensors.push(("max_logvar".into(), vec![self.max_logvar.len()], &self.max_logvar));
-            tensors.push(("min_logvar".into(), vec![self.min_logvar.len()], &self.min_logvar));
-        }
-        let views: Vec<(String, TensorView<'_>)> = tensors
-            .iter()
-            .map(|(n, shape, data)| {
-                let view = TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
-                    .expect("shape and byte length are derived from the same validated tensor");
-                (n.clone(), view)
-            })
-            .collect();
-        let meta: HashMap<String, String> = [
-            ("format".to_string(), FORMAT.to_string()),
-            ("obs_dim".to_string(), self.spec.obs_dim.to_string()),
-            ("act_dim".to_string(), self.spec.act_dim.to_string()),
-            ("probabilistic".to_string(), self.spec.probabilistic.to_string()),
-            ("learned_reward".to_string(), self.spec.learned_reward.to_string()),
-        ]
-        .into();
-        let bytes = safetensors::serialize(views, Some(meta))
-            .map_err(|e| Error::Weights { path: path.display().to_string(), reason: e.to_string() })?;
+        let bytes = checkpoint::serialize(&tensors, checkpoint::metadata(&self.spec, FORMAT))
+            .map_err(|reason| Error::Weights { path: path.display().to_string(), reason })?;
         checkpoint::write_atomic(path, &bytes)
     }
 
