@@ -78,7 +78,10 @@ gpu_test!(a_short_demo_run_learns_cartpole_and_leaves_a_complete_run_directory, 
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
     let planned: usize = summary.trials.iter().map(|t| t.steps).sum();
-    assert_eq!(events.iter().filter(|e| e["event"] == "train").count(), planned.div_ceil(cfg.schedule.freq_train_model));
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "train").count(),
+        planned.div_ceil(cfg.schedule.freq_train_model)
+    );
     assert_eq!(events.iter().filter(|e| e["event"] == "trial").count(), 2);
     assert_eq!(events.last().unwrap()["event"], "end");
     let csv = std::fs::read_to_string(dir.join("results.csv")).unwrap();
