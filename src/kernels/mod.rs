@@ -262,6 +262,12 @@ pub fn uniform_entry(binding: u32, dynamic: bool, size: u64) -> wgpu::BindGroupL
     }
 }
 
+/// Layout of storage buffers at bindings 0, 1, 2, ... (`read_only[i]` for binding i).
+pub fn storage_layout(device: &wgpu::Device, label: &str, read_only: &[bool]) -> wgpu::BindGroupLayout {
+    let entries: Vec<_> = read_only.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+}
+
 /// Bind group of whole buffers, bound in order 0, 1, 2, ...
 pub fn bind_buffers(
     ctx: &GpuContext,
@@ -301,19 +307,9 @@ impl PlanLayouts {
                 entries: &[uniform_entry(0, true, std::mem::size_of::<PlanParams>() as u64)],
             });
             // obs, state, track, actions, model_consts, x0, slot_of, out
-            let ro = [true, false, false, true, true, false, false, true];
-            let rollout_entries: Vec<_> = ro.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
-            let rollout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("plan.rollout"),
-                entries: &rollout_entries,
-            });
+            let rollout = storage_layout(d, "plan.rollout", &[true, false, false, true, true, false, false, true]);
             // mean, var, bounds, actions, track, cand_returns, elites, plan_stats
-            let co = [false, false, true, false, true, false, false, false];
-            let cem_entries: Vec<_> = co.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
-            let cem = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("plan.cem"),
-                entries: &cem_entries,
-            });
+            let cem = storage_layout(d, "plan.cem", &[false, false, true, false, true, false, false, false]);
             let rollout_pipeline = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
                 label: Some("plan.rollout"),
                 bind_group_layouts: &[Some(&params), Some(&rollout)],

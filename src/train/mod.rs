@@ -18,7 +18,7 @@ use rand::{Rng, SeedableRng};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, GpuContext};
 use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
-use crate::kernels::{self, storage_entry, uniform_entry, TrainParams, WG_SIZE};
+use crate::kernels::{self, uniform_entry, TrainParams, WG_SIZE};
 use crate::model::checkpoint::{ensemble_tensors, AdamState, Checkpoint};
 use crate::model::{Ensemble, EnsembleSpec};
 
@@ -214,18 +214,10 @@ impl Trainer {
                 label: Some("train.params"),
                 entries: &[uniform_entry(0, true, std::mem::size_of::<TrainParams>() as u64)],
             });
-            let ro = [true, true, false, true, false, true, false, false];
-            let loss_entries: Vec<_> = ro.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
-            let loss = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("train.loss"),
-                entries: &loss_entries,
-            });
-            let ao = [false, true, false, false, false, false, false];
-            let adam_entries: Vec<_> = ao.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
-            let adam = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("train.adam"),
-                entries: &adam_entries,
-            });
+            // dataset, indices, x0, out, grad_out, params, grads, stats
+            let loss = kernels::storage_layout(d, "train.loss", &[true, true, false, true, false, true, false, false]);
+            // params, grads, moment1, moment2, partials, stats, counters
+            let adam = kernels::storage_layout(d, "train.adam", &[false, true, false, false, false, false, false]);
             Layouts { params, loss, adam }
         })?;
         let pl = |label: &str, group: &wgpu::BindGroupLayout| {
