@@ -77,7 +77,7 @@ impl<T: Serialize> Report<T> {
     /// Writes the report as pretty JSON, atomically.
     pub fn write(&self, path: &std::path::Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).expect("reports serialise");
-        crate::model::checkpoint::write_atomic(path, text.as_bytes())
+        crate::util::write_atomic(path, text.as_bytes())
     }
 }
 
@@ -135,11 +135,6 @@ pub fn quick_suite() -> Vec<PlanCase> {
     ]
 }
 
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
-
 /// Times one case: one warm-up plan, then `repeats` plans from varying states.
 pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
     let task =
@@ -155,8 +150,8 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
         planner.plan(&obs(i + 1))?;
         ms.push(t0.elapsed().as_secs_f64() * 1e3);
     }
-    ms.sort_by(f64::total_cmp);
-    let p50 = percentile(&ms, 0.5);
+    let pct = |q: f64| crate::util::percentile(&ms, q).unwrap_or(f64::NAN);
+    let p50 = pct(0.5);
     let steps = planner.model_steps_per_plan() as f64;
     Ok(PlanResult {
         name: c.name.clone(),
@@ -165,8 +160,8 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
         horizon: c.cem.horizon,
         iterations: c.cem.iterations,
         p50_ms: p50,
-        p90_ms: percentile(&ms, 0.9),
-        p99_ms: percentile(&ms, 0.99),
+        p90_ms: pct(0.9),
+        p99_ms: pct(0.99),
         model_steps_per_s: steps / (p50 / 1e3),
         gflops: 2.0 * macs as f64 * steps / (p50 / 1e3) / 1e9,
         repeats: c.repeats,

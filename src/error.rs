@@ -104,4 +104,14 @@ impl Error {
     pub fn config(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::InvalidConfig { field: field.into(), reason: reason.into() }
     }
+
+    /// Every problem found by a `validate()`: `Ok` when there is none, the error itself when
+    /// there is one, [`Error::InvalidConfigs`] listing all of them otherwise.
+    pub fn collect(mut errs: Vec<Error>) -> Result<()> {
+        match errs.len() {
+            0 => Ok(()),
+            1 => Err(errs.remove(0)),
+            _ => Err(Error::InvalidConfigs(errs)),
+        }
+    }
 }

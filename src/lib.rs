@@ -42,6 +42,7 @@ pub mod mpc;
 pub mod pets;
 pub mod planner;
 pub mod train;
+pub mod util;
 
 pub use error::{Error, Result};
 pub use wgpu;

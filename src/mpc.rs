@@ -1,12 +1,11 @@
 //! Closed-loop MPC episodes: plan with the GPU planner, act in the native environment,
 //! repeat. Used by `lookahead mpc` and the behavioural tests.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::env::{EnvKind, Step};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::planner::{CemConfig, Dynamics, Planner};
 
@@ -73,7 +72,6 @@ pub fn run_episode(
 
 /// Writes a trajectory as CSV: `step, obs_0 … obs_{n-1}, action_0 … action_{m-1}, reward`.
 pub fn write_trajectory_csv(path: &Path, rows: &[TrajectoryRow]) -> Result<()> {
-    let io = |source| Error::Io { path: path.display().to_string(), source };
     let (n, m) = rows.first().map(|r| (r.obs.len(), r.action.len())).unwrap_or((0, 0));
     let mut text = String::from("step");
     (0..n).for_each(|i| text.push_str(&format!(",obs_{i}")));
@@ -86,9 +84,5 @@ pub fn write_trajectory_csv(path: &Path, rows: &[TrajectoryRow]) -> Result<()> {
         }
         text.push_str(&format!(",{}\n", r.reward));
     }
-    let tmp = path.with_extension("csv.tmp");
-    let mut f = std::fs::File::create(&tmp).map_err(io)?;
-    f.write_all(text.as_bytes()).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    crate::util::write_atomic(path, text.as_bytes())
 }

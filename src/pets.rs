@@ -15,10 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::env::{Env, EnvKind, Task};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::model::checkpoint::{write_atomic, Checkpoint};
 use crate::model::{Ensemble, EnsembleSpec};
 use crate::planner::{CemConfig, Dynamics, Planner};
+use crate::train::checkpoint::Checkpoint;
 use crate::train::{ReplayBuffer, TrainConfig, Trainer};
+use crate::util::{self, write_atomic};
 
 /// Ensemble architecture (sizes come from the environment).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -142,28 +143,9 @@ impl PetsConfig {
         let schema = table.clone();
         if let Some(text) = file {
             let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
-            merge(&mut table, user, &schema, "")?;
+            util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS)?;
         }
-        for s in sets {
-            let (key, value) = s.split_once('=').ok_or_else(|| Error::config(s.as_str(), "expected key.path=value"))?;
-            let key = key.trim();
-            let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
-                Ok(mut t) => t.remove("v").expect("parsed from `v = ...`"),
-                Err(_) => toml::Value::String(value.trim().to_string()),
-            };
-            let mut nested = toml::Table::new();
-            let parts: Vec<&str> = key.split('.').collect();
-            let mut cursor = &mut nested;
-            for p in &parts[..parts.len() - 1] {
-                cursor = cursor
-                    .entry(p.to_string())
-                    .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-                    .as_table_mut()
-                    .expect("inserted as a table");
-            }
-            cursor.insert(parts[parts.len() - 1].to_string(), parsed);
-            merge(&mut table, nested, &schema, "")?;
-        }
+        util::apply_assignments(&mut table, &schema, sets, "", OPTIONAL_KEYS)?;
         // Parsing the merged document as text makes type errors point at the offending line.
         let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
         let cfg: PetsConfig = toml::from_str(&text).map_err(|e| Error::config("config", e.to_string()))?;
@@ -197,7 +179,7 @@ impl PetsConfig {
                 "the model needs data before the first plan: use at least 1",
             )));
         }
-        crate::model::collect(errs)
+        Error::collect(errs)
     }
 
     /// The ensemble architecture for `task`.
@@ -216,28 +198,6 @@ impl PetsConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config serialises")
     }
-}
-
-fn merge(dst: &mut toml::Table, src: toml::Table, schema: &toml::Table, path: &str) -> Result<()> {
-    for (k, v) in src {
-        let full = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
-        match (schema.get(&k), v) {
-            (Some(toml::Value::Table(sub_schema)), toml::Value::Table(sub)) => {
-                let entry = dst.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let t = entry.as_table_mut().ok_or_else(|| Error::config(&full, "expected a table"))?;
-                merge(t, sub, sub_schema, &full)?;
-            }
-            (Some(toml::Value::Table(_)), _) => return Err(Error::config(&full, "expected a table of settings")),
-            (Some(_), v) => {
-                dst.insert(k, v);
-            }
-            (None, v) if OPTIONAL_KEYS.contains(&full.as_str()) => {
-                dst.insert(k, v);
-            }
-            (None, _) => return Err(Error::config(&full, "unknown key")),
-        }
-    }
-    Ok(())
 }
 
 /// One trial's outcome.
@@ -391,14 +351,6 @@ pub fn plot_learning_curve(path: &Path, title: &str, trials: &[TrialResult]) -> 
     write_atomic(path, svg.as_bytes())
 }
 
-fn percentile_ms(v: &mut [f64]) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// Runs PETS on `env` (whose planning twin is `task`) with `cfg`.
 pub fn run(
     ctx: &GpuContext,
@@ -518,7 +470,7 @@ pub fn run(
             total_return: total,
             steps,
             model_loss,
-            plan_ms: percentile_ms(&mut plan_ms),
+            plan_ms: util::percentile(&plan_ms, 0.5).unwrap_or(0.0),
             step_ms: trial_started.elapsed().as_secs_f64() * 1e3 / steps.max(1) as f64,
         };
         if let Some(f) = files.as_mut() {

@@ -1,8 +1,8 @@
 //! Environments against hand-computed values, and the planners' f64 twins against the native
 //! environments.
 
+use lookahead::env::reference::RefTask;
 use lookahead::env::{Cartpole, Env, EnvKind, Pendulum};
-use lookahead::kernels::rollout::reference::RefTask;
 
 #[test]
 fn cartpole_step_matches_hand_computed_euler_update() {

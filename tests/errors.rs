@@ -31,7 +31,7 @@ fn impossible_settings_are_all_reported_before_any_gpu_work() {
     let cfg = CemConfig { horizon: 0, elite_ratio: 1.5, alpha: 1.0, ..CemConfig::default() };
     let e = cfg.validate().unwrap_err();
     let text = e.to_string();
-    for key in ["cem.horizon", "cem.elite_ratio", "cem.alpha"] {
+    for key in ["planner.horizon", "planner.elite_ratio", "planner.alpha"] {
         assert!(text.contains(key), "{key} missing from: {text}");
     }
     assert!(text.contains("elites > population"), "{text}");
@@ -46,12 +46,12 @@ fn unknown_config_keys_are_named() {
     assert!(e.to_string().contains("populaton"), "{e}");
     let mut cfg = CemConfig::default();
     let e = cfg.set("horizn=3").unwrap_err();
-    assert!(e.to_string().contains("cem.horizn"), "{e}");
+    assert!(e.to_string().contains("planner.horizn"), "{e}");
     cfg.set("propagation=tsinf").expect("bare words are strings");
     cfg.set("population = 500").expect("spaces are fine");
     assert_eq!(cfg.population, 500);
     let e = cfg.set("propagation=ts2").unwrap_err();
-    assert!(e.to_string().contains("cem.propagation"), "{e}");
+    assert!(e.to_string().contains("planner.propagation"), "{e}");
 }
 
 #[test]

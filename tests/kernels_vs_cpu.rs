@@ -4,10 +4,10 @@
 mod common;
 
 use common::{assert_close, f32_bits, from_bits, run_storage_kernel, seeded, Tol};
+use lookahead::env::reference::RefTask;
 use lookahead::env::{EnvKind, Task};
 use lookahead::kernels::cem::reference as cem_ref;
 use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels};
-use lookahead::kernels::rollout::reference::RefTask;
 use lookahead::kernels::{self, rng, PlanLayouts, PlanParams, COMMON_WGSL};
 use lookahead::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use lookahead::planner::reference::plan_f64;

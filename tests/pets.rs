@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use lookahead::env::EnvKind;
-use lookahead::model::checkpoint::Checkpoint;
 use lookahead::pets::{self, PetsConfig, Preset, RunOptions};
+use lookahead::train::checkpoint::Checkpoint;
 
 #[test]
 fn config_resolution_applies_file_then_sets_and_names_unknown_keys() {
@@ -42,7 +42,7 @@ fn impossible_values_are_all_reported_before_any_work() {
         .map(|s| s.to_string())
         .collect();
     let err = PetsConfig::resolve(EnvKind::Cartpole, Preset::Reference, None, &sets).unwrap_err().to_string();
-    for key in ["cem.horizon", "train.lr", "loop.initial_exploration_steps", "train.num_elites"] {
+    for key in ["planner.horizon", "train.lr", "loop.initial_exploration_steps", "train.num_elites"] {
         assert!(err.contains(key), "{key} missing from: {err}");
     }
 }

@@ -4,11 +4,11 @@
 mod common;
 
 use common::{assert_close, ctx, Tol};
+use lookahead::env::reference::RefTask;
 use lookahead::env::{EnvKind, Task};
-use lookahead::kernels::rollout::reference::{analytic_returns_f64, RefTask};
 use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::mpc::run_episode;
-use lookahead::planner::reference::plan_f64;
+use lookahead::planner::reference::{analytic_returns_f64, plan_f64};
 use lookahead::planner::{CemConfig, Dynamics, Planner, Propagation, Sampling};
 
 #[test]

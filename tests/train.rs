@@ -7,8 +7,8 @@ mod common;
 use common::{assert_close, Tol};
 use lookahead::env::{Env, EnvKind};
 use lookahead::kernels::adam::reference::{adam_step_f64, AdamParams};
-use lookahead::kernels::mlp::network::{loss_and_grads_f64, MemberNet};
 use lookahead::model::{Ensemble, EnsembleSpec};
+use lookahead::train::reference::{loss_and_grads_f64, MemberNet};
 use lookahead::train::{input_statistics, ReplayBuffer, TrainConfig, Trainer};
 use lookahead::Error;
 
@@ -356,7 +356,7 @@ gpu_test!(non_finite_gradients_are_skipped_then_stop_training_with_a_clear_error
 });
 
 gpu_test!(checkpoints_round_trip_resume_training_and_reject_damage, |ctx| {
-    use lookahead::model::checkpoint::Checkpoint;
+    use lookahead::train::checkpoint::Checkpoint;
     let buffer = random_buffer(3, 2, 40, 6);
     let cfg = TrainConfig { batch_size: 16, epochs: 2, num_elites: 2, ..TrainConfig::default() };
     let mut trainer = Trainer::new(ctx, Ensemble::random(small_spec(true, false), 3).unwrap(), cfg).unwrap();

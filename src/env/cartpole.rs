@@ -4,7 +4,7 @@ use super::{Env, Step};
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
 
-pub(super) const WGSL: &str = include_str!("../../shaders/env_cartpole.wgsl");
+pub(super) const WGSL: &str = crate::kernels::ENV_CARTPOLE_WGSL;
 
 /// Continuous cartpole: obs `[x, ẋ, θ, θ̇]`, action `a ∈ [−1, 1]`, force `10·a`, explicit Euler
 /// with τ = 0.02, reset uniform in ±0.05, terminated when `|x| > 2.4` or `|θ| > 12°`, reward 1

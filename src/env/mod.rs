@@ -5,14 +5,14 @@
 mod cartpole;
 mod pendulum;
 mod quadratic;
+pub mod reference;
 
 pub use cartpole::Cartpole;
 pub use pendulum::Pendulum;
 pub use quadratic::Quadratic;
-/// WGSL of the synthetic quadratic task (`env_quadratic.wgsl`).
-pub const QUADRATIC_WGSL: &str = quadratic::WGSL;
 
 use crate::error::{Error, Result};
+use crate::kernels::{MAX_ACT, MAX_OBS};
 
 /// Result of one environment step.
 #[derive(Debug, Clone, PartialEq)]
@@ -151,17 +151,11 @@ impl Task {
     /// Checks sizes and bounds.
     pub fn validate(&self) -> Result<()> {
         let mut errs = Vec::new();
-        if self.obs_dim == 0 || self.obs_dim > crate::kernels::MAX_OBS {
-            errs.push(Error::config(
-                "task.obs_dim",
-                format!("{} is outside 1..={}", self.obs_dim, crate::kernels::MAX_OBS),
-            ));
+        if self.obs_dim == 0 || self.obs_dim > MAX_OBS {
+            errs.push(Error::config("task.obs_dim", format!("{} is outside 1..={}", self.obs_dim, MAX_OBS)));
         }
-        if self.act_dim == 0 || self.act_dim > crate::kernels::MAX_ACT {
-            errs.push(Error::config(
-                "task.act_dim",
-                format!("{} is outside 1..={}", self.act_dim, crate::kernels::MAX_ACT),
-            ));
+        if self.act_dim == 0 || self.act_dim > MAX_ACT {
+            errs.push(Error::config("task.act_dim", format!("{} is outside 1..={}", self.act_dim, MAX_ACT)));
         }
         if self.action_lower.len() != self.act_dim || self.action_upper.len() != self.act_dim {
             errs.push(Error::config("task.action_bounds", format!("need {} lower and upper bounds", self.act_dim)));
@@ -176,6 +170,6 @@ impl Task {
                 "every lower bound must be finite and below its finite upper bound",
             ));
         }
-        crate::model::collect(errs)
+        Error::collect(errs)
     }
 }

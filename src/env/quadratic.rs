@@ -4,7 +4,7 @@ use super::{Env, Step};
 use crate::error::{Error, Result};
 use rand::{Rng, SeedableRng};
 
-pub(super) const WGSL: &str = include_str!("../../shaders/env_quadratic.wgsl");
+pub(super) const WGSL: &str = crate::kernels::ENV_QUADRATIC_WGSL;
 
 /// `next_d = s_d + 0.1·a_(d mod act_dim)`, reward `−(Σ next² + 0.01·Σ a²)`, actions in ±1,
 /// reset uniform in ±1, 100 steps, no termination.

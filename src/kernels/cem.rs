@@ -1,10 +1,23 @@
 //! CEM kernels (`shaders/cem.wgsl`). The pipelines are built by the planner, which owns the
 //! workspace; this module keeps the f64 CPU reference of each entry point.
 
+use serde::{Deserialize, Serialize};
+
+/// How CEM draws candidate actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Sampling {
+    /// Normal truncated at ±2σ with the variance capped so samples stay in bounds (default; mbrl-lib).
+    #[default]
+    TruncatedNormal,
+    /// Normal sample clipped to the action bounds.
+    ClippedNormal,
+}
+
 /// f64 CPU reference of `cem.wgsl`.
 pub mod reference {
+    use super::Sampling;
     use crate::kernels::{purpose, rng};
-    use crate::planner::Sampling;
 
     /// Sizes shared by the CEM references.
     #[derive(Debug, Clone, Copy)]

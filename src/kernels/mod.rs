@@ -51,6 +51,16 @@ pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 /// `adam.wgsl`: gradient norm and the Adam update.
 pub const ADAM_WGSL: &str = include_str!("../../shaders/adam.wgsl");
 
+/// `env_cartpole.wgsl`: continuous cartpole's reward, termination and dynamics (twin of `env::Cartpole`).
+pub const ENV_CARTPOLE_WGSL: &str = include_str!("../../shaders/env_cartpole.wgsl");
+/// `env_pendulum.wgsl`: pendulum swing-up's reward and dynamics (twin of `env::Pendulum`).
+pub const ENV_PENDULUM_WGSL: &str = include_str!("../../shaders/env_pendulum.wgsl");
+/// `env_quadratic.wgsl`: the synthetic quadratic task (twin of `env::Quadratic`).
+pub const ENV_QUADRATIC_WGSL: &str = include_str!("../../shaders/env_quadratic.wgsl");
+/// The built-in environment functions, by name: every rollout family is validated with each.
+pub const ENV_SOURCES: [(&str, &str); 3] =
+    [("cartpole", ENV_CARTPOLE_WGSL), ("pendulum", ENV_PENDULUM_WGSL), ("quadratic", ENV_QUADRATIC_WGSL)];
+
 /// One WGSL family as compiled: its source parts in concatenation order and its entry points.
 #[derive(Debug, Clone)]
 pub struct ShaderSource {
@@ -78,8 +88,7 @@ pub fn shaders() -> Vec<ShaderSource> {
         parts: vec![COMMON_WGSL, MLP_ROWS_WGSL],
         entry_points: &["forward_rows"],
     });
-    let envs = [crate::env::EnvKind::Cartpole.wgsl(), crate::env::EnvKind::Pendulum.wgsl(), crate::env::QUADRATIC_WGSL];
-    for env_src in envs {
+    for (_, env_src) in ENV_SOURCES {
         out.push(ShaderSource {
             name: "rollout",
             parts: vec![COMMON_WGSL, env_src, ROLLOUT_WGSL],

@@ -18,7 +18,7 @@
 //! `EnsembleLinearLayer` (`[members, in, out]`), so a PyTorch-trained model exports with
 //! `safetensors.torch.save_file` after renaming.
 
-pub mod checkpoint;
+pub mod format;
 
 use std::path::Path;
 
@@ -101,15 +101,7 @@ impl EnsembleSpec {
         if self.hidden.contains(&0) {
             errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
         }
-        collect(errs)
-    }
-}
-
-pub(crate) fn collect(mut errs: Vec<Error>) -> Result<()> {
-    match errs.len() {
-        0 => Ok(()),
-        1 => Err(errs.remove(0)),
-        _ => Err(Error::InvalidConfigs(errs)),
+        Error::collect(errs)
     }
 }
 
@@ -273,15 +265,15 @@ impl Ensemble {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         self.validate()?;
         let path = path.as_ref();
-        let mut tensors: checkpoint::Tensors =
-            checkpoint::ensemble_tensors(self).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
+        let mut tensors: format::Tensors =
+            format::ensemble_tensors(self).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
         if !self.spec.probabilistic {
             tensors.remove("max_logvar");
             tensors.remove("min_logvar");
         }
-        let bytes = checkpoint::serialize(&tensors, checkpoint::metadata(&self.spec, FORMAT))
+        let bytes = format::serialize(&tensors, format::metadata(&self.spec, FORMAT))
             .map_err(|reason| Error::Weights { path: path.display().to_string(), reason })?;
-        checkpoint::write_atomic(path, &bytes)
+        crate::util::write_atomic(path, &bytes)
     }
 
     /// Reads parameters written by [`Ensemble::save`] (or exported elsewhere with the same
@@ -328,7 +320,7 @@ impl Ensemble {
     /// Like [`Ensemble::from_bytes`], also accepting a training checkpoint (whose ensemble
     /// tensors have the same names).
     pub fn from_bytes_any(bytes: &[u8]) -> std::result::Result<Self, String> {
-        Self::from_bytes_checked(bytes, &[FORMAT, checkpoint::CHECKPOINT_FORMAT])
+        Self::from_bytes_checked(bytes, &[FORMAT, format::CHECKPOINT_FORMAT])
     }
 
     fn from_bytes_checked(bytes: &[u8], formats: &[&str]) -> std::result::Result<Self, String> {

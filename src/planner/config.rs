@@ -4,29 +4,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// How particles move through the ensemble (PETS §4.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Propagation {
-    /// Each particle draws a random member at every step (default).
-    #[default]
-    Ts1,
-    /// Each particle keeps one member for the whole horizon.
-    Tsinf,
-    /// Every particle is propagated with the ensemble's mean prediction.
-    Expectation,
-}
-
-/// How CEM draws candidate actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum Sampling {
-    /// Normal truncated at ±2σ with the variance capped so samples stay in bounds (default; mbrl-lib).
-    #[default]
-    TruncatedNormal,
-    /// Normal sample clipped to the action bounds.
-    ClippedNormal,
-}
+pub use crate::kernels::cem::Sampling;
+pub use crate::kernels::rollout::Propagation;
 
 /// Which kernel runs the ensemble's layers while planning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -97,6 +76,11 @@ impl Default for CemConfig {
     }
 }
 
+/// The config section that holds these keys (`[planner]`), used in error messages.
+const SECTION: &str = "planner";
+/// Keys of `Option` fields, which a serialised default leaves out.
+const OPTIONAL_KEYS: &[&str] = &["planner.action_lower", "planner.action_upper"];
+
 /// Largest horizon (the random-stream tag holds the step in 16 bits).
 pub const MAX_HORIZON: usize = 0xffff;
 /// Largest iteration count (the random-stream tag holds the iteration in 12 bits).
@@ -119,32 +103,27 @@ impl CemConfig {
         ((self.elite_ratio * self.population as f64) - 1e-9).ceil().max(0.0) as usize
     }
 
-    /// Parses TOML; unknown keys and bad values are errors naming the key.
+    /// Parses TOML (the keys of the `[planner]` section); unknown keys and bad values are
+    /// errors naming the key.
     pub fn from_toml(text: &str) -> Result<Self> {
-        let cfg: Self = toml::from_str(text).map_err(|e| Error::config("cem", e.message().to_string()))?;
+        let cfg: Self = toml::from_str(text).map_err(|e| Error::config(SECTION, e.message().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
     }
 
-    /// Applies `key=value` (value in TOML syntax, e.g. `population=500`, `propagation="tsinf"`).
+    /// Applies `key=value` (value in TOML syntax, e.g. `population=500`, `propagation="tsinf"`);
+    /// the key may carry the section, as in a PETS config (`planner.population=500`). The same
+    /// parser serves `lookahead pets --set` ([`crate::util::apply_assignments`]).
     pub fn set(&mut self, assignment: &str) -> Result<()> {
-        let (key, value) = assignment
-            .split_once('=')
-            .ok_or_else(|| Error::config(format!("cem.{assignment}"), "expected key=value"))?;
-        let key = key.trim();
-        let field = format!("cem.{key}");
-        let mut table = toml::Table::try_from(&*self).map_err(|e| Error::config(&field, e.to_string()))?;
-        let parsed: toml::Value = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
-            Ok(mut t) => t.remove("v").expect("the table was parsed from `v = ...`"),
-            // Bare words are strings: propagation=tsinf.
-            Err(_) => toml::Value::String(value.trim().to_string()),
-        };
-        if !table.contains_key(key) && !matches!(key, "action_lower" | "action_upper") {
-            return Err(Error::config(&field, "unknown key of the cem config"));
-        }
-        table.insert(key.to_string(), parsed);
-        let cfg: Self =
-            table.try_into().map_err(|e: toml::de::Error| Error::config(&field, e.message().to_string()))?;
+        let assignment = assignment.trim();
+        let bare = assignment.strip_prefix("planner.").unwrap_or(assignment);
+        let (key, _) = crate::util::parse_assignment(bare)?;
+        let mut table = toml::Table::try_from(&*self).map_err(|e| Error::config(SECTION, e.to_string()))?;
+        let schema = table.clone();
+        crate::util::apply_assignments(&mut table, &schema, &[bare.to_string()], SECTION, OPTIONAL_KEYS)?;
+        let cfg: Self = table
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config(format!("{SECTION}.{key}"), e.message().to_string()))?;
         *self = cfg;
         Ok(())
     }
@@ -152,7 +131,7 @@ impl CemConfig {
     /// Checks every value and reports all problems at once.
     pub fn validate(&self) -> Result<()> {
         let mut errs = Vec::new();
-        let mut bad = |field: &str, reason: String| errs.push(Error::config(format!("cem.{field}"), reason));
+        let mut bad = |field: &str, reason: String| errs.push(Error::config(format!("{SECTION}.{field}"), reason));
         if self.horizon == 0 || self.horizon > MAX_HORIZON {
             bad("horizon", format!("{} is outside 1..={MAX_HORIZON}", self.horizon));
         }
@@ -185,6 +164,6 @@ impl CemConfig {
         if !(self.gpu_timeout_s.is_finite() && self.gpu_timeout_s > 0.0) {
             bad("gpu_timeout_s", format!("{} must be a positive number of seconds", self.gpu_timeout_s));
         }
-        crate::model::collect(errs)
+        Error::collect(errs)
     }
 }

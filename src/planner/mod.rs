@@ -161,11 +161,14 @@ impl Planner {
         let lower = cfg.action_lower.clone().unwrap_or_else(|| task.action_lower.clone());
         let upper = cfg.action_upper.clone().unwrap_or_else(|| task.action_upper.clone());
         if lower.len() != task.act_dim || upper.len() != task.act_dim {
-            return Err(Error::config("cem.action_lower/action_upper", format!("need {} values each", task.act_dim)));
+            return Err(Error::config(
+                "planner.action_lower/action_upper",
+                format!("need {} values each", task.act_dim),
+            ));
         }
         if lower.iter().zip(&upper).any(|(l, u)| !(l.is_finite() && u.is_finite() && l < u)) {
             return Err(Error::config(
-                "cem.action_lower/action_upper",
+                "planner.action_lower/action_upper",
                 "every lower bound must be finite and below its finite upper bound",
             ));
         }
@@ -227,7 +230,7 @@ impl Planner {
                     MlpKernel::Tiled => false,
                     MlpKernel::Rows if !fits => {
                         return Err(Error::config(
-                            "cem.mlp_kernel",
+                            "planner.mlp_kernel",
                             "rows needs every layer to have at most 256 outputs and fit four 64 KiB weight windows; use tiled",
                         ))
                     }

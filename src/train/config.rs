@@ -118,6 +118,6 @@ impl TrainConfig {
         if self.steps_per_submission == 0 {
             bad("steps_per_submission", "must be at least 1".into());
         }
-        crate::model::collect(errs)
+        Error::collect(errs)
     }
 }

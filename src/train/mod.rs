@@ -4,7 +4,9 @@
 //! early stopping with patience and elite selection (as mbrl-lib's ModelTrainer).
 
 mod buffer;
+pub mod checkpoint;
 mod config;
+pub mod reference;
 
 pub use buffer::{input_statistics, ReplayBuffer};
 pub use config::TrainConfig;
@@ -19,8 +21,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, GpuContext};
 use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
 use crate::kernels::{self, uniform_entry, TrainParams, WG_SIZE};
-use crate::model::checkpoint::{ensemble_tensors, AdamState, Checkpoint};
+use crate::model::format::ensemble_tensors;
 use crate::model::{Ensemble, EnsembleSpec};
+use checkpoint::{AdamState, Checkpoint};
 
 /// Values per chunk of the gradient-norm reduction (WGSL `CHUNK`).
 pub const NORM_CHUNK: usize = 256;

@@ -6,19 +6,18 @@
 //! and names what is wrong.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::Path;
 
-use safetensors::tensor::{Dtype, TensorView};
+use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use super::TrainConfig;
 use crate::error::{Error, Result};
+pub use crate::model::format::CHECKPOINT_FORMAT;
+use crate::model::format::{ensemble_tensors, metadata, serialize, Tensors};
 use crate::model::{Ensemble, EnsembleSpec};
-use crate::train::TrainConfig;
-
-/// `format` metadata value of checkpoints.
-pub const CHECKPOINT_FORMAT: &str = "lookahead-checkpoint-v1";
+use crate::util::write_atomic;
 /// Version of the manifest layout.
 pub const MANIFEST_VERSION: u32 = 1;
 
@@ -64,52 +63,6 @@ pub struct Checkpoint {
     pub adam: Option<AdamState>,
 }
 
-/// The ensemble's tensors by name, with shapes.
-pub fn ensemble_tensors(e: &Ensemble) -> Vec<(String, Vec<usize>, Vec<f32>)> {
-    let n = e.spec.n_members;
-    let mut t = Vec::new();
-    for (l, layer) in e.layers.iter().enumerate() {
-        t.push((format!("layers.{l}.weight"), vec![n, layer.in_dim, layer.out_dim], layer.weight.clone()));
-        t.push((format!("layers.{l}.bias"), vec![n, layer.out_dim], layer.bias.clone()));
-    }
-    t.push(("input_mean".into(), vec![e.input_mean.len()], e.input_mean.clone()));
-    t.push(("input_std".into(), vec![e.input_std.len()], e.input_std.clone()));
-    t.push(("max_logvar".into(), vec![e.max_logvar.len()], e.max_logvar.clone()));
-    t.push(("min_logvar".into(), vec![e.min_logvar.len()], e.min_logvar.clone()));
-    t
-}
-
-/// Tensors by name: shape and values.
-pub type Tensors = BTreeMap<String, (Vec<usize>, Vec<f32>)>;
-
-/// The metadata every lookahead file carries: `format` and the model's sizes and flags.
-pub fn metadata(spec: &EnsembleSpec, format: &str) -> std::collections::HashMap<String, String> {
-    [
-        ("format".to_string(), format.to_string()),
-        ("obs_dim".to_string(), spec.obs_dim.to_string()),
-        ("act_dim".to_string(), spec.act_dim.to_string()),
-        ("probabilistic".to_string(), spec.probabilistic.to_string()),
-        ("learned_reward".to_string(), spec.learned_reward.to_string()),
-    ]
-    .into()
-}
-
-/// Serialises F32 tensors with `meta` as safetensors.
-pub fn serialize(
-    tensors: &Tensors,
-    meta: std::collections::HashMap<String, String>,
-) -> std::result::Result<Vec<u8>, String> {
-    let views: Vec<(String, TensorView<'_>)> = tensors
-        .iter()
-        .map(|(n, (shape, data))| {
-            TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
-                .map(|v| (n.clone(), v))
-                .map_err(|e| format!("tensor {n}: {e}"))
-        })
-        .collect::<std::result::Result<_, _>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
-}
-
 fn digest(tensors: &Tensors) -> String {
     let mut h = Sha256::new();
     for (name, (shape, data)) in tensors {
@@ -121,28 +74,6 @@ fn digest(tensors: &Tensors) -> String {
         h.update(bytemuck::cast_slice::<f32, u8>(data));
     }
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the folder.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |source| Error::Io { path: path.display().to_string(), source };
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io)
 }
 
 impl Checkpoint {

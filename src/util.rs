@@ -1,0 +1,161 @@
+//! Small host-side helpers that several layers share and that know nothing of GPUs or models:
+//! atomic file writes, percentiles and `key.path=value` config overrides. They sit at the bottom
+//! of the dependency order (with [`crate::error`]), so every layer may use them.
+
+use std::io::Write;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
+/// folder. A crash at any point leaves either the old file or the new one, never a mixture, and
+/// a failed write removes its temporary file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        // The rename is durable only once the folder's entry is on disk.
+        if let Ok(d) = std::fs::File::open(dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map_err(io)
+}
+
+/// The `q`-quantile (0 ≤ q ≤ 1) of `values` by the nearest-rank rule on the sorted values
+/// (`sorted[round((n − 1)·q)]`); NaN sorts last. `None` for an empty slice.
+pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let i = ((sorted.len() as f64 - 1.0) * q.clamp(0.0, 1.0)).round() as usize;
+    Some(sorted[i.min(sorted.len() - 1)])
+}
+
+/// Parses one `key.path=value` assignment. The value is TOML (`500`, `"tsinf"`, `[32, 32]`);
+/// a bare word that is not TOML is taken as a string (`propagation=tsinf`).
+pub fn parse_assignment(assignment: &str) -> Result<(String, toml::Value)> {
+    let (key, value) = assignment
+        .split_once('=')
+        .ok_or_else(|| Error::config(assignment.trim(), "expected key=value (e.g. planner.population=500)"))?;
+    let key = key.trim();
+    if key.is_empty() || key.split('.').any(str::is_empty) {
+        return Err(Error::config(assignment.trim(), "the key is empty or has an empty part"));
+    }
+    let parsed = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
+        Ok(mut t) => t.remove("v").expect("the table was parsed from `v = ...`"),
+        Err(_) => toml::Value::String(value.trim().to_string()),
+    };
+    Ok((key.to_string(), parsed))
+}
+
+/// Merges `src` into `dst`, accepting only keys present in `schema` (a serialised default of
+/// the same config) or listed in `optional` (full key paths of `Option` fields, which
+/// serialisation leaves out when unset). `path` prefixes the keys named in errors.
+pub fn merge_checked(
+    dst: &mut toml::Table,
+    src: toml::Table,
+    schema: &toml::Table,
+    path: &str,
+    optional: &[&str],
+) -> Result<()> {
+    for (k, v) in src {
+        let full = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+        match (schema.get(&k), v) {
+            (Some(toml::Value::Table(sub_schema)), toml::Value::Table(sub)) => {
+                let entry = dst.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                let t = entry.as_table_mut().ok_or_else(|| Error::config(&full, "expected a table"))?;
+                merge_checked(t, sub, sub_schema, &full, optional)?;
+            }
+            (Some(toml::Value::Table(_)), _) => return Err(Error::config(&full, "expected a table of settings")),
+            (Some(_), v) => {
+                dst.insert(k, v);
+            }
+            (None, v) if optional.contains(&full.as_str()) => {
+                dst.insert(k, v);
+            }
+            (None, _) => return Err(Error::config(&full, "unknown key")),
+        }
+    }
+    Ok(())
+}
+
+/// Applies `key.path=value` assignments to `table` (see [`parse_assignment`]), checking every
+/// key against `schema` and `optional` as [`merge_checked`] does; `path` prefixes the keys
+/// named in errors.
+pub fn apply_assignments(
+    table: &mut toml::Table,
+    schema: &toml::Table,
+    assignments: &[String],
+    path: &str,
+    optional: &[&str],
+) -> Result<()> {
+    for s in assignments {
+        let (key, value) = parse_assignment(s)?;
+        let mut nested = toml::Table::new();
+        let parts: Vec<&str> = key.split('.').collect();
+        let mut cursor = &mut nested;
+        for p in &parts[..parts.len() - 1] {
+            cursor = cursor
+                .entry(p.to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+                .as_table_mut()
+                .expect("inserted as a table just above");
+        }
+        cursor.insert(parts[parts.len() - 1].to_string(), value);
+        merge_checked(table, nested, schema, path, optional)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_is_nearest_rank() {
+        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.5), Some(2.0));
+        assert_eq!(percentile(&[4.0, 1.0, 3.0, 2.0], 0.5), Some(3.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 1.0), Some(5.0));
+        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.0), Some(1.0));
+    }
+
+    #[test]
+    fn assignments_reject_unknown_keys_with_their_path() {
+        let schema: toml::Table = toml::from_str("a = 1\n[s]\nb = 2").unwrap();
+        let mut t = schema.clone();
+        apply_assignments(&mut t, &schema, &["s.b=5".into(), "a=tsinf".into()], "", &[]).unwrap();
+        assert_eq!(t["s"]["b"].as_integer(), Some(5));
+        assert_eq!(t["a"].as_str(), Some("tsinf"));
+        let e = apply_assignments(&mut t, &schema, &["s.c=1".into()], "cfg", &[]).unwrap_err();
+        assert!(e.to_string().contains("cfg.s.c: unknown key"), "{e}");
+        assert!(parse_assignment("novalue").is_err());
+        assert!(parse_assignment("a..b=1").is_err());
+    }
+
+    #[test]
+    fn atomic_write_replaces_and_leaves_no_temporary() {
+        let dir = std::env::temp_dir().join(format!("lookahead-util-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("f.txt");
+        write_atomic(&p, b"one").unwrap();
+        write_atomic(&p, b"two").unwrap();
+        assert_eq!(std::fs::read(&p).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
+        assert!(write_atomic(&dir.join("missing/f.txt"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
