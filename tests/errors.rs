@@ -67,11 +67,21 @@ fn plans_too_large_for_the_device_are_refused_with_the_limit_named() {
         learned_reward: false,
     };
     let ens = Ensemble::random(spec, 0).expect("ensemble");
-    let mut planner = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), cfg)
-        .expect("sizes are checked at the first plan");
-    let e = planner.plan(&[0.0; 4]).unwrap_err();
+    // Sizes are checked when the planner is built (it reserves one plan), not in a control loop.
+    let e = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens.clone()), cfg)
+        .err()
+        .expect("refused at construction");
     assert!(matches!(e, Error::LimitExceeded { .. }), "{e}");
     assert!(e.to_string().contains("lower population"), "{e}");
+    // A batch too large for the device is refused by reserve, and the planner keeps planning.
+    let cfg = CemConfig { population: 2_000, particles: 10, ..small() };
+    let mut planner =
+        Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), cfg).expect("one plan fits");
+    let first = planner.plan(&[0.0, 0.0, 0.01, 0.0]).expect("plans");
+    let e = planner.reserve(100_000).unwrap_err();
+    assert!(matches!(e, Error::LimitExceeded { .. }), "{e}");
+    let again = planner.plan(&[0.0, 0.0, 0.01, 0.0]).expect("still plans after the refused reserve");
+    assert_eq!(again.actions.len(), first.actions.len());
 }
 
 #[test]

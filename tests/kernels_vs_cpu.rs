@@ -194,8 +194,9 @@ fn run_cem(
     n: u32,
 ) -> Vec<Vec<u32>> {
     let layouts = PlanLayouts::new(ctx).expect("layouts");
-    let module = kernels::create_module(ctx, "cem", &[COMMON_WGSL, kernels::CEM_WGSL].concat()).expect("cem compiles");
-    let pipe = kernels::create_pipeline(ctx, entry, &layouts.cem_pipeline, &module, entry, true).expect("pipeline");
+    let pipe =
+        kernels::pipeline(ctx, "cem", &[COMMON_WGSL, kernels::CEM_WGSL], entry, &[&layouts.params, &layouts.cem], true)
+            .expect("pipeline");
     let ub = ctx.uniform_buffer_init("params", &[params]);
     let pbg = kernels::bind_buffers(ctx, "params", &layouts.params, &[&ub]);
     let buffers: Vec<wgpu::Buffer> = bufs.iter().map(|b| ctx.storage_buffer_init("cem", b)).collect();
@@ -504,9 +505,7 @@ gpu_test!(reference_sized_ensemble_plan_matches_reference, |ctx| {
 });
 
 gpu_test!(row_kernel_layer_matches_f64_reference_across_weight_windows, |ctx| {
-    use lookahead::kernels::mlp::{
-        pack_rows_windows, rows_chunking, MlpRowsKernels, RowsParams, ROWS_CHUNKS, ROWS_WINDOW,
-    };
+    use lookahead::kernels::mlp::{pack_rows_windows, rows_chunking, MlpRowsKernels, RowsBuffers};
     use lookahead::wgpu::util::DeviceExt;
     let rk = MlpRowsKernels::new(ctx).expect("row kernel");
     // (members, batch, local slots, in, out, activation): one window; three windows (200 × 200);
@@ -519,7 +518,7 @@ gpu_test!(row_kernel_layer_matches_f64_reference_across_weight_windows, |ctx| {
     for (ci, &(e, nb, ls, ind, outd, act)) in cases.iter().enumerate() {
         let rows = (nb * ls) as usize;
         let (ind, outd) = (ind as usize, outd as usize);
-        let (out4, rpc, chunks) = rows_chunking(ind, outd).expect("fits");
+        let (_, _, chunks) = rows_chunking(ind, outd).expect("fits");
         let x = seeded(rows * ind, 40 + ci as u64, 2.0);
         let w: Vec<f32> = seeded(e as usize * ind * outd, 50 + ci as u64, 0.3).iter().map(|v| *v as f32).collect();
         let b: Vec<f32> = seeded(e as usize * outd, 60 + ci as u64, 0.5).iter().map(|v| *v as f32).collect();
@@ -532,55 +531,21 @@ gpu_test!(row_kernel_layer_matches_f64_reference_across_weight_windows, |ctx| {
         let xb = ctx.storage_buffer_init("x", &x.iter().map(|v| *v as f32).collect::<Vec<_>>());
         let bb = ctx.storage_buffer_init("b", &b);
         let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd]);
-        let window = (ROWS_WINDOW * 16) as u64;
+        let lp = LayerParams {
+            n_batch: nb,
+            local_slots: ls,
+            n_members: e,
+            in_dim: ind as u32,
+            out_dim: outd as u32,
+            activation: act as u32,
+            ..Default::default()
+        };
+        let buffers = RowsBuffers { input: &xb, bias: &bb, output: &yb, windows: &wbuf };
+        let layer = rk.bind_layer(ctx, "rows", &lp, &buffers).expect("the layer fits the windows");
         let mut enc = ctx.device.create_command_encoder(&Default::default());
-        let mut groups = Vec::new();
-        for m in 0..e {
-            let rp = RowsParams {
-                n_batch: nb,
-                local_slots: ls,
-                n_members: e,
-                in_dim: ind as u32,
-                out_dim: outd as u32,
-                out4: out4 as u32,
-                rows_per_chunk: rpc as u32,
-                activation: act as u32,
-                member: m,
-                ..Default::default()
-            };
-            let ub = ctx.uniform_buffer_init("rp", &[rp]);
-            let mut entries = vec![
-                lookahead::wgpu::BindGroupEntry { binding: 0, resource: ub.as_entire_binding() },
-                lookahead::wgpu::BindGroupEntry { binding: 1, resource: xb.as_entire_binding() },
-                lookahead::wgpu::BindGroupEntry { binding: 2, resource: bb.as_entire_binding() },
-                lookahead::wgpu::BindGroupEntry { binding: 3, resource: yb.as_entire_binding() },
-            ];
-            for c in 0..ROWS_CHUNKS {
-                let which = if c < chunks { c } else { 0 };
-                entries.push(lookahead::wgpu::BindGroupEntry {
-                    binding: 4 + c as u32,
-                    resource: lookahead::wgpu::BindingResource::Buffer(lookahead::wgpu::BufferBinding {
-                        buffer: &wbuf,
-                        offset: (m as u64 * chunks as u64 + which as u64) * window,
-                        size: lookahead::wgpu::BufferSize::new(window),
-                    }),
-                });
-            }
-            let bg = ctx.device.create_bind_group(&lookahead::wgpu::BindGroupDescriptor {
-                label: None,
-                layout: &rk.layout,
-                entries: &entries,
-            });
-            let block = nb * (kernels::local_block_start(m + 1, ls, e) - kernels::local_block_start(m, ls, e));
-            groups.push((bg, block.div_ceil(64)));
-        }
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            pass.set_pipeline(&rk.forward_rows);
-            for (bg, g) in &groups {
-                pass.set_bind_group(0, bg, &[]);
-                pass.dispatch_workgroups((*g).max(1), 1, 1);
-            }
+            rk.record(&mut pass, &layer);
         }
         ctx.queue.submit(Some(enc.finish()));
         let gpu = ctx.read_buffer::<f32>(&yb, rows * outd).unwrap();

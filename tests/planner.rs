@@ -142,3 +142,85 @@ fn reset_forgets_the_warm_start() {
     );
     assert_close("plan after reset", &after.actions, &cpu.mean, Tol { rel: 2e-3, abs: 2e-4 });
 }
+
+/// One result rule (issue 8): `plan` and `plan_with(Budget::Iterations(n))` return the same plan
+/// from the same state and stream, under both rules, and so do the warm-started plans after them.
+#[test]
+fn plan_and_an_iteration_budget_of_the_same_count_return_the_same_plan_under_both_rules() {
+    use lookahead::planner::Budget;
+    let ctx = ctx();
+    let obs = [0.3f32, -0.95, 0.5];
+    for best in [false, true] {
+        let cfg = CemConfig {
+            horizon: 10,
+            iterations: 4,
+            population: 60,
+            seed: 3,
+            return_best_iteration: best,
+            ..CemConfig::pendulum_mpc()
+        };
+        // A noisy learned model: its best iteration is often not its last, so a planner that
+        // mixed the rules up would fail here.
+        let dynamics = Dynamics::Ensemble(ensemble(3, 1, 1));
+        let cfg = CemConfig { particles: 2, ..cfg };
+        let mut a = Planner::new(&ctx, EnvKind::Pendulum.task(), dynamics.clone(), cfg.clone()).expect("planner");
+        let mut b = Planner::new(&ctx, EnvKind::Pendulum.task(), dynamics, cfg.clone()).expect("planner");
+        for call in 0..2 {
+            let p = a.plan(&obs).expect("plan");
+            let q = b.plan_with(&obs, Budget::Iterations(cfg.iterations)).expect("plan_with");
+            assert_eq!(q.iterations_done, cfg.iterations);
+            assert_eq!(p.actions, q.plan.actions, "rule best={best}, call {call}");
+            assert_eq!(p.predicted_return, q.plan.predicted_return, "rule best={best}, call {call}");
+        }
+    }
+    // The two rules differ: with a noisy learned model the last iteration is not always the best
+    // (on this stream the predicted returns of iterations 1..4 are not monotone).
+    let plans: Vec<Vec<f32>> = [false, true]
+        .iter()
+        .map(|&best| {
+            let cfg = CemConfig {
+                horizon: 6,
+                iterations: 4,
+                population: 20,
+                particles: 2,
+                seed: 3,
+                return_best_iteration: best,
+                ..CemConfig::default()
+            };
+            let dynamics = Dynamics::Ensemble(ensemble(3, 1, 1));
+            let mut p = Planner::new(&ctx, EnvKind::Pendulum.task(), dynamics, cfg).expect("planner");
+            (0..3).flat_map(|_| p.plan(&obs).expect("plan").actions).collect()
+        })
+        .collect();
+    assert_ne!(plans[0], plans[1], "return_best_iteration changed nothing");
+}
+
+/// A second planner and trainer on the same context compile nothing (issue 8): every module,
+/// layout and pipeline comes from the context's cache.
+#[test]
+fn a_second_planner_and_trainer_on_the_same_context_compile_nothing() {
+    use lookahead::train::{TrainConfig, Trainer};
+    let ctx = ctx();
+    let cfg = CemConfig { horizon: 4, iterations: 1, population: 10, particles: 2, ..CemConfig::default() };
+    let ens = ensemble(3, 1, 1);
+    let make = || {
+        Planner::new(&ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ens.clone()), cfg.clone()).expect("planner");
+        Planner::new(&ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg.clone()).expect("planner");
+        Trainer::new(&ctx, ens.clone(), TrainConfig { batch_size: 8, num_elites: 1, ..TrainConfig::default() })
+            .expect("trainer");
+    };
+    make();
+    let first = ctx.cache_stats();
+    assert!(first.modules >= 5 && first.pipelines >= 15, "the first round compiled {first:?}");
+    make();
+    let second = ctx.cache_stats();
+    assert_eq!(
+        (second.modules, second.bind_group_layouts, second.pipeline_layouts, second.pipelines),
+        (first.modules, first.bind_group_layouts, first.pipeline_layouts, first.pipelines),
+        "the second round compiled something"
+    );
+    assert!(second.hits > first.hits);
+    // A different task's WGSL is a different module.
+    Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg).expect("planner");
+    assert_eq!(ctx.cache_stats().modules, first.modules + 1);
+}

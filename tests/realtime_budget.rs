@@ -10,7 +10,16 @@ use lookahead::env::EnvKind;
 use lookahead::planner::{Budget, CemConfig, Dynamics, PlanStatus, Planner};
 
 fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Planner {
-    let cfg = CemConfig { horizon: 30, population: 300, iterations, particles: 1, seed: 5, ..CemConfig::default() };
+    // The anytime rule: the best iteration so far is returned.
+    let cfg = CemConfig {
+        horizon: 30,
+        population: 300,
+        iterations,
+        particles: 1,
+        seed: 5,
+        return_best_iteration: true,
+        ..CemConfig::default()
+    };
     Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner")
 }
 

@@ -2,10 +2,14 @@
 //! buffer helpers and bounded readback. Everything GPU-side in the crate goes through
 //! [`GpuContext`]; kernels (`crate::kernels`) build their pipelines on it.
 
+mod cache;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use wgpu::util::DeviceExt;
+
+pub use cache::{CacheStats, PipelineDesc};
 
 use crate::error::{Error, Result};
 
@@ -105,6 +109,7 @@ pub struct GpuContext {
     summary: AdapterSummary,
     limits: wgpu::Limits,
     sink: Arc<ErrorSink>,
+    cache: Arc<Mutex<cache::PipelineCache>>,
 }
 
 fn type_rank(t: wgpu::DeviceType) -> u32 {
@@ -211,7 +216,7 @@ impl GpuContext {
             }
         });
         let limits = device.limits();
-        Ok(Self { device, queue, adapter, summary, limits, sink })
+        Ok(Self { device, queue, adapter, summary, limits, sink, cache: Arc::default() })
     }
 
     /// Name, backend and driver of the adapter.
@@ -359,18 +364,12 @@ impl GpuContext {
         slice.map_async(wgpu::MapMode::Read, move |r| {
             let _ = tx.send(r);
         });
-        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(timeout) }) {
-            Ok(_) => {}
-            Err(wgpu::PollError::Timeout) => {
+        if let Err(e) = self.wait(index, timeout) {
+            if matches!(e, Error::Timeout { .. }) {
                 staging.unmap();
-                return Err(Error::Timeout { waited: timeout });
             }
-            Err(e) => {
-                self.check()?;
-                return Err(Error::Gpu(e.to_string()));
-            }
+            return Err(e);
         }
-        self.check()?;
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(Error::Gpu(format!("mapping the readback buffer failed: {e}"))),
@@ -385,6 +384,23 @@ impl GpuContext {
         };
         staging.unmap();
         Ok(out)
+    }
+
+    /// Waits at most `timeout` for submission `index` (all submitted work when `None`); the one
+    /// bounded GPU wait of the crate. A wait that runs out is [`Error::Timeout`] (the work goes
+    /// on and may be waited for again); device errors reported meanwhile come first.
+    pub fn wait(&self, index: Option<wgpu::SubmissionIndex>, timeout: Duration) -> Result<()> {
+        match self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(timeout) }) {
+            Ok(_) => self.check(),
+            Err(wgpu::PollError::Timeout) => {
+                self.check()?;
+                Err(Error::Timeout { waited: timeout })
+            }
+            Err(e) => {
+                self.check()?;
+                Err(Error::Gpu(e.to_string()))
+            }
+        }
     }
 
     /// Copies `len` 4-byte elements of `buffer` to the host (a convenience for tests and tools;

@@ -1,5 +1,68 @@
-//! Optimiser kernels (`shaders/adam.wgsl`): global gradient norm and Adam. Pipelines are built
-//! by `crate::train`.
+//! Optimiser kernels (`shaders/adam.wgsl`): global gradient norm and Adam. [`AdamKernels`] owns
+//! the pipelines and builds the family's bind group; [`reference`] is the f64 twin.
+
+use super::{params_layout, pipeline, storage_layout, TrainParams, ADAM_WGSL, COMMON_WGSL};
+use crate::error::Result;
+use crate::gpu::GpuContext;
+
+/// Values per chunk of the gradient-norm reduction (WGSL `CHUNK`).
+pub const NORM_CHUNK: usize = 256;
+
+/// The buffers of `adam.wgsl`'s group 1, in binding order.
+pub struct AdamBuffers<'a> {
+    /// Flat parameters, updated in place.
+    pub params: &'a wgpu::Buffer,
+    /// Flat gradients.
+    pub grads: &'a wgpu::Buffer,
+    /// First moments.
+    pub moment1: &'a wgpu::Buffer,
+    /// Second moments.
+    pub moment2: &'a wgpu::Buffer,
+    /// `[n_chunks]` partial squared norms.
+    pub partials: &'a wgpu::Buffer,
+    /// Per-step statistics (the norm and the skip flag are written here).
+    pub stats: &'a wgpu::Buffer,
+    /// `[4]` u32: Adam steps taken, current run of skipped steps, skipped steps, longest run.
+    pub counters: &'a wgpu::Buffer,
+}
+
+/// The pipelines of `adam.wgsl` (group 0 `TrainParams`, group 1 [`AdamBuffers`]).
+pub struct AdamKernels {
+    /// Group 1.
+    pub layout: wgpu::BindGroupLayout,
+    /// `grad_norm_partial`: one invocation per chunk of [`NORM_CHUNK`] values.
+    pub norm_partial: wgpu::ComputePipeline,
+    /// `grad_norm_final`: one workgroup.
+    pub norm_final: wgpu::ComputePipeline,
+    /// `adam_step`: one invocation per parameter.
+    pub adam: wgpu::ComputePipeline,
+}
+
+impl AdamKernels {
+    /// Builds (or takes from the context's cache) the pipelines.
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let params = params_layout::<TrainParams>(ctx, "train.params")?;
+        let layout = storage_layout(ctx, "train.adam", &[false, true, false, false, false, false, false])?;
+        let pipe =
+            |entry: &str, wg: bool| pipeline(ctx, "adam", &[COMMON_WGSL, ADAM_WGSL], entry, &[&params, &layout], wg);
+        Ok(Self {
+            norm_partial: pipe("grad_norm_partial", true)?,
+            norm_final: pipe("grad_norm_final", false)?,
+            adam: pipe("adam_step", true)?,
+            layout,
+        })
+    }
+
+    /// The group-1 bind group over `b`.
+    pub fn bind(&self, ctx: &GpuContext, label: &str, b: &AdamBuffers<'_>) -> wgpu::BindGroup {
+        super::bind_buffers(
+            ctx,
+            label,
+            &self.layout,
+            &[b.params, b.grads, b.moment1, b.moment2, b.partials, b.stats, b.counters],
+        )
+    }
+}
 
 /// f64 CPU reference of `adam.wgsl`.
 pub mod reference {

@@ -1,7 +1,77 @@
-//! CEM kernels (`shaders/cem.wgsl`). The pipelines are built by the planner, which owns the
-//! workspace; this module keeps the f64 CPU reference of each entry point.
+//! CEM kernels (`shaders/cem.wgsl`): candidate sampling, the particle mean of returns, elite
+//! ranking, the distribution update and the warm-start shift. [`CemKernels`] owns the
+//! pipelines and builds the family's bind group; the f64 reference of each entry point is in
+//! [`reference`].
 
 use serde::{Deserialize, Serialize};
+
+use super::{pipeline, PlanLayouts, CEM_WGSL, COMMON_WGSL};
+use crate::error::Result;
+use crate::gpu::GpuContext;
+
+/// The buffers of `cem.wgsl`'s group 1, in binding order.
+#[allow(missing_docs)]
+pub struct CemBuffers<'a> {
+    /// `[n_batch, horizon, act_dim]` sampling mean (the plan).
+    pub mean: &'a wgpu::Buffer,
+    /// `[n_batch, horizon, act_dim]` sampling variance.
+    pub var: &'a wgpu::Buffer,
+    /// `[2, act_dim]`: lower then upper action bounds.
+    pub bounds: &'a wgpu::Buffer,
+    /// `[n_batch · population, horizon, act_dim]` candidate actions.
+    pub actions: &'a wgpu::Buffer,
+    /// `[n_particles, 2]`: return and alive flag of each particle (written by the rollout).
+    pub track: &'a wgpu::Buffer,
+    /// `[n_batch · population]` particle-mean returns.
+    pub cand_returns: &'a wgpu::Buffer,
+    /// `[n_batch · n_elites]` elite indices, best first.
+    pub elites: &'a wgpu::Buffer,
+    /// `[n_batch, 2]`: mean elite return, best return.
+    pub plan_stats: &'a wgpu::Buffer,
+}
+
+/// The pipelines of `cem.wgsl` (group 0 `PlanParams`, group 1 [`CemBuffers`]).
+pub struct CemKernels {
+    /// The shared plan layouts.
+    pub layouts: PlanLayouts,
+    /// `sample_candidates`: one invocation per candidate action value.
+    pub sample: wgpu::ComputePipeline,
+    /// `particle_mean`: one invocation per candidate.
+    pub particle_mean: wgpu::ComputePipeline,
+    /// `rank_elites`: one invocation per candidate.
+    pub rank: wgpu::ComputePipeline,
+    /// `update_distribution`: one invocation per plan value.
+    pub update: wgpu::ComputePipeline,
+    /// `shift_solution`: one invocation per plan value.
+    pub shift: wgpu::ComputePipeline,
+}
+
+impl CemKernels {
+    /// Builds (or takes from the context's cache) the pipelines.
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let layouts = PlanLayouts::new(ctx)?;
+        let pipe =
+            |entry: &str| pipeline(ctx, "cem", &[COMMON_WGSL, CEM_WGSL], entry, &[&layouts.params, &layouts.cem], true);
+        Ok(Self {
+            sample: pipe("sample_candidates")?,
+            particle_mean: pipe("particle_mean")?,
+            rank: pipe("rank_elites")?,
+            update: pipe("update_distribution")?,
+            shift: pipe("shift_solution")?,
+            layouts,
+        })
+    }
+
+    /// The group-1 bind group over `b`.
+    pub fn bind(&self, ctx: &GpuContext, label: &str, b: &CemBuffers<'_>) -> wgpu::BindGroup {
+        super::bind_buffers(
+            ctx,
+            label,
+            &self.layouts.cem,
+            &[b.mean, b.var, b.bounds, b.actions, b.track, b.cand_returns, b.elites, b.plan_stats],
+        )
+    }
+}
 
 /// How CEM draws candidate actions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -134,18 +204,22 @@ pub mod reference {
         stats
     }
 
-    /// `shift_solution`: the mean shifted one step left, the last step at the middle of the bounds.
-    pub fn shift_f64(mean: &[f64], horizon: usize, lower: &[f64], upper: &[f64]) -> Vec<f64> {
-        let na = lower.len();
+    /// `shift_solution` on any element type: each plan's sequence `[horizon, act_dim]` moved
+    /// one step earlier, the last step set to `last` (`[act_dim]`, the middle of the bounds).
+    /// The planner's host copy of the warm start uses this same function.
+    pub fn shift_sequence<T: Copy>(mean: &[T], horizon: usize, last: &[T]) -> Vec<T> {
+        let na = last.len();
         let mut out = mean.to_vec();
-        for b in 0..mean.len() / (horizon * na) {
-            for t in 0..horizon {
-                for a in 0..na {
-                    let i = (b * horizon + t) * na + a;
-                    out[i] = if t + 1 < horizon { mean[i + na] } else { 0.5 * (lower[a] + upper[a]) };
-                }
-            }
+        for (i, v) in out.iter_mut().enumerate() {
+            let (t, a) = ((i / na) % horizon, i % na);
+            *v = if t + 1 < horizon { mean[i + na] } else { last[a] };
         }
         out
+    }
+
+    /// `shift_solution`: the mean shifted one step left, the last step at the middle of the bounds.
+    pub fn shift_f64(mean: &[f64], horizon: usize, lower: &[f64], upper: &[f64]) -> Vec<f64> {
+        let mid: Vec<f64> = lower.iter().zip(upper).map(|(l, u)| 0.5 * (l + u)).collect();
+        shift_sequence(mean, horizon, &mid)
     }
 }

@@ -1,5 +1,71 @@
 //! Loss kernels (`shaders/loss.wgsl`): minibatch gathering and the Gaussian NLL (or MSE) with
-//! its gradient through the log-variance soft clamp. Pipelines are built by `crate::train`.
+//! its gradient through the log-variance soft clamp. [`LossKernels`] owns the pipelines and
+//! builds the family's bind group; [`reference`] is the f64 twin.
+
+use super::{params_layout, pipeline, storage_layout, TrainParams, COMMON_WGSL, LOSS_WGSL};
+use crate::error::Result;
+use crate::gpu::GpuContext;
+
+/// The buffers of `loss.wgsl`'s group 1, in binding order.
+pub struct LossBuffers<'a> {
+    /// `[rows, in_dim + model_out]`: normalised inputs then targets.
+    pub dataset: &'a wgpu::Buffer,
+    /// `[steps, members, batch]` dataset rows of each minibatch.
+    pub indices: &'a wgpu::Buffer,
+    /// `[members · batch, in_dim]` gathered inputs.
+    pub x0: &'a wgpu::Buffer,
+    /// `[members · batch, out_cols]` network outputs.
+    pub out: &'a wgpu::Buffer,
+    /// `[members · batch, out_cols]` gradient of the loss w.r.t. the outputs.
+    pub grad_out: &'a wgpu::Buffer,
+    /// Flat parameters (read for the log-variance bounds).
+    pub params: &'a wgpu::Buffer,
+    /// Flat gradients (written for the log-variance bounds).
+    pub grads: &'a wgpu::Buffer,
+    /// Per-step statistics (losses, row errors).
+    pub stats: &'a wgpu::Buffer,
+}
+
+/// The pipelines of `loss.wgsl` (group 0 `TrainParams`, group 1 [`LossBuffers`]).
+pub struct LossKernels {
+    /// Group 0: `TrainParams` with a dynamic offset (shared with `adam.wgsl`).
+    pub params_layout: wgpu::BindGroupLayout,
+    /// Group 1.
+    pub layout: wgpu::BindGroupLayout,
+    /// `gather_batch`: one invocation per gathered input value.
+    pub gather: wgpu::ComputePipeline,
+    /// `nll_grad`: one invocation per predicted value.
+    pub nll: wgpu::ComputePipeline,
+    /// `reduce_loss`: one invocation per member and per bound.
+    pub reduce: wgpu::ComputePipeline,
+}
+
+impl LossKernels {
+    /// Builds (or takes from the context's cache) the pipelines.
+    pub fn new(ctx: &GpuContext) -> Result<Self> {
+        let params_layout = params_layout::<TrainParams>(ctx, "train.params")?;
+        let layout = storage_layout(ctx, "train.loss", &[true, true, false, true, false, true, false, false])?;
+        let pipe =
+            |entry: &str| pipeline(ctx, "loss", &[COMMON_WGSL, LOSS_WGSL], entry, &[&params_layout, &layout], true);
+        Ok(Self {
+            gather: pipe("gather_batch")?,
+            nll: pipe("nll_grad")?,
+            reduce: pipe("reduce_loss")?,
+            params_layout,
+            layout,
+        })
+    }
+
+    /// The group-1 bind group over `b`.
+    pub fn bind(&self, ctx: &GpuContext, label: &str, b: &LossBuffers<'_>) -> wgpu::BindGroup {
+        super::bind_buffers(
+            ctx,
+            label,
+            &self.layout,
+            &[b.dataset, b.indices, b.x0, b.out, b.grad_out, b.params, b.grads, b.stats],
+        )
+    }
+}
 
 /// f64 CPU reference of `loss.wgsl`.
 pub mod reference {

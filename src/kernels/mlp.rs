@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
-use super::{create_module, create_pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_WGSL};
+use super::{pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, WG_SIZE};
 
 /// Output rows per workgroup tile (WGSL `TILE_M`).
 pub const TILE_M: u32 = 64;
@@ -99,34 +99,41 @@ pub struct MlpKernels {
 }
 
 impl MlpKernels {
-    /// Compiles `mlp.wgsl`.
+    /// Builds (or takes from the context's cache) the pipelines of `mlp.wgsl`.
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        let module = create_module(ctx, "mlp", &[COMMON_WGSL, MLP_WGSL].concat())?;
-        let layout = ctx.scoped("mlp layout", || {
-            ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("mlp"),
-                entries: &[
-                    uniform_entry(0, false, std::mem::size_of::<LayerParams>() as u64),
-                    storage_entry(1, true),
-                    storage_entry(2, true),
-                    storage_entry(3, true),
-                    storage_entry(4, false),
-                    storage_entry(5, false),
-                ],
-            })
-        })?;
-        let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("mlp"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipe = |entry: &str, wg: bool| create_pipeline(ctx, &format!("mlp.{entry}"), &pl, &module, entry, wg);
+        let layout = ctx.bind_group_layout(
+            "mlp",
+            &[
+                uniform_entry(0, false, std::mem::size_of::<LayerParams>() as u64),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, true),
+                storage_entry(4, false),
+                storage_entry(5, false),
+            ],
+        )?;
+        // The tiled entry points have a fixed 16 × 16 workgroup (TILE_M × TILE_N outputs).
+        let pipe = |entry: &str, wg: bool| pipeline(ctx, "mlp", &[COMMON_WGSL, MLP_WGSL], entry, &[&layout], wg);
         Ok(Self {
             forward: pipe("forward", false)?,
             backward_input: pipe("backward_input", false)?,
             backward_weights: pipe("backward_weights", false)?,
             bias_grad: pipe("bias_grad", true)?,
             layout,
+        })
+    }
+
+    /// A bind group of (params, a_src, b_src, bias, c_dst, aux), in binding order.
+    pub fn bind(&self, ctx: &GpuContext, label: &str, resources: [wgpu::BindingResource<'_>; 6]) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(k, resource)| wgpu::BindGroupEntry { binding: k as u32, resource })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &self.layout,
+            entries: &entries,
         })
     }
 
@@ -144,9 +151,7 @@ impl MlpKernels {
         bind_group: &wgpu::BindGroup,
         groups: (u32, u32, u32),
     ) {
-        pass.set_pipeline(pipeline);
-        pass.set_bind_group(0, bind_group, &[]);
-        pass.dispatch_workgroups(groups.0, groups.1, groups.2);
+        super::dispatch(pass, pipeline, &[(bind_group, &[])], groups);
     }
 }
 
@@ -239,9 +244,27 @@ pub struct MlpRowsKernels {
     pub forward_rows: wgpu::ComputePipeline,
 }
 
+/// The buffers of one row-kernel layer.
+#[derive(Clone, Copy)]
+pub struct RowsBuffers<'a> {
+    /// `[rows, in_dim]` layer input.
+    pub input: &'a wgpu::Buffer,
+    /// `[members, out_dim]` biases.
+    pub bias: &'a wgpu::Buffer,
+    /// `[rows, out_dim]` layer output.
+    pub output: &'a wgpu::Buffer,
+    /// Uniform buffer of every member's packed weight windows.
+    pub windows: &'a wgpu::Buffer,
+}
+
+/// One layer of the row kernel, ready to record: a bind group and a grid per member.
+pub struct RowsLayer {
+    members: Vec<(wgpu::BindGroup, u32)>,
+}
+
 impl MlpRowsKernels {
-    /// Compiles `mlp_rows.wgsl`; fails with a clear error where uniform windows of 64 KiB are
-    /// not available.
+    /// Builds (or takes from the context's cache) `mlp_rows.wgsl`; fails with a clear error
+    /// where uniform windows of 64 KiB are not available.
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let l = ctx.limits();
         let window = (ROWS_WINDOW * 16) as u64;
@@ -254,28 +277,96 @@ impl MlpRowsKernels {
                 hint: "use mlp_kernel = \"tiled\"",
             });
         }
-        let module = create_module(ctx, "mlp_rows", &[COMMON_WGSL, super::MLP_ROWS_WGSL].concat())?;
-        let layout = ctx.scoped("mlp_rows layout", || {
-            let mut entries = vec![
-                uniform_entry(0, false, std::mem::size_of::<RowsParams>() as u64),
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, false),
-            ];
-            for b in 4..8 {
-                entries.push(uniform_entry(b, false, window));
-            }
-            ctx.device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("mlp_rows"),
-                entries: &entries,
-            })
-        })?;
-        let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("mlp_rows"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let forward_rows = create_pipeline(ctx, "mlp_rows.forward_rows", &pl, &module, "forward_rows", true)?;
+        let mut entries = vec![
+            uniform_entry(0, false, std::mem::size_of::<RowsParams>() as u64),
+            storage_entry(1, true),
+            storage_entry(2, true),
+            storage_entry(3, false),
+        ];
+        for b in 4..4 + ROWS_CHUNKS as u32 {
+            entries.push(uniform_entry(b, false, window));
+        }
+        let layout = ctx.bind_group_layout("mlp_rows", &entries)?;
+        let forward_rows = pipeline(ctx, "mlp_rows", &[COMMON_WGSL, MLP_ROWS_WGSL], "forward_rows", &[&layout], true)?;
         Ok(Self { layout, forward_rows })
+    }
+
+    /// Binds one layer described by `lp` (weights packed by [`pack_rows_windows`] for every
+    /// member, one after another, in `b.windows`): a uniform and a bind group per member.
+    pub fn bind_layer(
+        &self,
+        ctx: &GpuContext,
+        label: &str,
+        lp: &LayerParams,
+        b: &RowsBuffers<'_>,
+    ) -> Result<RowsLayer> {
+        let RowsBuffers { input, bias, output, windows } = *b;
+        let (i, o) = (lp.in_dim as usize, lp.out_dim as usize);
+        let (out4, rpc, chunks) = rows_chunking(i, o).ok_or_else(|| Error::LimitExceeded {
+            what: format!("{label}: a {i} × {o} layer in the row kernel's uniform windows"),
+            requested: (i * o) as u64,
+            limit: "four 64 KiB uniform windows, at most 256 outputs",
+            max: (ROWS_CHUNKS * ROWS_WINDOW * 4) as u64,
+            hint: "use mlp_kernel = \"tiled\"",
+        })?;
+        let window = (ROWS_WINDOW * 16) as u64;
+        let mut members = Vec::new();
+        for member in 0..lp.n_members {
+            let rp = RowsParams {
+                n_batch: lp.n_batch,
+                local_slots: lp.local_slots,
+                n_members: lp.n_members,
+                in_dim: lp.in_dim,
+                out_dim: lp.out_dim,
+                out4: out4 as u32,
+                rows_per_chunk: rpc as u32,
+                activation: lp.activation,
+                member,
+                _pad0: 0,
+                _pad1: 0,
+                _pad2: 0,
+            };
+            let ubuf = ctx.uniform_buffer_init(&format!("{label}.member{member}"), &[rp]);
+            let mut entries = vec![
+                wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 1, resource: input.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 2, resource: bias.as_entire_binding() },
+                wgpu::BindGroupEntry { binding: 3, resource: output.as_entire_binding() },
+            ];
+            for c in 0..ROWS_CHUNKS {
+                // Windows past the layer's chunks repeat its first (never read).
+                let which = if c < chunks { c } else { 0 };
+                let offset = (member as u64 * chunks as u64 + which as u64) * window;
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 4 + c as u32,
+                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                        buffer: windows,
+                        offset,
+                        size: wgpu::BufferSize::new(window),
+                    }),
+                });
+            }
+            let bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(&format!("{label}.member{member}")),
+                layout: &self.layout,
+                entries: &entries,
+            });
+            let block = lp.n_batch
+                * (super::local_block_start(member + 1, lp.local_slots, lp.n_members)
+                    - super::local_block_start(member, lp.local_slots, lp.n_members));
+            members.push((bg, block.div_ceil(WG_SIZE)));
+        }
+        Ok(RowsLayer { members })
+    }
+
+    /// Records a layer bound by [`MlpRowsKernels::bind_layer`]: one dispatch per member.
+    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, layer: &RowsLayer) {
+        pass.set_pipeline(&self.forward_rows);
+        for (bg, groups) in &layer.members {
+            if *groups > 0 {
+                pass.set_bind_group(0, bg, &[]);
+                pass.dispatch_workgroups(*groups, 1, 1);
+            }
+        }
     }
 }

@@ -24,8 +24,8 @@ pub mod mlp;
 pub mod rng;
 pub mod rollout;
 
-use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::error::Result;
+use crate::gpu::{GpuContext, PipelineDesc};
 
 /// Largest observation size an environment function handles (WGSL `MAX_OBS`).
 pub const MAX_OBS: usize = 32;
@@ -206,41 +206,42 @@ pub fn slot_of_local(ls: u32, b: u32, n_batch: u32, local_slots: u32, n_members:
     (m, n_batch * start + b * count + (ls - start))
 }
 
-/// Compiles `source` inside error scopes; a compile error becomes [`Error::ShaderCompile`].
-pub fn create_module(ctx: &GpuContext, name: &str, source: &str) -> Result<wgpu::ShaderModule> {
-    ctx.scoped(name, || {
-        ctx.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some(name),
-            source: wgpu::ShaderSource::Wgsl(source.into()),
-        })
-    })
-    .map_err(|e| Error::ShaderCompile { shader: name.to_string(), message: e.to_string() })
-}
-
-/// Creates one compute pipeline with `WG_SIZE` set where the module declares it.
-pub fn create_pipeline(
+/// The pipeline of `entry` in the module made of `parts` (concatenated), with `WG_SIZE` set
+/// where the module declares it, through the context's cache: each (source, entry, constants,
+/// layouts) is compiled once per context.
+pub fn pipeline(
     ctx: &GpuContext,
-    label: &str,
-    layout: &wgpu::PipelineLayout,
-    module: &wgpu::ShaderModule,
+    family: &str,
+    parts: &[&str],
     entry: &str,
+    layouts: &[&wgpu::BindGroupLayout],
     with_wg_size: bool,
 ) -> Result<wgpu::ComputePipeline> {
     let constants: &[(&str, f64)] = if with_wg_size { &[("WG_SIZE", WG_SIZE as f64)] } else { &[] };
-    ctx.scoped(label, || {
-        ctx.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(label),
-            layout: Some(layout),
-            module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants,
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        })
+    let source = parts.concat();
+    ctx.compute_pipeline(&PipelineDesc {
+        label: &format!("{family}.{entry}"),
+        family,
+        source: &source,
+        entry,
+        constants,
+        layouts,
     })
-    .map_err(|e| Error::ShaderCompile { shader: label.to_string(), message: e.to_string() })
+}
+
+/// Records one dispatch of `pipeline` with `groups` bound at 0, 1, ... (each with its dynamic
+/// offsets) over `grid` workgroups.
+pub fn dispatch(
+    pass: &mut wgpu::ComputePass<'_>,
+    pipeline: &wgpu::ComputePipeline,
+    groups: &[(&wgpu::BindGroup, &[u32])],
+    grid: (u32, u32, u32),
+) {
+    pass.set_pipeline(pipeline);
+    for (i, (bg, offsets)) in groups.iter().enumerate() {
+        pass.set_bind_group(i as u32, *bg, offsets);
+    }
+    pass.dispatch_workgroups(grid.0, grid.1, grid.2);
 }
 
 /// Layout entry for a storage buffer at `binding`.
@@ -271,10 +272,45 @@ pub fn uniform_entry(binding: u32, dynamic: bool, size: u64) -> wgpu::BindGroupL
     }
 }
 
-/// Layout of storage buffers at bindings 0, 1, 2, ... (`read_only[i]` for binding i).
-pub fn storage_layout(device: &wgpu::Device, label: &str, read_only: &[bool]) -> wgpu::BindGroupLayout {
+/// Layout of storage buffers at bindings 0, 1, 2, ... (`read_only[i]` for binding i), from the
+/// context's cache.
+pub fn storage_layout(ctx: &GpuContext, label: &str, read_only: &[bool]) -> Result<wgpu::BindGroupLayout> {
     let entries: Vec<_> = read_only.iter().enumerate().map(|(i, r)| storage_entry(i as u32, *r)).collect();
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+    ctx.bind_group_layout(label, &entries)
+}
+
+/// Layout of one uniform `T` at binding 0 with a dynamic offset: the per-dispatch parameters
+/// (`PlanParams`, `TrainParams`) that a plan or an epoch writes once, one entry per step.
+pub fn params_layout<T>(ctx: &GpuContext, label: &str) -> Result<wgpu::BindGroupLayout> {
+    ctx.bind_group_layout(label, &[uniform_entry(0, true, std::mem::size_of::<T>() as u64)])
+}
+
+/// Bind group of `buffer` as an array of `T` uniforms addressed by dynamic offsets (see
+/// [`params_layout`]).
+pub fn bind_params<T>(
+    ctx: &GpuContext,
+    label: &str,
+    layout: &wgpu::BindGroupLayout,
+    buffer: &wgpu::Buffer,
+) -> wgpu::BindGroup {
+    ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some(label),
+        layout,
+        entries: &[wgpu::BindGroupEntry {
+            binding: 0,
+            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                buffer,
+                offset: 0,
+                size: wgpu::BufferSize::new(std::mem::size_of::<T>() as u64),
+            }),
+        }],
+    })
+}
+
+/// Bytes between consecutive entries of a dynamic-offset uniform array of `T`.
+pub fn params_stride<T>(ctx: &GpuContext) -> u64 {
+    let align = ctx.limits().min_uniform_buffer_offset_alignment.max(1) as u64;
+    (std::mem::size_of::<T>() as u64).div_ceil(align) * align
 }
 
 /// Bind group of whole buffers, bound in order 0, 1, 2, ...
@@ -292,7 +328,9 @@ pub fn bind_buffers(
     ctx.device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries })
 }
 
-/// The (plan-params, family-buffers) pipeline layout used by the rollout, analytic and CEM families.
+/// The bind group layouts shared by the plan families: group 0 is `PlanParams` (dynamic
+/// offset, one entry per iteration and step), group 1 the family's buffers.
+#[derive(Clone)]
 pub struct PlanLayouts {
     /// Group 0: `PlanParams` with a dynamic offset.
     pub params: wgpu::BindGroupLayout,
@@ -300,36 +338,17 @@ pub struct PlanLayouts {
     pub rollout: wgpu::BindGroupLayout,
     /// Group 1 of cem.wgsl.
     pub cem: wgpu::BindGroupLayout,
-    /// Pipeline layout (params, rollout).
-    pub rollout_pipeline: wgpu::PipelineLayout,
-    /// Pipeline layout (params, cem).
-    pub cem_pipeline: wgpu::PipelineLayout,
 }
 
 impl PlanLayouts {
-    /// Creates the layouts.
+    /// The layouts (from the context's cache).
     pub fn new(ctx: &GpuContext) -> Result<Self> {
-        ctx.scoped("plan layouts", || {
-            let d = &ctx.device;
-            let params = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("plan.params"),
-                entries: &[uniform_entry(0, true, std::mem::size_of::<PlanParams>() as u64)],
-            });
+        Ok(Self {
+            params: params_layout::<PlanParams>(ctx, "plan.params")?,
             // obs, state, track, actions, model_consts, x0, slot_of, out
-            let rollout = storage_layout(d, "plan.rollout", &[true, false, false, true, true, false, false, true]);
+            rollout: storage_layout(ctx, "plan.rollout", &[true, false, false, true, true, false, false, true])?,
             // mean, var, bounds, actions, track, cand_returns, elites, plan_stats
-            let cem = storage_layout(d, "plan.cem", &[false, false, true, false, true, false, false, false]);
-            let rollout_pipeline = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("plan.rollout"),
-                bind_group_layouts: &[Some(&params), Some(&rollout)],
-                immediate_size: 0,
-            });
-            let cem_pipeline = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("plan.cem"),
-                bind_group_layouts: &[Some(&params), Some(&cem)],
-                immediate_size: 0,
-            });
-            Self { params, rollout, cem, rollout_pipeline, cem_pipeline }
+            cem: storage_layout(ctx, "plan.cem", &[false, false, true, false, true, false, false, false])?,
         })
     }
 }

@@ -5,6 +5,92 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{pipeline, PlanLayouts, ANALYTIC_WGSL, COMMON_WGSL, ROLLOUT_WGSL};
+use crate::error::Result;
+use crate::gpu::GpuContext;
+
+/// The buffers of group 1 of `rollout.wgsl` and `analytic.wgsl`, in binding order.
+pub struct RolloutBuffers<'a> {
+    /// `[n_batch, obs_dim]` start observations.
+    pub obs: &'a wgpu::Buffer,
+    /// `[n_particles, obs_dim]` particle states.
+    pub state: &'a wgpu::Buffer,
+    /// `[n_particles, 2]`: return and alive flag of each particle.
+    pub track: &'a wgpu::Buffer,
+    /// `[n_batch · population, horizon, act_dim]` candidate actions.
+    pub actions: &'a wgpu::Buffer,
+    /// Input mean, input std, max and min log-variance of the model, concatenated.
+    pub model_consts: &'a wgpu::Buffer,
+    /// `[slots, in_dim]` normalised model inputs.
+    pub x0: &'a wgpu::Buffer,
+    /// `[n_particles]` slot of each particle at this step.
+    pub slot_of: &'a wgpu::Buffer,
+    /// `[slots, out_cols]` model outputs.
+    pub out: &'a wgpu::Buffer,
+}
+
+/// The group-1 bind group of the rollout families over `b`.
+pub fn bind_rollout(ctx: &GpuContext, layouts: &PlanLayouts, label: &str, b: &RolloutBuffers<'_>) -> wgpu::BindGroup {
+    super::bind_buffers(
+        ctx,
+        label,
+        &layouts.rollout,
+        &[b.obs, b.state, b.track, b.actions, b.model_consts, b.x0, b.slot_of, b.out],
+    )
+}
+
+/// The pipelines of `rollout.wgsl` for one task's WGSL functions (a learned ensemble).
+pub struct RolloutKernels {
+    /// `init_particles`: one invocation per particle.
+    pub init: wgpu::ComputePipeline,
+    /// `prepare_inputs`: one invocation per particle.
+    pub prepare: wgpu::ComputePipeline,
+    /// `propagate`: one invocation per particle.
+    pub propagate: wgpu::ComputePipeline,
+}
+
+impl RolloutKernels {
+    /// Builds (or takes from the context's cache) the pipelines for the task named `task`
+    /// whose WGSL functions are `task_wgsl`.
+    pub fn new(ctx: &GpuContext, layouts: &PlanLayouts, task: &str, task_wgsl: &str) -> Result<Self> {
+        let family = format!("rollout/{task}");
+        let pipe = |entry: &str| {
+            pipeline(
+                ctx,
+                &family,
+                &[COMMON_WGSL, task_wgsl, ROLLOUT_WGSL],
+                entry,
+                &[&layouts.params, &layouts.rollout],
+                true,
+            )
+        };
+        Ok(Self { init: pipe("init_particles")?, prepare: pipe("prepare_inputs")?, propagate: pipe("propagate")? })
+    }
+}
+
+/// The pipeline of `analytic.wgsl` for one task: candidates rolled out with the task's own
+/// `env_step` (one particle each).
+pub struct AnalyticKernels {
+    /// `rollout_analytic`: one invocation per candidate.
+    pub rollout: wgpu::ComputePipeline,
+}
+
+impl AnalyticKernels {
+    /// Builds (or takes from the context's cache) the pipeline for the task named `task`.
+    pub fn new(ctx: &GpuContext, layouts: &PlanLayouts, task: &str, task_wgsl: &str) -> Result<Self> {
+        let family = format!("analytic/{task}");
+        let rollout = pipeline(
+            ctx,
+            &family,
+            &[COMMON_WGSL, task_wgsl, ANALYTIC_WGSL],
+            "rollout_analytic",
+            &[&layouts.params, &layouts.rollout],
+            true,
+        )?;
+        Ok(Self { rollout })
+    }
+}
+
 /// How particles move through the ensemble (PETS §4.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]

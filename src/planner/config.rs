@@ -53,6 +53,10 @@ pub struct CemConfig {
     pub gpu_timeout_s: f64,
     /// Layer kernel of a learned model (default: auto).
     pub mlp_kernel: MlpKernel,
+    /// Return the mean after the iteration whose elites scored best instead of the mean after
+    /// the last iteration (default: false, mbrl-lib's `return_mean_elites`). Applies to `plan`,
+    /// `plan_batch` and `plan_with` alike; with it, `plan` reads back every iteration.
+    pub return_best_iteration: bool,
 }
 
 impl Default for CemConfig {
@@ -72,6 +76,7 @@ impl Default for CemConfig {
             keep_last_solution: true,
             gpu_timeout_s: 60.0,
             mlp_kernel: MlpKernel::Auto,
+            return_best_iteration: false,
         }
     }
 }

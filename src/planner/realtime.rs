@@ -4,9 +4,11 @@
 //! Each CEM iteration is one submission with a small readback, so the planner can stop between
 //! iterations. Before starting an iteration it predicts its cost from the iterations measured so
 //! far (a smoothed wall time with a safety margin, as acados's timeout heuristic) and stops if
-//! the prediction would cross the deadline. Every GPU wait is bounded by the time left. The
-//! returned plan is the best seen so far (the iteration with the highest predicted return), so
-//! on a fixed random stream more iterations never lower the predicted return.
+//! the prediction would cross the deadline. Every GPU wait is bounded by the time left. Which
+//! iteration's plan is returned follows the planner's one rule (`return_best_iteration`, see
+//! the `planner` module): with it, the best seen so far, so on a fixed random stream more
+//! iterations never lower the predicted return; an iteration budget of the configured count
+//! gives exactly the plan of [`Planner::plan`].
 
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -72,7 +74,7 @@ impl Planner {
     /// Measures one CEM iteration from `obs` (without disturbing the warm start), so that the
     /// first budgeted plan can predict its cost. Call it before a control loop.
     pub fn warm_up(&mut self, obs: &[f32]) -> Result<Duration> {
-        let warm = self.warm_start.clone();
+        let warm = self.warm.snapshot();
         let call = self.call;
         // The first submissions pay one-time costs (driver shader compilation, allocation):
         // measure the third iteration.
@@ -83,9 +85,9 @@ impl Planner {
         // Restore the warm start and the random stream: the warm-up leaves no trace.
         self.call = call;
         if let Some(ws) = &self.ws {
-            let init = if warm.is_empty() { self.initial_mean(ws.n_batch) } else { warm };
+            let init = if warm.is_empty() { self.warm.initial_mean(ws.n_batch) } else { warm };
             self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&init));
-            self.warm_start = init;
+            self.warm.restore(init);
         }
         self.iteration_time.ok_or_else(|| Error::Gpu("the warm-up iteration was not measured".into()))
     }
@@ -93,8 +95,7 @@ impl Planner {
     /// The warm start as the plan, when the GPU cannot be used within the budget.
     fn fallback(&self, n_batch: usize, start: Instant, reason: &str) -> PlanOutcome {
         let (h, a) = (self.cfg.horizon, self.task.act_dim);
-        let warm =
-            if self.warm_start.len() == n_batch * h * a { self.warm_start.clone() } else { self.initial_mean(n_batch) };
+        let warm = self.warm.current(n_batch);
         let batch: Vec<Plan> = warm
             .chunks(h * a)
             .map(|actions| Plan {
@@ -144,10 +145,11 @@ impl Planner {
         let n_batch = self.prepare(&flat, observations.len())?;
         let (h, a) = (self.cfg.horizon, self.task.act_dim);
         let len = n_batch * h * a;
-        if self.warm_start.len() != len {
-            self.warm_start = self.initial_mean(n_batch);
-        }
+        let warm = self.warm.current(n_batch);
+        // Per plan: (mean elite return, best return, sequence) of the best iteration so far
+        // and of the last one; which is returned is `return_best_iteration`'s rule.
         let mut best: Vec<Option<(f32, f32, Vec<f32>)>> = vec![None; n_batch];
+        let mut last: Vec<Option<(f32, f32, Vec<f32>)>> = vec![None; n_batch];
         let mut done = 0;
         let mut status = PlanStatus::Complete;
         let gpu_timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
@@ -190,11 +192,18 @@ impl Planner {
             done += 1;
             let (mean, rest) = out.split_at(len);
             let (stats, var) = rest.split_at(2 * n_batch);
-            for (b, slot) in best.iter_mut().enumerate() {
+            for (b, (slot, final_slot)) in best.iter_mut().zip(last.iter_mut()).enumerate() {
                 let value = stats[2 * b];
+                let this = (value, stats[2 * b + 1], mean[b * h * a..(b + 1) * h * a].to_vec());
                 if slot.as_ref().is_none_or(|(v, _, _)| value > *v || !v.is_finite()) {
-                    *slot = Some((value, stats[2 * b + 1], mean[b * h * a..(b + 1) * h * a].to_vec()));
+                    *slot = Some(this.clone());
                 }
+                *final_slot = Some(this);
+            }
+            // An iteration budget is a count (so that it reproduces `plan`); only time budgets
+            // also stop early once the distribution has collapsed.
+            if deadline.is_none() {
+                continue;
             }
             let collapsed = var.iter().enumerate().all(|(i, v)| {
                 let k = i % a;
@@ -210,12 +219,13 @@ impl Planner {
         }
         self.call = self.call.wrapping_add(1);
         let timed_out = deadline.is_some() && done < self.cfg.iterations && !matches!(status, PlanStatus::Converged);
-        let plans: Vec<Plan> = best
+        let chosen = if self.cfg.return_best_iteration { best } else { last };
+        let plans: Vec<Plan> = chosen
             .into_iter()
             .enumerate()
             .map(|(b, slot)| {
                 let (value, top, actions) =
-                    slot.unwrap_or_else(|| (f32::NAN, f32::NAN, self.warm_start[b * h * a..(b + 1) * h * a].to_vec()));
+                    slot.unwrap_or_else(|| (f32::NAN, f32::NAN, warm[b * h * a..(b + 1) * h * a].to_vec()));
                 Plan {
                     action: actions[..a].to_vec(),
                     actions,
@@ -230,13 +240,12 @@ impl Planner {
         }
         // The next plan starts from the returned one, shifted.
         let returned: Vec<f32> = plans.iter().flat_map(|p| p.actions.iter().copied()).collect();
-        let next = if self.cfg.keep_last_solution { self.shifted(&returned) } else { self.initial_mean(n_batch) };
+        let next = self.warm.advance(&returned);
         if self.inflight.is_none() {
             if let Some(ws) = &self.ws {
                 self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&next));
             }
         }
-        self.warm_start = next;
         Ok(PlanOutcome {
             plan: plans[0].clone(),
             batch: plans,

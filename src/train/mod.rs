@@ -2,92 +2,42 @@
 //! bootstrap resampling, minibatch epochs of forward, Gaussian NLL, backward and Adam — every
 //! member in the same dispatches, many minibatch steps per submission — validation scoring,
 //! early stopping with patience and elite selection (as mbrl-lib's ModelTrainer).
+//!
+//! The trainer is an assembly of kernel owners (`kernels::mlp`, `kernels::loss`,
+//! `kernels::adam`) split along its seams: the flat parameter layout (`params`), the network's
+//! state on the device (`device`), the recording and running of epochs (`epoch`), and the
+//! checkpoint format that includes the optimiser state (`checkpoint`).
 
 mod buffer;
 pub mod checkpoint;
 mod config;
+mod device;
+mod epoch;
+mod params;
 pub mod reference;
 
 pub use buffer::{input_statistics, ReplayBuffer};
 pub use config::TrainConfig;
+pub use params::ParamLayout;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, GpuContext};
-use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
-use crate::kernels::{self, uniform_entry, TrainParams, WG_SIZE};
+use crate::gpu::GpuContext;
+use crate::kernels::adam::AdamKernels;
+use crate::kernels::loss::LossKernels;
+use crate::kernels::mlp::MlpKernels;
+use crate::kernels::{self, TrainParams};
 use crate::model::format::ensemble_tensors;
-use crate::model::{Ensemble, EnsembleSpec};
+use crate::model::Ensemble;
 use checkpoint::{AdamState, Checkpoint};
+use device::DeviceNet;
 
-/// Values per chunk of the gradient-norm reduction (WGSL `CHUNK`).
-pub const NORM_CHUNK: usize = 256;
-/// Longest wait for one training submission.
-const SUBMISSION_TIMEOUT: Duration = Duration::from_secs(600);
-
-/// Where each tensor lives in the flat parameter buffer (starts aligned for buffer bindings).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ParamLayout {
-    /// Offset of each layer's weight `[E, in, out]`.
-    pub weight: Vec<usize>,
-    /// Offset of each layer's bias `[E, out]`.
-    pub bias: Vec<usize>,
-    /// Offset of `max_logvar` (everything from here on is a log-variance bound).
-    pub max_logvar: usize,
-    /// Offset of `min_logvar`.
-    pub min_logvar: usize,
-    /// Total length including padding.
-    pub len: usize,
-}
-
-impl ParamLayout {
-    /// Layout for `spec` with tensor starts aligned to `align` floats.
-    pub fn new(spec: &EnsembleSpec, align: usize) -> Self {
-        let up = |x: usize| x.div_ceil(align) * align;
-        let e = spec.n_members;
-        let (mut weight, mut bias) = (Vec::new(), Vec::new());
-        let mut at = 0;
-        for (i, o) in spec.layer_dims() {
-            weight.push(at);
-            at = up(at + e * i * o);
-            bias.push(at);
-            at = up(at + e * o);
-        }
-        let mo = spec.model_out();
-        let max_logvar = at;
-        let min_logvar = up(at + mo);
-        Self { weight, bias, max_logvar, min_logvar, len: up(min_logvar + mo) }
-    }
-
-    /// The ensemble's parameters in this layout.
-    pub fn pack(&self, e: &Ensemble) -> Vec<f32> {
-        let mut flat = vec![0.0; self.len];
-        for (l, layer) in e.layers.iter().enumerate() {
-            flat[self.weight[l]..self.weight[l] + layer.weight.len()].copy_from_slice(&layer.weight);
-            flat[self.bias[l]..self.bias[l] + layer.bias.len()].copy_from_slice(&layer.bias);
-        }
-        flat[self.max_logvar..self.max_logvar + e.max_logvar.len()].copy_from_slice(&e.max_logvar);
-        flat[self.min_logvar..self.min_logvar + e.min_logvar.len()].copy_from_slice(&e.min_logvar);
-        flat
-    }
-
-    /// Writes `flat` back into the ensemble's tensors.
-    pub fn unpack(&self, flat: &[f32], e: &mut Ensemble) {
-        for (l, layer) in e.layers.iter_mut().enumerate() {
-            let (w, b) = (layer.weight.len(), layer.bias.len());
-            layer.weight.copy_from_slice(&flat[self.weight[l]..self.weight[l] + w]);
-            layer.bias.copy_from_slice(&flat[self.bias[l]..self.bias[l] + b]);
-        }
-        let mo = e.max_logvar.len();
-        e.max_logvar.copy_from_slice(&flat[self.max_logvar..self.max_logvar + mo]);
-        e.min_logvar.copy_from_slice(&flat[self.min_logvar..self.min_logvar + mo]);
-    }
-}
+pub use crate::kernels::adam::NORM_CHUNK;
 
 /// What one call of [`Trainer::train`] did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -112,40 +62,6 @@ pub struct TrainReport {
     pub n_eval: usize,
 }
 
-struct Pipelines {
-    gather: wgpu::ComputePipeline,
-    nll: wgpu::ComputePipeline,
-    reduce: wgpu::ComputePipeline,
-    norm_partial: wgpu::ComputePipeline,
-    norm_final: wgpu::ComputePipeline,
-    adam: wgpu::ComputePipeline,
-}
-
-struct Layouts {
-    params: wgpu::BindGroupLayout,
-    loss: wgpu::BindGroupLayout,
-    adam: wgpu::BindGroupLayout,
-}
-
-struct LayerOps {
-    forward: (wgpu::BindGroup, (u32, u32, u32)),
-    weights: (wgpu::BindGroup, (u32, u32, u32)),
-    bias: (wgpu::BindGroup, (u32, u32, u32)),
-    input: Option<(wgpu::BindGroup, (u32, u32, u32))>,
-}
-
-/// Per-call resources: the dataset, minibatch indices, statistics and step parameters.
-struct Epoch {
-    n_steps: usize,
-    indices: wgpu::Buffer,
-    stats: wgpu::Buffer,
-    stats_len: usize,
-    params_bg: wgpu::BindGroup,
-    loss_bg: wgpu::BindGroup,
-    adam_bg: Option<wgpu::BindGroup>,
-    valid: Vec<u32>,
-}
-
 /// Trains an ensemble on the GPU; the weights stay on the device between calls.
 pub struct Trainer {
     ctx: GpuContext,
@@ -153,21 +69,10 @@ pub struct Trainer {
     ensemble: Ensemble,
     layout: ParamLayout,
     mlp: MlpKernels,
-    layouts: Layouts,
-    pipes: Pipelines,
-    params: wgpu::Buffer,
-    grads: wgpu::Buffer,
-    moment1: wgpu::Buffer,
-    moment2: wgpu::Buffer,
-    best: wgpu::Buffer,
-    partials: wgpu::Buffer,
-    counters: wgpu::Buffer,
-    x0: wgpu::Buffer,
-    out: wgpu::Buffer,
-    grad_out: wgpu::Buffer,
-    ops: Vec<LayerOps>,
+    loss: LossKernels,
+    adam: AdamKernels,
+    net: DeviceNet,
     params_stride: u64,
-    n_chunks: usize,
     elites: Vec<usize>,
     rng: rand::rngs::StdRng,
 }
@@ -206,178 +111,13 @@ impl Trainer {
             hint,
         )?;
         ctx.check_buffer_size("flat parameters", layout.len as u64 * 4, true, "use a smaller network")?;
-        let n_chunks = layout.len.div_ceil(NORM_CHUNK);
 
         let mlp = MlpKernels::new(ctx)?;
-        let loss_module = kernels::create_module(ctx, "loss", &[kernels::COMMON_WGSL, kernels::LOSS_WGSL].concat())?;
-        let adam_module = kernels::create_module(ctx, "adam", &[kernels::COMMON_WGSL, kernels::ADAM_WGSL].concat())?;
-        let layouts = ctx.scoped("train layouts", || {
-            let d = &ctx.device;
-            let params = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("train.params"),
-                entries: &[uniform_entry(0, true, std::mem::size_of::<TrainParams>() as u64)],
-            });
-            // dataset, indices, x0, out, grad_out, params, grads, stats
-            let loss = kernels::storage_layout(d, "train.loss", &[true, true, false, true, false, true, false, false]);
-            // params, grads, moment1, moment2, partials, stats, counters
-            let adam = kernels::storage_layout(d, "train.adam", &[false, true, false, false, false, false, false]);
-            Layouts { params, loss, adam }
-        })?;
-        let pl = |label: &str, group: &wgpu::BindGroupLayout| {
-            ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(label),
-                bind_group_layouts: &[Some(&layouts.params), Some(group)],
-                immediate_size: 0,
-            })
-        };
-        let loss_pl = pl("train.loss", &layouts.loss);
-        let adam_pl = pl("train.adam", &layouts.adam);
-        let pipe = |pl: &wgpu::PipelineLayout, m: &wgpu::ShaderModule, entry: &str, wg: bool| {
-            kernels::create_pipeline(ctx, &format!("train.{entry}"), pl, m, entry, wg)
-        };
-        let pipes = Pipelines {
-            gather: pipe(&loss_pl, &loss_module, "gather_batch", true)?,
-            nll: pipe(&loss_pl, &loss_module, "nll_grad", true)?,
-            reduce: pipe(&loss_pl, &loss_module, "reduce_loss", true)?,
-            norm_partial: pipe(&adam_pl, &adam_module, "grad_norm_partial", true)?,
-            norm_final: pipe(&adam_pl, &adam_module, "grad_norm_final", false)?,
-            adam: pipe(&adam_pl, &adam_module, "adam_step", true)?,
-        };
-
-        let flat = layout.pack(&ensemble);
-        let dims = spec.layer_dims();
-        let n_layers = dims.len();
-        let built = ctx.scoped("trainer buffers", || {
-            let sb = |label: &str, len: u64| ctx.storage_buffer(label, len as usize);
-            let params = ctx.storage_buffer_init("train.params", &flat);
-            let best = ctx.storage_buffer_init("train.best", &flat);
-            let grads = sb("train.grads", layout.len as u64);
-            let moment1 = sb("train.moment1", layout.len as u64);
-            let moment2 = sb("train.moment2", layout.len as u64);
-            let partials = sb("train.partials", n_chunks as u64);
-            let counters = sb("train.counters", 4);
-            let x0 = sb("train.x0", rows * spec.in_dim() as u64);
-            let out = sb("train.out", rows * spec.out_cols() as u64);
-            let grad_out = sb("train.grad_out", rows * spec.out_cols() as u64);
-            // acts[l] is the input of layer l (acts[0] = x0), pre[l] its pre-activation (l ≥ 1).
-            let mut acts = vec![x0.clone()];
-            let mut pres = vec![ctx.storage_buffer("train.no_pre", 1)];
-            for (l, (_, o)) in dims.iter().enumerate().take(n_layers - 1) {
-                acts.push(sb(&format!("train.act{}", l + 1), rows * *o as u64));
-                pres.push(sb(&format!("train.pre{}", l + 1), rows * *o as u64));
-            }
-            let deltas = [sb("train.delta_a", rows * widest), sb("train.delta_b", rows * widest)];
-            (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out, acts, pres, deltas)
-        })?;
-        let (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out, acts, pres, deltas) = built;
-        fn range(buf: &wgpu::Buffer, off: usize, len: usize) -> wgpu::BindingResource<'_> {
-            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer: buf,
-                offset: (off * 4) as u64,
-                size: wgpu::BufferSize::new((len.max(1) * 4) as u64),
-            })
-        }
-        let dummy = ctx.storage_buffer("train.no_aux", 1);
-        let mut ops = Vec::new();
-        for (l, &(i, o)) in dims.iter().enumerate() {
-            let last = l + 1 == n_layers;
-            let lp = LayerParams {
-                n_batch: 1,
-                local_slots: (e * b) as u32,
-                n_members: e as u32,
-                in_dim: i as u32,
-                out_dim: o as u32,
-                activation: if last { Activation::Identity as u32 } else { Activation::Silu as u32 },
-                store_pre: (!last) as u32,
-                _pad0: 0,
-            };
-            // backward_input's activation is the previous layer's (SiLU: every layer before the last).
-            let lp_back = LayerParams { activation: Activation::Silu as u32, store_pre: 0, ..lp };
-            let fwd_u = ctx.uniform_buffer_init(&format!("train.layer{l}.forward"), &[lp]);
-            let back_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward"), &[lp_back]);
-            let (w_off, b_off) = (layout.weight[l], layout.bias[l]);
-            let (w_len, b_len) = (e * i * o, e * o);
-            // The gradient w.r.t. this layer's output: the loss gradient for the last layer,
-            // else the delta buffer that layer l + 1's backward_input wrote.
-            let gz: &wgpu::Buffer = if last { &grad_out } else { &deltas[(n_layers - 2 - l) % 2] };
-            let gz_prev = &deltas[(n_layers - 1 - l) % 2];
-            let c_dst = if last { &out } else { &acts[l + 1] };
-            let aux_fwd = if last { &dummy } else { &pres[l + 1] };
-            let bg = |label: &str, u: &wgpu::Buffer, entries: [wgpu::BindingResource<'_>; 5]| {
-                let [a, bb, bias, c, aux] = entries;
-                let list = [u.as_entire_binding(), a, bb, bias, c, aux];
-                let entries: Vec<wgpu::BindGroupEntry> = list
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, r)| wgpu::BindGroupEntry { binding: k as u32, resource: r })
-                    .collect();
-                ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some(label),
-                    layout: &mlp.layout,
-                    entries: &entries,
-                })
-            };
-            let forward = bg(
-                &format!("train.layer{l}.forward"),
-                &fwd_u,
-                [
-                    acts[l].as_entire_binding(),
-                    range(&params, w_off, w_len),
-                    range(&params, b_off, b_len),
-                    c_dst.as_entire_binding(),
-                    aux_fwd.as_entire_binding(),
-                ],
-            );
-            let weights = bg(
-                &format!("train.layer{l}.backward_weights"),
-                &back_u,
-                [
-                    acts[l].as_entire_binding(),
-                    gz.as_entire_binding(),
-                    range(&params, b_off, b_len),
-                    range(&grads, w_off, w_len),
-                    dummy.as_entire_binding(),
-                ],
-            );
-            let bias = bg(
-                &format!("train.layer{l}.bias_grad"),
-                &back_u,
-                [
-                    acts[l].as_entire_binding(),
-                    gz.as_entire_binding(),
-                    range(&params, b_off, b_len),
-                    range(&grads, b_off, b_len),
-                    dummy.as_entire_binding(),
-                ],
-            );
-            let input = if l > 0 {
-                Some((
-                    bg(
-                        &format!("train.layer{l}.backward_input"),
-                        &back_u,
-                        [
-                            gz.as_entire_binding(),
-                            range(&params, w_off, w_len),
-                            range(&params, b_off, b_len),
-                            gz_prev.as_entire_binding(),
-                            pres[l].as_entire_binding(),
-                        ],
-                    ),
-                    lp_back.workgroups_backward_input(ctx)?,
-                ))
-            } else {
-                None
-            };
-            ops.push(LayerOps {
-                forward: (forward, lp.workgroups(ctx)?),
-                weights: (weights, lp.workgroups_backward_weights()),
-                bias: (bias, lp.workgroups_bias_grad()),
-                input,
-            });
-        }
+        let loss = LossKernels::new(ctx)?;
+        let adam = AdamKernels::new(ctx)?;
+        let net = DeviceNet::build(ctx, &mlp, &ensemble, &layout, b)?;
         ctx.check()?;
-        let align_u = limits.min_uniform_buffer_offset_alignment.max(1) as u64;
-        let params_stride = (std::mem::size_of::<TrainParams>() as u64).div_ceil(align_u) * align_u;
+        let params_stride = kernels::params_stride::<TrainParams>(ctx);
         let rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
         Ok(Self {
             ctx: ctx.clone(),
@@ -386,21 +126,10 @@ impl Trainer {
             ensemble,
             layout,
             mlp,
-            layouts,
-            pipes,
-            params,
-            grads,
-            moment1,
-            moment2,
-            best,
-            partials,
-            counters,
-            x0,
-            out,
-            grad_out,
-            ops,
+            loss,
+            adam,
+            net,
             params_stride,
-            n_chunks,
             rng,
         })
     }
@@ -422,7 +151,7 @@ impl Trainer {
 
     /// The current parameters (read back from the GPU) with the current normaliser.
     pub fn ensemble(&self) -> Result<Ensemble> {
-        let flat = self.ctx.read_buffer::<f32>(&self.params, self.layout.len)?;
+        let flat = self.ctx.read_buffer::<f32>(&self.net.params, self.layout.len)?;
         let mut e = self.ensemble.clone();
         self.layout.unpack(&flat, &mut e);
         Ok(e)
@@ -488,9 +217,9 @@ impl Trainer {
 
     /// Adam state: (first moments, second moments, steps taken), flat layout.
     pub fn adam_state(&self) -> Result<(Vec<f32>, Vec<f32>, u32)> {
-        let m1 = self.ctx.read_buffer::<f32>(&self.moment1, self.layout.len)?;
-        let m2 = self.ctx.read_buffer::<f32>(&self.moment2, self.layout.len)?;
-        let c = read_u32s(&self.ctx, &self.counters, 4)?;
+        let m1 = self.ctx.read_buffer::<f32>(&self.net.moment1, self.layout.len)?;
+        let m2 = self.ctx.read_buffer::<f32>(&self.net.moment2, self.layout.len)?;
+        let c = read_u32s(&self.ctx, &self.net.counters, 4)?;
         Ok((m1, m2, c[0]))
     }
 
@@ -500,188 +229,10 @@ impl Trainer {
             return Err(Error::InvalidInput(format!("Adam moments must have {} values each", self.layout.len)));
         }
         let q = &self.ctx.queue;
-        q.write_buffer(&self.moment1, 0, bytemuck::cast_slice(m1));
-        q.write_buffer(&self.moment2, 0, bytemuck::cast_slice(m2));
-        q.write_buffer(&self.counters, 0, bytemuck::cast_slice(&[steps, 0, 0, 0]));
+        q.write_buffer(&self.net.moment1, 0, bytemuck::cast_slice(m1));
+        q.write_buffer(&self.net.moment2, 0, bytemuck::cast_slice(m2));
+        q.write_buffer(&self.net.counters, 0, bytemuck::cast_slice(&[steps, 0, 0, 0]));
         Ok(())
-    }
-
-    fn base_params(&self, valid: u32, step: usize, n_steps: usize, objective: u32) -> TrainParams {
-        let s = &self.ensemble.spec;
-        TrainParams {
-            n_members: s.n_members as u32,
-            batch: self.cfg.batch_size as u32,
-            valid_rows: valid,
-            in_dim: s.in_dim() as u32,
-            model_out: s.model_out() as u32,
-            probabilistic: s.probabilistic as u32,
-            learn_bounds: (self.cfg.learn_logvar_bounds && s.probabilistic) as u32,
-            step: step as u32,
-            n_steps: n_steps as u32,
-            bounds_offset: self.layout.max_logvar as u32,
-            min_offset: self.layout.min_logvar as u32,
-            n_params: self.layout.len as u32,
-            n_chunks: self.n_chunks as u32,
-            lr: self.cfg.lr as f32,
-            beta1: self.cfg.beta1 as f32,
-            beta2: self.cfg.beta2 as f32,
-            eps: self.cfg.eps as f32,
-            weight_decay: self.cfg.weight_decay as f32,
-            clip_norm: self.cfg.clip_grad_norm.unwrap_or(0.0) as f32,
-            logvar_penalty: self.cfg.logvar_penalty as f32,
-            objective,
-            _pad0: 0,
-            _pad1: 0,
-            _pad2: 0,
-        }
-    }
-
-    /// Step parameters, indices and statistics for `n_steps` minibatch steps over `rows`
-    /// (one list per member; `None` for scoring, where every member sees the same rows).
-    fn make_epoch(&self, dataset: &wgpu::Buffer, valid: Vec<u32>, objective: u32) -> Result<Epoch> {
-        let ctx = &self.ctx;
-        let s = &self.ensemble.spec;
-        let (e, b, mo) = (s.n_members, self.cfg.batch_size, s.model_out());
-        let n_steps = valid.len();
-        let stats_len = n_steps * e + n_steps + e * b * mo * 3;
-        let idx_len = n_steps * e * b;
-        ctx.check_buffer_size(
-            "minibatch indices (steps × members × batch × 4 B)",
-            idx_len as u64 * 4,
-            true,
-            "lower the data size",
-        )?;
-        let mut bytes = vec![0u8; self.params_stride as usize * n_steps];
-        for (step, v) in valid.iter().enumerate() {
-            let p = self.base_params(*v, step, n_steps, objective);
-            let off = step * self.params_stride as usize;
-            bytes[off..off + std::mem::size_of::<TrainParams>()].copy_from_slice(bytemuck::bytes_of(&p));
-        }
-        ctx.scoped("training epoch", || {
-            let uniform = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("train.step_params"),
-                size: bytes.len() as u64,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            ctx.queue.write_buffer(&uniform, 0, &bytes);
-            let params_bg = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("train.step_params"),
-                layout: &self.layouts.params,
-                entries: &[wgpu::BindGroupEntry {
-                    binding: 0,
-                    resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                        buffer: &uniform,
-                        offset: 0,
-                        size: wgpu::BufferSize::new(std::mem::size_of::<TrainParams>() as u64),
-                    }),
-                }],
-            });
-            let indices = ctx.storage_buffer("train.indices", idx_len);
-            let stats = ctx.storage_buffer("train.stats", stats_len);
-            let loss_bg = kernels::bind_buffers(
-                ctx,
-                "train.loss",
-                &self.layouts.loss,
-                &[dataset, &indices, &self.x0, &self.out, &self.grad_out, &self.params, &self.grads, &stats],
-            );
-            let adam_bg = (objective == 0).then(|| {
-                kernels::bind_buffers(
-                    ctx,
-                    "train.adam",
-                    &self.layouts.adam,
-                    &[&self.params, &self.grads, &self.moment1, &self.moment2, &self.partials, &stats, &self.counters],
-                )
-            });
-            Epoch { n_steps, indices, stats, stats_len, params_bg, loss_bg, adam_bg, valid }
-        })
-    }
-
-    /// Records steps `steps` of `ep` (training steps when `ep` has an optimiser bind group).
-    fn encode(&self, ep: &Epoch, steps: std::ops::Range<usize>, backward_only: bool) -> Result<wgpu::CommandEncoder> {
-        let s = &self.ensemble.spec;
-        let (e, b) = (s.n_members as u32, self.cfg.batch_size as u32);
-        let max = self.ctx.limits().max_compute_workgroups_per_dimension;
-        let grid_x0 = grid_1d(e * b * s.in_dim() as u32, WG_SIZE, max)?;
-        let grid_nll = grid_1d(e * b * s.model_out() as u32, WG_SIZE, max)?;
-        let grid_reduce = grid_1d(e + s.model_out() as u32, WG_SIZE, max)?;
-        let grid_chunks = grid_1d(self.n_chunks as u32, WG_SIZE, max)?;
-        let grid_params = grid_1d(self.layout.len as u32, WG_SIZE, max)?;
-        let mut encoder =
-            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train") });
-        {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train"), timestamp_writes: None });
-            for step in steps {
-                let off = (step as u64 * self.params_stride) as u32;
-                let run = |pass: &mut wgpu::ComputePass<'_>,
-                           p: &wgpu::ComputePipeline,
-                           g: &wgpu::BindGroup,
-                           grid: (u32, u32)| {
-                    pass.set_pipeline(p);
-                    pass.set_bind_group(0, &ep.params_bg, &[off]);
-                    pass.set_bind_group(1, g, &[]);
-                    pass.dispatch_workgroups(grid.0, grid.1, 1);
-                };
-                run(&mut pass, &self.pipes.gather, &ep.loss_bg, grid_x0);
-                for op in &self.ops {
-                    self.mlp.dispatch_with(&mut pass, &self.mlp.forward, &op.forward.0, op.forward.1);
-                }
-                run(&mut pass, &self.pipes.nll, &ep.loss_bg, grid_nll);
-                run(&mut pass, &self.pipes.reduce, &ep.loss_bg, grid_reduce);
-                if ep.adam_bg.is_none() && !backward_only {
-                    continue;
-                }
-                for op in self.ops.iter().rev() {
-                    self.mlp.dispatch_with(&mut pass, &self.mlp.backward_weights, &op.weights.0, op.weights.1);
-                    self.mlp.dispatch_with(&mut pass, &self.mlp.bias_grad, &op.bias.0, op.bias.1);
-                    if let Some((bg, groups)) = &op.input {
-                        self.mlp.dispatch_with(&mut pass, &self.mlp.backward_input, bg, *groups);
-                    }
-                }
-                let Some(adam_bg) = ep.adam_bg.as_ref().filter(|_| !backward_only) else { continue };
-                run(&mut pass, &self.pipes.norm_partial, adam_bg, grid_chunks);
-                run(&mut pass, &self.pipes.norm_final, adam_bg, (1, 1));
-                run(&mut pass, &self.pipes.adam, adam_bg, grid_params);
-            }
-        }
-        Ok(encoder)
-    }
-
-    fn run_steps(&self, ep: &Epoch, backward_only: bool) -> Result<()> {
-        let per = self.cfg.steps_per_submission;
-        let mut start = 0;
-        while start < ep.n_steps {
-            let end = (start + per).min(ep.n_steps);
-            let encoder = self.encode(ep, start..end, backward_only)?;
-            let index = self.ctx.queue.submit(Some(encoder.finish()));
-            match self
-                .ctx
-                .device
-                .poll(wgpu::PollType::Wait { submission_index: Some(index), timeout: Some(SUBMISSION_TIMEOUT) })
-            {
-                Ok(_) => {}
-                Err(wgpu::PollError::Timeout) => return Err(Error::Timeout { waited: SUBMISSION_TIMEOUT }),
-                Err(e) => {
-                    self.ctx.check()?;
-                    return Err(Error::Gpu(e.to_string()));
-                }
-            }
-            self.ctx.check()?;
-            start = end;
-        }
-        Ok(())
-    }
-
-    /// Per-member MSE of `ep` (a scoring epoch), weighting steps by their rows.
-    fn member_scores(&self, ep: &Epoch) -> Result<Vec<f64>> {
-        self.run_steps(ep, false)?;
-        let e = self.ensemble.spec.n_members;
-        let stats = self.ctx.read_buffer::<f32>(&ep.stats, ep.n_steps * e)?;
-        let total: f64 = ep.valid.iter().map(|v| *v as f64).sum();
-        Ok((0..e)
-            .map(|m| ep.valid.iter().enumerate().map(|(s, v)| stats[s * e + m] as f64 * *v as f64).sum::<f64>() / total)
-            .collect())
     }
 
     /// Loss of every member and the gradient of the summed loss (plus the bounds penalty) on
@@ -711,10 +262,10 @@ impl Trainer {
             }
         }
         self.ctx.queue.write_buffer(&ep.indices, 0, bytemuck::cast_slice(&idx));
-        self.ctx.queue.write_buffer(&self.grads, 0, bytemuck::cast_slice(&vec![0f32; self.layout.len]));
+        self.ctx.queue.write_buffer(&self.net.grads, 0, bytemuck::cast_slice(&vec![0f32; self.layout.len]));
         self.run_steps(&ep, true)?;
         let stats = self.ctx.read_buffer::<f32>(&ep.stats, e)?;
-        let grads = self.ctx.read_buffer::<f32>(&self.grads, self.layout.len)?;
+        let grads = self.ctx.read_buffer::<f32>(&self.net.grads, self.layout.len)?;
         Ok((stats.iter().map(|v| *v as f64).collect(), grads))
     }
 
@@ -806,10 +357,10 @@ impl Trainer {
         let mut best = self.member_scores(&eval)?;
         let mut since_improvement = 0;
         let mut improved_once = false;
-        let skipped_before = read_u32s(&self.ctx, &self.counters, 4)?[2];
+        let skipped_before = read_u32s(&self.ctx, &self.net.counters, 4)?[2];
         // Runs of skipped steps are counted within this call.
-        let c = read_u32s(&self.ctx, &self.counters, 4)?;
-        self.ctx.queue.write_buffer(&self.counters, 0, bytemuck::cast_slice(&[c[0], 0, c[2], 0]));
+        let c = read_u32s(&self.ctx, &self.net.counters, 4)?;
+        self.ctx.queue.write_buffer(&self.net.counters, 0, bytemuck::cast_slice(&[c[0], 0, c[2], 0]));
         for _epoch in 0..self.cfg.epochs {
             let mut positions: Vec<usize> = (0..train_rows.len()).collect();
             positions.shuffle(&mut self.rng);
@@ -826,7 +377,7 @@ impl Trainer {
             self.run_steps(&train_ep, false)?;
             report.epoch_seconds.push(t0.elapsed().as_secs_f64());
             report.epochs += 1;
-            let counters = read_u32s(&self.ctx, &self.counters, 4)?;
+            let counters = read_u32s(&self.ctx, &self.net.counters, 4)?;
             if counters[3] >= self.cfg.max_nonfinite_steps {
                 return Err(Error::Training(format!(
                     "{} consecutive minibatch steps had a non-finite gradient (limit train.max_nonfinite_steps = {}); \
@@ -848,7 +399,7 @@ impl Trainer {
                     *b = b.min(*s);
                 }
                 let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-                enc.copy_buffer_to_buffer(&self.params, 0, &self.best, 0, Some(self.layout.len as u64 * 4));
+                enc.copy_buffer_to_buffer(&self.net.params, 0, &self.net.best, 0, Some(self.layout.len as u64 * 4));
                 self.ctx.queue.submit(Some(enc.finish()));
                 since_improvement = 0;
                 improved_once = true;
@@ -862,7 +413,7 @@ impl Trainer {
         }
         if improved_once {
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(&self.best, 0, &self.params, 0, Some(self.layout.len as u64 * 4));
+            enc.copy_buffer_to_buffer(&self.net.best, 0, &self.net.params, 0, Some(self.layout.len as u64 * 4));
             self.ctx.queue.submit(Some(enc.finish()));
         }
         let mut ranked: Vec<usize> = (0..e).collect();

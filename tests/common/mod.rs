@@ -63,17 +63,10 @@ pub fn run_storage_kernel(
     buffers: &[Vec<u32>],
     groups: (u32, u32, u32),
 ) -> Vec<Vec<u32>> {
-    let module = lookahead::kernels::create_module(ctx, "test", source).expect("test shader compiles");
-    let entries: Vec<_> = (0..buffers.len()).map(|i| lookahead::kernels::storage_entry(i as u32, false)).collect();
-    let layout = ctx
-        .device
-        .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some("test"), entries: &entries });
-    let pl = ctx.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-        label: Some("test"),
-        bind_group_layouts: &[Some(&layout)],
-        immediate_size: 0,
-    });
-    let pipeline = lookahead::kernels::create_pipeline(ctx, "test", &pl, &module, entry, false).expect("test pipeline");
+    let read_only = vec![false; buffers.len()];
+    let layout = lookahead::kernels::storage_layout(ctx, "test", &read_only).expect("test layout");
+    let pipeline =
+        lookahead::kernels::pipeline(ctx, "test", &[source], entry, &[&layout], false).expect("test pipeline");
     let bufs: Vec<wgpu::Buffer> = buffers.iter().map(|b| ctx.storage_buffer_init("test", b)).collect();
     let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
     let bg = lookahead::kernels::bind_buffers(ctx, "test", &layout, &refs);

@@ -1,0 +1,115 @@
+//! The planner's copy of a learned ensemble on the GPU: per-layer weights and biases, the
+//! normaliser and log-variance bounds (`model_consts`), and, for the row kernel, the weights
+//! packed into uniform windows. Uploaded once; [`DeviceModel::write`] replaces the values in
+//! place after retraining, so compiled kernels and bound workspaces stay valid.
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::kernels::mlp::pack_rows_windows;
+use crate::model::Ensemble;
+
+pub(super) struct DeviceModel {
+    pub(super) ensemble: Ensemble,
+    pub(super) weights: Vec<wgpu::Buffer>,
+    pub(super) biases: Vec<wgpu::Buffer>,
+    /// Input mean, input std, max and min log-variance, concatenated (rollout.wgsl `model_consts`).
+    pub(super) consts: wgpu::Buffer,
+    /// Per layer, the row kernel's uniform weight windows (when the row kernel is used).
+    pub(super) rows: Option<Vec<wgpu::Buffer>>,
+}
+
+/// Every layer's weights packed as the row kernel's windows (all members), or `None` when some
+/// layer does not fit them.
+pub(super) fn rows_windows(e: &Ensemble) -> Option<Vec<Vec<f32>>> {
+    e.layers
+        .iter()
+        .map(|l| {
+            let mut all = Vec::new();
+            for m in 0..e.spec.n_members {
+                all.extend(pack_rows_windows(&l.weight, m, l.in_dim, l.out_dim)?);
+            }
+            Some(all)
+        })
+        .collect()
+}
+
+fn consts_of(e: &Ensemble) -> Vec<f32> {
+    [e.input_mean.as_slice(), &e.input_std, &e.max_logvar, &e.min_logvar].concat()
+}
+
+impl DeviceModel {
+    /// Uploads `ensemble` (sizes checked first); `use_rows` also packs the row kernel's windows.
+    pub(super) fn upload(ctx: &GpuContext, ensemble: Ensemble, use_rows: bool) -> Result<Self> {
+        for (l, layer) in ensemble.layers.iter().enumerate() {
+            ctx.check_buffer_size(
+                &format!("layer {l} weights"),
+                (layer.weight.len() * 4) as u64,
+                true,
+                "use a smaller network",
+            )?;
+        }
+        let windows = if use_rows {
+            Some(rows_windows(&ensemble).ok_or_else(|| {
+                Error::config("planner.mlp_kernel", "rows needs every layer to fit its uniform windows; use tiled")
+            })?)
+        } else {
+            None
+        };
+        ctx.scoped("model upload", || {
+            let weights = ensemble
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(l, layer)| ctx.storage_buffer_init(&format!("model.layer{l}.weight"), &layer.weight))
+                .collect();
+            let biases = ensemble
+                .layers
+                .iter()
+                .enumerate()
+                .map(|(l, layer)| ctx.storage_buffer_init(&format!("model.layer{l}.bias"), &layer.bias))
+                .collect();
+            let consts = ctx.storage_buffer_init("model.consts", &consts_of(&ensemble));
+            let rows = windows.map(|windows| {
+                windows
+                    .iter()
+                    .enumerate()
+                    .map(|(l, w)| {
+                        ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                            label: Some(&format!("model.layer{l}.rows")),
+                            contents: bytemuck::cast_slice(w),
+                            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                        })
+                    })
+                    .collect()
+            });
+            Self { ensemble, weights, biases, consts, rows }
+        })
+    }
+
+    /// Replaces parameters and normaliser with those of `ensemble` (same architecture).
+    pub(super) fn write(&mut self, ctx: &GpuContext, ensemble: &Ensemble) -> Result<()> {
+        ensemble.validate()?;
+        if ensemble.spec != self.ensemble.spec {
+            return Err(Error::InvalidInput(format!(
+                "the new ensemble {:?} differs from the planner's {:?}; build a new planner",
+                ensemble.spec, self.ensemble.spec
+            )));
+        }
+        let q = &ctx.queue;
+        for (l, layer) in ensemble.layers.iter().enumerate() {
+            q.write_buffer(&self.weights[l], 0, bytemuck::cast_slice(&layer.weight));
+            q.write_buffer(&self.biases[l], 0, bytemuck::cast_slice(&layer.bias));
+        }
+        q.write_buffer(&self.consts, 0, bytemuck::cast_slice(&consts_of(ensemble)));
+        if let Some(rows) = &self.rows {
+            let windows = rows_windows(ensemble).expect("same architecture as the one that fitted");
+            for (buf, w) in rows.iter().zip(&windows) {
+                q.write_buffer(buf, 0, bytemuck::cast_slice(w));
+            }
+        }
+        self.ensemble = ensemble.clone();
+        Ok(())
+    }
+}

@@ -1,0 +1,383 @@
+//! The planner's workspace and recording: buffers and bind groups sized for one batch of plans
+//! (every size checked against the device's limits before anything is created), the per-step
+//! `PlanParams`, and the recording of CEM iterations into one command buffer.
+
+use super::{DynamicsKernels, Planner, Propagation, Sampling};
+use crate::error::{Error, Result};
+use crate::gpu::grid_1d;
+use crate::kernels::cem::CemBuffers;
+use crate::kernels::mlp::{Activation, LayerParams, RowsBuffers, RowsLayer};
+use crate::kernels::rollout::{bind_rollout, RolloutBuffers};
+use crate::kernels::{self, PlanParams, WG_SIZE};
+
+/// One layer's dispatches: a tiled product over all members, or one row dispatch per member.
+pub(super) enum LayerDispatch {
+    Tiled(wgpu::BindGroup, (u32, u32, u32)),
+    Rows(RowsLayer),
+}
+
+/// Buffers and bind groups for one batch size, built once and reused by every plan.
+pub(super) struct Workspace {
+    pub(super) n_batch: usize,
+    pub(super) params_stride: u64,
+    pub(super) params: wgpu::Buffer,
+    pub(super) params_bg: wgpu::BindGroup,
+    pub(super) rollout_bg: wgpu::BindGroup,
+    pub(super) cem_bg: wgpu::BindGroup,
+    pub(super) layers: Vec<LayerDispatch>,
+    pub(super) obs: wgpu::Buffer,
+    pub(super) mean: wgpu::Buffer,
+    pub(super) var: wgpu::Buffer,
+    pub(super) cand_returns: wgpu::Buffer,
+    pub(super) elites: wgpu::Buffer,
+    pub(super) plan_stats: wgpu::Buffer,
+    pub(super) staging: wgpu::Buffer,
+    pub(super) grid_particles: (u32, u32),
+    pub(super) grid_candidates: (u32, u32),
+    pub(super) grid_elements: (u32, u32),
+    pub(super) grid_plan: (u32, u32),
+}
+
+fn check_u32(what: &str, v: u64) -> Result<u32> {
+    u32::try_from(v).map_err(|_| Error::LimitExceeded {
+        what: what.to_string(),
+        requested: v,
+        limit: "u32 index range",
+        max: u32::MAX as u64,
+        hint: "lower population, particles or batch size",
+    })
+}
+
+impl Planner {
+    pub(super) fn base_params(&self, n_batch: usize) -> PlanParams {
+        let (local_slots, n_members, model_out, in_dim, flags) = match &self.model {
+            Some(m) => {
+                let s = &m.ensemble.spec;
+                let e = s.n_members;
+                let pk = self.cfg.population * self.particles;
+                let ls = if self.cfg.propagation == Propagation::Expectation { pk * e } else { pk };
+                let mut flags = 0;
+                if s.probabilistic {
+                    flags |= kernels::FLAG_SAMPLE_NOISE;
+                }
+                if s.learned_reward {
+                    flags |= kernels::FLAG_LEARNED_REWARD;
+                }
+                (ls, e, s.model_out(), s.in_dim(), flags)
+            }
+            None => (self.cfg.population, 1, self.task.obs_dim, self.task.obs_dim + self.task.act_dim, 0),
+        };
+        let mut flags = flags;
+        if self.cfg.sampling == Sampling::ClippedNormal {
+            flags |= kernels::FLAG_CLIPPED_NORMAL;
+        }
+        PlanParams {
+            n_batch: n_batch as u32,
+            population: self.cfg.population as u32,
+            particles: self.particles as u32,
+            horizon: self.cfg.horizon as u32,
+            obs_dim: self.task.obs_dim as u32,
+            act_dim: self.task.act_dim as u32,
+            n_members: n_members as u32,
+            local_slots: local_slots as u32,
+            n_elites: self.n_elites as u32,
+            iteration: 0,
+            t: 0,
+            call: self.call,
+            seed_lo: self.cfg.seed as u32,
+            seed_hi: (self.cfg.seed >> 32) as u32,
+            propagation: self.cfg.propagation.code(),
+            flags,
+            alpha: self.cfg.alpha as f32,
+            model_out: model_out as u32,
+            in_dim: in_dim as u32,
+            _pad0: 0,
+        }
+    }
+
+    pub(super) fn params_bytes(&self, n_batch: usize, stride: u64) -> Vec<u8> {
+        let base = self.base_params(n_batch);
+        let (iters, h) = (self.cfg.iterations, self.cfg.horizon);
+        let mut bytes = vec![0u8; stride as usize * iters * h];
+        for it in 0..iters {
+            for t in 0..h {
+                let p = PlanParams { iteration: it as u32, t: t as u32, ..base };
+                let off = (it * h + t) * stride as usize;
+                bytes[off..off + std::mem::size_of::<PlanParams>()].copy_from_slice(bytemuck::bytes_of(&p));
+            }
+        }
+        bytes
+    }
+
+    pub(super) fn build_workspace(&self, n_batch: usize) -> Result<Workspace> {
+        let ctx = &self.ctx;
+        let limits = ctx.limits();
+        let cfg = &self.cfg;
+        let (p, h, a, d) =
+            (cfg.population as u64, cfg.horizon as u64, self.task.act_dim as u64, self.task.obs_dim as u64);
+        let b = n_batch as u64;
+        let k = self.particles as u64;
+        let n = b * p * k;
+        let base = self.base_params(n_batch);
+        let hint = "lower population, particles, horizon or the batch size";
+        // Every quantity below is checked before any buffer is created.
+        let n32 = check_u32("particles in flight (batch × population × particles)", n)?;
+        let (slots, max_width, in_dim, out_cols) = match &self.model {
+            Some(m) => {
+                let s = &m.ensemble.spec;
+                let slots = b * base.local_slots as u64;
+                check_u32("local slots × members", base.local_slots as u64 * s.n_members as u64)?;
+                let widest = s.hidden.iter().copied().max().unwrap_or(0) as u64;
+                (slots, widest, s.in_dim() as u64, s.out_cols() as u64)
+            }
+            None => (0, 0, 0, 0),
+        };
+        let sizes = [
+            ("state (batch × population × particles × obs_dim × 4 B)", n * d * 4),
+            ("candidate actions (batch × population × horizon × act_dim × 4 B)", b * p * h * a * 4),
+            ("model inputs (slots × in_dim × 4 B)", slots * in_dim * 4),
+            ("hidden activations (slots × widest hidden layer × 4 B)", slots * max_width * 4),
+            ("model outputs (slots × outputs × 4 B)", slots * out_cols * 4),
+        ];
+        for (what, bytes) in sizes {
+            ctx.check_buffer_size(what, bytes, true, hint)?;
+            check_u32(what, bytes / 4)?;
+        }
+        let max_wg = limits.max_compute_workgroups_per_dimension;
+        let grid_particles = grid_1d(n32, WG_SIZE, max_wg)?;
+        let grid_candidates = grid_1d(check_u32("candidates", b * p)?, WG_SIZE, max_wg)?;
+        let grid_elements = grid_1d(check_u32("candidate action values", b * p * h * a)?, WG_SIZE, max_wg)?;
+        let grid_plan = grid_1d(check_u32("plan values", b * h * a)?, WG_SIZE, max_wg)?;
+        let params_stride = kernels::params_stride::<PlanParams>(ctx);
+        let params_len = params_stride * (cfg.iterations * cfg.horizon) as u64;
+        ctx.check_buffer_size(
+            "plan parameters (iterations × horizon × 256 B)",
+            params_len,
+            false,
+            "lower iterations or horizon",
+        )?;
+        let layer_params: Vec<LayerParams> = match &self.model {
+            Some(m) => {
+                let last = m.ensemble.layers.len() - 1;
+                m.ensemble
+                    .layers
+                    .iter()
+                    .enumerate()
+                    .map(|(l, layer)| LayerParams {
+                        n_batch: n_batch as u32,
+                        local_slots: base.local_slots,
+                        n_members: base.n_members,
+                        in_dim: layer.in_dim as u32,
+                        out_dim: layer.out_dim as u32,
+                        activation: if l == last { Activation::Identity as u32 } else { Activation::Silu as u32 },
+                        store_pre: 0,
+                        _pad0: 0,
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        let mut layer_groups = Vec::new();
+        for lp in &layer_params {
+            layer_groups.push(lp.workgroups(ctx)?);
+        }
+        ctx.scoped("planner workspace", || {
+            let sb = |label: &str, len: u64| ctx.storage_buffer(label, len as usize);
+            let params = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("planner.params"),
+                size: params_len,
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let params_bg =
+                kernels::bind_params::<PlanParams>(ctx, "planner.params", &self.kernels.cem.layouts.params, &params);
+            let obs = sb("planner.obs", b * d);
+            let state = sb("planner.state", n * d);
+            let track = sb("planner.track", n * 2);
+            let actions = sb("planner.actions", b * p * h * a);
+            let x0 = sb("planner.x0", slots * in_dim);
+            let slot_of = sb("planner.slot_of", n);
+            let h_a = sb("planner.hidden_a", slots * max_width);
+            let h_b = sb("planner.hidden_b", slots * max_width);
+            let out = sb("planner.out", slots * out_cols);
+            let mean = sb("planner.mean", b * h * a);
+            let var = sb("planner.var", b * h * a);
+            let cand_returns = sb("planner.cand_returns", b * p);
+            let elites = sb("planner.elites", b * self.n_elites as u64);
+            let plan_stats = sb("planner.plan_stats", b * 2);
+            let staging = ctx.staging_buffer("planner.readback", (2 * b * h * a + 2 * b) * 4);
+            let dummy_consts;
+            let consts = match &self.model {
+                Some(m) => &m.consts,
+                None => {
+                    dummy_consts = sb("planner.no_model", 1);
+                    &dummy_consts
+                }
+            };
+            let rollout_bg = bind_rollout(
+                ctx,
+                &self.kernels.cem.layouts,
+                "planner.rollout",
+                &RolloutBuffers {
+                    obs: &obs,
+                    state: &state,
+                    track: &track,
+                    actions: &actions,
+                    model_consts: consts,
+                    x0: &x0,
+                    slot_of: &slot_of,
+                    out: &out,
+                },
+            );
+            let cem_bg = self.kernels.cem.bind(
+                ctx,
+                "planner.cem",
+                &CemBuffers {
+                    mean: &mean,
+                    var: &var,
+                    bounds: &self.bounds,
+                    actions: &actions,
+                    track: &track,
+                    cand_returns: &cand_returns,
+                    elites: &elites,
+                    plan_stats: &plan_stats,
+                },
+            );
+            let mut layers = Vec::new();
+            let no_aux = sb("planner.no_aux", 1);
+            if let (Some(m), DynamicsKernels::Ensemble { mlp, rows, .. }) = (&self.model, &self.kernels.dynamics) {
+                let n_layers = layer_params.len();
+                for (l, lp) in layer_params.iter().enumerate() {
+                    // Layers alternate between two hidden buffers: x0 → a → b → a ... → out.
+                    let input = if l == 0 {
+                        &x0
+                    } else if l % 2 == 1 {
+                        &h_a
+                    } else {
+                        &h_b
+                    };
+                    let output = if l + 1 == n_layers {
+                        &out
+                    } else if l % 2 == 0 {
+                        &h_a
+                    } else {
+                        &h_b
+                    };
+                    match (&m.rows, rows) {
+                        (Some(windows), Some(rk)) => {
+                            let label = format!("mlp_rows.layer{l}");
+                            let buffers = RowsBuffers { input, bias: &m.biases[l], output, windows: &windows[l] };
+                            layers.push(LayerDispatch::Rows(rk.bind_layer(ctx, &label, lp, &buffers)?));
+                        }
+                        _ => {
+                            let ubuf =
+                                ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
+                            let bg = mlp.bind(
+                                ctx,
+                                &format!("mlp.layer{l}"),
+                                [
+                                    ubuf.as_entire_binding(),
+                                    input.as_entire_binding(),
+                                    m.weights[l].as_entire_binding(),
+                                    m.biases[l].as_entire_binding(),
+                                    output.as_entire_binding(),
+                                    no_aux.as_entire_binding(),
+                                ],
+                            );
+                            layers.push(LayerDispatch::Tiled(bg, layer_groups[l]));
+                        }
+                    }
+                }
+            }
+            Ok(Workspace {
+                n_batch,
+                params_stride,
+                params,
+                params_bg,
+                rollout_bg,
+                cem_bg,
+                layers,
+                obs,
+                mean,
+                var,
+                cand_returns,
+                elites,
+                plan_stats,
+                staging,
+                grid_particles,
+                grid_candidates,
+                grid_elements,
+                grid_plan,
+            })
+        })?
+    }
+
+    /// Records CEM iterations `its`, then copies the mean, the plan statistics and the variance
+    /// to the staging buffer, then (with `shift`) the warm start for the next plan.
+    pub(super) fn encode(&self, ws: &Workspace, its: std::ops::Range<usize>, shift: bool) -> wgpu::CommandEncoder {
+        let cem = &self.kernels.cem;
+        let mut encoder =
+            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("planner.plan") });
+        let h = self.cfg.horizon;
+        let offset = |it: usize, t: usize| ((it * h + t) as u64 * ws.params_stride) as u32;
+        let xy = |g: (u32, u32)| (g.0, g.1, 1);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("planner.cem"),
+                timestamp_writes: None,
+            });
+            let run = |pass: &mut wgpu::ComputePass<'_>,
+                       pipe: &wgpu::ComputePipeline,
+                       bg: &wgpu::BindGroup,
+                       off: u32,
+                       grid: (u32, u32)| {
+                kernels::dispatch(pass, pipe, &[(&ws.params_bg, &[off]), (bg, &[])], xy(grid));
+            };
+            for it in its {
+                let off0 = offset(it, 0);
+                run(&mut pass, &cem.sample, &ws.cem_bg, off0, ws.grid_elements);
+                match &self.kernels.dynamics {
+                    DynamicsKernels::Analytic(analytic) => {
+                        run(&mut pass, &analytic.rollout, &ws.rollout_bg, off0, ws.grid_particles);
+                    }
+                    DynamicsKernels::Ensemble { rollout, mlp, rows } => {
+                        run(&mut pass, &rollout.init, &ws.rollout_bg, off0, ws.grid_particles);
+                        for t in 0..h {
+                            run(&mut pass, &rollout.prepare, &ws.rollout_bg, offset(it, t), ws.grid_particles);
+                            for layer in &ws.layers {
+                                match (layer, rows) {
+                                    (LayerDispatch::Tiled(bg, groups), _) => mlp.dispatch(&mut pass, bg, *groups),
+                                    (LayerDispatch::Rows(l), Some(rk)) => rk.record(&mut pass, l),
+                                    (LayerDispatch::Rows(_), None) => {
+                                        unreachable!("row layers are bound only with the row kernel")
+                                    }
+                                }
+                            }
+                            run(&mut pass, &rollout.propagate, &ws.rollout_bg, offset(it, t), ws.grid_particles);
+                        }
+                    }
+                }
+                run(&mut pass, &cem.particle_mean, &ws.cem_bg, off0, ws.grid_candidates);
+                run(&mut pass, &cem.rank, &ws.cem_bg, off0, ws.grid_candidates);
+                run(&mut pass, &cem.update, &ws.cem_bg, off0, ws.grid_plan);
+            }
+        }
+        let plan_bytes = (ws.n_batch * h * self.task.act_dim * 4) as u64;
+        encoder.copy_buffer_to_buffer(&ws.mean, 0, &ws.staging, 0, Some(plan_bytes));
+        encoder.copy_buffer_to_buffer(&ws.plan_stats, 0, &ws.staging, plan_bytes, Some((ws.n_batch * 8) as u64));
+        encoder.copy_buffer_to_buffer(&ws.var, 0, &ws.staging, plan_bytes + (ws.n_batch * 8) as u64, Some(plan_bytes));
+        if shift {
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("planner.shift"),
+                    timestamp_writes: None,
+                });
+                // shift_solution writes the shifted mean into `var` (free until the next plan
+                // rewrites it), which is then copied over the mean.
+                kernels::dispatch(&mut pass, &cem.shift, &[(&ws.params_bg, &[0]), (&ws.cem_bg, &[])], xy(ws.grid_plan));
+            }
+            encoder.copy_buffer_to_buffer(&ws.var, 0, &ws.mean, 0, Some(plan_bytes));
+        }
+        encoder
+    }
+}
