@@ -7,7 +7,7 @@
 //   group 1, 2 track   : [N, 2] (return, alive) per particle n = (b · population + c) · particles + k
 //   group 1, 3 actions : [n_batch·population, horizon, act_dim]
 // The other bindings of the layout are declared so that the layouts match and are unused here.
-// CPU reference: kernels::rollout::reference::analytic_returns_f64.
+// CPU reference: planner::reference::analytic_returns_f64 (task functions: env::reference::RefTask).
 
 @group(0) @binding(0) var<uniform> params: PlanParams;
 @group(1) @binding(0) var<storage, read> obs: array<f32>;

@@ -21,7 +21,8 @@
 //   update_distribution : per (b, t, a): mean and biased variance of the elites, blended with alpha
 //   shift_solution      : per (b, t, a): var ← mean shifted one step left, last step = middle of
 //                         the bounds (the host then copies var into mean: warm start)
-// CPU reference: kernels::cem::reference.
+// CPU reference: kernels::cem::reference (sample_candidates_f64, particle_mean_f64, rank_elites_f64,
+// update_distribution_f64, shift_f64).
 
 @group(0) @binding(0) var<uniform> params: PlanParams;
 @group(1) @binding(0) var<storage, read_write> mean: array<f32>;

@@ -1,9 +1,10 @@
-// env_cartpole.wgsl — continuous cartpole (DESIGN.md): obs [x, ẋ, θ, θ̇], action a ∈ [−1, 1],
+// env_cartpole.wgsl — continuous cartpole (docs/DESIGN.md): obs [x, ẋ, θ, θ̇], action a ∈ [−1, 1],
 // force 10·a, explicit Euler with τ = 0.02. Twin of env::cartpole (f64).
 //   env_step       : the true dynamics (used by analytic planning)
 //   env_terminated : |x| > 2.4 or |θ| > 12°
 //   env_reward     : 1 while the next state is not terminal, else 0, so that a planner sees the
 //                    cost of falling (as mbrl-lib's cartpole reward function does)
+// CPU reference: env::reference::RefTask (the cartpole twin, built on env::Cartpole).
 
 fn env_step(s: array<f32, MAX_OBS>, act: array<f32, MAX_ACT>) -> array<f32, MAX_OBS> {
     let gravity = 9.8;

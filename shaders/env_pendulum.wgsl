@@ -1,8 +1,9 @@
-// env_pendulum.wgsl — pendulum swing-up with Pendulum-v1 semantics (DESIGN.md): g 10, m 1, l 1,
+// env_pendulum.wgsl — pendulum swing-up with Pendulum-v1 semantics (docs/DESIGN.md): g 10, m 1, l 1,
 // dt 0.05, torque u ∈ [−2, 2], obs [cos θ, sin θ, θ̇]. Twin of env::pendulum (f64).
 //   env_step       : θ̇ ← clip(θ̇ + (3g/(2l)·sin θ + 3/(m l²)·u)·dt, ±8), then θ ← θ + θ̇·dt
 //   env_reward     : −(norm(θ)² + 0.1 θ̇² + 0.001 u²) on the state before the step
 //   env_terminated : never
+// CPU reference: env::reference::RefTask (the pendulum twin, built on env::Pendulum).
 
 fn env_step(s: array<f32, MAX_OBS>, act: array<f32, MAX_ACT>) -> array<f32, MAX_OBS> {
     let g = 10.0;

@@ -3,6 +3,7 @@
 //   env_step       : next_d = s_d + 0.1·a_(d mod act_dim)    (a single integrator per state)
 //   env_reward     : −(Σ next_d² + 0.01·Σ a²)
 //   env_terminated : never
+// CPU reference: env::reference::RefTask (the quadratic twin, built on env::Quadratic).
 
 fn env_step(s: array<f32, MAX_OBS>, act: array<f32, MAX_ACT>) -> array<f32, MAX_OBS> {
     var next: array<f32, MAX_OBS>;

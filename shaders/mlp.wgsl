@@ -22,7 +22,8 @@
 //   bias_grad        db[m, o]  = Σ_(r of m) δout[r, o]                  (one invocation per (o, m), WG_SIZE)
 // activation: 0 = identity, 1 = SiLU. For backward_input, activation is that of the *previous*
 // layer (whose output is this layer's input).
-// CPU reference: kernels::mlp::reference (layer_f64, backward_f64).
+// CPU reference: kernels::mlp::reference::layer_f64 (forward); the backward entry points together
+// with loss.wgsl: train::reference::loss_and_grads_f64.
 
 struct LayerParams {
     n_batch: u32,

@@ -19,7 +19,8 @@
 // every particle on every member (slot = m·N + n) and averages means and log-variances.
 // The environment's env_reward / env_terminated (env_*.wgsl) score each step; a terminated
 // particle earns nothing afterwards.
-// CPU reference: kernels::rollout::reference (prepare_inputs_f64, propagate_f64).
+// CPU reference: kernels::rollout::reference::member_of (the slot each particle uses) and, for
+// whole rollouts, planner::reference::ensemble_returns_f64.
 
 @group(0) @binding(0) var<uniform> params: PlanParams;
 @group(1) @binding(0) var<storage, read> obs: array<f32>;

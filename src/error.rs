@@ -72,9 +72,9 @@ pub enum Error {
         /// How long we waited.
         waited: Duration,
     },
-    /// The asynchronous planner's thread has stopped.
+    /// The asynchronous planner's thread has stopped (or could not start).
     #[error("the planner thread stopped: {0}")]
-    PlannerStopped(String),
+    PlannerStopped(PlannerStop),
     /// Training could not continue.
     #[error("training failed: {0}")]
     Training(String),
@@ -84,6 +84,15 @@ pub enum Error {
         /// The file.
         path: String,
         /// What is wrong with it.
+        #[source]
+        reason: FormatError,
+    },
+    /// A plot could not be drawn.
+    #[error("plot {path}: {reason}")]
+    Plot {
+        /// The file being drawn.
+        path: String,
+        /// The plotting library's message.
         reason: String,
     },
     /// An I/O error with the path involved.
@@ -94,6 +103,88 @@ pub enum Error {
         /// The OS error.
         source: std::io::Error,
     },
+}
+
+/// Why an asynchronous planner's thread is not planning.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PlannerStop {
+    /// A plan failed; the thread stopped with this error (shared by every later call).
+    #[error("{0}")]
+    Failed(std::sync::Arc<Error>),
+    /// The planning code panicked.
+    #[error("the planner thread panicked")]
+    Panicked,
+    /// The operating system refused to start the thread.
+    #[error("could not start the planner thread: {0}")]
+    Spawn(String),
+    /// The thread's shared state was poisoned by a panic while it was held.
+    #[error("the planner thread died holding its state")]
+    Poisoned,
+}
+
+/// What is wrong with an ensemble file or a training checkpoint (safetensors with lookahead's
+/// names and metadata, `model::format` and `train::checkpoint`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum FormatError {
+    /// The bytes are not a safetensors file (truncated, or another format).
+    #[error("not a safetensors file: {0}")]
+    NotSafetensors(String),
+    /// A metadata key is missing.
+    #[error("metadata key {0:?} is missing")]
+    MissingMetadata(String),
+    /// A metadata value does not parse.
+    #[error("metadata {key}: {reason}")]
+    BadMetadata {
+        /// The key.
+        key: String,
+        /// Why its value is wrong.
+        reason: String,
+    },
+    /// The `format` metadata names another kind of file.
+    #[error("format {found:?}, expected one of {expected:?}")]
+    WrongFormat {
+        /// The file's `format`, if any.
+        found: Option<String>,
+        /// The formats accepted here.
+        expected: Vec<String>,
+    },
+    /// The manifest has a version this build does not read.
+    #[error("manifest version {found}, this build reads {supported}")]
+    ManifestVersion {
+        /// The file's version.
+        found: u32,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// A required tensor is missing.
+    #[error("tensor {0:?} is missing")]
+    MissingTensor(String),
+    /// A tensor is not F32.
+    #[error("tensor {name:?} has dtype {dtype}, expected F32")]
+    WrongDtype {
+        /// The tensor.
+        name: String,
+        /// Its dtype.
+        dtype: String,
+    },
+    /// Tensor shapes do not describe a valid ensemble.
+    #[error("{0}")]
+    Shape(String),
+    /// The tensors do not hash to the manifest's checksum.
+    #[error("checksum mismatch: the manifest says {expected}, the tensors hash to {actual}; the file was altered or damaged")]
+    Checksum {
+        /// The manifest's SHA-256.
+        expected: String,
+        /// The tensors' SHA-256.
+        actual: String,
+    },
+    /// The contents contradict each other or the ensemble rules (non-finite values, elites
+    /// outside the ensemble, manifest and tensors describing different models).
+    #[error("{0}")]
+    Inconsistent(String),
+    /// Serialisation failed.
+    #[error("cannot serialise: {0}")]
+    Serialize(String),
 }
 
 /// `Result` with the crate's [`Error`].

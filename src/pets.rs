@@ -84,7 +84,7 @@ pub struct PetsConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Preset {
-    /// The PETS reference settings (DESIGN.md; pendulum: horizon 30, 15 trials).
+    /// The PETS reference settings (docs/DESIGN.md; pendulum: horizon 30, 15 trials).
     Reference,
     /// Small enough for a CPU rasteriser (lavapipe) in minutes.
     Demo,
@@ -317,7 +317,7 @@ impl RunFiles {
 /// Writes the learning curve (return per trial) as SVG.
 pub fn plot_learning_curve(path: &Path, title: &str, trials: &[TrialResult]) -> Result<()> {
     use plotters::prelude::*;
-    let err = |e: String| Error::Io { path: path.display().to_string(), source: std::io::Error::other(e) };
+    let err = |e: String| Error::Plot { path: path.display().to_string(), reason: e };
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (720, 420)).into_drawing_area();

@@ -6,6 +6,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use lookahead::env::EnvKind;
+use lookahead::error::PlannerStop;
 use lookahead::planner::{AsyncPlanner, Budget, CemConfig, Dynamics, Planner};
 use lookahead::Error;
 
@@ -34,8 +35,9 @@ gpu_test!(the_planner_thread_plans_from_the_newest_state_and_reports_its_death, 
     let t0 = Instant::now();
     loop {
         match agent.action() {
-            Err(Error::PlannerStopped(reason)) => {
-                assert!(reason.contains("expects 3"), "{reason}");
+            Err(Error::PlannerStopped(PlannerStop::Failed(cause))) => {
+                assert!(matches!(*cause, Error::InvalidInput(_)), "{cause}");
+                assert!(cause.to_string().contains("expects 3"), "{cause}");
                 break;
             }
             Err(e) => panic!("unexpected error {e}"),

@@ -1,5 +1,7 @@
 //! Every shader module the crate builds is parsed and validated by naga (no GPU needed), with
-//! the overrides we set resolved, and the uniform structs match their Rust mirrors.
+//! the overrides we set resolved, and translated to MSL and HLSL (so the Metal and DX12 paths
+//! compile on every change); the uniform structs and every WGSL constant with a Rust twin match
+//! it; every CPU reference a shader header names exists.
 
 use naga::back::pipeline_constants::process_overrides;
 use naga::valid::{Capabilities, ValidationFlags, Validator};
@@ -99,16 +101,6 @@ fn layer_params_layout_matches_the_rust_mirror() {
 }
 
 #[test]
-fn wgsl_size_constants_match_rust() {
-    let c = lookahead::kernels::COMMON_WGSL;
-    assert!(c.contains(&format!("const MAX_OBS: u32 = {}u;", lookahead::kernels::MAX_OBS)));
-    assert!(c.contains(&format!("const MAX_ACT: u32 = {}u;", lookahead::kernels::MAX_ACT)));
-    let m = lookahead::kernels::MLP_WGSL;
-    assert!(m.contains(&format!("const TILE_M: u32 = {}u;", lookahead::kernels::mlp::TILE_M)));
-    assert!(m.contains(&format!("const TILE_N: u32 = {}u;", lookahead::kernels::mlp::TILE_N)));
-}
-
-#[test]
 fn train_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::TrainParams;
     let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::LOSS_WGSL].concat();
@@ -139,5 +131,182 @@ fn train_params_layout_matches_the_rust_mirror() {
         ("_pad2", std::mem::offset_of!(TrainParams, _pad2)),
     ];
     assert_layout("loss", &src, "TrainParams", std::mem::size_of::<TrainParams>(), &expected);
-    assert!(lookahead::kernels::ADAM_WGSL.contains(&format!("const CHUNK: u32 = {}u;", lookahead::train::NORM_CHUNK)));
+}
+
+/// The resolved, validated module of a table entry, with `WG_SIZE` set where declared.
+fn resolved(s: &lookahead::kernels::ShaderSource) -> (naga::Module, naga::valid::ModuleInfo) {
+    let src = s.source();
+    let module = parse(s.name, &src);
+    let info = Validator::new(ValidationFlags::all(), Capabilities::default())
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(&src)));
+    let mut constants = naga::back::PipelineConstants::default();
+    if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("WG_SIZE")) {
+        constants.insert("WG_SIZE".to_string(), lookahead::kernels::WG_SIZE as f64);
+    }
+    let (m, i) = process_overrides(&module, &info, None, &constants).unwrap_or_else(|e| panic!("{}: {e:?}", s.name));
+    (m.into_owned(), i.into_owned())
+}
+
+#[test]
+fn every_shader_translates_to_msl_and_hlsl() {
+    let table = lookahead::kernels::shaders();
+    for s in &table {
+        let (module, info) = resolved(s);
+        let msl_options = naga::back::msl::Options { lang_version: (2, 1), ..Default::default() };
+        let (msl, _) = naga::back::msl::write_string(&module, &info, &msl_options, &Default::default())
+            .unwrap_or_else(|e| panic!("{}: MSL: {e:?}", s.name));
+        let hlsl_options =
+            naga::back::hlsl::Options { shader_model: naga::back::hlsl::ShaderModel::V6_0, ..Default::default() };
+        let pipeline_options = naga::back::hlsl::PipelineOptions::default();
+        let mut hlsl = String::new();
+        naga::back::hlsl::Writer::new(&mut hlsl, &hlsl_options, &pipeline_options)
+            .write(&module, &info, None)
+            .unwrap_or_else(|e| panic!("{}: HLSL: {e:?}", s.name));
+        for ep in s.entry_points {
+            assert!(msl.contains(ep) && hlsl.contains(ep), "{}: entry point {ep} missing from a translation", s.name);
+        }
+    }
+}
+
+/// The value of the WGSL `const` (or the default of the `override`) `name` in `module`.
+fn wgsl_constant(module: &naga::Module, name: &str) -> f64 {
+    let init = module
+        .constants
+        .iter()
+        .find(|(_, c)| c.name.as_deref() == Some(name))
+        .map(|(_, c)| c.init)
+        .or_else(|| module.overrides.iter().find(|(_, o)| o.name.as_deref() == Some(name)).and_then(|(_, o)| o.init))
+        .unwrap_or_else(|| panic!("no constant {name}"));
+    match module.global_expressions[init] {
+        naga::Expression::Literal(naga::Literal::U32(v)) => v as f64,
+        naga::Expression::Literal(naga::Literal::I32(v)) => v as f64,
+        naga::Expression::Literal(naga::Literal::F32(v)) => v as f64,
+        naga::Expression::Literal(naga::Literal::AbstractInt(v)) => v as f64,
+        naga::Expression::Literal(naga::Literal::AbstractFloat(v)) => v,
+        ref other => panic!("{name} is not a literal: {other:?}"),
+    }
+}
+
+/// WGSL constants whose values the Rust side relies on, each compared with its Rust twin as
+/// naga reads it (not by searching the text, so spacing, suffixes and expressions do not matter).
+fn constant_mismatches(table: &[(&str, &str, f64)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (src, name, rust) in table {
+        let module = parse(name, src);
+        let wgsl = wgsl_constant(&module, name);
+        if wgsl != *rust {
+            out.push(format!("{name}: WGSL {wgsl} vs Rust {rust}"));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_wgsl_constant_with_a_rust_twin_matches_it() {
+    use lookahead::kernels::{self as k, adam, cem, mlp, purpose, rng};
+    use lookahead::planner::Propagation;
+    let common = k::COMMON_WGSL.to_string();
+    let with = |family: &str| [k::COMMON_WGSL, family].concat();
+    let (mlp_src, rows_src, cem_src, adam_src) =
+        (with(k::MLP_WGSL), with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL), with(k::ADAM_WGSL));
+    let table: Vec<(&str, &str, f64)> = vec![
+        (&common, "WG_SIZE", k::WG_SIZE as f64),
+        (&common, "MAX_OBS", k::MAX_OBS as f64),
+        (&common, "MAX_ACT", k::MAX_ACT as f64),
+        (&common, "PURPOSE_SAMPLE", purpose::SAMPLE as f64),
+        (&common, "PURPOSE_NOISE", purpose::NOISE as f64),
+        (&common, "PURPOSE_PERMUTE", purpose::PERMUTE as f64),
+        (&common, "PROP_TS1", Propagation::Ts1.code() as f64),
+        (&common, "PROP_TSINF", Propagation::Tsinf.code() as f64),
+        (&common, "PROP_EXPECTATION", Propagation::Expectation.code() as f64),
+        (&common, "FLAG_SAMPLE_NOISE", k::FLAG_SAMPLE_NOISE as f64),
+        (&common, "FLAG_LEARNED_REWARD", k::FLAG_LEARNED_REWARD as f64),
+        (&common, "FLAG_CLIPPED_NORMAL", k::FLAG_CLIPPED_NORMAL as f64),
+        (&mlp_src, "TILE_M", mlp::TILE_M as f64),
+        (&mlp_src, "TILE_N", mlp::TILE_N as f64),
+        (&rows_src, "WINDOW", mlp::ROWS_WINDOW as f64),
+        (&rows_src, "MAX_OUT4", mlp::ROWS_MAX_OUT4 as f64),
+        (&cem_src, "MAX_TRUNCATION_ATTEMPTS", rng::MAX_TRUNCATION_ATTEMPTS as f64),
+        (&cem_src, "NON_FINITE_RETURN", cem::NON_FINITE_RETURN as f64),
+        (&adam_src, "CHUNK", adam::NORM_CHUNK as f64),
+    ];
+    let bad = constant_mismatches(&table);
+    assert!(bad.is_empty(), "WGSL and Rust disagree:\n{}", bad.join("\n"));
+    // The comparison itself can fail: a changed constant is reported with both values.
+    let altered = k::MLP_WGSL.replace("const TILE_M: u32 = 64u;", "const TILE_M: u32 = 32u;");
+    let altered = [k::COMMON_WGSL, altered.as_str()].concat();
+    let bad = constant_mismatches(&[(&altered, "TILE_M", mlp::TILE_M as f64)]);
+    assert_eq!(bad, ["TILE_M: WGSL 32 vs Rust 64"]);
+}
+
+/// Every name after "CPU reference:" in a shader header (paths such as
+/// `kernels::cem::reference` and the function names listed after them) is defined in the crate:
+/// `fn`, `mod`, `struct` or `enum` in the files of the path's first two segments.
+#[test]
+fn every_cpu_reference_named_in_a_shader_header_exists() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    let mut missing = Vec::new();
+    for entry in std::fs::read_dir(root.join("shaders")).expect("shaders folder") {
+        let path = entry.expect("entry").path();
+        let text = std::fs::read_to_string(&path).expect("read shader");
+        let Some(start) = text.find("CPU reference:") else {
+            if !path.ends_with("common.wgsl") {
+                missing.push(format!("{}: no \"CPU reference:\" line", path.display()));
+            }
+            continue;
+        };
+        // The reference text runs to the first line that is not a comment continuation.
+        let mut refs = String::new();
+        for (i, line) in text[start + "CPU reference:".len()..].lines().enumerate() {
+            if i > 0 && !line.starts_with("//") {
+                break;
+            }
+            refs.push_str(line.trim_start_matches('/'));
+            refs.push(' ');
+        }
+        let mut current: Option<Vec<String>> = None;
+        for token in refs.split(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':')) {
+            let token = token.trim_matches(':');
+            if token.contains("::") {
+                let segs: Vec<String> = token.split("::").map(str::to_string).collect();
+                current = Some(segs.clone());
+                for name in &segs[2.min(segs.len())..] {
+                    checked += 1;
+                    if !defined_under(root, &segs[..2.min(segs.len())], name) {
+                        missing.push(format!("{}: {token}: {name}", path.display()));
+                    }
+                }
+            } else if token.ends_with("_f64") {
+                let segs = current.clone().unwrap_or_else(|| panic!("{}: {token} before any path", path.display()));
+                checked += 1;
+                if !defined_under(root, &segs[..2.min(segs.len())], token) {
+                    missing.push(format!("{}: {token}", path.display()));
+                }
+            }
+        }
+    }
+    assert!(checked >= 15, "only {checked} names were checked");
+    assert!(missing.is_empty(), "CPU references named in shader headers that do not exist:\n{}", missing.join("\n"));
+}
+
+/// `name` is defined in `src/<a>/<b>.rs`, `src/<a>/<b>/*.rs` or `src/<a>/mod.rs`.
+fn defined_under(root: &std::path::Path, segs: &[String], name: &str) -> bool {
+    let base = root.join("src").join(&segs[0]);
+    let mut files = vec![base.join("mod.rs")];
+    if let Some(b) = segs.get(1) {
+        files.push(base.join(format!("{b}.rs")));
+        if let Ok(dir) = std::fs::read_dir(base.join(b)) {
+            files.extend(dir.filter_map(|e| e.ok()).map(|e| e.path()));
+        }
+    }
+    files.iter().filter_map(|f| std::fs::read_to_string(f).ok()).any(|text| {
+        ["fn", "mod", "struct", "enum", "const"].iter().any(|kw| {
+            text.contains(&format!("{kw} {name}("))
+                || text.contains(&format!("{kw} {name} "))
+                || text.contains(&format!("{kw} {name}<"))
+                || text.contains(&format!("{kw} {name};"))
+        })
+    })
 }

@@ -381,9 +381,10 @@ gpu_test!(checkpoints_round_trip_resume_training_and_reject_damage, |ctx| {
     let k = altered.len() - 100;
     altered[k] ^= 0x40;
     let err = Checkpoint::from_bytes(&altered).unwrap_err();
-    assert!(err.contains("checksum mismatch"), "{err}");
+    assert!(matches!(err, lookahead::error::FormatError::Checksum { .. }), "{err}");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
     let err = Checkpoint::from_bytes(&bytes[..bytes.len() / 2]).unwrap_err();
-    assert!(err.contains("safetensors"), "{err}");
+    assert!(matches!(err, lookahead::error::FormatError::NotSafetensors(_)), "{err}");
     // A save that cannot complete leaves the previous file as it was and no temporary behind.
     let blocked = dir.join("blocked.safetensors");
     std::fs::create_dir_all(blocked.join("occupied")).unwrap();

@@ -1,4 +1,4 @@
-//! Continuous cartpole (DESIGN.md): the classic-control dynamics with a continuous force.
+//! Continuous cartpole (docs/DESIGN.md): the classic-control dynamics with a continuous force.
 
 use super::{Env, Step};
 use crate::error::{Error, Result};

@@ -129,8 +129,25 @@ fn backend_rank(b: wgpu::Backend) -> u32 {
     }
 }
 
+/// Mesa's implicit Vulkan layer `VK_LAYER_MESA_device_select` connects to a Wayland and an X
+/// display while devices are enumerated, only to order them by the display's GPU, and prints
+/// "error: XDG_RUNTIME_DIR is invalid or not set" on every command on a machine without one.
+/// We rank adapters ourselves, so on such machines (no `DISPLAY`, no `WAYLAND_DISPLAY`) the
+/// layer is switched off through its documented `NODEVICE_SELECT=1`, once, before the first
+/// Vulkan instance; a value the user set is left alone.
+fn quiet_headless_vulkan_layers() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let headless = std::env::var_os("DISPLAY").is_none() && std::env::var_os("WAYLAND_DISPLAY").is_none();
+        if headless && std::env::var_os("NODEVICE_SELECT").is_none() {
+            std::env::set_var("NODEVICE_SELECT", "1");
+        }
+    });
+}
+
 /// Lists the adapters wgpu can see (all backends compiled in).
 pub fn list_adapters() -> Vec<AdapterSummary> {
+    quiet_headless_vulkan_layers();
     let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
         .iter()
@@ -142,6 +159,7 @@ impl GpuContext {
     /// Opens the best adapter matching `opts`: a discrete GPU before an integrated one before a
     /// software rasteriser, and a native backend (Vulkan, Metal, DX12) before GL.
     pub fn new(opts: &AdapterOptions) -> Result<Self> {
+        quiet_headless_vulkan_layers();
         // Native backends first; GL only when asked for or when nothing else exists (probing GL
         // costs time and prints EGL warnings on headless machines).
         let tries = match opts.backend {

@@ -9,6 +9,10 @@ use super::{pipeline, PlanLayouts, CEM_WGSL, COMMON_WGSL};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
+/// The return given to a candidate whose particles' mean return is not finite (WGSL
+/// `NON_FINITE_RETURN`): ranked below every finite return.
+pub const NON_FINITE_RETURN: f32 = -1e30;
+
 /// The buffers of `cem.wgsl`'s group 1, in binding order.
 #[allow(missing_docs)]
 pub struct CemBuffers<'a> {
@@ -146,7 +150,7 @@ pub mod reference {
         actions
     }
 
-    /// `particle_mean`: mean over particles, non-finite → −1e30.
+    /// `particle_mean`: mean over particles, non-finite → [`super::NON_FINITE_RETURN`].
     pub fn particle_mean_f64(returns: &[f64], particles: usize) -> Vec<f64> {
         returns
             .chunks(particles)
@@ -155,7 +159,7 @@ pub mod reference {
                 if m.is_finite() {
                     m
                 } else {
-                    -1e30
+                    super::NON_FINITE_RETURN as f64
                 }
             })
             .collect()

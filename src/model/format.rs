@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use safetensors::tensor::{Dtype, TensorView};
 
 use super::{Ensemble, EnsembleSpec};
+use crate::error::FormatError;
 
 /// `format` metadata value of training checkpoints (written by `train::checkpoint`); an
 /// ensemble can be read from one, as its tensors have the same names.
@@ -46,14 +47,14 @@ pub fn metadata(spec: &EnsembleSpec, format: &str) -> std::collections::HashMap<
 pub fn serialize(
     tensors: &Tensors,
     meta: std::collections::HashMap<String, String>,
-) -> std::result::Result<Vec<u8>, String> {
+) -> std::result::Result<Vec<u8>, FormatError> {
     let views: Vec<(String, TensorView<'_>)> = tensors
         .iter()
         .map(|(n, (shape, data))| {
             TensorView::new(Dtype::F32, shape.clone(), bytemuck::cast_slice(data))
                 .map(|v| (n.clone(), v))
-                .map_err(|e| format!("tensor {n}: {e}"))
+                .map_err(|e| FormatError::Serialize(format!("tensor {n}: {e}")))
         })
         .collect::<std::result::Result<_, _>>()?;
-    safetensors::serialize(views, Some(meta)).map_err(|e| e.to_string())
+    safetensors::serialize(views, Some(meta)).map_err(|e| FormatError::Serialize(e.to_string()))
 }

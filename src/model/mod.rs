@@ -25,7 +25,7 @@ use std::path::Path;
 use rand::{Rng, SeedableRng};
 use safetensors::tensor::Dtype;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 use crate::kernels::mlp::{reference, Activation};
 
 /// Architecture of an ensemble.
@@ -313,36 +313,42 @@ impl Ensemble {
     }
 
     /// Parses a safetensors buffer; the error says what is wrong.
-    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, FormatError> {
         Self::from_bytes_checked(bytes, &[FORMAT])
     }
 
     /// Like [`Ensemble::from_bytes`], also accepting a training checkpoint (whose ensemble
     /// tensors have the same names).
-    pub fn from_bytes_any(bytes: &[u8]) -> std::result::Result<Self, String> {
+    pub fn from_bytes_any(bytes: &[u8]) -> std::result::Result<Self, FormatError> {
         Self::from_bytes_checked(bytes, &[FORMAT, format::CHECKPOINT_FORMAT])
     }
 
-    fn from_bytes_checked(bytes: &[u8], formats: &[&str]) -> std::result::Result<Self, String> {
+    fn from_bytes_checked(bytes: &[u8], formats: &[&str]) -> std::result::Result<Self, FormatError> {
         let (_, header) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
-        let get_meta = |k: &str| meta.get(k).cloned().ok_or_else(|| format!("metadata key {k:?} is missing"));
+        let get_meta = |k: &str| meta.get(k).cloned().ok_or_else(|| FormatError::MissingMetadata(k.to_string()));
         let format = get_meta("format")?;
         if !formats.contains(&format.as_str()) {
-            return Err(format!("format {format:?}, expected one of {formats:?}"));
+            return Err(FormatError::WrongFormat {
+                found: Some(format),
+                expected: formats.iter().map(|f| f.to_string()).collect(),
+            });
         }
-        let parse_usize = |k: &str| get_meta(k)?.parse::<usize>().map_err(|e| format!("metadata {k}: {e}"));
-        let parse_bool = |k: &str| get_meta(k)?.parse::<bool>().map_err(|e| format!("metadata {k}: {e}"));
+        let bad =
+            |k: &str, e: &dyn std::fmt::Display| FormatError::BadMetadata { key: k.to_string(), reason: e.to_string() };
+        let parse_usize = |k: &str| get_meta(k)?.parse::<usize>().map_err(|e| bad(k, &e));
+        let parse_bool = |k: &str| get_meta(k)?.parse::<bool>().map_err(|e| bad(k, &e));
         let obs_dim = parse_usize("obs_dim")?;
         let act_dim = parse_usize("act_dim")?;
         let probabilistic = parse_bool("probabilistic")?;
         let learned_reward = parse_bool("learned_reward")?;
-        let tensor = |name: &str| -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
-            let t = st.tensor(name).map_err(|_| format!("tensor {name:?} is missing"))?;
+        let tensor = |name: &str| -> std::result::Result<(Vec<usize>, Vec<f32>), FormatError> {
+            let t = st.tensor(name).map_err(|_| FormatError::MissingTensor(name.to_string()))?;
             if t.dtype() != Dtype::F32 {
-                return Err(format!("tensor {name:?} has dtype {:?}, expected F32", t.dtype()));
+                return Err(FormatError::WrongDtype { name: name.to_string(), dtype: format!("{:?}", t.dtype()) });
             }
             let data: Vec<f32> =
                 t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
@@ -355,15 +361,15 @@ impl Ensemble {
             let (ws, weight) = tensor(&format!("layers.{l}.weight"))?;
             let (bs, bias) = tensor(&format!("layers.{l}.bias"))?;
             if ws.len() != 3 || bs.len() != 2 || bs[0] != ws[0] || bs[1] != ws[2] {
-                return Err(format!(
+                return Err(FormatError::Shape(format!(
                     "layers.{l}: weight shape {ws:?} and bias shape {bs:?} do not form [E, in, out] / [E, out]"
-                ));
+                )));
             }
             n_members = ws[0];
             layers.push(Layer { in_dim: ws[1], out_dim: ws[2], weight, bias });
         }
         if layers.is_empty() {
-            return Err("no tensor \"layers.0.weight\"".into());
+            return Err(FormatError::MissingTensor("layers.0.weight".into()));
         }
         let hidden: Vec<usize> = layers[..layers.len() - 1].iter().map(|l| l.out_dim).collect();
         let spec = EnsembleSpec { n_members, obs_dim, act_dim, hidden, probabilistic, learned_reward };
@@ -375,7 +381,7 @@ impl Ensemble {
             (vec![0.5; spec.model_out()], vec![-10.0; spec.model_out()])
         };
         let ens = Self { spec, layers, input_mean, input_std, max_logvar, min_logvar };
-        ens.validate().map_err(|e| e.to_string())?;
+        ens.validate().map_err(|e| FormatError::Inconsistent(e.to_string()))?;
         Ok(ens)
     }
 }

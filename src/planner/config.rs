@@ -20,7 +20,7 @@ pub enum MlpKernel {
     Rows,
 }
 
-/// Cross-entropy-method settings. Defaults are the PETS cartpole reference (DESIGN.md).
+/// Cross-entropy-method settings. Defaults are the PETS cartpole reference (docs/DESIGN.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CemConfig {
@@ -92,7 +92,7 @@ pub const MAX_HORIZON: usize = 0xffff;
 pub const MAX_ITERATIONS: usize = 0xfff;
 
 impl CemConfig {
-    /// The PETS cartpole reference planner (DESIGN.md).
+    /// The PETS cartpole reference planner (docs/DESIGN.md).
     pub fn pets_reference() -> Self {
         Self::default()
     }

@@ -15,7 +15,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use super::{Plan, Planner};
-use crate::error::{Error, Result};
+use crate::error::{Error, PlannerStop, Result};
 
 /// How much a plan may spend.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -263,7 +263,7 @@ struct Shared {
     state: Option<Vec<f32>>,
     action: Option<Vec<f32>>,
     last: Option<PlanOutcome>,
-    failure: Option<String>,
+    failure: Option<PlannerStop>,
     stop: bool,
     plans: u64,
 }
@@ -318,23 +318,23 @@ impl AsyncPlanner {
                             g.plans += 1;
                         }
                         Ok(Err(e)) => {
-                            g.failure = Some(e.to_string());
+                            g.failure = Some(PlannerStop::Failed(Arc::new(e)));
                             return;
                         }
                         Err(_) => {
-                            g.failure = Some("the planner thread panicked".into());
+                            g.failure = Some(PlannerStop::Panicked);
                             return;
                         }
                     }
                 }
             })
-            .map_err(|e| Error::Gpu(format!("could not start the planner thread: {e}")))?;
+            .map_err(|e| Error::PlannerStopped(PlannerStop::Spawn(e.to_string())))?;
         Ok(Self { shared, handle: Some(handle) })
     }
 
     fn with<T>(&self, f: impl FnOnce(&mut Shared) -> Result<T>) -> Result<T> {
         let (lock, cv) = &*self.shared;
-        let mut g = lock.lock().map_err(|_| Error::Gpu("the planner thread died holding its state".into()))?;
+        let mut g = lock.lock().map_err(|_| Error::PlannerStopped(PlannerStop::Poisoned))?;
         if let Some(reason) = &g.failure {
             return Err(Error::PlannerStopped(reason.clone()));
         }
@@ -383,7 +383,7 @@ impl AsyncPlanner {
             cv.notify_all();
         }
         if let Some(h) = self.handle.take() {
-            h.join().map_err(|_| Error::PlannerStopped("the planner thread panicked".into()))?;
+            h.join().map_err(|_| Error::PlannerStopped(PlannerStop::Panicked))?;
         }
         Ok(())
     }

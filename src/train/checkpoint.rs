@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::TrainConfig;
-use crate::error::{Error, Result};
+use crate::error::{Error, FormatError, Result};
 pub use crate::model::format::CHECKPOINT_FORMAT;
 use crate::model::format::{ensemble_tensors, metadata, serialize, Tensors};
 use crate::model::{Ensemble, EnsembleSpec};
@@ -123,26 +123,32 @@ impl Checkpoint {
     }
 
     /// Parses and verifies a checkpoint buffer; the error says what is wrong.
-    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, String> {
+    pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, FormatError> {
         let (_, header) =
-            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| format!("not a safetensors file: {e}"))?;
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         match meta.get("format").map(String::as_str) {
             Some(CHECKPOINT_FORMAT) => {}
-            other => return Err(format!("format {other:?}, expected {CHECKPOINT_FORMAT:?}")),
+            other => {
+                return Err(FormatError::WrongFormat {
+                    found: other.map(str::to_string),
+                    expected: vec![CHECKPOINT_FORMAT.to_string()],
+                })
+            }
         }
         let manifest: Manifest =
-            serde_json::from_str(meta.get("manifest").ok_or("metadata key \"manifest\" is missing")?)
-                .map_err(|e| format!("manifest: {e}"))?;
+            serde_json::from_str(meta.get("manifest").ok_or_else(|| FormatError::MissingMetadata("manifest".into()))?)
+                .map_err(|e| FormatError::BadMetadata { key: "manifest".into(), reason: e.to_string() })?;
         if manifest.version != MANIFEST_VERSION {
-            return Err(format!("manifest version {}, this build reads {MANIFEST_VERSION}", manifest.version));
+            return Err(FormatError::ManifestVersion { found: manifest.version, supported: MANIFEST_VERSION });
         }
         let mut tensors = BTreeMap::new();
         for name in st.names() {
-            let t = st.tensor(name).map_err(|e| format!("tensor {name}: {e}"))?;
+            let t = st.tensor(name).map_err(|e| FormatError::NotSafetensors(format!("tensor {name}: {e}")))?;
             if t.dtype() != Dtype::F32 {
-                return Err(format!("tensor {name:?} has dtype {:?}, expected F32", t.dtype()));
+                return Err(FormatError::WrongDtype { name: name.to_string(), dtype: format!("{:?}", t.dtype()) });
             }
             let data: Vec<f32> =
                 t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
@@ -150,11 +156,14 @@ impl Checkpoint {
         }
         let actual = digest(&tensors);
         if actual != manifest.sha256 {
-            return Err(format!("checksum mismatch: the manifest says {}, the tensors hash to {actual}; the file was altered or damaged", manifest.sha256));
+            return Err(FormatError::Checksum { expected: manifest.sha256, actual });
         }
         let ensemble = Ensemble::from_bytes_any(bytes)?;
         if ensemble.spec != manifest.model {
-            return Err(format!("the tensors describe {:?}, the manifest {:?}", ensemble.spec, manifest.model));
+            return Err(FormatError::Inconsistent(format!(
+                "the tensors describe {:?}, the manifest {:?}",
+                ensemble.spec, manifest.model
+            )));
         }
         let adam = if manifest.adam_steps > 0 || tensors.keys().any(|k| k.starts_with("adam.")) {
             let mut m = BTreeMap::new();
@@ -162,7 +171,7 @@ impl Checkpoint {
             for (name, _, _) in ensemble_tensors(&ensemble) {
                 for (prefix, map) in [("adam.m.", &mut m), ("adam.v.", &mut v)] {
                     let key = format!("{prefix}{name}");
-                    let (_, data) = tensors.get(&key).ok_or_else(|| format!("tensor {key:?} is missing"))?;
+                    let (_, data) = tensors.get(&key).ok_or_else(|| FormatError::MissingTensor(key.clone()))?;
                     map.insert(name.clone(), data.clone());
                 }
             }
@@ -171,7 +180,10 @@ impl Checkpoint {
             None
         };
         if let Some(bad) = manifest.elites.iter().find(|e| **e >= ensemble.spec.n_members) {
-            return Err(format!("elite {bad} is not a member of a {}-member ensemble", ensemble.spec.n_members));
+            return Err(FormatError::Inconsistent(format!(
+                "elite {bad} is not a member of a {}-member ensemble",
+                ensemble.spec.n_members
+            )));
         }
         Ok(Self { ensemble, train: manifest.train, elites: manifest.elites, adam })
     }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// How the ensemble is trained. Defaults are the PETS cartpole reference (DESIGN.md).
+/// How the ensemble is trained. Defaults are the PETS cartpole reference (docs/DESIGN.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
