@@ -8,8 +8,8 @@
 //     `kernels::PlanParams` field for field (checked by a naga layout test).
 //   * Philox4x32-10 (`philox`), uniform and normal draws, the keyed Feistel permutation used to
 //     assign particles to ensemble members, softplus and the PETS log-variance soft clamp.
-//     CPU twins: `kernels::rng` (bit for bit) and `kernels::rollout::reference`.
-//   * Global slot layout: `slot_block_start` (see kernels/mod.rs, "Slots").
+//     CPU twins: `kernels::rng` (Philox bit for bit) and `model::clamp_logvar`.
+//   * Global slot layout: `local_block_start` (see kernels/mod.rs, "Slots").
 
 // Invocations per workgroup of the one-dimensional kernels (set by the host: kernels::WG_SIZE).
 override WG_SIZE: u32 = 64u;

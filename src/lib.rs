@@ -27,8 +27,9 @@
 //! Learning the model: [`train::Trainer`] fits a [`model::Ensemble`] to a
 //! [`train::ReplayBuffer`] on the GPU; [`pets::run`] runs the whole PETS loop.
 //!
-//! Layers depend downward: `planner` → `model` → `kernels` → `gpu`; `env` holds the
-//! environments and their WGSL twins.
+//! Layers depend downward only (docs/ARCHITECTURE.md; `tests/layering.rs` fails on an upward
+//! edge): `error` → `util` → `gpu` → `kernels` → {`env`, `model`} → {`planner`, `train`} →
+//! {`pets`, `mpc`, `bench`} → the `lookahead` binary.
 
 #![warn(missing_docs)]
 
