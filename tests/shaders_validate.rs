@@ -15,17 +15,7 @@ fn every_shader_parses_validates_and_resolves_its_overrides() {
     let table = lookahead::kernels::shaders();
     assert!(table.len() >= 5, "the shader table lists {} modules", table.len());
     for s in &table {
-        let src = s.source();
-        let module = parse(s.name, &src);
-        let info = Validator::new(ValidationFlags::all(), Capabilities::default())
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(&src)));
-        let mut constants = naga::back::PipelineConstants::default();
-        if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("WG_SIZE")) {
-            constants.insert("WG_SIZE".to_string(), lookahead::kernels::WG_SIZE as f64);
-        }
-        let (resolved, _) = process_overrides(&module, &info, None, &constants)
-            .unwrap_or_else(|e| panic!("{}: overrides: {e:?}", s.name));
+        let (resolved, _) = resolved(s);
         for ep in s.entry_points {
             assert!(resolved.entry_points.iter().any(|e| e.name == *ep), "{}: entry point {ep} is missing", s.name);
         }
