@@ -90,14 +90,33 @@ fn b_index(mode: u32, m: u32, k: u32, q: u32) -> u32 {
     }
 }
 
-// The 64×64 tile of A·B at (p0, q0) for rows p < p_end, columns q < q_end and k in [k0, k_end);
-// every invocation of the workgroup must call it (it synchronises the workgroup).
-fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_begin: u32, k_end: u32,
-                lid: vec3<u32>, li: u32) -> array<f32, 16> {
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < 16u; i = i + 1u) {
-        acc[i] = 0.0;
+// One invocation's 4×4 block of a 64×64 output tile: row i of the block is `r<i>`, column j its
+// component j. Four vec4 values rather than an array indexed inside loops, so that the block
+// stays in registers whatever runtime checks the module is compiled with (an indexed private
+// array is spilled to local memory by some drivers once bounds checks or loop counters are
+// added).
+struct Block {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+}
+
+fn block_row(t: Block, i: u32) -> vec4<f32> {
+    switch i {
+        case 0u: { return t.r0; }
+        case 1u: { return t.r1; }
+        case 2u: { return t.r2; }
+        default: { return t.r3; }
     }
+}
+
+// The 64×64 tile of A·B at (p0, q0) for rows p < p_end, columns q < q_end and k in [k0, k_end);
+// every invocation of the workgroup must call it (it synchronises the workgroup). Invocation
+// (lid.x, lid.y) owns rows p0 + 4·lid.y + i and columns q0 + lid.x + 16·j, i, j in 0..4.
+fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_begin: u32, k_end: u32,
+                lid: vec3<u32>, li: u32) -> Block {
+    var t = Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
     for (var k0 = k_begin; k0 < k_end; k0 = k0 + TILE_K) {
         for (var e = 0u; e < 4u; e = e + 1u) {
             let idx = li + 256u * e;
@@ -118,21 +137,18 @@ fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_b
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TILE_K; kk = kk + 1u) {
-            var a: array<f32, 4>;
-            var b: array<f32, 4>;
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                a[i] = a_tile[kk * TILE_M + lid.y * 4u + i];
-                b[i] = b_tile[kk * TILE_N + lid.x + 16u * i];
-            }
-            for (var i = 0u; i < 4u; i = i + 1u) {
-                for (var j = 0u; j < 4u; j = j + 1u) {
-                    acc[i * 4u + j] = acc[i * 4u + j] + a[i] * b[j];
-                }
-            }
+            let ar = kk * TILE_M + lid.y * 4u;
+            let br = kk * TILE_N + lid.x;
+            let a = vec4<f32>(a_tile[ar], a_tile[ar + 1u], a_tile[ar + 2u], a_tile[ar + 3u]);
+            let b = vec4<f32>(b_tile[br], b_tile[br + 16u], b_tile[br + 32u], b_tile[br + 48u]);
+            t.r0 = t.r0 + a.x * b;
+            t.r1 = t.r1 + a.y * b;
+            t.r2 = t.r2 + a.z * b;
+            t.r3 = t.r3 + a.w * b;
         }
         workgroupBarrier();
     }
-    return acc;
+    return t;
 }
 
 @compute @workgroup_size(16, 16, 1)
@@ -149,10 +165,11 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
     let acc = tile_product(MODE_FORWARD, m, p0, rows.y, q0, out_dim, 0u, layer.in_dim, lid, li);
     for (var i = 0u; i < 4u; i = i + 1u) {
         let row = p0 + lid.y * 4u + i;
+        let r = block_row(acc, i);
         for (var j = 0u; j < 4u; j = j + 1u) {
             let col = q0 + lid.x + 16u * j;
             if (row < rows.y && col < out_dim) {
-                var v = acc[i * 4u + j] + bias[m * out_dim + col];
+                var v = r[j] + bias[m * out_dim + col];
                 if (layer.store_pre == 1u) {
                     aux[row * out_dim + col] = v;
                 }
@@ -179,10 +196,11 @@ fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
     let acc = tile_product(MODE_BACKWARD_INPUT, m, p0, rows.y, q0, in_dim, 0u, layer.out_dim, lid, li);
     for (var i = 0u; i < 4u; i = i + 1u) {
         let row = p0 + lid.y * 4u + i;
+        let r = block_row(acc, i);
         for (var j = 0u; j < 4u; j = j + 1u) {
             let col = q0 + lid.x + 16u * j;
             if (row < rows.y && col < in_dim) {
-                var v = acc[i * 4u + j];
+                var v = r[j];
                 if (layer.activation == 1u) {
                     v = v * silu_grad(aux[row * in_dim + col]);
                 }
@@ -204,10 +222,11 @@ fn backward_weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let acc = tile_product(MODE_BACKWARD_WEIGHTS, m, p0, in_dim, q0, out_dim, rows.x, rows.y, lid, li);
     for (var i = 0u; i < 4u; i = i + 1u) {
         let p = p0 + lid.y * 4u + i;
+        let r = block_row(acc, i);
         for (var j = 0u; j < 4u; j = j + 1u) {
             let q = q0 + lid.x + 16u * j;
             if (p < in_dim && q < out_dim) {
-                c_dst[(m * in_dim + p) * out_dim + q] = acc[i * 4u + j];
+                c_dst[(m * in_dim + p) * out_dim + q] = r[j];
             }
         }
     }

@@ -30,6 +30,10 @@ struct GpuArgs {
     /// Restrict to one backend: vulkan, metal, dx12 or gl.
     #[arg(long, global = true)]
     backend: Option<String>,
+    /// Runtime checks in the shaders: policy (the crate's own kernels without bounds checks and
+    /// loop bounding; see docs/DESIGN.md) or full; also LOOKAHEAD_SHADER_CHECKS.
+    #[arg(long, global = true, env = "LOOKAHEAD_SHADER_CHECKS", default_value = "policy")]
+    shader_checks: String,
 }
 
 #[derive(Subcommand)]
@@ -164,7 +168,8 @@ enum BenchCommand {
 
 fn open_gpu(args: &GpuArgs) -> anyhow::Result<GpuContext> {
     let backend = args.backend.as_deref().map(str::parse::<Backend>).transpose()?;
-    let ctx = GpuContext::new(&AdapterOptions { name: args.adapter.clone(), backend })?;
+    let shader_checks = args.shader_checks.parse()?;
+    let ctx = GpuContext::new(&AdapterOptions { name: args.adapter.clone(), backend, shader_checks })?;
     eprintln!("adapter: {}", ctx.adapter());
     Ok(ctx)
 }

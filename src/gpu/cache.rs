@@ -36,7 +36,8 @@ struct PipelineKey {
 
 #[derive(Default)]
 pub(super) struct PipelineCache {
-    modules: HashMap<String, wgpu::ShaderModule>,
+    /// Keyed by (source, compiled without the policy's runtime checks).
+    modules: HashMap<(String, bool), wgpu::ShaderModule>,
     bind_group_layouts: HashMap<Vec<wgpu::BindGroupLayoutEntry>, wgpu::BindGroupLayout>,
     pipeline_layouts: HashMap<Vec<wgpu::BindGroupLayout>, wgpu::PipelineLayout>,
     pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
@@ -58,6 +59,9 @@ pub struct PipelineDesc<'a> {
     pub constants: &'a [(&'a str, f64)],
     /// Bind group layouts, group 0 first.
     pub layouts: &'a [&'a wgpu::BindGroupLayout],
+    /// Compile without bounds checks and loop bounding. Only `kernels::runtime_checks` sets
+    /// this, for sources it has vouched for (see [`super::ShaderChecks`]).
+    pub trusted: bool,
 }
 
 impl GpuContext {
@@ -71,24 +75,38 @@ impl GpuContext {
         self.cache.lock().map(|c| c.stats).unwrap_or_default()
     }
 
-    /// The shader module of `source`, compiled once per context; a compile error becomes
-    /// [`Error::ShaderCompile`] naming `family`.
-    pub fn shader_module(&self, family: &str, source: &str) -> Result<wgpu::ShaderModule> {
+    /// The shader module of `source`, compiled once per context (and per check setting); a
+    /// compile error becomes [`Error::ShaderCompile`] naming `family`. `trusted` drops the
+    /// bounds checks and loop bounding: see [`super::ShaderChecks`] for when that is sound.
+    pub(crate) fn shader_module(&self, family: &str, source: &str, trusted: bool) -> Result<wgpu::ShaderModule> {
+        let key = (source.to_string(), trusted);
         self.with_cache(|c| {
-            if let Some(m) = c.modules.get(source) {
+            if let Some(m) = c.modules.get(&key) {
                 c.stats.hits += 1;
                 return Ok(m.clone());
             }
+            let desc =
+                wgpu::ShaderModuleDescriptor { label: Some(family), source: wgpu::ShaderSource::Wgsl(source.into()) };
             let module = self
                 .scoped(family, || {
-                    self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(family),
-                        source: wgpu::ShaderSource::Wgsl(source.into()),
-                    })
+                    if trusted {
+                        let checks = wgpu::ShaderRuntimeChecks {
+                            bounds_checks: false,
+                            force_loop_bounding: false,
+                            ..wgpu::ShaderRuntimeChecks::checked()
+                        };
+                        // SAFETY: `trusted` is set only by kernels::runtime_checks, for modules made
+                        // entirely of the crate's own WGSL, whose indices are guarded against
+                        // host-validated sizes and whose loops have finite uniform or constant
+                        // bounds (the argument is on ShaderChecks).
+                        unsafe { self.device.create_shader_module_trusted(desc, checks) }
+                    } else {
+                        self.device.create_shader_module(desc)
+                    }
                 })
                 .map_err(|e| Error::ShaderCompile { shader: family.to_string(), message: e.to_string() })?;
             c.stats.modules += 1;
-            c.modules.insert(source.to_string(), module.clone());
+            c.modules.insert(key, module.clone());
             Ok(module)
         })
     }
@@ -115,7 +133,7 @@ impl GpuContext {
 
     /// The compute pipeline described by `desc`, created once per context.
     pub fn compute_pipeline(&self, desc: &PipelineDesc<'_>) -> Result<wgpu::ComputePipeline> {
-        let module = self.shader_module(desc.family, desc.source)?;
+        let module = self.shader_module(desc.family, desc.source, desc.trusted)?;
         let key = PipelineKey {
             module: module.clone(),
             entry: desc.entry.to_string(),

@@ -20,6 +20,43 @@ pub struct AdapterOptions {
     pub name: Option<String>,
     /// Restrict to one backend.
     pub backend: Option<Backend>,
+    /// Runtime checks compiled into the crate's shaders (default: the policy).
+    pub shader_checks: ShaderChecks,
+}
+
+/// Which of naga's runtime checks are compiled into shaders.
+///
+/// naga can wrap every array and buffer index in a bounds check and put a counter in every loop
+/// (`force_loop_bounding`). On some drivers these checks are what the tiled layer kernel pays
+/// for most: its 4×4 register tile, indexed inside loops, is spilled to local memory. The
+/// policy (`kernels::runtime_checks`) compiles the crate's own kernels without them, on this
+/// argument: every storage index is guarded in the shader (`if i >= n { return; }`, tile loads
+/// masked by the row and column counts) against sizes the host validated and sized the
+/// buffers from before anything is dispatched; every private array is indexed by counters of
+/// loops with constant bounds; every loop counts up to a bound read from a uniform, so it ends.
+/// Modules that contain WGSL from outside the crate (a custom task's functions) keep every
+/// check. Integer-division checks stay on everywhere (they cost a select and guard divisions
+/// by sizes). The test suite runs plans and training under both settings and requires the same
+/// results.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ShaderChecks {
+    /// The crate's own kernels without bounds checks and loop bounding (default).
+    #[default]
+    Policy,
+    /// Every check on every module: for comparison and debugging.
+    Full,
+}
+
+impl std::str::FromStr for ShaderChecks {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "policy" => Ok(ShaderChecks::Policy),
+            "full" => Ok(ShaderChecks::Full),
+            other => Err(Error::config("shader_checks", format!("unknown value {other:?}; expected policy or full"))),
+        }
+    }
 }
 
 /// Graphics API used to reach the GPU.
@@ -110,6 +147,7 @@ pub struct GpuContext {
     limits: wgpu::Limits,
     sink: Arc<ErrorSink>,
     cache: Arc<Mutex<cache::PipelineCache>>,
+    shader_checks: ShaderChecks,
 }
 
 fn type_rank(t: wgpu::DeviceType) -> u32 {
@@ -234,12 +272,26 @@ impl GpuContext {
             }
         });
         let limits = device.limits();
-        Ok(Self { device, queue, adapter, summary, limits, sink, cache: Arc::default() })
+        Ok(Self {
+            device,
+            queue,
+            adapter,
+            summary,
+            limits,
+            sink,
+            cache: Arc::default(),
+            shader_checks: opts.shader_checks,
+        })
     }
 
     /// Name, backend and driver of the adapter.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.summary
+    }
+
+    /// The runtime-check setting the context was opened with.
+    pub fn shader_checks(&self) -> ShaderChecks {
+        self.shader_checks
     }
 
     /// The device's limits.

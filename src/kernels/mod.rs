@@ -25,7 +25,7 @@ pub mod rng;
 pub mod rollout;
 
 use crate::error::Result;
-use crate::gpu::{GpuContext, PipelineDesc};
+use crate::gpu::{GpuContext, PipelineDesc, ShaderChecks};
 
 /// Largest observation size an environment function handles (WGSL `MAX_OBS`).
 pub const MAX_OBS: usize = 32;
@@ -226,7 +226,31 @@ pub fn pipeline(
         entry,
         constants,
         layouts,
+        trusted: runtime_checks_off(ctx, parts),
     })
+}
+
+/// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
+const OWN_SOURCES: [&str; 11] = [
+    COMMON_WGSL,
+    MLP_WGSL,
+    MLP_ROWS_WGSL,
+    ROLLOUT_WGSL,
+    ANALYTIC_WGSL,
+    CEM_WGSL,
+    LOSS_WGSL,
+    ADAM_WGSL,
+    ENV_CARTPOLE_WGSL,
+    ENV_PENDULUM_WGSL,
+    ENV_QUADRATIC_WGSL,
+];
+
+/// The runtime-check policy, in one place (the safety argument is on [`ShaderChecks`]): a
+/// module made only of the crate's own WGSL is compiled without bounds checks and loop bounding
+/// unless the context asks for [`ShaderChecks::Full`]; anything with outside WGSL (a custom
+/// task) keeps every check.
+pub fn runtime_checks_off(ctx: &GpuContext, parts: &[&str]) -> bool {
+    ctx.shader_checks() == ShaderChecks::Policy && parts.iter().all(|p| OWN_SOURCES.contains(p))
 }
 
 /// Records one dispatch of `pipeline` with `groups` bound at 0, 1, ... (each with its dynamic

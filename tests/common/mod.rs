@@ -8,7 +8,7 @@ use lookahead::gpu::{AdapterOptions, GpuContext};
 /// install command when there is none, so a green run always means the shaders ran.
 pub fn ctx() -> GpuContext {
     let name = std::env::var("LOOKAHEAD_ADAPTER").ok();
-    match GpuContext::new(&AdapterOptions { name, backend: None }) {
+    match GpuContext::new(&AdapterOptions { name, ..AdapterOptions::default() }) {
         Ok(c) => c,
         Err(e) => panic!(
             "GPU tests need an adapter and none was found: {e}\n\
