@@ -1,13 +1,14 @@
 //! The plan benchmark behind `lookahead bench plan`: fixed, documented configurations timed
 //! end to end (upload, one submission, readback), reported as a table and as JSON.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use serde::Serialize;
 
 use crate::env::{EnvKind, Task};
 use crate::error::Result;
-use crate::gpu::{AdapterSummary, GpuContext};
+use crate::gpu::{AdapterSummary, GpuContext, Profiler, RecordStats, ShaderChecks};
 use crate::model::{Ensemble, EnsembleSpec};
 use crate::planner::{CemConfig, Dynamics, Planner, Propagation};
 
@@ -55,6 +56,12 @@ pub struct PlanResult {
     pub gflops: f64,
     /// Timed plans.
     pub repeats: usize,
+    /// Compute dispatches per plan (one submission).
+    pub dispatches_per_plan: u64,
+    /// With `--profile`: GPU milliseconds per kernel per plan (mean of the profiled plans),
+    /// measured with timestamp queries around each dispatch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<BTreeMap<String, f64>>,
 }
 
 /// The JSON report of a benchmark: `{"adapter": {...}, "version", "results": [...]}`.
@@ -64,6 +71,10 @@ pub struct Report<T> {
     pub adapter: AdapterJson,
     /// lookahead version.
     pub version: String,
+    /// The runtime-check setting the shaders were compiled with (`policy` or `full`).
+    pub shader_checks: ShaderChecks,
+    /// The adapter has timestamp queries (`--profile` works).
+    pub timestamps: bool,
     /// One entry per case.
     pub results: Vec<T>,
 }
@@ -71,7 +82,13 @@ pub struct Report<T> {
 impl<T: Serialize> Report<T> {
     /// A report of `results` measured on `ctx`'s adapter.
     pub fn new(ctx: &GpuContext, results: Vec<T>) -> Self {
-        Self { adapter: ctx.adapter().into(), version: env!("CARGO_PKG_VERSION").to_string(), results }
+        Self {
+            adapter: ctx.adapter().into(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            shader_checks: ctx.shader_checks(),
+            timestamps: Profiler::new(ctx).is_some(),
+            results,
+        }
     }
 
     /// Writes the report as pretty JSON, atomically.
@@ -103,13 +120,18 @@ fn case(name: &str, obs: usize, act: usize, cem: CemConfig, repeats: usize) -> P
 }
 
 /// The full suite: the PETS cartpole reference plan (7 × 4×200 ensemble, population 350,
-/// 20 particles, horizon 15, 5 iterations, TS1), its TS∞ variant, a population sweep and
-/// HalfCheetah-sized dimensions (obs 18, act 6, horizon 30).
+/// 20 particles, horizon 15, 5 iterations, TS1), its TS∞ variant, a 5-member ensemble, a
+/// population sweep, population 2000 × horizon 30 and HalfCheetah-sized dimensions (obs 18,
+/// act 6, horizon 30).
 pub fn full_suite() -> Vec<PlanCase> {
     let r = CemConfig::pets_reference();
     let mut v = vec![
         case("pets_cartpole_ts1", 4, 1, r.clone(), 30),
         case("pets_cartpole_tsinf", 4, 1, CemConfig { propagation: Propagation::Tsinf, ..r.clone() }, 30),
+        PlanCase {
+            model: EnsembleSpec { n_members: 5, ..EnsembleSpec::pets(4, 1) },
+            ..case("pets_cartpole_5_members", 4, 1, r.clone(), 30)
+        },
     ];
     for pop in [100, 350, 1000, 5000] {
         v.push(case(
@@ -120,6 +142,7 @@ pub fn full_suite() -> Vec<PlanCase> {
             if pop >= 5000 { 10 } else { 20 },
         ));
     }
+    v.push(case("population_2000_h30", 4, 1, CemConfig { population: 2000, horizon: 30, ..r.clone() }, 10));
     v.push(case("halfcheetah_dims_h30", 18, 6, CemConfig { horizon: 30, ..r }, 10));
     v
 }
@@ -135,8 +158,12 @@ pub fn quick_suite() -> Vec<PlanCase> {
     ]
 }
 
-/// Times one case: one warm-up plan, then `repeats` plans from varying states.
-pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
+/// Plans profiled per case with `--profile` (their per-kernel times are averaged).
+const PROFILED_PLANS: usize = 3;
+
+/// Times one case: one warm-up plan, then `repeats` plans from varying states; with `profile`
+/// (and timestamp queries on the adapter) then [`PROFILED_PLANS`] plans with every dispatch timed.
+pub fn run_case(ctx: &GpuContext, c: &PlanCase, profile: bool) -> Result<PlanResult> {
     let task =
         if (c.obs_dim, c.act_dim) == (4, 1) { EnvKind::Cartpole.task() } else { Task::quadratic(c.obs_dim, c.act_dim) };
     let ens = Ensemble::random(c.model.clone(), 1)?;
@@ -153,6 +180,17 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
     let pct = |q: f64| crate::util::percentile(&ms, q).unwrap_or(f64::NAN);
     let p50 = pct(0.5);
     let steps = planner.model_steps_per_plan() as f64;
+    let dispatches_per_plan = planner.last_dispatches();
+    let profile = match (profile, Profiler::new(ctx)) {
+        (true, Some(profiler)) => {
+            let mut total = RecordStats::default();
+            for i in 0..PROFILED_PLANS {
+                total.add(&planner.plan_profiled(&obs(c.repeats + 1 + i), &profiler)?.1);
+            }
+            Some(total.gpu_ms.into_iter().map(|(k, v)| (k, v / PROFILED_PLANS as f64)).collect())
+        }
+        _ => None,
+    };
     Ok(PlanResult {
         name: c.name.clone(),
         population: c.cem.population,
@@ -165,6 +203,8 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase) -> Result<PlanResult> {
         model_steps_per_s: steps / (p50 / 1e3),
         gflops: 2.0 * macs as f64 * steps / (p50 / 1e3) / 1e9,
         repeats: c.repeats,
+        dispatches_per_plan,
+        profile,
     })
 }
 
@@ -200,6 +240,13 @@ pub struct TrainResult {
     pub seconds_per_epoch: f64,
     /// Transitions per second.
     pub transitions_per_s: f64,
+    /// Compute dispatches of the timed `train` call (2 epochs, each scored, and the scoring
+    /// before the first).
+    pub dispatches_per_call: u64,
+    /// With `--profile`: GPU milliseconds per kernel of a `train` call of one epoch (its two
+    /// scoring passes included), measured with timestamp queries around each dispatch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<BTreeMap<String, f64>>,
 }
 
 /// One epoch of the PETS reference model (7 × 4×200, batch 256) on 10k and 100k transitions.
@@ -251,8 +298,9 @@ pub fn cartpole_transitions(n: usize, seed: u64) -> Result<crate::train::ReplayB
     Ok(buffer)
 }
 
-/// Times one training case: two epochs, the faster reported.
-pub fn run_train_case(ctx: &GpuContext, c: &TrainCase) -> Result<TrainResult> {
+/// Times one training case: two epochs, the faster reported; with `profile` (and timestamp
+/// queries) then one more epoch with every dispatch timed.
+pub fn run_train_case(ctx: &GpuContext, c: &TrainCase, profile: bool) -> Result<TrainResult> {
     let buffer = cartpole_transitions(c.transitions, 7)?;
     let cfg = crate::train::TrainConfig {
         epochs: 2,
@@ -264,14 +312,28 @@ pub fn run_train_case(ctx: &GpuContext, c: &TrainCase) -> Result<TrainResult> {
     let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(c.model.clone(), 3)?, cfg)?;
     let report = trainer.train(&buffer)?;
     let secs = report.epoch_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let steps = c.transitions.div_ceil(c.batch_size);
+    let dispatches_per_call = trainer.take_record().dispatches;
+    // Profiled: a separate call of one epoch (its scoring before and after included).
+    let profile = if profile && Profiler::new(ctx).is_some() {
+        let one = crate::train::TrainConfig { epochs: 1, ..trainer.config().clone() };
+        let mut t = crate::train::Trainer::new(ctx, Ensemble::random(c.model.clone(), 3)?, one)?;
+        t.set_profiling(true);
+        t.train(&buffer)?;
+        Some(t.take_record().gpu_ms)
+    } else {
+        None
+    };
     Ok(TrainResult {
         name: c.name.clone(),
         transitions: c.transitions,
         members: c.model.n_members,
         hidden: c.model.hidden.clone(),
         batch_size: c.batch_size,
-        steps: c.transitions.div_ceil(c.batch_size),
+        steps,
         seconds_per_epoch: secs,
         transitions_per_s: c.transitions as f64 / secs,
+        dispatches_per_call,
+        profile,
     })
 }

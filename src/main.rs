@@ -154,6 +154,9 @@ enum BenchCommand {
         /// The reduced set (minutes on lavapipe).
         #[arg(long)]
         quick: bool,
+        /// Also time every kernel on the GPU (timestamp queries) and report ms per kernel.
+        #[arg(long)]
+        profile: bool,
     },
     /// Time full CEM plans through the PETS reference ensemble.
     Plan {
@@ -163,7 +166,30 @@ enum BenchCommand {
         /// The reduced set (minutes on lavapipe).
         #[arg(long)]
         quick: bool,
+        /// Also time every kernel on the GPU (timestamp queries) and report ms per kernel.
+        #[arg(long)]
+        profile: bool,
     },
+}
+
+fn print_bench_setup(ctx: &GpuContext, profile: bool) {
+    let timestamps = lookahead::gpu::Profiler::new(ctx).is_some();
+    println!("shader checks: {:?}; timestamp queries: {}", ctx.shader_checks(), if timestamps { "yes" } else { "no" });
+    if profile && !timestamps {
+        println!("--profile: this adapter has no timestamp queries; no per-kernel times");
+    }
+}
+
+/// Prints GPU milliseconds per kernel, largest first.
+fn print_profile(profile: Option<&std::collections::BTreeMap<String, f64>>, per: &str) {
+    let Some(p) = profile else { return };
+    let total: f64 = p.values().sum();
+    let mut rows: Vec<_> = p.iter().collect();
+    rows.sort_by(|a, b| b.1.total_cmp(a.1));
+    println!("    GPU time per {per}: {total:.3} ms");
+    for (k, v) in rows {
+        println!("    {k:<22} {v:>10.3} ms {:>5.1} %", 100.0 * v / total.max(f64::MIN_POSITIVE));
+    }
 }
 
 fn open_gpu(args: &GpuArgs) -> anyhow::Result<GpuContext> {
@@ -341,10 +367,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ctx.adapter().name
             );
         }
-        Command::Bench { what: BenchCommand::Plan { json, quick } } => {
+        Command::Bench { what: BenchCommand::Plan { json, quick, profile } } => {
             let ctx = open_gpu(&cli.gpu)?;
             println!("lookahead {} bench plan{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
             println!("adapter: {}", ctx.adapter());
+            print_bench_setup(&ctx, profile);
             let l = ctx.limits();
             println!(
                 "limits: max_storage_buffer_binding_size {} B, max_buffer_size {} B, max_compute_workgroups_per_dimension {}",
@@ -352,14 +379,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             );
             let cases = if quick { bench::quick_suite() } else { bench::full_suite() };
             println!(
-                "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9}",
-                "case", "pop", "part", "H", "it", "p50 ms", "p90 ms", "p99 ms", "model steps/s", "GFLOP/s"
+                "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6}",
+                "case", "pop", "part", "H", "it", "p50 ms", "p90 ms", "p99 ms", "model steps/s", "GFLOP/s", "disp"
             );
             let mut results = Vec::new();
             for c in &cases {
-                let r = bench::run_case(&ctx, c)?;
+                let r = bench::run_case(&ctx, c, profile)?;
                 println!(
-                    "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1}",
+                    "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1} {:>6}",
                     r.name,
                     r.population,
                     r.particles,
@@ -369,8 +396,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.p90_ms,
                     r.p99_ms,
                     r.model_steps_per_s,
-                    r.gflops
+                    r.gflops,
+                    r.dispatches_per_plan
                 );
+                print_profile(r.profile.as_ref(), "plan");
                 results.push(r);
             }
             if let Some(path) = json {
@@ -378,20 +407,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("report written to {}", path.display());
             }
         }
-        Command::Bench { what: BenchCommand::Train { json, quick } } => {
+        Command::Bench { what: BenchCommand::Train { json, quick, profile } } => {
             let ctx = open_gpu(&cli.gpu)?;
             println!("lookahead {} bench train{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
             println!("adapter: {}", ctx.adapter());
+            print_bench_setup(&ctx, profile);
             let cases = if quick { bench::train_quick_suite() } else { bench::train_full_suite() };
             println!(
-                "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14}",
-                "case", "transitions", "members", "hidden", "batch", "steps", "s/epoch", "transitions/s"
+                "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14} {:>10}",
+                "case", "transitions", "members", "hidden", "batch", "steps", "s/epoch", "transitions/s", "disp/call"
             );
             let mut results = Vec::new();
             for c in &cases {
-                let r = bench::run_train_case(&ctx, c)?;
+                let r = bench::run_train_case(&ctx, c, profile)?;
                 println!(
-                    "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12.3} {:>14.0}",
+                    "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12.3} {:>14.0} {:>10}",
                     r.name,
                     r.transitions,
                     r.members,
@@ -399,8 +429,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.batch_size,
                     r.steps,
                     r.seconds_per_epoch,
-                    r.transitions_per_s
+                    r.transitions_per_s,
+                    r.dispatches_per_call
                 );
+                print_profile(r.profile.as_ref(), "one-epoch train call");
                 results.push(r);
             }
             if let Some(path) = json {

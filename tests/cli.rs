@@ -2,6 +2,10 @@
 
 use std::process::Command;
 
+fn out_text(out: &std::process::Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
 fn bin() -> Command {
     Command::new(env!("CARGO_BIN_EXE_lookahead"))
 }
@@ -47,15 +51,31 @@ fn bad_arguments_fail_with_a_message_and_no_panic() {
 #[test]
 fn quick_plan_bench_writes_the_documented_json() {
     let path = std::env::temp_dir().join(format!("lookahead-bench-{}.json", std::process::id()));
-    let out = bin().args(["bench", "plan", "--quick", "--json"]).arg(&path).output().expect("runs");
+    let out = bin().args(["bench", "plan", "--quick", "--profile", "--json"]).arg(&path).output().expect("runs");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     for k in ["name", "backend", "driver"] {
         assert!(v["adapter"][k].is_string(), "adapter.{k}");
     }
+    assert_eq!(v["shader_checks"], "policy");
+    let timestamps = v["timestamps"].as_bool().expect("timestamps is reported");
     let results = v["results"].as_array().unwrap();
     assert!(!results.is_empty());
+    // quick_cartpole_ts1: 2 iterations × (sample, init, 15 steps × (prepare, layers, propagate),
+    // particle_mean, rank, update) + the warm-start shift; 5 layers, each one dispatch (tiled) or
+    // one per member (the row kernel that CPU rasterisers get).
+    let per_layer = if out_text(&out).contains("llvmpipe") { 7 } else { 1 };
+    assert_eq!(results[0]["dispatches_per_plan"].as_u64(), Some(2 * (2 + 15 * (2 + 5 * per_layer) + 3) + 1));
     for r in results {
+        if timestamps {
+            let p = r["profile"].as_object().expect("a profile per case");
+            for k in ["sample_candidates", "prepare_inputs", "layer0", "layer4", "propagate", "rank_elites"] {
+                assert!(p[k].as_f64().is_some_and(|ms| ms > 0.0), "profile.{k} in {r}");
+            }
+            let gpu: f64 = p.values().filter_map(|v| v.as_f64()).sum();
+            let wall = r["p50_ms"].as_f64().unwrap();
+            assert!(gpu > 0.2 * wall && gpu < 5.0 * wall, "GPU {gpu} ms against a wall time of {wall} ms");
+        }
         for k in [
             "population",
             "particles",

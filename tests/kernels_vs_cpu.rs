@@ -542,11 +542,10 @@ gpu_test!(row_kernel_layer_matches_f64_reference_across_weight_windows, |ctx| {
         };
         let buffers = RowsBuffers { input: &xb, bias: &bb, output: &yb, windows: &wbuf };
         let layer = rk.bind_layer(ctx, "rows", &lp, &buffers).expect("the layer fits the windows");
-        let mut enc = ctx.device.create_command_encoder(&Default::default());
-        {
-            let mut pass = enc.begin_compute_pass(&Default::default());
-            rk.record(&mut pass, &layer);
-        }
+        let mut rec = lookahead::gpu::Recorder::new(ctx, "rows", None);
+        rk.record(&mut rec, "rows", &layer);
+        let (enc, profile) = rec.finish();
+        assert_eq!(profile.dispatches(), e as u64, "one dispatch per member");
         ctx.queue.submit(Some(enc.finish()));
         let gpu = ctx.read_buffer::<f32>(&yb, rows * outd).unwrap();
         let mut cpu = vec![0.0; rows * outd];

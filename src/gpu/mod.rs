@@ -3,6 +3,7 @@
 //! [`GpuContext`]; kernels (`crate::kernels`) build their pipelines on it.
 
 mod cache;
+mod recorder;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use wgpu::util::DeviceExt;
 
 pub use cache::{CacheStats, PipelineDesc};
+pub use recorder::{Profile, Profiler, RecordStats, Recorder};
 
 use crate::error::{Error, Result};
 
@@ -251,7 +253,8 @@ impl GpuContext {
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("lookahead"),
-            required_features: wgpu::Features::empty(),
+            // Timestamps where the adapter has them, for `bench --profile`; nothing else is needed.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: limits.clone(),
             experimental_features: wgpu::ExperimentalFeatures::disabled(),
             memory_hints: wgpu::MemoryHints::Performance,

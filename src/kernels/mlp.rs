@@ -2,7 +2,7 @@
 //! once over member-major rows (see "Slots" in the module above).
 
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Recorder};
 
 use super::{pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, WG_SIZE};
 
@@ -359,13 +359,12 @@ impl MlpRowsKernels {
         Ok(RowsLayer { members })
     }
 
-    /// Records a layer bound by [`MlpRowsKernels::bind_layer`]: one dispatch per member.
-    pub fn record(&self, pass: &mut wgpu::ComputePass<'_>, layer: &RowsLayer) {
-        pass.set_pipeline(&self.forward_rows);
+    /// Records a layer bound by [`MlpRowsKernels::bind_layer`]: one dispatch per member,
+    /// named `kernel` in the recorder's counts.
+    pub fn record(&self, rec: &mut Recorder<'_>, kernel: &'static str, layer: &RowsLayer) {
         for (bg, groups) in &layer.members {
             if *groups > 0 {
-                pass.set_bind_group(0, bg, &[]);
-                pass.dispatch_workgroups(*groups, 1, 1);
+                rec.dispatch(kernel, &self.forward_rows, &[(bg, &[])], (*groups, 1, 1));
             }
         }
     }

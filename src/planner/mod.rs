@@ -33,7 +33,7 @@ use std::time::Duration;
 
 use crate::env::Task;
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Profiler, RecordStats};
 use crate::kernels::cem::CemKernels;
 use crate::kernels::mlp::{MlpKernels, MlpRowsKernels};
 use crate::kernels::rollout::{AnalyticKernels, RolloutKernels};
@@ -110,6 +110,8 @@ pub struct Planner {
     /// A submission abandoned at a deadline, waited for before the workspace is reused.
     inflight: Option<wgpu::SubmissionIndex>,
     warm: WarmStart,
+    /// Dispatches of the last plan's submission.
+    last_dispatches: u64,
 }
 
 impl Planner {
@@ -190,6 +192,7 @@ impl Planner {
             call: 0,
             iteration_time: None,
             inflight: None,
+            last_dispatches: 0,
         };
         planner.reserve(1)?;
         Ok(planner)
@@ -289,29 +292,53 @@ impl Planner {
         if self.cfg.return_best_iteration {
             return Ok(self.plan_batch_with(observations, Budget::Iterations(self.cfg.iterations))?.batch);
         }
+        Ok(self.plan_recorded(observations, None)?.0)
+    }
+
+    /// Plans from `obs` with every dispatch timed on the GPU (see [`Profiler`]): the plan, the
+    /// dispatches by kernel and the GPU milliseconds by kernel. Always one submission, whatever
+    /// `return_best_iteration` says; per-dispatch passes make it slightly slower than `plan`.
+    pub fn plan_profiled(&mut self, obs: &[f32], profiler: &Profiler) -> Result<(Plan, RecordStats)> {
+        let (mut plans, stats) = self.plan_recorded(&[obs], Some(profiler))?;
+        Ok((plans.remove(0), stats))
+    }
+
+    /// Dispatches recorded by the last plan (all iterations of one submission).
+    pub fn last_dispatches(&self) -> u64 {
+        self.last_dispatches
+    }
+
+    fn plan_recorded<O: AsRef<[f32]>>(
+        &mut self,
+        observations: &[O],
+        profiler: Option<&Profiler>,
+    ) -> Result<(Vec<Plan>, RecordStats)> {
         let flat = self.flatten(observations)?;
         let n_batch = self.prepare(&flat, observations.len())?;
         let ws = self.ws.as_ref().expect("prepare reserved the workspace");
         let (h, a) = (self.cfg.horizon, self.task.act_dim);
-        let encoder = self.encode(ws, 0..self.cfg.iterations, self.cfg.keep_last_solution);
+        let (encoder, profile) = self.encode(ws, 0..self.cfg.iterations, self.cfg.keep_last_solution, profiler);
         let timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
         let out = self.ctx.submit_and_read(encoder, &ws.staging, n_batch * h * a + 2 * n_batch, timeout)?;
+        let stats = profile.read(&self.ctx, profiler, timeout)?;
+        self.last_dispatches = stats.dispatches;
         self.call = self.call.wrapping_add(1);
         // The GPU shifted its copy of the mean in the same submission; the host copy follows.
         self.warm.advance(&out[..n_batch * h * a]);
-        let stats = &out[n_batch * h * a..];
-        Ok((0..n_batch)
+        let plan_stats = &out[n_batch * h * a..];
+        let plans = (0..n_batch)
             .map(|b| {
                 let actions = out[b * h * a..(b + 1) * h * a].to_vec();
                 Plan {
                     action: actions[..a].to_vec(),
                     actions,
-                    predicted_return: stats[2 * b],
-                    best_return: stats[2 * b + 1],
+                    predicted_return: plan_stats[2 * b],
+                    best_return: plan_stats[2 * b + 1],
                     iterations: self.cfg.iterations,
                 }
             })
-            .collect())
+            .collect();
+        Ok((plans, stats))
     }
 
     /// Checks observations (flattened, `n_batch` of them), reserves the workspace and writes the

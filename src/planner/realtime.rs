@@ -167,7 +167,8 @@ impl Planner {
                 wait = wait.min(left);
             }
             let ws = self.ws.as_ref().expect("prepare built the workspace");
-            let encoder = self.encode(ws, done..done + 1, false);
+            let (encoder, profile) = self.encode(ws, done..done + 1, false, None);
+            self.last_dispatches = profile.dispatches();
             let index = self.ctx.queue.submit(Some(encoder.finish()));
             let t0 = Instant::now();
             let out = match self.ctx.read_staging(&ws.staging, 2 * len + 2 * n_batch, Some(index.clone()), wait) {

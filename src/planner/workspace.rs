@@ -4,7 +4,7 @@
 
 use super::{DynamicsKernels, Planner, Propagation, Sampling};
 use crate::error::{Error, Result};
-use crate::gpu::grid_1d;
+use crate::gpu::{grid_1d, Profile, Profiler, Recorder};
 use crate::kernels::cem::CemBuffers;
 use crate::kernels::mlp::{Activation, LayerParams, RowsBuffers, RowsLayer};
 use crate::kernels::rollout::{bind_rollout, RolloutBuffers};
@@ -313,71 +313,74 @@ impl Planner {
     }
 
     /// Records CEM iterations `its`, then copies the mean, the plan statistics and the variance
-    /// to the staging buffer, then (with `shift`) the warm start for the next plan.
-    pub(super) fn encode(&self, ws: &Workspace, its: std::ops::Range<usize>, shift: bool) -> wgpu::CommandEncoder {
+    /// to the staging buffer, then (with `shift`) the warm start for the next plan; with a
+    /// profiler every dispatch is timed.
+    pub(super) fn encode(
+        &self,
+        ws: &Workspace,
+        its: std::ops::Range<usize>,
+        shift: bool,
+        profiler: Option<&Profiler>,
+    ) -> (wgpu::CommandEncoder, Profile) {
         let cem = &self.kernels.cem;
-        let mut encoder =
-            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("planner.plan") });
+        let mut rec = Recorder::new(&self.ctx, "planner.plan", profiler);
         let h = self.cfg.horizon;
         let offset = |it: usize, t: usize| ((it * h + t) as u64 * ws.params_stride) as u32;
         let xy = |g: (u32, u32)| (g.0, g.1, 1);
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("planner.cem"),
-                timestamp_writes: None,
-            });
-            let run = |pass: &mut wgpu::ComputePass<'_>,
-                       pipe: &wgpu::ComputePipeline,
-                       bg: &wgpu::BindGroup,
-                       off: u32,
-                       grid: (u32, u32)| {
-                kernels::dispatch(pass, pipe, &[(&ws.params_bg, &[off]), (bg, &[])], xy(grid));
-            };
-            for it in its {
-                let off0 = offset(it, 0);
-                run(&mut pass, &cem.sample, &ws.cem_bg, off0, ws.grid_elements);
-                match &self.kernels.dynamics {
-                    DynamicsKernels::Analytic(analytic) => {
-                        run(&mut pass, &analytic.rollout, &ws.rollout_bg, off0, ws.grid_particles);
-                    }
-                    DynamicsKernels::Ensemble { rollout, mlp, rows } => {
-                        run(&mut pass, &rollout.init, &ws.rollout_bg, off0, ws.grid_particles);
-                        for t in 0..h {
-                            run(&mut pass, &rollout.prepare, &ws.rollout_bg, offset(it, t), ws.grid_particles);
-                            for layer in &ws.layers {
-                                match (layer, rows) {
-                                    (LayerDispatch::Tiled(bg, groups), _) => mlp.dispatch(&mut pass, bg, *groups),
-                                    (LayerDispatch::Rows(l), Some(rk)) => rk.record(&mut pass, l),
-                                    (LayerDispatch::Rows(_), None) => {
-                                        unreachable!("row layers are bound only with the row kernel")
-                                    }
+        let run = |rec: &mut Recorder<'_>,
+                   kernel: &'static str,
+                   pipe: &wgpu::ComputePipeline,
+                   bg: &wgpu::BindGroup,
+                   off: u32,
+                   grid: (u32, u32)| {
+            rec.dispatch(kernel, pipe, &[(&ws.params_bg, &[off]), (bg, &[])], xy(grid));
+        };
+        for it in its {
+            let off0 = offset(it, 0);
+            run(&mut rec, "sample_candidates", &cem.sample, &ws.cem_bg, off0, ws.grid_elements);
+            match &self.kernels.dynamics {
+                DynamicsKernels::Analytic(analytic) => {
+                    run(&mut rec, "rollout_analytic", &analytic.rollout, &ws.rollout_bg, off0, ws.grid_particles);
+                }
+                DynamicsKernels::Ensemble { rollout, mlp, rows } => {
+                    run(&mut rec, "init_particles", &rollout.init, &ws.rollout_bg, off0, ws.grid_particles);
+                    for t in 0..h {
+                        let off = offset(it, t);
+                        run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off, ws.grid_particles);
+                        for (l, layer) in ws.layers.iter().enumerate() {
+                            let kernel = LAYER_LABELS[l.min(LAYER_LABELS.len() - 1)];
+                            match (layer, rows) {
+                                (LayerDispatch::Tiled(bg, groups), _) => {
+                                    rec.dispatch(kernel, &mlp.forward, &[(bg, &[])], *groups)
+                                }
+                                (LayerDispatch::Rows(layer), Some(rk)) => rk.record(&mut rec, kernel, layer),
+                                (LayerDispatch::Rows(_), None) => {
+                                    unreachable!("row layers are bound only with the row kernel")
                                 }
                             }
-                            run(&mut pass, &rollout.propagate, &ws.rollout_bg, offset(it, t), ws.grid_particles);
                         }
+                        run(&mut rec, "propagate", &rollout.propagate, &ws.rollout_bg, off, ws.grid_particles);
                     }
                 }
-                run(&mut pass, &cem.particle_mean, &ws.cem_bg, off0, ws.grid_candidates);
-                run(&mut pass, &cem.rank, &ws.cem_bg, off0, ws.grid_candidates);
-                run(&mut pass, &cem.update, &ws.cem_bg, off0, ws.grid_plan);
             }
+            run(&mut rec, "particle_mean", &cem.particle_mean, &ws.cem_bg, off0, ws.grid_candidates);
+            run(&mut rec, "rank_elites", &cem.rank, &ws.cem_bg, off0, ws.grid_candidates);
+            run(&mut rec, "update_distribution", &cem.update, &ws.cem_bg, off0, ws.grid_plan);
         }
         let plan_bytes = (ws.n_batch * h * self.task.act_dim * 4) as u64;
+        let encoder = rec.encoder();
         encoder.copy_buffer_to_buffer(&ws.mean, 0, &ws.staging, 0, Some(plan_bytes));
         encoder.copy_buffer_to_buffer(&ws.plan_stats, 0, &ws.staging, plan_bytes, Some((ws.n_batch * 8) as u64));
         encoder.copy_buffer_to_buffer(&ws.var, 0, &ws.staging, plan_bytes + (ws.n_batch * 8) as u64, Some(plan_bytes));
         if shift {
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("planner.shift"),
-                    timestamp_writes: None,
-                });
-                // shift_solution writes the shifted mean into `var` (free until the next plan
-                // rewrites it), which is then copied over the mean.
-                kernels::dispatch(&mut pass, &cem.shift, &[(&ws.params_bg, &[0]), (&ws.cem_bg, &[])], xy(ws.grid_plan));
-            }
-            encoder.copy_buffer_to_buffer(&ws.var, 0, &ws.mean, 0, Some(plan_bytes));
+            // shift_solution writes the shifted mean into `var` (free until the next plan
+            // rewrites it), which is then copied over the mean.
+            run(&mut rec, "shift_solution", &cem.shift, &ws.cem_bg, 0, ws.grid_plan);
+            rec.encoder().copy_buffer_to_buffer(&ws.var, 0, &ws.mean, 0, Some(plan_bytes));
         }
-        encoder
+        rec.finish()
     }
 }
+
+/// Profile labels of the ensemble's layers (deeper layers share the last label).
+const LAYER_LABELS: [&str; 8] = ["layer0", "layer1", "layer2", "layer3", "layer4", "layer5", "layer6", "layer7+"];

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use super::Trainer;
 use crate::error::Result;
-use crate::gpu::grid_1d;
+use crate::gpu::{grid_1d, Profile, Recorder};
 use crate::kernels::adam::AdamBuffers;
 use crate::kernels::loss::LossBuffers;
 use crate::kernels::{self, TrainParams, WG_SIZE};
@@ -130,51 +130,43 @@ impl Trainer {
         ep: &Epoch,
         steps: std::ops::Range<usize>,
         backward_only: bool,
-    ) -> Result<wgpu::CommandEncoder> {
+    ) -> Result<(wgpu::CommandEncoder, Profile)> {
         let s = &self.ensemble.spec;
         let (e, b) = (s.n_members as u32, self.cfg.batch_size as u32);
         let max = self.ctx.limits().max_compute_workgroups_per_dimension;
-        let grid_x0 = grid_1d(e * b * s.in_dim() as u32, WG_SIZE, max)?;
-        let grid_nll = grid_1d(e * b * s.model_out() as u32, WG_SIZE, max)?;
-        let grid_reduce = grid_1d(e + s.model_out() as u32, WG_SIZE, max)?;
-        let grid_chunks = grid_1d(self.net.n_chunks as u32, WG_SIZE, max)?;
-        let grid_params = grid_1d(self.layout.len as u32, WG_SIZE, max)?;
-        let mut encoder =
-            self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("train") });
-        {
-            let mut pass = encoder
-                .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("train"), timestamp_writes: None });
-            for step in steps {
-                let off = (step as u64 * self.params_stride) as u32;
-                let run = |pass: &mut wgpu::ComputePass<'_>,
-                           p: &wgpu::ComputePipeline,
-                           g: &wgpu::BindGroup,
-                           grid: (u32, u32)| {
-                    kernels::dispatch(pass, p, &[(&ep.params_bg, &[off]), (g, &[])], (grid.0, grid.1, 1));
-                };
-                run(&mut pass, &self.loss.gather, &ep.loss_bg, grid_x0);
-                for op in &self.net.ops {
-                    self.mlp.dispatch_with(&mut pass, &self.mlp.forward, &op.forward.0, op.forward.1);
-                }
-                run(&mut pass, &self.loss.nll, &ep.loss_bg, grid_nll);
-                run(&mut pass, &self.loss.reduce, &ep.loss_bg, grid_reduce);
-                if ep.adam_bg.is_none() && !backward_only {
-                    continue;
-                }
-                for op in self.net.ops.iter().rev() {
-                    self.mlp.dispatch_with(&mut pass, &self.mlp.backward_weights, &op.weights.0, op.weights.1);
-                    self.mlp.dispatch_with(&mut pass, &self.mlp.bias_grad, &op.bias.0, op.bias.1);
-                    if let Some((bg, groups)) = &op.input {
-                        self.mlp.dispatch_with(&mut pass, &self.mlp.backward_input, bg, *groups);
-                    }
-                }
-                let Some(adam_bg) = ep.adam_bg.as_ref().filter(|_| !backward_only) else { continue };
-                run(&mut pass, &self.adam.norm_partial, adam_bg, grid_chunks);
-                run(&mut pass, &self.adam.norm_final, adam_bg, (1, 1));
-                run(&mut pass, &self.adam.adam, adam_bg, grid_params);
+        let xy = |g: (u32, u32)| (g.0, g.1, 1);
+        let grid_x0 = xy(grid_1d(e * b * s.in_dim() as u32, WG_SIZE, max)?);
+        let grid_nll = xy(grid_1d(e * b * s.model_out() as u32, WG_SIZE, max)?);
+        let grid_reduce = xy(grid_1d(e + s.model_out() as u32, WG_SIZE, max)?);
+        let grid_chunks = xy(grid_1d(self.net.n_chunks as u32, WG_SIZE, max)?);
+        let grid_params = xy(grid_1d(self.layout.len as u32, WG_SIZE, max)?);
+        let mut rec = Recorder::new(&self.ctx, "train", self.profiler.as_ref());
+        let mlp = &self.mlp;
+        for step in steps {
+            let off = [(step as u64 * self.params_stride) as u32];
+            let with_params = |g| [(&ep.params_bg, &off[..]), (g, &[][..])];
+            rec.dispatch("gather_batch", &self.loss.gather, &with_params(&ep.loss_bg), grid_x0);
+            for op in &self.net.ops {
+                rec.dispatch("forward", &mlp.forward, &[(&op.forward.0, &[])], op.forward.1);
             }
+            rec.dispatch("nll_grad", &self.loss.nll, &with_params(&ep.loss_bg), grid_nll);
+            rec.dispatch("reduce_loss", &self.loss.reduce, &with_params(&ep.loss_bg), grid_reduce);
+            if ep.adam_bg.is_none() && !backward_only {
+                continue;
+            }
+            for op in self.net.ops.iter().rev() {
+                rec.dispatch("backward_weights", &mlp.backward_weights, &[(&op.weights.0, &[])], op.weights.1);
+                rec.dispatch("bias_grad", &mlp.bias_grad, &[(&op.bias.0, &[])], op.bias.1);
+                if let Some((bg, groups)) = &op.input {
+                    rec.dispatch("backward_input", &mlp.backward_input, &[(bg, &[])], *groups);
+                }
+            }
+            let Some(adam_bg) = ep.adam_bg.as_ref().filter(|_| !backward_only) else { continue };
+            rec.dispatch("grad_norm_partial", &self.adam.norm_partial, &with_params(adam_bg), grid_chunks);
+            rec.dispatch("grad_norm_final", &self.adam.norm_final, &with_params(adam_bg), (1, 1, 1));
+            rec.dispatch("adam_step", &self.adam.adam, &with_params(adam_bg), grid_params);
         }
-        Ok(encoder)
+        Ok(rec.finish())
     }
 
     pub(super) fn run_steps(&self, ep: &Epoch, backward_only: bool) -> Result<()> {
@@ -182,9 +174,11 @@ impl Trainer {
         let mut start = 0;
         while start < ep.n_steps {
             let end = (start + per).min(ep.n_steps);
-            let encoder = self.encode(ep, start..end, backward_only)?;
+            let (encoder, profile) = self.encode(ep, start..end, backward_only)?;
             let index = self.ctx.queue.submit(Some(encoder.finish()));
             self.ctx.wait(Some(index), SUBMISSION_TIMEOUT)?;
+            let stats = profile.read(&self.ctx, self.profiler.as_ref(), SUBMISSION_TIMEOUT)?;
+            self.recorded.borrow_mut().add(&stats);
             start = end;
         }
         Ok(())

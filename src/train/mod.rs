@@ -20,6 +20,7 @@ pub use buffer::{input_statistics, ReplayBuffer};
 pub use config::TrainConfig;
 pub use params::ParamLayout;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
@@ -27,7 +28,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{GpuContext, Profiler, RecordStats};
 use crate::kernels::adam::AdamKernels;
 use crate::kernels::loss::LossKernels;
 use crate::kernels::mlp::MlpKernels;
@@ -75,6 +76,10 @@ pub struct Trainer {
     params_stride: u64,
     elites: Vec<usize>,
     rng: rand::rngs::StdRng,
+    /// Times every dispatch when set ([`Trainer::set_profiling`]).
+    profiler: Option<Profiler>,
+    /// Dispatch counts (and GPU times when profiling) since the last [`Trainer::take_record`].
+    recorded: RefCell<RecordStats>,
 }
 
 fn read_u32s(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Result<Vec<u32>> {
@@ -131,7 +136,22 @@ impl Trainer {
             net,
             params_stride,
             rng,
+            profiler: None,
+            recorded: RefCell::default(),
         })
+    }
+
+    /// Times every dispatch on the GPU from now on (or stops); false when the adapter has no
+    /// timestamp queries. Profiled epochs run one compute pass per dispatch, a little slower.
+    pub fn set_profiling(&mut self, on: bool) -> bool {
+        self.profiler = if on { Profiler::new(&self.ctx) } else { None };
+        self.profiler.is_some()
+    }
+
+    /// Dispatches by kernel (and, when profiling, GPU milliseconds by kernel) since the last
+    /// call; resets the counts.
+    pub fn take_record(&self) -> RecordStats {
+        self.recorded.take()
     }
 
     /// The configuration.

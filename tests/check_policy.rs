@@ -1,0 +1,109 @@
+//! The runtime-check policy (gpu::ShaderChecks) changes speed, never results: plans (learned
+//! ensemble and known dynamics) and training on the same random stream are bit-identical with
+//! every naga check compiled in and with the policy's trusted kernels. An out-of-range index
+//! that the checked build clamps would read other memory in the trusted one and show up here.
+
+mod common;
+
+use lookahead::env::EnvKind;
+use lookahead::gpu::{AdapterOptions, GpuContext, ShaderChecks};
+use lookahead::model::{Ensemble, EnsembleSpec};
+use lookahead::planner::{CemConfig, Dynamics, MlpKernel, Planner, Propagation};
+use lookahead::train::{ReplayBuffer, TrainConfig, Trainer};
+
+fn ctx_with(shader_checks: ShaderChecks) -> GpuContext {
+    let name = std::env::var("LOOKAHEAD_ADAPTER").ok();
+    GpuContext::new(&AdapterOptions { name, backend: None, shader_checks }).unwrap_or_else(|e| {
+        panic!("GPU tests need an adapter: {e}\nInstall lavapipe with: apt-get update && apt-get install -y mesa-vulkan-drivers")
+    })
+}
+
+fn plans(ctx: &GpuContext) -> Vec<Vec<f32>> {
+    // Ragged sizes (population 37, 3 particles, hidden 33) so tiles and workgroups are partial.
+    let spec = EnsembleSpec {
+        n_members: 3,
+        obs_dim: 3,
+        act_dim: 1,
+        hidden: vec![33, 20],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    let ens = Ensemble::random(spec, 4).expect("ensemble");
+    let obs = [0.6f32, 0.8, -0.3];
+    let mut out = Vec::new();
+    for (propagation, kernel) in [
+        (Propagation::Ts1, MlpKernel::Tiled),
+        (Propagation::Tsinf, MlpKernel::Rows),
+        (Propagation::Expectation, MlpKernel::Tiled),
+    ] {
+        let cfg = CemConfig {
+            horizon: 5,
+            iterations: 2,
+            population: 37,
+            particles: 3,
+            propagation,
+            mlp_kernel: kernel,
+            seed: 8,
+            ..CemConfig::default()
+        };
+        let mut p = Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ens.clone()), cfg).expect("planner");
+        for _ in 0..2 {
+            let plan = p.plan(&obs).expect("plan");
+            out.push([plan.actions, vec![plan.predicted_return, plan.best_return]].concat());
+        }
+    }
+    let cfg = CemConfig { horizon: 12, population: 45, ..CemConfig::pendulum_mpc() };
+    let mut p = Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner");
+    out.push(p.plan(&obs).expect("plan").actions);
+    out
+}
+
+fn training(ctx: &GpuContext) -> (Vec<f64>, Vec<f32>) {
+    let spec = EnsembleSpec {
+        n_members: 3,
+        obs_dim: 4,
+        act_dim: 1,
+        hidden: vec![24, 17],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    let mut env = EnvKind::Cartpole.make();
+    let mut buffer = ReplayBuffer::new(4, 1);
+    let mut obs = env.reset(0);
+    for i in 0..300 {
+        let a = [((i * 37 % 17) as f64 / 8.0) - 1.0];
+        let s = env.step(&a).expect("step");
+        let f = |v: &[f64]| -> Vec<f32> { v.iter().map(|x| *x as f32).collect() };
+        buffer.push(&f(&obs), &f(&a), &f(&s.obs), s.reward as f32, s.terminated).expect("push");
+        obs = if s.terminated || s.truncated { env.reset(i as u64) } else { s.obs };
+    }
+    let cfg = TrainConfig { epochs: 3, batch_size: 29, num_elites: 2, seed: 5, ..TrainConfig::default() };
+    let mut t = Trainer::new(ctx, Ensemble::random(spec, 2).expect("ensemble"), cfg).expect("trainer");
+    let report = t.train(&buffer).expect("train");
+    let flat = t.layout().pack(&t.ensemble().expect("read back"));
+    (report.train_loss, flat)
+}
+
+#[test]
+fn plans_and_training_are_identical_with_full_checks_and_with_the_policy() {
+    let full = ctx_with(ShaderChecks::Full);
+    let policy = ctx_with(ShaderChecks::Policy);
+    assert_eq!(plans(&full), plans(&policy), "plans differ between check settings");
+    let (loss_full, params_full) = training(&full);
+    let (loss_policy, params_policy) = training(&policy);
+    assert_eq!(loss_full, loss_policy, "training losses differ between check settings");
+    assert_eq!(params_full, params_policy, "trained parameters differ between check settings");
+}
+
+#[test]
+fn only_the_crates_own_wgsl_is_compiled_without_checks() {
+    let ctx = ctx_with(ShaderChecks::Policy);
+    let k = lookahead::kernels::COMMON_WGSL;
+    assert!(lookahead::kernels::runtime_checks_off(&ctx, &[k, lookahead::kernels::MLP_WGSL]));
+    let task = EnvKind::Cartpole.task();
+    assert!(lookahead::kernels::runtime_checks_off(&ctx, &[k, &task.wgsl, lookahead::kernels::ROLLOUT_WGSL]));
+    let custom = format!("{}\n// a user's change\n", task.wgsl);
+    assert!(!lookahead::kernels::runtime_checks_off(&ctx, &[k, &custom, lookahead::kernels::ROLLOUT_WGSL]));
+    let full = ctx_with(ShaderChecks::Full);
+    assert!(!lookahead::kernels::runtime_checks_off(&full, &[k, lookahead::kernels::MLP_WGSL]));
+}
