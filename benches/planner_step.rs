@@ -8,15 +8,15 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use lookahead::env::EnvKind;
 use lookahead::gpu::{AdapterOptions, GpuContext};
 use lookahead::model::{Ensemble, EnsembleSpec};
-use lookahead::planner::{CemConfig, Dynamics, Planner};
+use lookahead::planner::{Dynamics, Planner, PlannerConfig};
 
 fn plan(c: &mut Criterion) {
     let ctx = GpuContext::new(&AdapterOptions::default())
         .expect("a GPU adapter (or lavapipe: apt-get install mesa-vulkan-drivers)");
     let cfg = if ctx.is_software() {
-        CemConfig { population: 50, particles: 4, iterations: 2, ..CemConfig::pets_reference() }
+        PlannerConfig { population: 50, particles: 4, iterations: 2, ..PlannerConfig::pets_reference() }
     } else {
-        CemConfig::pets_reference()
+        PlannerConfig::pets_reference()
     };
     let ens = Ensemble::random(EnsembleSpec::pets(4, 1), 1).expect("ensemble");
     let mut planner =

@@ -7,7 +7,7 @@
 use lookahead::env::EnvKind;
 use lookahead::gpu::{AdapterOptions, GpuContext};
 use lookahead::model::{Ensemble, EnsembleSpec};
-use lookahead::planner::{CemConfig, Dynamics, Planner};
+use lookahead::planner::{Dynamics, Planner, PlannerConfig};
 
 fn main() -> anyhow::Result<()> {
     let ctx = GpuContext::new(&AdapterOptions::default())?;
@@ -17,13 +17,14 @@ fn main() -> anyhow::Result<()> {
     let path = std::env::temp_dir().join("lookahead-example-ensemble.safetensors");
     Ensemble::random(EnsembleSpec::pets(4, 1), 0)?.save(&path)?;
     let ensemble = Ensemble::load(&path)?;
-    let small = CemConfig { population: 100, particles: 4, ..CemConfig::pets_reference() };
+    let small = PlannerConfig { population: 100, particles: 4, ..PlannerConfig::pets_reference() };
     let mut learned = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ensemble), small)?;
     let plan = learned.plan(&[0.0, 0.0, 0.05, 0.0])?;
     println!("untrained ensemble plans {:?} (predicted return {:.2})", plan.action, plan.predicted_return);
 
     // The true dynamics keep the pole up.
-    let mut planner = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, CemConfig::pets_reference())?;
+    let mut planner =
+        Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, PlannerConfig::pets_reference())?;
     let mut env = EnvKind::Cartpole.make();
     let mut obs = env.reset(7);
     let mut total = 0.0;

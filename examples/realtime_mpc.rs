@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use lookahead::env::EnvKind;
 use lookahead::gpu::{AdapterOptions, GpuContext};
-use lookahead::planner::{AsyncPlanner, CemConfig, Dynamics, Planner};
+use lookahead::planner::{AsyncPlanner, Dynamics, Planner, PlannerConfig};
 
 const PERIOD: Duration = Duration::from_millis(20);
 
@@ -17,7 +17,7 @@ fn main() -> anyhow::Result<()> {
     let ctx = GpuContext::new(&AdapterOptions::default())?;
     let population = if ctx.is_software() { 300 } else { 500 };
     println!("adapter: {}; population {population}, horizon 30, up to 5 CEM iterations per plan", ctx.adapter());
-    let cfg = CemConfig { population, ..CemConfig::pendulum_mpc() };
+    let cfg = PlannerConfig { population, ..PlannerConfig::pendulum_mpc() };
     let mut planner = Planner::new(&ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg)?;
     let mut env = EnvKind::Pendulum.make();
     let mut obs = env.reset(0);

@@ -21,6 +21,7 @@ const MAX_ACT: u32 = 8u;
 const PURPOSE_SAMPLE: u32 = 1u;
 const PURPOSE_NOISE: u32 = 2u;
 const PURPOSE_PERMUTE: u32 = 3u;
+const PURPOSE_ELITE: u32 = 4u;
 
 // propagation
 const PROP_TS1: u32 = 0u;
@@ -31,6 +32,10 @@ const PROP_EXPECTATION: u32 = 2u;
 const FLAG_SAMPLE_NOISE: u32 = 1u;      // model is probabilistic: next = state + mean + σ·ε
 const FLAG_LEARNED_REWARD: u32 = 2u;    // the model's last output is the reward
 const FLAG_CLIPPED_NORMAL: u32 = 4u;    // clipped instead of truncated candidate sampling
+const FLAG_UNIFORM: u32 = 8u;           // random shooting: candidates uniform within the bounds
+const FLAG_EXTRAS_SHIFTED: u32 = 16u;   // iCEM: extras are archived elites shifted one step
+const FLAG_EXTRAS_KEPT: u32 = 32u;      // iCEM: extras are archived elites as they are
+const FLAG_EXTRAS_MEAN: u32 = 64u;      // iCEM: the one extra is the current mean
 
 struct PlanParams {
     n_batch: u32,       // independent plans solved together (plan_batch)
@@ -52,6 +57,13 @@ struct PlanParams {
     alpha: f32,         // CEM smoothing: new = alpha·old + (1 − alpha)·elite
     model_out: u32,     // predicted quantities per row: obs_dim (+1 with a learned reward)
     in_dim: u32,        // model input width: obs_dim + act_dim
+    sampled: u32,       // candidates drawn this iteration (= population but for iCEM's extras)
+    keep: u32,          // iCEM: extra candidates after the sampled ones (population = sampled + keep)
+    archive: u32,       // iCEM: offset in `actions` of the elite archive [n_batch, n_elites, horizon, act_dim]
+    sigma: f32,         // MPPI: noise scale
+    gamma: f32,         // MPPI: reward scaling (inverse temperature)
+    beta: f32,          // MPPI: smoothing of the noise across time steps
+    noise_beta: f32,    // iCEM: exponent of the noise's power spectrum (0 white, 2 as the paper)
     _pad0: u32,
 }
 

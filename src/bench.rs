@@ -10,7 +10,7 @@ use crate::env::{EnvKind, Task};
 use crate::error::Result;
 use crate::gpu::{AdapterSummary, GpuContext, Profiler, RecordStats, ShaderChecks};
 use crate::model::{Ensemble, EnsembleSpec};
-use crate::planner::{CemConfig, Dynamics, Planner, Propagation};
+use crate::planner::{Dynamics, Planner, PlannerConfig, Propagation};
 
 /// One benchmark configuration.
 #[derive(Debug, Clone, Serialize)]
@@ -23,7 +23,7 @@ pub struct PlanCase {
     pub act_dim: usize,
     /// Planner settings.
     #[serde(skip)]
-    pub cem: CemConfig,
+    pub cem: PlannerConfig,
     /// Model architecture.
     #[serde(skip)]
     pub model: EnsembleSpec,
@@ -115,7 +115,7 @@ impl From<&AdapterSummary> for AdapterJson {
     }
 }
 
-fn case(name: &str, obs: usize, act: usize, cem: CemConfig, repeats: usize) -> PlanCase {
+fn case(name: &str, obs: usize, act: usize, cem: PlannerConfig, repeats: usize) -> PlanCase {
     PlanCase { name: name.into(), obs_dim: obs, act_dim: act, model: EnsembleSpec::pets(obs, act), cem, repeats }
 }
 
@@ -124,10 +124,10 @@ fn case(name: &str, obs: usize, act: usize, cem: CemConfig, repeats: usize) -> P
 /// population sweep, population 2000 × horizon 30 and HalfCheetah-sized dimensions (obs 18,
 /// act 6, horizon 30).
 pub fn full_suite() -> Vec<PlanCase> {
-    let r = CemConfig::pets_reference();
+    let r = PlannerConfig::pets_reference();
     let mut v = vec![
         case("pets_cartpole_ts1", 4, 1, r.clone(), 30),
-        case("pets_cartpole_tsinf", 4, 1, CemConfig { propagation: Propagation::Tsinf, ..r.clone() }, 30),
+        case("pets_cartpole_tsinf", 4, 1, PlannerConfig { propagation: Propagation::Tsinf, ..r.clone() }, 30),
         PlanCase {
             model: EnsembleSpec { n_members: 5, ..EnsembleSpec::pets(4, 1) },
             ..case("pets_cartpole_5_members", 4, 1, r.clone(), 30)
@@ -138,23 +138,23 @@ pub fn full_suite() -> Vec<PlanCase> {
             &format!("population_{pop}"),
             4,
             1,
-            CemConfig { population: pop, ..r.clone() },
+            PlannerConfig { population: pop, ..r.clone() },
             if pop >= 5000 { 10 } else { 20 },
         ));
     }
-    v.push(case("population_2000_h30", 4, 1, CemConfig { population: 2000, horizon: 30, ..r.clone() }, 10));
-    v.push(case("halfcheetah_dims_h30", 18, 6, CemConfig { horizon: 30, ..r }, 10));
+    v.push(case("population_2000_h30", 4, 1, PlannerConfig { population: 2000, horizon: 30, ..r.clone() }, 10));
+    v.push(case("halfcheetah_dims_h30", 18, 6, PlannerConfig { horizon: 30, ..r }, 10));
     v
 }
 
 /// A reduced suite that finishes within minutes on lavapipe: the reference network and
 /// horizon with population 50 and 4 particles, 2 iterations.
 pub fn quick_suite() -> Vec<PlanCase> {
-    let small = CemConfig { population: 50, particles: 4, iterations: 2, ..CemConfig::pets_reference() };
+    let small = PlannerConfig { population: 50, particles: 4, iterations: 2, ..PlannerConfig::pets_reference() };
     vec![
         case("quick_cartpole_ts1", 4, 1, small.clone(), 3),
-        case("quick_cartpole_tsinf", 4, 1, CemConfig { propagation: Propagation::Tsinf, ..small.clone() }, 3),
-        case("quick_halfcheetah_dims", 18, 6, CemConfig { horizon: 10, ..small }, 2),
+        case("quick_cartpole_tsinf", 4, 1, PlannerConfig { propagation: Propagation::Tsinf, ..small.clone() }, 3),
+        case("quick_halfcheetah_dims", 18, 6, PlannerConfig { horizon: 10, ..small }, 2),
     ]
 }
 

@@ -9,11 +9,11 @@
 //! ```
 //! use lookahead::env::EnvKind;
 //! use lookahead::gpu::{AdapterOptions, GpuContext};
-//! use lookahead::planner::{Budget, CemConfig, Dynamics, Planner};
+//! use lookahead::planner::{Budget, PlannerConfig, Dynamics, Planner};
 //! use std::time::Duration;
 //! # fn main() -> lookahead::Result<()> {
 //! let ctx = GpuContext::new(&AdapterOptions::default())?;
-//! let cfg = CemConfig { population: 100, ..CemConfig::pets_reference() };
+//! let cfg = PlannerConfig { population: 100, ..PlannerConfig::pets_reference() };
 //! let mut planner = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg)?;
 //! let obs = [0.0, 0.0, 0.05, 0.0]; // pole leaning right
 //! let plan = planner.plan(&obs)?;

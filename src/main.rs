@@ -11,7 +11,7 @@ use lookahead::env::EnvKind;
 use lookahead::gpu::{self, AdapterOptions, Backend, GpuContext};
 use lookahead::mpc;
 use lookahead::pets::{self, PetsConfig, Preset};
-use lookahead::planner::CemConfig;
+use lookahead::planner::PlannerConfig;
 
 #[derive(Parser)]
 #[command(name = "lookahead", version, about = "PETS / CEM model-predictive control in WGSL compute shaders")]
@@ -77,7 +77,7 @@ enum Command {
         /// Write the trajectory as CSV.
         #[arg(long)]
         trajectory: Option<PathBuf>,
-        /// Planner settings (TOML, keys of CemConfig).
+        /// Planner settings (TOML, keys of PlannerConfig).
         #[arg(long)]
         config: Option<PathBuf>,
         /// Override one planner setting, e.g. --set population=500 (repeatable).
@@ -200,15 +200,15 @@ fn open_gpu(args: &GpuArgs) -> anyhow::Result<GpuContext> {
     Ok(ctx)
 }
 
-fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::Result<CemConfig> {
+fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::Result<PlannerConfig> {
     let mut cfg = match config {
         Some(path) => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-            CemConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
+            PlannerConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
         None => match env {
-            EnvKind::Cartpole => CemConfig::pets_reference(),
-            EnvKind::Pendulum => CemConfig::pendulum_mpc(),
+            EnvKind::Cartpole => PlannerConfig::pets_reference(),
+            EnvKind::Pendulum => PlannerConfig::pendulum_mpc(),
         },
     };
     for s in set {

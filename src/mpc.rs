@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::env::{EnvKind, Step};
 use crate::error::Result;
 use crate::gpu::GpuContext;
-use crate::planner::{CemConfig, Dynamics, Planner};
+use crate::planner::{Dynamics, Planner, PlannerConfig};
 
 /// One row of a trajectory: the observation the action was chosen from, the action, the reward.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,11 +41,11 @@ pub struct Episode {
 pub fn run_episode(
     ctx: &GpuContext,
     env: EnvKind,
-    cfg: CemConfig,
+    cfg: PlannerConfig,
     seed: u64,
     mut on_step: impl FnMut(&TrajectoryRow),
 ) -> Result<Episode> {
-    let mut planner = Planner::new(ctx, env.task(), Dynamics::Analytic, CemConfig { seed, ..cfg })?;
+    let mut planner = Planner::new(ctx, env.task(), Dynamics::Analytic, PlannerConfig { seed, ..cfg })?;
     let mut e = env.make();
     let mut obs = e.reset(seed);
     let mut ep =

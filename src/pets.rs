@@ -16,7 +16,7 @@ use crate::env::{Env, EnvKind, Task};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::{Ensemble, EnsembleSpec};
-use crate::planner::{CemConfig, Dynamics, Planner};
+use crate::planner::{Dynamics, Planner, PlannerConfig};
 use crate::train::checkpoint::Checkpoint;
 use crate::train::{ReplayBuffer, TrainConfig, Trainer};
 use crate::util::{self, write_atomic};
@@ -74,7 +74,7 @@ pub struct PetsConfig {
     /// Training settings.
     pub train: TrainConfig,
     /// Planner settings.
-    pub planner: CemConfig,
+    pub planner: PlannerConfig,
     /// Loop schedule.
     #[serde(rename = "loop")]
     pub schedule: LoopConfig,
@@ -112,7 +112,7 @@ impl PetsConfig {
             seed: 0,
             model: ModelConfig::default(),
             train: TrainConfig::default(),
-            planner: CemConfig::pets_reference(),
+            planner: PlannerConfig::pets_reference(),
             schedule: LoopConfig::default(),
         };
         if env == EnvKind::Pendulum {
@@ -129,7 +129,7 @@ impl PetsConfig {
                 num_elites: 3,
                 ..TrainConfig::default()
             };
-            c.planner = CemConfig { population: 100, particles: 8, iterations: 3, ..c.planner };
+            c.planner = PlannerConfig { population: 100, particles: 8, iterations: 3, ..c.planner };
             c.schedule.trials = if env == EnvKind::Pendulum { 8 } else { 5 };
         }
         c
@@ -422,7 +422,7 @@ pub fn run(
                 match planner.as_mut() {
                     Some(p) => p.set_ensemble(&elites)?,
                     None => {
-                        let pc = CemConfig { seed: cfg.seed, ..cfg.planner.clone() };
+                        let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
                         planner = Some(Planner::new(ctx, task.clone(), Dynamics::Ensemble(elites), pc)?);
                     }
                 }
@@ -503,7 +503,8 @@ pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) ->
     let ckpt = Checkpoint::load(run_dir.join("model.safetensors"))?;
     let model = ckpt.ensemble.select_members(&ckpt.elites)?;
     let task = cfg.env.task();
-    let mut planner = Planner::new(ctx, task, Dynamics::Ensemble(model), CemConfig { seed, ..cfg.planner.clone() })?;
+    let mut planner =
+        Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
     let mut env = cfg.env.make();
     let mut returns = Vec::new();
     for ep in 0..episodes {

@@ -8,7 +8,7 @@ mod common;
 use lookahead::env::EnvKind;
 use lookahead::gpu::{AdapterOptions, GpuContext, ShaderChecks};
 use lookahead::model::{Ensemble, EnsembleSpec};
-use lookahead::planner::{CemConfig, Dynamics, MlpKernel, Planner, Propagation};
+use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Propagation};
 use lookahead::train::{ReplayBuffer, TrainConfig, Trainer};
 
 fn ctx_with(shader_checks: ShaderChecks) -> GpuContext {
@@ -36,7 +36,7 @@ fn plans(ctx: &GpuContext) -> Vec<Vec<f32>> {
         (Propagation::Tsinf, MlpKernel::Rows),
         (Propagation::Expectation, MlpKernel::Tiled),
     ] {
-        let cfg = CemConfig {
+        let cfg = PlannerConfig {
             horizon: 5,
             iterations: 2,
             population: 37,
@@ -44,7 +44,7 @@ fn plans(ctx: &GpuContext) -> Vec<Vec<f32>> {
             propagation,
             mlp_kernel: kernel,
             seed: 8,
-            ..CemConfig::default()
+            ..PlannerConfig::default()
         };
         let mut p = Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ens.clone()), cfg).expect("planner");
         for _ in 0..2 {
@@ -52,7 +52,7 @@ fn plans(ctx: &GpuContext) -> Vec<Vec<f32>> {
             out.push([plan.actions, vec![plan.predicted_return, plan.best_return]].concat());
         }
     }
-    let cfg = CemConfig { horizon: 12, population: 45, ..CemConfig::pendulum_mpc() };
+    let cfg = PlannerConfig { horizon: 12, population: 45, ..PlannerConfig::pendulum_mpc() };
     let mut p = Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner");
     out.push(p.plan(&obs).expect("plan").actions);
     out

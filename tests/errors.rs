@@ -5,11 +5,11 @@ mod common;
 use common::ctx;
 use lookahead::env::{EnvKind, Task};
 use lookahead::model::{Ensemble, EnsembleSpec};
-use lookahead::planner::{CemConfig, Dynamics, Planner};
+use lookahead::planner::{Dynamics, Planner, PlannerConfig};
 use lookahead::Error;
 
-fn small() -> CemConfig {
-    CemConfig { horizon: 5, iterations: 2, population: 20, particles: 2, ..CemConfig::default() }
+fn small() -> PlannerConfig {
+    PlannerConfig { horizon: 5, iterations: 2, population: 20, particles: 2, ..PlannerConfig::default() }
 }
 
 #[test]
@@ -28,7 +28,7 @@ fn observation_of_wrong_length_or_with_nan_is_rejected_and_the_planner_still_wor
 
 #[test]
 fn impossible_settings_are_all_reported_before_any_gpu_work() {
-    let cfg = CemConfig { horizon: 0, elite_ratio: 1.5, alpha: 1.0, ..CemConfig::default() };
+    let cfg = PlannerConfig { horizon: 0, elite_ratio: 1.5, alpha: 1.0, ..PlannerConfig::default() };
     let e = cfg.validate().unwrap_err();
     let text = e.to_string();
     for key in ["planner.horizon", "planner.elite_ratio", "planner.alpha"] {
@@ -42,9 +42,9 @@ fn impossible_settings_are_all_reported_before_any_gpu_work() {
 
 #[test]
 fn unknown_config_keys_are_named() {
-    let e = CemConfig::from_toml("population = 10\npopulaton = 3\n").unwrap_err();
+    let e = PlannerConfig::from_toml("population = 10\npopulaton = 3\n").unwrap_err();
     assert!(e.to_string().contains("populaton"), "{e}");
-    let mut cfg = CemConfig::default();
+    let mut cfg = PlannerConfig::default();
     let e = cfg.set("horizn=3").unwrap_err();
     assert!(e.to_string().contains("planner.horizn"), "{e}");
     cfg.set("propagation=tsinf").expect("bare words are strings");
@@ -57,7 +57,7 @@ fn unknown_config_keys_are_named() {
 #[test]
 fn plans_too_large_for_the_device_are_refused_with_the_limit_named() {
     let ctx = ctx();
-    let cfg = CemConfig { population: 2_000_000, particles: 1000, ..small() };
+    let cfg = PlannerConfig { population: 2_000_000, particles: 1000, ..small() };
     let spec = EnsembleSpec {
         n_members: 2,
         obs_dim: 4,
@@ -74,7 +74,7 @@ fn plans_too_large_for_the_device_are_refused_with_the_limit_named() {
     assert!(matches!(e, Error::LimitExceeded { .. }), "{e}");
     assert!(e.to_string().contains("lower population"), "{e}");
     // A batch too large for the device is refused by reserve, and the planner keeps planning.
-    let cfg = CemConfig { population: 2_000, particles: 10, ..small() };
+    let cfg = PlannerConfig { population: 2_000, particles: 10, ..small() };
     let mut planner =
         Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), cfg).expect("one plan fits");
     let first = planner.plan(&[0.0, 0.0, 0.01, 0.0]).expect("plans");

@@ -11,7 +11,7 @@ use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, Mlp
 use lookahead::kernels::{self, rng, PlanLayouts, PlanParams, COMMON_WGSL};
 use lookahead::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use lookahead::planner::reference::plan_f64;
-use lookahead::planner::{CemConfig, Dynamics, MlpKernel, Planner, Propagation, Sampling};
+use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Propagation, Sampling};
 
 /// f32 forward pass through a few layers of random weights: accumulated rounding stays far
 /// below 1e-4 relative; the absolute floor covers outputs that cancel to near zero.
@@ -376,13 +376,13 @@ fn compare_plan(
     task: Task,
     rt: RefTask,
     ens: Option<Ensemble>,
-    cfg: CemConfig,
+    cfg: PlannerConfig,
     obs: &[Vec<f32>],
 ) {
     // A learned model is planned with each layer kernel.
     let kernels: &[MlpKernel] = if ens.is_some() { &[MlpKernel::Tiled, MlpKernel::Rows] } else { &[MlpKernel::Auto] };
     for &mlp_kernel in kernels {
-        let cfg = CemConfig { mlp_kernel, ..cfg.clone() };
+        let cfg = PlannerConfig { mlp_kernel, ..cfg.clone() };
         let dynamics = match &ens {
             Some(e) => Dynamics::Ensemble(e.clone()),
             None => Dynamics::Analytic,
@@ -412,8 +412,8 @@ fn compare_plan(
     }
 }
 
-fn small_cem(propagation: Propagation) -> CemConfig {
-    CemConfig {
+fn small_cem(propagation: Propagation) -> PlannerConfig {
+    PlannerConfig {
         horizon: 4,
         iterations: 2,
         population: 37,
@@ -422,7 +422,7 @@ fn small_cem(propagation: Propagation) -> CemConfig {
         alpha: 0.1,
         propagation,
         seed: 42,
-        ..CemConfig::default()
+        ..PlannerConfig::default()
     }
 }
 
@@ -458,8 +458,14 @@ gpu_test!(deterministic_ensemble_with_learned_reward_matches_reference, |ctx| {
 });
 
 gpu_test!(analytic_plans_match_reference_for_every_builtin_task, |ctx| {
-    let cfg =
-        CemConfig { horizon: 7, iterations: 3, population: 65, elite_ratio: 0.1, seed: 5, ..CemConfig::default() };
+    let cfg = PlannerConfig {
+        horizon: 7,
+        iterations: 3,
+        population: 65,
+        elite_ratio: 0.1,
+        seed: 5,
+        ..PlannerConfig::default()
+    };
     compare_plan(
         ctx,
         EnvKind::Pendulum.task(),
@@ -476,13 +482,13 @@ gpu_test!(analytic_plans_match_reference_for_every_builtin_task, |ctx| {
         cfg.clone(),
         &[vec![0.01f32, -0.02, 0.03, 0.04]],
     );
-    let clipped = CemConfig { sampling: Sampling::ClippedNormal, ..cfg };
+    let clipped = PlannerConfig { sampling: Sampling::ClippedNormal, ..cfg };
     compare_plan(ctx, Task::quadratic(5, 3), RefTask::Quadratic, None, clipped, &[vec![0.5f32, -0.5, 0.2, 0.9, -0.1]]);
 });
 
 gpu_test!(warm_start_shifts_the_previous_mean, |ctx| {
     let task = EnvKind::Pendulum.task();
-    let cfg = CemConfig { horizon: 6, iterations: 2, population: 40, seed: 3, ..CemConfig::default() };
+    let cfg = PlannerConfig { horizon: 6, iterations: 2, population: 40, seed: 3, ..PlannerConfig::default() };
     let mut planner = Planner::new(ctx, task.clone(), Dynamics::Analytic, cfg.clone()).expect("planner");
     let o1 = vec![0.3f32, 0.95, 0.1];
     let o2 = vec![0.35f32, 0.94, 0.2];
@@ -500,7 +506,8 @@ gpu_test!(reference_sized_ensemble_plan_matches_reference, |ctx| {
     // 7 × 4×200: the row kernel splits each 200-row weight matrix over three uniform windows.
     // Pendulum's continuous reward makes every prediction count.
     let ens = Ensemble::random(EnsembleSpec::pets(3, 1), 21).unwrap();
-    let cfg = CemConfig { horizon: 3, iterations: 2, population: 20, particles: 3, seed: 4, ..CemConfig::default() };
+    let cfg =
+        PlannerConfig { horizon: 3, iterations: 2, population: 20, particles: 3, seed: 4, ..PlannerConfig::default() };
     compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), cfg, &[vec![0.6f32, 0.8, -0.3]]);
 });
 

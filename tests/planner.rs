@@ -9,13 +9,13 @@ use lookahead::env::{EnvKind, Task};
 use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::mpc::run_episode;
 use lookahead::planner::reference::{analytic_returns_f64, plan_f64};
-use lookahead::planner::{CemConfig, Dynamics, Planner, Propagation, Sampling};
+use lookahead::planner::{Dynamics, Planner, PlannerConfig, Propagation, Sampling};
 
 #[test]
 fn cartpole_true_dynamics_keeps_the_pole_up_for_200_steps_on_10_seeds() {
     let ctx = ctx();
     for seed in 0..10 {
-        let ep = run_episode(&ctx, EnvKind::Cartpole, CemConfig::pets_reference(), seed, |_| {}).expect("episode");
+        let ep = run_episode(&ctx, EnvKind::Cartpole, PlannerConfig::pets_reference(), seed, |_| {}).expect("episode");
         assert_eq!((ep.steps, ep.total_return, ep.terminated), (200, 200.0, false), "seed {seed}");
     }
 }
@@ -25,7 +25,9 @@ fn pendulum_true_dynamics_swings_up_with_mean_return_above_minus_250_on_10_seeds
     let ctx = ctx();
     let returns: Vec<f64> = (0..10)
         .map(|seed| {
-            run_episode(&ctx, EnvKind::Pendulum, CemConfig::pendulum_mpc(), seed, |_| {}).expect("episode").total_return
+            run_episode(&ctx, EnvKind::Pendulum, PlannerConfig::pendulum_mpc(), seed, |_| {})
+                .expect("episode")
+                .total_return
         })
         .collect();
     let mean = returns.iter().sum::<f64>() / 10.0;
@@ -36,7 +38,7 @@ fn pendulum_true_dynamics_swings_up_with_mean_return_above_minus_250_on_10_seeds
 fn cem_on_a_quadratic_beats_doing_nothing_and_pushes_towards_the_origin() {
     let ctx = ctx();
     let task = Task::quadratic(2, 2);
-    let cfg = CemConfig { horizon: 10, iterations: 6, population: 200, seed: 1, ..CemConfig::default() };
+    let cfg = PlannerConfig { horizon: 10, iterations: 6, population: 200, seed: 1, ..PlannerConfig::default() };
     let mut planner = Planner::new(&ctx, task, Dynamics::Analytic, cfg.clone()).expect("planner");
     let obs = [0.8f32, -0.5];
     let plan = planner.plan(&obs).expect("plan");
@@ -69,7 +71,7 @@ fn ensemble(obs: usize, act: usize, seed: u64) -> Ensemble {
 fn actions_stay_within_configured_bounds() {
     let ctx = ctx();
     for sampling in [Sampling::TruncatedNormal, Sampling::ClippedNormal] {
-        let cfg = CemConfig {
+        let cfg = PlannerConfig {
             horizon: 5,
             iterations: 3,
             population: 50,
@@ -77,7 +79,7 @@ fn actions_stay_within_configured_bounds() {
             sampling,
             action_lower: Some(vec![-0.3, 0.1]),
             action_upper: Some(vec![0.2, 0.9]),
-            ..CemConfig::default()
+            ..PlannerConfig::default()
         };
         let mut planner =
             Planner::new(&ctx, Task::quadratic(3, 2), Dynamics::Ensemble(ensemble(3, 2, 4)), cfg).expect("planner");
@@ -94,14 +96,14 @@ fn actions_stay_within_configured_bounds() {
 #[test]
 fn plan_batch_gives_each_state_the_plan_it_gets_alone() {
     let ctx = ctx();
-    let cfg = CemConfig {
+    let cfg = PlannerConfig {
         horizon: 6,
         iterations: 2,
         population: 45,
         particles: 4,
         propagation: Propagation::Ts1,
         seed: 9,
-        ..CemConfig::default()
+        ..PlannerConfig::default()
     };
     let ens = ensemble(3, 1, 11);
     let s0 = vec![0.9f32, 0.1, -0.3];
@@ -124,7 +126,7 @@ fn plan_batch_gives_each_state_the_plan_it_gets_alone() {
 fn reset_forgets_the_warm_start() {
     let ctx = ctx();
     let task = EnvKind::Pendulum.task();
-    let cfg = CemConfig { horizon: 8, iterations: 2, population: 30, seed: 2, ..CemConfig::default() };
+    let cfg = PlannerConfig { horizon: 8, iterations: 2, population: 30, seed: 2, ..PlannerConfig::default() };
     let mut planner = Planner::new(&ctx, task.clone(), Dynamics::Analytic, cfg.clone()).expect("planner");
     let obs = [0.0f32, 1.0, 0.0];
     planner.plan(&obs).expect("plan 0");
@@ -151,18 +153,18 @@ fn plan_and_an_iteration_budget_of_the_same_count_return_the_same_plan_under_bot
     let ctx = ctx();
     let obs = [0.3f32, -0.95, 0.5];
     for best in [false, true] {
-        let cfg = CemConfig {
+        let cfg = PlannerConfig {
             horizon: 10,
             iterations: 4,
             population: 60,
             seed: 3,
             return_best_iteration: best,
-            ..CemConfig::pendulum_mpc()
+            ..PlannerConfig::pendulum_mpc()
         };
         // A noisy learned model: its best iteration is often not its last, so a planner that
         // mixed the rules up would fail here.
         let dynamics = Dynamics::Ensemble(ensemble(3, 1, 1));
-        let cfg = CemConfig { particles: 2, ..cfg };
+        let cfg = PlannerConfig { particles: 2, ..cfg };
         let mut a = Planner::new(&ctx, EnvKind::Pendulum.task(), dynamics.clone(), cfg.clone()).expect("planner");
         let mut b = Planner::new(&ctx, EnvKind::Pendulum.task(), dynamics, cfg.clone()).expect("planner");
         for call in 0..2 {
@@ -178,14 +180,14 @@ fn plan_and_an_iteration_budget_of_the_same_count_return_the_same_plan_under_bot
     let plans: Vec<Vec<f32>> = [false, true]
         .iter()
         .map(|&best| {
-            let cfg = CemConfig {
+            let cfg = PlannerConfig {
                 horizon: 6,
                 iterations: 4,
                 population: 20,
                 particles: 2,
                 seed: 3,
                 return_best_iteration: best,
-                ..CemConfig::default()
+                ..PlannerConfig::default()
             };
             let dynamics = Dynamics::Ensemble(ensemble(3, 1, 1));
             let mut p = Planner::new(&ctx, EnvKind::Pendulum.task(), dynamics, cfg).expect("planner");
@@ -201,7 +203,7 @@ fn plan_and_an_iteration_budget_of_the_same_count_return_the_same_plan_under_bot
 fn a_second_planner_and_trainer_on_the_same_context_compile_nothing() {
     use lookahead::train::{TrainConfig, Trainer};
     let ctx = ctx();
-    let cfg = CemConfig { horizon: 4, iterations: 1, population: 10, particles: 2, ..CemConfig::default() };
+    let cfg = PlannerConfig { horizon: 4, iterations: 1, population: 10, particles: 2, ..PlannerConfig::default() };
     let ens = ensemble(3, 1, 1);
     let make = || {
         Planner::new(&ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ens.clone()), cfg.clone()).expect("planner");

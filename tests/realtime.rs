@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 
 use lookahead::env::EnvKind;
 use lookahead::error::PlannerStop;
-use lookahead::planner::{AsyncPlanner, Budget, CemConfig, Dynamics, Planner};
+use lookahead::planner::{AsyncPlanner, Budget, Dynamics, Planner, PlannerConfig};
 use lookahead::Error;
 
 fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Planner {
-    let cfg = CemConfig { horizon: 30, population: 300, iterations, particles: 1, seed: 5, ..CemConfig::default() };
+    let cfg =
+        PlannerConfig { horizon: 30, population: 300, iterations, particles: 1, seed: 5, ..PlannerConfig::default() };
     Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner")
 }
 

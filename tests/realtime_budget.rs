@@ -7,18 +7,18 @@ mod common;
 use std::time::{Duration, Instant};
 
 use lookahead::env::EnvKind;
-use lookahead::planner::{Budget, CemConfig, Dynamics, PlanStatus, Planner};
+use lookahead::planner::{Budget, Dynamics, PlanStatus, Planner, PlannerConfig};
 
 fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Planner {
     // The anytime rule: the best iteration so far is returned.
-    let cfg = CemConfig {
+    let cfg = PlannerConfig {
         horizon: 30,
         population: 300,
         iterations,
         particles: 1,
         seed: 5,
         return_best_iteration: true,
-        ..CemConfig::default()
+        ..PlannerConfig::default()
     };
     Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner")
 }

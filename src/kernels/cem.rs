@@ -48,6 +48,16 @@ pub struct CemKernels {
     pub update: wgpu::ComputePipeline,
     /// `shift_solution`: one invocation per plan value.
     pub shift: wgpu::ComputePipeline,
+    /// `mppi_sample`: one invocation per (candidate, action dimension).
+    pub mppi_sample: wgpu::ComputePipeline,
+    /// `mppi_update`: one invocation per plan value.
+    pub mppi_update: wgpu::ComputePipeline,
+    /// `icem_sample`: one invocation per (sampled candidate, action dimension).
+    pub icem_sample: wgpu::ComputePipeline,
+    /// `icem_extras`: one invocation per extra candidate value.
+    pub icem_extras: wgpu::ComputePipeline,
+    /// `icem_save_elites`: one invocation per archived value.
+    pub icem_save_elites: wgpu::ComputePipeline,
 }
 
 impl CemKernels {
@@ -62,6 +72,11 @@ impl CemKernels {
             rank: pipe("rank_elites")?,
             update: pipe("update_distribution")?,
             shift: pipe("shift_solution")?,
+            mppi_sample: pipe("mppi_sample")?,
+            mppi_update: pipe("mppi_update")?,
+            icem_sample: pipe("icem_sample")?,
+            icem_extras: pipe("icem_extras")?,
+            icem_save_elites: pipe("icem_save_elites")?,
             layouts,
         })
     }
@@ -225,5 +240,275 @@ pub mod reference {
     pub fn shift_f64(mean: &[f64], horizon: usize, lower: &[f64], upper: &[f64]) -> Vec<f64> {
         let mid: Vec<f64> = lower.iter().zip(upper).map(|(l, u)| 0.5 * (l + u)).collect();
         shift_sequence(mean, horizon, &mid)
+    }
+
+    /// `sample_candidates` with `FLAG_UNIFORM` (random shooting): `lo + (hi − lo)·u`.
+    pub fn sample_uniform_f64(
+        dims: CemDims,
+        lower: &[f64],
+        upper: &[f64],
+        seed: u64,
+        call: u32,
+        iteration: u32,
+    ) -> Vec<f64> {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let key = rng::key_of(seed);
+        let mut actions = vec![0.0; n_batch * pop * h * na];
+        for b in 0..n_batch {
+            for c in 0..pop {
+                for t in 0..h {
+                    for a in 0..na {
+                        let elem = ((c * h + t) * na + a) as u32;
+                        let w = rng::philox([elem, b as u32, call, rng::tag(purpose::SAMPLE, iteration, 0)], key);
+                        actions[((b * pop + c) * h + t) * na + a] = lower[a] + (upper[a] - lower[a]) * rng::u01(w[0]);
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    /// MPPI's settings.
+    #[derive(Debug, Clone, Copy)]
+    pub struct MppiParams {
+        /// Noise scale σ.
+        pub sigma: f64,
+        /// Reward scaling γ.
+        pub gamma: f64,
+        /// Smoothing β across time.
+        pub beta: f64,
+    }
+
+    /// `mppi_sample`: `[n_batch · population, horizon, act_dim]`; `past` is `[n_batch, act_dim]`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mppi_sample_f64(
+        dims: CemDims,
+        mean: &[f64],
+        lower: &[f64],
+        upper: &[f64],
+        past: &[f64],
+        p: MppiParams,
+        seed: u64,
+        call: u32,
+        iteration: u32,
+    ) -> Vec<f64> {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let key = rng::key_of(seed);
+        let mut actions = vec![0.0; n_batch * pop * h * na];
+        for b in 0..n_batch {
+            for c in 0..pop {
+                for a in 0..na {
+                    let mut prev = past[b * na + a];
+                    for t in 0..h {
+                        let mu = mean[(b * h + t) * na + a];
+                        let (lb, ub) = ((mu - lower[a]) / 2.0, (upper[a] - mu) / 2.0);
+                        let v = (lb * lb).min(ub * ub).min(p.sigma * p.sigma);
+                        let elem = ((c * h + t) * na + a) as u32;
+                        let z = rng::truncated_normal(elem, b as u32, call, iteration, key);
+                        let x = p.beta * (mu + v.sqrt() * z) + (1.0 - p.beta) * prev;
+                        actions[((b * pop + c) * h + t) * na + a] = x.clamp(lower[a], upper[a]);
+                        prev = x;
+                    }
+                }
+            }
+        }
+        actions
+    }
+
+    /// `mppi_update`: the new mean (returned) and (weighted mean return, best return) per plan.
+    pub fn mppi_update_f64(
+        dims: CemDims,
+        actions: &[f64],
+        cand_returns: &[f64],
+        gamma: f64,
+    ) -> (Vec<f64>, Vec<(f64, f64)>) {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let mut mean = vec![0.0; n_batch * h * na];
+        let mut stats = Vec::new();
+        for b in 0..n_batch {
+            let r = &cand_returns[b * pop..(b + 1) * pop];
+            let best = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let w: Vec<f64> = r.iter().map(|x| (gamma * (x - best)).exp()).collect();
+            let wsum: f64 = w.iter().sum();
+            for t in 0..h {
+                for a in 0..na {
+                    let x: f64 = (0..pop).map(|c| w[c] * actions[((b * pop + c) * h + t) * na + a]).sum();
+                    mean[(b * h + t) * na + a] = x / (wsum + 1e-10);
+                }
+            }
+            let rsum: f64 = w.iter().zip(r).map(|(w, x)| w * x).sum();
+            stats.push((rsum / (wsum + 1e-10), best));
+        }
+        (mean, stats)
+    }
+
+    /// One coloured-noise sequence of `h` values for sequence index `seq` (= `c · act_dim + a`) of
+    /// plan `b`: a Gaussian spectrum scaled by `max(f, 1/h)^(−noise_beta/2)`, inverse real DFT,
+    /// divided by its expected standard deviation (colorednoise.powerlaw_psd_gaussian).
+    pub fn colored_noise_f64(
+        h: usize,
+        noise_beta: f64,
+        seq: u32,
+        b: u32,
+        call: u32,
+        iteration: u32,
+        key: [u32; 2],
+    ) -> Vec<f64> {
+        let nf = h / 2 + 1;
+        let even = h % 2 == 0;
+        let scale = |k: usize| (k as f64 / h as f64).max(1.0 / h as f64).powf(-noise_beta / 2.0);
+        let norm: f64 = (1..nf)
+            .map(|k| {
+                let w = if k == nf - 1 && even { scale(k) * 0.5 } else { scale(k) };
+                w * w
+            })
+            .sum();
+        let sigma = 2.0 * norm.sqrt() / h as f64;
+        let spectrum: Vec<(f64, f64, bool)> = (0..nf)
+            .map(|k| {
+                let w =
+                    rng::philox([seq * nf as u32 + k as u32, b, call, rng::tag(purpose::SAMPLE, iteration, 0)], key);
+                let (z0, z1) = rng::box_muller(w[0], w[1]);
+                let real_bin = k == 0 || (even && k == nf - 1);
+                if real_bin {
+                    (scale(k) * z0 * std::f64::consts::SQRT_2, 0.0, true)
+                } else {
+                    (scale(k) * z0, scale(k) * z1, false)
+                }
+            })
+            .collect();
+        (0..h)
+            .map(|t| {
+                let y: f64 = spectrum
+                    .iter()
+                    .enumerate()
+                    .map(|(k, (re, im, real_bin))| {
+                        let angle = std::f64::consts::TAU * ((k * t) % h) as f64 / h as f64;
+                        let term = re * angle.cos() - im * angle.sin();
+                        if *real_bin {
+                            term
+                        } else {
+                            2.0 * term
+                        }
+                    })
+                    .sum::<f64>()
+                    / h as f64;
+                if h > 1 {
+                    y / sigma
+                } else {
+                    y / std::f64::consts::SQRT_2
+                }
+            })
+            .collect()
+    }
+
+    /// `icem_sample`: candidates `0..sampled` of each plan, written into `actions`
+    /// (`[n_batch · population, horizon, act_dim]`, population = sampled + extras).
+    #[allow(clippy::too_many_arguments)]
+    pub fn icem_sample_f64(
+        dims: CemDims,
+        sampled: usize,
+        mean: &[f64],
+        var: &[f64],
+        lower: &[f64],
+        upper: &[f64],
+        noise_beta: f64,
+        seed: u64,
+        call: u32,
+        iteration: u32,
+        actions: &mut [f64],
+    ) {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let key = rng::key_of(seed);
+        for b in 0..n_batch {
+            for c in 0..sampled {
+                for a in 0..na {
+                    let y = colored_noise_f64(h, noise_beta, (c * na + a) as u32, b as u32, call, iteration, key);
+                    for t in 0..h {
+                        let j = (b * h + t) * na + a;
+                        actions[((b * pop + c) * h + t) * na + a] =
+                            (y[t] * var[j].sqrt() + mean[j]).clamp(lower[a], upper[a]);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What iCEM appends after the sampled candidates of an iteration.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub enum Extras {
+        /// Archived elites (of the previous plan) shifted one step, a new last action drawn.
+        Shifted,
+        /// Archived elites (of the previous iteration) as they are.
+        Kept,
+        /// The current mean.
+        Mean,
+    }
+
+    /// `icem_extras`: candidates `sampled..sampled + keep` of each plan from the archive
+    /// (`[n_batch, n_elites, horizon, act_dim]`) or the mean.
+    #[allow(clippy::too_many_arguments)]
+    pub fn icem_extras_f64(
+        dims: CemDims,
+        sampled: usize,
+        keep: usize,
+        kind: Extras,
+        archive: &[f64],
+        n_elites: usize,
+        mean: &[f64],
+        var: &[f64],
+        lower: &[f64],
+        upper: &[f64],
+        seed: u64,
+        call: u32,
+        iteration: u32,
+        actions: &mut [f64],
+    ) {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let key = rng::key_of(seed);
+        for b in 0..n_batch {
+            for e in 0..keep {
+                let src = rng::permute_index(
+                    e as u32,
+                    n_elites as u32,
+                    rng::feistel_half_bits(n_elites as u32),
+                    [b as u32, call, rng::tag(purpose::ELITE, iteration, 0)],
+                    key,
+                ) as usize;
+                let row = (b * n_elites + src) * h * na;
+                for t in 0..h {
+                    for a in 0..na {
+                        let v = match kind {
+                            Extras::Mean => mean[(b * h + t) * na + a],
+                            Extras::Kept => archive[row + t * na + a],
+                            Extras::Shifted if t + 1 < h => archive[row + (t + 1) * na + a],
+                            Extras::Shifted => {
+                                let j = (b * h + h - 1) * na + a;
+                                let w = rng::philox(
+                                    [(e * na + a) as u32, b as u32, call, rng::tag(purpose::ELITE, iteration, 1)],
+                                    key,
+                                );
+                                (mean[j] + var[j].sqrt() * rng::box_muller(w[0], w[1]).0).clamp(lower[a], upper[a])
+                            }
+                        };
+                        actions[((b * pop + sampled + e) * h + t) * na + a] = v;
+                    }
+                }
+            }
+        }
+    }
+
+    /// `icem_save_elites`: the elites' sequences, `[n_batch, n_elites, horizon, act_dim]`.
+    pub fn icem_archive_f64(dims: CemDims, actions: &[f64], elites: &[u32]) -> Vec<f64> {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let ne = elites.len() / n_batch;
+        let mut out = Vec::with_capacity(n_batch * ne * h * na);
+        for b in 0..n_batch {
+            for e in 0..ne {
+                let c = elites[b * ne + e] as usize;
+                out.extend_from_slice(&actions[(b * pop + c) * h * na..(b * pop + c + 1) * h * na]);
+            }
+        }
+        out
     }
 }

@@ -113,7 +113,18 @@ pub fn shaders() -> Vec<ShaderSource> {
     out.push(ShaderSource {
         name: "cem",
         parts: vec![COMMON_WGSL, CEM_WGSL],
-        entry_points: &["sample_candidates", "particle_mean", "rank_elites", "update_distribution", "shift_solution"],
+        entry_points: &[
+            "sample_candidates",
+            "particle_mean",
+            "rank_elites",
+            "update_distribution",
+            "shift_solution",
+            "mppi_sample",
+            "mppi_update",
+            "icem_sample",
+            "icem_extras",
+            "icem_save_elites",
+        ],
     });
     out
 }
@@ -142,6 +153,13 @@ pub struct PlanParams {
     pub alpha: f32,
     pub model_out: u32,
     pub in_dim: u32,
+    pub sampled: u32,
+    pub keep: u32,
+    pub archive: u32,
+    pub sigma: f32,
+    pub gamma: f32,
+    pub beta: f32,
+    pub noise_beta: f32,
     pub _pad0: u32,
 }
 
@@ -182,6 +200,14 @@ pub const FLAG_SAMPLE_NOISE: u32 = 1;
 pub const FLAG_LEARNED_REWARD: u32 = 2;
 /// `PlanParams.flags`: clipped instead of truncated normal candidates.
 pub const FLAG_CLIPPED_NORMAL: u32 = 4;
+/// `PlanParams.flags`: random shooting, candidates uniform within the bounds.
+pub const FLAG_UNIFORM: u32 = 8;
+/// `PlanParams.flags`: iCEM's extras are archived elites shifted one step (first iteration).
+pub const FLAG_EXTRAS_SHIFTED: u32 = 16;
+/// `PlanParams.flags`: iCEM's extras are archived elites as they are (middle iterations).
+pub const FLAG_EXTRAS_KEPT: u32 = 32;
+/// `PlanParams.flags`: iCEM's one extra is the current mean (last iteration).
+pub const FLAG_EXTRAS_MEAN: u32 = 64;
 
 /// Random-stream purposes (top 4 bits of the fourth Philox counter word).
 pub mod purpose {
@@ -191,6 +217,8 @@ pub mod purpose {
     pub const NOISE: u32 = 2;
     /// Particle → slot permutation.
     pub const PERMUTE: u32 = 3;
+    /// iCEM: which archived elites are kept, and the shifted elites' new last action.
+    pub const ELITE: u32 = 4;
 }
 
 /// First local slot of member `m` (`ceil(m·L/E)`).

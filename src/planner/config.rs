@@ -1,4 +1,5 @@
-//! CEM planner configuration (TOML/JSON via serde; unknown keys are errors).
+//! Planner configuration (TOML/JSON via serde; unknown keys are errors): the optimiser kind
+//! (CEM, random shooting, MPPI, iCEM), the settings they share, and each kind's own keys.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,6 +7,42 @@ use crate::error::{Error, Result};
 
 pub use crate::kernels::cem::Sampling;
 pub use crate::kernels::rollout::Propagation;
+
+/// The optimiser that proposes and refines candidate action sequences. Every kind shares the
+/// rollout (ensemble or known model, every propagation), the task's reward and termination,
+/// batches, warm starts and budgets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum PlannerKind {
+    /// The cross-entropy method (PETS; default): truncated-normal candidates, elites, smoothing.
+    #[default]
+    Cem,
+    /// Random shooting (Nagabandi et al. 2018): `population` uniform candidates within the
+    /// bounds, one iteration, the best sequence returned.
+    RandomShooting,
+    /// Model predictive path integral control (Williams et al. 2017; mbrl-lib's
+    /// `MPPIOptimizer`): noise smoothed across time by `beta`, softmax weights with `gamma`.
+    Mppi,
+    /// The improved CEM (Pinneri et al. 2020; mbrl-lib's `ICEMOptimizer`): coloured noise,
+    /// decaying population, elites kept within and across plans, the mean tried last.
+    Icem,
+}
+
+impl PlannerKind {
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlannerKind::Cem => "cem",
+            PlannerKind::RandomShooting => "random_shooting",
+            PlannerKind::Mppi => "mppi",
+            PlannerKind::Icem => "icem",
+        }
+    }
+
+    /// Every kind.
+    pub const ALL: [PlannerKind; 4] =
+        [PlannerKind::Cem, PlannerKind::RandomShooting, PlannerKind::Mppi, PlannerKind::Icem];
+}
 
 /// Which kernel runs the ensemble's layers while planning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -20,10 +57,13 @@ pub enum MlpKernel {
     Rows,
 }
 
-/// Cross-entropy-method settings. Defaults are the PETS cartpole reference (docs/DESIGN.md).
+/// Planner settings (the `[planner]` section). Defaults are the PETS cartpole reference
+/// (docs/DESIGN.md): CEM, population 350, 5 iterations, horizon 15, 20 particles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
-pub struct CemConfig {
+pub struct PlannerConfig {
+    /// The optimiser (default: cem).
+    pub kind: PlannerKind,
     /// Steps per candidate action sequence (default: 15).
     pub horizon: usize,
     /// CEM iterations per plan (default: 5). 1 with `alpha = 0` is random shooting.
@@ -57,9 +97,25 @@ pub struct CemConfig {
     /// the last iteration (default: false, mbrl-lib's `return_mean_elites`). Applies to `plan`,
     /// `plan_batch` and `plan_with` alike; with it, `plan` reads back every iteration.
     pub return_best_iteration: bool,
+    /// MPPI: noise scale σ in action units, capped per step so that ±2σ stays in the bounds
+    /// (default: 1.0).
+    pub sigma: f64,
+    /// MPPI: reward scaling γ of the weights `exp(γ·(R − max R))` (default: 0.9).
+    pub gamma: f64,
+    /// MPPI: smoothing across time, `x_t = β·(mean_t + noise_t) + (1 − β)·x_(t−1)` (default: 0.9).
+    pub beta: f64,
+    /// iCEM: the population of iteration i is `ceil(max(population · decay^(−i), 2·n_elites))`
+    /// (default: 1.25).
+    pub population_decay: f64,
+    /// iCEM: exponent of the noise's power spectrum over the horizon, 0 white, 2 as the paper
+    /// (default: 2.0).
+    pub noise_beta: f64,
+    /// iCEM: fraction of the elites (rounded up) carried into the next iteration and, shifted, into
+    /// the next plan (default: 0.3).
+    pub keep_elite_fraction: f64,
 }
 
-impl Default for CemConfig {
+impl Default for PlannerConfig {
     fn default() -> Self {
         Self {
             horizon: 15,
@@ -77,6 +133,13 @@ impl Default for CemConfig {
             gpu_timeout_s: 60.0,
             mlp_kernel: MlpKernel::Auto,
             return_best_iteration: false,
+            kind: PlannerKind::Cem,
+            sigma: 1.0,
+            gamma: 0.9,
+            beta: 0.9,
+            population_decay: 1.25,
+            noise_beta: 2.0,
+            keep_elite_fraction: 0.3,
         }
     }
 }
@@ -91,7 +154,7 @@ pub const MAX_HORIZON: usize = 0xffff;
 /// Largest iteration count (the random-stream tag holds the iteration in 12 bits).
 pub const MAX_ITERATIONS: usize = 0xfff;
 
-impl CemConfig {
+impl PlannerConfig {
     /// The PETS cartpole reference planner (docs/DESIGN.md).
     pub fn pets_reference() -> Self {
         Self::default()
@@ -103,9 +166,68 @@ impl CemConfig {
         Self { horizon: 30, population: 500, particles: 1, ..Self::default() }
     }
 
-    /// Number of elites: `ceil(elite_ratio · population)`.
+    /// Number of elites: `ceil(elite_ratio · population)`; random shooting keeps the best one,
+    /// MPPI weighs every candidate (and ranks none).
     pub fn n_elites(&self) -> usize {
-        ((self.elite_ratio * self.population as f64) - 1e-9).ceil().max(0.0) as usize
+        match self.kind {
+            PlannerKind::RandomShooting | PlannerKind::Mppi => 1,
+            _ => ((self.elite_ratio * self.population as f64) - 1e-9).ceil().max(0.0) as usize,
+        }
+    }
+
+    /// Iterations a plan runs: `iterations`, or 1 for random shooting.
+    pub fn effective_iterations(&self) -> usize {
+        match self.kind {
+            PlannerKind::RandomShooting => 1,
+            _ => self.iterations,
+        }
+    }
+
+    /// iCEM: archived elites appended to an iteration (`ceil(keep_elite_fraction · n_elites)`).
+    pub fn keep_elites(&self) -> usize {
+        ((self.keep_elite_fraction * self.n_elites() as f64) - 1e-9).ceil().max(0.0) as usize
+    }
+
+    /// The candidates of iteration `i`: `(sampled, extras, flags)`, where the extras follow the
+    /// sampled ones and `flags` says what they are (`kernels::FLAG_EXTRAS_*`). `have_archive`:
+    /// the previous plan left elites (iCEM only; every other kind samples `population`).
+    pub fn iteration_shape(&self, i: usize, have_archive: bool) -> (usize, usize, u32) {
+        if self.kind != PlannerKind::Icem {
+            return (self.population, 0, 0);
+        }
+        let ne = self.n_elites();
+        let decayed = self.population as f64 * self.population_decay.powi(-(i as i32));
+        let sampled = (decayed - 1e-9).ceil().max((2 * ne) as f64) as usize;
+        let keep = self.keep_elites();
+        let (extras, flags) = if i == 0 {
+            if have_archive && keep > 0 {
+                (keep, crate::kernels::FLAG_EXTRAS_SHIFTED)
+            } else {
+                (0, 0)
+            }
+        } else if i + 1 == self.effective_iterations() {
+            (1, crate::kernels::FLAG_EXTRAS_MEAN)
+        } else if keep > 0 {
+            (keep, crate::kernels::FLAG_EXTRAS_KEPT)
+        } else {
+            (0, 0)
+        };
+        (sampled, extras, flags)
+    }
+
+    /// The most candidates any iteration holds (buffers are sized for it).
+    pub fn max_population(&self) -> usize {
+        (0..self.effective_iterations())
+            .flat_map(|i| [true, false].map(|h| self.iteration_shape(i, h)))
+            .map(|(s, e, _)| s + e)
+            .max()
+            .unwrap_or(self.population)
+    }
+
+    /// Candidates evaluated per plan, summed over iterations (with an archive from a previous
+    /// plan): model steps per plan are this × particles × horizon.
+    pub fn candidates_per_plan(&self) -> usize {
+        (0..self.effective_iterations()).map(|i| self.iteration_shape(i, true)).map(|(s, e, _)| s + e).sum()
     }
 
     /// Parses TOML (the keys of the `[planner]` section); unknown keys and bad values are
@@ -169,6 +291,40 @@ impl CemConfig {
         if !(self.gpu_timeout_s.is_finite() && self.gpu_timeout_s > 0.0) {
             bad("gpu_timeout_s", format!("{} must be a positive number of seconds", self.gpu_timeout_s));
         }
+        if !(self.sigma.is_finite() && self.sigma > 0.0) {
+            bad("sigma", format!("{} must be a positive number", self.sigma));
+        }
+        if !(self.gamma.is_finite() && self.gamma > 0.0) {
+            bad("gamma", format!("{} must be a positive number", self.gamma));
+        }
+        if !(self.beta.is_finite() && self.beta > 0.0 && self.beta <= 1.0) {
+            bad("beta", format!("{} is outside (0, 1]", self.beta));
+        }
+        if !(self.population_decay.is_finite() && self.population_decay >= 1.0) {
+            bad("population_decay", format!("{} must be at least 1", self.population_decay));
+        }
+        if !(self.noise_beta.is_finite() && (0.0..=8.0).contains(&self.noise_beta)) {
+            bad("noise_beta", format!("{} is outside [0, 8]", self.noise_beta));
+        }
+        if !(self.keep_elite_fraction.is_finite() && (0.0..=1.0).contains(&self.keep_elite_fraction)) {
+            bad("keep_elite_fraction", format!("{} is outside [0, 1]", self.keep_elite_fraction));
+        }
+        // A key of another kind that differs from its default is a mistake, not a no-op.
+        let d = Self::default();
+        let foreign: &[(&str, bool, PlannerKind)] = &[
+            ("sigma", self.sigma != d.sigma, PlannerKind::Mppi),
+            ("gamma", self.gamma != d.gamma, PlannerKind::Mppi),
+            ("beta", self.beta != d.beta, PlannerKind::Mppi),
+            ("population_decay", self.population_decay != d.population_decay, PlannerKind::Icem),
+            ("noise_beta", self.noise_beta != d.noise_beta, PlannerKind::Icem),
+            ("keep_elite_fraction", self.keep_elite_fraction != d.keep_elite_fraction, PlannerKind::Icem),
+        ];
+        for (key, set, owner) in foreign {
+            if *set && self.kind != *owner {
+                bad(key, format!("applies to kind = \"{}\" only (kind is \"{}\")", owner.name(), self.kind.name()));
+            }
+        }
+
         Error::collect(errs)
     }
 }

@@ -26,7 +26,7 @@ pub mod reference;
 mod warm_start;
 mod workspace;
 
-pub use config::{CemConfig, MlpKernel, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS};
+pub use config::{MlpKernel, PlannerConfig, PlannerKind, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS};
 pub use realtime::{AsyncPlanner, Budget, PlanOutcome, PlanStatus};
 
 use std::time::Duration;
@@ -95,14 +95,13 @@ struct PlanKernels {
 pub struct Planner {
     ctx: GpuContext,
     task: Task,
-    cfg: CemConfig,
+    cfg: PlannerConfig,
     lower: Vec<f32>,
     upper: Vec<f32>,
     n_elites: usize,
     particles: usize,
     kernels: PlanKernels,
     model: Option<DeviceModel>,
-    bounds: wgpu::Buffer,
     ws: Option<Workspace>,
     call: u32,
     /// Smoothed wall time of one CEM iteration (submission to readback), for budgets.
@@ -112,13 +111,17 @@ pub struct Planner {
     warm: WarmStart,
     /// Dispatches of the last plan's submission.
     last_dispatches: u64,
+    /// iCEM: a previous plan left elites in the archive (its first iteration appends them).
+    have_archive: bool,
+    /// Candidates per plan of the last iteration that ran (iCEM's vary).
+    last_population: usize,
 }
 
 impl Planner {
     /// Builds a planner: validates the config against the task and the model, builds (or takes
     /// from the context's cache) the kernels, uploads the model and reserves the workspace of
     /// one plan, so that size limits surface here rather than in a control loop.
-    pub fn new(ctx: &GpuContext, task: Task, dynamics: Dynamics, cfg: CemConfig) -> Result<Self> {
+    pub fn new(ctx: &GpuContext, task: Task, dynamics: Dynamics, cfg: PlannerConfig) -> Result<Self> {
         task.validate()?;
         cfg.validate()?;
         let lower = cfg.action_lower.clone().unwrap_or_else(|| task.action_lower.clone());
@@ -175,7 +178,6 @@ impl Planner {
         };
         let lower: Vec<f32> = lower.iter().map(|v| *v as f32).collect();
         let upper: Vec<f32> = upper.iter().map(|v| *v as f32).collect();
-        let bounds = ctx.storage_buffer_init("planner.bounds", &[lower.clone(), upper.clone()].concat());
         let mut planner = Self {
             ctx: ctx.clone(),
             n_elites: cfg.n_elites(),
@@ -187,7 +189,8 @@ impl Planner {
             upper,
             kernels: PlanKernels { cem, dynamics: kernels },
             model,
-            bounds,
+            have_archive: false,
+            last_population: 0,
             ws: None,
             call: 0,
             iteration_time: None,
@@ -230,7 +233,7 @@ impl Planner {
     }
 
     /// The configuration in use.
-    pub fn config(&self) -> &CemConfig {
+    pub fn config(&self) -> &PlannerConfig {
         &self.cfg
     }
 
@@ -251,7 +254,7 @@ impl Planner {
 
     /// Model steps (rows through the network or the true dynamics) per plan of one state.
     pub fn model_steps_per_plan(&self) -> u64 {
-        (self.cfg.population * self.particles * self.cfg.horizon * self.cfg.iterations) as u64
+        (self.cfg.candidates_per_plan() * self.particles * self.cfg.horizon) as u64
     }
 
     /// The ensemble, if planning with a learned model.
@@ -265,15 +268,24 @@ impl Planner {
             let init = self.warm.reset(ws.n_batch);
             self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&init));
         }
+        self.have_archive = false;
         Ok(())
     }
 
-    /// Reads back the last iteration's candidate returns and elites.
+    /// Reads back the last iteration's candidate returns and elites (MPPI ranks no elites).
     pub fn last_iteration(&self) -> Result<LastIteration> {
         let ws = self.ws.as_ref().ok_or_else(|| Error::InvalidInput("no plan has run yet".into()))?;
+        if self.last_population == 0 {
+            return Err(Error::InvalidInput("no plan has run yet".into()));
+        }
+        let elites = if self.cfg.kind == PlannerKind::Mppi {
+            Vec::new()
+        } else {
+            self.ctx.read_buffer(&ws.elites, ws.n_batch * self.n_elites)?
+        };
         Ok(LastIteration {
-            candidate_returns: self.ctx.read_buffer(&ws.cand_returns, ws.n_batch * self.cfg.population)?,
-            elites: self.ctx.read_buffer(&ws.elites, ws.n_batch * self.n_elites)?,
+            candidate_returns: self.ctx.read_buffer(&ws.cand_returns, ws.n_batch * self.last_population)?,
+            elites,
         })
     }
 
@@ -290,7 +302,8 @@ impl Planner {
     /// [`Planner::reserve`]) and so resets the warm start.
     pub fn plan_batch<O: AsRef<[f32]>>(&mut self, observations: &[O]) -> Result<Vec<Plan>> {
         if self.cfg.return_best_iteration {
-            return Ok(self.plan_batch_with(observations, Budget::Iterations(self.cfg.iterations))?.batch);
+            let all = self.cfg.effective_iterations();
+            return Ok(self.plan_batch_with(observations, Budget::Iterations(all))?.batch);
         }
         Ok(self.plan_recorded(observations, None)?.0)
     }
@@ -317,12 +330,15 @@ impl Planner {
         let n_batch = self.prepare(&flat, observations.len())?;
         let ws = self.ws.as_ref().expect("prepare reserved the workspace");
         let (h, a) = (self.cfg.horizon, self.task.act_dim);
-        let (encoder, profile) = self.encode(ws, 0..self.cfg.iterations, self.cfg.keep_last_solution, profiler);
+        let iterations = self.cfg.effective_iterations();
+        let (encoder, profile) = self.encode(ws, 0..iterations, self.cfg.keep_last_solution, profiler);
+        self.last_population = self.iteration_params(n_batch, iterations - 1).population as usize;
         let timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
         let out = self.ctx.submit_and_read(encoder, &ws.staging, n_batch * h * a + 2 * n_batch, timeout)?;
         let stats = profile.read(&self.ctx, profiler, timeout)?;
         self.last_dispatches = stats.dispatches;
         self.call = self.call.wrapping_add(1);
+        self.have_archive = self.cfg.kind == PlannerKind::Icem;
         // The GPU shifted its copy of the mean in the same submission; the host copy follows.
         self.warm.advance(&out[..n_batch * h * a]);
         let plan_stats = &out[n_batch * h * a..];
@@ -334,7 +350,7 @@ impl Planner {
                     actions,
                     predicted_return: plan_stats[2 * b],
                     best_return: plan_stats[2 * b + 1],
-                    iterations: self.cfg.iterations,
+                    iterations,
                 }
             })
             .collect();
@@ -356,6 +372,11 @@ impl Planner {
         q.write_buffer(&ws.var, 0, bytemuck::cast_slice(&self.warm.initial_var(n_batch)));
         if !self.cfg.keep_last_solution {
             q.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&self.warm.initial_mean(n_batch)));
+        }
+        if self.cfg.kind == PlannerKind::Mppi {
+            // MPPI smooths its first step towards the action the previous plan chose.
+            let offset = (2 * self.task.act_dim * 4) as u64;
+            q.write_buffer(&ws.bounds, offset, bytemuck::cast_slice(&self.warm.past(n_batch)));
         }
         q.write_buffer(&ws.params, 0, &self.params_bytes(n_batch, ws.params_stride));
         Ok(n_batch)

@@ -76,6 +76,7 @@ impl Planner {
     pub fn warm_up(&mut self, obs: &[f32]) -> Result<Duration> {
         let warm = self.warm.snapshot();
         let call = self.call;
+        let have_archive = self.have_archive;
         // The first submissions pay one-time costs (driver shader compilation, allocation):
         // measure the third iteration.
         for _ in 0..3 {
@@ -84,6 +85,7 @@ impl Planner {
         }
         // Restore the warm start and the random stream: the warm-up leaves no trace.
         self.call = call;
+        self.have_archive = have_archive;
         if let Some(ws) = &self.ws {
             let init = if warm.is_empty() { self.warm.initial_mean(ws.n_batch) } else { warm };
             self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&init));
@@ -126,15 +128,15 @@ impl Planner {
         let start = Instant::now();
         let (deadline, max_iters) = match budget {
             Budget::Iterations(0) => return Err(Error::InvalidInput("a budget of 0 iterations plans nothing".into())),
-            Budget::Iterations(n) => (None, n.min(self.cfg.iterations)),
+            Budget::Iterations(n) => (None, n.min(self.cfg.effective_iterations())),
             Budget::Time(d) if d.is_zero() => {
                 return Err(Error::InvalidInput("a budget of zero time plans nothing".into()))
             }
-            Budget::Time(d) => (Some(start + d), self.cfg.iterations),
+            Budget::Time(d) => (Some(start + d), self.cfg.effective_iterations()),
             Budget::Deadline(t) if t <= start => {
                 return Err(Error::InvalidInput("the deadline has already passed".into()));
             }
-            Budget::Deadline(t) => (Some(t), self.cfg.iterations),
+            Budget::Deadline(t) => (Some(t), self.cfg.effective_iterations()),
         };
         let flat = self.flatten(observations)?;
         if let Some(deadline) = deadline {
@@ -168,6 +170,7 @@ impl Planner {
             }
             let ws = self.ws.as_ref().expect("prepare built the workspace");
             let (encoder, profile) = self.encode(ws, done..done + 1, false, None);
+            self.last_population = self.iteration_params(n_batch, done).population as usize;
             self.last_dispatches = profile.dispatches();
             let index = self.ctx.queue.submit(Some(encoder.finish()));
             let t0 = Instant::now();
@@ -219,7 +222,11 @@ impl Planner {
             status = PlanStatus::Budget;
         }
         self.call = self.call.wrapping_add(1);
-        let timed_out = deadline.is_some() && done < self.cfg.iterations && !matches!(status, PlanStatus::Converged);
+        if done > 0 {
+            self.have_archive = self.cfg.kind == super::PlannerKind::Icem;
+        }
+        let timed_out =
+            deadline.is_some() && done < self.cfg.effective_iterations() && !matches!(status, PlanStatus::Converged);
         let chosen = if self.cfg.return_best_iteration { best } else { last };
         let plans: Vec<Plan> = chosen
             .into_iter()

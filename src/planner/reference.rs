@@ -9,7 +9,7 @@ use crate::kernels::rollout::reference::{self as rollout, Stream};
 use crate::kernels::{purpose, rng};
 use crate::model::{Ensemble, Prediction};
 
-use super::{CemConfig, Propagation};
+use super::{PlannerConfig, PlannerKind, Propagation};
 
 /// `rollout_analytic`: the return of each candidate sequence from `obs` (one particle).
 /// `actions` is `[population, horizon, act_dim]` for this plan.
@@ -103,12 +103,23 @@ pub fn ensemble_returns_f64(
 pub struct RefPlan {
     /// Final mean sequence per plan, `[n_batch, horizon, act_dim]`.
     pub mean: Vec<f64>,
-    /// Elite indices of every iteration: `elites[iteration][b · n_elites + rank]`.
+    /// Elite indices of every iteration: `elites[iteration][b · n_elites + rank]` (empty for MPPI).
     pub elites: Vec<Vec<u32>>,
     /// Candidate returns of every iteration, `[iteration][b · population + c]`.
     pub returns: Vec<Vec<f64>>,
-    /// (mean elite return, best return) per plan, last iteration.
+    /// (mean elite return, best return) per plan, last iteration (MPPI: weighted mean return).
     pub stats: Vec<(f64, f64)>,
+    /// iCEM: the elites' sequences after the last iteration, `[n_batch, n_elites, horizon, act_dim]`.
+    pub archive: Option<Vec<f64>>,
+}
+
+/// What a plan inherits from the plan before it besides the warm-start mean.
+#[derive(Debug, Clone, Default)]
+pub struct Prior {
+    /// MPPI: each plan's previous first action, `[n_batch, act_dim]` (default: middle of the bounds).
+    pub past: Option<Vec<f64>>,
+    /// iCEM: the previous plan's elite archive.
+    pub archive: Option<Vec<f64>>,
 }
 
 /// Runs one plan on the CPU. `mean` is the starting mean `[n_batch, horizon, act_dim]`;
@@ -117,39 +128,125 @@ pub struct RefPlan {
 pub fn plan_f64(
     task: RefTask,
     ensemble: Option<&Ensemble>,
-    cfg: &CemConfig,
+    cfg: &PlannerConfig,
     lower: &[f64],
     upper: &[f64],
     obs: &[Vec<f64>],
     mean: &[f64],
     call: u32,
 ) -> RefPlan {
-    let dims = CemDims { n_batch: obs.len(), population: cfg.population, horizon: cfg.horizon, act_dim: lower.len() };
-    let (h, na, pop) = (dims.horizon, dims.act_dim, dims.population);
+    plan_f64_after(task, ensemble, cfg, lower, upper, obs, mean, call, &Prior::default())
+}
+
+/// [`plan_f64`] for a plan that follows another (`prior`), for every planner kind.
+#[allow(clippy::too_many_arguments)]
+pub fn plan_f64_after(
+    task: RefTask,
+    ensemble: Option<&Ensemble>,
+    cfg: &PlannerConfig,
+    lower: &[f64],
+    upper: &[f64],
+    obs: &[Vec<f64>],
+    mean: &[f64],
+    call: u32,
+    prior: &Prior,
+) -> RefPlan {
+    let (n_batch, h, na) = (obs.len(), cfg.horizon, lower.len());
     let particles = if ensemble.is_some() { cfg.particles } else { 1 };
+    let ne = cfg.n_elites();
     let mut mu = mean.to_vec();
     let mut var: Vec<f64> =
-        (0..dims.n_batch * h).flat_map(|_| (0..na).map(|a| (upper[a] - lower[a]).powi(2) / 16.0)).collect();
-    let mut out = RefPlan { mean: Vec::new(), elites: Vec::new(), returns: Vec::new(), stats: Vec::new() };
-    for it in 0..cfg.iterations as u32 {
-        let actions = cem::sample_candidates_f64(dims, &mu, &var, lower, upper, cfg.sampling, cfg.seed, call, it);
-        let mut cand = Vec::with_capacity(dims.n_batch * pop);
+        (0..n_batch * h).flat_map(|_| (0..na).map(|a| (upper[a] - lower[a]).powi(2) / 16.0)).collect();
+    let mid: Vec<f64> = lower.iter().zip(upper).map(|(l, u)| 0.5 * (l + u)).collect();
+    let past = prior.past.clone().unwrap_or_else(|| mid.repeat(n_batch));
+    let mut archive = prior.archive.clone();
+    let mut out =
+        RefPlan { mean: Vec::new(), elites: Vec::new(), returns: Vec::new(), stats: Vec::new(), archive: None };
+    for it in 0..cfg.effective_iterations() {
+        let (sampled, extras, flag) = cfg.iteration_shape(it, prior.archive.is_some());
+        let pop = sampled + extras;
+        let dims = CemDims { n_batch, population: pop, horizon: h, act_dim: na };
+        let i32_ = it as u32;
+        let actions = match cfg.kind {
+            PlannerKind::Cem => {
+                cem::sample_candidates_f64(dims, &mu, &var, lower, upper, cfg.sampling, cfg.seed, call, i32_)
+            }
+            PlannerKind::RandomShooting => cem::sample_uniform_f64(dims, lower, upper, cfg.seed, call, i32_),
+            PlannerKind::Mppi => {
+                let p = cem::MppiParams { sigma: cfg.sigma, gamma: cfg.gamma, beta: cfg.beta };
+                cem::mppi_sample_f64(dims, &mu, lower, upper, &past, p, cfg.seed, call, i32_)
+            }
+            PlannerKind::Icem => {
+                let mut actions = vec![0.0; n_batch * pop * h * na];
+                cem::icem_sample_f64(
+                    dims,
+                    sampled,
+                    &mu,
+                    &var,
+                    lower,
+                    upper,
+                    cfg.noise_beta,
+                    cfg.seed,
+                    call,
+                    i32_,
+                    &mut actions,
+                );
+                if extras > 0 {
+                    let kind = match flag {
+                        crate::kernels::FLAG_EXTRAS_SHIFTED => cem::Extras::Shifted,
+                        crate::kernels::FLAG_EXTRAS_KEPT => cem::Extras::Kept,
+                        _ => cem::Extras::Mean,
+                    };
+                    let arch = archive.as_deref().unwrap_or(&[]);
+                    cem::icem_extras_f64(
+                        dims,
+                        sampled,
+                        extras,
+                        kind,
+                        arch,
+                        ne,
+                        &mu,
+                        &var,
+                        lower,
+                        upper,
+                        cfg.seed,
+                        call,
+                        i32_,
+                        &mut actions,
+                    );
+                }
+                actions
+            }
+        };
+        let mut cand = Vec::with_capacity(n_batch * pop);
         for (b, o) in obs.iter().enumerate() {
             let acts = &actions[b * pop * h * na..(b + 1) * pop * h * na];
             let returns = match ensemble {
                 None => analytic_returns_f64(task, o, acts, h, na),
                 Some(ens) => {
-                    let stream = Stream { b: b as u32, call, iteration: it, seed: cfg.seed };
+                    let stream = Stream { b: b as u32, call, iteration: i32_, seed: cfg.seed };
                     ensemble_returns_f64(task, ens, o, acts, h, particles, cfg.propagation, stream)
                 }
             };
             cand.extend(cem::particle_mean_f64(&returns, particles));
         }
-        let elites = cem::rank_elites_f64(&cand, pop, cfg.n_elites());
-        out.stats = cem::update_distribution_f64(dims, &actions, &elites, &cand, cfg.alpha, &mut mu, &mut var);
-        out.elites.push(elites);
+        if cfg.kind == PlannerKind::Mppi {
+            let (m, stats) = cem::mppi_update_f64(dims, &actions, &cand, cfg.gamma);
+            mu = m;
+            out.stats = stats;
+            out.elites.push(Vec::new());
+        } else {
+            let elites = cem::rank_elites_f64(&cand, pop, ne);
+            let alpha = if cfg.kind == PlannerKind::RandomShooting { 0.0 } else { cfg.alpha };
+            out.stats = cem::update_distribution_f64(dims, &actions, &elites, &cand, alpha, &mut mu, &mut var);
+            if cfg.kind == PlannerKind::Icem {
+                archive = Some(cem::icem_archive_f64(dims, &actions, &elites));
+            }
+            out.elites.push(elites);
+        }
         out.returns.push(cand);
     }
     out.mean = mu;
+    out.archive = archive;
     out
 }

@@ -19,13 +19,16 @@ pub(super) struct WarmStart {
     keep_last_solution: bool,
     /// `[n_batch, horizon, act_dim]`, or empty before the first plan.
     current: Vec<f32>,
+    /// `[n_batch, act_dim]`: the first action of each plan's last returned sequence (MPPI's
+    /// smoothing starts from it), or empty.
+    past: Vec<f32>,
 }
 
 impl WarmStart {
     pub(super) fn new(lower: &[f32], upper: &[f32], horizon: usize, keep_last_solution: bool) -> Self {
         let mid = lower.iter().zip(upper).map(|(l, u)| 0.5 * (l + u)).collect();
         let initial_var = lower.iter().zip(upper).map(|(l, u)| (u - l) * (u - l) / 16.0).collect();
-        Self { horizon, mid, initial_var, keep_last_solution, current: Vec::new() }
+        Self { horizon, mid, initial_var, keep_last_solution, current: Vec::new(), past: Vec::new() }
     }
 
     /// The mean every plan of a fresh batch of `n_batch` starts from.
@@ -50,12 +53,25 @@ impl WarmStart {
     /// Forgets the warm start; returns the mean the next plan starts from.
     pub(super) fn reset(&mut self, n_batch: usize) -> Vec<f32> {
         self.current = self.initial_mean(n_batch);
+        self.past.clear();
         self.current.clone()
+    }
+
+    /// The first action of each plan's last returned sequence (the middle of the bounds before
+    /// the first plan).
+    pub(super) fn past(&self, n_batch: usize) -> Vec<f32> {
+        if self.past.len() == n_batch * self.mid.len() {
+            self.past.clone()
+        } else {
+            self.mid.repeat(n_batch)
+        }
     }
 
     /// Records the sequences a plan returned (`[n_batch, horizon, act_dim]`); returns the mean
     /// the next plan starts from: the shifted sequences, or the initial mean without warm starts.
     pub(super) fn advance(&mut self, returned: &[f32]) -> Vec<f32> {
+        let step = self.mid.len();
+        self.past = returned.chunks(self.horizon * step).flat_map(|plan| plan[..step].to_vec()).collect();
         self.current = if self.keep_last_solution {
             shift_sequence(returned, self.horizon, &self.mid)
         } else {

@@ -2,7 +2,7 @@
 //! (every size checked against the device's limits before anything is created), the per-step
 //! `PlanParams`, and the recording of CEM iterations into one command buffer.
 
-use super::{DynamicsKernels, Planner, Propagation, Sampling};
+use super::{DynamicsKernels, Planner, PlannerKind, Propagation, Sampling};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Profile, Profiler, Recorder};
 use crate::kernels::cem::CemBuffers;
@@ -24,7 +24,10 @@ pub(super) struct Workspace {
     pub(super) params_bg: wgpu::BindGroup,
     pub(super) rollout_bg: wgpu::BindGroup,
     pub(super) cem_bg: wgpu::BindGroup,
-    pub(super) layers: Vec<LayerDispatch>,
+    /// Layer dispatches for each population an iteration can have.
+    pub(super) layers: Vec<(u32, Vec<LayerDispatch>)>,
+    /// `[2 + n_batch, act_dim]`: lower bounds, upper bounds, each plan's previous first action.
+    pub(super) bounds: wgpu::Buffer,
     pub(super) obs: wgpu::Buffer,
     pub(super) mean: wgpu::Buffer,
     pub(super) var: wgpu::Buffer,
@@ -32,9 +35,6 @@ pub(super) struct Workspace {
     pub(super) elites: wgpu::Buffer,
     pub(super) plan_stats: wgpu::Buffer,
     pub(super) staging: wgpu::Buffer,
-    pub(super) grid_particles: (u32, u32),
-    pub(super) grid_candidates: (u32, u32),
-    pub(super) grid_elements: (u32, u32),
     pub(super) grid_plan: (u32, u32),
 }
 
@@ -49,12 +49,16 @@ fn check_u32(what: &str, v: u64) -> Result<u32> {
 }
 
 impl Planner {
-    pub(super) fn base_params(&self, n_batch: usize) -> PlanParams {
-        let (local_slots, n_members, model_out, in_dim, flags) = match &self.model {
+    /// The parameters of iteration `it` for a batch of `n_batch` (step `t` = 0): its population
+    /// (sampled candidates and iCEM's extras), model rows, flags and the optimiser's constants.
+    pub(super) fn iteration_params(&self, n_batch: usize, it: usize) -> PlanParams {
+        let (sampled, extras, extras_flag) = self.cfg.iteration_shape(it, self.have_archive);
+        let population = sampled + extras;
+        let (local_slots, n_members, model_out, in_dim, mut flags) = match &self.model {
             Some(m) => {
                 let s = &m.ensemble.spec;
                 let e = s.n_members;
-                let pk = self.cfg.population * self.particles;
+                let pk = population * self.particles;
                 let ls = if self.cfg.propagation == Propagation::Expectation { pk * e } else { pk };
                 let mut flags = 0;
                 if s.probabilistic {
@@ -65,15 +69,20 @@ impl Planner {
                 }
                 (ls, e, s.model_out(), s.in_dim(), flags)
             }
-            None => (self.cfg.population, 1, self.task.obs_dim, self.task.obs_dim + self.task.act_dim, 0),
+            None => (population, 1, self.task.obs_dim, self.task.obs_dim + self.task.act_dim, 0),
         };
-        let mut flags = flags;
         if self.cfg.sampling == Sampling::ClippedNormal {
             flags |= kernels::FLAG_CLIPPED_NORMAL;
         }
+        if self.cfg.kind == PlannerKind::RandomShooting {
+            flags |= kernels::FLAG_UNIFORM;
+        }
+        flags |= extras_flag;
+        let cap = self.cfg.max_population() as u64;
+        let (h, a) = (self.cfg.horizon as u64, self.task.act_dim as u64);
         PlanParams {
             n_batch: n_batch as u32,
-            population: self.cfg.population as u32,
+            population: population as u32,
             particles: self.particles as u32,
             horizon: self.cfg.horizon as u32,
             obs_dim: self.task.obs_dim as u32,
@@ -81,27 +90,36 @@ impl Planner {
             n_members: n_members as u32,
             local_slots: local_slots as u32,
             n_elites: self.n_elites as u32,
-            iteration: 0,
+            iteration: it as u32,
             t: 0,
             call: self.call,
             seed_lo: self.cfg.seed as u32,
             seed_hi: (self.cfg.seed >> 32) as u32,
             propagation: self.cfg.propagation.code(),
             flags,
-            alpha: self.cfg.alpha as f32,
+            // Random shooting keeps its best candidate as it is.
+            alpha: if self.cfg.kind == PlannerKind::RandomShooting { 0.0 } else { self.cfg.alpha as f32 },
             model_out: model_out as u32,
             in_dim: in_dim as u32,
+            sampled: sampled as u32,
+            keep: extras as u32,
+            // Checked to fit in u32 when the workspace was sized.
+            archive: (n_batch as u64 * cap * h * a) as u32,
+            sigma: self.cfg.sigma as f32,
+            gamma: self.cfg.gamma as f32,
+            beta: self.cfg.beta as f32,
+            noise_beta: self.cfg.noise_beta as f32,
             _pad0: 0,
         }
     }
 
     pub(super) fn params_bytes(&self, n_batch: usize, stride: u64) -> Vec<u8> {
-        let base = self.base_params(n_batch);
-        let (iters, h) = (self.cfg.iterations, self.cfg.horizon);
+        let (iters, h) = (self.cfg.effective_iterations(), self.cfg.horizon);
         let mut bytes = vec![0u8; stride as usize * iters * h];
         for it in 0..iters {
+            let base = self.iteration_params(n_batch, it);
             for t in 0..h {
-                let p = PlanParams { iteration: it as u32, t: t as u32, ..base };
+                let p = PlanParams { t: t as u32, ..base };
                 let off = (it * h + t) * stride as usize;
                 bytes[off..off + std::mem::size_of::<PlanParams>()].copy_from_slice(bytemuck::bytes_of(&p));
             }
@@ -114,19 +132,22 @@ impl Planner {
         let limits = ctx.limits();
         let cfg = &self.cfg;
         let (p, h, a, d) =
-            (cfg.population as u64, cfg.horizon as u64, self.task.act_dim as u64, self.task.obs_dim as u64);
+            (cfg.max_population() as u64, cfg.horizon as u64, self.task.act_dim as u64, self.task.obs_dim as u64);
         let b = n_batch as u64;
         let k = self.particles as u64;
         let n = b * p * k;
-        let base = self.base_params(n_batch);
+        // iCEM keeps its elites' sequences after the candidates.
+        let archive = if cfg.kind == PlannerKind::Icem { b * self.n_elites as u64 * h * a } else { 0 };
+        let members = self.model.as_ref().map_or(1, |m| m.ensemble.spec.n_members as u64);
+        let max_local_slots = p * k * if cfg.propagation == Propagation::Expectation { members } else { 1 };
         let hint = "lower population, particles, horizon or the batch size";
         // Every quantity below is checked before any buffer is created.
         let n32 = check_u32("particles in flight (batch × population × particles)", n)?;
         let (slots, max_width, in_dim, out_cols) = match &self.model {
             Some(m) => {
                 let s = &m.ensemble.spec;
-                let slots = b * base.local_slots as u64;
-                check_u32("local slots × members", base.local_slots as u64 * s.n_members as u64)?;
+                let slots = b * max_local_slots;
+                check_u32("local slots × members", max_local_slots * s.n_members as u64)?;
                 let widest = s.hidden.iter().copied().max().unwrap_or(0) as u64;
                 (slots, widest, s.in_dim() as u64, s.out_cols() as u64)
             }
@@ -134,7 +155,7 @@ impl Planner {
         };
         let sizes = [
             ("state (batch × population × particles × obs_dim × 4 B)", n * d * 4),
-            ("candidate actions (batch × population × horizon × act_dim × 4 B)", b * p * h * a * 4),
+            ("candidate actions (batch × population × horizon × act_dim × 4 B)", (b * p * h * a + archive) * 4),
             ("model inputs (slots × in_dim × 4 B)", slots * in_dim * 4),
             ("hidden activations (slots × widest hidden layer × 4 B)", slots * max_width * 4),
             ("model outputs (slots × outputs × 4 B)", slots * out_cols * 4),
@@ -144,42 +165,52 @@ impl Planner {
             check_u32(what, bytes / 4)?;
         }
         let max_wg = limits.max_compute_workgroups_per_dimension;
-        let grid_particles = grid_1d(n32, WG_SIZE, max_wg)?;
-        let grid_candidates = grid_1d(check_u32("candidates", b * p)?, WG_SIZE, max_wg)?;
-        let grid_elements = grid_1d(check_u32("candidate action values", b * p * h * a)?, WG_SIZE, max_wg)?;
+        // The largest grids; every iteration's grids are no larger (`Workspace::grids`).
+        grid_1d(n32, WG_SIZE, max_wg)?;
+        grid_1d(check_u32("candidate action values", b * p * h * a + archive)?, WG_SIZE, max_wg)?;
         let grid_plan = grid_1d(check_u32("plan values", b * h * a)?, WG_SIZE, max_wg)?;
         let params_stride = kernels::params_stride::<PlanParams>(ctx);
-        let params_len = params_stride * (cfg.iterations * cfg.horizon) as u64;
+        let params_len = params_stride * (cfg.effective_iterations() * cfg.horizon) as u64;
         ctx.check_buffer_size(
             "plan parameters (iterations × horizon × 256 B)",
             params_len,
             false,
             "lower iterations or horizon",
         )?;
-        let layer_params: Vec<LayerParams> = match &self.model {
-            Some(m) => {
-                let last = m.ensemble.layers.len() - 1;
-                m.ensemble
-                    .layers
-                    .iter()
-                    .enumerate()
-                    .map(|(l, layer)| LayerParams {
+        // One set of layer dispatches per distinct iteration shape (iCEM's populations vary).
+        let mut shapes: Vec<u32> = (0..cfg.effective_iterations())
+            .flat_map(|i| {
+                [true, false].map(|h| {
+                    let (s, e, _) = cfg.iteration_shape(i, h);
+                    (s + e) as u32
+                })
+            })
+            .collect();
+        shapes.sort_unstable();
+        shapes.dedup();
+        let mut layer_sets: Vec<(u32, Vec<(LayerParams, (u32, u32, u32))>)> = Vec::new();
+        if let Some(m) = &self.model {
+            let last = m.ensemble.layers.len() - 1;
+            let e = m.ensemble.spec.n_members as u32;
+            for &pop in &shapes {
+                let pk = pop * self.particles as u32;
+                let local_slots = if cfg.propagation == Propagation::Expectation { pk * e } else { pk };
+                let mut set = Vec::new();
+                for (l, layer) in m.ensemble.layers.iter().enumerate() {
+                    let lp = LayerParams {
                         n_batch: n_batch as u32,
-                        local_slots: base.local_slots,
-                        n_members: base.n_members,
+                        local_slots,
+                        n_members: e,
                         in_dim: layer.in_dim as u32,
                         out_dim: layer.out_dim as u32,
                         activation: if l == last { Activation::Identity as u32 } else { Activation::Silu as u32 },
                         store_pre: 0,
                         _pad0: 0,
-                    })
-                    .collect()
+                    };
+                    set.push((lp, lp.workgroups(ctx)?));
+                }
+                layer_sets.push((pop, set));
             }
-            None => Vec::new(),
-        };
-        let mut layer_groups = Vec::new();
-        for lp in &layer_params {
-            layer_groups.push(lp.workgroups(ctx)?);
         }
         ctx.scoped("planner workspace", || {
             let sb = |label: &str, len: u64| ctx.storage_buffer(label, len as usize);
@@ -194,7 +225,7 @@ impl Planner {
             let obs = sb("planner.obs", b * d);
             let state = sb("planner.state", n * d);
             let track = sb("planner.track", n * 2);
-            let actions = sb("planner.actions", b * p * h * a);
+            let actions = sb("planner.actions", b * p * h * a + archive);
             let x0 = sb("planner.x0", slots * in_dim);
             let slot_of = sb("planner.slot_of", n);
             let h_a = sb("planner.hidden_a", slots * max_width);
@@ -204,6 +235,10 @@ impl Planner {
             let var = sb("planner.var", b * h * a);
             let cand_returns = sb("planner.cand_returns", b * p);
             let elites = sb("planner.elites", b * self.n_elites as u64);
+            // Lower bounds, upper bounds, then each plan's previous first action (MPPI).
+            let mid: Vec<f32> = self.lower.iter().zip(&self.upper).map(|(l, u)| 0.5 * (l + u)).collect();
+            let bounds_init = [self.lower.clone(), self.upper.clone(), mid.repeat(n_batch)].concat();
+            let bounds = ctx.storage_buffer_init("planner.bounds", &bounds_init);
             let plan_stats = sb("planner.plan_stats", b * 2);
             let staging = ctx.staging_buffer("planner.readback", (2 * b * h * a + 2 * b) * 4);
             let dummy_consts;
@@ -235,7 +270,7 @@ impl Planner {
                 &CemBuffers {
                     mean: &mean,
                     var: &var,
-                    bounds: &self.bounds,
+                    bounds: &bounds,
                     actions: &actions,
                     track: &track,
                     cand_returns: &cand_returns,
@@ -246,47 +281,51 @@ impl Planner {
             let mut layers = Vec::new();
             let no_aux = sb("planner.no_aux", 1);
             if let (Some(m), DynamicsKernels::Ensemble { mlp, rows, .. }) = (&self.model, &self.kernels.dynamics) {
-                let n_layers = layer_params.len();
-                for (l, lp) in layer_params.iter().enumerate() {
-                    // Layers alternate between two hidden buffers: x0 → a → b → a ... → out.
-                    let input = if l == 0 {
-                        &x0
-                    } else if l % 2 == 1 {
-                        &h_a
-                    } else {
-                        &h_b
-                    };
-                    let output = if l + 1 == n_layers {
-                        &out
-                    } else if l % 2 == 0 {
-                        &h_a
-                    } else {
-                        &h_b
-                    };
-                    match (&m.rows, rows) {
-                        (Some(windows), Some(rk)) => {
-                            let label = format!("mlp_rows.layer{l}");
-                            let buffers = RowsBuffers { input, bias: &m.biases[l], output, windows: &windows[l] };
-                            layers.push(LayerDispatch::Rows(rk.bind_layer(ctx, &label, lp, &buffers)?));
-                        }
-                        _ => {
-                            let ubuf =
-                                ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
-                            let bg = mlp.bind(
-                                ctx,
-                                &format!("mlp.layer{l}"),
-                                [
-                                    ubuf.as_entire_binding(),
-                                    input.as_entire_binding(),
-                                    m.weights[l].as_entire_binding(),
-                                    m.biases[l].as_entire_binding(),
-                                    output.as_entire_binding(),
-                                    no_aux.as_entire_binding(),
-                                ],
-                            );
-                            layers.push(LayerDispatch::Tiled(bg, layer_groups[l]));
+                for (pop, set) in &layer_sets {
+                    let n_layers = set.len();
+                    let mut dispatches = Vec::new();
+                    for (l, (lp, groups)) in set.iter().enumerate() {
+                        // Layers alternate between two hidden buffers: x0 → a → b → a ... → out.
+                        let input = if l == 0 {
+                            &x0
+                        } else if l % 2 == 1 {
+                            &h_a
+                        } else {
+                            &h_b
+                        };
+                        let output = if l + 1 == n_layers {
+                            &out
+                        } else if l % 2 == 0 {
+                            &h_a
+                        } else {
+                            &h_b
+                        };
+                        match (&m.rows, rows) {
+                            (Some(windows), Some(rk)) => {
+                                let label = format!("mlp_rows.layer{l}");
+                                let buffers = RowsBuffers { input, bias: &m.biases[l], output, windows: &windows[l] };
+                                dispatches.push(LayerDispatch::Rows(rk.bind_layer(ctx, &label, lp, &buffers)?));
+                            }
+                            _ => {
+                                let ubuf =
+                                    ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
+                                let bg = mlp.bind(
+                                    ctx,
+                                    &format!("mlp.layer{l}"),
+                                    [
+                                        ubuf.as_entire_binding(),
+                                        input.as_entire_binding(),
+                                        m.weights[l].as_entire_binding(),
+                                        m.biases[l].as_entire_binding(),
+                                        output.as_entire_binding(),
+                                        no_aux.as_entire_binding(),
+                                    ],
+                                );
+                                dispatches.push(LayerDispatch::Tiled(bg, *groups));
+                            }
                         }
                     }
+                    layers.push((*pop, dispatches));
                 }
             }
             Ok(Workspace {
@@ -297,6 +336,7 @@ impl Planner {
                 rollout_bg,
                 cem_bg,
                 layers,
+                bounds,
                 obs,
                 mean,
                 var,
@@ -304,9 +344,6 @@ impl Planner {
                 elites,
                 plan_stats,
                 staging,
-                grid_particles,
-                grid_candidates,
-                grid_elements,
                 grid_plan,
             })
         })?
@@ -335,19 +372,46 @@ impl Planner {
                    grid: (u32, u32)| {
             rec.dispatch(kernel, pipe, &[(&ws.params_bg, &[off]), (bg, &[])], xy(grid));
         };
+        let max_wg = self.ctx.limits().max_compute_workgroups_per_dimension;
+        // Every grid is no larger than the ones build_workspace checked.
+        let grid = |n: usize| grid_1d(n as u32, WG_SIZE, max_wg).expect("checked when the workspace was sized");
+        let (nb, na) = (ws.n_batch, self.task.act_dim);
         for it in its {
             let off0 = offset(it, 0);
-            run(&mut rec, "sample_candidates", &cem.sample, &ws.cem_bg, off0, ws.grid_elements);
+            let p = self.iteration_params(nb, it);
+            let (pop, sampled, keep) = (p.population as usize, p.sampled as usize, p.keep as usize);
+            let grid_particles = grid(nb * pop * self.particles);
+            let grid_candidates = grid(nb * pop);
+            match self.cfg.kind {
+                PlannerKind::Cem | PlannerKind::RandomShooting => {
+                    run(&mut rec, "sample_candidates", &cem.sample, &ws.cem_bg, off0, grid(nb * pop * h * na));
+                }
+                PlannerKind::Mppi => {
+                    run(&mut rec, "mppi_sample", &cem.mppi_sample, &ws.cem_bg, off0, grid(nb * pop * na))
+                }
+                PlannerKind::Icem => {
+                    run(&mut rec, "icem_sample", &cem.icem_sample, &ws.cem_bg, off0, grid(nb * sampled * na));
+                    if keep > 0 {
+                        run(&mut rec, "icem_extras", &cem.icem_extras, &ws.cem_bg, off0, grid(nb * keep * h * na));
+                    }
+                }
+            }
             match &self.kernels.dynamics {
                 DynamicsKernels::Analytic(analytic) => {
-                    run(&mut rec, "rollout_analytic", &analytic.rollout, &ws.rollout_bg, off0, ws.grid_particles);
+                    run(&mut rec, "rollout_analytic", &analytic.rollout, &ws.rollout_bg, off0, grid_particles);
                 }
                 DynamicsKernels::Ensemble { rollout, mlp, rows } => {
-                    run(&mut rec, "init_particles", &rollout.init, &ws.rollout_bg, off0, ws.grid_particles);
+                    let layers = &ws
+                        .layers
+                        .iter()
+                        .find(|(q, _)| *q as usize == pop)
+                        .expect("every iteration's population was bound")
+                        .1;
+                    run(&mut rec, "init_particles", &rollout.init, &ws.rollout_bg, off0, grid_particles);
                     for t in 0..h {
                         let off = offset(it, t);
-                        run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off, ws.grid_particles);
-                        for (l, layer) in ws.layers.iter().enumerate() {
+                        run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off, grid_particles);
+                        for (l, layer) in layers.iter().enumerate() {
                             let kernel = LAYER_LABELS[l.min(LAYER_LABELS.len() - 1)];
                             match (layer, rows) {
                                 (LayerDispatch::Tiled(bg, groups), _) => {
@@ -359,13 +423,21 @@ impl Planner {
                                 }
                             }
                         }
-                        run(&mut rec, "propagate", &rollout.propagate, &ws.rollout_bg, off, ws.grid_particles);
+                        run(&mut rec, "propagate", &rollout.propagate, &ws.rollout_bg, off, grid_particles);
                     }
                 }
             }
-            run(&mut rec, "particle_mean", &cem.particle_mean, &ws.cem_bg, off0, ws.grid_candidates);
-            run(&mut rec, "rank_elites", &cem.rank, &ws.cem_bg, off0, ws.grid_candidates);
+            run(&mut rec, "particle_mean", &cem.particle_mean, &ws.cem_bg, off0, grid_candidates);
+            if self.cfg.kind == PlannerKind::Mppi {
+                run(&mut rec, "mppi_update", &cem.mppi_update, &ws.cem_bg, off0, ws.grid_plan);
+                continue;
+            }
+            run(&mut rec, "rank_elites", &cem.rank, &ws.cem_bg, off0, grid_candidates);
             run(&mut rec, "update_distribution", &cem.update, &ws.cem_bg, off0, ws.grid_plan);
+            if self.cfg.kind == PlannerKind::Icem {
+                let n = nb * self.n_elites * h * na;
+                run(&mut rec, "icem_save_elites", &cem.icem_save_elites, &ws.cem_bg, off0, grid(n));
+            }
         }
         let plan_bytes = (ws.n_batch * h * self.task.act_dim * 4) as u64;
         let encoder = rec.encoder();

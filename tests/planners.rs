@@ -1,0 +1,188 @@
+//! Every planner kind (CEM, random shooting, MPPI, iCEM) against its f64 reference on the same
+//! random stream — two consecutive plans, so that what a plan inherits (the shifted mean, MPPI's
+//! previous action, iCEM's elite archive) is compared too — with known dynamics and with a
+//! learned ensemble under each propagation, at ragged sizes; and the kinds' own rules.
+
+mod common;
+
+use common::{assert_close, Tol};
+use lookahead::env::reference::RefTask;
+use lookahead::env::{EnvKind, Task};
+use lookahead::kernels::cem::reference::shift_f64;
+use lookahead::model::{Ensemble, EnsembleSpec};
+use lookahead::planner::reference::{plan_f64_after, Prior};
+use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
+
+/// f32 kernels against f64 references through whole plans (as kernels_vs_cpu.rs).
+const PLAN_TOL: Tol = Tol { rel: 2e-3, abs: 2e-4 };
+
+fn f64v(v: &[f32]) -> Vec<f64> {
+    v.iter().map(|x| *x as f64).collect()
+}
+
+fn ensemble(obs: usize, seed: u64) -> Ensemble {
+    let spec = EnsembleSpec {
+        n_members: 3,
+        obs_dim: obs,
+        act_dim: 1,
+        hidden: vec![24, 17],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    Ensemble::random(spec, seed).expect("valid spec")
+}
+
+fn kind_cfg(kind: PlannerKind, propagation: Propagation) -> PlannerConfig {
+    let mut cfg = PlannerConfig {
+        kind,
+        horizon: 5,
+        iterations: 3,
+        population: 29,
+        particles: 3,
+        elite_ratio: 0.2,
+        propagation,
+        seed: 11,
+        ..PlannerConfig::default()
+    };
+    if kind == PlannerKind::Mppi {
+        cfg.sigma = 0.6;
+        cfg.gamma = 2.0;
+        cfg.beta = 0.7;
+    }
+    if kind == PlannerKind::Icem {
+        cfg.population_decay = 1.5;
+        cfg.noise_beta = 1.5;
+        cfg.keep_elite_fraction = 0.5;
+    }
+    cfg
+}
+
+/// Two plans on the GPU and in f64, the second warm-started from the first.
+fn compare_two_plans(task: Task, rt: RefTask, ens: Option<Ensemble>, cfg: PlannerConfig, obs: &[Vec<f32>]) {
+    let ctx = common::ctx();
+    let dynamics = match &ens {
+        Some(e) => Dynamics::Ensemble(e.clone()),
+        None => Dynamics::Analytic,
+    };
+    let (lower, upper) = (task.action_lower.clone(), task.action_upper.clone());
+    let mut planner = Planner::new(&ctx, task, dynamics, cfg.clone()).expect("planner");
+    let obs64: Vec<Vec<f64>> = obs.iter().map(|o| f64v(o)).collect();
+    let na = lower.len();
+    let mut mean: Vec<f64> =
+        (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
+    let mut prior = Prior::default();
+    let what = format!("{:?}/{:?}/{}", cfg.kind, cfg.propagation, if ens.is_some() { "ensemble" } else { "analytic" });
+    for call in 0..2u32 {
+        let plans = planner.plan_batch(obs).expect("plan");
+        let last = planner.last_iteration().expect("readback");
+        let cpu = plan_f64_after(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean, call, &prior);
+        let it = cfg.effective_iterations() - 1;
+        assert_eq!(last.elites, cpu.elites[it], "{what} plan {call}: elites of the last iteration");
+        assert_close(
+            &format!("{what} plan {call}: candidate returns"),
+            &last.candidate_returns,
+            &cpu.returns[it],
+            PLAN_TOL,
+        );
+        let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
+        assert_close(&format!("{what} plan {call}: plan"), &gpu_mean, &cpu.mean, PLAN_TOL);
+        let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
+        let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        assert_close(&format!("{what} plan {call}: stats"), &gpu_stats, &cpu_stats, PLAN_TOL);
+        for p in &plans {
+            assert!(p.actions.iter().all(|a| (lower[0] as f32..=upper[0] as f32).contains(a)), "{what}: out of bounds");
+        }
+        // The next plan starts from the GPU's plan (the reference follows the same inputs).
+        let returned = f64v(&gpu_mean);
+        mean = shift_f64(&returned, cfg.horizon, &lower, &upper);
+        prior = Prior {
+            past: Some(returned.chunks(cfg.horizon * na).flat_map(|s| s[..na].to_vec()).collect()),
+            archive: cpu.archive.clone(),
+        };
+    }
+}
+
+#[test]
+fn every_kind_matches_its_reference_with_known_dynamics() {
+    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
+    for kind in PlannerKind::ALL {
+        let cfg = PlannerConfig { particles: 1, ..kind_cfg(kind, Propagation::Ts1) };
+        compare_two_plans(EnvKind::Pendulum.task(), RefTask::Pendulum, None, cfg, &obs);
+    }
+    // Cartpole, from a state whose candidates terminate within the horizon.
+    let obs = vec![vec![0.0f32, 0.0, 0.18, 1.0]];
+    for kind in PlannerKind::ALL {
+        let cfg = PlannerConfig { horizon: 12, particles: 1, ..kind_cfg(kind, Propagation::Ts1) };
+        compare_two_plans(EnvKind::Cartpole.task(), RefTask::Cartpole, None, cfg, &obs);
+    }
+}
+
+#[test]
+fn every_kind_matches_its_reference_with_a_learned_ensemble_under_each_propagation() {
+    let obs = vec![vec![0.6f32, -0.8, 0.3]];
+    for kind in PlannerKind::ALL {
+        for propagation in [Propagation::Ts1, Propagation::Tsinf, Propagation::Expectation] {
+            let cfg = PlannerConfig { mlp_kernel: MlpKernel::Tiled, ..kind_cfg(kind, propagation) };
+            compare_two_plans(EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ensemble(3, 5)), cfg, &obs);
+        }
+    }
+}
+
+#[test]
+fn icem_populations_decay_and_carry_elites_and_the_mean() {
+    let cfg = PlannerConfig {
+        kind: PlannerKind::Icem,
+        population: 100,
+        iterations: 4,
+        elite_ratio: 0.1,
+        ..PlannerConfig::default()
+    };
+    // ceil(100 / 1.25^i), at least 2 · 10 elites; 3 kept elites (0.3 · 10) except the mean last.
+    let shapes: Vec<(usize, usize)> = (0..4).map(|i| cfg.iteration_shape(i, true)).map(|(s, e, _)| (s, e)).collect();
+    assert_eq!(shapes, [(100, 3), (80, 3), (64, 3), (52, 1)]);
+    assert_eq!(cfg.iteration_shape(0, false).1, 0, "no archive before the first plan");
+    assert_eq!(cfg.candidates_per_plan(), 103 + 83 + 67 + 53);
+    let floor = PlannerConfig { population: 30, population_decay: 4.0, ..cfg.clone() };
+    assert_eq!(floor.iteration_shape(3, true).0, 6, "never below 2 × elites");
+}
+
+#[test]
+fn random_shooting_returns_its_best_uniform_candidate() {
+    let ctx = common::ctx();
+    let task = EnvKind::Pendulum.task();
+    let cfg = PlannerConfig {
+        kind: PlannerKind::RandomShooting,
+        horizon: 6,
+        population: 64,
+        ..PlannerConfig::pendulum_mpc()
+    };
+    assert_eq!(cfg.effective_iterations(), 1);
+    let mut planner = Planner::new(&ctx, task.clone(), Dynamics::Analytic, cfg.clone()).expect("planner");
+    let obs = [0.3f32, -0.95, 0.5];
+    let plan = planner.plan(&obs).expect("plan");
+    let last = planner.last_iteration().expect("readback");
+    let best = last.candidate_returns.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    assert_eq!(plan.best_return, best);
+    assert_eq!(plan.predicted_return, best, "one elite: the best");
+    // The plan is that candidate's sequence: its return, replayed in f64, is the best return.
+    let ret =
+        lookahead::planner::reference::analytic_returns_f64(RefTask::Pendulum, &f64v(&obs), &f64v(&plan.actions), 6, 1)
+            [0];
+    assert!((ret - best as f64).abs() < 1e-3 * best.abs().max(1.0) as f64, "{ret} vs {best}");
+}
+
+#[test]
+fn keys_of_another_kind_are_refused_and_named() {
+    let cfg = PlannerConfig { sigma: 0.3, noise_beta: 1.0, ..PlannerConfig::default() };
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("planner.sigma") && e.contains("mppi"), "{e}");
+    assert!(e.contains("planner.noise_beta") && e.contains("icem"), "{e}");
+    let mut cfg = PlannerConfig::default();
+    cfg.set("kind=mppi").expect("a kind");
+    cfg.set("sigma=0.3").expect("its key");
+    cfg.validate().expect("valid");
+    assert!(cfg.set("kind=mppx").unwrap_err().to_string().contains("planner.kind"));
+    let bad = PlannerConfig { kind: PlannerKind::Mppi, beta: 0.0, gamma: -1.0, ..PlannerConfig::default() };
+    let e = bad.validate().unwrap_err().to_string();
+    assert!(e.contains("planner.beta") && e.contains("planner.gamma"), "{e}");
+}
