@@ -10,7 +10,7 @@ use crate::env::{EnvKind, Task};
 use crate::error::Result;
 use crate::gpu::{AdapterSummary, GpuContext, Profiler, RecordStats, ShaderChecks};
 use crate::model::{Ensemble, EnsembleSpec};
-use crate::planner::{Dynamics, Planner, PlannerConfig, Propagation};
+use crate::planner::{Dynamics, Planner, PlannerConfig, PlannerKind, Propagation};
 
 /// One benchmark configuration.
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +36,8 @@ pub struct PlanCase {
 pub struct PlanResult {
     /// Case name.
     pub name: String,
+    /// Planner kind.
+    pub kind: String,
     /// Candidates per iteration.
     pub population: usize,
     /// Particles per candidate.
@@ -143,19 +145,38 @@ pub fn full_suite() -> Vec<PlanCase> {
         ));
     }
     v.push(case("population_2000_h30", 4, 1, PlannerConfig { population: 2000, horizon: 30, ..r.clone() }, 10));
+    v.extend(kind_cases(&r, 30));
     v.push(case("halfcheetah_dims_h30", 18, 6, PlannerConfig { horizon: 30, ..r }, 10));
     v
 }
 
+/// One case per planner kind other than CEM at the settings of `base`, each at its default
+/// keys: random shooting with the whole candidate budget of `base` (population × iterations) in
+/// its one iteration, MPPI and iCEM at `base`'s population and iterations.
+pub fn kind_cases(base: &PlannerConfig, repeats: usize) -> Vec<PlanCase> {
+    let budget = base.population * base.iterations;
+    [PlannerKind::RandomShooting, PlannerKind::Mppi, PlannerKind::Icem]
+        .into_iter()
+        .map(|kind| {
+            let population = if kind == PlannerKind::RandomShooting { budget } else { base.population };
+            let name = format!("{}kind_{}", if base.population < 100 { "quick_" } else { "" }, kind.name());
+            case(&name, 4, 1, PlannerConfig { kind, population, ..base.clone() }, repeats)
+        })
+        .collect()
+}
+
 /// A reduced suite that finishes within minutes on lavapipe: the reference network and
-/// horizon with population 50 and 4 particles, 2 iterations.
+/// horizon with population 50 and 4 particles, 2 iterations, and each planner kind.
 pub fn quick_suite() -> Vec<PlanCase> {
     let small = PlannerConfig { population: 50, particles: 4, iterations: 2, ..PlannerConfig::pets_reference() };
     vec![
         case("quick_cartpole_ts1", 4, 1, small.clone(), 3),
         case("quick_cartpole_tsinf", 4, 1, PlannerConfig { propagation: Propagation::Tsinf, ..small.clone() }, 3),
-        case("quick_halfcheetah_dims", 18, 6, PlannerConfig { horizon: 10, ..small }, 2),
+        case("quick_halfcheetah_dims", 18, 6, PlannerConfig { horizon: 10, ..small.clone() }, 2),
     ]
+    .into_iter()
+    .chain(kind_cases(&small, 2))
+    .collect()
 }
 
 /// Plans profiled per case with `--profile` (their per-kernel times are averaged).
@@ -193,10 +214,11 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase, profile: bool) -> Result<PlanRes
     };
     Ok(PlanResult {
         name: c.name.clone(),
+        kind: c.cem.kind.name().to_string(),
         population: c.cem.population,
         particles: c.cem.particles,
         horizon: c.cem.horizon,
-        iterations: c.cem.iterations,
+        iterations: c.cem.effective_iterations(),
         p50_ms: p50,
         p90_ms: pct(0.9),
         p99_ms: pct(0.99),

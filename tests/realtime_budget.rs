@@ -7,11 +7,16 @@ mod common;
 use std::time::{Duration, Instant};
 
 use lookahead::env::EnvKind;
-use lookahead::planner::{Budget, Dynamics, PlanStatus, Planner, PlannerConfig};
+use lookahead::planner::{Budget, Dynamics, PlanStatus, Planner, PlannerConfig, PlannerKind};
 
 fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Planner {
+    kind_planner(ctx, PlannerKind::Cem, iterations)
+}
+
+fn kind_planner(ctx: &lookahead::gpu::GpuContext, kind: PlannerKind, iterations: usize) -> Planner {
     // The anytime rule: the best iteration so far is returned.
     let cfg = PlannerConfig {
+        kind,
         horizon: 30,
         population: 300,
         iterations,
@@ -25,10 +30,20 @@ fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Plan
 
 gpu_test!(budgets_of_20_and_50_ms_hold_over_200_calls_and_more_iterations_never_lower_the_return, |ctx| {
     let mut env = EnvKind::Pendulum.make();
-    for budget_ms in [20u64, 50] {
+    // Every kind holds its budget; CEM is also held to a second, longer one.
+    let runs = [
+        (PlannerKind::Cem, 20u64),
+        (PlannerKind::Cem, 50),
+        (PlannerKind::Mppi, 20),
+        (PlannerKind::Icem, 20),
+        (PlannerKind::RandomShooting, 20),
+    ];
+    for (kind, budget_ms) in runs {
         let budget = Duration::from_millis(budget_ms);
-        // More iterations than any budget here allows, so the budget decides.
-        let mut planner = pendulum_planner(ctx, 200);
+        // More iterations than any budget here allows, so the budget decides (random shooting
+        // runs one iteration, which must fit).
+        let mut planner = kind_planner(ctx, kind, 200);
+        let all = planner.config().effective_iterations();
         let mut obs = env.reset(1);
         let o32 = |o: &[f64]| -> Vec<f32> { o.iter().map(|v| *v as f32).collect() };
         planner.warm_up(&o32(&obs)).expect("warm-up");
@@ -41,22 +56,27 @@ gpu_test!(budgets_of_20_and_50_ms_hold_over_200_calls_and_more_iterations_never_
             worst = worst.max(took);
             assert!(
                 took <= budget + Duration::from_millis(5),
-                "call {call}: {took:?} for a {budget:?} budget ({out:?})"
+                "{kind:?} call {call}: {took:?} for a {budget:?} budget ({out:?})"
             );
-            assert!(out.iterations_done >= 1, "call {call}: no iteration fitted {budget:?}");
+            assert!(out.iterations_done >= 1, "{kind:?} call {call}: no iteration fitted {budget:?}");
             assert_eq!(
                 out.timed_out,
-                out.iterations_done < 200 && out.status != PlanStatus::Converged,
-                "call {call}: {out:?}"
+                out.iterations_done < all && out.status != PlanStatus::Converged,
+                "{kind:?} call {call}: {out:?}"
             );
-            assert!(matches!(out.status, PlanStatus::Budget | PlanStatus::Converged), "call {call}: {:?}", out.status);
+            let expected = if all == 1 { PlanStatus::Complete } else { PlanStatus::Budget };
+            assert!(
+                out.status == expected || out.status == PlanStatus::Converged,
+                "{kind:?} call {call}: {:?}",
+                out.status
+            );
             iterations.push(out.iterations_done);
             let s = env.step(&[out.plan.action[0] as f64]).expect("step");
             obs = if s.truncated { env.reset(call) } else { s.obs };
         }
         iterations.sort();
         println!(
-            "{budget:?}: worst call {worst:?}, iterations per call median {} (min {}), predicted iteration {:?}",
+            "{kind:?} {budget:?}: worst call {worst:?}, iterations per call median {} (min {}), predicted iteration {:?}",
             iterations[100],
             iterations[0],
             planner.predicted_iteration_time()

@@ -355,7 +355,7 @@ pub mod reference {
         key: [u32; 2],
     ) -> Vec<f64> {
         let nf = h / 2 + 1;
-        let even = h % 2 == 0;
+        let even = h.is_multiple_of(2);
         let scale = |k: usize| (k as f64 / h as f64).max(1.0 / h as f64).powf(-noise_beta / 2.0);
         let norm: f64 = (1..nf)
             .map(|k| {

@@ -38,6 +38,9 @@ pub(super) struct Workspace {
     pub(super) grid_plan: (u32, u32),
 }
 
+/// A layer's parameters and its dispatch grid.
+type BoundLayer = (LayerParams, (u32, u32, u32));
+
 fn check_u32(what: &str, v: u64) -> Result<u32> {
     u32::try_from(v).map_err(|_| Error::LimitExceeded {
         what: what.to_string(),
@@ -188,7 +191,7 @@ impl Planner {
             .collect();
         shapes.sort_unstable();
         shapes.dedup();
-        let mut layer_sets: Vec<(u32, Vec<(LayerParams, (u32, u32, u32))>)> = Vec::new();
+        let mut layer_sets: Vec<(u32, Vec<BoundLayer>)> = Vec::new();
         if let Some(m) = &self.model {
             let last = m.ensemble.layers.len() - 1;
             let e = m.ensemble.spec.n_members as u32;
