@@ -241,14 +241,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             });
             let ctx = open_gpu(&cli.gpu)?;
             eprintln!(
-                "pets {} ({preset}): {} × {:?} ensemble, CEM {} × {} particles × horizon {} × {} iterations, {} trials; run directory {}",
+                "pets {} ({preset}): {} × {:?} ensemble, {} {} × {} particles × horizon {} × {} iterations, {} trials; run directory {}",
                 config.env.name(),
                 config.model.members,
                 config.model.hidden,
+                config.planner.kind.name(),
                 config.planner.population,
                 config.planner.particles,
                 config.planner.horizon,
-                config.planner.iterations,
+                config.planner.effective_iterations(),
                 config.schedule.trials,
                 out.display()
             );
@@ -330,13 +331,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = mpc_config(kind, config, &set)?;
             let ctx = open_gpu(&cli.gpu)?;
             eprintln!(
-                "mpc {}: CEM horizon {}, population {}, {} iterations, elite ratio {}, alpha {} (true dynamics)",
+                "mpc {}: {} horizon {}, population {}, {} iterations, {} model steps per plan (true dynamics)",
                 kind.name(),
+                cfg.kind.name(),
                 cfg.horizon,
                 cfg.population,
-                cfg.iterations,
-                cfg.elite_ratio,
-                cfg.alpha
+                cfg.effective_iterations(),
+                cfg.candidates_per_plan() * cfg.horizon
             );
             let bar = ProgressBar::new(200);
             bar.set_style(
