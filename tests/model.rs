@@ -87,3 +87,27 @@ fn invalid_parameters_are_rejected() {
     let err = Ensemble::random(bad, 0).unwrap_err();
     assert!(matches!(err, Error::InvalidConfigs(ref v) if v.len() == 2), "{err}");
 }
+
+/// Trained log-variance bounds can cross (a PETS demo run on cartpole ended with min −14.55 above
+/// max −15.00 and the next `set_ensemble` refused the model, stopping the run): such a model
+/// validates, saves, loads and predicts finite, clamped log-variances just above `min`.
+#[test]
+fn crossed_learned_logvar_bounds_are_accepted_and_stay_finite() {
+    let mut e = Ensemble::random(spec(), 1).unwrap();
+    e.max_logvar.iter_mut().for_each(|v| *v = -14.999725);
+    e.min_logvar.iter_mut().for_each(|v| *v = -14.549_314);
+    e.validate().expect("crossed but finite bounds are a valid model");
+    let x = vec![0.1; e.spec.in_dim()];
+    let p = e.predict_f64(0, &x);
+    assert!(
+        p.logvar.iter().all(|lv| lv.is_finite() && *lv >= -14.549_314 && *lv < -14.549_314 + 0.7),
+        "{:?}",
+        p.logvar
+    );
+    let path = std::env::temp_dir().join(format!("lookahead-crossed-{}.safetensors", std::process::id()));
+    e.save(&path).unwrap();
+    assert_eq!(Ensemble::load(&path).unwrap(), e);
+    std::fs::remove_file(&path).ok();
+    e.min_logvar[0] = f32::NAN;
+    assert!(e.validate().unwrap_err().to_string().contains("must be finite"));
+}

@@ -11,7 +11,7 @@ use std::time::Duration;
 use wgpu::util::DeviceExt;
 
 pub use cache::{CacheStats, PipelineDesc};
-pub use recorder::{Profile, Profiler, RecordStats, Recorder};
+pub use recorder::{dispatch, Profile, Profiler, RecordStats, Recorder};
 
 use crate::error::{Error, Result};
 

@@ -131,7 +131,7 @@ impl<'p> Recorder<'p> {
                     end_of_pass_write_index: Some(next_query + 1),
                 }),
             });
-            record(&mut pass, pipeline, groups, grid);
+            dispatch(&mut pass, pipeline, groups, grid);
             return;
         }
         if self.pass.is_none() {
@@ -140,7 +140,7 @@ impl<'p> Recorder<'p> {
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(self.label), timestamp_writes: None });
             self.pass = Some(pass.forget_lifetime());
         }
-        record(self.pass.as_mut().expect("begun above"), pipeline, groups, grid);
+        dispatch(self.pass.as_mut().expect("begun above"), pipeline, groups, grid);
     }
 
     /// The encoder, for copies between dispatches (ends the current pass).
@@ -163,7 +163,9 @@ impl<'p> Recorder<'p> {
     }
 }
 
-fn record(
+/// Records one dispatch of `pipeline` into `pass` with `groups` bound at 0, 1, ... (each with its
+/// dynamic offsets) over `grid` workgroups.
+pub fn dispatch(
     pass: &mut wgpu::ComputePass<'_>,
     pipeline: &wgpu::ComputePipeline,
     groups: &[(&wgpu::BindGroup, &[u32])],

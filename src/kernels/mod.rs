@@ -281,20 +281,7 @@ pub fn runtime_checks_off(ctx: &GpuContext, parts: &[&str]) -> bool {
     ctx.shader_checks() == ShaderChecks::Policy && parts.iter().all(|p| OWN_SOURCES.contains(p))
 }
 
-/// Records one dispatch of `pipeline` with `groups` bound at 0, 1, ... (each with its dynamic
-/// offsets) over `grid` workgroups.
-pub fn dispatch(
-    pass: &mut wgpu::ComputePass<'_>,
-    pipeline: &wgpu::ComputePipeline,
-    groups: &[(&wgpu::BindGroup, &[u32])],
-    grid: (u32, u32, u32),
-) {
-    pass.set_pipeline(pipeline);
-    for (i, (bg, offsets)) in groups.iter().enumerate() {
-        pass.set_bind_group(i as u32, *bg, offsets);
-    }
-    pass.dispatch_workgroups(grid.0, grid.1, grid.2);
-}
+pub use crate::gpu::dispatch;
 
 /// Layout entry for a storage buffer at `binding`.
 pub fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
