@@ -45,9 +45,13 @@ enum Command {
         /// Seed of the whole run (overrides the config's).
         #[arg(long)]
         seed: Option<u64>,
-        /// Run directory (default: runs/pets-<env>-<preset>-seed<seed>).
+        /// Run directory (default: runs/pets-<env>-<preset>-seed<seed>); a folder holding an
+        /// earlier run is refused unless --overwrite.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace the run already in the run directory.
+        #[arg(long)]
+        overwrite: bool,
     },
     /// Replay a PETS run's checkpoint.
     Eval {
@@ -223,7 +227,17 @@ fn main() -> std::process::ExitCode {
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // The chain, without repeating a cause that a message above already quotes (our
+            // I/O errors name the path and include the OS error).
+            let mut msg = e.to_string();
+            for cause in e.chain().skip(1) {
+                let c = cause.to_string();
+                if !msg.contains(&c) {
+                    msg.push_str(": ");
+                    msg.push_str(&c);
+                }
+            }
+            eprintln!("error: {msg}");
             std::process::ExitCode::from(2)
         }
     }
@@ -231,7 +245,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Pets { cfg, seed, out } => {
+        Command::Pets { cfg, seed, out, overwrite } => {
             let (mut config, preset) = cfg.resolve()?;
             if let Some(s) = seed {
                 config.seed = s;
@@ -291,7 +305,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 &config,
                 env.as_mut(),
                 config.env.task(),
-                pets::RunOptions { out_dir: Some(out.clone()), interrupt: Some(stop), progress: Some(&mut progress) },
+                pets::RunOptions {
+                    out_dir: Some(out.clone()),
+                    interrupt: Some(stop),
+                    progress: Some(&mut progress),
+                    overwrite,
+                },
             )?;
             bar.finish_and_clear();
             let returns: Vec<String> = summary.trials.iter().map(|t| format!("{:.1}", t.total_return)).collect();
@@ -327,6 +346,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}: valid", file.display());
         }
         Command::Mpc { env, seed, trajectory, config, set } => {
+            if let Some(path) = &trajectory {
+                lookahead::util::check_writable(path)?;
+            }
             let kind: EnvKind = env.parse()?;
             let cfg = mpc_config(kind, config, &set)?;
             let ctx = open_gpu(&cli.gpu)?;
@@ -352,10 +374,6 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 bar.inc(1);
             })?;
             bar.finish_and_clear();
-            if let Some(path) = trajectory {
-                mpc::write_trajectory_csv(&path, &ep.trajectory)?;
-                eprintln!("trajectory written to {}", path.display());
-            }
             let mut t: Vec<f64> = ep.plan_times.iter().map(|d| d.as_secs_f64() * 1e3).collect();
             t.sort_by(f64::total_cmp);
             println!(
@@ -367,8 +385,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 t[t.len() / 2],
                 ctx.adapter().name
             );
+            if let Some(path) = trajectory {
+                mpc::write_trajectory_csv(&path, &ep.trajectory)?;
+                eprintln!("trajectory written to {}", path.display());
+            }
         }
         Command::Bench { what: BenchCommand::Plan { json, quick, profile } } => {
+            if let Some(path) = &json {
+                lookahead::util::check_writable(path)?;
+            }
             let ctx = open_gpu(&cli.gpu)?;
             println!("lookahead {} bench plan{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
             println!("adapter: {}", ctx.adapter());
@@ -409,6 +434,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bench { what: BenchCommand::Train { json, quick, profile } } => {
+            if let Some(path) = &json {
+                lookahead::util::check_writable(path)?;
+            }
             let ctx = open_gpu(&cli.gpu)?;
             println!("lookahead {} bench train{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
             println!("adapter: {}", ctx.adapter());

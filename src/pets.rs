@@ -258,7 +258,14 @@ pub struct RunOptions<'a> {
     pub interrupt: Option<Arc<AtomicBool>>,
     /// Called after every step.
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+    /// Replace the run already in `out_dir` (otherwise a folder holding files is refused, so a
+    /// repeated command never destroys an earlier run).
+    pub overwrite: bool,
 }
+
+/// The files a run writes in its folder.
+pub const RUN_FILES: [&str; 5] =
+    ["config.toml", "metrics.jsonl", "results.csv", "model.safetensors", "learning_curve.svg"];
 
 struct RunFiles {
     dir: PathBuf,
@@ -267,12 +274,38 @@ struct RunFiles {
 }
 
 impl RunFiles {
-    fn create(dir: &Path, cfg: &PetsConfig) -> Result<Self> {
+    /// Checks that `dir` can hold a new run (before any work): absent, empty, or `overwrite`.
+    fn check(dir: &Path, overwrite: bool) -> Result<()> {
+        if dir.exists() && !dir.is_dir() {
+            return Err(Error::config("--out", format!("{} exists and is not a folder", dir.display())));
+        }
+        let occupied = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
+        if occupied && !overwrite {
+            return Err(Error::config(
+                "--out",
+                format!(
+                    "{} already holds files (an earlier run?); choose another --out, or pass --overwrite to replace that run",
+                    dir.display()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    fn create(dir: &Path, cfg: &PetsConfig, overwrite: bool) -> Result<Self> {
         let io = |p: &Path| {
             let p = p.display().to_string();
             move |source| Error::Io { path: p, source }
         };
+        Self::check(dir, overwrite)?;
         std::fs::create_dir_all(dir).map_err(io(dir))?;
+        // An overwritten run loses every file of the old one first: no mixture of the two.
+        for name in RUN_FILES {
+            let p = dir.join(name);
+            if p.exists() {
+                std::fs::remove_file(&p).map_err(io(&p))?;
+            }
+        }
         write_atomic(&dir.join("config.toml"), cfg.to_toml().as_bytes())?;
         let open = |name: &str| {
             let p = dir.join(name);
@@ -365,14 +398,28 @@ pub fn run(
         return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
     }
     let started = Instant::now();
-    let mut files = match &opts.out_dir {
-        Some(dir) => Some(RunFiles::create(dir, cfg)?),
-        None => None,
-    };
+    if let Some(dir) = &opts.out_dir {
+        RunFiles::check(dir, opts.overwrite)?;
+    }
     let interrupted = |opts: &RunOptions<'_>| opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let spec = cfg.ensemble_spec(&task);
-    let mut trainer =
-        Trainer::new(ctx, Ensemble::random(spec, cfg.seed)?, TrainConfig { seed: cfg.seed, ..cfg.train.clone() })?;
+    // Every size is checked against the device before any work: the model (without allocating
+    // it), the trainer's buffers, and the planner's workspace, which is built now with a
+    // stand-in for the elites and given the trained ones later.
+    spec.check_fits(ctx)?;
+    let mut trainer = Trainer::new(
+        ctx,
+        Ensemble::random(spec.clone(), cfg.seed)?,
+        TrainConfig { seed: cfg.seed, ..cfg.train.clone() },
+    )?;
+    let elite_spec = EnsembleSpec { n_members: cfg.train.num_elites, ..spec };
+    let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
+    let mut planner = Planner::new(ctx, task.clone(), Dynamics::Ensemble(Ensemble::random(elite_spec, cfg.seed)?), pc)?;
+    // Only now, with every check passed, is an earlier run in the folder replaced.
+    let mut files = match &opts.out_dir {
+        Some(dir) => Some(RunFiles::create(dir, cfg, opts.overwrite)?),
+        None => None,
+    };
     let mut buffer = ReplayBuffer::new(task.obs_dim, task.act_dim);
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
     let (lo, hi) = env.action_bounds();
@@ -401,15 +448,12 @@ pub fn run(
     }
     let mut summary =
         PetsSummary { trials: Vec::new(), interrupted: false, seconds: 0.0, out_dir: opts.out_dir.clone() };
-    let mut planner: Option<Planner> = None;
     let mut planned_steps = 0usize;
     let mut model_loss = f64::NAN;
     let run_started = Instant::now();
     'trials: for trial in 0..cfg.schedule.trials {
         let mut obs = reset(env, &mut episode);
-        if let Some(p) = planner.as_mut() {
-            p.reset()?;
-        }
+        planner.reset()?;
         let (mut total, mut steps) = (0.0, 0usize);
         let mut plan_ms = Vec::new();
         let trial_started = Instant::now();
@@ -419,13 +463,7 @@ pub fn run(
                 let report = trainer.train(&buffer)?;
                 model_loss = report.train_loss.last().copied().unwrap_or(f64::NAN);
                 let elites = trainer.ensemble()?.select_members(&report.elites)?;
-                match planner.as_mut() {
-                    Some(p) => p.set_ensemble(&elites)?,
-                    None => {
-                        let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
-                        planner = Some(Planner::new(ctx, task.clone(), Dynamics::Ensemble(elites), pc)?);
-                    }
-                }
+                planner.set_ensemble(&elites)?;
                 if let Some(f) = files.as_mut() {
                     trainer.checkpoint()?.save(f.dir.join("model.safetensors"))?;
                     f.event(serde_json::json!({"event": "train", "env_step": env_steps, "transitions": buffer.len(),
@@ -433,7 +471,7 @@ pub fn run(
                         "elites": report.elites, "skipped_steps": report.skipped_steps, "seconds": t0.elapsed().as_secs_f64()}))?;
                 }
             }
-            let p = planner.as_mut().expect("the model was trained before the first plan");
+            let p = &mut planner;
             let t0 = Instant::now();
             let plan = p.plan(&f32s(&obs))?;
             plan_ms.push(t0.elapsed().as_secs_f64() * 1e3);

@@ -32,6 +32,24 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     result.map_err(io)
 }
 
+/// Checks, before any work, that a file can be written at `path` (what [`write_atomic`] will
+/// need): not a folder, its folder exists, and a file can be created there (a probe file is
+/// created and removed).
+pub fn check_writable(path: &Path) -> Result<()> {
+    let fail = |reason: String| Error::Io { path: path.display().to_string(), source: std::io::Error::other(reason) };
+    if path.is_dir() {
+        return Err(fail("is a folder; give a file name".into()));
+    }
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if !dir.is_dir() {
+        return Err(fail(format!("the folder {} does not exist", dir.display())));
+    }
+    let probe = dir.join(format!(".lookahead-probe-{}", std::process::id()));
+    std::fs::File::create(&probe).map_err(|e| fail(format!("cannot create files in {}: {e}", dir.display())))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
 /// The `q`-quantile (0 ≤ q ≤ 1) of `values` by the nearest-rank rule on the sorted values
 /// (`sorted[round((n − 1)·q)]`); NaN sorts last. `None` for an empty slice.
 pub fn percentile(values: &[f64], q: f64) -> Option<f64> {

@@ -114,3 +114,16 @@ fn broken_task_wgsl_is_a_shader_error_not_a_panic() {
     let e = Planner::new(&ctx, task, Dynamics::Analytic, small()).err().expect("rejected");
     assert!(matches!(e, Error::ShaderCompile { .. }), "{e}");
 }
+
+#[test]
+fn planner_bounds_wider_than_the_tasks_are_refused() {
+    let ctx = ctx();
+    let cfg = PlannerConfig { action_lower: Some(vec![-100.0]), action_upper: Some(vec![100.0]), ..small() };
+    let e = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg).err().expect("refused").to_string();
+    assert!(e.contains("outside the task's bounds"), "{e}");
+    // Narrower bounds are fine, and every planned action stays within them.
+    let cfg = PlannerConfig { action_lower: Some(vec![-0.5]), action_upper: Some(vec![0.25]), ..small() };
+    let mut p = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg).expect("narrower bounds");
+    let plan = p.plan(&[0.0, 0.0, 0.1, 0.0]).unwrap();
+    assert!(plan.actions.iter().all(|a| (-0.5..=0.25).contains(a)), "{:?}", plan.actions);
+}

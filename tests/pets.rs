@@ -127,7 +127,12 @@ gpu_test!(an_interrupted_run_keeps_its_checkpoint_and_metrics_intact, |ctx| {
         }
     };
     let mut env = cfg.env.make();
-    let opts = RunOptions { out_dir: Some(dir.clone()), interrupt: Some(stop), progress: Some(&mut progress) };
+    let opts = RunOptions {
+        out_dir: Some(dir.clone()),
+        interrupt: Some(stop),
+        progress: Some(&mut progress),
+        overwrite: false,
+    };
     let summary = pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), opts).unwrap();
     assert!(summary.interrupted);
     assert_eq!(summary.trials.len(), 1, "only the finished trial is recorded");
@@ -140,4 +145,86 @@ gpu_test!(an_interrupted_run_keeps_its_checkpoint_and_metrics_intact, |ctx| {
     Checkpoint::load(dir.join("model.safetensors")).expect("the checkpoint is intact");
     assert!(dir.join("learning_curve.svg").exists());
     std::fs::remove_dir_all(&dir).ok();
+});
+
+fn tiny(env: EnvKind, extra: &[&str]) -> PetsConfig {
+    let mut sets: Vec<String> = [
+        "loop.trials=1",
+        "loop.trial_length=10",
+        "loop.initial_exploration_steps=10",
+        "loop.freq_train_model=10",
+        "model.hidden=[8]",
+        "train.epochs=1",
+        "planner.population=10",
+        "planner.particles=1",
+        "planner.horizon=3",
+        "planner.iterations=1",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    sets.extend(extra.iter().map(|s| s.to_string()));
+    PetsConfig::resolve(env, Preset::Demo, None, &sets).unwrap()
+}
+
+gpu_test!(a_run_directory_holding_a_run_is_refused_and_overwrite_replaces_every_file, |ctx| {
+    let dir = std::env::temp_dir().join(format!("lookahead-rerun-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cfg = tiny(EnvKind::Pendulum, &[]);
+    let mut env = cfg.env.make();
+    let run = |overwrite: bool, env: &mut dyn lookahead::env::Env, cfg: &PetsConfig| {
+        pets::run(
+            ctx,
+            cfg,
+            env,
+            cfg.env.task(),
+            RunOptions { out_dir: Some(dir.clone()), overwrite, ..Default::default() },
+        )
+    };
+    run(false, env.as_mut(), &cfg).expect("a new folder");
+    let before: Vec<Vec<u8>> = ["config.toml", "results.csv", "model.safetensors"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    // The same command again: refused, the earlier run untouched.
+    let other = tiny(EnvKind::Pendulum, &["model.hidden=[12]"]);
+    let e = run(false, env.as_mut(), &other).unwrap_err().to_string();
+    assert!(e.contains("--overwrite") && e.contains("already holds files"), "{e}");
+    let after: Vec<Vec<u8>> = ["config.toml", "results.csv", "model.safetensors"]
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect();
+    assert_eq!(before, after, "a refused run changed the earlier one");
+    // With overwrite, the new run's config and model replace the old ones.
+    run(true, env.as_mut(), &other).expect("overwrite");
+    assert!(std::fs::read_to_string(dir.join("config.toml")).unwrap().contains("hidden = [12]"));
+    let ckpt = Checkpoint::load(dir.join("model.safetensors")).unwrap();
+    assert_eq!(ckpt.ensemble.spec.hidden, vec![12]);
+    std::fs::remove_dir_all(&dir).ok();
+});
+
+gpu_test!(sizes_the_device_cannot_hold_are_refused_before_any_work_or_file, |ctx| {
+    let dir = std::env::temp_dir().join(format!("lookahead-toolarge-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    for (extra, needle) in [
+        ("planner.population=10000000", "lower population"),
+        ("model.hidden=[100000,100000]", "model.hidden"),
+        ("model.hidden=[9000,9000]", "model.members"),
+    ] {
+        let cfg = tiny(EnvKind::Pendulum, &[extra]);
+        let mut env = cfg.env.make();
+        let t0 = std::time::Instant::now();
+        let e = pets::run(
+            ctx,
+            &cfg,
+            env.as_mut(),
+            cfg.env.task(),
+            RunOptions { out_dir: Some(dir.clone()), ..Default::default() },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains(needle), "{extra}: {e}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "{extra}: refused only after {:?}", t0.elapsed());
+        assert!(!dir.exists(), "{extra}: the run folder was created before the refusal");
+    }
 });

@@ -75,6 +75,34 @@ impl EnsembleSpec {
         widths.windows(2).map(|w| (w[0], w[1])).collect()
     }
 
+    /// Parameters of each layer's weight tensor (`members · in · out`), or `None` when a count
+    /// does not fit in 64 bits.
+    pub fn weight_counts(&self) -> Option<Vec<u64>> {
+        self.layer_dims()
+            .iter()
+            .map(|(i, o)| (self.n_members as u64).checked_mul(*i as u64)?.checked_mul(*o as u64))
+            .collect()
+    }
+
+    /// Checks, without allocating anything, that every layer's weights fit the device's storage
+    /// buffers (the planner and trainer bind each layer whole).
+    pub fn check_fits(&self, ctx: &crate::gpu::GpuContext) -> Result<()> {
+        self.validate()?;
+        let counts =
+            self.weight_counts().ok_or_else(|| Error::config("model.hidden", "the parameter count overflows"))?;
+        for (l, n) in counts.iter().enumerate() {
+            let bytes =
+                n.checked_mul(4).ok_or_else(|| Error::config("model.hidden", "the parameter count overflows"))?;
+            ctx.check_buffer_size(
+                &format!("layer {l} weights (members × in × out × 4 B)"),
+                bytes,
+                true,
+                "use fewer members or narrower hidden layers (model.members, model.hidden)",
+            )?;
+        }
+        Ok(())
+    }
+
     /// Multiply-adds of one model step of one member (one row).
     pub fn macs_per_step(&self) -> u64 {
         self.layer_dims().iter().map(|(i, o)| (*i * *o) as u64).sum()
@@ -101,9 +129,24 @@ impl EnsembleSpec {
         if self.hidden.contains(&0) {
             errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
         }
+        // Refused before anything is allocated: a layer above 2^30 parameters (4 GiB of f32)
+        // exceeds every device's storage binding and most hosts' patience.
+        match self.weight_counts() {
+            Some(c) if c.iter().all(|n| *n <= MAX_LAYER_PARAMS) => {}
+            _ => errs.push(Error::config(
+                "model.hidden",
+                format!(
+                    "a layer of {} members × {:?} has more than {MAX_LAYER_PARAMS} weights; use fewer members or narrower layers",
+                    self.n_members, self.hidden
+                ),
+            )),
+        }
         Error::collect(errs)
     }
 }
+
+/// Most weights one layer (all members) may have: 2^30, 4 GiB of f32.
+pub const MAX_LAYER_PARAMS: u64 = 1 << 30;
 
 /// Weights of one layer for all members.
 #[derive(Debug, Clone, PartialEq)]

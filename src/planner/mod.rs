@@ -138,6 +138,20 @@ impl Planner {
                 "every lower bound must be finite and below its finite upper bound",
             ));
         }
+        // Actions outside the task's bounds would be planned with but never applied (the
+        // environment clips them), and a learned model would be trained on actions never taken.
+        let outside = |v: &[f64], l: &[f64], u: &[f64]| v.iter().zip(l.iter().zip(u)).any(|(x, (l, u))| x < l || x > u);
+        if outside(&lower, &task.action_lower, &task.action_upper)
+            || outside(&upper, &task.action_lower, &task.action_upper)
+        {
+            return Err(Error::config(
+                "planner.action_lower/action_upper",
+                format!(
+                    "{lower:?}..{upper:?} lies outside the task's bounds {:?}..{:?}; planner bounds may only narrow them",
+                    task.action_lower, task.action_upper
+                ),
+            ));
+        }
         let cem = CemKernels::new(ctx)?;
         let (kernels, model, particles) = match dynamics {
             Dynamics::Ensemble(ensemble) => {
