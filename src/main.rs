@@ -270,8 +270,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let flag = stop.clone();
             ctrlc::set_handler(move || {
-                eprintln!("\ninterrupt: finishing the current step; checkpoint and metrics stay intact");
-                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                if flag.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                    // A second Ctrl-C: leave now. Every file was written atomically or appended
+                    // line by line, so the last complete checkpoint and metrics remain.
+                    eprintln!("\nsecond interrupt: exiting now; the last complete checkpoint remains");
+                    std::process::exit(130);
+                }
+                eprintln!(
+                    "\ninterrupt: finishing the current step or minibatch submission (Ctrl-C again to exit at once)"
+                );
             })
             .context("installing the Ctrl-C handler")?;
             let total = (config.schedule.trials * config.schedule.trial_length) as u64;
@@ -313,8 +320,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 },
             )?;
             bar.finish_and_clear();
+            if let Some(at) = &summary.stopped_at {
+                let saved = if out.join("model.safetensors").exists() {
+                    "the checkpoint of the last training, the config, metrics and results of the finished trials"
+                } else {
+                    "the config (no training had finished)"
+                };
+                println!("interrupted at {at}; saved in {}: {saved}", out.display());
+            }
             let returns: Vec<String> = summary.trials.iter().map(|t| format!("{:.1}", t.total_return)).collect();
-            println!("trial returns: {}", returns.join(" "));
+            println!(
+                "trial returns: {}",
+                if returns.is_empty() { "none finished".to_string() } else { returns.join(" ") }
+            );
             if let Some(best) = summary.trials.iter().map(|t| t.total_return).reduce(f64::max) {
                 let first_max = summary.trials.iter().position(|t| t.total_return >= best).map(|i| i + 1).unwrap_or(0);
                 println!(

@@ -243,6 +243,9 @@ pub struct PetsSummary {
     pub trials: Vec<TrialResult>,
     /// Stopped by the interrupt flag.
     pub interrupted: bool,
+    /// Where the interrupt stopped the run (`"exploration step 57"`, `"training before trial 3,
+    /// step 50"`, `"trial 2, step 17"`; trials and steps counted from 1).
+    pub stopped_at: Option<String>,
     /// Wall time.
     pub seconds: f64,
     /// The run directory, if any.
@@ -412,6 +415,7 @@ pub fn run(
         Ensemble::random(spec.clone(), cfg.seed)?,
         TrainConfig { seed: cfg.seed, ..cfg.train.clone() },
     )?;
+    trainer.set_interrupt(opts.interrupt.clone());
     let elite_spec = EnsembleSpec { n_members: cfg.train.num_elites, ..spec };
     let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
     let mut planner = Planner::new(ctx, task.clone(), Dynamics::Ensemble(Ensemble::random(elite_spec, cfg.seed)?), pc)?;
@@ -429,11 +433,23 @@ pub fn run(
         *episode += 1;
         env.reset(cfg.seed.wrapping_mul(1_000_003).wrapping_add(*episode))
     };
+    let mut summary = PetsSummary {
+        trials: Vec::new(),
+        interrupted: false,
+        stopped_at: None,
+        seconds: 0.0,
+        out_dir: opts.out_dir.clone(),
+    };
     // Random exploration.
     let mut obs = reset(env, &mut episode);
     let mut env_steps = 0usize;
     let mut in_episode = 0usize;
     while env_steps < cfg.schedule.initial_exploration_steps {
+        if interrupted(&opts) {
+            summary.interrupted = true;
+            summary.stopped_at = Some(format!("exploration step {}", env_steps + 1));
+            break;
+        }
         let a: Vec<f64> = lo.iter().zip(&hi).map(|(l, h)| rng.random_range(*l..*h)).collect();
         let s = env.step(&a)?;
         buffer.push(&f32s(&obs), &f32s(&a), &f32s(&s.obs), s.reward as f32, s.terminated)?;
@@ -446,12 +462,12 @@ pub fn run(
             s.obs
         };
     }
-    let mut summary =
-        PetsSummary { trials: Vec::new(), interrupted: false, seconds: 0.0, out_dir: opts.out_dir.clone() };
+
     let mut planned_steps = 0usize;
     let mut model_loss = f64::NAN;
     let run_started = Instant::now();
-    'trials: for trial in 0..cfg.schedule.trials {
+    let trials = if summary.interrupted { 0 } else { cfg.schedule.trials };
+    'trials: for trial in 0..trials {
         let mut obs = reset(env, &mut episode);
         planner.reset()?;
         let (mut total, mut steps) = (0.0, 0usize);
@@ -468,7 +484,13 @@ pub fn run(
                     trainer.checkpoint()?.save(f.dir.join("model.safetensors"))?;
                     f.event(serde_json::json!({"event": "train", "env_step": env_steps, "transitions": buffer.len(),
                         "epochs": report.epochs, "train_loss": model_loss, "val_mse": report.best_mse,
-                        "elites": report.elites, "skipped_steps": report.skipped_steps, "seconds": t0.elapsed().as_secs_f64()}))?;
+                        "elites": report.elites, "skipped_steps": report.skipped_steps, "seconds": t0.elapsed().as_secs_f64(),
+                        "interrupted": report.interrupted}))?;
+                }
+                if report.interrupted {
+                    summary.interrupted = true;
+                    summary.stopped_at = Some(format!("training before trial {}, step {}", trial + 1, steps + 1));
+                    break 'trials;
                 }
             }
             let p = &mut planner;
@@ -496,6 +518,7 @@ pub fn run(
             let done = s.terminated || s.truncated || steps >= cfg.schedule.trial_length;
             if interrupted(&opts) && !done {
                 summary.interrupted = true;
+                summary.stopped_at = Some(format!("trial {}, step {steps}", trial + 1));
                 break 'trials;
             }
             if done {
@@ -517,6 +540,7 @@ pub fn run(
         summary.trials.push(result);
         if interrupted(&opts) {
             summary.interrupted = true;
+            summary.stopped_at = Some(format!("the end of trial {}", trial + 1));
             break;
         }
     }
@@ -538,9 +562,32 @@ pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) ->
         .map_err(|source| Error::Io { path: cfg_path.display().to_string(), source })?;
     let cfg: PetsConfig =
         toml::from_str(&text).map_err(|e| Error::config(cfg_path.display().to_string(), e.to_string()))?;
+    if episodes == 0 {
+        return Err(Error::config("--episodes", "must be at least 1"));
+    }
+    cfg.validate()?;
     let ckpt = Checkpoint::load(run_dir.join("model.safetensors"))?;
-    let model = ckpt.ensemble.select_members(&ckpt.elites)?;
     let task = cfg.env.task();
+    // The checkpoint must be the model this config describes: a run folder mixing two runs is
+    // refused, naming what disagrees.
+    let expected = cfg.ensemble_spec(&task);
+    if ckpt.ensemble.spec != expected {
+        return Err(Error::InvalidInput(format!(
+            "{}: the checkpoint holds {:?}, the config describes {:?}; the folder mixes two runs",
+            run_dir.display(),
+            ckpt.ensemble.spec,
+            expected
+        )));
+    }
+    if ckpt.elites.len() != cfg.train.num_elites {
+        return Err(Error::InvalidInput(format!(
+            "{}: the checkpoint names {} elites, the config train.num_elites = {}",
+            run_dir.display(),
+            ckpt.elites.len(),
+            cfg.train.num_elites
+        )));
+    }
+    let model = ckpt.ensemble.select_members(&ckpt.elites)?;
     let mut planner =
         Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
     let mut env = cfg.env.make();

@@ -135,3 +135,50 @@ fn output_paths_are_checked_before_the_work() {
     assert!(!stray, "a temporary file was left behind");
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// Ctrl-C during a long training phase stops the run within seconds, says where, and leaves a
+/// loadable checkpoint; a second Ctrl-C exits at once with status 130.
+#[test]
+fn ctrl_c_during_training_stops_the_run_and_a_second_one_exits_at_once() {
+    use std::io::Read;
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("lookahead-sigint-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    for presses in [1, 2] {
+        let mut child = bin()
+            .args(["pets", "--env", "pendulum", "--preset", "demo", "--overwrite", "--set", "train.epochs=100000"])
+            .args(["--set", "loop.initial_exploration_steps=50", "--out"])
+            .arg(&dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starts");
+        // Exploration is quick; then the first training runs for minutes unless interrupted.
+        std::thread::sleep(Duration::from_secs(6));
+        let pid = child.id().to_string();
+        // Two presses back to back: the second arrives while the first is still being honoured.
+        for _ in 0..presses {
+            assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill runs").success());
+        }
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(t0.elapsed() < Duration::from_secs(30), "{presses} Ctrl-C: still running after 30 s");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let mut stdout = String::new();
+        child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        if presses == 1 {
+            assert!(status.success(), "{status:?}: {stdout}");
+            assert!(stdout.contains("interrupted at training before trial 1"), "{stdout}");
+            lookahead::train::checkpoint::Checkpoint::load(dir.join("model.safetensors"))
+                .expect("the interrupted training saved a checkpoint");
+        } else {
+            assert_eq!(status.code(), Some(130), "{stdout}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -228,3 +228,40 @@ gpu_test!(sizes_the_device_cannot_hold_are_refused_before_any_work_or_file, |ctx
         assert!(!dir.exists(), "{extra}: the run folder was created before the refusal");
     }
 });
+
+gpu_test!(eval_refuses_a_folder_whose_checkpoint_and_config_disagree_or_whose_manifest_was_edited, |ctx| {
+    let dir = std::env::temp_dir().join(format!("lookahead-evalmix-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cfg = tiny(EnvKind::Pendulum, &[]);
+    let mut env = cfg.env.make();
+    pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), RunOptions { out_dir: Some(dir.clone()), ..Default::default() })
+        .unwrap();
+    assert_eq!(pets::evaluate(ctx, &dir, 1, 0).unwrap().len(), 1);
+    assert!(pets::evaluate(ctx, &dir, 0, 0).unwrap_err().to_string().contains("--episodes"));
+    // A config from another run beside this checkpoint.
+    let good = std::fs::read_to_string(dir.join("config.toml")).unwrap();
+    std::fs::write(dir.join("config.toml"), good.replace("hidden = [8]", "hidden = [9]")).unwrap();
+    let e = pets::evaluate(ctx, &dir, 1, 0).unwrap_err().to_string();
+    assert!(e.contains("mixes two runs"), "{e}");
+    std::fs::write(dir.join("config.toml"), good.replace("trial_length = 10", "trial_length = 0")).unwrap();
+    assert!(pets::evaluate(ctx, &dir, 1, 0).unwrap_err().to_string().contains("trial_length"));
+    std::fs::write(dir.join("config.toml"), &good).unwrap();
+    // Elites edited in the manifest: the checksum covers the manifest.
+    let path = dir.join("model.safetensors");
+    let bytes = std::fs::read(&path).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    let mut manifest: serde_json::Value = serde_json::from_str(&meta["manifest"]).unwrap();
+    let elites = manifest["elites"].as_array().unwrap().clone();
+    let edited: Vec<serde_json::Value> = elites.iter().rev().cloned().collect();
+    assert_ne!(elites, edited, "the test needs elites to reorder");
+    manifest["elites"] = serde_json::Value::Array(edited);
+    meta.insert("manifest".into(), manifest.to_string());
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.names().into_iter().map(|n| (n.to_string(), st.tensor(n).unwrap())).collect();
+    std::fs::write(&path, safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
+    let e = pets::evaluate(ctx, &dir, 1, 0).unwrap_err().to_string();
+    assert!(e.contains("checksum mismatch"), "{e}");
+    std::fs::remove_dir_all(&dir).ok();
+});

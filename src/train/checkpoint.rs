@@ -19,7 +19,7 @@ use crate::model::format::{ensemble_tensors, metadata, serialize, Tensors};
 use crate::model::{Ensemble, EnsembleSpec};
 use crate::util::write_atomic;
 /// Version of the manifest layout.
-pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_VERSION: u32 = 2;
 
 /// Adam moments per tensor name (the ensemble's names) and the step count.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,8 +63,17 @@ pub struct Checkpoint {
     pub adam: Option<AdamState>,
 }
 
-fn digest(tensors: &Tensors) -> String {
+/// Version 2: the tensors and every manifest field (model, training config, elites, Adam steps),
+/// so that an edited manifest is caught as surely as an altered tensor. Version 1 covered the
+/// tensors only (still read).
+fn digest(tensors: &Tensors, manifest: Option<&Manifest>) -> String {
     let mut h = Sha256::new();
+    if let Some(m) = manifest {
+        let fields = serde_json::json!({"version": m.version, "model": m.model, "train": m.train,
+            "elites": m.elites, "adam_steps": m.adam_steps});
+        h.update(fields.to_string().as_bytes());
+        h.update([0u8]);
+    }
     for (name, (shape, data)) in tensors {
         h.update(name.as_bytes());
         h.update([0u8]);
@@ -105,8 +114,9 @@ impl Checkpoint {
             train: self.train.clone(),
             elites: self.elites.clone(),
             adam_steps: self.adam.as_ref().map(|a| a.steps).unwrap_or(0),
-            sha256: digest(&tensors),
+            sha256: String::new(),
         };
+        let manifest = Manifest { sha256: digest(&tensors, Some(&manifest)), ..manifest };
         let mut meta = metadata(&self.ensemble.spec, CHECKPOINT_FORMAT);
         meta.insert("manifest".to_string(), serde_json::to_string(&manifest).expect("the manifest serialises"));
         let bytes =
@@ -141,7 +151,7 @@ impl Checkpoint {
         let manifest: Manifest =
             serde_json::from_str(meta.get("manifest").ok_or_else(|| FormatError::MissingMetadata("manifest".into()))?)
                 .map_err(|e| FormatError::BadMetadata { key: "manifest".into(), reason: e.to_string() })?;
-        if manifest.version != MANIFEST_VERSION {
+        if manifest.version != MANIFEST_VERSION && manifest.version != 1 {
             return Err(FormatError::ManifestVersion { found: manifest.version, supported: MANIFEST_VERSION });
         }
         let mut tensors = BTreeMap::new();
@@ -154,7 +164,7 @@ impl Checkpoint {
                 t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
             tensors.insert(name.to_string(), (t.shape().to_vec(), data));
         }
-        let actual = digest(&tensors);
+        let actual = digest(&tensors, (manifest.version >= 2).then_some(&manifest));
         if actual != manifest.sha256 {
             return Err(FormatError::Checksum { expected: manifest.sha256, actual });
         }

@@ -173,6 +173,11 @@ impl Trainer {
         let per = self.cfg.steps_per_submission;
         let mut start = 0;
         while start < ep.n_steps {
+            // A training epoch stops between submissions when interrupted; the caller sees the
+            // flag and keeps the best weights. Scoring always completes.
+            if ep.adam_bg.is_some() && !backward_only && self.interrupted() {
+                return Ok(());
+            }
             let end = (start + per).min(ep.n_steps);
             let (encoder, profile) = self.encode(ep, start..end, backward_only)?;
             let index = self.ctx.queue.submit(Some(encoder.finish()));

@@ -22,6 +22,8 @@ pub use params::ParamLayout;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::seq::SliceRandom;
@@ -43,8 +45,11 @@ pub use crate::kernels::adam::NORM_CHUNK;
 /// What one call of [`Trainer::train`] did.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct TrainReport {
-    /// Epochs run (early stopping may end before `epochs`).
+    /// Epochs run (early stopping or an interrupt may end before `epochs`).
     pub epochs: usize,
+    /// The interrupt flag ([`Trainer::set_interrupt`]) ended training early; the best weights
+    /// seen so far are kept, as at early stopping.
+    pub interrupted: bool,
     /// Mean training loss per epoch (NLL or MSE, mean over members and steps).
     pub train_loss: Vec<f64>,
     /// Validation MSE per epoch and member (training data when there is no split).
@@ -80,6 +85,8 @@ pub struct Trainer {
     profiler: Option<Profiler>,
     /// Dispatch counts (and GPU times when profiling) since the last [`Trainer::take_record`].
     recorded: RefCell<RecordStats>,
+    /// Ends training early when set.
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 fn read_u32s(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Result<Vec<u32>> {
@@ -138,7 +145,18 @@ impl Trainer {
             rng,
             profiler: None,
             recorded: RefCell::default(),
+            interrupt: None,
         })
+    }
+
+    /// A flag that, once set (e.g. by a Ctrl-C handler), ends `train` at the next minibatch
+    /// submission, keeping the best weights seen so far (the report says `interrupted`).
+    pub fn set_interrupt(&mut self, flag: Option<Arc<AtomicBool>>) {
+        self.interrupt = flag;
+    }
+
+    pub(crate) fn interrupted(&self) -> bool {
+        self.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
     /// Times every dispatch on the GPU from now on (or stops); false when the adapter has no
@@ -365,6 +383,7 @@ impl Trainer {
 
         let mut report = TrainReport {
             epochs: 0,
+            interrupted: false,
             train_loss: Vec::new(),
             val_mse: Vec::new(),
             best_mse: Vec::new(),
@@ -382,6 +401,10 @@ impl Trainer {
         let c = read_u32s(&self.ctx, &self.net.counters, 4)?;
         self.ctx.queue.write_buffer(&self.net.counters, 0, bytemuck::cast_slice(&[c[0], 0, c[2], 0]));
         for _epoch in 0..self.cfg.epochs {
+            if self.interrupted() {
+                report.interrupted = true;
+                break;
+            }
             let mut positions: Vec<usize> = (0..train_rows.len()).collect();
             positions.shuffle(&mut self.rng);
             let mut idx = vec![0u32; train_ep.n_steps * e * b];
