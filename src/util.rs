@@ -72,9 +72,16 @@ pub fn parse_assignment(assignment: &str) -> Result<(String, toml::Value)> {
     if key.is_empty() || key.split('.').any(str::is_empty) {
         return Err(Error::config(assignment.trim(), "the key is empty or has an empty part"));
     }
-    let parsed = match toml::from_str::<toml::Table>(&format!("v = {}", value.trim())) {
+    let v = value.trim();
+    let parsed = match toml::from_str::<toml::Table>(&format!("v = {v}")) {
         Ok(mut t) => t.remove("v").expect("the table was parsed from `v = ...`"),
-        Err(_) => toml::Value::String(value.trim().to_string()),
+        // A whole number TOML refuses is out of range, not a word.
+        Err(_)
+            if !v.is_empty() && v.trim_start_matches(['-', '+']).chars().all(|c| c.is_ascii_digit()) && v.len() > 1 =>
+        {
+            return Err(Error::config(key, format!("the number {v} is out of range")));
+        }
+        Err(_) => toml::Value::String(v.to_string()),
     };
     Ok((key.to_string(), parsed))
 }
@@ -89,25 +96,40 @@ pub fn merge_checked(
     path: &str,
     optional: &[&str],
 ) -> Result<()> {
+    let mut errs = Vec::new();
+    merge_into(dst, src, schema, path, optional, &mut errs);
+    Error::collect(errs)
+}
+
+/// [`merge_checked`]'s walk: every problem is collected, none stops the others.
+fn merge_into(
+    dst: &mut toml::Table,
+    src: toml::Table,
+    schema: &toml::Table,
+    path: &str,
+    optional: &[&str],
+    errs: &mut Vec<Error>,
+) {
     for (k, v) in src {
         let full = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
         match (schema.get(&k), v) {
             (Some(toml::Value::Table(sub_schema)), toml::Value::Table(sub)) => {
                 let entry = dst.entry(k.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
-                let t = entry.as_table_mut().ok_or_else(|| Error::config(&full, "expected a table"))?;
-                merge_checked(t, sub, sub_schema, &full, optional)?;
+                match entry.as_table_mut() {
+                    Some(t) => merge_into(t, sub, sub_schema, &full, optional, errs),
+                    None => errs.push(Error::config(&full, "expected a table")),
+                }
             }
-            (Some(toml::Value::Table(_)), _) => return Err(Error::config(&full, "expected a table of settings")),
+            (Some(toml::Value::Table(_)), _) => errs.push(Error::config(&full, "expected a table of settings")),
             (Some(_), v) => {
                 dst.insert(k, v);
             }
             (None, v) if optional.contains(&full.as_str()) => {
                 dst.insert(k, v);
             }
-            (None, _) => return Err(Error::config(&full, "unknown key")),
+            (None, _) => errs.push(Error::config(&full, "unknown key")),
         }
     }
-    Ok(())
 }
 
 /// Applies `key.path=value` assignments to `table` (see [`parse_assignment`]), checking every

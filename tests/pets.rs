@@ -265,3 +265,17 @@ gpu_test!(eval_refuses_a_folder_whose_checkpoint_and_config_disagree_or_whose_ma
     assert!(e.contains("checksum mismatch"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 });
+
+#[test]
+fn every_unknown_key_of_a_config_file_is_named_and_numbers_out_of_range_are_said_so() {
+    let doc = "seed = 1\nnope = 2\n[planner]\nhorizn = 3\npopulation = 10\n[train]\nlrr = 0.1\n";
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, Some(doc), &[]).unwrap_err().to_string();
+    for key in ["nope", "planner.horizn", "train.lrr"] {
+        assert!(e.contains(key), "{key} missing from: {e}");
+    }
+    let e =
+        PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &["planner.population=99999999999999999999".into()])
+            .unwrap_err()
+            .to_string();
+    assert!(e.contains("planner.population") && e.contains("out of range"), "{e}");
+}
