@@ -219,6 +219,9 @@ fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::
         cfg.set(s)?;
     }
     cfg.validate()?;
+    if cfg.seed != PlannerConfig::default().seed {
+        anyhow::bail!("invalid config: planner.seed: `mpc` takes its seed from --seed");
+    }
     Ok(cfg)
 }
 

@@ -179,6 +179,13 @@ impl PetsConfig {
                 "the model needs data before the first plan: use at least 1",
             )));
         }
+        // One seed drives a run; section seeds would be silently replaced by it.
+        if self.planner.seed != PlannerConfig::default().seed {
+            take(Err(Error::config("planner.seed", "a PETS run takes every seed from the top-level `seed`")));
+        }
+        if self.train.seed != TrainConfig::default().seed {
+            take(Err(Error::config("train.seed", "a PETS run takes every seed from the top-level `seed`")));
+        }
         Error::collect(errs)
     }
 

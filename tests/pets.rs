@@ -279,3 +279,12 @@ fn every_unknown_key_of_a_config_file_is_named_and_numbers_out_of_range_are_said
             .to_string();
     assert!(e.contains("planner.population") && e.contains("out of range"), "{e}");
 }
+
+#[test]
+fn section_seeds_are_refused_rather_than_silently_replaced() {
+    for key in ["planner.seed=3", "train.seed=3"] {
+        let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &[key.into()]).unwrap_err().to_string();
+        assert!(e.contains(key.split('=').next().unwrap()) && e.contains("top-level"), "{e}");
+    }
+    PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &["seed=3".into()]).expect("the run's seed");
+}

@@ -231,3 +231,34 @@ fn idle_return(env: EnvKind, seed: u64) -> f64 {
         }
     }
 }
+
+/// Trajectory sampling's member assignment (the reference that every GPU plan comparison
+/// checks the shader against): TS∞ keeps a particle's member for the whole horizon, TS1 redraws
+/// it, and at every step each member evaluates floor or ceil of particles / members.
+#[test]
+fn ts_infinity_keeps_members_ts1_redraws_them_and_loads_are_balanced() {
+    use lookahead::kernels::rollout::reference::member_of;
+    for (pk, e) in [(60u32, 7u32), (37, 5), (7, 7), (100, 3)] {
+        let member = |j, t, prop| member_of(j, pk, e, 0, 4, 1, t, prop, 99);
+        let mut redrawn = 0;
+        for t in 0..6 {
+            let mut load = vec![0u32; e as usize];
+            for j in 0..pk {
+                load[member(j, t, Propagation::Ts1) as usize] += 1;
+                assert_eq!(
+                    member(j, t, Propagation::Tsinf),
+                    member(j, 0, Propagation::Tsinf),
+                    "TS∞ changed particle {j}'s member"
+                );
+                if t > 0 && member(j, t, Propagation::Ts1) != member(j, t - 1, Propagation::Ts1) {
+                    redrawn += 1;
+                }
+            }
+            let (lo, hi) = (pk / e, pk.div_ceil(e));
+            assert!(load.iter().all(|l| (lo..=hi).contains(l)), "{pk} particles on {e} members: loads {load:?}");
+        }
+        // With e members a redraw keeps the member with probability about 1/e.
+        let expected = 5.0 * pk as f64 * (1.0 - 1.0 / e as f64);
+        assert!(redrawn as f64 > 0.5 * expected, "TS1 redrew {redrawn} of about {expected:.0} times");
+    }
+}

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""Mutation check: applies each deliberate bug below to the working tree, runs the tests that
+should catch it, records whether they failed, and restores the file. Evidence that the suite can
+fail where it matters; rerun after changing tests or kernels:
+
+    python3 tests/mutations.py            # all mutations (a few minutes on lavapipe)
+    python3 tests/mutations.py adam       # those whose name contains "adam"
+
+Exit status 1 if any mutation survives (its tests all pass)."""
+import pathlib
+import subprocess
+import sys
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# (name, file, original text, mutated text, cargo test arguments that must fail)
+MUTATIONS = [
+    ("cartpole angle limit 12.5 degrees", "shaders/env_cartpole.wgsl",
+     "let theta_limit = 12.0 * 2.0", "let theta_limit = 12.5 * 2.0",
+     ["--test", "planners", "every_kind_matches_its_reference_with_known_dynamics"]),
+    ("adam first-moment bias correction frozen at t = 1", "shaders/adam.wgsl",
+     "let m_hat = m / (1.0 - pow(train.beta1, t));", "let m_hat = m / (1.0 - pow(train.beta1, 1.0));",
+     ["--test", "train", "five_adam_steps"]),
+    ("adam second moment never written", "shaders/adam.wgsl",
+     "    moment2[i] = v;\n", "",
+     ["--test", "train", "five_adam_steps"]),
+    ("TS-infinity redraws its member every step", "shaders/rollout.wgsl",
+     "        sub = 0xffffu;", "        sub = params.t;",
+     ["--test", "kernels_vs_cpu", "ensemble_plan_matches_reference_tsinf"]),
+    ("elite ties broken towards the higher index", "shaders/cem.wgsl",
+     "(rj == r && j < c)", "(rj == r && j > c)",
+     ["--test", "kernels_vs_cpu", "rank"]),
+    ("last row tile of a member skipped", "src/kernels/mlp.rs",
+     "let x = self.max_block_rows().div_ceil(TILE_M).max(1);", "let x = (self.max_block_rows() / TILE_M).max(1);",
+     ["--test", "kernels_vs_cpu", "mlp"]),
+    ("MPPI smoothing ignores the previous action", "shaders/cem.wgsl",
+     "(1.0 - params.beta) * prev;", "(1.0 - params.beta) * mu;",
+     ["--test", "planners", "every_kind_matches_its_reference"]),
+    ("iCEM keeps its archived elites unshifted into the next plan", "shaders/cem.wgsl",
+     "actions[dst] = actions[row + (t + 1u) * na + a];", "actions[dst] = actions[row + t * na + a];",
+     ["--test", "planners", "every_kind_matches_its_reference"]),
+    ("layer bounds checks dropped from a custom task's module too", "src/kernels/mod.rs",
+     "parts.iter().all(|p| OWN_SOURCES.contains(p))", "true",
+     ["--test", "check_policy", "only_the_crates_own_wgsl"]),
+]
+
+
+def main() -> int:
+    only = sys.argv[1] if len(sys.argv) > 1 else ""
+    survived = []
+    for name, rel, old, new, args in MUTATIONS:
+        if only and only not in name:
+            continue
+        path = ROOT / rel
+        text = path.read_text()
+        if text.count(old) != 1:
+            print(f"SKIPPED (the original text is not found exactly once): {name}")
+            survived.append(name)
+            continue
+        path.write_text(text.replace(old, new))
+        try:
+            run = subprocess.run(["cargo", "test", *args], cwd=ROOT, capture_output=True, text=True)
+        finally:
+            path.write_text(text)
+        caught = run.returncode != 0 and "test result: FAILED" in run.stdout + run.stderr
+        print(f"{'caught  ' if caught else 'SURVIVED'} {name}  (cargo test {' '.join(args)})")
+        if not caught:
+            survived.append(name)
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
