@@ -107,6 +107,7 @@ fn saved_checkpoint() -> (Vec<u8>, Checkpoint) {
         train: TrainConfig { num_elites: 2, ..TrainConfig::default() },
         elites: vec![1, 0],
         adam: None,
+        rng: None,
     };
     let path = std::env::temp_dir().join(format!("lookahead-fuzz-{}.safetensors", std::process::id()));
     ckpt.save(&path).unwrap();

@@ -46,8 +46,53 @@ pub struct Manifest {
     pub elites: Vec<usize>,
     /// Adam steps taken (0 without optimiser state).
     pub adam_steps: u32,
+    /// Where the trainer's random generator stands (bootstrap, shuffles, validation split), so
+    /// that resumed training continues exactly as uninterrupted training would.
+    #[serde(default)]
+    pub rng: Option<RngState>,
     /// SHA-256 over every tensor's name, shape and bytes in name order (hex).
     pub sha256: String,
+}
+
+/// The state of the trainer's ChaCha12 generator: its seed, stream and position in the stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RngState {
+    /// The 32-byte seed, hex.
+    pub seed: String,
+    /// The stream number.
+    pub stream: u64,
+    /// The position in the stream (32-bit words), decimal (it can exceed JSON's exact integers).
+    pub word_pos: String,
+}
+
+impl RngState {
+    /// The state of `rng`.
+    pub fn of(rng: &rand_chacha::ChaCha12Rng) -> Self {
+        Self {
+            seed: rng.get_seed().iter().map(|b| format!("{b:02x}")).collect(),
+            stream: rng.get_stream(),
+            word_pos: rng.get_word_pos().to_string(),
+        }
+    }
+
+    /// A generator at this state.
+    pub fn restore(&self) -> std::result::Result<rand_chacha::ChaCha12Rng, FormatError> {
+        use rand::SeedableRng;
+        let bad = |reason: &str| FormatError::BadMetadata { key: "manifest.rng".into(), reason: reason.into() };
+        if self.seed.len() != 64 {
+            return Err(bad("the seed must be 64 hex digits"));
+        }
+        let mut seed = [0u8; 32];
+        for (i, b) in seed.iter_mut().enumerate() {
+            *b = u8::from_str_radix(&self.seed[2 * i..2 * i + 2], 16).map_err(|_| bad("the seed is not hex"))?;
+        }
+        let pos: u128 = self.word_pos.parse().map_err(|_| bad("word_pos is not a number"))?;
+        let mut rng = rand_chacha::ChaCha12Rng::from_seed(seed);
+        rng.set_stream(self.stream);
+        rng.set_word_pos(pos);
+        Ok(rng)
+    }
 }
 
 /// Everything needed to resume training and to plan.
@@ -61,6 +106,8 @@ pub struct Checkpoint {
     pub elites: Vec<usize>,
     /// Optimiser state, if saved.
     pub adam: Option<AdamState>,
+    /// The trainer's random generator, if saved.
+    pub rng: Option<RngState>,
 }
 
 /// Version 2: the tensors and every manifest field (model, training config, elites, Adam steps),
@@ -70,7 +117,7 @@ fn digest(tensors: &Tensors, manifest: Option<&Manifest>) -> String {
     let mut h = Sha256::new();
     if let Some(m) = manifest {
         let fields = serde_json::json!({"version": m.version, "model": m.model, "train": m.train,
-            "elites": m.elites, "adam_steps": m.adam_steps});
+            "elites": m.elites, "adam_steps": m.adam_steps, "rng": m.rng});
         h.update(fields.to_string().as_bytes());
         h.update([0u8]);
     }
@@ -114,6 +161,7 @@ impl Checkpoint {
             train: self.train.clone(),
             elites: self.elites.clone(),
             adam_steps: self.adam.as_ref().map(|a| a.steps).unwrap_or(0),
+            rng: self.rng.clone(),
             sha256: String::new(),
         };
         let manifest = Manifest { sha256: digest(&tensors, Some(&manifest)), ..manifest };
@@ -195,6 +243,9 @@ impl Checkpoint {
                 ensemble.spec.n_members
             )));
         }
-        Ok(Self { ensemble, train: manifest.train, elites: manifest.elites, adam })
+        if let Some(r) = &manifest.rng {
+            r.restore()?;
+        }
+        Ok(Self { ensemble, train: manifest.train, elites: manifest.elites, adam, rng: manifest.rng })
     }
 }

@@ -80,7 +80,7 @@ pub struct Trainer {
     net: DeviceNet,
     params_stride: u64,
     elites: Vec<usize>,
-    rng: rand::rngs::StdRng,
+    rng: rand_chacha::ChaCha12Rng,
     /// Times every dispatch when set ([`Trainer::set_profiling`]).
     profiler: Option<Profiler>,
     /// Dispatch counts (and GPU times when profiling) since the last [`Trainer::take_record`].
@@ -130,7 +130,7 @@ impl Trainer {
         let net = DeviceNet::build(ctx, &mlp, &ensemble, &layout, b)?;
         ctx.check()?;
         let params_stride = kernels::params_stride::<TrainParams>(ctx);
-        let rng = rand::rngs::StdRng::seed_from_u64(cfg.seed);
+        let rng = rand_chacha::ChaCha12Rng::seed_from_u64(cfg.seed);
         Ok(Self {
             ctx: ctx.clone(),
             elites: (0..cfg.num_elites).collect(),
@@ -211,6 +211,7 @@ impl Trainer {
             ensemble,
             train: self.cfg.clone(),
             elites: self.elites.clone(),
+            rng: Some(checkpoint::RngState::of(&self.rng)),
         })
     }
 
@@ -249,6 +250,10 @@ impl Trainer {
         }
         if ckpt.elites.len() == t.cfg.num_elites {
             t.elites = ckpt.elites.clone();
+        }
+        // The generator continues where the saved trainer's stood, unless a new seed was given.
+        if let Some(r) = ckpt.rng.as_ref().filter(|_| t.cfg.seed == ckpt.train.seed) {
+            t.rng = r.restore().map_err(|reason| Error::Weights { path: "checkpoint".into(), reason })?;
         }
         Ok(t)
     }
