@@ -111,3 +111,27 @@ fn crossed_learned_logvar_bounds_are_accepted_and_stay_finite() {
     e.min_logvar[0] = f32::NAN;
     assert!(e.validate().unwrap_err().to_string().contains("must be finite"));
 }
+
+/// `Ensemble::load` verifies a training checkpoint's checksum before trusting its ensemble
+/// (it used to read the tensors and skip the check).
+#[test]
+fn loading_an_ensemble_from_an_altered_checkpoint_is_refused() {
+    use lookahead::train::checkpoint::Checkpoint;
+    use lookahead::train::TrainConfig;
+    let ckpt = Checkpoint {
+        ensemble: Ensemble::random(spec(), 2).unwrap(),
+        train: TrainConfig { num_elites: 2, ..TrainConfig::default() },
+        elites: vec![0, 1],
+        adam: None,
+        rng: None,
+    };
+    let path = std::env::temp_dir().join(format!("lookahead-ckpt-ens-{}.safetensors", std::process::id()));
+    ckpt.save(&path).unwrap();
+    assert_eq!(Ensemble::load(&path).unwrap(), ckpt.ensemble, "an intact checkpoint loads");
+    let mut bytes = std::fs::read(&path).unwrap();
+    let k = bytes.len() - 8;
+    bytes[k] ^= 0x10;
+    let err = Ensemble::from_bytes_any(&bytes).unwrap_err();
+    assert!(matches!(err, FormatError::Checksum { .. }), "{err}");
+    std::fs::remove_file(&path).ok();
+}

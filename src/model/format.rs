@@ -58,3 +58,55 @@ pub fn serialize(
         .collect::<std::result::Result<_, _>>()?;
     safetensors::serialize(views, Some(meta)).map_err(|e| FormatError::Serialize(e.to_string()))
 }
+
+/// SHA-256 of a checkpoint: every tensor's name, shape and bytes in name order, preceded (manifest
+/// version 2 and later) by the manifest's fields other than the checksum itself, so that an edited
+/// manifest (elites, configs, generator state) is caught as surely as an altered tensor.
+pub fn checkpoint_digest(tensors: &Tensors, manifest: Option<&serde_json::Value>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    if let Some(m) = manifest {
+        let field = |k: &str| m.get(k).cloned().unwrap_or(serde_json::Value::Null);
+        let fields = serde_json::json!({"version": field("version"), "model": field("model"), "train": field("train"),
+            "elites": field("elites"), "adam_steps": field("adam_steps"), "rng": field("rng")});
+        h.update(fields.to_string().as_bytes());
+        h.update([0u8]);
+    }
+    for (name, (shape, data)) in tensors {
+        h.update(name.as_bytes());
+        h.update([0u8]);
+        for s in shape {
+            h.update((*s as u64).to_le_bytes());
+        }
+        h.update(bytemuck::cast_slice::<f32, u8>(data));
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reads a training checkpoint's tensors and manifest and verifies its checksum: what every
+/// loader of a checkpoint runs first (`Ensemble::load` on a checkpoint included).
+pub fn verified_checkpoint(bytes: &[u8]) -> Result<(Tensors, serde_json::Value), FormatError> {
+    let (_, header) =
+        safetensors::SafeTensors::read_metadata(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let text = meta.get("manifest").ok_or_else(|| FormatError::MissingMetadata("manifest".into()))?;
+    let manifest: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| FormatError::BadMetadata { key: "manifest".into(), reason: e.to_string() })?;
+    let version = manifest.get("version").and_then(|v| v.as_u64()).unwrap_or(0);
+    let mut tensors = Tensors::new();
+    for name in st.names() {
+        let t = st.tensor(name).map_err(|e| FormatError::NotSafetensors(format!("tensor {name}: {e}")))?;
+        if t.dtype() != Dtype::F32 {
+            return Err(FormatError::WrongDtype { name: name.to_string(), dtype: format!("{:?}", t.dtype()) });
+        }
+        let data: Vec<f32> = t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        tensors.insert(name.to_string(), (t.shape().to_vec(), data));
+    }
+    let expected = manifest.get("sha256").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+    let actual = checkpoint_digest(&tensors, (version >= 2).then_some(&manifest));
+    if actual != expected {
+        return Err(FormatError::Checksum { expected, actual });
+    }
+    Ok((tensors, manifest))
+}

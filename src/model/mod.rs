@@ -363,6 +363,14 @@ impl Ensemble {
     /// Like [`Ensemble::from_bytes`], also accepting a training checkpoint (whose ensemble
     /// tensors have the same names).
     pub fn from_bytes_any(bytes: &[u8]) -> std::result::Result<Self, FormatError> {
+        let (_, header) =
+            safetensors::SafeTensors::read_metadata(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+        let is_checkpoint =
+            header.metadata().as_ref().and_then(|m| m.get("format")).is_some_and(|f| f == format::CHECKPOINT_FORMAT);
+        if is_checkpoint {
+            // A checkpoint is verified before its ensemble is trusted.
+            format::verified_checkpoint(bytes)?;
+        }
         Self::from_bytes_checked(bytes, &[FORMAT, format::CHECKPOINT_FORMAT])
     }
 

@@ -8,14 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use safetensors::tensor::Dtype;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::TrainConfig;
 use crate::error::{Error, FormatError, Result};
 pub use crate::model::format::CHECKPOINT_FORMAT;
-use crate::model::format::{ensemble_tensors, metadata, serialize, Tensors};
+use crate::model::format::{checkpoint_digest, ensemble_tensors, metadata, serialize, verified_checkpoint, Tensors};
 use crate::model::{Ensemble, EnsembleSpec};
 use crate::util::write_atomic;
 /// Version of the manifest layout.
@@ -110,28 +108,6 @@ pub struct Checkpoint {
     pub rng: Option<RngState>,
 }
 
-/// Version 2: the tensors and every manifest field (model, training config, elites, Adam steps),
-/// so that an edited manifest is caught as surely as an altered tensor. Version 1 covered the
-/// tensors only (still read).
-fn digest(tensors: &Tensors, manifest: Option<&Manifest>) -> String {
-    let mut h = Sha256::new();
-    if let Some(m) = manifest {
-        let fields = serde_json::json!({"version": m.version, "model": m.model, "train": m.train,
-            "elites": m.elites, "adam_steps": m.adam_steps, "rng": m.rng});
-        h.update(fields.to_string().as_bytes());
-        h.update([0u8]);
-    }
-    for (name, (shape, data)) in tensors {
-        h.update(name.as_bytes());
-        h.update([0u8]);
-        for s in shape {
-            h.update((*s as u64).to_le_bytes());
-        }
-        h.update(bytemuck::cast_slice::<f32, u8>(data));
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
-}
-
 impl Checkpoint {
     /// Serialises and writes atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
@@ -164,7 +140,8 @@ impl Checkpoint {
             rng: self.rng.clone(),
             sha256: String::new(),
         };
-        let manifest = Manifest { sha256: digest(&tensors, Some(&manifest)), ..manifest };
+        let value = serde_json::to_value(&manifest).expect("the manifest serialises");
+        let manifest = Manifest { sha256: checkpoint_digest(&tensors, Some(&value)), ..manifest };
         let mut meta = metadata(&self.ensemble.spec, CHECKPOINT_FORMAT);
         meta.insert("manifest".to_string(), serde_json::to_string(&manifest).expect("the manifest serialises"));
         let bytes =
@@ -184,8 +161,6 @@ impl Checkpoint {
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, FormatError> {
         let (_, header) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
-        let st =
-            safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         match meta.get("format").map(String::as_str) {
             Some(CHECKPOINT_FORMAT) => {}
@@ -196,25 +171,11 @@ impl Checkpoint {
                 })
             }
         }
-        let manifest: Manifest =
-            serde_json::from_str(meta.get("manifest").ok_or_else(|| FormatError::MissingMetadata("manifest".into()))?)
-                .map_err(|e| FormatError::BadMetadata { key: "manifest".into(), reason: e.to_string() })?;
+        let (tensors, value) = verified_checkpoint(bytes)?;
+        let manifest: Manifest = serde_json::from_value(value)
+            .map_err(|e| FormatError::BadMetadata { key: "manifest".into(), reason: e.to_string() })?;
         if manifest.version != MANIFEST_VERSION && manifest.version != 1 {
             return Err(FormatError::ManifestVersion { found: manifest.version, supported: MANIFEST_VERSION });
-        }
-        let mut tensors = BTreeMap::new();
-        for name in st.names() {
-            let t = st.tensor(name).map_err(|e| FormatError::NotSafetensors(format!("tensor {name}: {e}")))?;
-            if t.dtype() != Dtype::F32 {
-                return Err(FormatError::WrongDtype { name: name.to_string(), dtype: format!("{:?}", t.dtype()) });
-            }
-            let data: Vec<f32> =
-                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-            tensors.insert(name.to_string(), (t.shape().to_vec(), data));
-        }
-        let actual = digest(&tensors, (manifest.version >= 2).then_some(&manifest));
-        if actual != manifest.sha256 {
-            return Err(FormatError::Checksum { expected: manifest.sha256, actual });
         }
         let ensemble = Ensemble::from_bytes_any(bytes)?;
         if ensemble.spec != manifest.model {
