@@ -91,10 +91,29 @@ gpu_test!(a_short_demo_run_learns_cartpole_and_leaves_a_complete_run_directory, 
     let ckpt = Checkpoint::load(dir.join("model.safetensors")).unwrap();
     assert_eq!(ckpt.elites.len(), cfg.train.num_elites);
     assert!(std::fs::read_to_string(dir.join("learning_curve.svg")).unwrap().contains("<svg"));
-    // Replaying the checkpoint plans with the learned model.
-    let eval = pets::evaluate(ctx, &dir, 1, 3).unwrap();
-    assert_eq!(eval.len(), 1);
-    assert!(eval[0] >= 50.0, "replayed return {}", eval[0]);
+    // Replaying the checkpoint plans with the learned model, against doing nothing from the same
+    // starts (eval resets episode ep with seed · 7919 + ep).
+    let eval = pets::evaluate(ctx, &dir, 3, 3).unwrap();
+    assert_eq!(eval.len(), 3);
+    let idle: Vec<f64> = (0..3u64)
+        .map(|ep| {
+            let mut e = EnvKind::Cartpole.make();
+            e.reset(3 * 7919 + ep);
+            let mut total = 0.0;
+            for _ in 0..cfg.schedule.trial_length {
+                let s = e.step(&[0.0]).unwrap();
+                total += s.reward;
+                if s.terminated || s.truncated {
+                    break;
+                }
+            }
+            total
+        })
+        .collect();
+    let mean = eval.iter().sum::<f64>() / 3.0;
+    let idle_mean = idle.iter().sum::<f64>() / 3.0;
+    println!("replayed returns {eval:?}, doing nothing {idle:?}");
+    assert!(mean >= 90.0 && mean >= idle_mean + 30.0, "replayed {eval:?} against doing nothing {idle:?}");
     std::fs::remove_dir_all(&dir).ok();
 });
 
