@@ -101,9 +101,9 @@ enum Command {
 
 #[derive(Args)]
 struct ConfigArgs {
-    /// cartpole or pendulum.
-    #[arg(long, default_value = "cartpole")]
-    env: String,
+    /// cartpole or pendulum (default: the config file's `env`, else cartpole).
+    #[arg(long)]
+    env: Option<String>,
     /// reference or demo.
     #[arg(long, default_value = "reference")]
     preset: String,
@@ -117,11 +117,22 @@ struct ConfigArgs {
 
 impl ConfigArgs {
     fn resolve(&self) -> anyhow::Result<(PetsConfig, String)> {
-        let env: EnvKind = self.env.parse()?;
         let preset: Preset = self.preset.parse()?;
         let text = match &self.config {
             Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
             None => None,
+        };
+        // The preset depends on the environment, so the file's `env` and --env must agree.
+        let file_env = text
+            .as_deref()
+            .and_then(|t| toml::from_str::<toml::Table>(t).ok())
+            .and_then(|t| t.get("env").and_then(|v| v.as_str()).map(str::to_string));
+        let env: EnvKind = match (&self.env, &file_env) {
+            (Some(cli), Some(file)) if cli != file => {
+                anyhow::bail!("invalid config: env: --env says {cli:?}, the config file says {file:?}")
+            }
+            (Some(e), _) | (None, Some(e)) => e.parse()?,
+            (None, None) => EnvKind::Cartpole,
         };
         let cfg = PetsConfig::resolve(env, preset, text.as_deref(), &self.set)?;
         Ok((cfg, self.preset.clone()))

@@ -182,3 +182,17 @@ fn ctrl_c_during_training_stops_the_run_and_a_second_one_exits_at_once() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn a_config_files_env_chooses_the_preset_and_a_contradicting_env_flag_is_refused() {
+    let path = std::env::temp_dir().join(format!("lookahead-envfile-{}.toml", std::process::id()));
+    std::fs::write(&path, "env = \"pendulum\"\n").unwrap();
+    let out = bin().args(["config", "print", "--config"]).arg(&path).output().expect("runs");
+    assert!(out.status.success(), "{}", out_text(&out));
+    // The pendulum preset (horizon 30), not cartpole's settings under a pendulum label.
+    assert!(out_text(&out).contains("horizon = 30"), "{}", out_text(&out));
+    let out = bin().args(["config", "print", "--env", "cartpole", "--config"]).arg(&path).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out_text(&out).contains("--env says \"cartpole\", the config file says \"pendulum\""), "{}", out_text(&out));
+    std::fs::remove_file(&path).ok();
+}
