@@ -502,7 +502,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Adapters => {
-            for a in gpu::list_adapters() {
+            let backend = cli.gpu.backend.as_deref().map(str::parse::<Backend>).transpose()?;
+            for a in gpu::list_adapters(backend) {
                 println!("{a}");
             }
         }

@@ -185,11 +185,14 @@ fn quiet_headless_vulkan_layers() {
     });
 }
 
-/// Lists the adapters wgpu can see (all backends compiled in).
-pub fn list_adapters() -> Vec<AdapterSummary> {
+/// Lists the adapters wgpu can see on `backend` (every backend compiled in when `None`).
+pub fn list_adapters(backend: Option<Backend>) -> Vec<AdapterSummary> {
     quiet_headless_vulkan_layers();
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
-    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+    let backends = backend.map_or(wgpu::Backends::all(), Backend::backends);
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(backends))
         .iter()
         .map(|a| summarize(&a.get_info()))
         .collect()
