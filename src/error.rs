@@ -7,10 +7,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No GPU adapter (or none matching the requested name/backend) was found.
-    #[error("no GPU adapter found{detail}. On Linux without a GPU install the lavapipe software Vulkan driver: `apt-get update && apt-get install -y mesa-vulkan-drivers`")]
+    #[error("no GPU adapter found{detail}. {hint}")]
     NoAdapter {
         /// What was asked for and what exists.
         detail: String,
+        /// What to do: install lavapipe when there is no adapter at all, else change the choice.
+        hint: &'static str,
     },
     /// The device could not be created.
     #[error("could not open the GPU device: {0}")]

@@ -193,6 +193,19 @@ fn a_config_files_env_chooses_the_preset_and_a_contradicting_env_flag_is_refused
     assert!(out_text(&out).contains("horizon = 30"), "{}", out_text(&out));
     let out = bin().args(["config", "print", "--env", "cartpole", "--config"]).arg(&path).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(out_text(&out).contains("--env says \"cartpole\", the config file says \"pendulum\""), "{}", out_text(&out));
+    assert!(
+        out_text(&out).contains("--env says \"cartpole\", the config file says \"pendulum\""),
+        "{}",
+        out_text(&out)
+    );
     std::fs::remove_file(&path).ok();
+}
+
+#[test]
+fn an_unmatched_adapter_name_lists_every_adapter_and_suggests_choosing_not_installing() {
+    let out = bin().args(["--adapter", "no-such-gpu-name", "mpc", "--env", "pendulum"]).output().expect("runs");
+    let text = out_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("vulkan") && text.contains("--adapter"), "{text}");
+    assert!(!text.contains("apt-get"), "lavapipe is installed; the hint should not say to install it: {text}");
 }

@@ -192,10 +192,7 @@ pub fn list_adapters(backend: Option<Backend>) -> Vec<AdapterSummary> {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     let instance = wgpu::Instance::new(desc);
-    pollster::block_on(instance.enumerate_adapters(backends))
-        .iter()
-        .map(|a| summarize(&a.get_info()))
-        .collect()
+    pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| summarize(&a.get_info())).collect()
 }
 
 impl GpuContext {
@@ -210,11 +207,14 @@ impl GpuContext {
             None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::GL],
         };
         let mut adapters = Vec::new();
+        // Every adapter seen on any backend tried, for the message when none matches.
+        let mut all: Vec<String> = Vec::new();
         for backends in tries {
             let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
             desc.backends = backends;
             let instance = wgpu::Instance::new(desc);
             adapters = pollster::block_on(instance.enumerate_adapters(backends));
+            all.extend(adapters.iter().map(|a| summarize(&a.get_info()).to_string()));
             let matching = adapters.iter().any(|a| match &opts.name {
                 Some(n) => a.get_info().name.to_lowercase().contains(&n.to_lowercase()),
                 None => true,
@@ -223,7 +223,6 @@ impl GpuContext {
                 break;
             }
         }
-        let all: Vec<String> = adapters.iter().map(|a| summarize(&a.get_info()).to_string()).collect();
         let mut candidates: Vec<wgpu::Adapter> = adapters
             .into_iter()
             .filter(|a| {
@@ -246,10 +245,13 @@ impl GpuContext {
             if let Some(b) = opts.backend {
                 detail.push_str(&format!(" on backend {b:?}"));
             }
-            if !all.is_empty() {
+            let hint = if all.is_empty() {
+                "On Linux without a GPU install the lavapipe software Vulkan driver: `apt-get update && apt-get install -y mesa-vulkan-drivers`"
+            } else {
                 detail.push_str(&format!(" (available: {})", all.join("; ")));
-            }
-            return Err(Error::NoAdapter { detail });
+                "Choose one of the available adapters with --adapter (a substring of its name) or --backend."
+            };
+            return Err(Error::NoAdapter { detail, hint });
         };
         let summary = summarize(&adapter.get_info());
         // Ask for everything the adapter offers: plans are sized against these limits.
