@@ -595,3 +595,31 @@ gpu_test!(training_resumed_from_a_checkpoint_continues_exactly_as_uninterrupted_
     fresh.train(&buffer).unwrap();
     assert_ne!(fresh.ensemble().unwrap(), pa, "a trainer without the saved generator replays other minibatches");
 });
+
+// Gradients over three row tiles per member (150 rows: 64 + 64 + 22) and layers wider than one
+// 64-column tile (in 70, out 65), so the later and partial tiles of backward_input,
+// backward_weights and the forward pass, and their grids, are compared with the reference.
+gpu_test!(gradients_over_several_and_partial_tiles_match_the_f64_reference, |ctx| {
+    let spec = EnsembleSpec {
+        n_members: 3,
+        obs_dim: 3,
+        act_dim: 2,
+        hidden: vec![70, 65],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    let mut e = Ensemble::random(spec, 17).unwrap();
+    let buffer = random_buffer(3, 2, 170, 21);
+    let all: Vec<usize> = (0..170).collect();
+    let (mean, std) = input_statistics(&buffer, &all);
+    e.input_mean = mean;
+    e.input_std = std;
+    let cfg = TrainConfig { batch_size: 150, num_elites: 2, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
+    let rows: Vec<usize> = (0..150).map(|i| (i * 13) % 170).collect();
+    let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
+    let (cpu_losses, cpu_grads) = flat_reference(&e, &buffer, &rows, 0.01, &trainer);
+    let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
+    assert_close("member losses", &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
+    assert_close("gradients", &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
+});
