@@ -623,3 +623,52 @@ gpu_test!(gradients_over_several_and_partial_tiles_match_the_f64_reference, |ctx
     assert_close("member losses", &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
     assert_close("gradients", &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
 });
+
+// Early stopping keeps the best weights (issue 14): a run that improves and then degrades (a
+// learning rate far too high) ends with the weights of an earlier epoch — their MSE, computed
+// here in f64 from the returned ensemble, equals that epoch's reported scores and not the last
+// epoch's.
+gpu_test!(an_improve_then_degrade_run_ends_with_the_weights_of_an_earlier_epoch, |ctx| {
+    let buffer = cartpole_data(160, 6);
+    let spec = EnsembleSpec {
+        n_members: 2,
+        obs_dim: 4,
+        act_dim: 1,
+        hidden: vec![16],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    // lr 0.05 is far too high: epoch 1 improves on the random start, epochs 2 and 3 are worse.
+    let cfg = TrainConfig {
+        epochs: 3,
+        batch_size: 32,
+        lr: 0.05,
+        patience: 0,
+        bootstrap: false,
+        num_elites: 1,
+        seed: 3,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(ctx, Ensemble::random(spec, 4).unwrap(), cfg).unwrap();
+    let report = trainer.train(&buffer).unwrap();
+    let kept = trainer.ensemble().unwrap();
+    // f64 MSE of the kept weights' means on every row (no validation split: scoring uses all).
+    let mse: Vec<f64> = (0..2)
+        .map(|m| {
+            let mut s = 0.0;
+            for i in 0..buffer.len() {
+                let x: Vec<f64> = buffer.input(i).iter().map(|v| *v as f64).collect();
+                let p = kept.predict_f64(m, &x);
+                for (d, t) in buffer.target(i, false).iter().enumerate() {
+                    s += (p.mean[d] - *t as f64).powi(2);
+                }
+            }
+            s / (buffer.len() * 4) as f64
+        })
+        .collect();
+    println!("kept {mse:?}; per epoch {:?}", report.val_mse);
+    let close = |a: &[f64], b: &[f64]| a.iter().zip(b).all(|(x, y)| (x - y).abs() <= 1e-3 * y.abs().max(1e-9));
+    let last = report.val_mse.len() - 1;
+    assert!(!close(&mse, &report.val_mse[last]), "the last epoch's weights were kept: {mse:?}");
+    assert!(report.val_mse[..last].iter().any(|s| close(&mse, s)), "the kept weights match no epoch: {mse:?}");
+});
