@@ -54,7 +54,9 @@ pub struct TrainReport {
     pub train_loss: Vec<f64>,
     /// Validation MSE per epoch and member (training data when there is no split).
     pub val_mse: Vec<Vec<f64>>,
-    /// Best validation MSE per member (of the weights kept).
+    /// Lowest validation MSE per member over the epochs that counted as improvements (as
+    /// mbrl-lib keeps it); the elites are ranked by it. The weights kept are those of the last
+    /// such epoch, so a member's kept weights may score above its entry here.
     pub best_mse: Vec<f64>,
     /// Members with the lowest `best_mse`, best first.
     pub elites: Vec<usize>,
