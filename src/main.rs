@@ -123,13 +123,18 @@ impl ConfigArgs {
             None => None,
         };
         // The preset depends on the environment, so the file's `env` and --env must agree.
-        let file_env = text
-            .as_deref()
-            .and_then(|t| toml::from_str::<toml::Table>(t).ok())
-            .and_then(|t| t.get("env").and_then(|v| v.as_str()).map(str::to_string));
+        let set_env = self.set.iter().rev().find_map(|s| {
+            let (k, v) = s.split_once('=')?;
+            (k.trim() == "env").then(|| v.trim().trim_matches('"').to_string())
+        });
+        let file_env = set_env.or_else(|| {
+            text.as_deref()
+                .and_then(|t| toml::from_str::<toml::Table>(t).ok())
+                .and_then(|t| t.get("env").and_then(|v| v.as_str()).map(str::to_string))
+        });
         let env: EnvKind = match (&self.env, &file_env) {
             (Some(cli), Some(file)) if cli != file => {
-                anyhow::bail!("invalid config: env: --env says {cli:?}, the config file says {file:?}")
+                anyhow::bail!("invalid config: env: --env says {cli:?}, the config says {file:?}")
             }
             (Some(e), _) | (None, Some(e)) => e.parse()?,
             (None, None) => EnvKind::Cartpole,

@@ -193,11 +193,10 @@ fn a_config_files_env_chooses_the_preset_and_a_contradicting_env_flag_is_refused
     assert!(out_text(&out).contains("horizon = 30"), "{}", out_text(&out));
     let out = bin().args(["config", "print", "--env", "cartpole", "--config"]).arg(&path).output().expect("runs");
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        out_text(&out).contains("--env says \"cartpole\", the config file says \"pendulum\""),
-        "{}",
-        out_text(&out)
-    );
+    assert!(out_text(&out).contains("--env says \"cartpole\", the config says \"pendulum\""), "{}", out_text(&out));
+    // `--set env=` chooses the preset the same way.
+    let out = bin().args(["config", "print", "--set", "env=pendulum"]).output().expect("runs");
+    assert!(out_text(&out).contains("horizon = 30"), "{}", out_text(&out));
     std::fs::remove_file(&path).ok();
 }
 
