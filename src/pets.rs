@@ -146,9 +146,13 @@ impl PetsConfig {
             util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS)?;
         }
         util::apply_assignments(&mut table, &schema, sets, "", OPTIONAL_KEYS)?;
-        // Parsing the merged document as text makes type errors point at the offending line.
+        // The merged document is parsed as text so that a type error has a position, which is
+        // turned into the key the user wrote (the merged text's line numbers are nobody's file).
         let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
-        let cfg: PetsConfig = toml::from_str(&text).map_err(|e| Error::config("config", e.to_string()))?;
+        let cfg: PetsConfig = toml::from_str(&text).map_err(|e| {
+            let key = e.span().and_then(|s| key_at(&text, s.start)).unwrap_or_else(|| "config".to_string());
+            Error::config(key, e.message().to_string())
+        })?;
         cfg.validate()?;
         Ok(cfg)
     }
@@ -205,6 +209,27 @@ impl PetsConfig {
     pub fn to_toml(&self) -> String {
         toml::to_string_pretty(self).expect("the config serialises")
     }
+}
+
+/// The `section.key` of the line holding byte `offset` of a TOML document written by
+/// `toml::to_string` (one `key = value` per line under `[section]` headers).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = before[..line_start]
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .map(|l| l.trim().trim_matches(|c| c == '[' || c == ']').to_string());
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
 }
 
 /// One trial's outcome.

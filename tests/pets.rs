@@ -307,3 +307,15 @@ fn section_seeds_are_refused_rather_than_silently_replaced() {
     }
     PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &["seed=3".into()]).expect("the run's seed");
 }
+
+#[test]
+fn a_type_error_in_a_config_file_names_the_key_not_a_line_of_an_internal_document() {
+    let doc = "seed = 1\n[planner]\npopulation = \"many\"\n";
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, Some(doc), &[]).unwrap_err().to_string();
+    assert!(e.contains("planner.population"), "{e}");
+    assert!(!e.contains("line"), "{e}");
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &["train.epochs=\"x\"".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("train.epochs"), "{e}");
+}
