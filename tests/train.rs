@@ -720,16 +720,11 @@ fn linear_fit(buffer: &ReplayBuffer, features: &[usize]) -> Vec<Vec<f64>> {
         let piv = (col..n).max_by(|a, b| ata[*a][col].abs().total_cmp(&ata[*b][col].abs())).unwrap();
         ata.swap(col, piv);
         atb.swap(col, piv);
-        for r in 0..n {
-            if r != col {
-                let f = ata[r][col] / ata[col][col];
-                for c in 0..n {
-                    ata[r][c] -= f * ata[col][c];
-                }
-                for d in 0..4 {
-                    atb[r][d] -= f * atb[col][d];
-                }
-            }
+        let (pivot_row, pivot_rhs) = (ata[col].clone(), atb[col].clone());
+        for r in (0..n).filter(|r| *r != col) {
+            let f = ata[r][col] / pivot_row[col];
+            ata[r].iter_mut().zip(&pivot_row).for_each(|(v, p)| *v -= f * p);
+            atb[r].iter_mut().zip(&pivot_rhs).for_each(|(v, p)| *v -= f * p);
         }
     }
     (0..4).map(|d| (0..n).map(|k| atb[k][d] / ata[k][k]).collect()).collect()
