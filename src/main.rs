@@ -52,6 +52,10 @@ enum Command {
         /// Replace the run already in the run directory.
         #[arg(long)]
         overwrite: bool,
+        /// Continue the run in the run directory (the same command plus --resume) from its last
+        /// consistent point, exactly as if it had not stopped.
+        #[arg(long, conflicts_with = "overwrite")]
+        resume: bool,
     },
     /// Replay a PETS run's checkpoint.
     Eval {
@@ -264,7 +268,7 @@ fn main() -> std::process::ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Pets { cfg, seed, out, overwrite } => {
+        Command::Pets { cfg, seed, out, overwrite, resume } => {
             let (mut config, preset) = cfg.resolve()?;
             if let Some(s) = seed {
                 config.seed = s;
@@ -336,6 +340,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     interrupt: Some(stop),
                     progress: Some(&mut progress),
                     overwrite,
+                    resume,
                 },
             )?;
             bar.finish_and_clear();
@@ -345,7 +350,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 } else {
                     "the config (no training had finished)"
                 };
-                println!("interrupted at {at}; saved in {}: {saved}", out.display());
+                println!(
+                    "interrupted at {at}; saved in {}: {saved}; the same command with --resume continues from the last finished trial",
+                    out.display()
+                );
             }
             let returns: Vec<String> = summary.trials.iter().map(|t| format!("{:.1}", t.total_return)).collect();
             println!(

@@ -233,7 +233,7 @@ fn key_at(text: &str, offset: usize) -> Option<String> {
 }
 
 /// One trial's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrialResult {
     /// Trial index from 0.
     pub trial: usize,
@@ -296,11 +296,75 @@ pub struct RunOptions<'a> {
     /// Replace the run already in `out_dir` (otherwise a folder holding files is refused, so a
     /// repeated command never destroys an earlier run).
     pub overwrite: bool,
+    /// Continue the run in `out_dir` from its last consistent point (the end of the exploration
+    /// or of a trial), exactly as if it had not stopped.
+    pub resume: bool,
+}
+
+/// Where a run stood at its last consistent point: written after the exploration and after every
+/// trial, last of the files it names, so a crash at any instant leaves either the previous point
+/// or this one (`resume.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResumeState {
+    version: u32,
+    trials_done: usize,
+    env_steps: usize,
+    planned_steps: usize,
+    episode: u64,
+    model_loss: f64,
+    planner_calls: u32,
+    trials: Vec<TrialResult>,
+    /// SHA-256 of `replay.safetensors` and `resume.safetensors` as written for this point.
+    replay_sha256: String,
+    trainer_sha256: String,
+}
+
+fn sha256_file(path: &Path) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let bytes = std::fs::read(path).map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+}
+
+impl ResumeState {
+    /// Writes the buffer and the trainer, then the state naming them (the commit point).
+    fn save(mut self, dir: &Path, buffer: &ReplayBuffer, trainer: &Trainer) -> Result<()> {
+        buffer.save(&dir.join("replay.safetensors"))?;
+        trainer.checkpoint()?.save(dir.join("resume.safetensors"))?;
+        self.replay_sha256 = sha256_file(&dir.join("replay.safetensors"))?;
+        self.trainer_sha256 = sha256_file(&dir.join("resume.safetensors"))?;
+        let text = serde_json::to_string_pretty(&self).expect("the state serialises");
+        write_atomic(&dir.join("resume.json"), text.as_bytes())
+    }
+
+    /// Reads the state and checks that the files it names are the ones written with it.
+    fn load(dir: &Path) -> Result<Self> {
+        let p = dir.join("resume.json");
+        let text = std::fs::read_to_string(&p).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
+        let s: Self = serde_json::from_str(&text).map_err(|e| Error::config(p.display().to_string(), e.to_string()))?;
+        for (name, want) in [("replay.safetensors", &s.replay_sha256), ("resume.safetensors", &s.trainer_sha256)] {
+            if &sha256_file(&dir.join(name))? != want {
+                return Err(Error::InvalidInput(format!(
+                    "{}: {name} is not the file resume.json was written with; the run cannot be resumed exactly",
+                    dir.display()
+                )));
+            }
+        }
+        Ok(s)
+    }
 }
 
 /// The files a run writes in its folder.
-pub const RUN_FILES: [&str; 5] =
-    ["config.toml", "metrics.jsonl", "results.csv", "model.safetensors", "learning_curve.svg"];
+pub const RUN_FILES: [&str; 8] = [
+    "config.toml",
+    "metrics.jsonl",
+    "results.csv",
+    "model.safetensors",
+    "learning_curve.svg",
+    "resume.json",
+    "replay.safetensors",
+    "resume.safetensors",
+];
 
 struct RunFiles {
     dir: PathBuf,
@@ -353,6 +417,28 @@ impl RunFiles {
             .map_err(io(&dir.join("results.csv")))?;
         results.sync_data().map_err(io(&dir.join("results.csv")))?;
         Ok(Self { dir: dir.to_path_buf(), metrics, results })
+    }
+
+    /// Opens an existing run's files to continue it: metrics are appended to, and the results
+    /// are rewritten with the trials of the resumed point (later rows belonged to lost work).
+    fn reopen(dir: &Path, trials: &[TrialResult]) -> Result<Self> {
+        let io = |p: &Path| {
+            let p = p.display().to_string();
+            move |source| Error::Io { path: p, source }
+        };
+        let mut text = String::from("env_step,trial,return,model_loss,plan_ms,step_ms\n");
+        for t in trials {
+            text.push_str(&format!(
+                "{},{},{},{},{:.3},{:.3}\n",
+                t.env_step, t.trial, t.total_return, t.model_loss, t.plan_ms, t.step_ms
+            ));
+        }
+        write_atomic(&dir.join("results.csv"), text.as_bytes())?;
+        let open = |name: &str| {
+            let p = dir.join(name);
+            std::fs::OpenOptions::new().append(true).open(&p).map_err(io(&p))
+        };
+        Ok(Self { dir: dir.to_path_buf(), metrics: open("metrics.jsonl")?, results: open("results.csv")? })
     }
 
     fn event(&mut self, value: serde_json::Value) -> Result<()> {
@@ -433,30 +519,53 @@ pub fn run(
         return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
     }
     let started = Instant::now();
-    if let Some(dir) = &opts.out_dir {
-        RunFiles::check(dir, opts.overwrite)?;
-    }
+    let resumed = match (&opts.out_dir, opts.resume) {
+        (Some(dir), true) => {
+            let stored = dir.join("config.toml");
+            let text = std::fs::read_to_string(&stored)
+                .map_err(|source| Error::Io { path: stored.display().to_string(), source })?;
+            let theirs: PetsConfig =
+                toml::from_str(&text).map_err(|e| Error::config(stored.display().to_string(), e.to_string()))?;
+            if &theirs != cfg {
+                return Err(Error::config("--resume", format!("{} holds a run of another config", dir.display())));
+            }
+            Some(ResumeState::load(dir)?)
+        }
+        (None, true) => return Err(Error::config("--resume", "resuming needs the run folder (--out)")),
+        (Some(dir), false) => {
+            RunFiles::check(dir, opts.overwrite)?;
+            None
+        }
+        (None, false) => None,
+    };
     let interrupted = |opts: &RunOptions<'_>| opts.interrupt.as_ref().is_some_and(|f| f.load(Ordering::SeqCst));
     let spec = cfg.ensemble_spec(&task);
     // Every size is checked against the device before any work: the model (without allocating
     // it), the trainer's buffers, and the planner's workspace, which is built now with a
     // stand-in for the elites and given the trained ones later.
     spec.check_fits(ctx)?;
-    let mut trainer = Trainer::new(
-        ctx,
-        Ensemble::random(spec.clone(), cfg.seed)?,
-        TrainConfig { seed: cfg.seed, ..cfg.train.clone() },
-    )?;
+    let train_cfg = TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
+    let mut trainer = match (&resumed, &opts.out_dir) {
+        (Some(_), Some(dir)) => {
+            let ckpt = crate::train::checkpoint::Checkpoint::load(dir.join("resume.safetensors"))?;
+            Trainer::from_checkpoint(ctx, &ckpt, Some(train_cfg))?
+        }
+        _ => Trainer::new(ctx, Ensemble::random(spec.clone(), cfg.seed)?, train_cfg)?,
+    };
     trainer.set_interrupt(opts.interrupt.clone());
     let elite_spec = EnsembleSpec { n_members: cfg.train.num_elites, ..spec };
     let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
     let mut planner = Planner::new(ctx, task.clone(), Dynamics::Ensemble(Ensemble::random(elite_spec, cfg.seed)?), pc)?;
-    // Only now, with every check passed, is an earlier run in the folder replaced.
-    let mut files = match &opts.out_dir {
-        Some(dir) => Some(RunFiles::create(dir, cfg, opts.overwrite)?),
-        None => None,
+    // Only now, with every check passed, is an earlier run in the folder replaced (or reopened).
+    let mut files = match (&opts.out_dir, &resumed) {
+        (Some(dir), Some(state)) => Some(RunFiles::reopen(dir, &state.trials)?),
+        (Some(dir), None) => Some(RunFiles::create(dir, cfg, opts.overwrite)?),
+        (None, _) => None,
     };
-    let mut buffer = ReplayBuffer::new(task.obs_dim, task.act_dim);
+    let mut buffer = match (&opts.out_dir, &resumed) {
+        (Some(dir), Some(_)) => ReplayBuffer::load(&dir.join("replay.safetensors"), task.obs_dim, task.act_dim)?,
+        _ => ReplayBuffer::new(task.obs_dim, task.act_dim),
+    };
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
     let (lo, hi) = env.action_bounds();
     let f32s = |v: &[f64]| -> Vec<f32> { v.iter().map(|x| *x as f32).collect() };
@@ -472,11 +581,31 @@ pub fn run(
         seconds: 0.0,
         out_dir: opts.out_dir.clone(),
     };
-    // Random exploration.
-    let mut obs = reset(env, &mut episode);
     let mut env_steps = 0usize;
+    let mut planned_steps = 0usize;
+    let mut model_loss = f64::NAN;
+    let mut first_trial = 0usize;
+    if let Some(state) = &resumed {
+        env_steps = state.env_steps;
+        planned_steps = state.planned_steps;
+        episode = state.episode;
+        model_loss = state.model_loss;
+        first_trial = state.trials_done;
+        summary.trials = state.trials.clone();
+        planner.set_calls(state.planner_calls);
+        if planned_steps > 0 {
+            // The planner plans with the elites of the last training, as it did before the stop.
+            planner.set_ensemble(&trainer.ensemble()?.select_members(trainer.elites())?)?;
+        }
+        if let Some(f) = files.as_mut() {
+            f.event(serde_json::json!({"event": "resume", "trials_done": first_trial, "env_step": env_steps}))?;
+        }
+    }
+    // Random exploration (skipped when resuming: it finished before the saved point, and its
+    // episodes are already counted).
+    let mut obs = if resumed.is_none() { reset(env, &mut episode) } else { Vec::new() };
     let mut in_episode = 0usize;
-    while env_steps < cfg.schedule.initial_exploration_steps {
+    while resumed.is_none() && env_steps < cfg.schedule.initial_exploration_steps {
         if interrupted(&opts) {
             summary.interrupted = true;
             summary.stopped_at = Some(format!("exploration step {}", env_steps + 1));
@@ -495,11 +624,36 @@ pub fn run(
         };
     }
 
-    let mut planned_steps = 0usize;
-    let mut model_loss = f64::NAN;
+    let out_dir = opts.out_dir.clone();
+    let save_point = |point: (usize, usize, usize, u64, f64),
+                      trials: &[TrialResult],
+                      planner: &Planner,
+                      buffer: &ReplayBuffer,
+                      trainer: &Trainer| {
+        let (done, env_steps, planned_steps, episode, model_loss) = point;
+        match &out_dir {
+            Some(dir) => ResumeState {
+                version: 1,
+                trials_done: done,
+                env_steps,
+                planned_steps,
+                episode,
+                model_loss,
+                planner_calls: planner.calls(),
+                trials: trials.to_vec(),
+                replay_sha256: String::new(),
+                trainer_sha256: String::new(),
+            }
+            .save(dir, buffer, trainer),
+            None => Ok(()),
+        }
+    };
+    if resumed.is_none() && !summary.interrupted {
+        save_point((0, env_steps, planned_steps, episode, model_loss), &summary.trials, &planner, &buffer, &trainer)?;
+    }
     let run_started = Instant::now();
     let trials = if summary.interrupted { 0 } else { cfg.schedule.trials };
-    'trials: for trial in 0..trials {
+    'trials: for trial in first_trial..trials {
         let mut obs = reset(env, &mut episode);
         planner.reset()?;
         let (mut total, mut steps) = (0.0, 0usize);
@@ -570,6 +724,14 @@ pub fn run(
             f.trial(&result)?;
         }
         summary.trials.push(result);
+        // A consistent point: a stop from here on resumes at the next trial.
+        save_point(
+            (trial + 1, env_steps, planned_steps, episode, model_loss),
+            &summary.trials,
+            &planner,
+            &buffer,
+            &trainer,
+        )?;
         if interrupted(&opts) {
             summary.interrupted = true;
             summary.stopped_at = Some(format!("the end of trial {}", trial + 1));

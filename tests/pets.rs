@@ -151,6 +151,7 @@ gpu_test!(an_interrupted_run_keeps_its_checkpoint_and_metrics_intact, |ctx| {
         interrupt: Some(stop),
         progress: Some(&mut progress),
         overwrite: false,
+        resume: false,
     };
     let summary = pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), opts).unwrap();
     assert!(summary.interrupted);
@@ -319,3 +320,95 @@ fn a_type_error_in_a_config_file_names_the_key_not_a_line_of_an_internal_documen
         .to_string();
     assert!(e.contains("train.epochs"), "{e}");
 }
+
+// A run stopped in the middle of a trial and resumed finishes exactly as a run that never
+// stopped: the same trial returns, the same model, every transition stored once.
+gpu_test!(a_resumed_run_finishes_exactly_as_an_uninterrupted_one, |ctx| {
+    let cfg = tiny(
+        EnvKind::Pendulum,
+        &[
+            "loop.trials=3",
+            "loop.trial_length=12",
+            "loop.freq_train_model=5",
+            "planner.population=12",
+            "planner.particles=2",
+        ],
+    );
+    let base = std::env::temp_dir().join(format!("lookahead-resume-{}", std::process::id()));
+    std::fs::remove_dir_all(&base).ok();
+    let (straight_dir, stopped_dir) = (base.join("straight"), base.join("stopped"));
+    let mut env = cfg.env.make();
+    let straight = pets::run(
+        ctx,
+        &cfg,
+        env.as_mut(),
+        cfg.env.task(),
+        RunOptions { out_dir: Some(straight_dir.clone()), ..Default::default() },
+    )
+    .unwrap();
+    // Stop in the middle of the second trial.
+    let stop = Arc::new(AtomicBool::new(false));
+    let flag = stop.clone();
+    let mut progress = |p: &pets::Progress| {
+        if p.trial == 1 && p.step == 7 {
+            flag.store(true, Ordering::SeqCst);
+        }
+    };
+    let mut env = cfg.env.make();
+    let opts = RunOptions {
+        out_dir: Some(stopped_dir.clone()),
+        interrupt: Some(stop),
+        progress: Some(&mut progress),
+        ..Default::default()
+    };
+    let first = pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), opts).unwrap();
+    assert!(first.interrupted);
+    assert_eq!(first.trials.len(), 1);
+    // Resuming needs the same config, and picks up after the first trial.
+    let other = tiny(EnvKind::Pendulum, &["loop.trials=4"]);
+    let mut env = cfg.env.make();
+    let e = pets::run(
+        ctx,
+        &other,
+        env.as_mut(),
+        other.env.task(),
+        RunOptions { out_dir: Some(stopped_dir.clone()), resume: true, ..Default::default() },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("another config"), "{e}");
+    let mut env = cfg.env.make();
+    let resumed = pets::run(
+        ctx,
+        &cfg,
+        env.as_mut(),
+        cfg.env.task(),
+        RunOptions { out_dir: Some(stopped_dir.clone()), resume: true, ..Default::default() },
+    )
+    .unwrap();
+    let returns = |s: &pets::PetsSummary| s.trials.iter().map(|t| (t.env_step, t.total_return)).collect::<Vec<_>>();
+    assert_eq!(returns(&resumed), returns(&straight), "resumed trials differ from the uninterrupted run");
+    let model = |d: &std::path::Path| Checkpoint::load(d.join("model.safetensors")).unwrap();
+    assert_eq!(model(&stopped_dir), model(&straight_dir), "the final models differ");
+    let transitions =
+        |d: &std::path::Path| lookahead::train::ReplayBuffer::load(&d.join("replay.safetensors"), 3, 1).unwrap();
+    assert_eq!(transitions(&stopped_dir), transitions(&straight_dir), "the stored transitions differ");
+    assert_eq!(
+        std::fs::read_to_string(stopped_dir.join("results.csv")).unwrap().lines().count(),
+        std::fs::read_to_string(straight_dir.join("results.csv")).unwrap().lines().count()
+    );
+    // A replay file that is not the one the state names is refused.
+    std::fs::write(stopped_dir.join("replay.safetensors"), b"not the file").unwrap();
+    let mut env = cfg.env.make();
+    let e = pets::run(
+        ctx,
+        &cfg,
+        env.as_mut(),
+        cfg.env.task(),
+        RunOptions { out_dir: Some(stopped_dir.clone()), resume: true, ..Default::default() },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("not the file resume.json was written with"), "{e}");
+    std::fs::remove_dir_all(&base).ok();
+});

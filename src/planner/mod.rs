@@ -330,6 +330,17 @@ impl Planner {
         Ok((plans.remove(0), stats))
     }
 
+    /// Plans made so far: the position of the planner's random stream (each plan draws from its
+    /// own part of it).
+    pub fn calls(&self) -> u32 {
+        self.call
+    }
+
+    /// Moves the random stream to `calls` plans made (to continue a saved run exactly).
+    pub fn set_calls(&mut self, calls: u32) {
+        self.call = calls;
+    }
+
     /// Dispatches recorded by the last plan (all iterations of one submission).
     pub fn last_dispatches(&self) -> u64 {
         self.last_dispatches

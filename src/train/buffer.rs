@@ -38,6 +38,52 @@ impl ReplayBuffer {
         self.act_dim
     }
 
+    /// Writes the transitions as safetensors (`obs`, `act`, `next_obs` `[n, dim]`, `reward`,
+    /// `terminated` `[n]`, all F32), atomically.
+    pub fn save(&self, path: &std::path::Path) -> Result<()> {
+        let n = self.len();
+        let mut t: crate::model::format::Tensors = std::collections::BTreeMap::new();
+        t.insert("obs".into(), (vec![n, self.obs_dim], self.obs.clone()));
+        t.insert("act".into(), (vec![n, self.act_dim], self.act.clone()));
+        t.insert("next_obs".into(), (vec![n, self.obs_dim], self.next_obs.clone()));
+        t.insert("reward".into(), (vec![n], self.reward.clone()));
+        t.insert("terminated".into(), (vec![n], self.terminated.iter().map(|b| *b as u8 as f32).collect()));
+        let meta = [("format".to_string(), "lookahead-replay-v1".to_string())].into();
+        let bytes = crate::model::format::serialize(&t, meta)
+            .map_err(|reason| Error::Weights { path: path.display().to_string(), reason })?;
+        crate::util::write_atomic(path, &bytes)
+    }
+
+    /// Reads transitions written by [`ReplayBuffer::save`], every value checked as by `push`.
+    pub fn load(path: &std::path::Path, obs_dim: usize, act_dim: usize) -> Result<Self> {
+        use crate::error::FormatError;
+        let p = path.display().to_string();
+        let bytes = std::fs::read(path).map_err(|source| Error::Io { path: p.clone(), source })?;
+        let weights = |reason: FormatError| Error::Weights { path: p.clone(), reason };
+        let st = safetensors::SafeTensors::deserialize(&bytes)
+            .map_err(|e| weights(FormatError::NotSafetensors(e.to_string())))?;
+        let get = |name: &str, width: usize| -> Result<Vec<f32>> {
+            let t = st.tensor(name).map_err(|_| weights(FormatError::MissingTensor(name.into())))?;
+            let data: Vec<f32> =
+                t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+            if t.dtype() != safetensors::Dtype::F32 || !data.len().is_multiple_of(width.max(1)) {
+                return Err(weights(FormatError::Shape(format!("tensor {name:?} has the wrong type or shape"))));
+            }
+            Ok(data)
+        };
+        let (obs, act, next) = (get("obs", obs_dim)?, get("act", act_dim)?, get("next_obs", obs_dim)?);
+        let (reward, terminated) = (get("reward", 1)?, get("terminated", 1)?);
+        let mut b = Self::new(obs_dim, act_dim);
+        for i in 0..reward.len() {
+            let row = |v: &[f32], w: usize| v.get(i * w..(i + 1) * w).map(<[f32]>::to_vec);
+            let (Some(o), Some(a), Some(n)) = (row(&obs, obs_dim), row(&act, act_dim), row(&next, obs_dim)) else {
+                return Err(weights(FormatError::Shape("the tensors hold different numbers of transitions".into())));
+            };
+            b.push(&o, &a, &n, reward[i], terminated[i] != 0.0)?;
+        }
+        Ok(b)
+    }
+
     /// Stored transitions.
     pub fn len(&self) -> usize {
         self.reward.len()
