@@ -315,7 +315,10 @@ struct ResumeState {
     model_loss: f64,
     planner_calls: u32,
     trials: Vec<TrialResult>,
-    /// SHA-256 of `replay.safetensors` and `resume.safetensors` as written for this point.
+    /// The point's replay buffer and trainer files (named by the point, so the previous point's
+    /// files stay intact until this state replaces the previous one) and their SHA-256.
+    replay_file: String,
+    trainer_file: String,
     replay_sha256: String,
     trainer_sha256: String,
 }
@@ -327,14 +330,29 @@ fn sha256_file(path: &Path) -> Result<String> {
 }
 
 impl ResumeState {
-    /// Writes the buffer and the trainer, then the state naming them (the commit point).
+    /// Writes the buffer and the trainer under this point's names, then the state naming them
+    /// (the commit point), then removes the files of earlier points.
     fn save(mut self, dir: &Path, buffer: &ReplayBuffer, trainer: &Trainer) -> Result<()> {
-        buffer.save(&dir.join("replay.safetensors"))?;
-        trainer.checkpoint()?.save(dir.join("resume.safetensors"))?;
-        self.replay_sha256 = sha256_file(&dir.join("replay.safetensors"))?;
-        self.trainer_sha256 = sha256_file(&dir.join("resume.safetensors"))?;
+        self.replay_file = format!("replay.{}.safetensors", self.trials_done);
+        self.trainer_file = format!("resume.{}.safetensors", self.trials_done);
+        buffer.save(&dir.join(&self.replay_file))?;
+        trainer.checkpoint()?.save(dir.join(&self.trainer_file))?;
+        self.replay_sha256 = sha256_file(&dir.join(&self.replay_file))?;
+        self.trainer_sha256 = sha256_file(&dir.join(&self.trainer_file))?;
         let text = serde_json::to_string_pretty(&self).expect("the state serialises");
-        write_atomic(&dir.join("resume.json"), text.as_bytes())
+        write_atomic(&dir.join("resume.json"), text.as_bytes())?;
+        for entry in std::fs::read_dir(dir).map_err(|source| Error::Io { path: dir.display().to_string(), source })? {
+            let name = entry.map_err(|source| Error::Io { path: dir.display().to_string(), source })?.file_name();
+            let name = name.to_string_lossy();
+            let stale = (name.starts_with("replay.") || name.starts_with("resume."))
+                && name.ends_with(".safetensors")
+                && name != self.replay_file
+                && name != self.trainer_file;
+            if stale {
+                let _ = std::fs::remove_file(dir.join(name.as_ref()));
+            }
+        }
+        Ok(())
     }
 
     /// Reads the state and checks that the files it names are the ones written with it.
@@ -342,7 +360,7 @@ impl ResumeState {
         let p = dir.join("resume.json");
         let text = std::fs::read_to_string(&p).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
         let s: Self = serde_json::from_str(&text).map_err(|e| Error::config(p.display().to_string(), e.to_string()))?;
-        for (name, want) in [("replay.safetensors", &s.replay_sha256), ("resume.safetensors", &s.trainer_sha256)] {
+        for (name, want) in [(&s.replay_file, &s.replay_sha256), (&s.trainer_file, &s.trainer_sha256)] {
             if &sha256_file(&dir.join(name))? != want {
                 return Err(Error::InvalidInput(format!(
                     "{}: {name} is not the file resume.json was written with; the run cannot be resumed exactly",
@@ -355,16 +373,14 @@ impl ResumeState {
 }
 
 /// The files a run writes in its folder.
-pub const RUN_FILES: [&str; 8] = [
-    "config.toml",
-    "metrics.jsonl",
-    "results.csv",
-    "model.safetensors",
-    "learning_curve.svg",
-    "resume.json",
-    "replay.safetensors",
-    "resume.safetensors",
-];
+pub const RUN_FILES: [&str; 6] =
+    ["config.toml", "metrics.jsonl", "results.csv", "model.safetensors", "learning_curve.svg", "resume.json"];
+
+/// The transitions stored at a run's last consistent point (see `--resume`).
+pub fn saved_transitions(dir: &Path, obs_dim: usize, act_dim: usize) -> Result<ReplayBuffer> {
+    let state = ResumeState::load(dir)?;
+    ReplayBuffer::load(&dir.join(&state.replay_file), obs_dim, act_dim)
+}
 
 struct RunFiles {
     dir: PathBuf,
@@ -399,8 +415,14 @@ impl RunFiles {
         Self::check(dir, overwrite)?;
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         // An overwritten run loses every file of the old one first: no mixture of the two.
-        for name in RUN_FILES {
-            let p = dir.join(name);
+        let points =
+            std::fs::read_dir(dir).map_err(io(dir))?.filter_map(|e| e.ok()).map(|e| e.file_name()).filter(|n| {
+                let n = n.to_string_lossy();
+                (n.starts_with("replay.") || n.starts_with("resume.")) && n.ends_with(".safetensors")
+            });
+        let names: Vec<std::path::PathBuf> =
+            RUN_FILES.iter().map(|n| dir.join(n)).chain(points.map(|n| dir.join(n))).collect();
+        for p in names {
             if p.exists() {
                 std::fs::remove_file(&p).map_err(io(&p))?;
             }
@@ -434,6 +456,14 @@ impl RunFiles {
             ));
         }
         write_atomic(&dir.join("results.csv"), text.as_bytes())?;
+        // A process killed while appending leaves a partial last line: cut it off.
+        let metrics = dir.join("metrics.jsonl");
+        if let Ok(bytes) = std::fs::read(&metrics) {
+            let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+            if keep < bytes.len() {
+                write_atomic(&metrics, &bytes[..keep])?;
+            }
+        }
         let open = |name: &str| {
             let p = dir.join(name);
             std::fs::OpenOptions::new().append(true).open(&p).map_err(io(&p))
@@ -546,8 +576,8 @@ pub fn run(
     spec.check_fits(ctx)?;
     let train_cfg = TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
     let mut trainer = match (&resumed, &opts.out_dir) {
-        (Some(_), Some(dir)) => {
-            let ckpt = crate::train::checkpoint::Checkpoint::load(dir.join("resume.safetensors"))?;
+        (Some(state), Some(dir)) => {
+            let ckpt = crate::train::checkpoint::Checkpoint::load(dir.join(&state.trainer_file))?;
             Trainer::from_checkpoint(ctx, &ckpt, Some(train_cfg))?
         }
         _ => Trainer::new(ctx, Ensemble::random(spec.clone(), cfg.seed)?, train_cfg)?,
@@ -563,7 +593,7 @@ pub fn run(
         (None, _) => None,
     };
     let mut buffer = match (&opts.out_dir, &resumed) {
-        (Some(dir), Some(_)) => ReplayBuffer::load(&dir.join("replay.safetensors"), task.obs_dim, task.act_dim)?,
+        (Some(dir), Some(state)) => ReplayBuffer::load(&dir.join(&state.replay_file), task.obs_dim, task.act_dim)?,
         _ => ReplayBuffer::new(task.obs_dim, task.act_dim),
     };
     let mut rng = rand::rngs::StdRng::seed_from_u64(cfg.seed ^ 0x9e37_79b9_7f4a_7c15);
@@ -641,6 +671,8 @@ pub fn run(
                 model_loss,
                 planner_calls: planner.calls(),
                 trials: trials.to_vec(),
+                replay_file: String::new(),
+                trainer_file: String::new(),
                 replay_sha256: String::new(),
                 trainer_sha256: String::new(),
             }

@@ -208,3 +208,64 @@ fn an_unmatched_adapter_name_lists_every_adapter_and_suggests_choosing_not_insta
     assert!(text.contains("vulkan") && text.contains("--adapter"), "{text}");
     assert!(!text.contains("apt-get"), "lavapipe is installed; the hint should not say to install it: {text}");
 }
+
+/// Crash consistency: a small PETS run killed with SIGKILL at 20 instants, each followed by
+/// `--resume` (or a fresh start when it was killed before its first consistent point), ends with
+/// exactly the trials, returns and transitions of a run that was never killed.
+#[test]
+fn a_run_killed_twenty_times_and_resumed_ends_as_an_uninterrupted_one() {
+    use std::time::Duration;
+    let base = std::env::temp_dir().join(format!("lookahead-soak-{}", std::process::id()));
+    std::fs::remove_dir_all(&base).ok();
+    let sets = [
+        "loop.trials=6",
+        "loop.trial_length=30",
+        "loop.initial_exploration_steps=30",
+        "loop.freq_train_model=20",
+        "model.hidden=[16]",
+        "train.epochs=3",
+        "planner.population=20",
+        "planner.particles=2",
+        "planner.horizon=5",
+    ];
+    let command = |dir: &std::path::Path, mode: &str| {
+        let mut c = bin();
+        c.args(["pets", "--env", "pendulum", "--preset", "demo", mode, "--out"]).arg(dir);
+        for s in sets {
+            c.args(["--set", s]);
+        }
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        c
+    };
+    let straight = base.join("straight");
+    assert!(command(&straight, "--overwrite").status().unwrap().success());
+    let killed = base.join("killed");
+    let mut kills = 0;
+    let mut state = 12345u64;
+    while kills < 20 {
+        let mode = if killed.join("resume.json").exists() { "--resume" } else { "--overwrite" };
+        let mut child = command(&killed, mode).spawn().expect("starts");
+        state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        std::thread::sleep(Duration::from_millis(30 + (state >> 33) % 900));
+        if child.try_wait().unwrap().is_some() {
+            // It finished before the kill: start it over to keep killing.
+            std::fs::remove_dir_all(&killed).ok();
+            continue;
+        }
+        child.kill().expect("SIGKILL");
+        child.wait().unwrap();
+        kills += 1;
+    }
+    let mode = if killed.join("resume.json").exists() { "--resume" } else { "--overwrite" };
+    assert!(command(&killed, mode).status().unwrap().success(), "the final resume failed");
+    let results = |d: &std::path::Path| std::fs::read_to_string(d.join("results.csv")).unwrap();
+    let rows =
+        |text: String| text.lines().map(|l| l.split(',').take(3).collect::<Vec<_>>().join(",")).collect::<Vec<_>>();
+    assert_eq!(rows(results(&killed)), rows(results(&straight)), "trials, steps and returns differ after 20 kills");
+    let buffer = |d: &std::path::Path| lookahead::pets::saved_transitions(d, 3, 1).unwrap();
+    assert_eq!(buffer(&killed), buffer(&straight), "the stored transitions differ after 20 kills");
+    for line in std::fs::read_to_string(killed.join("metrics.jsonl")).unwrap().lines() {
+        serde_json::from_str::<serde_json::Value>(line).expect("every metrics line is complete JSON");
+    }
+    std::fs::remove_dir_all(&base).ok();
+}

@@ -390,15 +390,16 @@ gpu_test!(a_resumed_run_finishes_exactly_as_an_uninterrupted_one, |ctx| {
     assert_eq!(returns(&resumed), returns(&straight), "resumed trials differ from the uninterrupted run");
     let model = |d: &std::path::Path| Checkpoint::load(d.join("model.safetensors")).unwrap();
     assert_eq!(model(&stopped_dir), model(&straight_dir), "the final models differ");
-    let transitions =
-        |d: &std::path::Path| lookahead::train::ReplayBuffer::load(&d.join("replay.safetensors"), 3, 1).unwrap();
+    let transitions = |d: &std::path::Path| pets::saved_transitions(d, 3, 1).unwrap();
     assert_eq!(transitions(&stopped_dir), transitions(&straight_dir), "the stored transitions differ");
     assert_eq!(
         std::fs::read_to_string(stopped_dir.join("results.csv")).unwrap().lines().count(),
         std::fs::read_to_string(straight_dir.join("results.csv")).unwrap().lines().count()
     );
     // A replay file that is not the one the state names is refused.
-    std::fs::write(stopped_dir.join("replay.safetensors"), b"not the file").unwrap();
+    let state: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(stopped_dir.join("resume.json")).unwrap()).unwrap();
+    std::fs::write(stopped_dir.join(state["replay_file"].as_str().unwrap()), b"not the file").unwrap();
     let mut env = cfg.env.make();
     let e = pets::run(
         ctx,
