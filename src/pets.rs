@@ -573,19 +573,27 @@ pub fn run(
     // Every size is checked against the device before any work: the model (without allocating
     // it), the trainer's buffers, and the planner's workspace, which is built now with a
     // stand-in for the elites and given the trained ones later.
+    // The model must fit before anything of its size is allocated; then the trainer and the
+    // planner are both built and every refusal among them is reported at once.
     spec.check_fits(ctx)?;
     let train_cfg = TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
-    let mut trainer = match (&resumed, &opts.out_dir) {
-        (Some(state), Some(dir)) => {
-            let ckpt = crate::train::checkpoint::Checkpoint::load(dir.join(&state.trainer_file))?;
-            Trainer::from_checkpoint(ctx, &ckpt, Some(train_cfg))?
-        }
-        _ => Trainer::new(ctx, Ensemble::random(spec.clone(), cfg.seed)?, train_cfg)?,
+    let trainer = match (&resumed, &opts.out_dir) {
+        (Some(state), Some(dir)) => crate::train::checkpoint::Checkpoint::load(dir.join(&state.trainer_file))
+            .and_then(|ckpt| Trainer::from_checkpoint(ctx, &ckpt, Some(train_cfg))),
+        _ => Ensemble::random(spec.clone(), cfg.seed).and_then(|e| Trainer::new(ctx, e, train_cfg)),
     };
-    trainer.set_interrupt(opts.interrupt.clone());
     let elite_spec = EnsembleSpec { n_members: cfg.train.num_elites, ..spec };
     let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
-    let mut planner = Planner::new(ctx, task.clone(), Dynamics::Ensemble(Ensemble::random(elite_spec, cfg.seed)?), pc)?;
+    let planner =
+        Ensemble::random(elite_spec, cfg.seed).and_then(|e| Planner::new(ctx, task.clone(), Dynamics::Ensemble(e), pc));
+    let (mut trainer, mut planner) = match (trainer, planner) {
+        (Ok(t), Ok(p)) => (t, p),
+        (t, p) => {
+            Error::collect([t.err(), p.err()].into_iter().flatten().collect())?;
+            unreachable!("at least one of the two failed")
+        }
+    };
+    trainer.set_interrupt(opts.interrupt.clone());
     // Only now, with every check passed, is an earlier run in the folder replaced (or reopened).
     let mut files = match (&opts.out_dir, &resumed) {
         (Some(dir), Some(state)) => Some(RunFiles::reopen(dir, &state.trials)?),

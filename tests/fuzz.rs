@@ -65,7 +65,7 @@ const VALUES: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, failure_persistence: None, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 10000, failure_persistence: None, .. ProptestConfig::default() })]
 
     #[test]
     fn set_assignments_never_panic_and_refusals_name_a_key(

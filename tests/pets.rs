@@ -413,3 +413,12 @@ gpu_test!(a_resumed_run_finishes_exactly_as_an_uninterrupted_one, |ctx| {
     assert!(e.contains("not the file resume.json was written with"), "{e}");
     std::fs::remove_dir_all(&base).ok();
 });
+
+gpu_test!(a_trainer_and_a_planner_too_large_are_both_reported_at_once, |ctx| {
+    let cfg = tiny(EnvKind::Pendulum, &["planner.population=10000000", "train.batch_size=100000000"]);
+    let mut env = cfg.env.make();
+    let e = pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), RunOptions::default()).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, lookahead::Error::InvalidConfigs(_)), "{text}");
+    assert!(text.contains("lower population") && text.contains("train.batch_size"), "{text}");
+});
