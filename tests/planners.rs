@@ -262,3 +262,31 @@ fn ts_infinity_keeps_members_ts1_redraws_them_and_loads_are_balanced() {
         assert!(redrawn as f64 > 0.5 * expected, "TS1 redrew {redrawn} of about {expected:.0} times");
     }
 }
+
+/// The propagation modes are different algorithms: from the same state, stream and ensemble,
+/// TS1, TS∞ and expectation give three different plans (a planner that ignored the setting
+/// would give one).
+#[test]
+fn the_three_propagation_modes_give_different_plans() {
+    let ctx = common::ctx();
+    let plans: Vec<Vec<f32>> = [Propagation::Ts1, Propagation::Tsinf, Propagation::Expectation]
+        .into_iter()
+        .map(|propagation| {
+            let cfg = PlannerConfig {
+                horizon: 6,
+                iterations: 2,
+                population: 30,
+                particles: 4,
+                propagation,
+                seed: 2,
+                ..PlannerConfig::default()
+            };
+            let mut p =
+                Planner::new(&ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ensemble(3, 8)), cfg).expect("planner");
+            p.plan(&[0.6, -0.8, 0.3]).expect("plan").actions
+        })
+        .collect();
+    assert_ne!(plans[0], plans[1], "TS1 and TS∞ planned the same");
+    assert_ne!(plans[0], plans[2], "TS1 and expectation planned the same");
+    assert_ne!(plans[1], plans[2], "TS∞ and expectation planned the same");
+}
