@@ -226,6 +226,11 @@ gpu_test!(one_training_step_is_the_reference_adam_update, |ctx| {
     assert_close("first moments", &gm1, &m1, Tol { rel: 1e-3, abs: 1e-7 });
 });
 
+/// A Gaussian cartpole ensemble of `members` members and the given hidden widths.
+fn cartpole_spec(members: usize, hidden: Vec<usize>) -> EnsembleSpec {
+    EnsembleSpec { n_members: members, obs_dim: 4, act_dim: 1, hidden, probabilistic: true, learned_reward: false }
+}
+
 fn cartpole_data(n: usize, seed: u64) -> ReplayBuffer {
     let mut env = EnvKind::Cartpole.make();
     let mut buffer = ReplayBuffer::new(4, 1);
@@ -581,14 +586,7 @@ gpu_test!(five_adam_steps_match_the_reference_in_parameters_both_moments_and_ste
 // reaches exactly the parameters of one that never stopped.
 gpu_test!(training_resumed_from_a_checkpoint_continues_exactly_as_uninterrupted_training, |ctx| {
     let buffer = cartpole_data(300, 4);
-    let spec = EnsembleSpec {
-        n_members: 3,
-        obs_dim: 4,
-        act_dim: 1,
-        hidden: vec![16],
-        probabilistic: true,
-        learned_reward: false,
-    };
+    let spec = cartpole_spec(3, vec![16]);
     let cfg = TrainConfig {
         epochs: 2,
         batch_size: 40,
@@ -653,14 +651,7 @@ gpu_test!(gradients_over_several_and_partial_tiles_match_the_f64_reference, |ctx
 // epoch's.
 gpu_test!(an_improve_then_degrade_run_ends_with_the_weights_of_an_earlier_epoch, |ctx| {
     let buffer = cartpole_data(160, 6);
-    let spec = EnsembleSpec {
-        n_members: 2,
-        obs_dim: 4,
-        act_dim: 1,
-        hidden: vec![16],
-        probabilistic: true,
-        learned_reward: false,
-    };
+    let spec = cartpole_spec(2, vec![16]);
     // lr 0.05 is far too high: epoch 1 improves on the random start, epochs 2 and 3 are worse.
     let cfg = TrainConfig {
         epochs: 3,
