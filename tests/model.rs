@@ -68,7 +68,7 @@ fn truncated_altered_or_mismatched_files_are_rejected_with_the_reason() {
     let err = Ensemble::from_bytes(&nan).unwrap_err();
     assert!(matches!(err, FormatError::Inconsistent(_)) && err.to_string().contains("finite"), "{err}");
     // Garbage.
-    assert!(Ensemble::from_bytes(b"not a model").is_err());
+    assert!(matches!(Ensemble::from_bytes(b"not a model"), Err(FormatError::NotSafetensors(_))));
     // A missing file names the path.
     let err = Ensemble::load(dir.join("missing.safetensors")).unwrap_err();
     assert!(matches!(err, Error::Io { .. }) && err.to_string().contains("missing.safetensors"), "{err}");

@@ -55,12 +55,15 @@ gpu_test!(the_planner_thread_plans_from_the_newest_state_and_reports_its_death, 
 gpu_test!(bad_budgets_and_observations_are_errors, |ctx| {
     let mut planner = pendulum_planner(ctx, 3);
     let obs = [1.0f32, 0.0, 0.0];
-    assert!(planner.plan_with(&obs, Budget::Time(Duration::ZERO)).is_err());
-    assert!(planner.plan_with(&obs, Budget::Iterations(0)).is_err());
+    let zero_time = planner.plan_with(&obs, Budget::Time(Duration::ZERO)).unwrap_err();
+    assert!(matches!(&zero_time, Error::InvalidInput(m) if m.contains("zero time")), "{zero_time}");
+    let zero_its = planner.plan_with(&obs, Budget::Iterations(0)).unwrap_err();
+    assert!(matches!(&zero_its, Error::InvalidInput(m) if m.contains("0 iterations")), "{zero_its}");
     let past = Instant::now();
     std::thread::sleep(Duration::from_millis(1));
     assert!(planner.plan_with(&obs, Budget::Deadline(past)).unwrap_err().to_string().contains("passed"));
-    assert!(planner.plan_with(&[f32::NAN, 0.0, 0.0], Budget::Iterations(1)).is_err());
+    let nan = planner.plan_with(&[f32::NAN, 0.0, 0.0], Budget::Iterations(1)).unwrap_err();
+    assert!(matches!(&nan, Error::InvalidInput(m) if m.contains("non-finite")), "{nan}");
     let out = planner.plan_with(&obs, Budget::Iterations(2)).expect("still plans");
     assert_eq!(out.iterations_done, 2);
 });

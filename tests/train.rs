@@ -349,7 +349,8 @@ fn bad_transitions_are_rejected_and_nothing_is_stored() {
     let mut b = ReplayBuffer::new(2, 1);
     assert!(b.push(&[0.0, f32::NAN], &[0.0], &[0.0, 0.0], 0.0, false).unwrap_err().to_string().contains("not finite"));
     assert!(b.push(&[0.0], &[0.0], &[0.0, 0.0], 0.0, false).unwrap_err().to_string().contains("expected 2"));
-    assert!(b.push(&[0.0, 0.0], &[0.0], &[0.0, 0.0], f32::INFINITY, false).is_err());
+    let e = b.push(&[0.0, 0.0], &[0.0], &[0.0, 0.0], f32::INFINITY, false).unwrap_err();
+    assert!(matches!(&e, lookahead::Error::InvalidInput(m) if m.contains("reward")), "{e}");
     assert!(b.is_empty());
 }
 
@@ -416,7 +417,8 @@ gpu_test!(checkpoints_round_trip_resume_training_and_reject_damage, |ctx| {
     // A save that cannot complete leaves the previous file as it was and no temporary behind.
     let blocked = dir.join("blocked.safetensors");
     std::fs::create_dir_all(blocked.join("occupied")).unwrap();
-    assert!(ckpt.save(&blocked).is_err());
+    let e = ckpt.save(&blocked).unwrap_err();
+    assert!(matches!(e, lookahead::Error::Io { .. }), "{e}");
     assert!(blocked.join("occupied").is_dir());
     let leftovers: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
@@ -436,7 +438,8 @@ fn selecting_members_keeps_their_predictions() {
     let x = [0.1, -0.3, 0.5, 0.2, -0.1];
     assert_eq!(sub.predict_f64(0, &x), e.predict_f64(2, &x));
     assert_eq!(sub.predict_f64(1, &x), e.predict_f64(0, &x));
-    assert!(e.select_members(&[3]).is_err());
+    let err = e.select_members(&[3]).unwrap_err();
+    assert!(err.to_string().contains("member 3 does not exist"), "{err}");
 }
 
 gpu_test!(reference_network_loss_and_gradients_match_the_f64_reference, |ctx| {
