@@ -134,35 +134,47 @@ pub mod reference {
         call: u32,
         iteration: u32,
     ) -> Vec<f64> {
-        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let (h, na) = (dims.horizon, dims.act_dim);
         let key = rng::key_of(seed);
-        let mut actions = vec![0.0; n_batch * pop * h * na];
+        per_candidate_step(dims, |b, c, t, a| {
+            let i = (b * h + t) * na + a;
+            let elem = ((c * h + t) * na + a) as u32;
+            let m = mean[i];
+            let x = match sampling {
+                Sampling::ClippedNormal => {
+                    let w = sample_word(elem, b, call, iteration, key);
+                    m + var[i].sqrt() * rng::box_muller(w[0], w[1]).0
+                }
+                Sampling::TruncatedNormal => {
+                    let lb = (m - lower[a]) / 2.0;
+                    let ub = (upper[a] - m) / 2.0;
+                    let v = (lb * lb).min(ub * ub).min(var[i]);
+                    m + v.sqrt() * rng::truncated_normal(elem, b as u32, call, iteration, key)
+                }
+            };
+            x.clamp(lower[a], upper[a])
+        })
+    }
+
+    /// `[n_batch · population, horizon, act_dim]` with element `(b, c, t, a)` from `f`.
+    fn per_candidate_step(dims: CemDims, mut f: impl FnMut(usize, usize, usize, usize) -> f64) -> Vec<f64> {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let mut actions = Vec::with_capacity(n_batch * pop * h * na);
         for b in 0..n_batch {
             for c in 0..pop {
                 for t in 0..h {
                     for a in 0..na {
-                        let i = (b * h + t) * na + a;
-                        let elem = ((c * h + t) * na + a) as u32;
-                        let m = mean[i];
-                        let x = match sampling {
-                            Sampling::ClippedNormal => {
-                                let w =
-                                    rng::philox([elem, b as u32, call, rng::tag(purpose::SAMPLE, iteration, 0)], key);
-                                m + var[i].sqrt() * rng::box_muller(w[0], w[1]).0
-                            }
-                            Sampling::TruncatedNormal => {
-                                let lb = (m - lower[a]) / 2.0;
-                                let ub = (upper[a] - m) / 2.0;
-                                let v = (lb * lb).min(ub * ub).min(var[i]);
-                                m + v.sqrt() * rng::truncated_normal(elem, b as u32, call, iteration, key)
-                            }
-                        };
-                        actions[((b * pop + c) * h + t) * na + a] = x.clamp(lower[a], upper[a]);
+                        actions.push(f(b, c, t, a));
                     }
                 }
             }
         }
         actions
+    }
+
+    /// The Philox block of `sample_candidates` for element `elem` of plan `b`.
+    fn sample_word(elem: u32, b: usize, call: u32, iteration: u32, key: [u32; 2]) -> [u32; 4] {
+        rng::philox([elem, b as u32, call, rng::tag(purpose::SAMPLE, iteration, 0)], key)
     }
 
     /// `particle_mean`: mean over particles, non-finite → [`super::NON_FINITE_RETURN`].
@@ -251,21 +263,12 @@ pub mod reference {
         call: u32,
         iteration: u32,
     ) -> Vec<f64> {
-        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let (h, na) = (dims.horizon, dims.act_dim);
         let key = rng::key_of(seed);
-        let mut actions = vec![0.0; n_batch * pop * h * na];
-        for b in 0..n_batch {
-            for c in 0..pop {
-                for t in 0..h {
-                    for a in 0..na {
-                        let elem = ((c * h + t) * na + a) as u32;
-                        let w = rng::philox([elem, b as u32, call, rng::tag(purpose::SAMPLE, iteration, 0)], key);
-                        actions[((b * pop + c) * h + t) * na + a] = lower[a] + (upper[a] - lower[a]) * rng::u01(w[0]);
-                    }
-                }
-            }
-        }
-        actions
+        per_candidate_step(dims, |b, c, t, a| {
+            let w = sample_word(((c * h + t) * na + a) as u32, b, call, iteration, key);
+            lower[a] + (upper[a] - lower[a]) * rng::u01(w[0])
+        })
     }
 
     /// MPPI's settings.
