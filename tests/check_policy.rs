@@ -5,18 +5,13 @@
 
 mod common;
 
+use common::ctx_with;
+
 use lookahead::env::EnvKind;
-use lookahead::gpu::{AdapterOptions, GpuContext, ShaderChecks};
+use lookahead::gpu::{GpuContext, ShaderChecks};
 use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Propagation};
 use lookahead::train::{ReplayBuffer, TrainConfig, Trainer};
-
-fn ctx_with(shader_checks: ShaderChecks) -> GpuContext {
-    let name = std::env::var("LOOKAHEAD_ADAPTER").ok();
-    GpuContext::new(&AdapterOptions { name, backend: None, shader_checks }).unwrap_or_else(|e| {
-        panic!("GPU tests need an adapter: {e}\nInstall lavapipe with: apt-get update && apt-get install -y mesa-vulkan-drivers")
-    })
-}
 
 fn plans(ctx: &GpuContext) -> Vec<Vec<f32>> {
     // Ragged sizes (population 37, 3 particles, hidden 33) so tiles and workgroups are partial.

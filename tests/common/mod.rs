@@ -2,13 +2,18 @@
 //! comparison and a small harness that runs one WGSL entry point over plain buffers.
 #![allow(dead_code)]
 
-use lookahead::gpu::{AdapterOptions, GpuContext};
+use lookahead::gpu::{AdapterOptions, GpuContext, ShaderChecks};
 
 /// The adapter under test: `LOOKAHEAD_ADAPTER` if set, else the best one. Panics with the
 /// install command when there is none, so a green run always means the shaders ran.
 pub fn ctx() -> GpuContext {
+    ctx_with(AdapterOptions::default().shader_checks)
+}
+
+/// [`ctx`] with the given runtime-check policy.
+pub fn ctx_with(shader_checks: ShaderChecks) -> GpuContext {
     let name = std::env::var("LOOKAHEAD_ADAPTER").ok();
-    match GpuContext::new(&AdapterOptions { name, ..AdapterOptions::default() }) {
+    match GpuContext::new(&AdapterOptions { name, shader_checks, ..AdapterOptions::default() }) {
         Ok(c) => c,
         Err(e) => panic!(
             "GPU tests need an adapter and none was found: {e}\n\
