@@ -196,6 +196,25 @@ enum BenchCommand {
     },
 }
 
+/// The start of `bench plan` and `bench train`: checks the report path before any work, opens
+/// the adapter and prints the header (version, adapter, check policy, timestamp support).
+fn start_bench(
+    gpu: &GpuArgs,
+    what: &str,
+    json: Option<&std::path::Path>,
+    quick: bool,
+    profile: bool,
+) -> anyhow::Result<GpuContext> {
+    if let Some(path) = json {
+        lookahead::util::check_writable(path)?;
+    }
+    let ctx = open_gpu(gpu)?;
+    println!("lookahead {} bench {what}{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
+    println!("adapter: {}", ctx.adapter());
+    print_bench_setup(&ctx, profile);
+    Ok(ctx)
+}
+
 fn print_bench_setup(ctx: &GpuContext, profile: bool) {
     let timestamps = lookahead::gpu::Profiler::new(ctx).is_some();
     println!("shader checks: {:?}; timestamp queries: {}", ctx.shader_checks(), if timestamps { "yes" } else { "no" });
@@ -436,13 +455,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bench { what: BenchCommand::Plan { json, quick, profile } } => {
-            if let Some(path) = &json {
-                lookahead::util::check_writable(path)?;
-            }
-            let ctx = open_gpu(&cli.gpu)?;
-            println!("lookahead {} bench plan{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
-            println!("adapter: {}", ctx.adapter());
-            print_bench_setup(&ctx, profile);
+            let ctx = start_bench(&cli.gpu, "plan", json.as_deref(), quick, profile)?;
             let l = ctx.limits();
             println!(
                 "limits: max_storage_buffer_binding_size {} B, max_buffer_size {} B, max_compute_workgroups_per_dimension {}",
@@ -479,13 +492,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bench { what: BenchCommand::Train { json, quick, profile } } => {
-            if let Some(path) = &json {
-                lookahead::util::check_writable(path)?;
-            }
-            let ctx = open_gpu(&cli.gpu)?;
-            println!("lookahead {} bench train{}", env!("CARGO_PKG_VERSION"), if quick { " --quick" } else { "" });
-            println!("adapter: {}", ctx.adapter());
-            print_bench_setup(&ctx, profile);
+            let ctx = start_bench(&cli.gpu, "train", json.as_deref(), quick, profile)?;
             let cases = if quick { bench::train_quick_suite() } else { bench::train_full_suite() };
             println!(
                 "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14} {:>10}",
