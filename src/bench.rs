@@ -58,6 +58,8 @@ pub struct PlanResult {
     pub gflops: f64,
     /// Timed plans.
     pub repeats: usize,
+    /// The network kernel the planner chose (`tiled`, `rows` or `fused`; empty for analytic dynamics).
+    pub mlp_kernel: String,
     /// Compute dispatches per plan (one submission).
     pub dispatches_per_plan: u64,
     /// With `--profile`: GPU milliseconds per kernel per plan (mean of the profiled plans),
@@ -226,6 +228,7 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase, profile: bool) -> Result<PlanRes
         gflops: 2.0 * macs as f64 * steps / (p50 / 1e3) / 1e9,
         repeats: c.repeats,
         dispatches_per_plan,
+        mlp_kernel: planner.network_kernel().unwrap_or("").to_string(),
         profile,
     })
 }

@@ -11,7 +11,7 @@ use lookahead::env::EnvKind;
 use lookahead::gpu::{self, AdapterOptions, Backend, GpuContext};
 use lookahead::mpc;
 use lookahead::pets::{self, PetsConfig, Preset};
-use lookahead::planner::PlannerConfig;
+use lookahead::planner::{MlpKernel, PlannerConfig};
 
 #[derive(Parser)]
 #[command(name = "lookahead", version, about = "PETS / CEM model-predictive control in WGSL compute shaders")]
@@ -187,6 +187,12 @@ enum BenchCommand {
         /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Only the cases whose name contains this.
+        #[arg(long)]
+        only: Option<String>,
+        /// The network kernel of every case: auto, tiled, rows or fused (planner.mlp_kernel).
+        #[arg(long, default_value = "auto", value_parser = parse_mlp_kernel)]
+        mlp_kernel: MlpKernel,
         /// The reduced set (minutes on lavapipe).
         #[arg(long)]
         quick: bool,
@@ -194,6 +200,10 @@ enum BenchCommand {
         #[arg(long)]
         profile: bool,
     },
+}
+
+fn parse_mlp_kernel(s: &str) -> std::result::Result<MlpKernel, String> {
+    MlpKernel::from_name(s).ok_or_else(|| format!("unknown network kernel {s:?}; expected auto, tiled, rows or fused"))
 }
 
 /// The start of `bench plan` and `bench train`: checks the report path before any work, opens
@@ -454,23 +464,43 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("trajectory written to {}", path.display());
             }
         }
-        Command::Bench { what: BenchCommand::Plan { json, quick, profile } } => {
+        Command::Bench { what: BenchCommand::Plan { json, only, mlp_kernel, quick, profile } } => {
             let ctx = start_bench(&cli.gpu, "plan", json.as_deref(), quick, profile)?;
             let l = ctx.limits();
             println!(
                 "limits: max_storage_buffer_binding_size {} B, max_buffer_size {} B, max_compute_workgroups_per_dimension {}",
                 l.max_storage_buffer_binding_size, l.max_buffer_size, l.max_compute_workgroups_per_dimension
             );
-            let cases = if quick { bench::quick_suite() } else { bench::full_suite() };
+            let mut cases = if quick { bench::quick_suite() } else { bench::full_suite() };
+            if let Some(only) = &only {
+                cases.retain(|c| c.name.contains(only.as_str()));
+                if cases.is_empty() {
+                    anyhow::bail!("no bench case name contains {only:?}");
+                }
+            }
+            for c in &mut cases {
+                c.cem.mlp_kernel = mlp_kernel;
+            }
             println!(
-                "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6}",
-                "case", "pop", "part", "H", "it", "p50 ms", "p90 ms", "p99 ms", "model steps/s", "GFLOP/s", "disp"
+                "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6} {:>6}",
+                "case",
+                "pop",
+                "part",
+                "H",
+                "it",
+                "p50 ms",
+                "p90 ms",
+                "p99 ms",
+                "model steps/s",
+                "GFLOP/s",
+                "disp",
+                "net"
             );
             let mut results = Vec::new();
             for c in &cases {
                 let r = bench::run_case(&ctx, c, profile)?;
                 println!(
-                    "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1} {:>6}",
+                    "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1} {:>6} {:>6}",
                     r.name,
                     r.population,
                     r.particles,
@@ -481,7 +511,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.p99_ms,
                     r.model_steps_per_s,
                     r.gflops,
-                    r.dispatches_per_plan
+                    r.dispatches_per_plan,
+                    r.mlp_kernel
                 );
                 print_profile(r.profile.as_ref(), "plan");
                 results.push(r);

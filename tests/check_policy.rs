@@ -30,6 +30,7 @@ fn plans(ctx: &GpuContext) -> Vec<Vec<f32>> {
         (Propagation::Ts1, MlpKernel::Tiled),
         (Propagation::Tsinf, MlpKernel::Rows),
         (Propagation::Expectation, MlpKernel::Tiled),
+        (Propagation::Ts1, MlpKernel::Fused),
     ] {
         let cfg = PlannerConfig {
             horizon: 5,

@@ -8,6 +8,9 @@ use lookahead::env::reference::RefTask;
 use lookahead::env::{EnvKind, Task};
 use lookahead::kernels::cem::reference as cem_ref;
 use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels};
+use lookahead::kernels::mlp_fused::{
+    pack_network, reference as fused_ref, FusedBuffers, FusedParams, FusedShape, MlpFusedKernels,
+};
 use lookahead::kernels::{self, rng, PlanLayouts, PlanParams, COMMON_WGSL};
 use lookahead::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use lookahead::planner::reference::plan_f64;
@@ -181,6 +184,89 @@ gpu_test!(mlp_layer_matches_f64_reference_for_every_member_block, |ctx| {
             cpu[r0 * outd..r1 * outd].copy_from_slice(&y);
         }
         assert_close(&format!("mlp case {ci}"), &gpu, &cpu, FORWARD_TOL);
+    }
+});
+
+/// Runs the fused network kernel with `shape` over `x` (`[n_batch · local_slots, dims[0]]`) and
+/// returns its output, poisoned with NaN beforehand so an unwritten element fails the comparison.
+fn run_fused(
+    ctx: &lookahead::gpu::GpuContext,
+    shape: FusedShape,
+    p: &FusedParams,
+    x: &[f64],
+    w: &[f32],
+    b: &[f32],
+) -> Vec<f32> {
+    let fk = MlpFusedKernels::new(ctx, shape).expect("fused kernel");
+    let rows = p.n_batch as usize * p.local_slots as usize;
+    let out_dim = p.dims[p.n_layers as usize] as usize;
+    let xb = ctx.storage_buffer_init("x", &x.iter().map(|v| *v as f32).collect::<Vec<_>>());
+    let wb = ctx.storage_buffer_init("w", w);
+    let bb = ctx.storage_buffer_init("b", b);
+    let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * out_dim]);
+    let bg = fk.bind(ctx, "fused", p, &FusedBuffers { input: &xb, weights: &wb, biases: &bb, output: &yb });
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        kernels::dispatch(&mut pass, &fk.forward, &[(&bg, &[])], shape.workgroups(ctx, p).expect("fits"));
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    ctx.read_buffer::<f32>(&yb, rows * out_dim).expect("readback")
+}
+
+gpu_test!(fused_network_matches_f64_reference_for_every_member_block_and_shape, |ctx| {
+    // (members, batch, local slots, widths): member blocks of ragged length (13/12/12 rows,
+    // blocks longer and shorter than a workgroup's rows), widths that are not multiples of 4,
+    // 32 or the workgroup, an input wider than some hidden layers, more than 64 outputs (two
+    // columns per invocation), the PETS reference network with and without a learned reward.
+    let cases: [(usize, u32, u32, &[usize]); 5] = [
+        (3, 2, 37, &[13, 65, 7, 9]),
+        (1, 1, 1, &[5, 8]),
+        (7, 3, 233, &[5, 200, 200, 200, 200, 16]),
+        (2, 1, 131, &[70, 33, 130, 201]),
+        (5, 2, 50, &[24, 200, 200, 200, 200, 38]),
+    ];
+    let full = ctx.limits().clone();
+    for (ci, &(e, nb, ls, dims)) in cases.iter().enumerate() {
+        // The shape the device gets, then narrower ones: one row group of 4 per workgroup
+        // (little workgroup memory) and at most 64 invocations (several columns each).
+        let tight = wgpu::Limits {
+            max_compute_workgroup_storage_size: (dims.iter().max().unwrap() * 16) as u32,
+            ..full.clone()
+        };
+        let narrow = wgpu::Limits { max_compute_invocations_per_workgroup: 64, ..full.clone() };
+        let shapes: Vec<FusedShape> = [&full, &tight, &narrow]
+            .into_iter()
+            .map(|l| FusedShape::for_network(dims, l).expect("the network fits"))
+            .collect();
+        assert_eq!(shapes[1].rows4, 1, "tight limits give one row group");
+        let layers: Vec<(Vec<f32>, Vec<f32>)> = dims
+            .windows(2)
+            .enumerate()
+            .map(|(l, io)| {
+                let w = seeded(e * io[0] * io[1], 40 + (ci * 10 + l) as u64, 1.5 / (io[0] as f64).sqrt());
+                let b = seeded(e * io[1], 60 + (ci * 10 + l) as u64, 0.5);
+                (w.iter().map(|v| *v as f32).collect(), b.iter().map(|v| *v as f32).collect())
+            })
+            .collect();
+        let (wp, bp) = pack_network(layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
+        let p = FusedParams::new(dims, e, nb, ls).expect("fits the fused kernel");
+        let rows = (nb * ls) as usize;
+        let (ind, outd) = (dims[0], *dims.last().unwrap());
+        let x: Vec<f64> = seeded(rows * ind, 10 + ci as u64, 2.0).iter().map(|v| *v as f32 as f64).collect();
+        let refs: Vec<(&[f32], &[f32], usize, usize)> =
+            layers.iter().zip(dims.windows(2)).map(|((w, b), io)| (w.as_slice(), b.as_slice(), io[0], io[1])).collect();
+        let mut cpu = vec![0.0; rows * outd];
+        for m in 0..e as u32 {
+            let r0 = (nb * kernels::local_block_start(m, ls, e as u32)) as usize;
+            let r1 = (nb * kernels::local_block_start(m + 1, ls, e as u32)) as usize;
+            let y = fused_ref::network_f64(&x[r0 * ind..r1 * ind], &refs, m as usize);
+            cpu[r0 * outd..r1 * outd].copy_from_slice(&y);
+        }
+        for shape in shapes {
+            let gpu = run_fused(ctx, shape, &p, &x, &wp, &bp);
+            assert_close(&format!("fused case {ci} {shape:?}"), &gpu, &cpu, FORWARD_TOL);
+        }
     }
 });
 
@@ -379,8 +465,9 @@ fn compare_plan(
     cfg: PlannerConfig,
     obs: &[Vec<f32>],
 ) {
-    // A learned model is planned with each layer kernel.
-    let kernels: &[MlpKernel] = if ens.is_some() { &[MlpKernel::Tiled, MlpKernel::Rows] } else { &[MlpKernel::Auto] };
+    // A learned model is planned with each network kernel.
+    let kernels: &[MlpKernel] =
+        if ens.is_some() { &[MlpKernel::Tiled, MlpKernel::Rows, MlpKernel::Fused] } else { &[MlpKernel::Auto] };
     for &mlp_kernel in kernels {
         let cfg = PlannerConfig { mlp_kernel, ..cfg.clone() };
         let dynamics = match &ens {

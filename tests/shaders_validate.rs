@@ -201,12 +201,13 @@ fn constant_mismatches(table: &[(&str, &str, f64)]) -> Vec<String> {
 
 #[test]
 fn every_wgsl_constant_with_a_rust_twin_matches_it() {
-    use lookahead::kernels::{self as k, adam, cem, mlp, purpose, rng};
+    use lookahead::kernels::{self as k, adam, cem, mlp, mlp_fused, purpose, rng};
     use lookahead::planner::Propagation;
     let common = k::COMMON_WGSL.to_string();
     let with = |family: &str| [k::COMMON_WGSL, family].concat();
     let (mlp_src, rows_src, cem_src, adam_src) =
         (with(k::MLP_WGSL), with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL), with(k::ADAM_WGSL));
+    let fused_src = with(k::MLP_FUSED_WGSL);
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),
         (&common, "MAX_OBS", k::MAX_OBS as f64),
@@ -229,6 +230,8 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
         (&mlp_src, "TILE_N", mlp::TILE_N as f64),
         (&rows_src, "WINDOW", mlp::ROWS_WINDOW as f64),
         (&rows_src, "MAX_OUT4", mlp::ROWS_MAX_OUT4 as f64),
+        (&fused_src, "FUSED_MAX_LAYERS", mlp_fused::FUSED_MAX_LAYERS as f64),
+        (&fused_src, "FUSED_MAX_ACC", mlp_fused::FUSED_MAX_ACC as f64),
         (&cem_src, "MAX_TRUNCATION_ATTEMPTS", rng::MAX_TRUNCATION_ATTEMPTS as f64),
         (&cem_src, "NON_FINITE_RETURN", cem::NON_FINITE_RETURN as f64),
         (&adam_src, "CHUNK", adam::NORM_CHUNK as f64),

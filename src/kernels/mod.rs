@@ -21,6 +21,7 @@ pub mod adam;
 pub mod cem;
 pub mod loss;
 pub mod mlp;
+pub mod mlp_fused;
 pub mod rng;
 pub mod rollout;
 
@@ -40,6 +41,8 @@ pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
 pub const MLP_WGSL: &str = include_str!("../../shaders/mlp.wgsl");
 /// `mlp_rows.wgsl`: ensemble layer with uniform weights, one invocation per row (CPU rasterisers).
 pub const MLP_ROWS_WGSL: &str = include_str!("../../shaders/mlp_rows.wgsl");
+/// `mlp_fused.wgsl`: the whole ensemble network in one dispatch (the planner's model step on GPUs).
+pub const MLP_FUSED_WGSL: &str = include_str!("../../shaders/mlp_fused.wgsl");
 /// `rollout.wgsl`: trajectory-sampling rollout of a learned ensemble.
 pub const ROLLOUT_WGSL: &str = include_str!("../../shaders/rollout.wgsl");
 /// `analytic.wgsl`: rollout with the environment's own WGSL dynamics.
@@ -87,6 +90,11 @@ pub fn shaders() -> Vec<ShaderSource> {
         name: "mlp_rows",
         parts: vec![COMMON_WGSL, MLP_ROWS_WGSL],
         entry_points: &["forward_rows"],
+    });
+    out.push(ShaderSource {
+        name: "mlp_fused",
+        parts: vec![COMMON_WGSL, MLP_FUSED_WGSL],
+        entry_points: &["forward_fused"],
     });
     for (_, env_src) in ENV_SOURCES {
         out.push(ShaderSource {
@@ -259,10 +267,11 @@ pub fn pipeline(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 11] = [
+const OWN_SOURCES: [&str; 12] = [
     COMMON_WGSL,
     MLP_WGSL,
     MLP_ROWS_WGSL,
+    MLP_FUSED_WGSL,
     ROLLOUT_WGSL,
     ANALYTIC_WGSL,
     CEM_WGSL,

@@ -48,13 +48,35 @@ impl PlannerKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MlpKernel {
-    /// `rows` on CPU rasterisers (lavapipe) when the layers fit its windows, else `tiled` (default).
+    /// `rows` on CPU rasterisers (lavapipe) when the layers fit its windows; on GPUs `fused`
+    /// when the network fits it; else `tiled` (default).
     #[default]
     Auto,
-    /// Register-tiled matmul in workgroup memory (`mlp.wgsl`): for GPUs.
+    /// One register-tiled matmul dispatch per layer (`mlp.wgsl`), activations in global memory.
     Tiled,
     /// One invocation per row with uniform-buffer weights (`mlp_rows.wgsl`): for CPU rasterisers.
     Rows,
+    /// The whole network in one dispatch per step, activations in workgroup memory
+    /// (`mlp_fused.wgsl`): for GPUs; needs at most 8 layers and 4 rows of the widest input
+    /// in the device's workgroup memory.
+    Fused,
+}
+
+impl MlpKernel {
+    /// The kernel named `name` as in configs (`auto`, `tiled`, `rows`, `fused`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        [MlpKernel::Auto, MlpKernel::Tiled, MlpKernel::Rows, MlpKernel::Fused].into_iter().find(|k| k.name() == name)
+    }
+
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            MlpKernel::Auto => "auto",
+            MlpKernel::Tiled => "tiled",
+            MlpKernel::Rows => "rows",
+            MlpKernel::Fused => "fused",
+        }
+    }
 }
 
 /// Planner settings (the `[planner]` section). Defaults are the PETS cartpole reference

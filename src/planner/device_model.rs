@@ -1,6 +1,6 @@
 //! The planner's copy of a learned ensemble on the GPU: per-layer weights and biases, the
 //! normaliser and log-variance bounds (`model_consts`), and, for the row kernel, the weights
-//! packed into uniform windows. Uploaded once; [`DeviceModel::write`] replaces the values in
+//! packed into uniform windows, or for the fused kernel every layer in one buffer. Uploaded once; [`DeviceModel::write`] replaces the values in
 //! place after retraining, so compiled kernels and bound workspaces stay valid.
 
 use wgpu::util::DeviceExt;
@@ -8,6 +8,7 @@ use wgpu::util::DeviceExt;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::mlp::pack_rows_windows;
+use crate::kernels::mlp_fused::pack_network;
 use crate::model::Ensemble;
 
 pub(super) struct DeviceModel {
@@ -18,6 +19,23 @@ pub(super) struct DeviceModel {
     pub(super) consts: wgpu::Buffer,
     /// Per layer, the row kernel's uniform weight windows (when the row kernel is used).
     pub(super) rows: Option<Vec<wgpu::Buffer>>,
+    /// Every layer's weights, then every layer's biases, each in one buffer (the fused kernel).
+    pub(super) network: Option<(wgpu::Buffer, wgpu::Buffer)>,
+}
+
+/// The extra copies of the parameters a network kernel reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Packing {
+    /// Per-layer buffers only (the tiled kernel).
+    Layers,
+    /// Also the row kernel's uniform windows.
+    RowsWindows,
+    /// Also all layers in one weight and one bias buffer (the fused kernel).
+    Network,
+}
+
+fn network_of(e: &Ensemble) -> (Vec<f32>, Vec<f32>) {
+    pack_network(e.layers.iter().map(|l| (l.weight.as_slice(), l.bias.as_slice())))
 }
 
 /// Every layer's weights packed as the row kernel's windows (all members), or `None` when some
@@ -40,8 +58,8 @@ fn consts_of(e: &Ensemble) -> Vec<f32> {
 }
 
 impl DeviceModel {
-    /// Uploads `ensemble` (sizes checked first); `use_rows` also packs the row kernel's windows.
-    pub(super) fn upload(ctx: &GpuContext, ensemble: Ensemble, use_rows: bool) -> Result<Self> {
+    /// Uploads `ensemble` (sizes checked first) with the copies `packing` asks for.
+    pub(super) fn upload(ctx: &GpuContext, ensemble: Ensemble, packing: Packing) -> Result<Self> {
         for (l, layer) in ensemble.layers.iter().enumerate() {
             ctx.check_buffer_size(
                 &format!("layer {l} weights"),
@@ -50,7 +68,16 @@ impl DeviceModel {
                 "use a smaller network",
             )?;
         }
-        let windows = if use_rows {
+        let network = (packing == Packing::Network).then(|| network_of(&ensemble));
+        if let Some((w, _)) = &network {
+            ctx.check_buffer_size(
+                "all layers' weights",
+                (w.len() * 4) as u64,
+                true,
+                "use a smaller network or mlp_kernel = \"tiled\"",
+            )?;
+        }
+        let windows = if packing == Packing::RowsWindows {
             Some(rows_windows(&ensemble).ok_or_else(|| {
                 Error::config("planner.mlp_kernel", "rows needs every layer to fit its uniform windows; use tiled")
             })?)
@@ -84,7 +111,13 @@ impl DeviceModel {
                     })
                     .collect()
             });
-            Self { ensemble, weights, biases, consts, rows }
+            let network = network.map(|(w, b)| {
+                (
+                    ctx.storage_buffer_init("model.network.weights", &w),
+                    ctx.storage_buffer_init("model.network.biases", &b),
+                )
+            });
+            Self { ensemble, weights, biases, consts, rows, network }
         })
     }
 
@@ -108,6 +141,11 @@ impl DeviceModel {
             for (buf, w) in rows.iter().zip(&windows) {
                 q.write_buffer(buf, 0, bytemuck::cast_slice(w));
             }
+        }
+        if let Some((wb, bb)) = &self.network {
+            let (w, b) = network_of(ensemble);
+            q.write_buffer(wb, 0, bytemuck::cast_slice(&w));
+            q.write_buffer(bb, 0, bytemuck::cast_slice(&b));
         }
         self.ensemble = ensemble.clone();
         Ok(())

@@ -36,9 +36,10 @@ use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Profiler, RecordStats};
 use crate::kernels::cem::CemKernels;
 use crate::kernels::mlp::{MlpKernels, MlpRowsKernels};
+use crate::kernels::mlp_fused::{FusedShape, MlpFusedKernels};
 use crate::kernels::rollout::{AnalyticKernels, RolloutKernels};
 use crate::model::Ensemble;
-use device_model::{rows_windows, DeviceModel};
+use device_model::{rows_windows, DeviceModel, Packing};
 use warm_start::WarmStart;
 use workspace::Workspace;
 
@@ -80,9 +81,55 @@ pub struct Plan {
 enum DynamicsKernels {
     /// The task's own dynamics.
     Analytic(AnalyticKernels),
-    /// A learned ensemble: the rollout family, the tiled layer kernel and, on CPU rasterisers,
-    /// the row kernel.
-    Ensemble { rollout: RolloutKernels, mlp: MlpKernels, rows: Option<MlpRowsKernels> },
+    /// A learned ensemble: the rollout family and the kernel that runs the network.
+    Ensemble { rollout: RolloutKernels, net: NetKernels },
+}
+
+/// The kernel that runs the ensemble's network in a model step (`planner.mlp_kernel`).
+enum NetKernels {
+    /// One tiled dispatch per layer.
+    Tiled(MlpKernels),
+    /// One row dispatch per layer and member (CPU rasterisers).
+    Rows(MlpRowsKernels),
+    /// One dispatch for the whole network.
+    Fused(MlpFusedKernels),
+}
+
+impl NetKernels {
+    /// The kernel `choice` asks for on `ctx` for `ensemble`, with a configuration error where
+    /// the network does not fit the one named.
+    fn choose(ctx: &GpuContext, choice: MlpKernel, ensemble: &Ensemble) -> Result<Self> {
+        let rows_fit = rows_windows(ensemble).is_some();
+        let dims: Vec<usize> =
+            std::iter::once(ensemble.spec.in_dim()).chain(ensemble.layers.iter().map(|l| l.out_dim)).collect();
+        let fused = FusedShape::for_network(&dims, ctx.limits());
+        Ok(match (choice, fused) {
+            (MlpKernel::Tiled, _) => NetKernels::Tiled(MlpKernels::new(ctx)?),
+            (MlpKernel::Rows, _) if !rows_fit => {
+                return Err(Error::config(
+                    "planner.mlp_kernel",
+                    "rows needs every layer to have at most 256 outputs and fit four 64 KiB weight windows; use tiled",
+                ))
+            }
+            (MlpKernel::Rows, _) => NetKernels::Rows(MlpRowsKernels::new(ctx)?),
+            (MlpKernel::Fused, Err(why)) => {
+                return Err(Error::config("planner.mlp_kernel", format!("fused: {why}; use tiled")))
+            }
+            (MlpKernel::Fused, Ok(shape)) => NetKernels::Fused(MlpFusedKernels::new(ctx, shape)?),
+            (MlpKernel::Auto, _) if rows_fit && ctx.is_software() => NetKernels::Rows(MlpRowsKernels::new(ctx)?),
+            (MlpKernel::Auto, Ok(shape)) if !ctx.is_software() => NetKernels::Fused(MlpFusedKernels::new(ctx, shape)?),
+            (MlpKernel::Auto, _) => NetKernels::Tiled(MlpKernels::new(ctx)?),
+        })
+    }
+
+    /// The name used in configs.
+    fn name(&self) -> &'static str {
+        match self {
+            NetKernels::Tiled(_) => "tiled",
+            NetKernels::Rows(_) => "rows",
+            NetKernels::Fused(_) => "fused",
+        }
+    }
 }
 
 /// Every kernel a plan records.
@@ -163,22 +210,14 @@ impl Planner {
                     )));
                 }
                 let rollout = RolloutKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?;
-                let mlp = MlpKernels::new(ctx)?;
-                let fits = rows_windows(&ensemble).is_some();
-                let use_rows = match cfg.mlp_kernel {
-                    MlpKernel::Tiled => false,
-                    MlpKernel::Rows if !fits => {
-                        return Err(Error::config(
-                            "planner.mlp_kernel",
-                            "rows needs every layer to have at most 256 outputs and fit four 64 KiB weight windows; use tiled",
-                        ))
-                    }
-                    MlpKernel::Rows => true,
-                    MlpKernel::Auto => fits && ctx.is_software(),
+                let net = NetKernels::choose(ctx, cfg.mlp_kernel, &ensemble)?;
+                let packing = match &net {
+                    NetKernels::Tiled(_) => Packing::Layers,
+                    NetKernels::Rows(_) => Packing::RowsWindows,
+                    NetKernels::Fused(_) => Packing::Network,
                 };
-                let rows = if use_rows { Some(MlpRowsKernels::new(ctx)?) } else { None };
-                let model = DeviceModel::upload(ctx, ensemble, use_rows)?;
-                (DynamicsKernels::Ensemble { rollout, mlp, rows }, Some(model), cfg.particles)
+                let model = DeviceModel::upload(ctx, ensemble, packing)?;
+                (DynamicsKernels::Ensemble { rollout, net }, Some(model), cfg.particles)
             }
             Dynamics::Analytic => {
                 if !task.has_dynamics {
@@ -244,6 +283,15 @@ impl Planner {
         let model =
             self.model.as_mut().ok_or_else(|| Error::InvalidInput("this planner uses analytic dynamics".into()))?;
         model.write(&self.ctx, ensemble)
+    }
+
+    /// The kernel that runs the learned network (`tiled`, `rows` or `fused`, as
+    /// `planner.mlp_kernel` resolved on this adapter); `None` for analytic dynamics.
+    pub fn network_kernel(&self) -> Option<&'static str> {
+        match &self.kernels.dynamics {
+            DynamicsKernels::Ensemble { net, .. } => Some(net.name()),
+            DynamicsKernels::Analytic(_) => None,
+        }
     }
 
     /// The configuration in use.

@@ -2,18 +2,21 @@
 //! (every size checked against the device's limits before anything is created), the per-step
 //! `PlanParams`, and the recording of CEM iterations into one command buffer.
 
-use super::{DynamicsKernels, Planner, PlannerKind, Propagation, Sampling};
+use super::{DynamicsKernels, NetKernels, Planner, PlannerKind, Propagation, Sampling};
 use crate::error::{Error, Result};
 use crate::gpu::{grid_1d, Profile, Profiler, Recorder};
 use crate::kernels::cem::CemBuffers;
 use crate::kernels::mlp::{Activation, LayerParams, RowsBuffers, RowsLayer};
+use crate::kernels::mlp_fused::{FusedBuffers, FusedParams};
 use crate::kernels::rollout::{bind_rollout, RolloutBuffers};
 use crate::kernels::{self, PlanParams, WG_SIZE};
 
-/// One layer's dispatches: a tiled product over all members, or one row dispatch per member.
+/// One layer's dispatches: a tiled product over all members, or one row dispatch per member;
+/// or the whole network in one fused dispatch.
 pub(super) enum LayerDispatch {
     Tiled(wgpu::BindGroup, (u32, u32, u32)),
     Rows(RowsLayer),
+    Fused(wgpu::BindGroup, (u32, u32, u32)),
 }
 
 /// Buffers and bind groups for one batch size, built once and reused by every plan.
@@ -24,7 +27,7 @@ pub(super) struct Workspace {
     pub(super) params_bg: wgpu::BindGroup,
     pub(super) rollout_bg: wgpu::BindGroup,
     pub(super) cem_bg: wgpu::BindGroup,
-    /// Layer dispatches for each population an iteration can have.
+    /// The network's dispatches for each population an iteration can have.
     pub(super) layers: Vec<(u32, Vec<LayerDispatch>)>,
     /// `[2 + n_batch, act_dim]`: lower bounds, upper bounds, each plan's previous first action.
     pub(super) bounds: wgpu::Buffer,
@@ -146,12 +149,14 @@ impl Planner {
         let hint = "lower population, particles, horizon or the batch size";
         // Every quantity below is checked before any buffer is created.
         let n32 = check_u32("particles in flight (batch × population × particles)", n)?;
+        let fused = matches!(&self.kernels.dynamics, DynamicsKernels::Ensemble { net: NetKernels::Fused(_), .. });
         let (slots, max_width, in_dim, out_cols) = match &self.model {
             Some(m) => {
                 let s = &m.ensemble.spec;
                 let slots = b * max_local_slots;
                 check_u32("local slots × members", max_local_slots * s.n_members as u64)?;
-                let widest = s.hidden.iter().copied().max().unwrap_or(0) as u64;
+                // The fused kernel keeps hidden activations in workgroup memory.
+                let widest = if fused { 0 } else { s.hidden.iter().copied().max().unwrap_or(0) as u64 };
                 (slots, widest, s.in_dim() as u64, s.out_cols() as u64)
             }
             None => (0, 0, 0, 0),
@@ -192,7 +197,27 @@ impl Planner {
         shapes.sort_unstable();
         shapes.dedup();
         let mut layer_sets: Vec<(u32, Vec<BoundLayer>)> = Vec::new();
-        if let Some(m) = &self.model {
+        let mut fused_sets: Vec<(u32, FusedParams, (u32, u32, u32))> = Vec::new();
+        if let (Some(m), DynamicsKernels::Ensemble { net: NetKernels::Fused(fk), .. }) =
+            (&self.model, &self.kernels.dynamics)
+        {
+            let e = m.ensemble.spec.n_members;
+            let dims: Vec<usize> =
+                std::iter::once(m.ensemble.spec.in_dim()).chain(m.ensemble.layers.iter().map(|l| l.out_dim)).collect();
+            for &pop in &shapes {
+                let pk = pop * self.particles as u32;
+                let local_slots = if cfg.propagation == Propagation::Expectation { pk * e as u32 } else { pk };
+                let fp =
+                    FusedParams::new(&dims, e, n_batch as u32, local_slots).ok_or_else(|| Error::LimitExceeded {
+                        what: "mlp_fused: the network's packed parameters".into(),
+                        requested: dims.len() as u64,
+                        limit: "8 layers, u32 offsets",
+                        max: crate::kernels::mlp_fused::FUSED_MAX_LAYERS as u64,
+                        hint: "use mlp_kernel = \"tiled\"",
+                    })?;
+                fused_sets.push((pop, fp, fk.shape.workgroups(ctx, &fp)?));
+            }
+        } else if let Some(m) = &self.model {
             let last = m.ensemble.layers.len() - 1;
             let e = m.ensemble.spec.n_members as u32;
             for &pop in &shapes {
@@ -283,7 +308,16 @@ impl Planner {
             );
             let mut layers = Vec::new();
             let no_aux = sb("planner.no_aux", 1);
-            if let (Some(m), DynamicsKernels::Ensemble { mlp, rows, .. }) = (&self.model, &self.kernels.dynamics) {
+            if let (Some(m), DynamicsKernels::Ensemble { net: NetKernels::Fused(fk), .. }) =
+                (&self.model, &self.kernels.dynamics)
+            {
+                let (weights, biases) = m.network.as_ref().expect("the fused kernel's model is packed whole");
+                for (pop, fp, groups) in &fused_sets {
+                    let buffers = FusedBuffers { input: &x0, weights, biases, output: &out };
+                    let bg = fk.bind(ctx, "mlp_fused", fp, &buffers);
+                    layers.push((*pop, vec![LayerDispatch::Fused(bg, *groups)]));
+                }
+            } else if let (Some(m), DynamicsKernels::Ensemble { net, .. }) = (&self.model, &self.kernels.dynamics) {
                 for (pop, set) in &layer_sets {
                     let n_layers = set.len();
                     let mut dispatches = Vec::new();
@@ -303,13 +337,13 @@ impl Planner {
                         } else {
                             &h_b
                         };
-                        match (&m.rows, rows) {
-                            (Some(windows), Some(rk)) => {
+                        match (&m.rows, net) {
+                            (Some(windows), NetKernels::Rows(rk)) => {
                                 let label = format!("mlp_rows.layer{l}");
                                 let buffers = RowsBuffers { input, bias: &m.biases[l], output, windows: &windows[l] };
                                 dispatches.push(LayerDispatch::Rows(rk.bind_layer(ctx, &label, lp, &buffers)?));
                             }
-                            _ => {
+                            (_, NetKernels::Tiled(mlp)) => {
                                 let ubuf =
                                     ctx.uniform_buffer_init(&format!("mlp.layer{l}.params"), std::slice::from_ref(lp));
                                 let bg = mlp.bind(
@@ -326,6 +360,9 @@ impl Planner {
                                 );
                                 dispatches.push(LayerDispatch::Tiled(bg, *groups));
                             }
+                            _ => unreachable!(
+                                "the row kernel is chosen only with its windows packed; fused is bound above"
+                            ),
                         }
                     }
                     layers.push((*pop, dispatches));
@@ -403,7 +440,7 @@ impl Planner {
                 DynamicsKernels::Analytic(analytic) => {
                     run(&mut rec, "rollout_analytic", &analytic.rollout, &ws.rollout_bg, off0, grid_particles);
                 }
-                DynamicsKernels::Ensemble { rollout, mlp, rows } => {
+                DynamicsKernels::Ensemble { rollout, net } => {
                     let layers = &ws
                         .layers
                         .iter()
@@ -416,14 +453,17 @@ impl Planner {
                         run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off, grid_particles);
                         for (l, layer) in layers.iter().enumerate() {
                             let kernel = LAYER_LABELS[l.min(LAYER_LABELS.len() - 1)];
-                            match (layer, rows) {
-                                (LayerDispatch::Tiled(bg, groups), _) => {
+                            match (layer, net) {
+                                (LayerDispatch::Tiled(bg, groups), NetKernels::Tiled(mlp)) => {
                                     rec.dispatch(kernel, &mlp.forward, &[(bg, &[])], *groups)
                                 }
-                                (LayerDispatch::Rows(layer), Some(rk)) => rk.record(&mut rec, kernel, layer),
-                                (LayerDispatch::Rows(_), None) => {
-                                    unreachable!("row layers are bound only with the row kernel")
+                                (LayerDispatch::Rows(layer), NetKernels::Rows(rk)) => {
+                                    rk.record(&mut rec, kernel, layer)
                                 }
+                                (LayerDispatch::Fused(bg, groups), NetKernels::Fused(fk)) => {
+                                    rec.dispatch("mlp_fused", &fk.forward, &[(bg, &[])], *groups)
+                                }
+                                _ => unreachable!("layers are bound with the planner's own network kernel"),
                             }
                         }
                         run(&mut rec, "propagate", &rollout.propagate, &ws.rollout_bg, off, grid_particles);

@@ -1,0 +1,136 @@
+// mlp_fused.wgsl — the whole ensemble network in one dispatch: every layer of a block of rows,
+// with the activations kept in workgroup memory between layers (the planner's model step).
+// Same maths as mlp.wgsl's `forward` applied layer after layer (SiLU after every layer but
+// the last), without writing the hidden activations to global memory.
+//
+// Bindings (group 0)
+//   0 net     : FusedParams (uniform)  sizes, the layer dimensions and where each layer's
+//                                      parameters start in `weights` / `biases`
+//   1 x       : array<f32> [rows, dims[0]]            input rows, member-major (kernels/mod.rs "Slots")
+//   2 weights : array<f32>  every layer's [E, in, out] weights, concatenated (layer l from w_off[l])
+//   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l])
+//   4 y       : array<f32> [rows, dims[n_layers]]     output rows
+//
+// Dispatch: (ceil(rows of the largest member block / ROWS), members). Workgroup (·, m) takes
+// ROWS = 4·ROWS4 consecutive rows of member m; invocation c owns output columns
+// c + FUSED_WG·j, j < COLS, for all of them, as COLS·ROWS4 vec4 accumulators (vec4 = four rows,
+// one column). The block's activations live in `act` as act[k·ROWS4 + q] = feature k of rows
+// 4q..4q+3: every invocation reads the same element at once (a broadcast), and one weight
+// W[m, k, c] feeds 4·ROWS4 multiply-adds.
+// The overrides are chosen by the host (kernels::mlp::FusedShape) from the network's widths and
+// the device's workgroup-memory limit.
+// CPU reference: kernels::mlp_fused::reference::network_f64.
+
+struct FusedParams {
+    n_batch: u32,
+    local_slots: u32,
+    n_members: u32,
+    n_layers: u32,
+    // dims[l] = input width of layer l; dims[n_layers] = output width. Index i: [i / 4][i % 4].
+    dims: array<vec4<u32>, 3>,
+    w_off: array<vec4<u32>, 2>,
+    b_off: array<vec4<u32>, 2>,
+}
+
+// Largest number of layers (twin: kernels::mlp::FUSED_MAX_LAYERS).
+const FUSED_MAX_LAYERS: u32 = 8u;
+// Largest number of vec4 accumulators per invocation (twin: kernels::mlp::FUSED_MAX_ACC).
+const FUSED_MAX_ACC: u32 = 16u;
+
+// Rows per workgroup / 4.
+override ROWS4: u32 = 8u;
+// Output columns per invocation.
+override COLS: u32 = 1u;
+// Invocations per workgroup.
+override FUSED_WG: u32 = 256u;
+// Widest layer input (floats per row kept in workgroup memory).
+override WIDTH: u32 = 256u;
+
+@group(0) @binding(0) var<uniform> net: FusedParams;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> weights: array<f32>;
+@group(0) @binding(3) var<storage, read> biases: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+
+var<workgroup> act: array<vec4<f32>, WIDTH * ROWS4>;
+
+fn dim(i: u32) -> u32 {
+    return net.dims[i / 4u][i % 4u];
+}
+
+fn silu4(v: vec4<f32>) -> vec4<f32> {
+    return v * (1.0 / (1.0 + exp(-v)));
+}
+
+@compute @workgroup_size(FUSED_WG)
+fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+    let m = wg.y;
+    let start = net.n_batch * local_block_start(m, net.local_slots, net.n_members);
+    let end = net.n_batch * local_block_start(m + 1u, net.local_slots, net.n_members);
+    let r0 = start + wg.x * 4u * ROWS4;
+    if (r0 >= end) {
+        return;
+    }
+    let n_rows = min(4u * ROWS4, end - r0);
+    // The block's inputs, four rows per vec4; rows past the member's block read as zero.
+    let in0 = dim(0u);
+    for (var i = li; i < ROWS4 * in0; i = i + FUSED_WG) {
+        let q = i / in0;
+        let k = i % in0;
+        var v = vec4<f32>(0.0);
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let r = 4u * q + e;
+            if (r < n_rows) {
+                v[e] = x[(r0 + r) * in0 + k];
+            }
+        }
+        act[k * ROWS4 + q] = v;
+    }
+    workgroupBarrier();
+    let n_layers = net.n_layers;
+    for (var l = 0u; l < n_layers; l = l + 1u) {
+        let din = dim(l);
+        let dout = dim(l + 1u);
+        let w0 = net.w_off[l / 4u][l % 4u] + m * din * dout;
+        let b0 = net.b_off[l / 4u][l % 4u] + m * dout;
+        var acc: array<vec4<f32>, FUSED_MAX_ACC>;
+        for (var a = 0u; a < COLS * ROWS4; a = a + 1u) {
+            acc[a] = vec4<f32>(0.0);
+        }
+        for (var k = 0u; k < din; k = k + 1u) {
+            for (var j = 0u; j < COLS; j = j + 1u) {
+                let c = li + FUSED_WG * j;
+                var w = 0.0;
+                if (c < dout) {
+                    w = weights[w0 + k * dout + c];
+                }
+                for (var q = 0u; q < ROWS4; q = q + 1u) {
+                    acc[j * ROWS4 + q] = acc[j * ROWS4 + q] + act[k * ROWS4 + q] * w;
+                }
+            }
+        }
+        // Every invocation has read this layer's inputs before any overwrites them.
+        workgroupBarrier();
+        let last = l + 1u == n_layers;
+        for (var j = 0u; j < COLS; j = j + 1u) {
+            let c = li + FUSED_WG * j;
+            if (c < dout) {
+                let b = biases[b0 + c];
+                for (var q = 0u; q < ROWS4; q = q + 1u) {
+                    let v = acc[j * ROWS4 + q] + b;
+                    if (last) {
+                        for (var e = 0u; e < 4u; e = e + 1u) {
+                            let r = 4u * q + e;
+                            if (r < n_rows) {
+                                y[(r0 + r) * dout + c] = v[e];
+                            }
+                        }
+                    } else {
+                        act[c * ROWS4 + q] = silu4(v);
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+}

@@ -1,0 +1,258 @@
+//! The whole ensemble network in one dispatch (`shaders/mlp_fused.wgsl`): every layer of a
+//! block of rows with the activations kept in workgroup memory, for the planner's model step
+//! (one dispatch instead of one per layer, and no hidden activations through global memory).
+
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, PipelineDesc};
+
+use super::{runtime_checks_off, storage_entry, uniform_entry, COMMON_WGSL, MLP_FUSED_WGSL};
+
+/// Most layers the fused kernel takes (WGSL `FUSED_MAX_LAYERS`).
+pub const FUSED_MAX_LAYERS: usize = 8;
+/// Most vec4 accumulators per invocation (WGSL `FUSED_MAX_ACC`).
+pub const FUSED_MAX_ACC: u32 = 16;
+/// Most rows per workgroup / 4 (the accumulators of a column).
+const MAX_ROWS4: u32 = 8;
+
+/// Uniform of `mlp_fused.wgsl` (WGSL `FusedParams`).
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
+#[allow(missing_docs)]
+pub struct FusedParams {
+    pub n_batch: u32,
+    pub local_slots: u32,
+    pub n_members: u32,
+    pub n_layers: u32,
+    /// `dims[l]`: input width of layer `l`; `dims[n_layers]`: output width.
+    pub dims: [u32; 12],
+    /// Where layer `l`'s weights start in the packed weights (floats).
+    pub w_off: [u32; 8],
+    /// Where layer `l`'s biases start in the packed biases (floats).
+    pub b_off: [u32; 8],
+}
+
+impl FusedParams {
+    /// Parameters for a network of widths `dims` (`dims[0]` in, then every layer's output)
+    /// and `n_members` members, over `n_batch` plans of `local_slots` slots; `None` when the
+    /// network has more than [`FUSED_MAX_LAYERS`] layers or the packed sizes overflow u32.
+    pub fn new(dims: &[usize], n_members: usize, n_batch: u32, local_slots: u32) -> Option<Self> {
+        let n_layers = dims.len().checked_sub(1)?;
+        if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
+            return None;
+        }
+        let mut p = FusedParams {
+            n_batch,
+            local_slots,
+            n_members: u32::try_from(n_members).ok()?,
+            n_layers: n_layers as u32,
+            ..Default::default()
+        };
+        let (mut w, mut b) = (0u64, 0u64);
+        for (l, d) in dims.iter().enumerate() {
+            p.dims[l] = u32::try_from(*d).ok()?;
+            if l < n_layers {
+                p.w_off[l] = u32::try_from(w).ok()?;
+                p.b_off[l] = u32::try_from(b).ok()?;
+                w += (n_members * d * dims[l + 1]) as u64;
+                b += (n_members * dims[l + 1]) as u64;
+            }
+        }
+        u32::try_from(w).ok()?;
+        Some(p)
+    }
+
+    /// Rows of the largest member block.
+    pub fn max_block_rows(&self) -> u32 {
+        (0..self.n_members)
+            .map(|m| {
+                self.n_batch
+                    * (super::local_block_start(m + 1, self.local_slots, self.n_members)
+                        - super::local_block_start(m, self.local_slots, self.n_members))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+/// How the fused kernel is laid out for one network on one device (the WGSL overrides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FusedShape {
+    /// Rows per workgroup / 4.
+    pub rows4: u32,
+    /// Output columns per invocation.
+    pub cols: u32,
+    /// Invocations per workgroup.
+    pub wg: u32,
+    /// Widest layer input (floats per row in workgroup memory).
+    pub width: u32,
+}
+
+impl FusedShape {
+    /// The layout for a network of widths `dims` within `limits`, or why there is none.
+    ///
+    /// Columns: one invocation per output column up to 64 outputs, two per invocation above
+    /// (each weight then feeds twice the multiply-adds per workgroup-memory read), rounded to
+    /// whole subgroups of 32. Rows: as many as the workgroup memory holds for the widest input,
+    /// at most 32 (the accumulators are `cols · rows / 4` vec4 registers).
+    pub fn for_network(dims: &[usize], limits: &wgpu::Limits) -> std::result::Result<Self, String> {
+        let n_layers = dims.len().saturating_sub(1);
+        if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
+            return Err(format!("the fused kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
+        }
+        let width = dims[..n_layers].iter().copied().max().unwrap_or(0).max(1) as u64;
+        let max_out = dims[1..].iter().copied().max().unwrap_or(0).max(1) as u64;
+        let max_wg =
+            (limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x) as u64).min(256);
+        let mut cols = if max_out > 64 { 2 } else { 1 };
+        let mut wg = max_out.div_ceil(cols).div_ceil(32) * 32;
+        if wg > max_wg {
+            wg = max_wg / 32 * 32;
+            if wg == 0 {
+                return Err(format!("the device allows {max_wg} invocations per workgroup"));
+            }
+            cols = max_out.div_ceil(wg);
+        }
+        if cols > FUSED_MAX_ACC as u64 {
+            return Err(format!("{max_out} outputs need {cols} columns per invocation (at most {FUSED_MAX_ACC})"));
+        }
+        let by_memory = limits.max_compute_workgroup_storage_size as u64 / (width * 16);
+        let rows4 = by_memory.min(MAX_ROWS4 as u64).min(FUSED_MAX_ACC as u64 / cols);
+        if rows4 == 0 {
+            return Err(format!(
+                "4 rows of {width} floats need {} B of workgroup memory, the device has {} B",
+                width * 16,
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        Ok(Self { rows4: rows4 as u32, cols: cols as u32, wg: wg as u32, width: width as u32 })
+    }
+
+    /// Rows per workgroup.
+    pub fn rows(&self) -> u32 {
+        4 * self.rows4
+    }
+
+    /// Workgroups of one dispatch over `p`'s rows, checked against the device limit.
+    pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
+        let max = ctx.limits().max_compute_workgroups_per_dimension;
+        let x = p.max_block_rows().div_ceil(self.rows()).max(1);
+        for (what, v) in [("row blocks of one member", x), ("ensemble members", p.n_members)] {
+            if v > max {
+                return Err(Error::LimitExceeded {
+                    what: format!("mlp_fused.forward_fused: {what}"),
+                    requested: v as u64,
+                    limit: "max_compute_workgroups_per_dimension",
+                    max: max as u64,
+                    hint: "lower population × particles × batch size",
+                });
+            }
+        }
+        Ok((x, p.n_members, 1))
+    }
+}
+
+/// The `forward_fused` pipeline for one [`FusedShape`] and its bind group layout.
+pub struct MlpFusedKernels {
+    /// Bindings: net, x, weights, biases, y.
+    pub layout: wgpu::BindGroupLayout,
+    /// `mlp_fused.forward_fused`.
+    pub forward: wgpu::ComputePipeline,
+    /// The layout the pipeline was built for.
+    pub shape: FusedShape,
+}
+
+/// The buffers of one fused dispatch.
+#[derive(Clone, Copy)]
+pub struct FusedBuffers<'a> {
+    /// `[rows, dims[0]]` network input.
+    pub input: &'a wgpu::Buffer,
+    /// Every layer's weights, concatenated ([`pack_network`]).
+    pub weights: &'a wgpu::Buffer,
+    /// Every layer's biases, concatenated ([`pack_network`]).
+    pub biases: &'a wgpu::Buffer,
+    /// `[rows, dims[n_layers]]` network output.
+    pub output: &'a wgpu::Buffer,
+}
+
+impl MlpFusedKernels {
+    /// Builds (or takes from the context's cache) `mlp_fused.wgsl` for `shape`.
+    pub fn new(ctx: &GpuContext, shape: FusedShape) -> Result<Self> {
+        let layout = ctx.bind_group_layout(
+            "mlp_fused",
+            &[
+                uniform_entry(0, false, std::mem::size_of::<FusedParams>() as u64),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, true),
+                storage_entry(4, false),
+            ],
+        )?;
+        let parts = [COMMON_WGSL, MLP_FUSED_WGSL];
+        let constants = [
+            ("ROWS4", shape.rows4 as f64),
+            ("COLS", shape.cols as f64),
+            ("FUSED_WG", shape.wg as f64),
+            ("WIDTH", shape.width as f64),
+        ];
+        let forward = ctx.compute_pipeline(&PipelineDesc {
+            label: "mlp_fused.forward_fused",
+            family: "mlp_fused",
+            source: &parts.concat(),
+            entry: "forward_fused",
+            constants: &constants,
+            layouts: &[&layout],
+            trusted: runtime_checks_off(ctx, &parts),
+        })?;
+        Ok(Self { layout, forward, shape })
+    }
+
+    /// A uniform with `p` and a bind group over `b`.
+    pub fn bind(&self, ctx: &GpuContext, label: &str, p: &FusedParams, b: &FusedBuffers<'_>) -> wgpu::BindGroup {
+        let ubuf = ctx.uniform_buffer_init(&format!("{label}.params"), std::slice::from_ref(p));
+        let resources = [
+            ubuf.as_entire_binding(),
+            b.input.as_entire_binding(),
+            b.weights.as_entire_binding(),
+            b.biases.as_entire_binding(),
+            b.output.as_entire_binding(),
+        ];
+        let entries: Vec<wgpu::BindGroupEntry> = resources
+            .into_iter()
+            .enumerate()
+            .map(|(k, resource)| wgpu::BindGroupEntry { binding: k as u32, resource })
+            .collect();
+        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout: &self.layout,
+            entries: &entries,
+        })
+    }
+}
+
+/// Every layer's weights and biases concatenated in layer order, as `mlp_fused.wgsl` reads them
+/// (the offsets are [`FusedParams::new`]'s).
+pub fn pack_network<'a>(layers: impl IntoIterator<Item = (&'a [f32], &'a [f32])>) -> (Vec<f32>, Vec<f32>) {
+    let (mut w, mut b) = (Vec::new(), Vec::new());
+    for (lw, lb) in layers {
+        w.extend_from_slice(lw);
+        b.extend_from_slice(lb);
+    }
+    (w, b)
+}
+
+/// f64 CPU reference.
+pub mod reference {
+    use crate::kernels::mlp::reference::layer_f64;
+    use crate::kernels::mlp::Activation;
+
+    /// Member `m`'s network on `x` (`[rows, dims[0]]`): every layer of `layers` (weights
+    /// `[E, in, out]`, biases `[E, out]`, in, out) with SiLU after all but the last.
+    pub fn network_f64(x: &[f64], layers: &[(&[f32], &[f32], usize, usize)], m: usize) -> Vec<f64> {
+        let mut h = x.to_vec();
+        for (l, (w, b, i, o)) in layers.iter().enumerate() {
+            let act = if l + 1 == layers.len() { Activation::Identity } else { Activation::Silu };
+            h = layer_f64(&h, &w[m * i * o..(m + 1) * i * o], &b[m * o..(m + 1) * o], *i, *o, act);
+        }
+        h
+    }
+}
