@@ -37,6 +37,9 @@ const FUSED_MAX_LAYERS: u32 = 8u;
 // Largest number of vec4 accumulators per invocation (twin: kernels::mlp::FUSED_MAX_ACC).
 const FUSED_MAX_ACC: u32 = 16u;
 
+// Most output columns per invocation (twin: kernels::mlp_fused::FUSED_MAX_COLS).
+const FUSED_MAX_COLS: u32 = 4u;
+
 // Rows per workgroup / 4.
 override ROWS4: u32 = 8u;
 // Output columns per invocation.
@@ -56,6 +59,22 @@ var<workgroup> act: array<vec4<f32>, WIDTH * ROWS4>;
 
 fn dim(i: u32) -> u32 {
     return net.dims[i / 4u][i % 4u];
+}
+
+// Weights W[k0 + i, c] for i < 4 of each of the invocation's columns c (zero past the layer's
+// outputs or when k0 ≥ k_end, the end of the groups of 4).
+fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, li: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
+    var w: array<vec4<f32>, FUSED_MAX_COLS>;
+    for (var j = 0u; j < COLS; j = j + 1u) {
+        let c = li + FUSED_WG * j;
+        var v = vec4<f32>(0.0);
+        if (c < dout && k0 < k_end) {
+            let i = w0 + k0 * dout + c;
+            v = vec4<f32>(weights[i], weights[i + dout], weights[i + 2u * dout], weights[i + 3u * dout]);
+        }
+        w[j] = v;
+    }
+    return w;
 }
 
 fn silu4(v: vec4<f32>) -> vec4<f32> {
@@ -97,7 +116,23 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         for (var a = 0u; a < COLS * ROWS4; a = a + 1u) {
             acc[a] = vec4<f32>(0.0);
         }
-        for (var k = 0u; k < din; k = k + 1u) {
+        // K in groups of 4 with the next group's weights loaded before this group's
+        // multiply-adds (the loads' latency overlaps the arithmetic), then the remainder.
+        let k4 = din / 4u * 4u;
+        var next = load_weights4(w0, 0u, k4, dout, li);
+        for (var k0 = 0u; k0 < k4; k0 = k0 + 4u) {
+            let cur = next;
+            next = load_weights4(w0, k0 + 4u, k4, dout, li);
+            for (var kk = 0u; kk < 4u; kk = kk + 1u) {
+                for (var j = 0u; j < COLS; j = j + 1u) {
+                    let w = cur[j][kk];
+                    for (var q = 0u; q < ROWS4; q = q + 1u) {
+                        acc[j * ROWS4 + q] = acc[j * ROWS4 + q] + act[(k0 + kk) * ROWS4 + q] * w;
+                    }
+                }
+            }
+        }
+        for (var k = k4; k < din; k = k + 1u) {
             for (var j = 0u; j < COLS; j = j + 1u) {
                 let c = li + FUSED_WG * j;
                 var w = 0.0;

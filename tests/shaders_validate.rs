@@ -232,6 +232,7 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
         (&rows_src, "MAX_OUT4", mlp::ROWS_MAX_OUT4 as f64),
         (&fused_src, "FUSED_MAX_LAYERS", mlp_fused::FUSED_MAX_LAYERS as f64),
         (&fused_src, "FUSED_MAX_ACC", mlp_fused::FUSED_MAX_ACC as f64),
+        (&fused_src, "FUSED_MAX_COLS", mlp_fused::FUSED_MAX_COLS as f64),
         (&cem_src, "MAX_TRUNCATION_ATTEMPTS", rng::MAX_TRUNCATION_ATTEMPTS as f64),
         (&cem_src, "NON_FINITE_RETURN", cem::NON_FINITE_RETURN as f64),
         (&adam_src, "CHUNK", adam::NORM_CHUNK as f64),

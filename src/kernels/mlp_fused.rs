@@ -11,6 +11,8 @@ use super::{runtime_checks_off, storage_entry, uniform_entry, COMMON_WGSL, MLP_F
 pub const FUSED_MAX_LAYERS: usize = 8;
 /// Most vec4 accumulators per invocation (WGSL `FUSED_MAX_ACC`).
 pub const FUSED_MAX_ACC: u32 = 16;
+/// Most output columns per invocation (WGSL `FUSED_MAX_COLS`).
+pub const FUSED_MAX_COLS: u32 = 4;
 /// Most rows per workgroup / 4 (the accumulators of a column).
 const MAX_ROWS4: u32 = 8;
 
@@ -112,8 +114,10 @@ impl FusedShape {
             }
             cols = max_out.div_ceil(wg);
         }
-        if cols > FUSED_MAX_ACC as u64 {
-            return Err(format!("{max_out} outputs need {cols} columns per invocation (at most {FUSED_MAX_ACC})"));
+        if cols > FUSED_MAX_COLS as u64 {
+            return Err(format!(
+                "{max_out} outputs need {cols} columns per invocation (at most {FUSED_MAX_COLS}) with {wg} invocations"
+            ));
         }
         let by_memory = limits.max_compute_workgroup_storage_size as u64 / (width * 16);
         let rows4 = by_memory.min(MAX_ROWS4 as u64).min(FUSED_MAX_ACC as u64 / cols);
