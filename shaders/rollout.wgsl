@@ -1,5 +1,7 @@
-// rollout.wgsl — trajectory-sampling rollout of a learned ensemble, one time step per dispatch
-// (PETS, Chua et al. 2018, §4.2: TS1, TS∞ and expectation propagation).
+// rollout.wgsl — trajectory-sampling rollout of a learned ensemble (PETS, Chua et al. 2018,
+// §4.2: TS1, TS∞ and expectation propagation): per iteration init_particles and prepare_inputs
+// (step 0), then per step t the network (mlp*.wgsl) and propagate, which also writes the
+// inputs of step t + 1.
 //
 // Bindings
 //   group 0, 0 params       : PlanParams (uniform, dynamic offset: one entry per iteration × t)
@@ -59,17 +61,14 @@ fn init_particles(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     track[n * 2u + 1u] = 1.0;
 }
 
-@compute @workgroup_size(WG_SIZE)
-fn prepare_inputs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = flat_index(gid, nwg);
+// The model input of particle n at step t (its state and action t, normalised) written to the
+// slot that evaluates it at step t, and that slot recorded in slot_of[n].
+fn write_inputs(n: u32, t: u32) {
     let total = n_particles_total();
-    if (n >= total) {
-        return;
-    }
     let pk = params.population * params.particles;
     let b = n / pk;
     let j = n % pk;
-    let act = load_action(n, params.t);
+    let act = load_action(n, t);
     let in_dim = params.in_dim;
     var row: array<f32, MAX_OBS + MAX_ACT>;
     for (var d = 0u; d < params.obs_dim; d = d + 1u) {
@@ -91,7 +90,7 @@ fn prepare_inputs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         slot_of[n] = n;
         return;
     }
-    var sub = params.t;
+    var sub = t;
     if (params.propagation == PROP_TSINF) {
         sub = 0xffffu;
     }
@@ -107,6 +106,17 @@ fn prepare_inputs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     for (var i = 0u; i < in_dim; i = i + 1u) {
         x0[s * in_dim + i] = row[i];
     }
+}
+
+// The inputs of step params.t (dispatched once per iteration, for t = 0: every later step's
+// inputs are written by the previous step's `propagate`).
+@compute @workgroup_size(WG_SIZE)
+fn prepare_inputs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let n = flat_index(gid, nwg);
+    if (n >= n_particles_total()) {
+        return;
+    }
+    write_inputs(n, params.t);
 }
 
 @compute @workgroup_size(WG_SIZE)
@@ -174,5 +184,9 @@ fn propagate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     track[n * 2u] = track[n * 2u] + alive * reward;
     if (env_terminated(act, next)) {
         track[n * 2u + 1u] = 0.0;
+    }
+    // The next step's inputs, from the state just written (saves a dispatch per step).
+    if (params.t + 1u < params.horizon) {
+        write_inputs(n, params.t + 1u);
     }
 }

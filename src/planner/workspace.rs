@@ -448,9 +448,10 @@ impl Planner {
                         .expect("every iteration's population was bound")
                         .1;
                     run(&mut rec, "init_particles", &rollout.init, &ws.rollout_bg, off0, grid_particles);
+                    // Step 0's inputs; propagate writes those of every later step.
+                    run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off0, grid_particles);
                     for t in 0..h {
                         let off = offset(it, t);
-                        run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off, grid_particles);
                         for (l, layer) in layers.iter().enumerate() {
                             let kernel = LAYER_LABELS[l.min(LAYER_LABELS.len() - 1)];
                             match (layer, net) {
