@@ -235,11 +235,13 @@ gpu_test!(fused_network_matches_f64_reference_for_every_member_block_and_shape, 
             ..full.clone()
         };
         let narrow = wgpu::Limits { max_compute_invocations_per_workgroup: 64, ..full.clone() };
-        let shapes: Vec<FusedShape> = [&full, &tight, &narrow]
+        let mut shapes: Vec<FusedShape> = [&full, &tight, &narrow]
             .into_iter()
-            .map(|l| FusedShape::for_network(dims, l).expect("the network fits"))
+            .map(|l| FusedShape::for_network(dims, l, 1).expect("the network fits"))
             .collect();
         assert_eq!(shapes[1].rows4, 1, "tight limits give one row group");
+        // Many rows per step take blocks of 16 rows.
+        shapes.push(FusedShape::for_network(dims, &full, kernels::mlp_fused::MANY_ROWS).expect("the network fits"));
         let layers: Vec<(Vec<f32>, Vec<f32>)> = dims
             .windows(2)
             .enumerate()

@@ -15,6 +15,8 @@ pub const FUSED_MAX_ACC: u32 = 16;
 pub const FUSED_MAX_COLS: u32 = 4;
 /// Most rows per workgroup / 4 (the accumulators of a column).
 const MAX_ROWS4: u32 = 8;
+/// Rows per model step from which workgroups take half as many rows ([`FusedShape::for_network`]).
+pub const MANY_ROWS: u64 = 16_384;
 
 /// Uniform of `mlp_fused.wgsl` (WGSL `FusedParams`).
 #[repr(C)]
@@ -95,8 +97,11 @@ impl FusedShape {
     /// Columns: one invocation per output column up to 64 outputs, two per invocation above
     /// (each weight then feeds twice the multiply-adds per workgroup-memory read), rounded to
     /// whole subgroups of 32. Rows: as many as the workgroup memory holds for the widest input,
-    /// at most 32 (the accumulators are `cols · rows / 4` vec4 registers).
-    pub fn for_network(dims: &[usize], limits: &wgpu::Limits) -> std::result::Result<Self, String> {
+    /// at most 32 (the accumulators are `cols · rows / 4` vec4 registers), and 16 when a step
+    /// has [`MANY_ROWS`] rows or more (`rows_per_step`): measured on an H100 (PETS reference
+    /// network, Vulkan), 32-row blocks are faster at 7 000 rows per step and 16-row blocks at
+    /// 20 000 and more, where twice the workgroups keep more of the GPU busy.
+    pub fn for_network(dims: &[usize], limits: &wgpu::Limits, rows_per_step: u64) -> std::result::Result<Self, String> {
         let n_layers = dims.len().saturating_sub(1);
         if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
             return Err(format!("the fused kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
@@ -120,7 +125,8 @@ impl FusedShape {
             ));
         }
         let by_memory = limits.max_compute_workgroup_storage_size as u64 / (width * 16);
-        let rows4 = by_memory.min(MAX_ROWS4 as u64).min(FUSED_MAX_ACC as u64 / cols);
+        let most = if rows_per_step >= MANY_ROWS { MAX_ROWS4 / 2 } else { MAX_ROWS4 };
+        let rows4 = by_memory.min(most as u64).min(FUSED_MAX_ACC as u64 / cols);
         if rows4 == 0 {
             return Err(format!(
                 "4 rows of {width} floats need {} B of workgroup memory, the device has {} B",

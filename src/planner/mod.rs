@@ -98,12 +98,15 @@ enum NetKernels {
 impl NetKernels {
     /// The kernel `choice` asks for on `ctx` for `ensemble`, with a configuration error where
     /// the network does not fit the one named.
-    fn choose(ctx: &GpuContext, choice: MlpKernel, ensemble: &Ensemble) -> Result<Self> {
+    fn choose(ctx: &GpuContext, cfg: &PlannerConfig, ensemble: &Ensemble) -> Result<Self> {
         let rows_fit = rows_windows(ensemble).is_some();
         let dims: Vec<usize> =
             std::iter::once(ensemble.spec.in_dim()).chain(ensemble.layers.iter().map(|l| l.out_dim)).collect();
-        let fused = FusedShape::for_network(&dims, ctx.limits());
-        Ok(match (choice, fused) {
+        // Rows through the network per step of one plan.
+        let members = if cfg.propagation == Propagation::Expectation { ensemble.spec.n_members } else { 1 };
+        let rows = (cfg.max_population() * cfg.particles * members) as u64;
+        let fused = FusedShape::for_network(&dims, ctx.limits(), rows);
+        Ok(match (cfg.mlp_kernel, fused) {
             (MlpKernel::Tiled, _) => NetKernels::Tiled(MlpKernels::new(ctx)?),
             (MlpKernel::Rows, _) if !rows_fit => {
                 return Err(Error::config(
@@ -210,7 +213,7 @@ impl Planner {
                     )));
                 }
                 let rollout = RolloutKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?;
-                let net = NetKernels::choose(ctx, cfg.mlp_kernel, &ensemble)?;
+                let net = NetKernels::choose(ctx, &cfg, &ensemble)?;
                 let packing = match &net {
                     NetKernels::Tiled(_) => Packing::Layers,
                     NetKernels::Rows(_) => Packing::RowsWindows,
