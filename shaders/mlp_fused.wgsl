@@ -12,11 +12,12 @@
 //   4 y       : array<f32> [rows, dims[n_layers]]     output rows
 //
 // Dispatch: (ceil(rows of the largest member block / ROWS), members). Workgroup (·, m) takes
-// ROWS = 4·ROWS4 consecutive rows of member m; invocation c owns output columns
-// c + FUSED_WG·j, j < COLS, for all of them, as COLS·ROWS4 vec4 accumulators (vec4 = four rows,
-// one column). The block's activations live in `act` as act[k·ROWS4 + q] = feature k of rows
-// 4q..4q+3: every invocation reads the same element at once (a broadcast), and one weight
-// W[m, k, c] feeds 4·ROWS4 multiply-adds.
+// ROWS = 4·ROWS4 consecutive rows of member m. Its FUSED_WG invocations form SPLIT groups of
+// LANES = FUSED_WG / SPLIT: invocation (h, c) owns output columns c + LANES·j, j < COLS, for the
+// row quads [h·RQ, (h + 1)·RQ) with RQ = ROWS4 / SPLIT, as COLS·RQ vec4 accumulators (vec4 =
+// four rows, one column). The block's activations live in `act` as act[k·ROWS4 + q] = feature
+// k of rows 4q..4q+3: the invocations of a group read the same element at once (a broadcast),
+// and one weight W[m, k, c] feeds 4·RQ multiply-adds.
 // The overrides are chosen by the host (kernels::mlp::FusedShape) from the network's widths and
 // the device's workgroup-memory limit.
 // CPU reference: kernels::mlp_fused::reference::network_f64.
@@ -46,6 +47,8 @@ override ROWS4: u32 = 8u;
 override COLS: u32 = 1u;
 // Invocations per workgroup.
 override FUSED_WG: u32 = 256u;
+// Groups of invocations that split the rows (FUSED_WG and ROWS4 are multiples of it).
+override SPLIT: u32 = 1u;
 // Widest layer input (floats per row kept in workgroup memory).
 override WIDTH: u32 = 256u;
 
@@ -63,10 +66,10 @@ fn dim(i: u32) -> u32 {
 
 // Weights W[k0 + i, c] for i < 4 of each of the invocation's columns c (zero past the layer's
 // outputs or when k0 ≥ k_end, the end of the groups of 4).
-fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, li: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
+fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, lane: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
     var w: array<vec4<f32>, FUSED_MAX_COLS>;
     for (var j = 0u; j < COLS; j = j + 1u) {
-        let c = li + FUSED_WG * j;
+        let c = lane + (FUSED_WG / SPLIT) * j;
         var v = vec4<f32>(0.0);
         if (c < dout && k0 < k_end) {
             let i = w0 + k0 * dout + c;
@@ -91,6 +94,10 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         return;
     }
     let n_rows = min(4u * ROWS4, end - r0);
+    let lanes = FUSED_WG / SPLIT;
+    let lane = li % lanes;
+    let rq = ROWS4 / SPLIT;
+    let q0 = li / lanes * rq;
     // The block's inputs, four rows per vec4; rows past the member's block read as zero.
     let in0 = dim(0u);
     for (var i = li; i < ROWS4 * in0; i = i + FUSED_WG) {
@@ -113,34 +120,34 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         let w0 = net.w_off[l / 4u][l % 4u] + m * din * dout;
         let b0 = net.b_off[l / 4u][l % 4u] + m * dout;
         var acc: array<vec4<f32>, FUSED_MAX_ACC>;
-        for (var a = 0u; a < COLS * ROWS4; a = a + 1u) {
+        for (var a = 0u; a < COLS * rq; a = a + 1u) {
             acc[a] = vec4<f32>(0.0);
         }
         // K in groups of 4 with the next group's weights loaded before this group's
         // multiply-adds (the loads' latency overlaps the arithmetic), then the remainder.
         let k4 = din / 4u * 4u;
-        var next = load_weights4(w0, 0u, k4, dout, li);
+        var next = load_weights4(w0, 0u, k4, dout, lane);
         for (var k0 = 0u; k0 < k4; k0 = k0 + 4u) {
             let cur = next;
-            next = load_weights4(w0, k0 + 4u, k4, dout, li);
+            next = load_weights4(w0, k0 + 4u, k4, dout, lane);
             for (var kk = 0u; kk < 4u; kk = kk + 1u) {
                 for (var j = 0u; j < COLS; j = j + 1u) {
                     let w = cur[j][kk];
-                    for (var q = 0u; q < ROWS4; q = q + 1u) {
-                        acc[j * ROWS4 + q] = acc[j * ROWS4 + q] + act[(k0 + kk) * ROWS4 + q] * w;
+                    for (var i = 0u; i < rq; i = i + 1u) {
+                        acc[j * rq + i] = acc[j * rq + i] + act[(k0 + kk) * ROWS4 + q0 + i] * w;
                     }
                 }
             }
         }
         for (var k = k4; k < din; k = k + 1u) {
             for (var j = 0u; j < COLS; j = j + 1u) {
-                let c = li + FUSED_WG * j;
+                let c = lane + lanes * j;
                 var w = 0.0;
                 if (c < dout) {
                     w = weights[w0 + k * dout + c];
                 }
-                for (var q = 0u; q < ROWS4; q = q + 1u) {
-                    acc[j * ROWS4 + q] = acc[j * ROWS4 + q] + act[k * ROWS4 + q] * w;
+                for (var i = 0u; i < rq; i = i + 1u) {
+                    acc[j * rq + i] = acc[j * rq + i] + act[k * ROWS4 + q0 + i] * w;
                 }
             }
         }
@@ -148,11 +155,12 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         workgroupBarrier();
         let last = l + 1u == n_layers;
         for (var j = 0u; j < COLS; j = j + 1u) {
-            let c = li + FUSED_WG * j;
+            let c = lane + lanes * j;
             if (c < dout) {
                 let b = biases[b0 + c];
-                for (var q = 0u; q < ROWS4; q = q + 1u) {
-                    let v = acc[j * ROWS4 + q] + b;
+                for (var i = 0u; i < rq; i = i + 1u) {
+                    let q = q0 + i;
+                    let v = acc[j * rq + i] + b;
                     if (last) {
                         for (var e = 0u; e < 4u; e = e + 1u) {
                             let r = 4u * q + e;

@@ -227,6 +227,7 @@ gpu_test!(fused_network_matches_f64_reference_for_every_member_block_and_shape, 
         (5, 2, 50, &[24, 200, 200, 200, 200, 38]),
     ];
     let full = ctx.limits().clone();
+    let mut splits = std::collections::BTreeSet::new();
     for (ci, &(e, nb, ls, dims)) in cases.iter().enumerate() {
         // The shape the device gets, then narrower ones: one row group of 4 per workgroup
         // (little workgroup memory) and at most 64 invocations (several columns each).
@@ -266,10 +267,12 @@ gpu_test!(fused_network_matches_f64_reference_for_every_member_block_and_shape, 
             cpu[r0 * outd..r1 * outd].copy_from_slice(&y);
         }
         for shape in shapes {
+            splits.insert(shape.split);
             let gpu = run_fused(ctx, shape, &p, &x, &wp, &bp);
             assert_close(&format!("fused case {ci} {shape:?}"), &gpu, &cpu, FORWARD_TOL);
         }
     }
+    assert_eq!(splits.into_iter().collect::<Vec<_>>(), vec![1, 2], "rows split between one and two groups");
 });
 
 /// Runs one cem.wgsl entry point over explicit buffers (mean, var, bounds, actions, track,

@@ -87,6 +87,8 @@ pub struct FusedShape {
     pub cols: u32,
     /// Invocations per workgroup.
     pub wg: u32,
+    /// Groups of invocations that split the rows (1 or 2).
+    pub split: u32,
     /// Widest layer input (floats per row in workgroup memory).
     pub width: u32,
 }
@@ -134,7 +136,16 @@ impl FusedShape {
                 limits.max_compute_workgroup_storage_size
             ));
         }
-        Ok(Self { rows4: rows4 as u32, cols: cols as u32, wg: wg as u32, width: width as u32 })
+        // Below MANY_ROWS a step has few workgroups: two groups of invocations share each
+        // block's rows, so that each workgroup has twice the warps to hide latency with.
+        let split = if rows4 == MAX_ROWS4 as u64 && 2 * wg <= max_wg { 2 } else { 1 };
+        Ok(Self {
+            rows4: rows4 as u32,
+            cols: cols as u32,
+            wg: (wg * split) as u32,
+            split: split as u32,
+            width: width as u32,
+        })
     }
 
     /// Rows per workgroup.
@@ -202,6 +213,7 @@ impl MlpFusedKernels {
             ("ROWS4", shape.rows4 as f64),
             ("COLS", shape.cols as f64),
             ("FUSED_WG", shape.wg as f64),
+            ("SPLIT", shape.split as f64),
             ("WIDTH", shape.width as f64),
         ];
         let forward = ctx.compute_pipeline(&PipelineDesc {
