@@ -333,31 +333,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             })
             .context("installing the Ctrl-C handler")?;
-            let total = (config.schedule.trials * config.schedule.trial_length) as u64;
-            let bar = ProgressBar::new(total);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:30}] {msg}")
-                    .expect("the template is a literal")
-                    .progress_chars("=> "),
-            );
-            let mut done_before = 0u64;
-            let mut last_trial = 0usize;
-            let trial_length = config.schedule.trial_length as u64;
-            let mut progress = |p: &pets::Progress| {
-                if p.trial != last_trial {
-                    done_before = p.trial as u64 * trial_length;
-                    last_trial = p.trial;
-                }
-                bar.set_position(done_before + p.step as u64);
-                let last = p.last_return.map(|r| format!(", last trial {r:.1}")).unwrap_or_default();
-                bar.set_message(format!(
-                    "trial {}/{} return {:.1}{last} ({:.1} steps/s)",
-                    p.trial + 1,
-                    p.trials,
-                    p.trial_return,
-                    p.steps_per_s
-                ));
-            };
+            let mut bar = pets::ProgressDisplay::new(&config);
+            let mut progress = |p: &pets::Progress| bar.update(p);
             let mut env = config.env.make();
             let summary = pets::run(
                 &ctx,
@@ -372,7 +349,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     resume,
                 },
             )?;
-            bar.finish_and_clear();
+            bar.finish();
             if let Some(at) = &summary.stopped_at {
                 let saved = if out.join("model.safetensors").exists() {
                     "the checkpoint of the last training, the config, metrics and results of the finished trials"

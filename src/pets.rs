@@ -69,6 +69,11 @@ pub struct PetsConfig {
     pub env: EnvKind,
     /// Seed of the environment, exploration, training and planning.
     pub seed: u64,
+    /// An environment outside the crate that the caller drives (e.g. `gymnasium:Pendulum-v1`
+    /// from the Python package); `env` then names the built-in preset the settings started
+    /// from. Recorded in the run folder; not settable from a config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_env: Option<String>,
     /// Ensemble architecture.
     pub model: ModelConfig,
     /// Training settings.
@@ -110,6 +115,7 @@ impl PetsConfig {
         let mut c = PetsConfig {
             env,
             seed: 0,
+            external_env: None,
             model: ModelConfig::default(),
             train: TrainConfig::default(),
             planner: PlannerConfig::pets_reference(),
@@ -249,6 +255,51 @@ pub struct TrialResult {
     pub plan_ms: f64,
     /// Wall time per environment step (planning and training included).
     pub step_ms: f64,
+}
+
+/// The command line's progress bar for a PETS run (trials × steps, the trial's return, the last
+/// trial's return, steps per second), on stderr.
+pub struct ProgressDisplay {
+    bar: indicatif::ProgressBar,
+    done_before: u64,
+    last_trial: usize,
+    trial_length: u64,
+}
+
+impl ProgressDisplay {
+    /// A bar sized for `cfg`'s trials.
+    pub fn new(cfg: &PetsConfig) -> Self {
+        let total = (cfg.schedule.trials * cfg.schedule.trial_length) as u64;
+        let bar = indicatif::ProgressBar::new(total);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{spinner} [{elapsed_precise}] [{bar:30}] {msg}")
+                .expect("the template is a literal")
+                .progress_chars("=> "),
+        );
+        Self { bar, done_before: 0, last_trial: 0, trial_length: cfg.schedule.trial_length as u64 }
+    }
+
+    /// Shows `p`.
+    pub fn update(&mut self, p: &Progress) {
+        if p.trial != self.last_trial {
+            self.done_before = p.trial as u64 * self.trial_length;
+            self.last_trial = p.trial;
+        }
+        self.bar.set_position(self.done_before + p.step as u64);
+        let last = p.last_return.map(|r| format!(", last trial {r:.1}")).unwrap_or_default();
+        self.bar.set_message(format!(
+            "trial {}/{} return {:.1}{last} ({:.1} steps/s)",
+            p.trial + 1,
+            p.trials,
+            p.trial_return,
+            p.steps_per_s
+        ));
+    }
+
+    /// Removes the bar.
+    pub fn finish(self) {
+        self.bar.finish_and_clear();
+    }
 }
 
 /// What the loop reports while it runs.
@@ -791,17 +842,46 @@ pub fn run(
 
 /// Replays a run's checkpoint: `episodes` episodes planned with its elites, returns per episode.
 pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+    let cfg = read_run_config(run_dir)?;
+    if let Some(env) = &cfg.external_env {
+        return Err(Error::config(
+            "external_env",
+            format!(
+                "{} ran on {env}, which only its caller can step; replay it from there (Python: lookahead.pets.evaluate)",
+                run_dir.display()
+            ),
+        ));
+    }
+    let mut env = cfg.env.make();
+    evaluate_on(ctx, run_dir, episodes, seed, env.as_mut(), cfg.env.task())
+}
+
+fn read_run_config(run_dir: &Path) -> Result<PetsConfig> {
     let cfg_path = run_dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg_path)
         .map_err(|source| Error::Io { path: cfg_path.display().to_string(), source })?;
-    let cfg: PetsConfig =
-        toml::from_str(&text).map_err(|e| Error::config(cfg_path.display().to_string(), e.to_string()))?;
+    toml::from_str(&text).map_err(|e| Error::config(cfg_path.display().to_string(), e.to_string()))
+}
+
+/// Replays the checkpoint of the run in `run_dir` on `env` planned with `task` (for runs on an
+/// environment outside the crate): `episodes` episodes of at most the run's trial length.
+pub fn evaluate_on(
+    ctx: &GpuContext,
+    run_dir: &Path,
+    episodes: usize,
+    seed: u64,
+    env: &mut dyn Env,
+    task: Task,
+) -> Result<Vec<f64>> {
+    let cfg = read_run_config(run_dir)?;
     if episodes == 0 {
         return Err(Error::config("--episodes", "must be at least 1"));
     }
+    if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
+        return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
+    }
     cfg.validate()?;
     let ckpt = Checkpoint::load(run_dir.join("model.safetensors"))?;
-    let task = cfg.env.task();
     // The checkpoint must be the model this config describes: a run folder mixing two runs is
     // refused, naming what disagrees.
     let expected = cfg.ensemble_spec(&task);
@@ -824,7 +904,6 @@ pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) ->
     let model = ckpt.ensemble.select_members(&ckpt.elites)?;
     let mut planner =
         Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
-    let mut env = cfg.env.make();
     let mut returns = Vec::new();
     for ep in 0..episodes {
         let mut obs = env.reset(seed.wrapping_mul(7919).wrapping_add(ep as u64));

@@ -45,6 +45,8 @@ pub const MLP_ROWS_WGSL: &str = include_str!("../../shaders/mlp_rows.wgsl");
 pub const MLP_FUSED_WGSL: &str = include_str!("../../shaders/mlp_fused.wgsl");
 /// `rollout.wgsl`: trajectory-sampling rollout of a learned ensemble.
 pub const ROLLOUT_WGSL: &str = include_str!("../../shaders/rollout.wgsl");
+/// `env_eval.wgsl`: a task's reward and termination on given transitions.
+pub const ENV_EVAL_WGSL: &str = include_str!("../../shaders/env_eval.wgsl");
 /// `analytic.wgsl`: rollout with the environment's own WGSL dynamics.
 pub const ANALYTIC_WGSL: &str = include_str!("../../shaders/analytic.wgsl");
 /// `cem.wgsl`: sampling, elite selection and the distribution update.
@@ -106,6 +108,11 @@ pub fn shaders() -> Vec<ShaderSource> {
             name: "analytic",
             parts: vec![COMMON_WGSL, env_src, ANALYTIC_WGSL],
             entry_points: &["rollout_analytic"],
+        });
+        out.push(ShaderSource {
+            name: "env_eval",
+            parts: vec![COMMON_WGSL, env_src, ENV_EVAL_WGSL],
+            entry_points: &["evaluate_env"],
         });
     }
     out.push(ShaderSource {
@@ -267,7 +274,8 @@ pub fn pipeline(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 12] = [
+const OWN_SOURCES: [&str; 13] = [
+    ENV_EVAL_WGSL,
     COMMON_WGSL,
     MLP_WGSL,
     MLP_ROWS_WGSL,

@@ -5,8 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{pipeline, PlanLayouts, ANALYTIC_WGSL, COMMON_WGSL, ROLLOUT_WGSL};
-use crate::error::Result;
+use super::{pipeline, PlanLayouts, PlanParams, ANALYTIC_WGSL, COMMON_WGSL, ENV_EVAL_WGSL, ROLLOUT_WGSL};
+use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
 /// The buffers of group 1 of `rollout.wgsl` and `analytic.wgsl`, in binding order.
@@ -66,6 +66,98 @@ impl RolloutKernels {
         };
         Ok(Self { init: pipe("init_particles")?, prepare: pipe("prepare_inputs")?, propagate: pipe("propagate")? })
     }
+}
+
+/// A task's `env_reward` and `env_terminated` (its WGSL `task_wgsl`, named `task`) on `n`
+/// transitions `before` / `act` / `next` (`[n, obs_dim]`, `[n, act_dim]`, `[n, obs_dim]`):
+/// `(reward, terminated)` of each, computed by `env_eval.wgsl` on the device.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_env(
+    ctx: &GpuContext,
+    task: &str,
+    task_wgsl: &str,
+    obs_dim: usize,
+    act_dim: usize,
+    before: &[f32],
+    act: &[f32],
+    next: &[f32],
+) -> Result<Vec<(f32, bool)>> {
+    if obs_dim == 0 || act_dim == 0 || obs_dim > super::MAX_OBS || act_dim > super::MAX_ACT {
+        return Err(Error::InvalidInput(format!(
+            "obs_dim {obs_dim} and act_dim {act_dim} must lie in 1..={} and 1..={}",
+            super::MAX_OBS,
+            super::MAX_ACT
+        )));
+    }
+    let n = before.len() / obs_dim;
+    if before.len() != n * obs_dim || next.len() != n * obs_dim || act.len() != n * act_dim || n == 0 {
+        return Err(Error::InvalidInput(format!(
+            "transitions: {} / {} / {} values do not form n > 0 rows of obs {obs_dim} / act {act_dim} / obs {obs_dim}",
+            before.len(),
+            act.len(),
+            next.len()
+        )));
+    }
+    if [before, act, next].iter().any(|v| v.iter().any(|x| !x.is_finite())) {
+        return Err(Error::InvalidInput("transitions hold a non-finite value".into()));
+    }
+    let layouts = PlanLayouts::new(ctx)?;
+    let family = format!("env_eval/{task}");
+    let pipe = pipeline(
+        ctx,
+        &family,
+        &[COMMON_WGSL, task_wgsl, ENV_EVAL_WGSL],
+        "evaluate_env",
+        &[&layouts.params, &layouts.rollout],
+        true,
+    )?;
+    let p = PlanParams {
+        n_batch: 1,
+        population: n as u32,
+        particles: 1,
+        horizon: 1,
+        obs_dim: obs_dim as u32,
+        act_dim: act_dim as u32,
+        ..Default::default()
+    };
+    let params = ctx.uniform_buffer_init("env_eval.params", &[p]);
+    let params_bg = super::bind_params::<PlanParams>(ctx, "env_eval.params", &layouts.params, &params);
+    let (b, s, a) = (
+        ctx.storage_buffer_init("env_eval.before", before),
+        ctx.storage_buffer_init("env_eval.next", next),
+        ctx.storage_buffer_init("env_eval.act", act),
+    );
+    let track = ctx.storage_buffer("env_eval.track", 2 * n);
+    // Bindings the entry point does not use; read-only and read-write ones need their own.
+    let (unused_r, unused_w1, unused_w2) = (
+        ctx.storage_buffer("env_eval.unused", 1),
+        ctx.storage_buffer("env_eval.unused", 1),
+        ctx.storage_buffer("env_eval.unused", 1),
+    );
+    let bg = bind_rollout(
+        ctx,
+        &layouts,
+        "env_eval",
+        &RolloutBuffers {
+            obs: &b,
+            state: &s,
+            track: &track,
+            actions: &a,
+            model_consts: &unused_r,
+            x0: &unused_w1,
+            slot_of: &unused_w2,
+            out: &unused_r,
+        },
+    );
+    let grid = crate::gpu::grid_1d(n as u32, super::WG_SIZE, ctx.limits().max_compute_workgroups_per_dimension)?;
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        super::dispatch(&mut pass, &pipe, &[(&params_bg, &[0]), (&bg, &[])], (grid.0, grid.1, 1));
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    let out = ctx.read_buffer::<f32>(&track, 2 * n)?;
+    Ok(out.chunks_exact(2).map(|c| (c[0], c[1] != 0.0)).collect())
 }
 
 /// The pipeline of `analytic.wgsl` for one task: candidates rolled out with the task's own
