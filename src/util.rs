@@ -160,6 +160,30 @@ pub fn apply_assignments(
     Ok(())
 }
 
+/// `base` (a config section named `section`, e.g. `train`) with `key=value` assignments applied
+/// one by one (the key may carry the section); an unknown key or a value of the wrong type is a
+/// config error naming `section.key`. `optional` lists the section's keys that `base` may leave
+/// unset (as `section.key`).
+pub fn with_assignments<T>(base: &T, section: &str, optional: &[&str], assignments: &[String]) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let schema = toml::Table::try_from(base).map_err(|e| Error::config(section, e.to_string()))?;
+    let mut table = schema.clone();
+    let prefix = format!("{section}.");
+    for a in assignments {
+        let bare = a.trim();
+        let bare = bare.strip_prefix(&prefix).unwrap_or(bare);
+        let (key, _) = parse_assignment(bare)?;
+        apply_assignments(&mut table, &schema, &[bare.to_string()], section, optional)?;
+        let _: T = table
+            .clone()
+            .try_into()
+            .map_err(|e: toml::de::Error| Error::config(format!("{section}.{key}"), e.message().to_string()))?;
+    }
+    table.try_into().map_err(|e: toml::de::Error| Error::config(section, e.message().to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

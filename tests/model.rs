@@ -67,6 +67,20 @@ fn truncated_altered_or_mismatched_files_are_rejected_with_the_reason() {
     nan[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
     let err = Ensemble::from_bytes(&nan).unwrap_err();
     assert!(matches!(err, FormatError::Inconsistent(_)) && err.to_string().contains("finite"), "{err}");
+    // One weight's bits changed: still a finite, plausible value, caught by the checksum.
+    let mut flipped = bytes.clone();
+    flipped[n - 7] ^= 0x01;
+    let err = Ensemble::from_bytes(&flipped).unwrap_err();
+    assert!(matches!(err, FormatError::Checksum { .. }), "{err}");
+    // A file exported elsewhere carries no checksum and is read.
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let mut meta = header.metadata().clone().unwrap();
+    assert!(meta.remove("sha256").is_some(), "saved files carry their checksum");
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> =
+        st.names().into_iter().map(|n| (n.to_string(), st.tensor(n).unwrap())).collect();
+    let exported = safetensors::serialize(views, Some(meta)).unwrap();
+    assert_eq!(Ensemble::from_bytes(&exported).unwrap(), e);
     // Garbage.
     assert!(matches!(Ensemble::from_bytes(b"not a model"), Err(FormatError::NotSafetensors(_))));
     // A missing file names the path.

@@ -28,6 +28,10 @@ create_exception!(_lookahead, LimitError, LookaheadError, "A size beyond what th
 create_exception!(_lookahead, GpuError, LookaheadError, "No adapter, a shader, the device or a timeout.");
 create_exception!(_lookahead, FileError, LookaheadError, "A file that cannot be read, written or trusted.");
 
+/// Keys of `[planner]` / `[train]` that their defaults leave unset.
+const PLANNER_OPTIONAL: &[&str] = &["planner.action_lower", "planner.action_upper"];
+const TRAIN_OPTIONAL: &[&str] = &["train.clip_grad_norm"];
+
 /// The engine's error as the matching Python exception, with the engine's message.
 fn py_err(e: Error) -> PyErr {
     let msg = e.to_string();
@@ -325,16 +329,17 @@ struct Planner {
 #[pymethods]
 impl Planner {
     #[new]
-    #[pyo3(signature = (ctx, task, ensemble=None, config_json="{}"))]
+    #[pyo3(signature = (ctx, task, ensemble=None, sets=vec![]))]
     fn new(
         py: Python<'_>,
         ctx: &Context,
         task: &Task,
         ensemble: Option<&Ensemble>,
-        config_json: &str,
+        sets: Vec<String>,
     ) -> PyResult<Self> {
-        let cfg: PlannerConfig = serde_json::from_str(config_json)
-            .map_err(|e| ConfigError::new_err(format!("invalid config: planner: {e}")))?;
+        let cfg: PlannerConfig =
+            lookahead::util::with_assignments(&PlannerConfig::default(), "planner", PLANNER_OPTIONAL, &sets).py()?;
+        cfg.validate().py()?;
         let dynamics = match ensemble {
             Some(e) => Dynamics::Ensemble(e.ens.clone()),
             None => Dynamics::Analytic,
@@ -443,10 +448,10 @@ fn report_dict<'py>(py: Python<'py>, r: &lookahead::train::TrainReport) -> PyRes
 #[pymethods]
 impl Trainer {
     #[new]
-    #[pyo3(signature = (ctx, ensemble, config_json="{}"))]
-    fn new(py: Python<'_>, ctx: &Context, ensemble: &Ensemble, config_json: &str) -> PyResult<Self> {
-        let cfg: TrainConfig = serde_json::from_str(config_json)
-            .map_err(|e| ConfigError::new_err(format!("invalid config: train: {e}")))?;
+    #[pyo3(signature = (ctx, ensemble, sets=vec![]))]
+    fn new(py: Python<'_>, ctx: &Context, ensemble: &Ensemble, sets: Vec<String>) -> PyResult<Self> {
+        let cfg: TrainConfig =
+            lookahead::util::with_assignments(&TrainConfig::default(), "train", TRAIN_OPTIONAL, &sets).py()?;
         let (c, e) = (ctx.ctx.clone(), ensemble.ens.clone());
         let trainer = py.detach(|| RTrainer::new(&c, e, cfg)).py()?;
         Ok(Self { trainer: Mutex::new(trainer) })
@@ -454,18 +459,19 @@ impl Trainer {
 
     /// Resumes from a checkpoint written by `save_checkpoint` (optionally with new settings).
     #[staticmethod]
-    #[pyo3(signature = (ctx, path, config_json=None))]
-    fn load_checkpoint(py: Python<'_>, ctx: &Context, path: PathBuf, config_json: Option<&str>) -> PyResult<Self> {
-        let cfg: Option<TrainConfig> = config_json
-            .map(serde_json::from_str)
+    #[pyo3(signature = (ctx, path, sets=None))]
+    fn load_checkpoint(py: Python<'_>, ctx: &Context, path: PathBuf, sets: Option<Vec<String>>) -> PyResult<Self> {
+        let cfg: Option<TrainConfig> = sets
+            .map(|s| lookahead::util::with_assignments(&TrainConfig::default(), "train", TRAIN_OPTIONAL, &s))
             .transpose()
-            .map_err(|e| ConfigError::new_err(format!("invalid config: train: {e}")))?;
+            .py()?;
         let c = ctx.ctx.clone();
         let trainer =
             py.detach(|| Checkpoint::load(&path).and_then(|ck| RTrainer::from_checkpoint(&c, &ck, cfg))).py()?;
         Ok(Self { trainer: Mutex::new(trainer) })
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Trains on `n` transitions given as f32 bytes: obs [n, obs_dim], act [n, act_dim],
     /// next_obs [n, obs_dim], reward [n] and terminated (n booleans); returns the report dict.
     fn train<'py>(

@@ -14,7 +14,9 @@
 //! Hidden layers use SiLU; the last layer is linear with `model_out` outputs (means) followed,
 //! for probabilistic models, by `model_out` log-variances; `model_out = obs_dim (+1 with a
 //! learned reward, the last output)`. Metadata: `format = "lookahead-ensemble-v1"`, `obs_dim`,
-//! `act_dim`, `probabilistic`, `learned_reward`. The layout of `W` is that of mbrl-lib's
+//! `act_dim`, `probabilistic`, `learned_reward`, and `sha256` (the digest of every tensor's name,
+//! shape and bytes; verified on load when present, so a damaged file is refused; files exported
+//! elsewhere may leave it out). The layout of `W` is that of mbrl-lib's
 //! `EnsembleLinearLayer` (`[members, in, out]`), so a PyTorch-trained model exports with
 //! `safetensors.torch.save_file` after renaming.
 
@@ -314,7 +316,9 @@ impl Ensemble {
             tensors.remove("max_logvar");
             tensors.remove("min_logvar");
         }
-        let bytes = format::serialize(&tensors, format::metadata(&self.spec, FORMAT))
+        let mut meta = format::metadata(&self.spec, FORMAT);
+        meta.insert("sha256".into(), format::checkpoint_digest(&tensors, None));
+        let bytes = format::serialize(&tensors, meta)
             .map_err(|reason| Error::Weights { path: path.display().to_string(), reason })?;
         crate::util::write_atomic(path, &bytes)
     }
@@ -433,6 +437,17 @@ impl Ensemble {
         };
         let ens = Self { spec, layers, input_mean, input_std, max_logvar, min_logvar };
         ens.validate().map_err(|e| FormatError::Inconsistent(e.to_string()))?;
+        if let (true, Some(expected)) = (format == FORMAT, meta.get("sha256")) {
+            // Every tensor the file holds, as written, in name order.
+            let mut all = format::Tensors::new();
+            for name in st.names() {
+                all.insert(name.to_string(), tensor(name)?);
+            }
+            let actual = format::checkpoint_digest(&all, None);
+            if &actual != expected {
+                return Err(FormatError::Checksum { expected: expected.clone(), actual });
+            }
+        }
         Ok(ens)
     }
 }

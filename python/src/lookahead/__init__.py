@@ -1,0 +1,29 @@
+"""lookahead: PETS / CEM model-predictive control over probabilistic ensembles, in WGSL compute
+shaders on any Vulkan, Metal or DX12 GPU.
+
+    import lookahead as la
+    ctx = la.Context()                       # the best adapter (la.adapters() lists them)
+    task = la.Task.builtin("pendulum")
+    planner = la.Planner(ctx, task, la.Ensemble.random(3, 1), population=200, horizon=20)
+    plan = planner.plan([1.0, 0.0, 0.0])     # plan.action, plan.actions, plan.predicted_return
+    la.pets.run("Pendulum-v1", preset="demo", out="runs/pendulum")   # needs gymnasium
+"""
+from ._lookahead import (
+    ConfigError,
+    FileError,
+    GpuError,
+    InputError,
+    LimitError,
+    LookaheadError,
+    MAX_ACT,
+    MAX_OBS,
+)
+from .core import Context, Ensemble, Plan, Planner, Task, Trainer, adapters
+from . import pets
+from . import gym
+
+__all__ = [
+    "Context", "Ensemble", "Plan", "Planner", "Task", "Trainer", "adapters", "pets", "gym",
+    "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
+]
+__version__ = "0.1.0"

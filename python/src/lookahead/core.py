@@ -1,0 +1,308 @@
+"""The engine's objects with numpy arrays in and out.
+
+Arrays may be float32 or float64 (anything else is a TypeError), of any memory layout; their
+shapes are checked here with messages naming the argument. Values (NaN, infinity) and settings
+are checked by the engine, whose errors arrive as :class:`LookaheadError` subclasses with the
+engine's own messages. Every call that works on the GPU releases the GIL.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from . import _lookahead as _lk
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _f32(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
+    """`x` as a C-contiguous little-endian float32 array of `shape` (None: any length)."""
+    a = np.asarray(x)
+    if a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{name}: dtype {a.dtype}; expected float32 or float64")
+    dims = ["n" if s is None else str(s) for s in shape]
+    want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+    if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
+        raise ValueError(f"{name}: shape {a.shape}; expected {want}")
+    return np.ascontiguousarray(a, dtype="<f4")
+
+
+def _from_bytes(b: bytes, shape: Tuple[int, ...]) -> np.ndarray:
+    return np.frombuffer(b, dtype="<f4").reshape(shape).astype(np.float32, copy=False)
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "true" if v else "false"
+    if isinstance(v, str):
+        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, (float, np.floating)):
+        return repr(float(v))
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    raise TypeError(f"config value {v!r}: expected a number, bool, string or list")
+
+
+def _assignments(config: Optional[Mapping[str, Any]], overrides: Mapping[str, Any]) -> List[str]:
+    """A config section as the engine's `key=value` assignments (TOML values): unknown keys and
+    wrong types are reported by the engine, naming the key, as for `--set` on the command line."""
+    cfg: Dict[str, Any] = dict(config or {})
+    cfg.update(overrides)
+    return [f"{k}={_toml_value(v)}" for k, v in cfg.items()]
+
+
+Context = _lk.Context
+adapters = _lk.adapters
+
+
+class Task:
+    """What a planner needs to know about a problem: sizes, action bounds and the WGSL
+    functions ``env_reward`` and ``env_terminated`` (and ``env_step`` for planning with the
+    true dynamics)."""
+
+    def __init__(self, native: "_lk.Task"):
+        self._native = native
+
+    @staticmethod
+    def builtin(name: str) -> "Task":
+        """A built-in task: ``"cartpole"`` or ``"pendulum"`` (Pendulum-v1's dynamics and reward)."""
+        return Task(_lk.Task.builtin(name))
+
+    @staticmethod
+    def custom(
+        name: str,
+        obs_dim: int,
+        act_dim: int,
+        action_lower: Sequence[float],
+        action_upper: Sequence[float],
+        wgsl: str,
+        has_dynamics: bool = False,
+    ) -> "Task":
+        """A task from WGSL source; see the repository's README ("Custom tasks") for the
+        function signatures. Sizes and bounds are checked now, the WGSL when a planner is made."""
+        lo = [float(v) for v in np.asarray(action_lower, dtype=np.float64).ravel()]
+        hi = [float(v) for v in np.asarray(action_upper, dtype=np.float64).ravel()]
+        return Task(_lk.Task.custom(name, obs_dim, act_dim, lo, hi, wgsl, has_dynamics))
+
+    name = property(lambda self: self._native.name)
+    obs_dim = property(lambda self: self._native.obs_dim)
+    act_dim = property(lambda self: self._native.act_dim)
+    action_lower = property(lambda self: np.asarray(self._native.action_lower))
+    action_upper = property(lambda self: np.asarray(self._native.action_upper))
+    wgsl = property(lambda self: self._native.wgsl)
+
+    def evaluate(self, ctx: "_lk.Context", before: Any, action: Any, after: Any) -> Tuple[np.ndarray, np.ndarray]:
+        """The task's WGSL reward and termination on ``n`` transitions, run on the device:
+        ``(rewards [n] float32, terminated [n] bool)``."""
+        b = _f32("before", before, (None, self.obs_dim))
+        n = b.shape[0]
+        a = _f32("action", action, (n, self.act_dim))
+        s = _f32("after", after, (n, self.obs_dim))
+        r, t = self._native.evaluate(ctx, n, b.tobytes(), a.tobytes(), s.tobytes())
+        return np.asarray(r, dtype=np.float32), np.asarray(t, dtype=bool)
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+class Ensemble:
+    """A probabilistic ensemble of MLPs (weights, biases, input normaliser, log-variance bounds)."""
+
+    def __init__(self, native: "_lk.Ensemble"):
+        self._native = native
+
+    @staticmethod
+    def random(
+        obs_dim: int,
+        act_dim: int,
+        members: int = 7,
+        hidden: Sequence[int] = (200, 200, 200, 200),
+        seed: int = 0,
+        probabilistic: bool = True,
+        learned_reward: bool = False,
+    ) -> "Ensemble":
+        """A randomly initialised ensemble (PETS's architecture by default)."""
+        return Ensemble(_lk.Ensemble.random(obs_dim, act_dim, members, list(hidden), seed, probabilistic, learned_reward))
+
+    @staticmethod
+    def load(path: PathLike) -> "Ensemble":
+        """Reads an ensemble file or a training checkpoint (safetensors; checksums verified)."""
+        return Ensemble(_lk.Ensemble.load(os.fspath(path)))
+
+    def save(self, path: PathLike) -> None:
+        """Writes the ensemble as safetensors (atomically)."""
+        self._native.save(os.fspath(path))
+
+    def select_members(self, members: Sequence[int]) -> "Ensemble":
+        """The ensemble of these members, in this order (e.g. the elites)."""
+        return Ensemble(self._native.select_members(list(members)))
+
+    @property
+    def spec(self) -> Dict[str, Any]:
+        """members, obs_dim, act_dim, hidden, probabilistic, learned_reward."""
+        return self._native.spec()
+
+    def arrays(self) -> Dict[str, Any]:
+        """Every parameter as numpy: ``layers`` (list of (weight [members, in, out], bias
+        [members, out])), ``input_mean``, ``input_std``, ``max_logvar``, ``min_logvar`` —
+        enough to rebuild the network in PyTorch."""
+        layers, mean, std, maxlv, minlv = self._native.tensors()
+        e = self.spec["members"]
+        return {
+            "layers": [(_from_bytes(w, (e, i, o)), _from_bytes(b, (e, o))) for w, b, i, o in layers],
+            "input_mean": _from_bytes(mean, (-1,)),
+            "input_std": _from_bytes(std, (-1,)),
+            "max_logvar": _from_bytes(maxlv, (-1,)),
+            "min_logvar": _from_bytes(minlv, (-1,)),
+        }
+
+    def __repr__(self) -> str:
+        return repr(self._native)
+
+
+@dataclass
+class Plan:
+    """One plan: the action to execute now, the whole optimised sequence and its predicted
+    return (mean over the elites' particles)."""
+
+    action: np.ndarray
+    actions: np.ndarray
+    predicted_return: float
+    best_return: float
+    iterations: int
+    iterations_done: Optional[int] = None
+    timed_out: Optional[bool] = None
+    status: Optional[str] = None
+    elapsed_s: Optional[float] = None
+
+
+class Planner:
+    """CEM / random shooting / MPPI / iCEM over an ensemble (or the task's own WGSL dynamics when
+    ``ensemble`` is None). ``config`` holds the ``[planner]`` keys of a PETS config (kind,
+    horizon, iterations, population, particles, propagation, mlp_kernel, seed, ...); keyword
+    arguments override them. Unknown keys are a :class:`ConfigError`."""
+
+    def __init__(
+        self,
+        ctx: "_lk.Context",
+        task: Task,
+        ensemble: Optional[Ensemble] = None,
+        config: Optional[Mapping[str, Any]] = None,
+        **overrides: Any,
+    ):
+        self.task = task
+        native_ens = ensemble._native if ensemble is not None else None
+        self._native = _lk.Planner(ctx, task._native, native_ens, _assignments(config, overrides))
+        cfg = self.config
+        self._horizon = int(cfg["horizon"])
+
+    def _plan(self, d: Dict[str, Any]) -> Plan:
+        na = self.task.act_dim
+        extra = {k: d[k] for k in ("iterations_done", "timed_out", "status", "elapsed_s") if k in d}
+        return Plan(
+            action=_from_bytes(d["action"], (na,)),
+            actions=_from_bytes(d["actions"], (self._horizon, na)),
+            predicted_return=float(d["predicted_return"]),
+            best_return=float(d["best_return"]),
+            iterations=int(d["iterations"]),
+            **extra,
+        )
+
+    def plan(self, obs: Any) -> Plan:
+        """Plans from one observation of shape (obs_dim,)."""
+        o = _f32("obs", obs, (self.task.obs_dim,))
+        return self._plan(self._native.plan(o.tobytes()))
+
+    def plan_batch(self, obs: Any) -> List[Plan]:
+        """Plans from n observations (shape (n, obs_dim)) in the same dispatches; each keeps its
+        own warm start."""
+        o = _f32("obs", obs, (None, self.task.obs_dim))
+        return [self._plan(d) for d in self._native.plan_batch(o.tobytes(), o.shape[0])]
+
+    def plan_with(self, obs: Any, iterations: Optional[int] = None, seconds: Optional[float] = None) -> Plan:
+        """A plan within a budget: at most ``iterations`` CEM iterations, or returned within
+        ``seconds`` (the best of the iterations that fitted)."""
+        o = _f32("obs", obs, (self.task.obs_dim,))
+        return self._plan(self._native.plan_with(o.tobytes(), iterations, seconds))
+
+    def reset(self) -> None:
+        """Forgets the warm start (call at the start of an episode)."""
+        self._native.reset()
+
+    def set_ensemble(self, ensemble: Ensemble) -> None:
+        """Replaces the ensemble's parameters (same architecture), e.g. after training."""
+        self._native.set_ensemble(ensemble._native)
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        """The resolved ``[planner]`` settings."""
+        return json.loads(self._native.config_json())
+
+    @property
+    def network_kernel(self) -> Optional[str]:
+        """The kernel running the network on this adapter (fused, tiled, rows), or None."""
+        return self._native.network_kernel()
+
+
+class Trainer:
+    """Trains an ensemble (bootstrap, Gaussian NLL, Adam, early stopping, elites). ``config``
+    holds the ``[train]`` keys of a PETS config; keyword arguments override them."""
+
+    def __init__(
+        self,
+        ctx: "_lk.Context",
+        ensemble: Ensemble,
+        config: Optional[Mapping[str, Any]] = None,
+        **overrides: Any,
+    ):
+        self._spec = ensemble.spec
+        self._native = _lk.Trainer(ctx, ensemble._native, _assignments(config, overrides))
+
+    @staticmethod
+    def load_checkpoint(ctx: "_lk.Context", path: PathLike, config: Optional[Mapping[str, Any]] = None) -> "Trainer":
+        """Resumes training from a checkpoint written by :meth:`save_checkpoint`."""
+        t = Trainer.__new__(Trainer)
+        t._native = _lk.Trainer.load_checkpoint(ctx, os.fspath(path), None if config is None else _assignments(config, {}))
+        t._spec = Ensemble(t._native.ensemble()).spec
+        return t
+
+    def train(
+        self,
+        obs: Any,
+        action: Any,
+        next_obs: Any,
+        reward: Any = None,
+        terminated: Any = None,
+    ) -> Dict[str, Any]:
+        """Trains on n transitions (obs (n, obs_dim), action (n, act_dim), next_obs (n, obs_dim),
+        optional reward (n,) and terminated (n,)); returns the report (epochs, train_loss,
+        val_mse, best_mse, elites, ...)."""
+        d, a = self._spec["obs_dim"], self._spec["act_dim"]
+        o = _f32("obs", obs, (None, d))
+        n = o.shape[0]
+        act = _f32("action", action, (n, a))
+        nxt = _f32("next_obs", next_obs, (n, d))
+        r = _f32("reward", np.zeros(n) if reward is None else reward, (n,))
+        t = np.zeros(n, dtype=bool) if terminated is None else np.asarray(terminated)
+        if t.shape != (n,):
+            raise ValueError(f"terminated: shape {t.shape}; expected ({n},)")
+        return self._native.train(n, o.tobytes(), act.tobytes(), nxt.tobytes(), r.tobytes(), [bool(x) for x in t])
+
+    def ensemble(self) -> Ensemble:
+        """The current parameters."""
+        return Ensemble(self._native.ensemble())
+
+    @property
+    def elites(self) -> List[int]:
+        """The elite members of the last training, best first."""
+        return self._native.elites()
+
+    def save_checkpoint(self, path: PathLike) -> None:
+        """Everything needed to continue training exactly (parameters, Adam state, random stream)."""
+        self._native.save_checkpoint(os.fspath(path))

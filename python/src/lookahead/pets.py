@@ -1,0 +1,102 @@
+"""PETS on any environment with the engine's loop: the same config keys, presets and run folder
+(config.toml, metrics.jsonl, results.csv, model.safetensors, learning_curve.svg, resume points)
+as ``lookahead pets`` on the command line."""
+from __future__ import annotations
+
+import os
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
+
+from . import _lookahead as _lk
+from . import gym as _gym
+from .core import Task, _toml_value
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def _sets(config: Optional[Mapping[str, Any]], sets: Sequence[str]) -> list:
+    """``--set`` assignments from a nested dict ({"planner": {"horizon": 30}}) and a list."""
+    out = []
+    for section, values in (config or {}).items():
+        if isinstance(values, Mapping):
+            for k, v in values.items():
+                out.append(f"{section}.{k}={_toml_value(v)}")
+        else:
+            out.append(f"{section}={_toml_value(values)}")
+    return out + list(sets)
+
+
+def resolve(
+    env: str,
+    preset: str = "reference",
+    config: Optional[Mapping[str, Any]] = None,
+    config_file: Optional[PathLike] = None,
+    sets: Sequence[str] = (),
+) -> str:
+    """The PETS config for environment ``env`` (a built-in name or a gymnasium id) as TOML text:
+    the preset, then the task's own settings, then ``config_file``, ``config`` and ``sets``."""
+    name = _gym.strip_prefix(env)
+    spec = _gym.TASKS.get(name)
+    if env in ("cartpole", "pendulum"):
+        base, task_sets = env, []
+    elif spec is not None:
+        base, task_sets = spec.base, spec.sets.get(preset, [])
+    else:
+        base, task_sets = "cartpole", []
+    text = None
+    if config_file is not None:
+        with open(config_file, encoding="utf-8") as f:
+            text = f.read()
+    return _lk.resolve_config(base, preset, text, list(task_sets) + _sets(config, sets))
+
+
+def run(
+    env: Any,
+    task: Optional[Task] = None,
+    preset: str = "reference",
+    config: Optional[Mapping[str, Any]] = None,
+    config_file: Optional[PathLike] = None,
+    sets: Sequence[str] = (),
+    out: Optional[PathLike] = None,
+    overwrite: bool = False,
+    resume: bool = False,
+    seed: Optional[int] = None,
+    progress: bool = True,
+    ctx: Optional["_lk.Context"] = None,
+) -> Dict[str, Any]:
+    """Runs PETS on ``env``: a gymnasium id (``"Pendulum-v1"``, ``"gymnasium:HalfCheetah-v5"``)
+    or a ``gymnasium.Env`` with 1-D Box spaces (then ``task`` is needed unless its id is built in).
+
+    Returns the trials (return, steps, model loss, plan and step milliseconds), whether it was
+    interrupted (Ctrl-C stops after the current step with every file consistent; ``resume=True``
+    continues it) and the run folder."""
+    env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+    genv = _gym.make(env) if isinstance(env, str) else env
+    if task is None:
+        if env_id is None:
+            raise ValueError("this environment has no gymnasium id: pass task=Task.custom(...)")
+        task = _gym.task_for(env_id, genv)
+    adapter = _gym.GymAdapter(genv)
+    if (adapter.obs_dim, adapter.act_dim) != (task.obs_dim, task.act_dim):
+        raise ValueError(
+            f"the environment has obs {adapter.obs_dim} / act {adapter.act_dim}, the task {task.name} "
+            f"has {task.obs_dim} / {task.act_dim}"
+        )
+    toml_text = resolve(env_id or task.name, preset, config, config_file, sets)
+    ctx = ctx or _lk.Context()
+    return _lk.run_pets(
+        ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
+        None if out is None else os.fspath(out), overwrite, resume, seed, progress,
+    )
+
+
+def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes: int = 5, seed: int = 0,
+             ctx: Optional["_lk.Context"] = None) -> list:
+    """Replays the checkpoint of a run on ``env`` (as for :func:`run`): each episode's return."""
+    env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+    genv = _gym.make(env) if isinstance(env, str) else env
+    if task is None:
+        if env_id is None:
+            raise ValueError("this environment has no gymnasium id: pass task=Task.custom(...)")
+        task = _gym.task_for(env_id, genv)
+    ctx = ctx or _lk.Context()
+    return _lk.evaluate_pets(ctx, _gym.GymAdapter(genv), task._native, os.fspath(run_dir), episodes, seed)

@@ -1,0 +1,116 @@
+"""The Python surface: numpy in and out, bad input, configs, files, training."""
+import numpy as np
+import pytest
+
+import lookahead as la
+
+
+def small_planner(ctx, **kw):
+    cfg = dict(population=24, horizon=6, iterations=2, particles=3, seed=5)
+    cfg.update(kw)
+    ens = la.Ensemble.random(3, 1, members=3, hidden=[16, 16], seed=1)
+    return la.Planner(ctx, la.Task.builtin("pendulum"), ens, **cfg)
+
+
+def test_float32_float64_and_strided_observations_give_the_same_plan(ctx):
+    obs64 = np.array([0.6, -0.8, 0.3])
+    wide = np.zeros(6)
+    wide[::2] = obs64  # a non-contiguous view
+    plans = [small_planner(ctx).plan(o) for o in (obs64, obs64.astype(np.float32), wide[::2], list(obs64))]
+    for p in plans[1:]:
+        np.testing.assert_array_equal(p.action, plans[0].action)
+        np.testing.assert_array_equal(p.actions, plans[0].actions)
+    p = plans[0]
+    assert p.action.dtype == np.float32 and p.action.shape == (1,)
+    assert p.actions.shape == (6, 1) and p.iterations == 2
+    np.testing.assert_array_equal(p.action, p.actions[0])
+    assert np.all(np.abs(p.actions) <= 2.0)
+
+
+def test_bad_observations_are_refused_with_clear_errors(ctx):
+    planner = small_planner(ctx)
+    with pytest.raises(ValueError, match=r"obs: shape \(4,\); expected \(3,\)"):
+        planner.plan(np.zeros(4))
+    with pytest.raises(ValueError, match=r"expected \(n, 3\)"):
+        planner.plan_batch(np.zeros(3))
+    with pytest.raises(TypeError, match="dtype int64"):
+        planner.plan(np.zeros(3, dtype=np.int64))
+    with pytest.raises(la.InputError, match="non-finite"):
+        planner.plan(np.array([np.nan, 0.0, 0.0]))
+    with pytest.raises(la.InputError, match="exactly one"):
+        planner.plan_with(np.zeros(3))
+    # The planner is intact after refusing.
+    assert planner.plan(np.zeros(3)).action.shape == (1,)
+
+
+def test_batch_plans_and_budgets(ctx):
+    obs = np.array([[0.6, -0.8, 0.3], [1.0, 0.0, 0.0]])
+    plans = small_planner(ctx).plan_batch(obs)
+    assert len(plans) == 2 and all(p.actions.shape == (6, 1) for p in plans)
+    assert not np.array_equal(plans[0].actions, plans[1].actions)
+    p = small_planner(ctx, iterations=3).plan_with(obs[0], iterations=1)
+    assert p.iterations_done == 1 and p.status is not None
+
+
+def test_unknown_and_impossible_settings_are_config_errors(ctx):
+    with pytest.raises(la.ConfigError, match="bogus"):
+        small_planner(ctx, bogus=1)
+    with pytest.raises(la.ConfigError, match="population"):
+        small_planner(ctx, population=0)
+    with pytest.raises(la.ConfigError, match="mlp_kernel"):
+        small_planner(ctx, mlp_kernel="fast")
+    ens = la.Ensemble.random(3, 1, members=3, hidden=[8])
+    with pytest.raises(la.ConfigError, match="num_elites"):
+        la.Trainer(ctx, ens, num_elites=5)
+
+
+def test_custom_task_wgsl_errors_name_the_shader(ctx):
+    good = la.Task.builtin("pendulum").wgsl
+    broken = la.Task.custom("broken", 3, 1, [-2.0], [2.0], good.replace("fn env_reward", "fn env_rewrd"))
+    with pytest.raises(la.GpuError, match="shader"):
+        la.Planner(ctx, broken, la.Ensemble.random(3, 1, members=2, hidden=[8]), population=8, horizon=3)
+    with pytest.raises(la.ConfigError, match="action_bounds"):
+        la.Task.custom("bounds", 3, 1, [2.0], [-2.0], good)
+
+
+def test_ensemble_files_round_trip_and_corrupt_files_are_refused(ctx, tmp_path):
+    ens = la.Ensemble.random(4, 2, members=3, hidden=[8, 5], seed=3)
+    path = tmp_path / "ens.safetensors"
+    ens.save(path)
+    back = la.Ensemble.load(path)
+    a, b = ens.arrays(), back.arrays()
+    assert [w.shape for w, _ in a["layers"]] == [(3, 6, 8), (3, 8, 5), (3, 5, 8)]
+    for (w1, b1), (w2, b2) in zip(a["layers"], b["layers"]):
+        np.testing.assert_array_equal(w1, w2)
+        np.testing.assert_array_equal(b1, b2)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (tmp_path / "bad.safetensors").write_bytes(bytes(data))
+    with pytest.raises(la.LookaheadError):
+        la.Ensemble.load(tmp_path / "bad.safetensors")
+    with pytest.raises(la.LookaheadError, match="missing.safetensors"):
+        la.Ensemble.load(tmp_path / "missing.safetensors")
+
+
+def test_training_fits_a_linear_system_and_resumes_from_a_checkpoint(ctx, tmp_path):
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(600, 3))
+    act = rng.uniform(-1, 1, size=(600, 1))
+    nxt = obs + 0.1 * obs[:, [1, 2, 0]] + 0.2 * act
+    ens = la.Ensemble.random(3, 1, members=3, hidden=[32, 32], seed=2)
+    tr = la.Trainer(ctx, ens, epochs=25, batch_size=32, num_elites=2, lr=3e-3, patience=0, seed=1)
+    rep = tr.train(obs, act, nxt)
+    assert rep["epochs"] == 25 and len(rep["elites"]) == 2
+    # The held-out error is far below predicting no change (variance of the change ≈ 0.04).
+    change = nxt - obs
+    assert min(rep["best_mse"]) < 0.1 * float(np.mean(change**2)), rep["best_mse"]
+    with pytest.raises(ValueError, match="next_obs"):
+        tr.train(obs, act, nxt[:-1])
+    with pytest.raises(la.InputError):
+        bad = nxt.copy()
+        bad[3, 1] = np.inf
+        tr.train(obs, act, bad)
+    tr.save_checkpoint(tmp_path / "ckpt.safetensors")
+    back = la.Trainer.load_checkpoint(ctx, tmp_path / "ckpt.safetensors")
+    r1, r2 = tr.train(obs, act, nxt), back.train(obs, act, nxt)
+    assert r1["train_loss"] == r2["train_loss"], "a resumed trainer continues exactly"
