@@ -78,12 +78,12 @@ fn env_reward(s: array<f32, MAX_OBS>, act: array<f32, MAX_ACT>, next: array<f32,
 
 _REACHER = _SQ + """
 // Reacher-v5: obs [cos q (2), sin q (2), target (2), q̇ (2), fingertip − target (2)];
-// reward = −|fingertip − target| after the step − 0.1 Σ a²; never terminates.
+// reward = −|fingertip − target| after the step − Σ a² (both weights 1 in v5); never terminates.
 fn env_terminated(act: array<f32, MAX_ACT>, next: array<f32, MAX_OBS>) -> bool {
     return false;
 }
 fn env_reward(s: array<f32, MAX_OBS>, act: array<f32, MAX_ACT>, next: array<f32, MAX_OBS>) -> f32 {
-    return -length(vec2<f32>(next[8], next[9])) - 0.1 * act_sq(act, 2u);
+    return -length(vec2<f32>(next[8], next[9])) - act_sq(act, 2u);
 }
 """
 

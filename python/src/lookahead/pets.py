@@ -25,6 +25,14 @@ def _sets(config: Optional[Mapping[str, Any]], sets: Sequence[str]) -> list:
     return out + list(sets)
 
 
+def _env_id(env: Any) -> Optional[str]:
+    """The gymnasium id of ``env`` (an id, with or without ``gymnasium:``, or an env), or None."""
+    if isinstance(env, str):
+        return _gym.strip_prefix(env)
+    spec = getattr(env, "spec", None)
+    return getattr(spec, "id", None)
+
+
 def resolve(
     env: str,
     preset: str = "reference",
@@ -69,7 +77,7 @@ def run(
     Returns the trials (return, steps, model loss, plan and step milliseconds), whether it was
     interrupted (Ctrl-C stops after the current step with every file consistent; ``resume=True``
     continues it) and the run folder."""
-    env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+    env_id = _env_id(env)
     genv = _gym.make(env) if isinstance(env, str) else env
     if task is None:
         if env_id is None:
@@ -92,7 +100,7 @@ def run(
 def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes: int = 5, seed: int = 0,
              ctx: Optional["_lk.Context"] = None) -> list:
     """Replays the checkpoint of a run on ``env`` (as for :func:`run`): each episode's return."""
-    env_id = env if isinstance(env, str) else getattr(getattr(env, "spec", None), "id", None)
+    env_id = _env_id(env)
     genv = _gym.make(env) if isinstance(env, str) else env
     if task is None:
         if env_id is None:
