@@ -44,6 +44,7 @@ pub mod pets;
 pub mod planner;
 pub mod train;
 pub mod util;
+pub mod verify;
 
 pub use error::{Error, Result};
 pub use wgpu;

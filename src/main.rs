@@ -57,6 +57,18 @@ enum Command {
         #[arg(long, conflicts_with = "overwrite")]
         resume: bool,
     },
+    /// Check every kernel family against its f64 CPU reference on this adapter (or all).
+    Verify {
+        /// Smaller sizes of the same cases (well under 2 minutes on lavapipe).
+        #[arg(long)]
+        quick: bool,
+        /// Every adapter wgpu sees (of --backend, if given), one report each.
+        #[arg(long)]
+        all_adapters: bool,
+        /// Write the report(s) as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Replay a PETS run's checkpoint.
     Eval {
         /// The run directory (config.toml and model.safetensors).
@@ -190,6 +202,9 @@ enum BenchCommand {
         /// Only the cases whose name contains this.
         #[arg(long)]
         only: Option<String>,
+        /// Time a network kernel even when it fails verification on this adapter.
+        #[arg(long)]
+        force: bool,
         /// The network kernel of every case: auto, tiled, rows or fused (planner.mlp_kernel).
         #[arg(long, default_value = "auto", value_parser = parse_mlp_kernel)]
         mlp_kernel: MlpKernel,
@@ -243,6 +258,45 @@ fn print_profile(profile: Option<&std::collections::BTreeMap<String, f64>>, per:
     for (k, v) in rows {
         println!("    {k:<22} {v:>10.3} ms {:>5.1} %", 100.0 * v / total.max(f64::MIN_POSITIVE));
     }
+}
+
+/// Runs the verification table on `ctx`, printing a line per case and a summary.
+fn verify_adapter(ctx: &GpuContext, cases: &[lookahead::verify::Case]) -> lookahead::verify::AdapterReport {
+    let a = ctx.adapter();
+    println!("adapter: {a}");
+    println!("shader checks: {:?}", ctx.shader_checks());
+    println!(
+        "{:<14} {:<62} {:>7} {:>10} {:>10} {:>17}  result",
+        "family", "case", "values", "max abs", "max rel", "tolerance"
+    );
+    let started = std::time::Instant::now();
+    let report = lookahead::verify::AdapterReport::run(ctx, cases, |r| {
+        let tol = r.tol.map_or("bit for bit".to_string(), |t| format!("{:.0e} + {:.0e}·|x|", t.abs, t.rel));
+        let verdict = match (&r.expected_failure, r.passed) {
+            (Some(why), false) => format!("expected failure: {why}"),
+            (Some(why), true) => format!("PASSED but listed as an expected failure ({why}): remove the entry"),
+            (None, true) => "pass".to_string(),
+            (None, false) => format!("FAIL: {}", r.detail),
+        };
+        println!(
+            "{:<14} {:<62} {:>7} {:>10.2e} {:>10.2e} {:>17}  {verdict}",
+            r.family, r.case, r.values, r.max_abs, r.max_rel, tol
+        );
+    });
+    println!(
+        "features: {}; network kernel for the reference network: {}",
+        if report.features.is_empty() { "none of those used".to_string() } else { report.features.join(", ") },
+        report.network_kernel
+    );
+    let failed = report.results.iter().filter(|r| !r.ok()).count();
+    println!(
+        "{} cases, {} failed, in {:.1} s on {}",
+        report.results.len(),
+        failed,
+        started.elapsed().as_secs_f64(),
+        a.name
+    );
+    report
 }
 
 fn open_gpu(args: &GpuArgs) -> anyhow::Result<GpuContext> {
@@ -441,7 +495,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("trajectory written to {}", path.display());
             }
         }
-        Command::Bench { what: BenchCommand::Plan { json, only, mlp_kernel, quick, profile } } => {
+        Command::Bench { what: BenchCommand::Plan { json, only, force, mlp_kernel, quick, profile } } => {
             let ctx = start_bench(&cli.gpu, "plan", json.as_deref(), quick, profile)?;
             let l = ctx.limits();
             println!(
@@ -457,6 +511,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for c in &mut cases {
                 c.cem.mlp_kernel = mlp_kernel;
+            }
+            // No speed figure from wrong maths: the network kernel the cases will use is checked
+            // against its f64 reference (and a whole plan through it) first.
+            let kernel = match mlp_kernel {
+                MlpKernel::Auto => lookahead::verify::auto_network_kernel(&ctx)?,
+                k => k.name().to_string(),
+            };
+            match (lookahead::verify::check_network_kernel(&ctx, &kernel), force) {
+                (Ok(()), _) => {
+                    println!("verified: the {kernel} network kernel matches its f64 reference on this adapter")
+                }
+                (Err(e), true) => println!("UNVERIFIED (--force): {e}"),
+                (Err(e), false) => return Err(e.into()),
             }
             println!(
                 "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6} {:>6}",
@@ -527,6 +594,48 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             if let Some(path) = json {
                 bench::Report::new(&ctx, results).write(&path)?;
                 println!("report written to {}", path.display());
+            }
+        }
+        Command::Verify { quick, all_adapters, json } => {
+            if let Some(path) = &json {
+                lookahead::util::check_writable(path)?;
+            }
+            let backend = cli.gpu.backend.as_deref().map(str::parse::<Backend>).transpose()?;
+            let shader_checks = cli.gpu.shader_checks.parse()?;
+            let targets: Vec<AdapterOptions> = if all_adapters {
+                gpu::list_adapters(backend)
+                    .into_iter()
+                    .map(|a| AdapterOptions {
+                        name: Some(a.name.clone()),
+                        backend: a.backend.parse().ok(),
+                        shader_checks,
+                    })
+                    .collect()
+            } else {
+                vec![AdapterOptions { name: cli.gpu.adapter.clone(), backend, shader_checks }]
+            };
+            let cases = lookahead::verify::cases(quick);
+            let mut reports = Vec::new();
+            for opts in &targets {
+                let ctx = GpuContext::new(opts)?;
+                let r = verify_adapter(&ctx, &cases);
+                reports.push(r);
+            }
+            if let Some(path) = &json {
+                let text = serde_json::to_string_pretty(&serde_json::json!({
+                    "lookahead": env!("CARGO_PKG_VERSION"),
+                    "quick": quick,
+                    "shader_checks": cli.gpu.shader_checks,
+                    "adapters": reports,
+                }))?;
+                lookahead::util::write_atomic(path, text.as_bytes())?;
+                println!("report written to {}", path.display());
+            }
+            let failed: usize = reports.iter().map(|r| r.results.iter().filter(|c| !c.ok()).count()).sum();
+            if failed > 0 {
+                anyhow::bail!(
+                    "{failed} case(s) failed verification: these kernels compute wrong results on this adapter"
+                );
             }
         }
         Command::Adapters => {

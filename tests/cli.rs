@@ -277,3 +277,39 @@ fn a_run_killed_twenty_times_and_resumed_ends_as_an_uninterrupted_one() {
     }
     std::fs::remove_dir_all(&base).ok();
 }
+
+#[test]
+fn verify_quick_passes_prints_every_family_and_writes_its_report() {
+    let path = std::env::temp_dir().join(format!("lookahead-verify-{}.json", std::process::id()));
+    let out = bin().args(["verify", "--quick", "--json"]).arg(&path).output().expect("runs");
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    for family in [
+        "rng.philox",
+        "rng.feistel",
+        "rng.normal",
+        "mlp.tiled",
+        "mlp.rows",
+        "mlp.fused",
+        "env",
+        "plan.analytic",
+        "plan.ensemble",
+    ] {
+        assert!(text.lines().any(|l| l.starts_with(family) && l.ends_with("pass")), "{family} in {text}");
+    }
+    assert!(text.contains("0 failed"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let a = &v["adapters"][0];
+    assert!(a["adapter"]["name"].is_string() && a["adapter"]["driver"].is_string());
+    assert!(a["limits"]["max_compute_workgroup_storage_size"].as_u64().is_some());
+    let results = a["results"].as_array().unwrap();
+    assert_eq!(results.len(), 14);
+    for r in results {
+        assert_eq!(r["passed"], true, "{r}");
+        assert!(r["values"].as_u64().unwrap() > 0, "{r}");
+    }
+    std::fs::remove_file(&path).ok();
+    // The report path is checked before any work.
+    let out = bin().args(["verify", "--quick", "--json", "/nonexistent-dir/r.json"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+}

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["kernels"],
     &["env", "model"],
     &["planner", "train"],
-    &["pets", "mpc", "bench"],
+    &["pets", "mpc", "bench", "verify"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

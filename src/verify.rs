@@ -1,0 +1,822 @@
+//! The conformance suite (`lookahead verify`): every kernel family against its f64 CPU reference
+//! on an adapter, over ragged sizes, with the tolerances and reasons of the test suite, which
+//! runs the same table (`tests/verify.rs`), so the two cannot drift apart.
+//!
+//! A case reports the values compared, the largest absolute and relative errors, its tolerance
+//! and whether it passed; a known problem of an adapter (the [`EXPECTED_FAILURES`] table) is
+//! reported as an expected failure with its reason instead of failing the run.
+
+use serde::Serialize;
+
+use crate::env::reference::RefTask;
+use crate::env::{EnvKind, Task};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels, MlpRowsKernels, RowsBuffers};
+use crate::kernels::mlp_fused::{
+    pack_network, reference as fused_ref, FusedBuffers, FusedParams, FusedShape, MlpFusedKernels,
+};
+use crate::kernels::{self, rng, COMMON_WGSL};
+use crate::model::{clamp_logvar, Ensemble, EnsembleSpec};
+use crate::planner::reference::plan_f64;
+use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Propagation};
+
+/// `|gpu − cpu| ≤ abs + rel·|cpu|`; `None` in a report: bit for bit.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Tol {
+    /// Relative part.
+    pub rel: f64,
+    /// Absolute floor.
+    pub abs: f64,
+}
+
+/// f32 forward passes through a few layers: accumulated rounding stays far below 1e-4 relative;
+/// the absolute floor covers outputs that cancel to near zero.
+pub const FORWARD_TOL: Tol = Tol { rel: 1e-4, abs: 1e-5 };
+/// Transcendentals (log, cos, exp) differ between f32 GPU builtins and f64 by a few ulp.
+pub const TRANSCENDENTAL_TOL: Tol = Tol { rel: 1e-5, abs: 2e-6 };
+/// Whole plans: a few steps of f32 model rollouts with sampled noise, then CEM averages.
+pub const PLAN_TOL: Tol = Tol { rel: 2e-3, abs: 2e-4 };
+/// Rewards of one step (the environments' WGSL twins against their f64 twins).
+pub const REWARD_TOL: Tol = Tol { rel: 1e-5, abs: 1e-5 };
+
+/// A known problem of one adapter: its cases are run and reported as an expected failure with
+/// the reason (and must fail there, so the entry goes when the driver is fixed).
+pub struct ExpectedFailure {
+    /// Case-insensitive substring of the adapter name.
+    pub adapter: &'static str,
+    /// Family and case name prefix, e.g. `"mlp.fused"`.
+    pub case: &'static str,
+    /// Why, with a link where there is one.
+    pub reason: &'static str,
+}
+
+/// Known per-adapter problems. Empty: every case passes on every adapter measured so far
+/// (llvmpipe / Mesa 22.3, NVIDIA H100 / driver 580 through Vulkan).
+pub const EXPECTED_FAILURES: &[ExpectedFailure] = &[];
+
+/// The outcome of one case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaseResult {
+    /// Kernel family, e.g. `mlp.fused`.
+    pub family: String,
+    /// Case within the family.
+    pub case: String,
+    /// Values compared.
+    pub values: usize,
+    /// Largest |gpu − cpu|.
+    pub max_abs: f64,
+    /// Largest |gpu − cpu| / |cpu| over values with |cpu| > 0.
+    pub max_rel: f64,
+    /// Tolerance (`None`: bit for bit).
+    pub tol: Option<Tol>,
+    /// Within tolerance (and every value finite).
+    pub passed: bool,
+    /// The worst value, or what did not match.
+    pub detail: String,
+    /// The reason from [`EXPECTED_FAILURES`] when this case is a known problem of the adapter.
+    pub expected_failure: Option<String>,
+}
+
+impl CaseResult {
+    /// Passed, or failed as expected on this adapter.
+    pub fn ok(&self) -> bool {
+        self.passed != self.expected_failure.is_some()
+    }
+}
+
+/// Errors of one comparison.
+#[derive(Debug, Clone, Default)]
+struct Cmp {
+    values: usize,
+    max_abs: f64,
+    max_rel: f64,
+    worst: f64,
+    passed: bool,
+    detail: String,
+}
+
+impl Cmp {
+    fn merge(&mut self, other: Cmp) {
+        self.values += other.values;
+        self.max_abs = self.max_abs.max(other.max_abs);
+        self.max_rel = self.max_rel.max(other.max_rel);
+        if other.worst > self.worst || (!other.passed && self.passed) {
+            self.detail = other.detail.clone();
+            self.worst = other.worst;
+        }
+        self.passed &= other.passed;
+    }
+
+    fn start() -> Self {
+        Self { passed: true, ..Default::default() }
+    }
+}
+
+/// Element-wise comparison within `tol`; a non-finite value on either side fails.
+fn compare(what: &str, gpu: &[f32], cpu: &[f64], tol: Tol) -> Cmp {
+    let mut c = Cmp::start();
+    if gpu.len() != cpu.len() {
+        c.passed = false;
+        c.detail = format!("{what}: {} values vs {} in the reference", gpu.len(), cpu.len());
+        return c;
+    }
+    c.values = gpu.len();
+    for (i, (&g, &r)) in gpu.iter().zip(cpu).enumerate() {
+        if !(g.is_finite() && r.is_finite()) {
+            c.passed = false;
+            c.worst = f64::INFINITY;
+            c.detail = format!("{what}[{i}]: gpu {g} vs cpu {r} (non-finite)");
+            continue;
+        }
+        let err = (g as f64 - r).abs();
+        c.max_abs = c.max_abs.max(err);
+        if r != 0.0 {
+            c.max_rel = c.max_rel.max(err / r.abs());
+        }
+        let ratio = err / (tol.abs + tol.rel * r.abs());
+        if ratio > c.worst {
+            c.worst = ratio;
+            c.detail = format!("{what}[{i}]: gpu {g} vs cpu {r}");
+        }
+        if ratio > 1.0 {
+            c.passed = false;
+        }
+    }
+    c
+}
+
+/// Bit-for-bit comparison.
+fn compare_exact<T: PartialEq + std::fmt::Debug>(what: &str, gpu: &[T], cpu: &[T]) -> Cmp {
+    let mut c = Cmp::start();
+    c.values = cpu.len();
+    if gpu.len() != cpu.len() {
+        c.passed = false;
+        c.detail = format!("{what}: {} values vs {} in the reference", gpu.len(), cpu.len());
+        return c;
+    }
+    if let Some(i) = gpu.iter().zip(cpu).position(|(a, b)| a != b) {
+        c.passed = false;
+        c.worst = f64::INFINITY;
+        c.max_abs = f64::NAN;
+        c.detail = format!("{what}[{i}]: gpu {:?} vs cpu {:?}", gpu[i], cpu[i]);
+    }
+    c
+}
+
+/// Deterministic pseudo-random values in [-scale, scale).
+pub fn seeded(n: usize, seed: u64, scale: f64) -> Vec<f64> {
+    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+    (0..n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
+        })
+        .collect()
+}
+
+fn f32s(v: &[f64]) -> Vec<f32> {
+    v.iter().map(|x| *x as f32).collect()
+}
+
+/// Kernels that expose Philox, the Feistel permutation and the transcendentals to the host.
+const PROBE_WGSL: &str = r#"
+@group(0) @binding(0) var<storage, read_write> out: array<u32>;
+@group(0) @binding(1) var<storage, read_write> args: array<u32>;
+
+@compute @workgroup_size(64)
+fn philox_words(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= args[0]) { return; }
+    let w = philox(vec4<u32>(i, 7u, 0xdeadbeefu, i * 3u), vec2<u32>(0x12345678u, 0x9abcdef0u));
+    out[4u * i] = w.x;
+    out[4u * i + 1u] = w.y;
+    out[4u * i + 2u] = w.z;
+    out[4u * i + 3u] = w.w;
+}
+
+@compute @workgroup_size(64)
+fn permutation(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    let n = args[0];
+    if (i >= n) { return; }
+    out[i] = permute_index(i, n, feistel_half_bits(n), vec3<u32>(args[1], args[2], args[3]), vec2<u32>(args[4], args[5]));
+}
+
+@compute @workgroup_size(64)
+fn transcendentals(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= args[0]) { return; }
+    let w = philox(vec4<u32>(i, 1u, 2u, 3u), vec2<u32>(4u, 5u));
+    let z = box_muller(w.x, w.y);
+    let x = bitcast<f32>(args[1u + i]);
+    out[4u * i] = bitcast<u32>(z.x);
+    out[4u * i + 1u] = bitcast<u32>(z.y);
+    out[4u * i + 2u] = bitcast<u32>(softplus(x));
+    out[4u * i + 3u] = bitcast<u32>(clamp_logvar(x, 0.5, -10.0));
+}
+"#;
+
+/// Runs `entry` of the probe kernels over `n` invocations with (out, args) storage buffers.
+fn run_probe(ctx: &GpuContext, entry: &str, out_len: usize, args: &[u32], n: u32) -> Result<Vec<u32>> {
+    let layout = kernels::storage_layout(ctx, "verify.probe", &[false, false])?;
+    let source = [COMMON_WGSL, PROBE_WGSL].concat();
+    // The probe is outside the crate's vetted sources, so it keeps every runtime check.
+    let pipeline = ctx.compute_pipeline(&crate::gpu::PipelineDesc {
+        label: &format!("verify.{entry}"),
+        family: "verify.probe",
+        source: &source,
+        entry,
+        constants: &[],
+        layouts: &[&layout],
+        trusted: false,
+    })?;
+    let out = ctx.storage_buffer_init("verify.out", &vec![0u32; out_len.max(1)]);
+    let argb = ctx.storage_buffer_init("verify.args", args);
+    let bg = kernels::bind_buffers(ctx, "verify.probe", &layout, &[&out, &argb]);
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        kernels::dispatch(&mut pass, &pipeline, &[(&bg, &[])], (n.div_ceil(64), 1, 1));
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    ctx.read_buffer::<u32>(&out, out_len.max(1))
+}
+
+fn case_philox(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let n = if quick { 257u32 } else { 1000 };
+    let out = run_probe(ctx, "philox_words", 4 * n as usize, &[n], n)?;
+    let cpu: Vec<u32> = (0..n).flat_map(|i| rng::philox([i, 7, 0xdeadbeef, i * 3], [0x12345678, 0x9abcdef0])).collect();
+    Ok(compare_exact("philox words", &out, &cpu))
+}
+
+fn case_feistel(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let sizes: &[u32] = if quick { &[1, 65, 350] } else { &[1, 63, 65, 350, 1001] };
+    let mut c = Cmp::start();
+    for &n in sizes {
+        let out = run_probe(ctx, "permutation", n as usize, &[n, 3, 9, 0x3000_0005, 11, 12], n)?;
+        let cpu: Vec<u32> = (0..n)
+            .map(|i| rng::permute_index(i, n, rng::feistel_half_bits(n), [3, 9, 0x3000_0005], [11, 12]))
+            .collect();
+        c.merge(compare_exact(&format!("permutation of {n}"), &out[..n as usize], &cpu));
+        let mut sorted = out[..n as usize].to_vec();
+        sorted.sort_unstable();
+        c.merge(compare_exact(
+            &format!("permutation of {n} sorted (a bijection)"),
+            &sorted,
+            &(0..n).collect::<Vec<_>>(),
+        ));
+    }
+    Ok(c)
+}
+
+fn case_transcendentals(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let n = if quick { 129usize } else { 777 };
+    let xs = seeded(n, 5, 30.0);
+    let mut args = vec![n as u32];
+    args.extend(xs.iter().map(|x| (*x as f32).to_bits()));
+    let out = run_probe(ctx, "transcendentals", 4 * n, &args, n as u32)?;
+    let gpu: Vec<f32> = out.iter().map(|b| f32::from_bits(*b)).collect();
+    let mut cpu = Vec::with_capacity(4 * n);
+    for (i, x) in xs.iter().enumerate() {
+        let w = rng::philox([i as u32, 1, 2, 3], [4, 5]);
+        let (z0, z1) = rng::box_muller(w[0], w[1]);
+        let x = *x as f32 as f64;
+        cpu.extend([z0, z1, x.max(0.0) + (-x.abs()).exp().ln_1p(), clamp_logvar(x, 0.5, -10.0)]);
+    }
+    Ok(compare("normals, softplus, log-variance clamp", &gpu, &cpu, TRANSCENDENTAL_TOL))
+}
+
+/// Ragged layer shapes: (members, batch, local slots, in, out, activation).
+fn layer_cases(quick: bool) -> Vec<(u32, u32, u32, u32, u32, Activation)> {
+    let mut v = vec![(3u32, 2u32, 37u32, 13u32, 65u32, Activation::Silu), (1, 1, 1, 5, 8, Activation::Identity)];
+    if !quick {
+        v.extend([(7, 3, 233, 200, 8, Activation::Identity), (2, 1, 131, 17, 200, Activation::Silu)]);
+    }
+    v
+}
+
+/// The reference of one layer over every member block.
+fn layer_reference(lp: &LayerParams, x: &[f64], w: &[f64], b: &[f64], act: Activation) -> Vec<f64> {
+    let (e, nb, ls) = (lp.n_members, lp.n_batch, lp.local_slots);
+    let (ind, outd) = (lp.in_dim as usize, lp.out_dim as usize);
+    let mut cpu = vec![0.0; (nb * ls) as usize * outd];
+    for m in 0..e {
+        let r0 = (nb * kernels::local_block_start(m, ls, e)) as usize;
+        let r1 = (nb * kernels::local_block_start(m + 1, ls, e)) as usize;
+        let wm = f32s(&w[m as usize * ind * outd..(m as usize + 1) * ind * outd]);
+        let bm = f32s(&b[m as usize * outd..(m as usize + 1) * outd]);
+        let xm: Vec<f64> = x[r0 * ind..r1 * ind].iter().map(|v| *v as f32 as f64).collect();
+        cpu[r0 * outd..r1 * outd].copy_from_slice(&mlp_ref::layer_f64(&xm, &wm, &bm, ind, outd, act));
+    }
+    cpu
+}
+
+fn layer_inputs(ci: usize, lp: &LayerParams) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
+    let rows = (lp.n_batch * lp.local_slots) as usize;
+    let (e, ind, outd) = (lp.n_members as usize, lp.in_dim as usize, lp.out_dim as usize);
+    (
+        seeded(rows * ind, 10 + ci as u64, 2.0),
+        seeded(e * ind * outd, 20 + ci as u64, 0.3),
+        seeded(e * outd, 30 + ci as u64, 0.5),
+    )
+}
+
+fn case_mlp_tiled(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let mlp = MlpKernels::new(ctx)?;
+    let mut c = Cmp::start();
+    for (ci, &(e, nb, ls, ind, outd, act)) in layer_cases(quick).iter().enumerate() {
+        let lp = LayerParams {
+            n_batch: nb,
+            local_slots: ls,
+            n_members: e,
+            in_dim: ind,
+            out_dim: outd,
+            activation: act as u32,
+            store_pre: 0,
+            _pad0: 0,
+        };
+        let (x, w, b) = layer_inputs(ci, &lp);
+        let rows = (nb * ls) as usize;
+        let xb = ctx.storage_buffer_init("x", &f32s(&x));
+        let wb = ctx.storage_buffer_init("w", &f32s(&w));
+        let bb = ctx.storage_buffer_init("b", &f32s(&b));
+        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd as usize]);
+        let ub = ctx.uniform_buffer_init("lp", &[lp]);
+        let aux = ctx.storage_buffer("aux", 1);
+        let bg = kernels::bind_buffers(ctx, "verify.layer", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb, &aux]);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            mlp.dispatch(&mut pass, &bg, lp.workgroups(ctx)?);
+        }
+        ctx.queue.submit(Some(enc.finish()));
+        let gpu = ctx.read_buffer::<f32>(&yb, rows * outd as usize)?;
+        c.merge(compare(
+            &format!("layer {e}×{ind}→{outd}, {rows} rows"),
+            &gpu,
+            &layer_reference(&lp, &x, &w, &b, act),
+            FORWARD_TOL,
+        ));
+    }
+    Ok(c)
+}
+
+fn case_mlp_rows(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let rk = MlpRowsKernels::new(ctx)?;
+    let mut c = Cmp::start();
+    for (ci, &(e, nb, ls, ind, outd, act)) in layer_cases(quick).iter().enumerate() {
+        let lp = LayerParams {
+            n_batch: nb,
+            local_slots: ls,
+            n_members: e,
+            in_dim: ind,
+            out_dim: outd,
+            activation: act as u32,
+            store_pre: 0,
+            _pad0: 0,
+        };
+        let (x, w, b) = layer_inputs(ci, &lp);
+        let rows = (nb * ls) as usize;
+        let wf = f32s(&w);
+        let mut windows = Vec::new();
+        for m in 0..e as usize {
+            windows.extend(kernels::mlp::pack_rows_windows(&wf, m, ind as usize, outd as usize).ok_or_else(|| {
+                Error::InvalidInput(format!("a {ind} × {outd} layer does not fit the row kernel's windows"))
+            })?);
+        }
+        let xb = ctx.storage_buffer_init("x", &f32s(&x));
+        let bb = ctx.storage_buffer_init("b", &f32s(&b));
+        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd as usize]);
+        let wb = wgpu::util::DeviceExt::create_buffer_init(
+            &ctx.device,
+            &wgpu::util::BufferInitDescriptor {
+                label: Some("verify.rows.windows"),
+                contents: bytemuck::cast_slice(&windows),
+                usage: wgpu::BufferUsages::UNIFORM,
+            },
+        );
+        let layer =
+            rk.bind_layer(ctx, "verify.rows", &lp, &RowsBuffers { input: &xb, bias: &bb, output: &yb, windows: &wb })?;
+        let mut rec = crate::gpu::Recorder::new(ctx, "verify.rows", None);
+        rk.record(&mut rec, "rows", &layer);
+        let (enc, _) = rec.finish();
+        ctx.queue.submit(Some(enc.finish()));
+        let gpu = ctx.read_buffer::<f32>(&yb, rows * outd as usize)?;
+        c.merge(compare(
+            &format!("layer {e}×{ind}→{outd}, {rows} rows"),
+            &gpu,
+            &layer_reference(&lp, &x, &w, &b, act),
+            FORWARD_TOL,
+        ));
+    }
+    Ok(c)
+}
+
+fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let cases: Vec<(usize, u32, u32, &[usize])> = if quick {
+        vec![(3, 2, 37, &[13, 65, 7, 9]), (2, 1, 131, &[70, 33, 130, 201])]
+    } else {
+        vec![
+            (3, 2, 37, &[13, 65, 7, 9]),
+            (1, 1, 1, &[5, 8]),
+            (7, 3, 233, &[5, 200, 200, 200, 200, 16]),
+            (2, 1, 131, &[70, 33, 130, 201]),
+            (5, 2, 50, &[24, 200, 200, 200, 200, 38]),
+        ]
+    };
+    let full = ctx.limits().clone();
+    let mut c = Cmp::start();
+    for (ci, &(e, nb, ls, dims)) in cases.iter().enumerate() {
+        // The shapes this adapter gets for few and for many rows per step, and narrower ones.
+        let widest = dims.iter().copied().max().unwrap_or(1);
+        let tight = wgpu::Limits { max_compute_workgroup_storage_size: (widest * 16) as u32, ..full.clone() };
+        let narrow = wgpu::Limits { max_compute_invocations_per_workgroup: 64, ..full.clone() };
+        let mut shapes = Vec::new();
+        for (l, rows) in [(&full, 1), (&full, kernels::mlp_fused::MANY_ROWS), (&tight, 1), (&narrow, 1)] {
+            let s =
+                FusedShape::for_network(dims, l, rows).map_err(|why| Error::InvalidInput(format!("fused: {why}")))?;
+            if !shapes.contains(&s) {
+                shapes.push(s);
+            }
+        }
+        let layers: Vec<(Vec<f32>, Vec<f32>)> = dims
+            .windows(2)
+            .enumerate()
+            .map(|(l, io)| {
+                let w = seeded(e * io[0] * io[1], 40 + (ci * 10 + l) as u64, 1.5 / (io[0] as f64).sqrt());
+                (f32s(&w), f32s(&seeded(e * io[1], 60 + (ci * 10 + l) as u64, 0.5)))
+            })
+            .collect();
+        let (wp, bp) = pack_network(layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
+        let p =
+            FusedParams::new(dims, e, nb, ls).ok_or_else(|| Error::InvalidInput("fused: network too large".into()))?;
+        let rows = (nb * ls) as usize;
+        let (ind, outd) = (dims[0], dims[dims.len() - 1]);
+        let x: Vec<f64> = seeded(rows * ind, 10 + ci as u64, 2.0).iter().map(|v| *v as f32 as f64).collect();
+        let refs: Vec<(&[f32], &[f32], usize, usize)> =
+            layers.iter().zip(dims.windows(2)).map(|((w, b), io)| (w.as_slice(), b.as_slice(), io[0], io[1])).collect();
+        let mut cpu = vec![0.0; rows * outd];
+        for m in 0..e as u32 {
+            let r0 = (nb * kernels::local_block_start(m, ls, e as u32)) as usize;
+            let r1 = (nb * kernels::local_block_start(m + 1, ls, e as u32)) as usize;
+            cpu[r0 * outd..r1 * outd].copy_from_slice(&fused_ref::network_f64(
+                &x[r0 * ind..r1 * ind],
+                &refs,
+                m as usize,
+            ));
+        }
+        for shape in shapes {
+            let fk = MlpFusedKernels::new(ctx, shape)?;
+            let xb = ctx.storage_buffer_init("x", &f32s(&x));
+            let wb = ctx.storage_buffer_init("w", &wp);
+            let bb = ctx.storage_buffer_init("b", &bp);
+            let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd]);
+            let bg =
+                fk.bind(ctx, "verify.fused", &p, &FusedBuffers { input: &xb, weights: &wb, biases: &bb, output: &yb });
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                kernels::dispatch(&mut pass, &fk.forward, &[(&bg, &[])], shape.workgroups(ctx, &p)?);
+            }
+            ctx.queue.submit(Some(enc.finish()));
+            let gpu = ctx.read_buffer::<f32>(&yb, rows * outd)?;
+            let what = format!(
+                "network {dims:?} × {e}, {rows} rows, {} rows × {} columns per workgroup",
+                shape.rows(),
+                shape.cols
+            );
+            c.merge(compare(&what, &gpu, &cpu, FORWARD_TOL));
+        }
+    }
+    Ok(c)
+}
+
+fn case_env(ctx: &GpuContext, kind: EnvKind, quick: bool) -> Result<Cmp> {
+    let task = kind.task();
+    let rt = match kind {
+        EnvKind::Cartpole => RefTask::Cartpole,
+        EnvKind::Pendulum => RefTask::Pendulum,
+    };
+    let (d, na) = (task.obs_dim, task.act_dim);
+    let n = if quick { 101 } else { 301 };
+    // Cartpole's x and θ up to 1.25× their limits, so that terminations occur and do not.
+    let scale: Vec<f64> =
+        if kind == EnvKind::Cartpole { vec![3.0, 1.0, 0.26, 1.0] } else { vec![std::f64::consts::PI, 1.0, 8.0] };
+    let states: Vec<f64> = seeded(n * d, 7, 1.0).iter().enumerate().map(|(i, v)| v * scale[i % d]).collect();
+    let acts = seeded(n * na, 8, 2.5);
+    let (mut before, mut act, mut next, mut rewards, mut ends) = (vec![], vec![], vec![], vec![], vec![]);
+    for i in 0..n {
+        let mut s = states[i * d..(i + 1) * d].to_vec();
+        if kind == EnvKind::Pendulum {
+            let th = s[0];
+            s[0] = th.cos();
+            s[1] = th.sin();
+        }
+        let s: Vec<f64> = s.iter().map(|v| *v as f32 as f64).collect();
+        let a: Vec<f64> = acts[i * na..(i + 1) * na].iter().map(|v| *v as f32 as f64).collect();
+        let s2: Vec<f64> = rt.step(&s, &a).iter().map(|v| *v as f32 as f64).collect();
+        rewards.push(rt.reward(&s, &a, &s2));
+        ends.push(rt.terminated(&a, &s2));
+        before.extend(f32s(&s));
+        act.extend(f32s(&a));
+        next.extend(f32s(&s2));
+    }
+    let out = kernels::rollout::evaluate_env(ctx, &task.name, &task.wgsl, d, na, &before, &act, &next)?;
+    let (gpu_r, gpu_t): (Vec<f32>, Vec<bool>) = out.into_iter().unzip();
+    let mut c = compare("reward", &gpu_r, &rewards, REWARD_TOL);
+    c.merge(compare_exact("terminated", &gpu_t, &ends));
+    // The WGSL dynamics (analytic planning) against the twin's step.
+    Ok(c)
+}
+
+fn small_ensemble(obs: usize, act: usize, probabilistic: bool, learned_reward: bool, seed: u64) -> Result<Ensemble> {
+    let spec =
+        EnsembleSpec { n_members: 3, obs_dim: obs, act_dim: act, hidden: vec![24, 17], probabilistic, learned_reward };
+    let mut e = Ensemble::random(spec, seed)?;
+    for l in &mut e.layers {
+        for (i, b) in l.bias.iter_mut().enumerate() {
+            *b = 0.05 * ((i % 7) as f32 - 3.0);
+        }
+    }
+    let ind = obs + act;
+    e.input_mean = (0..ind).map(|i| 0.1 * i as f32).collect();
+    e.input_std = (0..ind).map(|i| 0.5 + 0.25 * i as f32).collect();
+    e.max_logvar = vec![-1.0; e.spec.model_out()];
+    e.min_logvar = vec![-6.0; e.spec.model_out()];
+    Ok(e)
+}
+
+/// Plans on the adapter and with the f64 reference from the same start: the last iteration's
+/// elites (exactly), its candidate returns, the plan's mean and statistics (within PLAN_TOL).
+fn compare_plan(
+    ctx: &GpuContext,
+    task: Task,
+    rt: RefTask,
+    ens: Option<Ensemble>,
+    cfg: PlannerConfig,
+    obs: &[Vec<f32>],
+) -> Result<Cmp> {
+    let dynamics = match &ens {
+        Some(e) => Dynamics::Ensemble(e.clone()),
+        None => Dynamics::Analytic,
+    };
+    let (lower, upper) = (task.action_lower.clone(), task.action_upper.clone());
+    let mut planner = Planner::new(ctx, task, dynamics, cfg.clone())?;
+    let plans = planner.plan_batch(obs)?;
+    let last = planner.last_iteration()?;
+    let obs64: Vec<Vec<f64>> = obs.iter().map(|o| o.iter().map(|v| *v as f64).collect()).collect();
+    let mean0: Vec<f64> =
+        (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
+    let cpu = plan_f64(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean0, 0);
+    let it = cfg.iterations - 1;
+    let mut c = compare_exact("elites of the last iteration", &last.elites, &cpu.elites[it]);
+    c.merge(compare("candidate returns", &last.candidate_returns, &cpu.returns[it], PLAN_TOL));
+    let mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
+    c.merge(compare("plan mean", &mean, &cpu.mean, PLAN_TOL));
+    let stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
+    let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
+    c.merge(compare("plan statistics", &stats, &cpu_stats, PLAN_TOL));
+    Ok(c)
+}
+
+fn small_cem(propagation: Propagation, kernel: MlpKernel) -> PlannerConfig {
+    PlannerConfig {
+        horizon: 4,
+        iterations: 2,
+        population: 37,
+        particles: 3,
+        elite_ratio: 0.2,
+        alpha: 0.1,
+        propagation,
+        seed: 42,
+        mlp_kernel: kernel,
+        ..PlannerConfig::default()
+    }
+}
+
+fn case_plan(ctx: &GpuContext, propagation: Propagation, kernel: MlpKernel) -> Result<Cmp> {
+    let ens = small_ensemble(3, 1, true, false, 7)?;
+    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
+    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(propagation, kernel), &obs)
+}
+
+fn case_plan_learned_reward(ctx: &GpuContext) -> Result<Cmp> {
+    let ens = small_ensemble(5, 2, false, true, 10)?;
+    let obs = vec![vec![0.1f32, -0.2, 0.3, 0.0, 0.5]];
+    compare_plan(
+        ctx,
+        Task::quadratic(5, 2),
+        RefTask::Quadratic,
+        Some(ens),
+        small_cem(Propagation::Ts1, MlpKernel::Auto),
+        &obs,
+    )
+}
+
+fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Cmp> {
+    let cfg = PlannerConfig {
+        horizon: 7,
+        iterations: 3,
+        population: 65,
+        elite_ratio: 0.1,
+        seed: 5,
+        ..PlannerConfig::default()
+    };
+    // Cartpole from states near its limits, so that candidates terminate at different steps.
+    let (rt, obs) = match kind {
+        EnvKind::Cartpole => (RefTask::Cartpole, vec![vec![0.3f32, 0.5, 0.15, 0.6], vec![-2.1, -0.4, -0.1, -0.3]]),
+        EnvKind::Pendulum => (RefTask::Pendulum, vec![vec![-0.9f32, 0.43, 0.7]]),
+    };
+    compare_plan(ctx, kind.task(), rt, None, cfg, &obs)
+}
+
+type CaseFn = Box<dyn Fn(&GpuContext) -> Result<Cmp> + Send + Sync>;
+
+/// One entry of the table: a family, a case and how to run it.
+pub struct Case {
+    /// Kernel family, e.g. `mlp.fused`.
+    pub family: &'static str,
+    /// Case within the family.
+    pub name: String,
+    /// Tolerance of its comparisons (`None`: bit for bit), for the report.
+    pub tol: Option<Tol>,
+    run: CaseFn,
+}
+
+fn case(
+    family: &'static str,
+    name: &str,
+    tol: Option<Tol>,
+    run: impl Fn(&GpuContext) -> Result<Cmp> + Send + Sync + 'static,
+) -> Case {
+    Case { family, name: name.to_string(), tol, run: Box::new(run) }
+}
+
+/// The table: every family, in dependency order (random streams, layers, environments, plans).
+/// `quick` runs smaller sizes of the same cases.
+pub fn cases(quick: bool) -> Vec<Case> {
+    let mut v = vec![
+        case("rng.philox", "counters 0..n, bit for bit", None, move |c| case_philox(c, quick)),
+        case("rng.feistel", "permutations of 1 to 1001 items, bit for bit, bijective", None, move |c| {
+            case_feistel(c, quick)
+        }),
+        case("rng.normal", "Box–Muller normals, softplus, log-variance clamp", Some(TRANSCENDENTAL_TOL), move |c| {
+            case_transcendentals(c, quick)
+        }),
+        case("mlp.tiled", "ragged layers, every member block", Some(FORWARD_TOL), move |c| case_mlp_tiled(c, quick)),
+        case("mlp.rows", "ragged layers, uniform weight windows", Some(FORWARD_TOL), move |c| case_mlp_rows(c, quick)),
+        case("mlp.fused", "whole networks, every layout this adapter can get", Some(FORWARD_TOL), move |c| {
+            case_mlp_fused(c, quick)
+        }),
+    ];
+    for kind in EnvKind::ALL {
+        v.push(case(
+            "env",
+            &format!("{}: WGSL reward and termination vs the f64 twin", kind.name()),
+            Some(REWARD_TOL),
+            move |c| case_env(c, kind, quick),
+        ));
+        v.push(case(
+            "plan.analytic",
+            &format!("{}: CEM with the WGSL dynamics", kind.name()),
+            Some(PLAN_TOL),
+            move |c| case_plan_analytic(c, kind),
+        ));
+    }
+    let kernels: &[MlpKernel] =
+        if quick { &[MlpKernel::Auto] } else { &[MlpKernel::Tiled, MlpKernel::Rows, MlpKernel::Fused] };
+    for propagation in [Propagation::Ts1, Propagation::Tsinf, Propagation::Expectation] {
+        for &k in kernels {
+            let name = format!("{}, network kernel {}", format!("{propagation:?}").to_lowercase(), k.name());
+            v.push(case("plan.ensemble", &name, Some(PLAN_TOL), move |c| case_plan(c, propagation, k)));
+        }
+    }
+    v.push(case(
+        "plan.ensemble",
+        "deterministic ensemble with a learned reward",
+        Some(PLAN_TOL),
+        case_plan_learned_reward,
+    ));
+    v
+}
+
+/// Runs `case` on `ctx`: its result, with a failure to run (e.g. a shader that does not compile
+/// on this adapter) reported as a failed case.
+pub fn run_case(ctx: &GpuContext, case: &Case) -> CaseResult {
+    let adapter = ctx.adapter().name.to_lowercase();
+    let id = format!("{}: {}", case.family, case.name);
+    let expected = EXPECTED_FAILURES
+        .iter()
+        .find(|e| adapter.contains(&e.adapter.to_lowercase()) && id.starts_with(e.case))
+        .map(|e| e.reason.to_string());
+    let (values, max_abs, max_rel, passed, detail) = match (case.run)(ctx) {
+        Ok(c) => (c.values, c.max_abs, c.max_rel, c.passed, c.detail),
+        Err(e) => (0, f64::NAN, f64::NAN, false, format!("could not run: {e}")),
+    };
+    CaseResult {
+        family: case.family.to_string(),
+        case: case.name.clone(),
+        values,
+        max_abs,
+        max_rel,
+        tol: case.tol,
+        passed,
+        detail,
+        expected_failure: expected,
+    }
+}
+
+/// The adapter a report describes, with the features and limits the kernels use.
+#[derive(Debug, Clone, Serialize)]
+pub struct AdapterReport {
+    /// Name, backend, driver and device type.
+    pub adapter: crate::gpu::AdapterSummary,
+    /// Features the kernels look at.
+    pub features: Vec<String>,
+    /// Limits the kernels are sized against.
+    pub limits: std::collections::BTreeMap<String, u64>,
+    /// The network kernel `mlp_kernel = auto` picks for the PETS reference network.
+    pub network_kernel: String,
+    /// Every case.
+    pub results: Vec<CaseResult>,
+}
+
+impl AdapterReport {
+    /// Every case of `cases` on `ctx`, with the adapter's description.
+    pub fn run(ctx: &GpuContext, cases: &[Case], mut on_case: impl FnMut(&CaseResult)) -> Self {
+        let f = ctx.wgpu_adapter().features();
+        let features = [
+            (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
+            (wgpu::Features::SHADER_F16, "SHADER_F16"),
+            (wgpu::Features::SUBGROUP, "SUBGROUP"),
+        ]
+        .iter()
+        .filter(|(flag, _)| f.contains(*flag))
+        .map(|(_, n)| n.to_string())
+        .collect();
+        let l = ctx.limits();
+        let limits = [
+            ("max_compute_workgroup_storage_size", l.max_compute_workgroup_storage_size as u64),
+            ("max_compute_invocations_per_workgroup", l.max_compute_invocations_per_workgroup as u64),
+            ("max_compute_workgroups_per_dimension", l.max_compute_workgroups_per_dimension as u64),
+            ("max_storage_buffer_binding_size", l.max_storage_buffer_binding_size),
+            ("max_uniform_buffer_binding_size", l.max_uniform_buffer_binding_size),
+            ("max_buffer_size", l.max_buffer_size),
+        ]
+        .iter()
+        .map(|(k, v)| (k.to_string(), *v))
+        .collect();
+        let network_kernel = auto_network_kernel(ctx).unwrap_or_else(|e| format!("none ({e})"));
+        let results = cases
+            .iter()
+            .map(|c| {
+                let r = run_case(ctx, c);
+                on_case(&r);
+                r
+            })
+            .collect();
+        Self { adapter: ctx.adapter().clone(), features, limits, network_kernel, results }
+    }
+
+    /// Every case passed or failed as expected.
+    pub fn ok(&self) -> bool {
+        self.results.iter().all(CaseResult::ok)
+    }
+}
+
+/// The network kernel `mlp_kernel = auto` picks on `ctx` for the PETS reference network.
+pub fn auto_network_kernel(ctx: &GpuContext) -> Result<String> {
+    let p = Planner::new(
+        ctx,
+        EnvKind::Cartpole.task(),
+        Dynamics::Ensemble(Ensemble::random(EnsembleSpec::pets(4, 1), 0)?),
+        PlannerConfig { population: 8, particles: 2, iterations: 1, horizon: 2, ..PlannerConfig::default() },
+    )?;
+    Ok(p.network_kernel().unwrap_or("").to_string())
+}
+
+/// Checks that the network kernel `kernel` computes the right network on `ctx` (the quick
+/// cases of its family and a whole plan through it), for `lookahead bench` before it times it:
+/// an error naming the family and the worst value when it does not.
+pub fn check_network_kernel(ctx: &GpuContext, kernel: &str) -> Result<()> {
+    let family = format!("mlp.{kernel}");
+    let table = cases(true);
+    if !table.iter().any(|c| c.family == family) {
+        return Err(Error::InvalidInput(format!("verification has no case for a network kernel named {kernel:?}")));
+    }
+    let failed: Vec<CaseResult> = table
+        .iter()
+        .filter(|c| c.family == family || (c.family == "plan.ensemble" && c.name.starts_with("ts1")))
+        .map(|c| run_case(ctx, c))
+        .filter(|r| !r.passed)
+        .collect();
+    match failed.first() {
+        None => Ok(()),
+        Some(r) => Err(Error::InvalidInput(format!(
+            "the {kernel} network kernel fails verification on this adapter ({}: {}: {}); \
+             no timing is reported for wrong maths (`lookahead verify` shows every case; --force times it anyway)",
+            r.family, r.case, r.detail
+        ))),
+    }
+}

@@ -1,0 +1,51 @@
+//! The conformance table of `lookahead verify`, run by the test suite: every case must pass on
+//! the adapter present (or fail as listed in `verify::EXPECTED_FAILURES`), so the command and
+//! the tests check the same things with the same tolerances.
+
+mod common;
+
+use lookahead::verify::{self, AdapterReport};
+
+#[test]
+fn every_conformance_case_passes_on_the_adapter_present() {
+    let ctx = common::ctx();
+    let cases = verify::cases(false);
+    let families: std::collections::BTreeSet<&str> = cases.iter().map(|c| c.family).collect();
+    for f in [
+        "rng.philox",
+        "rng.feistel",
+        "rng.normal",
+        "mlp.tiled",
+        "mlp.rows",
+        "mlp.fused",
+        "env",
+        "plan.analytic",
+        "plan.ensemble",
+    ] {
+        assert!(families.contains(f), "family {f} is missing from the table");
+    }
+    let report = AdapterReport::run(&ctx, &cases, |_| {});
+    let bad: Vec<String> = report
+        .results
+        .iter()
+        .filter(|r| !r.ok())
+        .map(|r| format!("{}: {}: {} (max abs {:.2e})", r.family, r.case, r.detail, r.max_abs))
+        .collect();
+    assert!(bad.is_empty(), "verification failed on {}:\n{}", ctx.adapter(), bad.join("\n"));
+    // Every case compared values (a case that compares nothing cannot fail).
+    for r in &report.results {
+        assert!(r.values > 0, "{}: {} compared no values", r.family, r.case);
+    }
+}
+
+#[test]
+fn the_quick_table_has_the_same_families_and_the_network_check_passes() {
+    let ctx = common::ctx();
+    let full: std::collections::BTreeSet<&str> = verify::cases(false).iter().map(|c| c.family).collect();
+    let quick: std::collections::BTreeSet<&str> = verify::cases(true).iter().map(|c| c.family).collect();
+    assert_eq!(full, quick);
+    let kernel = verify::auto_network_kernel(&ctx).expect("a network kernel");
+    verify::check_network_kernel(&ctx, &kernel).expect("the kernel bench would time is verified");
+    let err = verify::check_network_kernel(&ctx, "nonexistent").unwrap_err().to_string();
+    assert!(err.contains("no case"), "{err}");
+}
