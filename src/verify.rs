@@ -12,14 +12,20 @@ use crate::env::reference::RefTask;
 use crate::env::{EnvKind, Task};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::kernels::adam::reference::{adam_step_f64, AdamParams};
+use crate::kernels::adam::{AdamBuffers, AdamKernels, NORM_CHUNK};
+use crate::kernels::cem::reference::shift_f64;
 use crate::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels, MlpRowsKernels, RowsBuffers};
 use crate::kernels::mlp_fused::{
     pack_network, reference as fused_ref, FusedBuffers, FusedParams, FusedShape, MlpFusedKernels,
 };
 use crate::kernels::{self, rng, COMMON_WGSL};
+use crate::kernels::{bind_params, params_layout, TrainParams};
 use crate::model::{clamp_logvar, Ensemble, EnsembleSpec};
-use crate::planner::reference::plan_f64;
-use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Propagation};
+use crate::planner::reference::{plan_f64, plan_f64_after, Prior};
+use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
+use crate::train::reference::{loss_and_grads_f64, MemberNet};
+use crate::train::{ReplayBuffer, TrainConfig, Trainer};
 
 /// `|gpu − cpu| ≤ abs + rel·|cpu|`; `None` in a report: bit for bit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -35,6 +41,10 @@ pub struct Tol {
 pub const FORWARD_TOL: Tol = Tol { rel: 1e-4, abs: 1e-5 };
 /// Transcendentals (log, cos, exp) differ between f32 GPU builtins and f64 by a few ulp.
 pub const TRANSCENDENTAL_TOL: Tol = Tol { rel: 1e-5, abs: 2e-6 };
+/// Member losses of a minibatch (f32 sums of a few dozen rows).
+pub const LOSS_TOL: Tol = Tol { rel: 1e-4, abs: 1e-6 };
+/// Adam's parameters after each step (f32 arithmetic of the same update).
+pub const ADAM_TOL: Tol = Tol { rel: 1e-4, abs: 1e-6 };
 /// Whole plans: a few steps of f32 model rollouts with sampled noise, then CEM averages.
 pub const PLAN_TOL: Tol = Tol { rel: 2e-3, abs: 2e-4 };
 /// Rewards of one step (the environments' WGSL twins against their f64 twins).
@@ -633,6 +643,263 @@ fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Cmp> {
 
 type CaseFn = Box<dyn Fn(&GpuContext) -> Result<Cmp> + Send + Sync>;
 
+fn train_buffer(obs: usize, act: usize, n: usize, seed: u64) -> Result<ReplayBuffer> {
+    let mut b = ReplayBuffer::new(obs, act);
+    let v = seeded(n * (2 * obs + act + 1), seed, 1.5);
+    let mut it = v.iter().map(|x| *x as f32);
+    for _ in 0..n {
+        let o: Vec<f32> = it.by_ref().take(obs).collect();
+        let a: Vec<f32> = it.by_ref().take(act).collect();
+        let d: Vec<f32> = it.by_ref().take(obs).collect();
+        let next: Vec<f32> = o.iter().zip(&d).map(|(x, y)| x + 0.3 * y).collect();
+        b.push(&o, &a, &next, it.next().unwrap_or(0.0), false)?;
+    }
+    Ok(b)
+}
+
+/// Member losses and the flat gradient of a minibatch (Gaussian NLL or MSE, with the
+/// log-variance bounds' penalty) on the device against `train::reference::loss_and_grads_f64`,
+/// over more than one 64-row tile per member with a partial last tile.
+fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, quick: bool) -> Result<Cmp> {
+    let spec = EnsembleSpec { n_members: 3, obs_dim: 3, act_dim: 2, hidden: vec![7, 5], probabilistic, learned_reward };
+    let mut e = Ensemble::random(spec, 5)?;
+    for l in &mut e.layers {
+        for (i, b) in l.bias.iter_mut().enumerate() {
+            *b = 0.1 * ((i % 5) as f32 - 2.0);
+        }
+    }
+    e.input_mean = vec![0.1, -0.2, 0.0, 0.3, 0.05];
+    e.input_std = vec![0.9, 1.1, 0.7, 1.3, 0.6];
+    e.max_logvar = [0.3, 0.5, 0.1, 0.4][..e.spec.model_out()].to_vec();
+    e.min_logvar = [-3.0, -2.0, -4.0, -2.5][..e.spec.model_out()].to_vec();
+    let n = if quick { 40 } else { 160 };
+    let buffer = train_buffer(3, 2, n, 9)?;
+    // 137 rows per member: two 64-row tiles and a partial third.
+    let rows: Vec<usize> = (0..if quick { 11 } else { 137 }).map(|i| (i * 7) % n).collect();
+    let cfg = TrainConfig { batch_size: rows.len(), num_elites: 2, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(ctx, e.clone(), cfg)?;
+    let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows)?;
+    // The reference, member by member, in the trainer's flat layout.
+    let layout = trainer.layout();
+    let mut flat = vec![0.0; layout.len];
+    let mut losses = Vec::new();
+    let mo = e.spec.model_out();
+    for m in 0..e.spec.n_members {
+        let net = MemberNet::of(&e, m);
+        let x: Vec<f64> = rows
+            .iter()
+            .flat_map(|&i| {
+                buffer
+                    .input(i)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, v)| (v as f64 - e.input_mean[k] as f64) / e.input_std[k] as f64)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let t: Vec<f64> =
+            rows.iter().flat_map(|&i| buffer.target(i, e.spec.learned_reward)).map(|v| v as f64).collect();
+        let (loss, g) = loss_and_grads_f64(&net, &x, &t);
+        losses.push(loss);
+        for (l, (i, o, w, b)) in g.layers.iter().enumerate() {
+            for (k, v) in w.iter().enumerate() {
+                flat[layout.weight[l] + m * i * o + k] = *v;
+            }
+            for (k, v) in b.iter().enumerate() {
+                flat[layout.bias[l] + m * o + k] = *v;
+            }
+        }
+        if probabilistic {
+            for d in 0..mo {
+                flat[layout.max_logvar + d] += g.max_logvar[d];
+                flat[layout.min_logvar + d] += g.min_logvar[d];
+            }
+        }
+    }
+    if probabilistic {
+        // The bounds' penalty (0.01 · (Σ max_logvar − Σ min_logvar)) of the default config.
+        for d in 0..mo {
+            flat[layout.max_logvar + d] += 0.01;
+            flat[layout.min_logvar + d] -= 0.01;
+        }
+    }
+    let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
+    let mut c = compare("member losses", &gl, &losses, LOSS_TOL);
+    // f32 sums over a batch: 1e-3 relative, with a floor of 1e-5 of the largest gradient.
+    let scale = flat.iter().fold(0.0f64, |a, v| a.max(v.abs()));
+    c.merge(compare("gradients", &gpu_grads, &flat, Tol { rel: 1e-3, abs: 1e-5 * scale.max(1e-12) }));
+    Ok(c)
+}
+
+/// Several Adam steps (gradient norm, clipping on the later steps, bounds after an offset)
+/// against the f64 reference: parameters, both moments and the step count after each.
+fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let n = NORM_CHUNK * if quick { 1 } else { 3 } + 37;
+    let bounds_offset = n - 9;
+    let k = AdamKernels::new(ctx)?;
+    let layout = params_layout::<TrainParams>(ctx, "train.params")?;
+    let p0 = seeded(n, 1, 1.0);
+    let params = ctx.storage_buffer_init("params", &f32s(&p0));
+    let grads = ctx.storage_buffer("grads", n);
+    let (m1b, m2b) = (ctx.storage_buffer("m1", n), ctx.storage_buffer("m2", n));
+    let partials = ctx.storage_buffer("partials", n.div_ceil(NORM_CHUNK));
+    let stats = ctx.storage_buffer("stats", 4);
+    let counters = ctx.storage_buffer("counters", 4);
+    let bg = k.bind(
+        ctx,
+        "verify.adam",
+        &AdamBuffers {
+            params: &params,
+            grads: &grads,
+            moment1: &m1b,
+            moment2: &m2b,
+            partials: &partials,
+            stats: &stats,
+            counters: &counters,
+        },
+    );
+    let ap = AdamParams { lr: 3e-3, beta1: 0.8, beta2: 0.95, eps: 1e-8, weight_decay: 1e-2, clip_norm: 9.0 };
+    let tp = TrainParams {
+        n_members: 1,
+        n_steps: 1,
+        bounds_offset: bounds_offset as u32,
+        learn_bounds: 1,
+        n_params: n as u32,
+        n_chunks: n.div_ceil(NORM_CHUNK) as u32,
+        lr: ap.lr as f32,
+        beta1: ap.beta1 as f32,
+        beta2: ap.beta2 as f32,
+        eps: ap.eps as f32,
+        weight_decay: ap.weight_decay as f32,
+        clip_norm: ap.clip_norm as f32,
+        ..Default::default()
+    };
+    let ub = ctx.uniform_buffer_init("verify.train", &[tp]);
+    let pbg = bind_params::<TrainParams>(ctx, "verify.train", &layout, &ub);
+    let (mut p, mut m1, mut m2) = (p0.clone(), vec![0.0; n], vec![0.0; n]);
+    let mut c = Cmp::start();
+    for t in 1..=5usize {
+        // Gradients grow with the step so that clipping acts on the later steps only.
+        let g32 = f32s(&seeded(n, 10 + t as u64, 0.1 * t as f64 * t as f64));
+        ctx.queue.write_buffer(&grads, 0, bytemuck::cast_slice(&g32));
+        let g_used: Vec<f64> = g32.iter().map(|v| *v as f64).collect();
+        let grid = |m: usize| (m.div_ceil(kernels::WG_SIZE as usize) as u32, 1, 1);
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            kernels::dispatch(&mut pass, &k.norm_partial, &[(&pbg, &[0]), (&bg, &[])], grid(n.div_ceil(NORM_CHUNK)));
+            kernels::dispatch(&mut pass, &k.norm_final, &[(&pbg, &[0]), (&bg, &[])], (1, 1, 1));
+            kernels::dispatch(&mut pass, &k.adam, &[(&pbg, &[0]), (&bg, &[])], grid(n));
+        }
+        ctx.queue.submit(Some(enc.finish()));
+        if !adam_step_f64(&ap, t as u32, &mut p, &g_used, &mut m1, &mut m2, bounds_offset) {
+            return Err(Error::InvalidInput("the reference skipped a finite step".into()));
+        }
+        c.merge(compare(&format!("step {t}: parameters"), &ctx.read_buffer::<f32>(&params, n)?, &p, ADAM_TOL));
+        c.merge(compare(
+            &format!("step {t}: first moments"),
+            &ctx.read_buffer::<f32>(&m1b, n)?,
+            &m1,
+            Tol { rel: 1e-4, abs: 1e-8 },
+        ));
+        c.merge(compare(
+            &format!("step {t}: second moments"),
+            &ctx.read_buffer::<f32>(&m2b, n)?,
+            &m2,
+            Tol { rel: 1e-4, abs: 1e-10 },
+        ));
+        c.merge(compare_exact(&format!("step {t}: step count"), &ctx.read_buffer::<u32>(&counters, 1)?, &[t as u32]));
+    }
+    Ok(c)
+}
+
+/// The settings of each planner kind for the kind cases (MPPI and iCEM off their defaults so
+/// that every term of their updates matters).
+fn kind_cfg(kind: PlannerKind) -> PlannerConfig {
+    let mut cfg = PlannerConfig {
+        kind,
+        horizon: 5,
+        iterations: 3,
+        population: 29,
+        particles: 3,
+        elite_ratio: 0.2,
+        seed: 11,
+        ..PlannerConfig::default()
+    };
+    if kind == PlannerKind::Mppi {
+        cfg.sigma = 0.6;
+        cfg.gamma = 2.0;
+        cfg.beta = 0.7;
+    }
+    if kind == PlannerKind::Icem {
+        cfg.population_decay = 1.5;
+        cfg.noise_beta = 1.5;
+        cfg.keep_elite_fraction = 0.5;
+    }
+    cfg
+}
+
+/// Two consecutive plans of `kind` (the second warm-started from the first, with MPPI's
+/// previous action and iCEM's elite archive) against the f64 reference.
+fn case_kind(ctx: &GpuContext, kind: PlannerKind, ensemble: bool) -> Result<Cmp> {
+    let task = EnvKind::Pendulum.task();
+    let ens = if ensemble {
+        Some(Ensemble::random(
+            EnsembleSpec {
+                n_members: 3,
+                obs_dim: 3,
+                act_dim: 1,
+                hidden: vec![24, 17],
+                probabilistic: true,
+                learned_reward: false,
+            },
+            5,
+        )?)
+    } else {
+        None
+    };
+    let cfg = if ensemble { kind_cfg(kind) } else { PlannerConfig { particles: 1, ..kind_cfg(kind) } };
+    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
+    let dynamics = match &ens {
+        Some(e) => Dynamics::Ensemble(e.clone()),
+        None => Dynamics::Analytic,
+    };
+    let (lower, upper) = (task.action_lower.clone(), task.action_upper.clone());
+    let mut planner = Planner::new(ctx, task, dynamics, cfg.clone())?;
+    let obs64: Vec<Vec<f64>> = obs.iter().map(|o| o.iter().map(|v| *v as f64).collect()).collect();
+    let na = lower.len();
+    let mut mean: Vec<f64> =
+        (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
+    let mut prior = Prior::default();
+    let mut c = Cmp::start();
+    for call in 0..2u32 {
+        let plans = planner.plan_batch(&obs)?;
+        let last = planner.last_iteration()?;
+        let cpu = plan_f64_after(RefTask::Pendulum, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean, call, &prior);
+        let it = cfg.effective_iterations() - 1;
+        c.merge(compare_exact(&format!("plan {call}: elites of the last iteration"), &last.elites, &cpu.elites[it]));
+        c.merge(compare(
+            &format!("plan {call}: candidate returns"),
+            &last.candidate_returns,
+            &cpu.returns[it],
+            PLAN_TOL,
+        ));
+        let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
+        c.merge(compare(&format!("plan {call}: plan"), &gpu_mean, &cpu.mean, PLAN_TOL));
+        let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
+        let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
+        c.merge(compare(&format!("plan {call}: statistics"), &gpu_stats, &cpu_stats, PLAN_TOL));
+        // The reference follows the device's plan into the next one.
+        let returned: Vec<f64> = gpu_mean.iter().map(|v| *v as f64).collect();
+        mean = shift_f64(&returned, cfg.horizon, &lower, &upper);
+        prior = Prior {
+            past: Some(returned.chunks(cfg.horizon * na).flat_map(|s| s[..na].to_vec()).collect()),
+            archive: cpu.archive.clone(),
+        };
+    }
+    Ok(c)
+}
+
 /// One entry of the table: a family, a case and how to run it.
 pub struct Case {
     /// Kernel family, e.g. `mlp.fused`.
@@ -698,6 +965,28 @@ pub fn cases(quick: bool) -> Vec<Case> {
         Some(PLAN_TOL),
         case_plan_learned_reward,
     ));
+    for kind in PlannerKind::ALL {
+        for ensemble in [false, true] {
+            if quick && ensemble {
+                continue;
+            }
+            let name =
+                format!("{}, two plans, {}", kind.name(), if ensemble { "ensemble (TS1)" } else { "known dynamics" });
+            v.push(case("plan.kinds", &name, Some(PLAN_TOL), move |c| case_kind(c, kind, ensemble)));
+        }
+    }
+    v.push(case(
+        "train.loss",
+        "Gaussian NLL: losses; gradients to 1e-3 relative, 137 rows",
+        Some(LOSS_TOL),
+        move |c| case_gradients(c, true, false, quick),
+    ));
+    v.push(case("train.loss", "MSE, learned reward: losses; gradients to 1e-3 relative", Some(LOSS_TOL), move |c| {
+        case_gradients(c, false, true, quick)
+    }));
+    v.push(case("train.adam", "five steps: parameters, both moments, step count", Some(ADAM_TOL), move |c| {
+        case_adam(c, quick)
+    }));
     v
 }
 
