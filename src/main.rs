@@ -184,6 +184,9 @@ enum ConfigCommand {
 enum BenchCommand {
     /// Time training epochs of the PETS reference ensemble.
     Train {
+        /// Time the training kernels even when they fail verification on this adapter.
+        #[arg(long)]
+        force: bool,
         /// Write the JSON report here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -566,8 +569,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("report written to {}", path.display());
             }
         }
-        Command::Bench { what: BenchCommand::Train { json, quick, profile } } => {
+        Command::Bench { what: BenchCommand::Train { json, force, quick, profile } } => {
             let ctx = start_bench(&cli.gpu, "train", json.as_deref(), quick, profile)?;
+            match (lookahead::verify::check_families(&ctx, &["mlp.tiled", "train.loss", "train.adam"]), force) {
+                (Ok(()), _) => println!("verified: the training kernels match their f64 references on this adapter"),
+                (Err(e), true) => println!("UNVERIFIED (--force): {e}"),
+                (Err(e), false) => return Err(e.into()),
+            }
             let cases = if quick { bench::train_quick_suite() } else { bench::train_full_suite() };
             println!(
                 "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14} {:>10}",

@@ -1074,6 +1074,21 @@ impl AdapterReport {
     }
 }
 
+/// Checks the quick cases of `families` on `ctx` (what `lookahead bench train` times): an
+/// error naming the first family that fails and its worst value.
+pub fn check_families(ctx: &GpuContext, families: &[&str]) -> Result<()> {
+    let failed =
+        cases(true).into_iter().filter(|c| families.contains(&c.family)).map(|c| run_case(ctx, &c)).find(|r| !r.passed);
+    match failed {
+        None => Ok(()),
+        Some(r) => Err(Error::InvalidInput(format!(
+            "{}: {} fails verification on this adapter ({}); no timing is reported for wrong maths \
+             (`lookahead verify` shows every case; --force times it anyway)",
+            r.family, r.case, r.detail
+        ))),
+    }
+}
+
 /// The network kernel `mlp_kernel = auto` picks on `ctx` for the PETS reference network.
 pub fn auto_network_kernel(ctx: &GpuContext) -> Result<String> {
     let p = Planner::new(

@@ -1,20 +1,21 @@
-//! Every kernel against its f64 CPU reference on the adapter present, over sizes that are not
-//! multiples of the workgroup or tile size. Random streams are compared bit for bit.
+//! Kernel checks beyond the conformance table (`lookahead verify`, run by `tests/verify.rs`,
+//! which holds the random streams, every network kernel, the environment twins, whole plans per
+//! propagation and kernel, the planner kinds and training): the CEM kernels one by one (ranking
+//! with ties and NaN, sampling bounds, the distribution update and shift), the warm start, a
+//! reference-sized plan and the row kernel's weight windows, against their f64 references on
+//! the adapter present, over sizes that are not multiples of the workgroup or tile size.
 
 mod common;
 
-use common::{assert_close, f32_bits, from_bits, run_storage_kernel, seeded, Tol};
+use common::{assert_close, f32_bits, from_bits, seeded, Tol};
 use lookahead::env::reference::RefTask;
 use lookahead::env::{EnvKind, Task};
 use lookahead::kernels::cem::reference as cem_ref;
-use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels};
-use lookahead::kernels::mlp_fused::{
-    pack_network, reference as fused_ref, FusedBuffers, FusedParams, FusedShape, MlpFusedKernels,
-};
-use lookahead::kernels::{self, rng, PlanLayouts, PlanParams, COMMON_WGSL};
-use lookahead::model::{clamp_logvar, Ensemble, EnsembleSpec};
+use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams};
+use lookahead::kernels::{self, PlanLayouts, PlanParams, COMMON_WGSL};
+use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::planner::reference::plan_f64;
-use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Propagation, Sampling};
+use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Sampling};
 
 /// f32 forward pass through a few layers of random weights: accumulated rounding stays far
 /// below 1e-4 relative; the absolute floor covers outputs that cancel to near zero.
@@ -23,257 +24,6 @@ const FORWARD_TOL: Tol = Tol { rel: 1e-4, abs: 1e-5 };
 const TRANSCENDENTAL_TOL: Tol = Tol { rel: 1e-5, abs: 2e-6 };
 /// Whole plans: a few steps of f32 model rollouts with sampled noise, then CEM averages.
 const PLAN_TOL: Tol = Tol { rel: 2e-3, abs: 2e-4 };
-
-const TEST_KERNELS: &str = r#"
-@group(0) @binding(0) var<storage, read_write> out: array<u32>;
-@group(0) @binding(1) var<storage, read_write> args: array<u32>;
-
-@compute @workgroup_size(64)
-fn philox_words(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= args[0]) { return; }
-    let w = philox(vec4<u32>(i, 7u, 0xdeadbeefu, i * 3u), vec2<u32>(0x12345678u, 0x9abcdef0u));
-    out[4u * i] = w.x;
-    out[4u * i + 1u] = w.y;
-    out[4u * i + 2u] = w.z;
-    out[4u * i + 3u] = w.w;
-}
-
-@compute @workgroup_size(64)
-fn permutation(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    let n = args[0];
-    if (i >= n) { return; }
-    out[i] = permute_index(i, n, feistel_half_bits(n), vec3<u32>(args[1], args[2], args[3]), vec2<u32>(args[4], args[5]));
-}
-
-@compute @workgroup_size(64)
-fn transcendentals(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (i >= args[0]) { return; }
-    let w = philox(vec4<u32>(i, 1u, 2u, 3u), vec2<u32>(4u, 5u));
-    let z = box_muller(w.x, w.y);
-    let x = bitcast<f32>(args[1u + i]);
-    out[4u * i] = bitcast<u32>(z.x);
-    out[4u * i + 1u] = bitcast<u32>(z.y);
-    out[4u * i + 2u] = bitcast<u32>(softplus(x));
-    out[4u * i + 3u] = bitcast<u32>(clamp_logvar(x, 0.5, -10.0));
-}
-"#;
-
-fn test_source() -> String {
-    [COMMON_WGSL, TEST_KERNELS].concat()
-}
-
-gpu_test!(philox_words_match_cpu_bit_for_bit, |ctx| {
-    let n = 1000u32;
-    let out = run_storage_kernel(
-        ctx,
-        &test_source(),
-        "philox_words",
-        &[vec![0; 4 * n as usize], vec![n]],
-        (n.div_ceil(64), 1, 1),
-    );
-    for i in 0..n {
-        let cpu = rng::philox([i, 7, 0xdeadbeef, i * 3], [0x12345678, 0x9abcdef0]);
-        assert_eq!(&out[0][4 * i as usize..4 * i as usize + 4], &cpu, "counter {i}");
-    }
-});
-
-gpu_test!(feistel_permutation_matches_cpu_and_is_a_bijection, |ctx| {
-    for n in [1u32, 63, 65, 350, 1001] {
-        let args = vec![n, 3, 9, 0x3000_0005, 11, 12];
-        let out = run_storage_kernel(
-            ctx,
-            &test_source(),
-            "permutation",
-            &[vec![0; n as usize], args],
-            (n.div_ceil(64), 1, 1),
-        );
-        let cpu: Vec<u32> = (0..n)
-            .map(|i| rng::permute_index(i, n, rng::feistel_half_bits(n), [3, 9, 0x3000_0005], [11, 12]))
-            .collect();
-        assert_eq!(out[0][..n as usize], cpu[..], "n = {n}");
-        let mut sorted = cpu.clone();
-        sorted.sort();
-        assert_eq!(sorted, (0..n).collect::<Vec<_>>());
-    }
-});
-
-gpu_test!(normals_softplus_and_logvar_clamp_match_f64, |ctx| {
-    let n = 777usize;
-    let xs = seeded(n, 5, 30.0);
-    let mut args = vec![n as u32];
-    args.extend(f32_bits(&xs));
-    let out = run_storage_kernel(
-        ctx,
-        &test_source(),
-        "transcendentals",
-        &[vec![0; 4 * n], args],
-        ((n as u32).div_ceil(64), 1, 1),
-    );
-    let g = from_bits(&out[0]);
-    let mut cpu = Vec::new();
-    let mut gpu = Vec::new();
-    for i in 0..n {
-        let w = rng::philox([i as u32, 1, 2, 3], [4, 5]);
-        let (z0, z1) = rng::box_muller(w[0], w[1]);
-        let x = xs[i] as f32 as f64;
-        let sp = x.max(0.0) + (-x.abs()).exp().ln_1p();
-        cpu.extend([z0, z1, sp, clamp_logvar(x, 0.5, -10.0)]);
-        gpu.extend(&g[4 * i..4 * i + 4]);
-    }
-    assert_close("normals/softplus/clamp", &gpu, &cpu, TRANSCENDENTAL_TOL);
-});
-
-fn run_layer(ctx: &lookahead::gpu::GpuContext, lp: LayerParams, x: &[f64], w: &[f64], b: &[f64]) -> Vec<f32> {
-    let mlp = MlpKernels::new(ctx).expect("mlp kernels");
-    let rows = lp.n_batch as usize * lp.local_slots as usize;
-    let xb = ctx.storage_buffer_init("x", &x.iter().map(|v| *v as f32).collect::<Vec<_>>());
-    let wb = ctx.storage_buffer_init("w", &w.iter().map(|v| *v as f32).collect::<Vec<_>>());
-    let bb = ctx.storage_buffer_init("b", &b.iter().map(|v| *v as f32).collect::<Vec<_>>());
-    let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * lp.out_dim as usize]);
-    let ub = ctx.uniform_buffer_init("lp", &[lp]);
-    let aux = ctx.storage_buffer("aux", 1);
-    let bg = kernels::bind_buffers(ctx, "layer", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb, &aux]);
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        mlp.dispatch(&mut pass, &bg, lp.workgroups(ctx).expect("fits"));
-    }
-    ctx.queue.submit(Some(enc.finish()));
-    ctx.read_buffer::<f32>(&yb, rows * lp.out_dim as usize).expect("readback")
-}
-
-gpu_test!(mlp_layer_matches_f64_reference_for_every_member_block, |ctx| {
-    // (members, batch, local slots, in, out, activation): blocks of 13/12/12 rows, one member,
-    // blocks longer than a 64-row tile, widths that are not multiples of the 64-wide tile or the
-    // 16-deep K chunk.
-    let cases = [
-        (3u32, 2u32, 37u32, 13u32, 65u32, Activation::Silu),
-        (1, 1, 1, 5, 8, Activation::Identity),
-        (7, 3, 233, 200, 8, Activation::Identity),
-        (2, 1, 131, 17, 200, Activation::Silu),
-    ];
-    for (ci, &(e, nb, ls, ind, outd, act)) in cases.iter().enumerate() {
-        let lp = LayerParams {
-            n_batch: nb,
-            local_slots: ls,
-            n_members: e,
-            in_dim: ind,
-            out_dim: outd,
-            activation: act as u32,
-            store_pre: 0,
-            _pad0: 0,
-        };
-        let rows = (nb * ls) as usize;
-        let (ind, outd) = (ind as usize, outd as usize);
-        let x = seeded(rows * ind, 10 + ci as u64, 2.0);
-        let w = seeded(e as usize * ind * outd, 20 + ci as u64, 0.3);
-        let b = seeded(e as usize * outd, 30 + ci as u64, 0.5);
-        let gpu = run_layer(ctx, lp, &x, &w, &b);
-        let mut cpu = vec![0.0; rows * outd];
-        for m in 0..e {
-            let r0 = (nb * kernels::local_block_start(m, ls, e)) as usize;
-            let r1 = (nb * kernels::local_block_start(m + 1, ls, e)) as usize;
-            let wm: Vec<f32> =
-                w[m as usize * ind * outd..(m as usize + 1) * ind * outd].iter().map(|v| *v as f32).collect();
-            let bm: Vec<f32> = b[m as usize * outd..(m as usize + 1) * outd].iter().map(|v| *v as f32).collect();
-            let xm: Vec<f64> = x[r0 * ind..r1 * ind].iter().map(|v| *v as f32 as f64).collect();
-            let y = mlp_ref::layer_f64(&xm, &wm, &bm, ind, outd, act);
-            cpu[r0 * outd..r1 * outd].copy_from_slice(&y);
-        }
-        assert_close(&format!("mlp case {ci}"), &gpu, &cpu, FORWARD_TOL);
-    }
-});
-
-/// Runs the fused network kernel with `shape` over `x` (`[n_batch · local_slots, dims[0]]`) and
-/// returns its output, poisoned with NaN beforehand so an unwritten element fails the comparison.
-fn run_fused(
-    ctx: &lookahead::gpu::GpuContext,
-    shape: FusedShape,
-    p: &FusedParams,
-    x: &[f64],
-    w: &[f32],
-    b: &[f32],
-) -> Vec<f32> {
-    let fk = MlpFusedKernels::new(ctx, shape).expect("fused kernel");
-    let rows = p.n_batch as usize * p.local_slots as usize;
-    let out_dim = p.dims[p.n_layers as usize] as usize;
-    let xb = ctx.storage_buffer_init("x", &x.iter().map(|v| *v as f32).collect::<Vec<_>>());
-    let wb = ctx.storage_buffer_init("w", w);
-    let bb = ctx.storage_buffer_init("b", b);
-    let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * out_dim]);
-    let bg = fk.bind(ctx, "fused", p, &FusedBuffers { input: &xb, weights: &wb, biases: &bb, output: &yb });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    {
-        let mut pass = enc.begin_compute_pass(&Default::default());
-        kernels::dispatch(&mut pass, &fk.forward, &[(&bg, &[])], shape.workgroups(ctx, p).expect("fits"));
-    }
-    ctx.queue.submit(Some(enc.finish()));
-    ctx.read_buffer::<f32>(&yb, rows * out_dim).expect("readback")
-}
-
-gpu_test!(fused_network_matches_f64_reference_for_every_member_block_and_shape, |ctx| {
-    // (members, batch, local slots, widths): member blocks of ragged length (13/12/12 rows,
-    // blocks longer and shorter than a workgroup's rows), widths that are not multiples of 4,
-    // 32 or the workgroup, an input wider than some hidden layers, more than 64 outputs (two
-    // columns per invocation), the PETS reference network with and without a learned reward.
-    let cases: [(usize, u32, u32, &[usize]); 5] = [
-        (3, 2, 37, &[13, 65, 7, 9]),
-        (1, 1, 1, &[5, 8]),
-        (7, 3, 233, &[5, 200, 200, 200, 200, 16]),
-        (2, 1, 131, &[70, 33, 130, 201]),
-        (5, 2, 50, &[24, 200, 200, 200, 200, 38]),
-    ];
-    let full = ctx.limits().clone();
-    let mut splits = std::collections::BTreeSet::new();
-    for (ci, &(e, nb, ls, dims)) in cases.iter().enumerate() {
-        // The shape the device gets, then narrower ones: one row group of 4 per workgroup
-        // (little workgroup memory) and at most 64 invocations (several columns each).
-        let tight = wgpu::Limits {
-            max_compute_workgroup_storage_size: (dims.iter().max().unwrap() * 16) as u32,
-            ..full.clone()
-        };
-        let narrow = wgpu::Limits { max_compute_invocations_per_workgroup: 64, ..full.clone() };
-        let mut shapes: Vec<FusedShape> = [&full, &tight, &narrow]
-            .into_iter()
-            .map(|l| FusedShape::for_network(dims, l, 1).expect("the network fits"))
-            .collect();
-        assert_eq!(shapes[1].rows4, 1, "tight limits give one row group");
-        // Many rows per step take blocks of 16 rows.
-        shapes.push(FusedShape::for_network(dims, &full, kernels::mlp_fused::MANY_ROWS).expect("the network fits"));
-        let layers: Vec<(Vec<f32>, Vec<f32>)> = dims
-            .windows(2)
-            .enumerate()
-            .map(|(l, io)| {
-                let w = seeded(e * io[0] * io[1], 40 + (ci * 10 + l) as u64, 1.5 / (io[0] as f64).sqrt());
-                let b = seeded(e * io[1], 60 + (ci * 10 + l) as u64, 0.5);
-                (w.iter().map(|v| *v as f32).collect(), b.iter().map(|v| *v as f32).collect())
-            })
-            .collect();
-        let (wp, bp) = pack_network(layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
-        let p = FusedParams::new(dims, e, nb, ls).expect("fits the fused kernel");
-        let rows = (nb * ls) as usize;
-        let (ind, outd) = (dims[0], *dims.last().unwrap());
-        let x: Vec<f64> = seeded(rows * ind, 10 + ci as u64, 2.0).iter().map(|v| *v as f32 as f64).collect();
-        let refs: Vec<(&[f32], &[f32], usize, usize)> =
-            layers.iter().zip(dims.windows(2)).map(|((w, b), io)| (w.as_slice(), b.as_slice(), io[0], io[1])).collect();
-        let mut cpu = vec![0.0; rows * outd];
-        for m in 0..e as u32 {
-            let r0 = (nb * kernels::local_block_start(m, ls, e as u32)) as usize;
-            let r1 = (nb * kernels::local_block_start(m + 1, ls, e as u32)) as usize;
-            let y = fused_ref::network_f64(&x[r0 * ind..r1 * ind], &refs, m as usize);
-            cpu[r0 * outd..r1 * outd].copy_from_slice(&y);
-        }
-        for shape in shapes {
-            splits.insert(shape.split);
-            let gpu = run_fused(ctx, shape, &p, &x, &wp, &bp);
-            assert_close(&format!("fused case {ci} {shape:?}"), &gpu, &cpu, FORWARD_TOL);
-        }
-    }
-    assert_eq!(splits.into_iter().collect::<Vec<_>>(), vec![1, 2], "rows split between one and two groups");
-});
 
 /// Runs one cem.wgsl entry point over explicit buffers (mean, var, bounds, actions, track,
 /// cand_returns, elites, plan_stats) and returns them all.
@@ -438,23 +188,6 @@ gpu_test!(update_distribution_and_shift_match_reference, |ctx| {
     assert_close("shifted mean", &from_bits(&shifted[1]), &cpu_shift, Tol { rel: 0.0, abs: 0.0 });
 });
 
-fn small_ensemble(obs: usize, act: usize, probabilistic: bool, learned_reward: bool, seed: u64) -> Ensemble {
-    let spec =
-        EnsembleSpec { n_members: 3, obs_dim: obs, act_dim: act, hidden: vec![24, 17], probabilistic, learned_reward };
-    let mut e = Ensemble::random(spec, seed).expect("valid spec");
-    for l in &mut e.layers {
-        for (i, b) in l.bias.iter_mut().enumerate() {
-            *b = 0.05 * ((i % 7) as f32 - 3.0);
-        }
-    }
-    let ind = obs + act;
-    e.input_mean = (0..ind).map(|i| 0.1 * i as f32).collect();
-    e.input_std = (0..ind).map(|i| 0.5 + 0.25 * i as f32).collect();
-    e.max_logvar = vec![-1.0; e.spec.model_out()];
-    e.min_logvar = vec![-6.0; e.spec.model_out()];
-    e
-}
-
 fn f64v(v: &[f32]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
 }
@@ -503,51 +236,6 @@ fn compare_plan(
         assert_close(&format!("{mlp_kernel:?}: plan stats"), &gpu_stats, &cpu_stats, PLAN_TOL);
     }
 }
-
-fn small_cem(propagation: Propagation) -> PlannerConfig {
-    PlannerConfig {
-        horizon: 4,
-        iterations: 2,
-        population: 37,
-        particles: 3,
-        elite_ratio: 0.2,
-        alpha: 0.1,
-        propagation,
-        seed: 42,
-        ..PlannerConfig::default()
-    }
-}
-
-gpu_test!(ensemble_plan_matches_reference_ts1, |ctx| {
-    let ens = small_ensemble(3, 1, true, false, 7);
-    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
-    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Ts1), &obs);
-});
-
-gpu_test!(ensemble_plan_matches_reference_tsinf, |ctx| {
-    let ens = small_ensemble(3, 1, true, false, 8);
-    let obs = vec![vec![0.6f32, -0.8, 0.3]];
-    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(Propagation::Tsinf), &obs);
-});
-
-gpu_test!(ensemble_plan_matches_reference_expectation, |ctx| {
-    let ens = small_ensemble(3, 1, true, false, 9);
-    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![0.0, 1.0, 0.5]];
-    compare_plan(
-        ctx,
-        EnvKind::Pendulum.task(),
-        RefTask::Pendulum,
-        Some(ens),
-        small_cem(Propagation::Expectation),
-        &obs,
-    );
-});
-
-gpu_test!(deterministic_ensemble_with_learned_reward_matches_reference, |ctx| {
-    let ens = small_ensemble(5, 2, false, true, 10);
-    let obs = vec![vec![0.1f32, -0.2, 0.3, 0.0, 0.5]];
-    compare_plan(ctx, Task::quadratic(5, 2), RefTask::Quadratic, Some(ens), small_cem(Propagation::Ts1), &obs);
-});
 
 gpu_test!(analytic_plans_match_reference_for_every_builtin_task, |ctx| {
     let cfg = PlannerConfig {
