@@ -274,7 +274,11 @@ fn verify_adapter(ctx: &GpuContext, cases: &[lookahead::verify::Case]) -> lookah
     );
     let started = std::time::Instant::now();
     let report = lookahead::verify::AdapterReport::run(ctx, cases, |r| {
-        let tol = r.tol.map_or("bit for bit".to_string(), |t| format!("{:.0e} + {:.0e}·|x|", t.abs, t.rel));
+        let tol = match (&r.criterion, r.tol) {
+            (Some(c), _) => c.clone(),
+            (None, Some(t)) => format!("{:.0e} + {:.0e}·|x|", t.abs, t.rel),
+            (None, None) => "bit for bit".to_string(),
+        };
         let verdict = match (&r.expected_failure, r.passed) {
             (Some(why), false) => format!("expected failure: {why}"),
             (Some(why), true) => format!("PASSED but listed as an expected failure ({why}): remove the entry"),

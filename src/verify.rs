@@ -78,8 +78,10 @@ pub struct CaseResult {
     pub max_abs: f64,
     /// Largest |gpu − cpu| / |cpu| over values with |cpu| > 0.
     pub max_rel: f64,
-    /// Tolerance (`None`: bit for bit).
+    /// Tolerance (`None`: bit for bit, unless `criterion` is given).
     pub tol: Option<Tol>,
+    /// How the case decides when no single tolerance describes it.
+    pub criterion: Option<String>,
     /// Within tolerance (and every value finite).
     pub passed: bool,
     /// The worst value, or what did not match.
@@ -226,6 +228,101 @@ fn transcendentals(@builtin(global_invocation_id) gid: vec3<u32>) {
     out[4u * i + 3u] = bitcast<u32>(clamp_logvar(x, 0.5, -10.0));
 }
 "#;
+
+/// Samples drawn by the shaders' own samplers for the statistics case: Box–Muller normals
+/// (common.wgsl) and cem.wgsl's truncated normal, written as f32 bits.
+const STATS_PROBE_WGSL: &str = r#"
+@group(2) @binding(0) var<storage, read_write> samples: array<u32>;
+
+@compute @workgroup_size(64)
+fn normal_samples(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (2u * i + 1u >= arrayLength(&samples)) { return; }
+    let w = philox(vec4<u32>(i, 11u, 12u, 13u), vec2<u32>(7u, 9u));
+    let z = box_muller(w.x, w.y);
+    samples[2u * i] = bitcast<u32>(z.x);
+    samples[2u * i + 1u] = bitcast<u32>(z.y);
+}
+
+@compute @workgroup_size(64)
+fn truncated_samples(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    if (i >= arrayLength(&samples)) { return; }
+    samples[i] = bitcast<u32>(truncated_normal(i, 0u));
+}
+"#;
+
+/// `n` samples from `entry` of the statistics probe.
+fn run_stats_probe(ctx: &GpuContext, entry: &str, n: usize, threads: u32) -> Result<Vec<f32>> {
+    let layouts = kernels::PlanLayouts::new(ctx)?;
+    let empty = ctx.bind_group_layout("verify.empty", &[])?;
+    let out_layout = kernels::storage_layout(ctx, "verify.samples", &[false])?;
+    let source = [COMMON_WGSL, kernels::CEM_WGSL, STATS_PROBE_WGSL].concat();
+    let pipeline = ctx.compute_pipeline(&crate::gpu::PipelineDesc {
+        label: &format!("verify.{entry}"),
+        family: "verify.stats",
+        source: &source,
+        entry,
+        constants: &[],
+        layouts: &[&layouts.params, &empty, &out_layout],
+        trusted: false,
+    })?;
+    let p = kernels::PlanParams { seed_lo: 0x2545_f491, seed_hi: 17, call: 3, iteration: 1, ..Default::default() };
+    let ub = ctx.uniform_buffer_init("verify.params", &[p]);
+    let pbg = kernels::bind_params::<kernels::PlanParams>(ctx, "verify.params", &layouts.params, &ub);
+    let ebg = kernels::bind_buffers(ctx, "verify.empty", &empty, &[]);
+    let out = ctx.storage_buffer("verify.samples", n);
+    let obg = kernels::bind_buffers(ctx, "verify.samples", &out_layout, &[&out]);
+    let grid = crate::gpu::grid_1d(threads, 64, ctx.limits().max_compute_workgroups_per_dimension)?;
+    let mut enc = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        kernels::dispatch(&mut pass, &pipeline, &[(&pbg, &[0]), (&ebg, &[]), (&obg, &[])], (grid.0, grid.1, 1));
+    }
+    ctx.queue.submit(Some(enc.finish()));
+    Ok(ctx.read_buffer::<u32>(&out, n)?.into_iter().map(f32::from_bits).collect())
+}
+
+/// Sample statistics against the distributions' exact moments, each within 5 standard errors
+/// (a test of the samplers themselves, independent of their f64 transliterations).
+fn case_statistics(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+    let n: usize = if quick { 1 << 15 } else { 1 << 17 };
+    let moments = |v: &[f32]| {
+        let m = v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
+        let var = v.iter().map(|x| (*x as f64 - m).powi(2)).sum::<f64>() / (v.len() - 1) as f64;
+        (m, var)
+    };
+    let share = |v: &[f32], bound: f64| v.iter().filter(|x| (x.abs() as f64) <= bound).count() as f64 / v.len() as f64;
+    let se = |var: f64| 5.0 * (var / n as f64).sqrt();
+    let mut c = Cmp::start();
+    let normals = run_stats_probe(ctx, "normal_samples", n, (n / 2) as u32)?;
+    let (m, v) = moments(&normals);
+    let p2 = 0.954_499_736_103_641_6;
+    c.merge(compare("normal mean", &[m as f32], &[0.0], Tol { rel: 0.0, abs: se(1.0) }));
+    c.merge(compare("normal variance", &[v as f32], &[1.0], Tol { rel: 0.0, abs: se(2.0) }));
+    c.merge(compare(
+        "normal share within ±2",
+        &[share(&normals, 2.0) as f32],
+        &[p2],
+        Tol { rel: 0.0, abs: se(p2 * (1.0 - p2)) },
+    ));
+    let trunc = run_stats_probe(ctx, "truncated_samples", n, n as u32)?;
+    let (m, v) = moments(&trunc);
+    // N(0, 1) truncated at ±2: variance 1 − 4φ(2)/(Φ(2) − Φ(−2)); P(|z| ≤ 1 | |z| ≤ 2).
+    let var_t = 1.0 - 4.0 * 0.053_990_966_513_188_06 / p2;
+    let p1 = 0.682_689_492_137_085_9 / p2;
+    c.merge(compare("truncated mean", &[m as f32], &[0.0], Tol { rel: 0.0, abs: se(var_t) }));
+    c.merge(compare("truncated variance", &[v as f32], &[var_t], Tol { rel: 0.0, abs: se(1.0) }));
+    c.merge(compare(
+        "truncated share within ±1",
+        &[share(&trunc, 1.0) as f32],
+        &[p1],
+        Tol { rel: 0.0, abs: se(p1 * (1.0 - p1)) },
+    ));
+    let largest = trunc.iter().fold(0.0f32, |a, x| a.max(x.abs()));
+    c.merge(compare("truncated largest |z| (at most 2)", &[largest.max(2.0)], &[2.0], Tol { rel: 0.0, abs: 0.0 }));
+    Ok(c)
+}
 
 /// Runs `entry` of the probe kernels over `n` invocations with (out, args) storage buffers.
 fn run_probe(ctx: &GpuContext, entry: &str, out_len: usize, args: &[u32], n: u32) -> Result<Vec<u32>> {
@@ -906,8 +1003,10 @@ pub struct Case {
     pub family: &'static str,
     /// Case within the family.
     pub name: String,
-    /// Tolerance of its comparisons (`None`: bit for bit), for the report.
+    /// Tolerance of its comparisons (`None`: bit for bit, unless `criterion` says otherwise).
     pub tol: Option<Tol>,
+    /// How the case decides when no single tolerance describes it.
+    pub criterion: Option<&'static str>,
     run: CaseFn,
 }
 
@@ -917,7 +1016,7 @@ fn case(
     tol: Option<Tol>,
     run: impl Fn(&GpuContext) -> Result<Cmp> + Send + Sync + 'static,
 ) -> Case {
-    Case { family, name: name.to_string(), tol, run: Box::new(run) }
+    Case { family, name: name.to_string(), tol, criterion: None, run: Box::new(run) }
 }
 
 /// The table: every family, in dependency order (random streams, layers, environments, plans).
@@ -931,6 +1030,12 @@ pub fn cases(quick: bool) -> Vec<Case> {
         case("rng.normal", "Box–Muller normals, softplus, log-variance clamp", Some(TRANSCENDENTAL_TOL), move |c| {
             case_transcendentals(c, quick)
         }),
+        Case {
+            criterion: Some("5 standard errors"),
+            ..case("rng.statistics", "normal and ±2-truncated normal moments", None, move |c| {
+                case_statistics(c, quick)
+            })
+        },
         case("mlp.tiled", "ragged layers, every member block", Some(FORWARD_TOL), move |c| case_mlp_tiled(c, quick)),
         case("mlp.rows", "ragged layers, uniform weight windows", Some(FORWARD_TOL), move |c| case_mlp_rows(c, quick)),
         case("mlp.fused", "whole networks, every layout this adapter can get", Some(FORWARD_TOL), move |c| {
@@ -1010,6 +1115,7 @@ pub fn run_case(ctx: &GpuContext, case: &Case) -> CaseResult {
         max_abs,
         max_rel,
         tol: case.tol,
+        criterion: case.criterion.map(str::to_string),
         passed,
         detail,
         expected_failure: expected,
