@@ -354,8 +354,8 @@ gpu_test!(a_trained_cartpole_model_predicts_far_better_than_no_change_and_knows_
             let t = held_out.target(i, false);
             for &m in members {
                 let p = e.predict_f64(m, &x);
-                for d in 0..4 {
-                    let z = (t[d] as f64 - p.mean[d]) / (scale * p.logvar[d].exp()).sqrt();
+                for ((td, mu), lv) in t.iter().zip(&p.mean).zip(&p.logvar) {
+                    let z = (*td as f64 - mu) / (scale * lv.exp()).sqrt();
                     z2 += z * z;
                     within += usize::from(z.abs() <= 2.0);
                     n += 1;
