@@ -19,7 +19,7 @@ use lookahead::model::{Ensemble as REnsemble, EnsembleSpec};
 use lookahead::pets::{self, PetsConfig, Preset};
 use lookahead::planner::{Budget, Dynamics, Plan, Planner as RPlanner, PlannerConfig};
 use lookahead::train::checkpoint::Checkpoint;
-use lookahead::train::{ReplayBuffer, TrainConfig, Trainer as RTrainer};
+use lookahead::train::{TrainConfig, Trainer as RTrainer};
 
 create_exception!(_lookahead, LookaheadError, pyo3::exceptions::PyException, "Any error of the engine.");
 create_exception!(_lookahead, ConfigError, LookaheadError, "An unknown key or an impossible setting.");
@@ -425,6 +425,130 @@ impl Planner {
     }
 }
 
+/// Transitions for training: (obs, act, next_obs, reward, terminated), checked on the way in.
+#[pyclass(module = "lookahead._lookahead", frozen)]
+struct ReplayBuffer {
+    buffer: Mutex<lookahead::train::ReplayBuffer>,
+}
+
+#[pymethods]
+impl ReplayBuffer {
+    #[new]
+    fn new(obs_dim: usize, act_dim: usize) -> PyResult<Self> {
+        if obs_dim == 0 || act_dim == 0 {
+            return Err(InputError::new_err(format!(
+                "invalid input: obs_dim {obs_dim} and act_dim {act_dim} must be at least 1"
+            )));
+        }
+        Ok(Self { buffer: Mutex::new(lookahead::train::ReplayBuffer::new(obs_dim, act_dim)) })
+    }
+
+    /// Reads a buffer written by `save` (or a PETS run folder's `replay.*.safetensors`).
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf, obs_dim: usize, act_dim: usize) -> PyResult<Self> {
+        let b = py.detach(|| lookahead::train::ReplayBuffer::load(&path, obs_dim, act_dim)).py()?;
+        Ok(Self { buffer: Mutex::new(b) })
+    }
+
+    /// Appends `n` transitions (f32 bytes, as `Trainer.train`); all or none are stored.
+    fn extend(
+        &self,
+        n: usize,
+        obs: &[u8],
+        act: &[u8],
+        next_obs: &[u8],
+        reward: &[u8],
+        terminated: Vec<bool>,
+    ) -> PyResult<()> {
+        let mut b = lock(&self.buffer)?;
+        let (d, a) = (b.obs_dim(), b.act_dim());
+        let rows = Transitions::parse(n, d, a, obs, act, next_obs, reward, terminated)?;
+        // Checked into a copy first, so a bad row leaves the buffer as it was.
+        let mut staged = b.clone();
+        rows.push_into(&mut staged)?;
+        *b = staged;
+        Ok(())
+    }
+
+    fn __len__(&self) -> PyResult<usize> {
+        Ok(lock(&self.buffer)?.len())
+    }
+
+    /// Writes the buffer as safetensors (atomically).
+    fn save(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
+        let b = lock(&self.buffer)?.clone();
+        py.detach(move || b.save(&path)).py()
+    }
+
+    #[getter]
+    fn obs_dim(&self) -> PyResult<usize> {
+        Ok(lock(&self.buffer)?.obs_dim())
+    }
+
+    #[getter]
+    fn act_dim(&self) -> PyResult<usize> {
+        Ok(lock(&self.buffer)?.act_dim())
+    }
+}
+
+/// `n` transitions decoded from f32 bytes, sizes checked.
+struct Transitions {
+    n: usize,
+    d: usize,
+    a: usize,
+    obs: Vec<f32>,
+    act: Vec<f32>,
+    next: Vec<f32>,
+    reward: Vec<f32>,
+    terminated: Vec<bool>,
+}
+
+impl Transitions {
+    #[allow(clippy::too_many_arguments)]
+    fn parse(
+        n: usize,
+        d: usize,
+        a: usize,
+        obs: &[u8],
+        act: &[u8],
+        next_obs: &[u8],
+        reward: &[u8],
+        terminated: Vec<bool>,
+    ) -> PyResult<Self> {
+        if terminated.len() != n {
+            return Err(InputError::new_err(format!(
+                "invalid input: terminated: {} values, expected {n}",
+                terminated.len()
+            )));
+        }
+        Ok(Self {
+            n,
+            d,
+            a,
+            obs: f32s("obs", obs, n * d)?,
+            act: f32s("act", act, n * a)?,
+            next: f32s("next_obs", next_obs, n * d)?,
+            reward: f32s("reward", reward, n)?,
+            terminated,
+        })
+    }
+
+    fn push_into(&self, b: &mut lookahead::train::ReplayBuffer) -> PyResult<()> {
+        let (d, a) = (self.d, self.a);
+        for i in 0..self.n {
+            b.push(
+                &self.obs[i * d..(i + 1) * d],
+                &self.act[i * a..(i + 1) * a],
+                &self.next[i * d..(i + 1) * d],
+                self.reward[i],
+                self.terminated[i],
+            )
+            .py()?;
+        }
+        Ok(())
+    }
+}
+
 /// Trains an ensemble on transitions (the PETS recipe: bootstrap, NLL, Adam, early stopping).
 #[pyclass(module = "lookahead._lookahead", frozen)]
 struct Trainer {
@@ -487,30 +611,19 @@ impl Trainer {
         let mut guard = lock(&self.trainer)?;
         let t = &mut *guard;
         let spec = t.ensemble().py()?.spec;
-        let (d, a) = (spec.obs_dim, spec.act_dim);
-        let obs = f32s("obs", obs, n * d)?;
-        let act = f32s("act", act, n * a)?;
-        let next = f32s("next_obs", next_obs, n * d)?;
-        let reward = f32s("reward", reward, n)?;
-        if terminated.len() != n {
-            return Err(InputError::new_err(format!(
-                "invalid input: terminated: {} values, expected {n}",
-                terminated.len()
-            )));
-        }
-        let mut buffer = ReplayBuffer::new(d, a);
-        for i in 0..n {
-            buffer
-                .push(
-                    &obs[i * d..(i + 1) * d],
-                    &act[i * a..(i + 1) * a],
-                    &next[i * d..(i + 1) * d],
-                    reward[i],
-                    terminated[i],
-                )
-                .py()?;
-        }
+        let rows = Transitions::parse(n, spec.obs_dim, spec.act_dim, obs, act, next_obs, reward, terminated)?;
+        let mut buffer = lookahead::train::ReplayBuffer::new(spec.obs_dim, spec.act_dim);
+        rows.push_into(&mut buffer)?;
         let report = py.detach(|| t.train(&buffer)).py()?;
+        report_dict(py, &report)
+    }
+
+    /// Trains on every transition of `buffer`; returns the report dict.
+    fn train_buffer<'py>(&self, py: Python<'py>, buffer: &ReplayBuffer) -> PyResult<Bound<'py, PyDict>> {
+        let b = lock(&buffer.buffer)?.clone();
+        let mut guard = lock(&self.trainer)?;
+        let t = &mut *guard;
+        let report = py.detach(move || t.train(&b)).py()?;
         report_dict(py, &report)
     }
 
@@ -753,6 +866,7 @@ fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Ensemble>()?;
     m.add_class::<Planner>()?;
     m.add_class::<Trainer>()?;
+    m.add_class::<ReplayBuffer>()?;
     m.add("LookaheadError", py.get_type::<LookaheadError>())?;
     m.add("ConfigError", py.get_type::<ConfigError>())?;
     m.add("InputError", py.get_type::<InputError>())?;

@@ -114,3 +114,33 @@ def test_training_fits_a_linear_system_and_resumes_from_a_checkpoint(ctx, tmp_pa
     back = la.Trainer.load_checkpoint(ctx, tmp_path / "ckpt.safetensors")
     r1, r2 = tr.train(obs, act, nxt), back.train(obs, act, nxt)
     assert r1["train_loss"] == r2["train_loss"], "a resumed trainer continues exactly"
+
+
+def test_replay_buffers_train_save_load_and_refuse_bad_batches_whole(ctx, tmp_path):
+    rng = np.random.default_rng(1)
+    obs = rng.normal(size=(200, 3))
+    act = rng.uniform(-1, 1, size=(200, 1))
+    nxt = obs + 0.2 * act
+    buf = la.ReplayBuffer(3, 1)
+    buf.add(obs[0], act[0], nxt[0], 1.5, False)  # one transition
+    buf.add(obs[1:], act[1:], nxt[1:])
+    assert len(buf) == 200
+    bad = nxt[:5].copy()
+    bad[4, 0] = np.nan
+    with pytest.raises(la.InputError, match="finite"):
+        buf.add(obs[:5], act[:5], bad)
+    assert len(buf) == 200, "a refused batch stores nothing"
+    with pytest.raises(TypeError, match="terminated"):
+        buf.add(obs[:2], act[:2], nxt[:2], terminated=np.array([0, 1]))
+    buf.save(tmp_path / "replay.safetensors")
+    back = la.ReplayBuffer.load(tmp_path / "replay.safetensors", 3, 1)
+    assert len(back) == 200
+    ens = la.Ensemble.random(3, 1, members=2, hidden=[16], seed=4)
+    a = la.Trainer(ctx, ens, epochs=3, batch_size=32, num_elites=1, seed=2)
+    b = la.Trainer(ctx, ens, epochs=3, batch_size=32, num_elites=1, seed=2)
+    # The same transitions through a buffer or as arrays train identically.
+    ra = a.train(back)
+    rb = b.train(obs, act, nxt, reward=np.r_[1.5, np.zeros(199)])
+    assert ra["train_loss"] == rb["train_loss"]
+    with pytest.raises(la.InputError, match="obs 4"):
+        la.Trainer(ctx, la.Ensemble.random(4, 1, members=2, hidden=[8]), num_elites=1).train(back)

@@ -18,12 +18,12 @@ from ._lookahead import (
     MAX_ACT,
     MAX_OBS,
 )
-from .core import Context, Ensemble, Plan, Planner, Task, Trainer, adapters
+from .core import Context, Ensemble, Plan, Planner, ReplayBuffer, Task, Trainer, adapters
 from . import pets
 from . import gym
 
 __all__ = [
-    "Context", "Ensemble", "Plan", "Planner", "Task", "Trainer", "adapters", "pets", "gym",
+    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "gym",
     "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
 ]
 __version__ = "0.1.0"

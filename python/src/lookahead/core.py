@@ -250,6 +250,54 @@ class Planner:
         return self._native.network_kernel()
 
 
+def _transitions(d: int, a: int, obs: Any, action: Any, next_obs: Any, reward: Any, terminated: Any):
+    """n transitions as the engine's byte arrays: (n, obs, act, next, reward, terminated list);
+    a single transition may be given as 1-D arrays."""
+    o = np.asarray(obs)
+    if o.ndim == 1:
+        obs, action, next_obs = o[None, :], np.asarray(action)[None, :], np.asarray(next_obs)[None, :]
+        reward = None if reward is None else np.asarray(reward, dtype=np.float64).reshape(1)
+        terminated = None if terminated is None else np.asarray(terminated).reshape(1)
+    o = _f32("obs", obs, (None, d))
+    n = o.shape[0]
+    act = _f32("action", action, (n, a))
+    nxt = _f32("next_obs", next_obs, (n, d))
+    r = _f32("reward", np.zeros(n) if reward is None else reward, (n,))
+    t = np.zeros(n, dtype=bool) if terminated is None else np.asarray(terminated)
+    if t.shape != (n,):
+        raise ValueError(f"terminated: shape {t.shape}; expected ({n},)")
+    if t.dtype != bool:
+        raise TypeError(f"terminated: dtype {t.dtype}; expected bool")
+    return n, o.tobytes(), act.tobytes(), nxt.tobytes(), r.tobytes(), [bool(x) for x in t]
+
+
+class ReplayBuffer:
+    """Transitions for training (obs, action, next_obs, reward, terminated); every value is
+    checked on the way in and a refused batch stores nothing."""
+
+    def __init__(self, obs_dim: int, act_dim: int, _native: Optional["_lk.ReplayBuffer"] = None):
+        self._native = _native if _native is not None else _lk.ReplayBuffer(obs_dim, act_dim)
+
+    @staticmethod
+    def load(path: PathLike, obs_dim: int, act_dim: int) -> "ReplayBuffer":
+        """Reads a buffer written by :meth:`save` or a PETS run folder's ``replay.*.safetensors``."""
+        return ReplayBuffer(obs_dim, act_dim, _lk.ReplayBuffer.load(os.fspath(path), obs_dim, act_dim))
+
+    def add(self, obs: Any, action: Any, next_obs: Any, reward: Any = None, terminated: Any = None) -> None:
+        """Appends one transition (1-D arrays) or n of them ((n, ·) arrays)."""
+        self._native.extend(*_transitions(self.obs_dim, self.act_dim, obs, action, next_obs, reward, terminated))
+
+    def save(self, path: PathLike) -> None:
+        """Writes the buffer as safetensors (atomically)."""
+        self._native.save(os.fspath(path))
+
+    obs_dim = property(lambda self: self._native.obs_dim)
+    act_dim = property(lambda self: self._native.act_dim)
+
+    def __len__(self) -> int:
+        return len(self._native)
+
+
 class Trainer:
     """Trains an ensemble (bootstrap, Gaussian NLL, Adam, early stopping, elites). ``config``
     holds the ``[train]`` keys of a PETS config; keyword arguments override them."""
@@ -275,24 +323,22 @@ class Trainer:
     def train(
         self,
         obs: Any,
-        action: Any,
-        next_obs: Any,
+        action: Any = None,
+        next_obs: Any = None,
         reward: Any = None,
         terminated: Any = None,
     ) -> Dict[str, Any]:
-        """Trains on n transitions (obs (n, obs_dim), action (n, act_dim), next_obs (n, obs_dim),
-        optional reward (n,) and terminated (n,)); returns the report (epochs, train_loss,
-        val_mse, best_mse, elites, ...)."""
+        """Trains on a :class:`ReplayBuffer`, or on n transitions given as arrays (obs (n,
+        obs_dim), action (n, act_dim), next_obs (n, obs_dim), optional reward (n,) and terminated
+        (n,)); returns the report (epochs, train_loss, val_mse, best_mse, elites, ...)."""
+        if isinstance(obs, ReplayBuffer):
+            if action is not None or next_obs is not None:
+                raise TypeError("train(buffer) takes the buffer alone")
+            return self._native.train_buffer(obs._native)
+        if action is None or next_obs is None:
+            raise TypeError("train needs a ReplayBuffer, or obs, action and next_obs arrays")
         d, a = self._spec["obs_dim"], self._spec["act_dim"]
-        o = _f32("obs", obs, (None, d))
-        n = o.shape[0]
-        act = _f32("action", action, (n, a))
-        nxt = _f32("next_obs", next_obs, (n, d))
-        r = _f32("reward", np.zeros(n) if reward is None else reward, (n,))
-        t = np.zeros(n, dtype=bool) if terminated is None else np.asarray(terminated)
-        if t.shape != (n,):
-            raise ValueError(f"terminated: shape {t.shape}; expected ({n},)")
-        return self._native.train(n, o.tobytes(), act.tobytes(), nxt.tobytes(), r.tobytes(), [bool(x) for x in t])
+        return self._native.train(*_transitions(d, a, obs, action, next_obs, reward, terminated))
 
     def ensemble(self) -> Ensemble:
         """The current parameters."""
