@@ -77,6 +77,21 @@ fn to_bytes<'py>(py: Python<'py>, v: &[f32]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, &raw)
 }
 
+/// Runs `f` on the object behind `m` with the GIL released, taking the lock only once the GIL is
+/// released (so two Python threads sharing the object take turns instead of deadlocking).
+fn with_unlocked<T: Send, U: Send>(
+    py: Python<'_>,
+    m: &Mutex<T>,
+    f: impl FnOnce(&mut T) -> lookahead::Result<U> + Send,
+) -> PyResult<U> {
+    py.detach(|| match m.lock() {
+        Ok(mut g) => Ok(f(&mut g)),
+        Err(_) => Err(()),
+    })
+    .map_err(|_| LookaheadError::new_err("an earlier call panicked while holding this object"))?
+    .py()
+}
+
 fn lock<T>(m: &Mutex<T>) -> PyResult<std::sync::MutexGuard<'_, T>> {
     m.lock().map_err(|_| LookaheadError::new_err("an earlier call panicked while holding this object"))
 }
@@ -353,9 +368,7 @@ impl Planner {
     /// best_return, iterations.
     fn plan<'py>(&self, py: Python<'py>, obs: &[u8]) -> PyResult<Bound<'py, PyDict>> {
         let obs = f32s("observation", obs, self.obs_dim)?;
-        let mut guard = lock(&self.planner)?;
-        let p = &mut *guard;
-        let plan = py.detach(|| p.plan(&obs)).py()?;
+        let plan = with_unlocked(py, &self.planner, |p| p.plan(&obs))?;
         plan_dict(py, &plan)
     }
 
@@ -363,9 +376,7 @@ impl Planner {
     fn plan_batch<'py>(&self, py: Python<'py>, obs: &[u8], n: usize) -> PyResult<Vec<Bound<'py, PyDict>>> {
         let flat = f32s("observations", obs, n * self.obs_dim)?;
         let rows: Vec<&[f32]> = flat.chunks(self.obs_dim.max(1)).collect();
-        let mut guard = lock(&self.planner)?;
-        let p = &mut *guard;
-        let plans = py.detach(|| p.plan_batch(&rows)).py()?;
+        let plans = with_unlocked(py, &self.planner, |p| p.plan_batch(&rows))?;
         plans.iter().map(|pl| plan_dict(py, pl)).collect()
     }
 
@@ -381,16 +392,19 @@ impl Planner {
     ) -> PyResult<Bound<'py, PyDict>> {
         let budget = match (iterations, seconds) {
             (Some(n), None) => Budget::Iterations(n),
-            (None, Some(s)) if s.is_finite() && s > 0.0 => Budget::Time(Duration::from_secs_f64(s)),
+            (None, Some(s)) if s.is_finite() && s > 0.0 => match Duration::try_from_secs_f64(s) {
+                Ok(d) => Budget::Time(d),
+                Err(_) => {
+                    return Err(InputError::new_err(format!("invalid input: seconds = {s} is beyond a duration")))
+                }
+            },
             (None, Some(s)) => {
                 return Err(InputError::new_err(format!("invalid input: seconds = {s} must be finite and positive")))
             }
             _ => return Err(InputError::new_err("invalid input: give exactly one of iterations and seconds")),
         };
         let obs = f32s("observation", obs, self.obs_dim)?;
-        let mut guard = lock(&self.planner)?;
-        let p = &mut *guard;
-        let out = py.detach(|| p.plan_with(&obs, budget)).py()?;
+        let out = with_unlocked(py, &self.planner, |p| p.plan_with(&obs, budget))?;
         let d = plan_dict(py, &out.plan)?;
         d.set_item("iterations_done", out.iterations_done)?;
         d.set_item("timed_out", out.timed_out)?;
@@ -401,16 +415,13 @@ impl Planner {
 
     /// Forgets the warm start (a new episode).
     fn reset(&self, py: Python<'_>) -> PyResult<()> {
-        let mut guard = lock(&self.planner)?;
-        let p = &mut *guard;
-        py.detach(|| p.reset()).py()
+        with_unlocked(py, &self.planner, |p| p.reset())
     }
 
     /// Replaces the ensemble's parameters (same architecture), e.g. after training.
     fn set_ensemble(&self, py: Python<'_>, ensemble: &Ensemble) -> PyResult<()> {
-        let mut guard = lock(&self.planner)?;
-        let p = &mut *guard;
-        py.detach(|| p.set_ensemble(&ensemble.ens)).py()
+        let ens = &ensemble.ens;
+        with_unlocked(py, &self.planner, |p| p.set_ensemble(ens))
     }
 
     /// The resolved configuration as JSON.
@@ -553,6 +564,8 @@ impl Transitions {
 #[pyclass(module = "lookahead._lookahead", frozen)]
 struct Trainer {
     trainer: Mutex<RTrainer>,
+    /// The ensemble's observation and action sizes.
+    dims: (usize, usize),
 }
 
 fn report_dict<'py>(py: Python<'py>, r: &lookahead::train::TrainReport) -> PyResult<Bound<'py, PyDict>> {
@@ -577,8 +590,9 @@ impl Trainer {
         let cfg: TrainConfig =
             lookahead::util::with_assignments(&TrainConfig::default(), "train", TRAIN_OPTIONAL, &sets).py()?;
         let (c, e) = (ctx.ctx.clone(), ensemble.ens.clone());
+        let dims = (e.spec.obs_dim, e.spec.act_dim);
         let trainer = py.detach(|| RTrainer::new(&c, e, cfg)).py()?;
-        Ok(Self { trainer: Mutex::new(trainer) })
+        Ok(Self { trainer: Mutex::new(trainer), dims })
     }
 
     /// Resumes from a checkpoint written by `save_checkpoint` (optionally with new settings).
@@ -590,9 +604,15 @@ impl Trainer {
             .transpose()
             .py()?;
         let c = ctx.ctx.clone();
-        let trainer =
-            py.detach(|| Checkpoint::load(&path).and_then(|ck| RTrainer::from_checkpoint(&c, &ck, cfg))).py()?;
-        Ok(Self { trainer: Mutex::new(trainer) })
+        let (trainer, dims) = py
+            .detach(|| {
+                Checkpoint::load(&path).and_then(|ck| {
+                    let dims = (ck.ensemble.spec.obs_dim, ck.ensemble.spec.act_dim);
+                    RTrainer::from_checkpoint(&c, &ck, cfg).map(|t| (t, dims))
+                })
+            })
+            .py()?;
+        Ok(Self { trainer: Mutex::new(trainer), dims })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -608,30 +628,24 @@ impl Trainer {
         reward: &[u8],
         terminated: Vec<bool>,
     ) -> PyResult<Bound<'py, PyDict>> {
-        let mut guard = lock(&self.trainer)?;
-        let t = &mut *guard;
-        let spec = t.ensemble().py()?.spec;
-        let rows = Transitions::parse(n, spec.obs_dim, spec.act_dim, obs, act, next_obs, reward, terminated)?;
-        let mut buffer = lookahead::train::ReplayBuffer::new(spec.obs_dim, spec.act_dim);
+        let (d, a) = self.dims;
+        let rows = Transitions::parse(n, d, a, obs, act, next_obs, reward, terminated)?;
+        let mut buffer = lookahead::train::ReplayBuffer::new(d, a);
         rows.push_into(&mut buffer)?;
-        let report = py.detach(|| t.train(&buffer)).py()?;
+        let report = with_unlocked(py, &self.trainer, |t| t.train(&buffer))?;
         report_dict(py, &report)
     }
 
     /// Trains on every transition of `buffer`; returns the report dict.
     fn train_buffer<'py>(&self, py: Python<'py>, buffer: &ReplayBuffer) -> PyResult<Bound<'py, PyDict>> {
         let b = lock(&buffer.buffer)?.clone();
-        let mut guard = lock(&self.trainer)?;
-        let t = &mut *guard;
-        let report = py.detach(move || t.train(&b)).py()?;
+        let report = with_unlocked(py, &self.trainer, |t| t.train(&b))?;
         report_dict(py, &report)
     }
 
     /// The current parameters.
     fn ensemble(&self, py: Python<'_>) -> PyResult<Ensemble> {
-        let mut guard = lock(&self.trainer)?;
-        let t = &mut *guard;
-        Ok(Ensemble { ens: py.detach(move || t.ensemble()).py()? })
+        Ok(Ensemble { ens: with_unlocked(py, &self.trainer, |t| t.ensemble())? })
     }
 
     /// The elite members of the last training, best first.
@@ -642,9 +656,7 @@ impl Trainer {
     /// Writes everything needed to resume training (parameters, Adam state, step count, random
     /// stream, settings) to a safetensors checkpoint.
     fn save_checkpoint(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
-        let mut guard = lock(&self.trainer)?;
-        let t = &mut *guard;
-        py.detach(move || t.checkpoint().and_then(|c| c.save(&path))).py()
+        with_unlocked(py, &self.trainer, |t| t.checkpoint().and_then(|c| c.save(&path)))
     }
 }
 

@@ -131,7 +131,7 @@ def test_replay_buffers_train_save_load_and_refuse_bad_batches_whole(ctx, tmp_pa
         buf.add(obs[:5], act[:5], bad)
     assert len(buf) == 200, "a refused batch stores nothing"
     with pytest.raises(TypeError, match="terminated"):
-        buf.add(obs[:2], act[:2], nxt[:2], terminated=np.array([0, 1]))
+        buf.add(obs[:2], act[:2], nxt[:2], terminated=np.array(["no", "yes"]))
     buf.save(tmp_path / "replay.safetensors")
     back = la.ReplayBuffer.load(tmp_path / "replay.safetensors", 3, 1)
     assert len(back) == 200
@@ -144,3 +144,31 @@ def test_replay_buffers_train_save_load_and_refuse_bad_batches_whole(ctx, tmp_pa
     assert ra["train_loss"] == rb["train_loss"]
     with pytest.raises(la.InputError, match="obs 4"):
         la.Trainer(ctx, la.Ensemble.random(4, 1, members=2, hidden=[8]), num_elites=1).train(back)
+
+
+def test_threads_sharing_a_planner_take_turns_and_huge_budgets_are_errors(ctx):
+    import threading
+
+    planner = small_planner(ctx)
+    done = []
+
+    def work():
+        for _ in range(4):
+            planner.plan([1.0, 0.0, 0.0])  # plain lists of numbers are arrays too
+        done.append(1)
+
+    threads = [threading.Thread(target=work, daemon=True) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert len(done) == 3, "threads sharing a planner deadlocked"
+    with pytest.raises(la.InputError, match="beyond a duration"):
+        planner.plan_with(np.zeros(3), seconds=1e20)
+    # A budget too long for the clock is no deadline (it used to panic and poison the planner).
+    assert planner.plan_with(np.zeros(3), seconds=1e19).iterations_done == 2
+    assert planner.plan(np.zeros(3, dtype=">f8")).action.shape == (1,)
+    with pytest.raises(ValueError, match="plain name"):
+        small_planner(ctx, **{"horizon=3\nfoo": 5})
+    with pytest.raises(TypeError, match="not sections"):
+        la.Planner(ctx, la.Task.builtin("pendulum"), None, {"planner": {"horizon": 5}})

@@ -93,3 +93,21 @@ def test_command_line_runs_halfcheetah_a_few_hundred_steps(tmp_path):
     bad = subprocess.run(cmd[:-2] + ["--out", str(tmp_path / "x"), "--set", "planner.populaton=3"],
                          capture_output=True, text=True, timeout=300)
     assert bad.returncode == 1 and "planner.populaton" in bad.stderr
+
+
+def test_builtin_names_and_bad_arguments_get_one_line_errors(tmp_path):
+    try:
+        la.pets.run("pendulum")
+        raise AssertionError("a built-in name was accepted")
+    except ValueError as e:
+        assert "lookahead pets --env pendulum" in str(e)
+    for args, rc, text in [
+        (["--env", "pendulum"], 1, "built-in environment"),
+        (["--env", "gymnasium:NoSuchEnv-v0"], 1, "error: NameNotFound"),
+        (["--env", "gymnasium:CartPole-v1"], 1, "not a Box"),
+        (["--env", "gymnasium:Pendulum-v1", "--config", str(tmp_path / "missing.toml")], 1, "FileNotFoundError"),
+        (["--env", "gymnasium:Pendulum-v1", "--seed", "-1"], 2, "a seed is an integer"),
+    ]:
+        p = subprocess.run([sys.executable, "-m", "lookahead", "pets", *args, "--out", str(tmp_path / "r")],
+                           capture_output=True, text=True, timeout=300)
+        assert p.returncode == rc and text in p.stderr and "Traceback" not in p.stderr, (args, p.stderr)

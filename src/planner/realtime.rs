@@ -132,7 +132,8 @@ impl Planner {
             Budget::Time(d) if d.is_zero() => {
                 return Err(Error::InvalidInput("a budget of zero time plans nothing".into()))
             }
-            Budget::Time(d) => (Some(start + d), self.cfg.effective_iterations()),
+            // A budget too long to add to the clock is no deadline at all.
+            Budget::Time(d) => (start.checked_add(d), self.cfg.effective_iterations()),
             Budget::Deadline(t) if t <= start => {
                 return Err(Error::InvalidInput("the deadline has already passed".into()));
             }

@@ -9,15 +9,23 @@ from . import _lookahead as _lk
 from . import pets
 
 
+def _seed(text: str) -> int:
+    v = int(text)
+    if not 0 <= v < 2**64:
+        raise argparse.ArgumentTypeError(f"{text}: a seed is an integer in 0..2^64")
+    return v
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m lookahead", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pets", help="run PETS on a gymnasium environment")
-    p.add_argument("--env", required=True, help="gymnasium:<id> (or a built-in: cartpole, pendulum)")
+    p.add_argument("--env", required=True, help="gymnasium:<id>, e.g. gymnasium:HalfCheetah-v5 (the built-in "
+                   "cartpole and pendulum run with the `lookahead` binary)")
     p.add_argument("--preset", default="reference", choices=["reference", "demo"])
     p.add_argument("--config", help="a TOML file applied over the preset")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key (repeatable)")
-    p.add_argument("--seed", type=int)
+    p.add_argument("--seed", type=_seed)
     p.add_argument("--out", help="run folder (default runs/pets-<env>-<preset>-seed<seed>)")
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--resume", action="store_true")
@@ -43,6 +51,9 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as e:  # a gymnasium, file or argument problem: one line, not a traceback
+        print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
     returns = " ".join(f"{t['return']:.1f}" for t in r["trials"])
     print(f"trial returns: {returns}")
     if r["trials"]:

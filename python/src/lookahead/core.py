@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -21,9 +22,17 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 def _f32(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
     """`x` as a C-contiguous little-endian float32 array of `shape` (None: any length)."""
-    a = np.asarray(x)
-    if a.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{name}: dtype {a.dtype}; expected float32 or float64")
+    if isinstance(x, np.ndarray):
+        a = x
+        # float32 or float64 in either byte order; anything else is refused rather than cast.
+        if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
+            raise TypeError(f"{name}: dtype {a.dtype}; expected float32 or float64")
+    else:
+        # Python numbers and sequences of them (e.g. [1, 0, 0]).
+        try:
+            a = np.asarray(x, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise TypeError(f"{name}: {type(x).__name__} is not an array of numbers ({e})") from None
     dims = ["n" if s is None else str(s) for s in shape]
     want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
@@ -54,7 +63,14 @@ def _assignments(config: Optional[Mapping[str, Any]], overrides: Mapping[str, An
     wrong types are reported by the engine, naming the key, as for `--set` on the command line."""
     cfg: Dict[str, Any] = dict(config or {})
     cfg.update(overrides)
-    return [f"{k}={_toml_value(v)}" for k, v in cfg.items()]
+    out = []
+    for k, v in cfg.items():
+        if not isinstance(k, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
+            raise ValueError(f"config key {k!r}: expected a plain name such as horizon or lr")
+        if isinstance(v, Mapping):
+            raise TypeError(f"config key {k!r}: these settings are flat keys (horizon=30), not sections")
+        out.append(f"{k}={_toml_value(v)}")
+    return out
 
 
 Context = _lk.Context
@@ -267,7 +283,9 @@ def _transitions(d: int, a: int, obs: Any, action: Any, next_obs: Any, reward: A
     if t.shape != (n,):
         raise ValueError(f"terminated: shape {t.shape}; expected ({n},)")
     if t.dtype != bool:
-        raise TypeError(f"terminated: dtype {t.dtype}; expected bool")
+        # 0/1 integers are accepted; anything else (strings, NaN, None) is refused.
+        if t.dtype.kind not in "iu" or not np.isin(t, (0, 1)).all():
+            raise TypeError(f"terminated: dtype {t.dtype}; expected bool (or 0/1 integers)")
     return n, o.tobytes(), act.tobytes(), nxt.tobytes(), r.tobytes(), [bool(x) for x in t]
 
 
@@ -338,6 +356,8 @@ class Trainer:
         if action is None or next_obs is None:
             raise TypeError("train needs a ReplayBuffer, or obs, action and next_obs arrays")
         d, a = self._spec["obs_dim"], self._spec["act_dim"]
+        if reward is None and self._spec["learned_reward"]:
+            raise ValueError("reward: this ensemble learns the reward, so train needs the rewards")
         return self._native.train(*_transitions(d, a, obs, action, next_obs, reward, terminated))
 
     def ensemble(self) -> Ensemble:

@@ -33,6 +33,14 @@ def _env_id(env: Any) -> Optional[str]:
     return getattr(spec, "id", None)
 
 
+def _refuse_builtin(env_id: Optional[str]) -> None:
+    if env_id in ("cartpole", "pendulum"):
+        hint = " (or gymnasium's Pendulum-v1, the same dynamics and reward, from Python)" if env_id == "pendulum" else ""
+        raise ValueError(
+            f"{env_id!r} is a built-in environment of the command line: run `lookahead pets --env {env_id}`{hint}"
+        )
+
+
 def resolve(
     env: str,
     preset: str = "reference",
@@ -78,12 +86,16 @@ def run(
     interrupted (Ctrl-C stops after the current step with every file consistent; ``resume=True``
     continues it) and the run folder."""
     env_id = _env_id(env)
+    _refuse_builtin(env_id)
+    if not isinstance(sets, (list, tuple)):
+        raise TypeError(f"sets: {type(sets).__name__}; expected a list of 'key=value' strings")
     genv = _gym.make(env) if isinstance(env, str) else env
+    # The spaces first: a Discrete space cannot be planned whatever the task.
+    adapter = _gym.GymAdapter(genv)
     if task is None:
         if env_id is None:
             raise ValueError("this environment has no gymnasium id: pass task=Task.custom(...)")
         task = _gym.task_for(env_id, genv)
-    adapter = _gym.GymAdapter(genv)
     if (adapter.obs_dim, adapter.act_dim) != (task.obs_dim, task.act_dim):
         raise ValueError(
             f"the environment has obs {adapter.obs_dim} / act {adapter.act_dim}, the task {task.name} "
@@ -101,10 +113,12 @@ def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes:
              ctx: Optional["_lk.Context"] = None) -> list:
     """Replays the checkpoint of a run on ``env`` (as for :func:`run`): each episode's return."""
     env_id = _env_id(env)
+    _refuse_builtin(env_id)
     genv = _gym.make(env) if isinstance(env, str) else env
+    adapter = _gym.GymAdapter(genv)
     if task is None:
         if env_id is None:
             raise ValueError("this environment has no gymnasium id: pass task=Task.custom(...)")
         task = _gym.task_for(env_id, genv)
     ctx = ctx or _lk.Context()
-    return _lk.evaluate_pets(ctx, _gym.GymAdapter(genv), task._native, os.fspath(run_dir), episodes, seed)
+    return _lk.evaluate_pets(ctx, adapter, task._native, os.fspath(run_dir), episodes, seed)
