@@ -24,8 +24,25 @@ use crate::kernels::{bind_params, params_layout, TrainParams};
 use crate::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use crate::planner::reference::{plan_f64, plan_f64_after, Prior};
 use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
-use crate::train::reference::{loss_and_grads_f64, MemberNet};
+use crate::train::reference::flat_loss_and_grads_f64;
 use crate::train::{ReplayBuffer, TrainConfig, Trainer};
+
+/// Every family of the table, in its order.
+pub const FAMILIES: [&str; 13] = [
+    "rng.philox",
+    "rng.feistel",
+    "rng.normal",
+    "rng.statistics",
+    "mlp.tiled",
+    "mlp.rows",
+    "mlp.fused",
+    "env",
+    "plan.analytic",
+    "plan.ensemble",
+    "plan.kinds",
+    "train.loss",
+    "train.adam",
+];
 
 /// `|gpu − cpu| ≤ abs + rel·|cpu|`; `None` in a report: bit for bit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -97,19 +114,25 @@ impl CaseResult {
     }
 }
 
-/// Errors of one comparison.
+/// The outcome of comparing device results with a reference.
 #[derive(Debug, Clone, Default)]
-struct Cmp {
-    values: usize,
-    max_abs: f64,
-    max_rel: f64,
-    worst: f64,
-    passed: bool,
-    detail: String,
+pub struct Comparison {
+    /// Values compared.
+    pub values: usize,
+    /// Largest |gpu − cpu|.
+    pub max_abs: f64,
+    /// Largest |gpu − cpu| / |cpu| over values with |cpu| > 0.
+    pub max_rel: f64,
+    /// Largest error relative to its tolerance.
+    pub worst: f64,
+    /// Every value within tolerance and finite.
+    pub passed: bool,
+    /// The worst value, or what did not match.
+    pub detail: String,
 }
 
-impl Cmp {
-    fn merge(&mut self, other: Cmp) {
+impl Comparison {
+    fn merge(&mut self, other: Comparison) {
         self.values += other.values;
         self.max_abs = self.max_abs.max(other.max_abs);
         self.max_rel = self.max_rel.max(other.max_rel);
@@ -126,8 +149,8 @@ impl Cmp {
 }
 
 /// Element-wise comparison within `tol`; a non-finite value on either side fails.
-fn compare(what: &str, gpu: &[f32], cpu: &[f64], tol: Tol) -> Cmp {
-    let mut c = Cmp::start();
+fn compare(what: &str, gpu: &[f32], cpu: &[f64], tol: Tol) -> Comparison {
+    let mut c = Comparison::start();
     if gpu.len() != cpu.len() {
         c.passed = false;
         c.detail = format!("{what}: {} values vs {} in the reference", gpu.len(), cpu.len());
@@ -159,8 +182,8 @@ fn compare(what: &str, gpu: &[f32], cpu: &[f64], tol: Tol) -> Cmp {
 }
 
 /// Bit-for-bit comparison.
-fn compare_exact<T: PartialEq + std::fmt::Debug>(what: &str, gpu: &[T], cpu: &[T]) -> Cmp {
-    let mut c = Cmp::start();
+fn compare_exact<T: PartialEq + std::fmt::Debug>(what: &str, gpu: &[T], cpu: &[T]) -> Comparison {
+    let mut c = Comparison::start();
     c.values = cpu.len();
     if gpu.len() != cpu.len() {
         c.passed = false;
@@ -285,7 +308,7 @@ fn run_stats_probe(ctx: &GpuContext, entry: &str, n: usize, threads: u32) -> Res
 
 /// Sample statistics against the distributions' exact moments, each within 5 standard errors
 /// (a test of the samplers themselves, independent of their f64 transliterations).
-fn case_statistics(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+fn case_statistics(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
     let n: usize = if quick { 1 << 15 } else { 1 << 17 };
     let moments = |v: &[f32]| {
         let m = v.iter().map(|x| *x as f64).sum::<f64>() / v.len() as f64;
@@ -294,7 +317,7 @@ fn case_statistics(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
     };
     let share = |v: &[f32], bound: f64| v.iter().filter(|x| (x.abs() as f64) <= bound).count() as f64 / v.len() as f64;
     let se = |var: f64| 5.0 * (var / n as f64).sqrt();
-    let mut c = Cmp::start();
+    let mut c = Comparison::start();
     let normals = run_stats_probe(ctx, "normal_samples", n, (n / 2) as u32)?;
     let (m, v) = moments(&normals);
     let p2 = 0.954_499_736_103_641_6;
@@ -350,16 +373,16 @@ fn run_probe(ctx: &GpuContext, entry: &str, out_len: usize, args: &[u32], n: u32
     ctx.read_buffer::<u32>(&out, out_len.max(1))
 }
 
-fn case_philox(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+fn case_philox(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
     let n = if quick { 257u32 } else { 1000 };
     let out = run_probe(ctx, "philox_words", 4 * n as usize, &[n], n)?;
     let cpu: Vec<u32> = (0..n).flat_map(|i| rng::philox([i, 7, 0xdeadbeef, i * 3], [0x12345678, 0x9abcdef0])).collect();
     Ok(compare_exact("philox words", &out, &cpu))
 }
 
-fn case_feistel(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+fn case_feistel(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
     let sizes: &[u32] = if quick { &[1, 65, 350] } else { &[1, 63, 65, 350, 1001] };
-    let mut c = Cmp::start();
+    let mut c = Comparison::start();
     for &n in sizes {
         let out = run_probe(ctx, "permutation", n as usize, &[n, 3, 9, 0x3000_0005, 11, 12], n)?;
         let cpu: Vec<u32> = (0..n)
@@ -377,7 +400,7 @@ fn case_feistel(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
     Ok(c)
 }
 
-fn case_transcendentals(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+fn case_transcendentals(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
     let n = if quick { 129usize } else { 777 };
     let xs = seeded(n, 5, 30.0);
     let mut args = vec![n as u32];
@@ -395,45 +418,13 @@ fn case_transcendentals(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
 }
 
 /// Ragged layer shapes: (members, batch, local slots, in, out, activation).
-fn layer_cases(quick: bool) -> Vec<(u32, u32, u32, u32, u32, Activation)> {
+fn layer_cases(quick: bool) -> Vec<LayerParams> {
     let mut v = vec![(3u32, 2u32, 37u32, 13u32, 65u32, Activation::Silu), (1, 1, 1, 5, 8, Activation::Identity)];
     if !quick {
         v.extend([(7, 3, 233, 200, 8, Activation::Identity), (2, 1, 131, 17, 200, Activation::Silu)]);
     }
-    v
-}
-
-/// The reference of one layer over every member block.
-fn layer_reference(lp: &LayerParams, x: &[f64], w: &[f64], b: &[f64], act: Activation) -> Vec<f64> {
-    let (e, nb, ls) = (lp.n_members, lp.n_batch, lp.local_slots);
-    let (ind, outd) = (lp.in_dim as usize, lp.out_dim as usize);
-    let mut cpu = vec![0.0; (nb * ls) as usize * outd];
-    for m in 0..e {
-        let r0 = (nb * kernels::local_block_start(m, ls, e)) as usize;
-        let r1 = (nb * kernels::local_block_start(m + 1, ls, e)) as usize;
-        let wm = f32s(&w[m as usize * ind * outd..(m as usize + 1) * ind * outd]);
-        let bm = f32s(&b[m as usize * outd..(m as usize + 1) * outd]);
-        let xm: Vec<f64> = x[r0 * ind..r1 * ind].iter().map(|v| *v as f32 as f64).collect();
-        cpu[r0 * outd..r1 * outd].copy_from_slice(&mlp_ref::layer_f64(&xm, &wm, &bm, ind, outd, act));
-    }
-    cpu
-}
-
-fn layer_inputs(ci: usize, lp: &LayerParams) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
-    let rows = (lp.n_batch * lp.local_slots) as usize;
-    let (e, ind, outd) = (lp.n_members as usize, lp.in_dim as usize, lp.out_dim as usize);
-    (
-        seeded(rows * ind, 10 + ci as u64, 2.0),
-        seeded(e * ind * outd, 20 + ci as u64, 0.3),
-        seeded(e * outd, 30 + ci as u64, 0.5),
-    )
-}
-
-fn case_mlp_tiled(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
-    let mlp = MlpKernels::new(ctx)?;
-    let mut c = Cmp::start();
-    for (ci, &(e, nb, ls, ind, outd, act)) in layer_cases(quick).iter().enumerate() {
-        let lp = LayerParams {
+    v.into_iter()
+        .map(|(e, nb, ls, ind, outd, act)| LayerParams {
             n_batch: nb,
             local_slots: ls,
             n_members: e,
@@ -442,14 +433,50 @@ fn case_mlp_tiled(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
             activation: act as u32,
             store_pre: 0,
             _pad0: 0,
-        };
-        let (x, w, b) = layer_inputs(ci, &lp);
+        })
+        .collect()
+}
+
+/// Every ragged layer case through `run` (one layer kernel: the layer's parameters, its input
+/// `x`, weights `w` and biases `b`, returning the output) against the f64 reference over every
+/// member block.
+fn case_layers(
+    quick: bool,
+    mut run: impl FnMut(&LayerParams, &[f64], &[f64], &[f64]) -> Result<Vec<f32>>,
+) -> Result<Comparison> {
+    let mut c = Comparison::start();
+    for (ci, lp) in layer_cases(quick).iter().enumerate() {
+        let (e, nb, ls) = (lp.n_members, lp.n_batch, lp.local_slots);
+        let (ind, outd) = (lp.in_dim as usize, lp.out_dim as usize);
         let rows = (nb * ls) as usize;
-        let xb = ctx.storage_buffer_init("x", &f32s(&x));
-        let wb = ctx.storage_buffer_init("w", &f32s(&w));
-        let bb = ctx.storage_buffer_init("b", &f32s(&b));
-        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd as usize]);
-        let ub = ctx.uniform_buffer_init("lp", &[lp]);
+        let x = seeded(rows * ind, 10 + ci as u64, 2.0);
+        let w = seeded(e as usize * ind * outd, 20 + ci as u64, 0.3);
+        let b = seeded(e as usize * outd, 30 + ci as u64, 0.5);
+        let gpu = run(lp, &x, &w, &b)?;
+        let act = if lp.activation == Activation::Silu as u32 { Activation::Silu } else { Activation::Identity };
+        let mut cpu = vec![0.0; rows * outd];
+        for m in 0..e {
+            let r0 = (nb * kernels::local_block_start(m, ls, e)) as usize;
+            let r1 = (nb * kernels::local_block_start(m + 1, ls, e)) as usize;
+            let wm = f32s(&w[m as usize * ind * outd..(m as usize + 1) * ind * outd]);
+            let bm = f32s(&b[m as usize * outd..(m as usize + 1) * outd]);
+            let xm: Vec<f64> = x[r0 * ind..r1 * ind].iter().map(|v| *v as f32 as f64).collect();
+            cpu[r0 * outd..r1 * outd].copy_from_slice(&mlp_ref::layer_f64(&xm, &wm, &bm, ind, outd, act));
+        }
+        c.merge(compare(&format!("layer {e}×{ind}→{outd}, {rows} rows"), &gpu, &cpu, FORWARD_TOL));
+    }
+    Ok(c)
+}
+
+fn case_mlp_tiled(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
+    let mlp = MlpKernels::new(ctx)?;
+    case_layers(quick, |lp, x, w, b| {
+        let n = (lp.n_batch * lp.local_slots * lp.out_dim) as usize;
+        let xb = ctx.storage_buffer_init("x", &f32s(x));
+        let wb = ctx.storage_buffer_init("w", &f32s(w));
+        let bb = ctx.storage_buffer_init("b", &f32s(b));
+        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; n]);
+        let ub = ctx.uniform_buffer_init("lp", &[*lp]);
         let aux = ctx.storage_buffer("aux", 1);
         let bg = kernels::bind_buffers(ctx, "verify.layer", &mlp.layout, &[&ub, &xb, &wb, &bb, &yb, &aux]);
         let mut enc = ctx.device.create_command_encoder(&Default::default());
@@ -458,43 +485,25 @@ fn case_mlp_tiled(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
             mlp.dispatch(&mut pass, &bg, lp.workgroups(ctx)?);
         }
         ctx.queue.submit(Some(enc.finish()));
-        let gpu = ctx.read_buffer::<f32>(&yb, rows * outd as usize)?;
-        c.merge(compare(
-            &format!("layer {e}×{ind}→{outd}, {rows} rows"),
-            &gpu,
-            &layer_reference(&lp, &x, &w, &b, act),
-            FORWARD_TOL,
-        ));
-    }
-    Ok(c)
+        ctx.read_buffer::<f32>(&yb, n)
+    })
 }
 
-fn case_mlp_rows(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+fn case_mlp_rows(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
     let rk = MlpRowsKernels::new(ctx)?;
-    let mut c = Cmp::start();
-    for (ci, &(e, nb, ls, ind, outd, act)) in layer_cases(quick).iter().enumerate() {
-        let lp = LayerParams {
-            n_batch: nb,
-            local_slots: ls,
-            n_members: e,
-            in_dim: ind,
-            out_dim: outd,
-            activation: act as u32,
-            store_pre: 0,
-            _pad0: 0,
-        };
-        let (x, w, b) = layer_inputs(ci, &lp);
-        let rows = (nb * ls) as usize;
-        let wf = f32s(&w);
+    case_layers(quick, |lp, x, w, b| {
+        let (ind, outd) = (lp.in_dim as usize, lp.out_dim as usize);
+        let n = (lp.n_batch * lp.local_slots) as usize * outd;
+        let wf = f32s(w);
         let mut windows = Vec::new();
-        for m in 0..e as usize {
-            windows.extend(kernels::mlp::pack_rows_windows(&wf, m, ind as usize, outd as usize).ok_or_else(|| {
+        for m in 0..lp.n_members as usize {
+            windows.extend(kernels::mlp::pack_rows_windows(&wf, m, ind, outd).ok_or_else(|| {
                 Error::InvalidInput(format!("a {ind} × {outd} layer does not fit the row kernel's windows"))
             })?);
         }
-        let xb = ctx.storage_buffer_init("x", &f32s(&x));
-        let bb = ctx.storage_buffer_init("b", &f32s(&b));
-        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd as usize]);
+        let xb = ctx.storage_buffer_init("x", &f32s(x));
+        let bb = ctx.storage_buffer_init("b", &f32s(b));
+        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; n]);
         let wb = wgpu::util::DeviceExt::create_buffer_init(
             &ctx.device,
             &wgpu::util::BufferInitDescriptor {
@@ -504,23 +513,16 @@ fn case_mlp_rows(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
             },
         );
         let layer =
-            rk.bind_layer(ctx, "verify.rows", &lp, &RowsBuffers { input: &xb, bias: &bb, output: &yb, windows: &wb })?;
+            rk.bind_layer(ctx, "verify.rows", lp, &RowsBuffers { input: &xb, bias: &bb, output: &yb, windows: &wb })?;
         let mut rec = crate::gpu::Recorder::new(ctx, "verify.rows", None);
         rk.record(&mut rec, "rows", &layer);
         let (enc, _) = rec.finish();
         ctx.queue.submit(Some(enc.finish()));
-        let gpu = ctx.read_buffer::<f32>(&yb, rows * outd as usize)?;
-        c.merge(compare(
-            &format!("layer {e}×{ind}→{outd}, {rows} rows"),
-            &gpu,
-            &layer_reference(&lp, &x, &w, &b, act),
-            FORWARD_TOL,
-        ));
-    }
-    Ok(c)
+        ctx.read_buffer::<f32>(&yb, n)
+    })
 }
 
-fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
     let cases: Vec<(usize, u32, u32, &[usize])> = if quick {
         vec![(3, 2, 37, &[13, 65, 7, 9]), (2, 1, 131, &[70, 33, 130, 201])]
     } else {
@@ -533,7 +535,7 @@ fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
         ]
     };
     let full = ctx.limits().clone();
-    let mut c = Cmp::start();
+    let mut c = Comparison::start();
     for (ci, &(e, nb, ls, dims)) in cases.iter().enumerate() {
         // The shapes this adapter gets for few and for many rows per step, and narrower ones.
         let widest = dims.iter().copied().max().unwrap_or(1);
@@ -599,7 +601,7 @@ fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
     Ok(c)
 }
 
-fn case_env(ctx: &GpuContext, kind: EnvKind, quick: bool) -> Result<Cmp> {
+fn case_env(ctx: &GpuContext, kind: EnvKind, quick: bool) -> Result<Comparison> {
     let task = kind.task();
     let rt = match kind {
         EnvKind::Cartpole => RefTask::Cartpole,
@@ -656,14 +658,14 @@ fn small_ensemble(obs: usize, act: usize, probabilistic: bool, learned_reward: b
 
 /// Plans on the adapter and with the f64 reference from the same start: the last iteration's
 /// elites (exactly), its candidate returns, the plan's mean and statistics (within PLAN_TOL).
-fn compare_plan(
+pub fn compare_plan(
     ctx: &GpuContext,
     task: Task,
     rt: RefTask,
     ens: Option<Ensemble>,
     cfg: PlannerConfig,
     obs: &[Vec<f32>],
-) -> Result<Cmp> {
+) -> Result<Comparison> {
     let dynamics = match &ens {
         Some(e) => Dynamics::Ensemble(e.clone()),
         None => Dynamics::Analytic,
@@ -702,13 +704,13 @@ fn small_cem(propagation: Propagation, kernel: MlpKernel) -> PlannerConfig {
     }
 }
 
-fn case_plan(ctx: &GpuContext, propagation: Propagation, kernel: MlpKernel) -> Result<Cmp> {
+fn case_plan(ctx: &GpuContext, propagation: Propagation, kernel: MlpKernel) -> Result<Comparison> {
     let ens = small_ensemble(3, 1, true, false, 7)?;
     let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
     compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(propagation, kernel), &obs)
 }
 
-fn case_plan_learned_reward(ctx: &GpuContext) -> Result<Cmp> {
+fn case_plan_learned_reward(ctx: &GpuContext) -> Result<Comparison> {
     let ens = small_ensemble(5, 2, false, true, 10)?;
     let obs = vec![vec![0.1f32, -0.2, 0.3, 0.0, 0.5]];
     compare_plan(
@@ -721,7 +723,7 @@ fn case_plan_learned_reward(ctx: &GpuContext) -> Result<Cmp> {
     )
 }
 
-fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Cmp> {
+fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Comparison> {
     let cfg = PlannerConfig {
         horizon: 7,
         iterations: 3,
@@ -738,7 +740,7 @@ fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Cmp> {
     compare_plan(ctx, kind.task(), rt, None, cfg, &obs)
 }
 
-type CaseFn = Box<dyn Fn(&GpuContext) -> Result<Cmp> + Send + Sync>;
+type CaseFn = Box<dyn Fn(&GpuContext) -> Result<Comparison> + Send + Sync>;
 
 fn train_buffer(obs: usize, act: usize, n: usize, seed: u64) -> Result<ReplayBuffer> {
     let mut b = ReplayBuffer::new(obs, act);
@@ -757,7 +759,7 @@ fn train_buffer(obs: usize, act: usize, n: usize, seed: u64) -> Result<ReplayBuf
 /// Member losses and the flat gradient of a minibatch (Gaussian NLL or MSE, with the
 /// log-variance bounds' penalty) on the device against `train::reference::loss_and_grads_f64`,
 /// over more than one 64-row tile per member with a partial last tile.
-fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, quick: bool) -> Result<Cmp> {
+fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, quick: bool) -> Result<Comparison> {
     let spec = EnsembleSpec { n_members: 3, obs_dim: 3, act_dim: 2, hidden: vec![7, 5], probabilistic, learned_reward };
     let mut e = Ensemble::random(spec, 5)?;
     for l in &mut e.layers {
@@ -776,50 +778,8 @@ fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, q
     let cfg = TrainConfig { batch_size: rows.len(), num_elites: 2, ..TrainConfig::default() };
     let mut trainer = Trainer::new(ctx, e.clone(), cfg)?;
     let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows)?;
-    // The reference, member by member, in the trainer's flat layout.
-    let layout = trainer.layout();
-    let mut flat = vec![0.0; layout.len];
-    let mut losses = Vec::new();
-    let mo = e.spec.model_out();
-    for m in 0..e.spec.n_members {
-        let net = MemberNet::of(&e, m);
-        let x: Vec<f64> = rows
-            .iter()
-            .flat_map(|&i| {
-                buffer
-                    .input(i)
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, v)| (v as f64 - e.input_mean[k] as f64) / e.input_std[k] as f64)
-                    .collect::<Vec<_>>()
-            })
-            .collect();
-        let t: Vec<f64> =
-            rows.iter().flat_map(|&i| buffer.target(i, e.spec.learned_reward)).map(|v| v as f64).collect();
-        let (loss, g) = loss_and_grads_f64(&net, &x, &t);
-        losses.push(loss);
-        for (l, (i, o, w, b)) in g.layers.iter().enumerate() {
-            for (k, v) in w.iter().enumerate() {
-                flat[layout.weight[l] + m * i * o + k] = *v;
-            }
-            for (k, v) in b.iter().enumerate() {
-                flat[layout.bias[l] + m * o + k] = *v;
-            }
-        }
-        if probabilistic {
-            for d in 0..mo {
-                flat[layout.max_logvar + d] += g.max_logvar[d];
-                flat[layout.min_logvar + d] += g.min_logvar[d];
-            }
-        }
-    }
-    if probabilistic {
-        // The bounds' penalty (0.01 · (Σ max_logvar − Σ min_logvar)) of the default config.
-        for d in 0..mo {
-            flat[layout.max_logvar + d] += 0.01;
-            flat[layout.min_logvar + d] -= 0.01;
-        }
-    }
+    // The bounds' penalty (0.01 · (Σ max_logvar − Σ min_logvar)) of the default config.
+    let (losses, flat) = flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, trainer.layout());
     let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
     let mut c = compare("member losses", &gl, &losses, LOSS_TOL);
     // f32 sums over a batch: 1e-3 relative, with a floor of 1e-5 of the largest gradient.
@@ -830,7 +790,7 @@ fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, q
 
 /// Several Adam steps (gradient norm, clipping on the later steps, bounds after an offset)
 /// against the f64 reference: parameters, both moments and the step count after each.
-fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
+fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
     let n = NORM_CHUNK * if quick { 1 } else { 3 } + 37;
     let bounds_offset = n - 9;
     let k = AdamKernels::new(ctx)?;
@@ -874,7 +834,7 @@ fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
     let ub = ctx.uniform_buffer_init("verify.train", &[tp]);
     let pbg = bind_params::<TrainParams>(ctx, "verify.train", &layout, &ub);
     let (mut p, mut m1, mut m2) = (p0.clone(), vec![0.0; n], vec![0.0; n]);
-    let mut c = Cmp::start();
+    let mut c = Comparison::start();
     for t in 1..=5usize {
         // Gradients grow with the step so that clipping acts on the later steps only.
         let g32 = f32s(&seeded(n, 10 + t as u64, 0.1 * t as f64 * t as f64));
@@ -911,8 +871,8 @@ fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Cmp> {
 }
 
 /// The settings of each planner kind for the kind cases (MPPI and iCEM off their defaults so
-/// that every term of their updates matters).
-fn kind_cfg(kind: PlannerKind) -> PlannerConfig {
+/// that every term of their updates matters), with `propagation`.
+pub fn kind_cfg(kind: PlannerKind, propagation: Propagation) -> PlannerConfig {
     let mut cfg = PlannerConfig {
         kind,
         horizon: 5,
@@ -920,6 +880,7 @@ fn kind_cfg(kind: PlannerKind) -> PlannerConfig {
         population: 29,
         particles: 3,
         elite_ratio: 0.2,
+        propagation,
         seed: 11,
         ..PlannerConfig::default()
     };
@@ -938,8 +899,7 @@ fn kind_cfg(kind: PlannerKind) -> PlannerConfig {
 
 /// Two consecutive plans of `kind` (the second warm-started from the first, with MPPI's
 /// previous action and iCEM's elite archive) against the f64 reference.
-fn case_kind(ctx: &GpuContext, kind: PlannerKind, ensemble: bool) -> Result<Cmp> {
-    let task = EnvKind::Pendulum.task();
+fn case_kind(ctx: &GpuContext, kind: PlannerKind, ensemble: bool) -> Result<Comparison> {
     let ens = if ensemble {
         Some(Ensemble::random(
             EnsembleSpec {
@@ -955,8 +915,24 @@ fn case_kind(ctx: &GpuContext, kind: PlannerKind, ensemble: bool) -> Result<Cmp>
     } else {
         None
     };
-    let cfg = if ensemble { kind_cfg(kind) } else { PlannerConfig { particles: 1, ..kind_cfg(kind) } };
+    let cfg = kind_cfg(kind, Propagation::Ts1);
+    let cfg = if ensemble { cfg } else { PlannerConfig { particles: 1, ..cfg } };
     let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
+    compare_two_plans(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, ens, cfg, &obs)
+}
+
+/// Two consecutive plans on the adapter against the f64 reference (`plan_f64_after`), the second
+/// warm-started from the first (with MPPI's previous action and iCEM's elite archive): each
+/// plan's last-iteration elites exactly, candidate returns, mean and statistics within
+/// [`PLAN_TOL`], and every planned action within the task's bounds.
+pub fn compare_two_plans(
+    ctx: &GpuContext,
+    task: Task,
+    rt: RefTask,
+    ens: Option<Ensemble>,
+    cfg: PlannerConfig,
+    obs: &[Vec<f32>],
+) -> Result<Comparison> {
     let dynamics = match &ens {
         Some(e) => Dynamics::Ensemble(e.clone()),
         None => Dynamics::Analytic,
@@ -965,14 +941,14 @@ fn case_kind(ctx: &GpuContext, kind: PlannerKind, ensemble: bool) -> Result<Cmp>
     let mut planner = Planner::new(ctx, task, dynamics, cfg.clone())?;
     let obs64: Vec<Vec<f64>> = obs.iter().map(|o| o.iter().map(|v| *v as f64).collect()).collect();
     let na = lower.len();
+    let mut c = Comparison::start();
     let mut mean: Vec<f64> =
         (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
     let mut prior = Prior::default();
-    let mut c = Cmp::start();
     for call in 0..2u32 {
-        let plans = planner.plan_batch(&obs)?;
+        let plans = planner.plan_batch(obs)?;
         let last = planner.last_iteration()?;
-        let cpu = plan_f64_after(RefTask::Pendulum, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean, call, &prior);
+        let cpu = plan_f64_after(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean, call, &prior);
         let it = cfg.effective_iterations() - 1;
         c.merge(compare_exact(&format!("plan {call}: elites of the last iteration"), &last.elites, &cpu.elites[it]));
         c.merge(compare(
@@ -983,6 +959,12 @@ fn case_kind(ctx: &GpuContext, kind: PlannerKind, ensemble: bool) -> Result<Cmp>
         ));
         let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
         c.merge(compare(&format!("plan {call}: plan"), &gpu_mean, &cpu.mean, PLAN_TOL));
+        let outside = gpu_mean
+            .iter()
+            .enumerate()
+            .filter(|(i, a)| !((lower[i % na] as f32)..=(upper[i % na] as f32)).contains(*a))
+            .count();
+        c.merge(compare_exact(&format!("plan {call}: actions outside the bounds"), &[outside], &[0]));
         let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
         let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
         c.merge(compare(&format!("plan {call}: statistics"), &gpu_stats, &cpu_stats, PLAN_TOL));
@@ -1014,7 +996,7 @@ fn case(
     family: &'static str,
     name: &str,
     tol: Option<Tol>,
-    run: impl Fn(&GpuContext) -> Result<Cmp> + Send + Sync + 'static,
+    run: impl Fn(&GpuContext) -> Result<Comparison> + Send + Sync + 'static,
 ) -> Case {
     Case { family, name: name.to_string(), tol, criterion: None, run: Box::new(run) }
 }

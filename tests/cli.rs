@@ -284,21 +284,7 @@ fn verify_quick_passes_prints_every_family_and_writes_its_report() {
     let out = bin().args(["verify", "--quick", "--json"]).arg(&path).output().expect("runs");
     let text = out_text(&out);
     assert!(out.status.success(), "{text}");
-    for family in [
-        "rng.philox",
-        "rng.feistel",
-        "rng.normal",
-        "rng.statistics",
-        "mlp.tiled",
-        "mlp.rows",
-        "mlp.fused",
-        "env",
-        "plan.analytic",
-        "plan.ensemble",
-        "plan.kinds",
-        "train.loss",
-        "train.adam",
-    ] {
+    for family in lookahead::verify::FAMILIES {
         assert!(text.lines().any(|l| l.starts_with(family) && l.ends_with("pass")), "{family} in {text}");
     }
     assert!(text.contains("0 failed"), "{text}");

@@ -192,9 +192,9 @@ fn f64v(v: &[f32]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
 }
 
-/// Plans on the GPU and with the CPU reference from the same start; compares every iteration's
-/// outcome that the GPU exposes: the elites and candidate returns of the last iteration, the
-/// final mean sequence and the predicted return.
+/// A plan on the GPU against the f64 reference (`verify::compare_plan`: the last iteration's
+/// elites exactly, returns, mean and statistics within PLAN_TOL), with each network kernel when
+/// the dynamics are learned.
 fn compare_plan(
     ctx: &lookahead::gpu::GpuContext,
     task: Task,
@@ -203,37 +203,12 @@ fn compare_plan(
     cfg: PlannerConfig,
     obs: &[Vec<f32>],
 ) {
-    // A learned model is planned with each network kernel.
     let kernels: &[MlpKernel] =
         if ens.is_some() { &[MlpKernel::Tiled, MlpKernel::Rows, MlpKernel::Fused] } else { &[MlpKernel::Auto] };
     for &mlp_kernel in kernels {
         let cfg = PlannerConfig { mlp_kernel, ..cfg.clone() };
-        let dynamics = match &ens {
-            Some(e) => Dynamics::Ensemble(e.clone()),
-            None => Dynamics::Analytic,
-        };
-        let lower = task.action_lower.clone();
-        let upper = task.action_upper.clone();
-        let mut planner = Planner::new(ctx, task.clone(), dynamics, cfg.clone()).expect("planner");
-        let plans = planner.plan_batch(obs).expect("plan");
-        let last = planner.last_iteration().expect("readback");
-        let obs64: Vec<Vec<f64>> = obs.iter().map(|o| f64v(o)).collect();
-        let mean0: Vec<f64> =
-            (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
-        let cpu = plan_f64(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean0, 0);
-        let it = cfg.iterations - 1;
-        assert_eq!(last.elites, cpu.elites[it], "{mlp_kernel:?}: elites of the last iteration");
-        assert_close(
-            &format!("{mlp_kernel:?}: candidate returns"),
-            &last.candidate_returns,
-            &cpu.returns[it],
-            PLAN_TOL,
-        );
-        let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
-        assert_close(&format!("{mlp_kernel:?}: plan mean"), &gpu_mean, &cpu.mean, PLAN_TOL);
-        let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
-        let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
-        assert_close(&format!("{mlp_kernel:?}: plan stats"), &gpu_stats, &cpu_stats, PLAN_TOL);
+        let c = lookahead::verify::compare_plan(ctx, task.clone(), rt, ens.clone(), cfg, obs).expect("plan");
+        assert!(c.passed && c.values > 0, "{mlp_kernel:?}: {} (max abs {:.2e})", c.detail, c.max_abs);
     }
 }
 

@@ -5,16 +5,11 @@
 
 mod common;
 
-use common::{assert_close, Tol};
 use lookahead::env::reference::RefTask;
 use lookahead::env::{EnvKind, Task};
-use lookahead::kernels::cem::reference::shift_f64;
 use lookahead::model::{Ensemble, EnsembleSpec};
-use lookahead::planner::reference::{plan_f64_after, Prior};
 use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
-
-/// f32 kernels against f64 references through whole plans (as kernels_vs_cpu.rs).
-const PLAN_TOL: Tol = Tol { rel: 2e-3, abs: 2e-4 };
+use lookahead::verify::{self, kind_cfg};
 
 fn f64v(v: &[f32]) -> Vec<f64> {
     v.iter().map(|x| *x as f64).collect()
@@ -32,74 +27,14 @@ fn ensemble(obs: usize, seed: u64) -> Ensemble {
     Ensemble::random(spec, seed).expect("valid spec")
 }
 
-fn kind_cfg(kind: PlannerKind, propagation: Propagation) -> PlannerConfig {
-    let mut cfg = PlannerConfig {
-        kind,
-        horizon: 5,
-        iterations: 3,
-        population: 29,
-        particles: 3,
-        elite_ratio: 0.2,
-        propagation,
-        seed: 11,
-        ..PlannerConfig::default()
-    };
-    if kind == PlannerKind::Mppi {
-        cfg.sigma = 0.6;
-        cfg.gamma = 2.0;
-        cfg.beta = 0.7;
-    }
-    if kind == PlannerKind::Icem {
-        cfg.population_decay = 1.5;
-        cfg.noise_beta = 1.5;
-        cfg.keep_elite_fraction = 0.5;
-    }
-    cfg
-}
-
-/// Two plans on the GPU and in f64, the second warm-started from the first.
+/// Two plans on the GPU and in f64, the second warm-started from the first
+/// (`verify::compare_two_plans`, the conformance suite's comparison).
 fn compare_two_plans(task: Task, rt: RefTask, ens: Option<Ensemble>, cfg: PlannerConfig, obs: &[Vec<f32>]) {
     let ctx = common::ctx();
-    let dynamics = match &ens {
-        Some(e) => Dynamics::Ensemble(e.clone()),
-        None => Dynamics::Analytic,
-    };
-    let (lower, upper) = (task.action_lower.clone(), task.action_upper.clone());
-    let mut planner = Planner::new(&ctx, task, dynamics, cfg.clone()).expect("planner");
-    let obs64: Vec<Vec<f64>> = obs.iter().map(|o| f64v(o)).collect();
-    let na = lower.len();
-    let mut mean: Vec<f64> =
-        (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
-    let mut prior = Prior::default();
     let what = format!("{:?}/{:?}/{}", cfg.kind, cfg.propagation, if ens.is_some() { "ensemble" } else { "analytic" });
-    for call in 0..2u32 {
-        let plans = planner.plan_batch(obs).expect("plan");
-        let last = planner.last_iteration().expect("readback");
-        let cpu = plan_f64_after(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean, call, &prior);
-        let it = cfg.effective_iterations() - 1;
-        assert_eq!(last.elites, cpu.elites[it], "{what} plan {call}: elites of the last iteration");
-        assert_close(
-            &format!("{what} plan {call}: candidate returns"),
-            &last.candidate_returns,
-            &cpu.returns[it],
-            PLAN_TOL,
-        );
-        let gpu_mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
-        assert_close(&format!("{what} plan {call}: plan"), &gpu_mean, &cpu.mean, PLAN_TOL);
-        let gpu_stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
-        let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
-        assert_close(&format!("{what} plan {call}: stats"), &gpu_stats, &cpu_stats, PLAN_TOL);
-        for p in &plans {
-            assert!(p.actions.iter().all(|a| (lower[0] as f32..=upper[0] as f32).contains(a)), "{what}: out of bounds");
-        }
-        // The next plan starts from the GPU's plan (the reference follows the same inputs).
-        let returned = f64v(&gpu_mean);
-        mean = shift_f64(&returned, cfg.horizon, &lower, &upper);
-        prior = Prior {
-            past: Some(returned.chunks(cfg.horizon * na).flat_map(|s| s[..na].to_vec()).collect()),
-            archive: cpu.archive.clone(),
-        };
-    }
+    let c = verify::compare_two_plans(&ctx, task, rt, ens, cfg, obs).expect("plans");
+    assert!(c.passed, "{what}: {} (max abs {:.2e})", c.detail, c.max_abs);
+    assert!(c.values > 0, "{what}: nothing compared");
 }
 
 #[test]

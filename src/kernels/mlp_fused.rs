@@ -231,23 +231,7 @@ impl MlpFusedKernels {
     /// A uniform with `p` and a bind group over `b`.
     pub fn bind(&self, ctx: &GpuContext, label: &str, p: &FusedParams, b: &FusedBuffers<'_>) -> wgpu::BindGroup {
         let ubuf = ctx.uniform_buffer_init(&format!("{label}.params"), std::slice::from_ref(p));
-        let resources = [
-            ubuf.as_entire_binding(),
-            b.input.as_entire_binding(),
-            b.weights.as_entire_binding(),
-            b.biases.as_entire_binding(),
-            b.output.as_entire_binding(),
-        ];
-        let entries: Vec<wgpu::BindGroupEntry> = resources
-            .into_iter()
-            .enumerate()
-            .map(|(k, resource)| wgpu::BindGroupEntry { binding: k as u32, resource })
-            .collect();
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(label),
-            layout: &self.layout,
-            entries: &entries,
-        })
+        super::bind_buffers(ctx, label, &self.layout, &[&ubuf, b.input, b.weights, b.biases, b.output])
     }
 }
 

@@ -4,6 +4,7 @@
 use crate::kernels::loss::reference::member_loss_f64;
 use crate::kernels::mlp::reference::silu;
 use crate::model::Ensemble;
+use crate::train::{ParamLayout, ReplayBuffer};
 
 /// One member's parameters in f64 (weights `[in, out]` row-major).
 #[derive(Debug, Clone, PartialEq)]
@@ -116,4 +117,58 @@ pub fn loss_and_grads_f64(net: &MemberNet, x: &[f64], targets: &[f64]) -> (f64, 
         }
     }
     (ml.loss, g)
+}
+
+/// The whole ensemble's minibatch loss per member and its gradient in the trainer's flat layout
+/// (`layout`), for `rows` of `buffer`: each member's [`loss_and_grads_f64`] on the normalised
+/// inputs, plus the log-variance bounds' penalty `penalty · (Σ max_logvar − Σ min_logvar)`.
+pub fn flat_loss_and_grads_f64(
+    e: &Ensemble,
+    buffer: &ReplayBuffer,
+    rows: &[usize],
+    penalty: f64,
+    layout: &ParamLayout,
+) -> (Vec<f64>, Vec<f64>) {
+    let mut flat = vec![0.0; layout.len];
+    let mut losses = Vec::new();
+    let mo = e.spec.model_out();
+    for m in 0..e.spec.n_members {
+        let net = MemberNet::of(e, m);
+        let x: Vec<f64> = rows
+            .iter()
+            .flat_map(|&i| {
+                buffer
+                    .input(i)
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, v)| (v as f64 - e.input_mean[k] as f64) / e.input_std[k] as f64)
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        let t: Vec<f64> =
+            rows.iter().flat_map(|&i| buffer.target(i, e.spec.learned_reward)).map(|v| v as f64).collect();
+        let (loss, g) = loss_and_grads_f64(&net, &x, &t);
+        losses.push(loss);
+        for (l, (i, o, w, b)) in g.layers.iter().enumerate() {
+            for (k, v) in w.iter().enumerate() {
+                flat[layout.weight[l] + m * i * o + k] = *v;
+            }
+            for (k, v) in b.iter().enumerate() {
+                flat[layout.bias[l] + m * o + k] = *v;
+            }
+        }
+        if e.spec.probabilistic {
+            for d in 0..mo {
+                flat[layout.max_logvar + d] += g.max_logvar[d];
+                flat[layout.min_logvar + d] += g.min_logvar[d];
+            }
+        }
+    }
+    if e.spec.probabilistic {
+        for d in 0..mo {
+            flat[layout.max_logvar + d] += penalty;
+            flat[layout.min_logvar + d] -= penalty;
+        }
+    }
+    (losses, flat)
 }
