@@ -22,7 +22,7 @@ use crate::kernels::mlp_fused::{
 use crate::kernels::{self, rng, COMMON_WGSL};
 use crate::kernels::{bind_params, params_layout, TrainParams};
 use crate::model::{clamp_logvar, Ensemble, EnsembleSpec};
-use crate::planner::reference::{plan_f64, plan_f64_after, Prior};
+use crate::planner::reference::{plan_f64_after, Prior};
 use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
 use crate::train::reference::flat_loss_and_grads_f64;
 use crate::train::{ReplayBuffer, TrainConfig, Trainer};
@@ -656,7 +656,7 @@ fn small_ensemble(obs: usize, act: usize, probabilistic: bool, learned_reward: b
     Ok(e)
 }
 
-/// Plans on the adapter and with the f64 reference from the same start: the last iteration's
+/// One plan on the adapter and with the f64 reference from the same start: the last iteration's
 /// elites (exactly), its candidate returns, the plan's mean and statistics (within PLAN_TOL).
 pub fn compare_plan(
     ctx: &GpuContext,
@@ -666,27 +666,7 @@ pub fn compare_plan(
     cfg: PlannerConfig,
     obs: &[Vec<f32>],
 ) -> Result<Comparison> {
-    let dynamics = match &ens {
-        Some(e) => Dynamics::Ensemble(e.clone()),
-        None => Dynamics::Analytic,
-    };
-    let (lower, upper) = (task.action_lower.clone(), task.action_upper.clone());
-    let mut planner = Planner::new(ctx, task, dynamics, cfg.clone())?;
-    let plans = planner.plan_batch(obs)?;
-    let last = planner.last_iteration()?;
-    let obs64: Vec<Vec<f64>> = obs.iter().map(|o| o.iter().map(|v| *v as f64).collect()).collect();
-    let mean0: Vec<f64> =
-        (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
-    let cpu = plan_f64(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean0, 0);
-    let it = cfg.iterations - 1;
-    let mut c = compare_exact("elites of the last iteration", &last.elites, &cpu.elites[it]);
-    c.merge(compare("candidate returns", &last.candidate_returns, &cpu.returns[it], PLAN_TOL));
-    let mean: Vec<f32> = plans.iter().flat_map(|p| p.actions.clone()).collect();
-    c.merge(compare("plan mean", &mean, &cpu.mean, PLAN_TOL));
-    let stats: Vec<f32> = plans.iter().flat_map(|p| [p.predicted_return, p.best_return]).collect();
-    let cpu_stats: Vec<f64> = cpu.stats.iter().flat_map(|(a, b)| [*a, *b]).collect();
-    c.merge(compare("plan statistics", &stats, &cpu_stats, PLAN_TOL));
-    Ok(c)
+    compare_plans(ctx, task, rt, ens, cfg, obs, 1)
 }
 
 fn small_cem(propagation: Propagation, kernel: MlpKernel) -> PlannerConfig {
@@ -921,10 +901,8 @@ fn case_kind(ctx: &GpuContext, kind: PlannerKind, ensemble: bool) -> Result<Comp
     compare_two_plans(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, ens, cfg, &obs)
 }
 
-/// Two consecutive plans on the adapter against the f64 reference (`plan_f64_after`), the second
-/// warm-started from the first (with MPPI's previous action and iCEM's elite archive): each
-/// plan's last-iteration elites exactly, candidate returns, mean and statistics within
-/// [`PLAN_TOL`], and every planned action within the task's bounds.
+/// Two consecutive plans on the adapter against the f64 reference, the second warm-started from
+/// the first (with MPPI's previous action and iCEM's elite archive).
 pub fn compare_two_plans(
     ctx: &GpuContext,
     task: Task,
@@ -932,6 +910,22 @@ pub fn compare_two_plans(
     ens: Option<Ensemble>,
     cfg: PlannerConfig,
     obs: &[Vec<f32>],
+) -> Result<Comparison> {
+    compare_plans(ctx, task, rt, ens, cfg, obs, 2)
+}
+
+/// `calls` consecutive plans on the adapter against the f64 reference (`plan_f64_after`), each
+/// after the first warm-started from the one before: each plan's last-iteration elites exactly,
+/// candidate returns, mean and statistics within [`PLAN_TOL`], and every planned action within
+/// the task's bounds.
+fn compare_plans(
+    ctx: &GpuContext,
+    task: Task,
+    rt: RefTask,
+    ens: Option<Ensemble>,
+    cfg: PlannerConfig,
+    obs: &[Vec<f32>],
+    calls: u32,
 ) -> Result<Comparison> {
     let dynamics = match &ens {
         Some(e) => Dynamics::Ensemble(e.clone()),
@@ -945,7 +939,7 @@ pub fn compare_two_plans(
     let mut mean: Vec<f64> =
         (0..obs.len() * cfg.horizon).flat_map(|_| lower.iter().zip(&upper).map(|(l, u)| 0.5 * (l + u))).collect();
     let mut prior = Prior::default();
-    for call in 0..2u32 {
+    for call in 0..calls {
         let plans = planner.plan_batch(obs)?;
         let last = planner.last_iteration()?;
         let cpu = plan_f64_after(rt, ens.as_ref(), &cfg, &lower, &upper, &obs64, &mean, call, &prior);
