@@ -672,6 +672,19 @@ struct PyEnv {
 }
 
 impl PyEnv {
+    /// `obj` stepped as `task`'s environment, and the slot its first exception is kept in.
+    fn new(obj: Py<PyAny>, task: &RTask) -> (Self, Arc<Mutex<Option<PyErr>>>) {
+        let error = Arc::new(Mutex::new(None));
+        let env = PyEnv {
+            obj,
+            obs_dim: task.obs_dim,
+            act_dim: task.act_dim,
+            bounds: (task.action_lower.clone(), task.action_upper.clone()),
+            error: error.clone(),
+        };
+        (env, error)
+    }
+
     fn fail(&self, e: PyErr) -> Error {
         let msg = e.to_string();
         if let Ok(mut slot) = self.error.lock() {
@@ -777,14 +790,7 @@ fn run_pets<'py>(
     }
     cfg.external_env = Some(external_env);
     let t = &task.task;
-    let error = Arc::new(Mutex::new(None));
-    let mut penv = PyEnv {
-        obj: env,
-        obs_dim: t.obs_dim,
-        act_dim: t.act_dim,
-        bounds: (t.action_lower.clone(), t.action_upper.clone()),
-        error: error.clone(),
-    };
+    let (mut penv, error) = PyEnv::new(env, t);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let (c, task) = (ctx.ctx.clone(), t.clone());
@@ -850,14 +856,7 @@ fn evaluate_pets(
     seed: u64,
 ) -> PyResult<Vec<f64>> {
     let t = task.task.clone();
-    let error = Arc::new(Mutex::new(None));
-    let mut penv = PyEnv {
-        obj: env,
-        obs_dim: t.obs_dim,
-        act_dim: t.act_dim,
-        bounds: (t.action_lower.clone(), t.action_upper.clone()),
-        error: error.clone(),
-    };
+    let (mut penv, error) = PyEnv::new(env, &t);
     let c = ctx.ctx.clone();
     let result = py.detach(move || pets::evaluate_on(&c, &run_dir, episodes, seed, &mut penv, t));
     if let Some(e) = error.lock().ok().and_then(|mut s| s.take()) {

@@ -41,6 +41,20 @@ def _refuse_builtin(env_id: Optional[str]) -> None:
         )
 
 
+def _prepare(env: Any, task: Optional[Task]):
+    """(gymnasium id or None, the adapter the loop steps, the task) for ``env`` (an id or an env)."""
+    env_id = _env_id(env)
+    _refuse_builtin(env_id)
+    genv = _gym.make(env) if isinstance(env, str) else env
+    # The spaces first: a Discrete space cannot be planned whatever the task.
+    adapter = _gym.GymAdapter(genv)
+    if task is None:
+        if env_id is None:
+            raise ValueError("this environment has no gymnasium id: pass task=Task.custom(...)")
+        task = _gym.task_for(env_id, genv)
+    return env_id, adapter, task
+
+
 def resolve(
     env: str,
     preset: str = "reference",
@@ -85,17 +99,9 @@ def run(
     Returns the trials (return, steps, model loss, plan and step milliseconds), whether it was
     interrupted (Ctrl-C stops after the current step with every file consistent; ``resume=True``
     continues it) and the run folder."""
-    env_id = _env_id(env)
-    _refuse_builtin(env_id)
     if not isinstance(sets, (list, tuple)):
         raise TypeError(f"sets: {type(sets).__name__}; expected a list of 'key=value' strings")
-    genv = _gym.make(env) if isinstance(env, str) else env
-    # The spaces first: a Discrete space cannot be planned whatever the task.
-    adapter = _gym.GymAdapter(genv)
-    if task is None:
-        if env_id is None:
-            raise ValueError("this environment has no gymnasium id: pass task=Task.custom(...)")
-        task = _gym.task_for(env_id, genv)
+    env_id, adapter, task = _prepare(env, task)
     if (adapter.obs_dim, adapter.act_dim) != (task.obs_dim, task.act_dim):
         raise ValueError(
             f"the environment has obs {adapter.obs_dim} / act {adapter.act_dim}, the task {task.name} "
@@ -112,13 +118,6 @@ def run(
 def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes: int = 5, seed: int = 0,
              ctx: Optional["_lk.Context"] = None) -> list:
     """Replays the checkpoint of a run on ``env`` (as for :func:`run`): each episode's return."""
-    env_id = _env_id(env)
-    _refuse_builtin(env_id)
-    genv = _gym.make(env) if isinstance(env, str) else env
-    adapter = _gym.GymAdapter(genv)
-    if task is None:
-        if env_id is None:
-            raise ValueError("this environment has no gymnasium id: pass task=Task.custom(...)")
-        task = _gym.task_for(env_id, genv)
+    _, adapter, task = _prepare(env, task)
     ctx = ctx or _lk.Context()
     return _lk.evaluate_pets(ctx, adapter, task._native, os.fspath(run_dir), episodes, seed)
