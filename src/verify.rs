@@ -931,7 +931,9 @@ fn compare_plans(
         Some(e) => Dynamics::Ensemble(e.clone()),
         None => Dynamics::Analytic,
     };
-    let (lower, upper) = (task.action_lower.clone(), task.action_upper.clone());
+    // The planner's bounds: its own where the configuration narrows the task's.
+    let lower = cfg.action_lower.clone().unwrap_or_else(|| task.action_lower.clone());
+    let upper = cfg.action_upper.clone().unwrap_or_else(|| task.action_upper.clone());
     let mut planner = Planner::new(ctx, task, dynamics, cfg.clone())?;
     let obs64: Vec<Vec<f64>> = obs.iter().map(|o| o.iter().map(|v| *v as f64).collect()).collect();
     let na = lower.len();

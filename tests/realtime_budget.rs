@@ -1,6 +1,6 @@
-//! Budgets are kept and `timed_out` is honest over 200 calls, and more iterations never lower
-//! the returned plan's predicted return. Alone in its test binary, so no other test competes
-//! for the CPU while it measures.
+//! Budgets are kept and `timed_out` is honest over 200 calls (which iteration's plan is returned
+//! is checked against the reference in tests/planner.rs). Alone in its test binary, so no other
+//! test competes for the CPU while it measures.
 
 mod common;
 
@@ -28,7 +28,7 @@ fn kind_planner(ctx: &lookahead::gpu::GpuContext, kind: PlannerKind, iterations:
     Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner")
 }
 
-gpu_test!(budgets_of_20_and_50_ms_hold_over_200_calls_and_more_iterations_never_lower_the_return, |ctx| {
+gpu_test!(budgets_of_20_and_50_ms_hold_over_200_calls, |ctx| {
     let mut env = EnvKind::Pendulum.make();
     // Every kind holds its budget; CEM is also held to a second, longer one.
     let runs = [
@@ -99,17 +99,5 @@ gpu_test!(budgets_of_20_and_50_ms_hold_over_200_calls_and_more_iterations_never_
             iterations[0],
             planner.predicted_iteration_time()
         );
-    }
-    // On a fixed random stream (fresh planners, the same call), more iterations never lower the
-    // predicted return of the returned plan.
-    let obs = [0.3f32, -0.95, 0.5];
-    let mut previous = f32::NEG_INFINITY;
-    for k in 1..=8 {
-        let mut planner = pendulum_planner(ctx, 8);
-        let out = planner.plan_with(&obs, Budget::Iterations(k)).expect("plan");
-        assert_eq!(out.iterations_done, k);
-        assert!(!out.timed_out);
-        assert!(out.plan.predicted_return >= previous, "{k} iterations: {} < {previous}", out.plan.predicted_return);
-        previous = out.plan.predicted_return;
     }
 });
