@@ -887,7 +887,7 @@ pub fn evaluate_on(
     let expected = cfg.ensemble_spec(&task);
     if ckpt.ensemble.spec != expected {
         return Err(Error::InvalidInput(format!(
-            "{}: the checkpoint holds {:?}, the config describes {:?}; the folder mixes two runs",
+            "{}: the checkpoint holds ({}), the config describes ({}); the folder mixes two runs",
             run_dir.display(),
             ckpt.ensemble.spec,
             expected

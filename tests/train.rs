@@ -325,7 +325,7 @@ gpu_test!(training_refuses_empty_or_mismatched_buffers_and_bad_settings, |ctx| {
     }
 });
 
-gpu_test!(non_finite_gradients_are_skipped_then_stop_training_with_a_clear_error, |ctx| {
+gpu_test!(non_finite_gradients_are_skipped_then_stop_training_with_a_clear_error_and_unchanged_weights, |ctx| {
     let mut b = ReplayBuffer::new(3, 2);
     for i in 0..64 {
         let huge = 1e30f32 * (1.0 + i as f32);
@@ -338,6 +338,14 @@ gpu_test!(non_finite_gradients_are_skipped_then_stop_training_with_a_clear_error
     assert!(matches!(err, Error::Training(_)) && err.to_string().contains("non-finite"), "{err}");
     let after = t.ensemble().unwrap();
     assert_eq!(before.layers, after.layers, "skipped steps change no weights");
+    // Below the streak limit, a call in which every step was skipped trained nothing: an error
+    // too, not a report of infinite scores.
+    let cfg = TrainConfig { batch_size: 8, epochs: 2, max_nonfinite_steps: 100, num_elites: 2, ..TrainConfig::default() };
+    let mut t = Trainer::new(ctx, Ensemble::random(small_spec(true, false), 1).unwrap(), cfg).unwrap();
+    let err = t.train(&b).unwrap_err();
+    assert!(matches!(err, Error::Training(_)) && err.to_string().contains("nothing was trained"), "{err}");
+    assert_eq!(before.layers, t.ensemble().unwrap().layers);
+    assert_eq!(t.elites(), &[0, 1], "the elites are those before the call");
 });
 
 gpu_test!(checkpoints_round_trip_resume_training_and_reject_damage, |ctx| {

@@ -62,6 +62,33 @@ def test_unknown_and_impossible_settings_are_config_errors(ctx):
     ens = la.Ensemble.random(3, 1, members=3, hidden=[8])
     with pytest.raises(la.ConfigError, match="num_elites"):
         la.Trainer(ctx, ens, num_elites=5)
+    # Without the key, a 3-member ensemble gets 3 elites (not the engine's 5, which it refuses).
+    assert la.Trainer(ctx, ens).elites == [0, 1, 2]
+    assert len(la.Trainer(ctx, la.Ensemble.random(3, 1, members=7, hidden=[8])).elites) == 5
+
+
+def test_sizes_and_seeds_must_be_non_negative_integers_named_in_the_error(ctx):
+    for call, name in [
+        (lambda: la.Ensemble.random(3, 1, members=-1), "members"),
+        (lambda: la.Ensemble.random(3, 1, hidden=(8, -4)), r"hidden\[1\]"),
+        (lambda: la.Ensemble.random(3, 1, seed=-1), "seed"),
+        (lambda: la.Ensemble.random(3, 1, members=2, hidden=[8]).select_members([0, -1]), r"members\[1\]"),
+        (lambda: la.ReplayBuffer(-3, 1), "obs_dim"),
+        (lambda: la.Task.custom("x", 3, -1, [-1.0], [1.0], ""), "act_dim"),
+        (lambda: small_planner(ctx).plan_with(np.zeros(3), iterations=-2), "iterations"),
+        (lambda: la.Ensemble.random(3, 1, members=2**64), "members"),
+    ]:
+        with pytest.raises(la.InputError, match=name):
+            call()
+    with pytest.raises(TypeError, match="members"):
+        la.Ensemble.random(3, 1, members=2.5)
+    with pytest.raises(TypeError, match="seed"):
+        la.Ensemble.random(3, 1, seed=True)
+    # An ensemble of another architecture is refused in words, not Rust's debug output.
+    with pytest.raises(la.InputError, match=r"hidden \[16, 8\].*differs.*hidden \[16, 16\]"):
+        small_planner(ctx).set_ensemble(la.Ensemble.random(3, 1, members=3, hidden=[16, 8]))
+    # numpy integers are integers.
+    assert la.Ensemble.random(np.int64(3), np.int32(1), members=np.uint8(2), hidden=[np.int64(8)]).spec["members"] == 2
 
 
 def test_custom_task_wgsl_errors_name_the_shader(ctx):

@@ -48,6 +48,23 @@ pub struct EnsembleSpec {
     pub learned_reward: bool,
 }
 
+/// `7 members, obs 3 + act 1 → hidden [200, 200] → Gaussian` (the words of error messages).
+impl std::fmt::Display for EnsembleSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let widths: Vec<String> = self.hidden.iter().map(|w| w.to_string()).collect();
+        write!(
+            f,
+            "{} members, obs {} + act {} → hidden [{}] → {}{}",
+            self.n_members,
+            self.obs_dim,
+            self.act_dim,
+            widths.join(", "),
+            if self.probabilistic { "Gaussian" } else { "mean" },
+            if self.learned_reward { " with a learned reward" } else { "" }
+        )
+    }
+}
+
 impl EnsembleSpec {
     /// The PETS reference architecture (7 members, 4 × 200 SiLU, Gaussian) for the given sizes.
     pub fn pets(obs_dim: usize, act_dim: usize) -> Self {

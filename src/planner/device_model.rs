@@ -126,7 +126,7 @@ impl DeviceModel {
         ensemble.validate()?;
         if ensemble.spec != self.ensemble.spec {
             return Err(Error::InvalidInput(format!(
-                "the new ensemble {:?} differs from the planner's {:?}; build a new planner",
+                "the new ensemble ({}) differs from the planner's ({}); build a new planner",
                 ensemble.spec, self.ensemble.spec
             )));
         }

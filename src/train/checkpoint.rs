@@ -180,7 +180,7 @@ impl Checkpoint {
         let ensemble = Ensemble::from_bytes_any(bytes)?;
         if ensemble.spec != manifest.model {
             return Err(FormatError::Inconsistent(format!(
-                "the tensors describe {:?}, the manifest {:?}",
+                "the tensors describe ({}), the manifest ({})",
                 ensemble.spec, manifest.model
             )));
         }

@@ -407,6 +407,7 @@ impl Trainer {
         // Runs of skipped steps are counted within this call.
         let c = read_u32s(&self.ctx, &self.net.counters, 4)?;
         self.ctx.queue.write_buffer(&self.net.counters, 0, bytemuck::cast_slice(&[c[0], 0, c[2], 0]));
+        let mut steps_run = 0usize;
         for _epoch in 0..self.cfg.epochs {
             if self.interrupted() {
                 report.interrupted = true;
@@ -436,6 +437,7 @@ impl Trainer {
                 )));
             }
             report.skipped_steps = counters[2] - skipped_before;
+            steps_run += train_ep.n_steps;
             let losses = self.ctx.read_buffer::<f32>(&train_ep.stats, train_ep.n_steps * e)?;
             let finite: Vec<f64> = losses.iter().filter(|v| v.is_finite()).map(|v| *v as f64).collect();
             report.train_loss.push(finite.iter().sum::<f64>() / finite.len().max(1) as f64);
@@ -460,6 +462,14 @@ impl Trainer {
             if self.cfg.patience > 0 && since_improvement >= self.cfg.patience {
                 break;
             }
+        }
+        // Fewer than max_nonfinite_steps in a row, but not one step applied: the call trained
+        // nothing (the weights are unchanged), which a report would hide behind infinite scores.
+        if !report.interrupted && steps_run > 0 && report.skipped_steps as usize >= steps_run {
+            return Err(Error::Training(format!(
+                "every one of the {steps_run} minibatch steps had a non-finite gradient, so nothing was trained \
+                 (the weights are unchanged); check the data for extreme values or lower train.lr"
+            )));
         }
         if improved_once {
             let mut enc = self.ctx.device.create_command_encoder(&Default::default());

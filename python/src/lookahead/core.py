@@ -40,6 +40,17 @@ def _f32(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
     return np.ascontiguousarray(a, dtype="<f4")
 
 
+def _uint(name: str, v: Any) -> int:
+    """`v` as an integer in 0..2**64 (a Python or numpy integer; bools and floats are refused),
+    with errors naming the argument."""
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name}: {type(v).__name__} {v!r}; expected a non-negative integer")
+    v = int(v)
+    if not 0 <= v < 2**64:
+        raise _lk.InputError(f"invalid input: {name} = {v} must be a non-negative integer below 2**64")
+    return v
+
+
 def _from_bytes(b: bytes, shape: Tuple[int, ...]) -> np.ndarray:
     return np.frombuffer(b, dtype="<f4").reshape(shape).astype(np.float32, copy=False)
 
@@ -104,7 +115,9 @@ class Task:
         function signatures. Sizes and bounds are checked now, the WGSL when a planner is made."""
         lo = [float(v) for v in np.asarray(action_lower, dtype=np.float64).ravel()]
         hi = [float(v) for v in np.asarray(action_upper, dtype=np.float64).ravel()]
-        return Task(_lk.Task.custom(name, obs_dim, act_dim, lo, hi, wgsl, has_dynamics))
+        return Task(
+            _lk.Task.custom(name, _uint("obs_dim", obs_dim), _uint("act_dim", act_dim), lo, hi, wgsl, has_dynamics)
+        )
 
     name = property(lambda self: self._native.name)
     obs_dim = property(lambda self: self._native.obs_dim)
@@ -144,7 +157,9 @@ class Ensemble:
         learned_reward: bool = False,
     ) -> "Ensemble":
         """A randomly initialised ensemble (PETS's architecture by default)."""
-        return Ensemble(_lk.Ensemble.random(obs_dim, act_dim, members, list(hidden), seed, probabilistic, learned_reward))
+        sizes = [_uint("obs_dim", obs_dim), _uint("act_dim", act_dim), _uint("members", members)]
+        widths = [_uint(f"hidden[{i}]", w) for i, w in enumerate(hidden)]
+        return Ensemble(_lk.Ensemble.random(*sizes, widths, _uint("seed", seed), probabilistic, learned_reward))
 
     @staticmethod
     def load(path: PathLike) -> "Ensemble":
@@ -157,7 +172,7 @@ class Ensemble:
 
     def select_members(self, members: Sequence[int]) -> "Ensemble":
         """The ensemble of these members, in this order (e.g. the elites)."""
-        return Ensemble(self._native.select_members(list(members)))
+        return Ensemble(self._native.select_members([_uint(f"members[{i}]", m) for i, m in enumerate(members)]))
 
     @property
     def spec(self) -> Dict[str, Any]:
@@ -245,7 +260,8 @@ class Planner:
         """A plan within a budget: at most ``iterations`` CEM iterations, or returned within
         ``seconds`` (the best of the iterations that fitted)."""
         o = _f32("obs", obs, (self.task.obs_dim,))
-        return self._plan(self._native.plan_with(o.tobytes(), iterations, seconds))
+        its = None if iterations is None else _uint("iterations", iterations)
+        return self._plan(self._native.plan_with(o.tobytes(), its, seconds))
 
     def reset(self) -> None:
         """Forgets the warm start (call at the start of an episode)."""
@@ -294,12 +310,13 @@ class ReplayBuffer:
     checked on the way in and a refused batch stores nothing."""
 
     def __init__(self, obs_dim: int, act_dim: int, _native: Optional["_lk.ReplayBuffer"] = None):
-        self._native = _native if _native is not None else _lk.ReplayBuffer(obs_dim, act_dim)
+        self._native = _native if _native is not None else _lk.ReplayBuffer(_uint("obs_dim", obs_dim), _uint("act_dim", act_dim))
 
     @staticmethod
     def load(path: PathLike, obs_dim: int, act_dim: int) -> "ReplayBuffer":
         """Reads a buffer written by :meth:`save` or a PETS run folder's ``replay.*.safetensors``."""
-        return ReplayBuffer(obs_dim, act_dim, _lk.ReplayBuffer.load(os.fspath(path), obs_dim, act_dim))
+        d, a = _uint("obs_dim", obs_dim), _uint("act_dim", act_dim)
+        return ReplayBuffer(d, a, _lk.ReplayBuffer.load(os.fspath(path), d, a))
 
     def add(self, obs: Any, action: Any, next_obs: Any, reward: Any = None, terminated: Any = None) -> None:
         """Appends one transition (1-D arrays) or n of them ((n, ·) arrays)."""
@@ -318,7 +335,9 @@ class ReplayBuffer:
 
 class Trainer:
     """Trains an ensemble (bootstrap, Gaussian NLL, Adam, early stopping, elites). ``config``
-    holds the ``[train]`` keys of a PETS config; keyword arguments override them."""
+    holds the ``[train]`` keys of a PETS config; keyword arguments override them. Without a
+    ``num_elites`` key, the elites are min(5, members) (the engine's default of 5 is PETS's, for
+    7 members)."""
 
     def __init__(
         self,
@@ -328,6 +347,8 @@ class Trainer:
         **overrides: Any,
     ):
         self._spec = ensemble.spec
+        if "num_elites" not in (config or {}) and "num_elites" not in overrides:
+            overrides = {**overrides, "num_elites": min(5, self._spec["members"])}
         self._native = _lk.Trainer(ctx, ensemble._native, _assignments(config, overrides))
 
     @staticmethod

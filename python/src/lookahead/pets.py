@@ -8,7 +8,7 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from . import _lookahead as _lk
 from . import gym as _gym
-from .core import Task, _toml_value
+from .core import Task, _toml_value, _uint
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -111,7 +111,8 @@ def run(
     ctx = ctx or _lk.Context()
     return _lk.run_pets(
         ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
-        None if out is None else os.fspath(out), overwrite, resume, seed, progress,
+        None if out is None else os.fspath(out), overwrite, resume,
+        None if seed is None else _uint("seed", seed), progress,
     )
 
 
@@ -120,4 +121,5 @@ def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes:
     """Replays the checkpoint of a run on ``env`` (as for :func:`run`): each episode's return."""
     _, adapter, task = _prepare(env, task)
     ctx = ctx or _lk.Context()
-    return _lk.evaluate_pets(ctx, adapter, task._native, os.fspath(run_dir), episodes, seed)
+    n, s0 = _uint("episodes", episodes), _uint("seed", seed)
+    return _lk.evaluate_pets(ctx, adapter, task._native, os.fspath(run_dir), n, s0)
