@@ -130,13 +130,15 @@ fn the_returned_plan_is_the_references_best_or_last_iteration() {
     // On this stream the reference's mean elite returns of iterations 1..8 are −7.85, −4.15,
     // −6.15, −7.77, −5.21, −4.49, −5.46, −6.58: the best is iteration 2 from k = 2 on, neither
     // the first nor (for k ≥ 3) the last, so a rule that kept either would fail.
-    let base = PlannerConfig { horizon: 6, iterations: 8, population: 20, particles: 2, seed: 2, ..PlannerConfig::default() };
+    let base =
+        PlannerConfig { horizon: 6, iterations: 8, population: 20, particles: 2, seed: 2, ..PlannerConfig::default() };
     let mid = vec![0.0; base.horizon];
     // Reference: each iteration's updated mean and its mean elite return.
     let per_iteration: Vec<(Vec<f64>, f64)> = (1..=base.iterations)
         .map(|k| {
             let cfg = PlannerConfig { iterations: k, ..base.clone() };
-            let r = plan_f64(RefTask::Pendulum, Some(&ens), &cfg, &task.action_lower, &task.action_upper, &obs64, &mid, 0);
+            let r =
+                plan_f64(RefTask::Pendulum, Some(&ens), &cfg, &task.action_lower, &task.action_upper, &obs64, &mid, 0);
             (r.mean, r.stats[0].0)
         })
         .collect();

@@ -340,7 +340,8 @@ gpu_test!(non_finite_gradients_are_skipped_then_stop_training_with_a_clear_error
     assert_eq!(before.layers, after.layers, "skipped steps change no weights");
     // Below the streak limit, a call in which every step was skipped trained nothing: an error
     // too, not a report of infinite scores.
-    let cfg = TrainConfig { batch_size: 8, epochs: 2, max_nonfinite_steps: 100, num_elites: 2, ..TrainConfig::default() };
+    let cfg =
+        TrainConfig { batch_size: 8, epochs: 2, max_nonfinite_steps: 100, num_elites: 2, ..TrainConfig::default() };
     let mut t = Trainer::new(ctx, Ensemble::random(small_spec(true, false), 1).unwrap(), cfg).unwrap();
     let err = t.train(&b).unwrap_err();
     assert!(matches!(err, Error::Training(_)) && err.to_string().contains("nothing was trained"), "{err}");
