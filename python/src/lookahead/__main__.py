@@ -50,6 +50,9 @@ def main(argv=None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        # Ctrl-C while the environment's Python code ran: the run folder holds the last finished
+        # trial (or nothing yet, before the first).
+        print("interrupted; continue with the same command and --resume", file=sys.stderr)
         return 130
     except Exception as e:  # a gymnasium, file or argument problem: one line, not a traceback
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
