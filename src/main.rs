@@ -208,7 +208,7 @@ enum BenchCommand {
         /// Time a network kernel even when it fails verification on this adapter.
         #[arg(long)]
         force: bool,
-        /// The network kernel of every case: auto, tiled, rows or fused (planner.mlp_kernel).
+        /// The network kernel of every case: auto, tiled, rows, fused or coop16 (planner.mlp_kernel).
         #[arg(long, default_value = "auto", value_parser = parse_mlp_kernel)]
         mlp_kernel: MlpKernel,
         /// The reduced set (minutes on lavapipe).
@@ -221,7 +221,8 @@ enum BenchCommand {
 }
 
 fn parse_mlp_kernel(s: &str) -> std::result::Result<MlpKernel, String> {
-    MlpKernel::from_name(s).ok_or_else(|| format!("unknown network kernel {s:?}; expected auto, tiled, rows or fused"))
+    MlpKernel::from_name(s)
+        .ok_or_else(|| format!("unknown network kernel {s:?}; expected auto, tiled, rows, fused or coop16"))
 }
 
 /// The start of `bench plan` and `bench train`: checks the report path before any work, opens
@@ -295,6 +296,9 @@ fn verify_adapter(ctx: &GpuContext, cases: &[lookahead::verify::Case]) -> lookah
         if report.features.is_empty() { "none of those used".to_string() } else { report.features.join(", ") },
         report.network_kernel
     );
+    for line in &report.optional {
+        println!("optional family {line}");
+    }
     let failed = report.results.iter().filter(|r| !r.ok()).count();
     println!(
         "{} cases, {} failed, in {:.1} s on {}",

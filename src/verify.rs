@@ -549,35 +549,15 @@ fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
                 shapes.push(s);
             }
         }
-        let layers: Vec<(Vec<f32>, Vec<f32>)> = dims
-            .windows(2)
-            .enumerate()
-            .map(|(l, io)| {
-                let w = seeded(e * io[0] * io[1], 40 + (ci * 10 + l) as u64, 1.5 / (io[0] as f64).sqrt());
-                (f32s(&w), f32s(&seeded(e * io[1], 60 + (ci * 10 + l) as u64, 0.5)))
-            })
-            .collect();
-        let (wp, bp) = pack_network(layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
+        let net = NetworkCase::new(ci, e, nb, ls, dims);
+        let (wp, bp) = pack_network(net.layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
         let p =
             FusedParams::new(dims, e, nb, ls).ok_or_else(|| Error::InvalidInput("fused: network too large".into()))?;
-        let rows = (nb * ls) as usize;
-        let (ind, outd) = (dims[0], dims[dims.len() - 1]);
-        let x: Vec<f64> = seeded(rows * ind, 10 + ci as u64, 2.0).iter().map(|v| *v as f32 as f64).collect();
-        let refs: Vec<(&[f32], &[f32], usize, usize)> =
-            layers.iter().zip(dims.windows(2)).map(|((w, b), io)| (w.as_slice(), b.as_slice(), io[0], io[1])).collect();
-        let mut cpu = vec![0.0; rows * outd];
-        for m in 0..e as u32 {
-            let r0 = (nb * kernels::local_block_start(m, ls, e as u32)) as usize;
-            let r1 = (nb * kernels::local_block_start(m + 1, ls, e as u32)) as usize;
-            cpu[r0 * outd..r1 * outd].copy_from_slice(&fused_ref::network_f64(
-                &x[r0 * ind..r1 * ind],
-                &refs,
-                m as usize,
-            ));
-        }
+        let (rows, outd, x) = (net.rows, net.out_dim(), &net.x);
+        let cpu = net.reference(fused_ref::network_f64);
         for shape in shapes {
             let fk = MlpFusedKernels::new(ctx, shape)?;
-            let xb = ctx.storage_buffer_init("x", &f32s(&x));
+            let xb = ctx.storage_buffer_init("x", &f32s(x));
             let wb = ctx.storage_buffer_init("w", &wp);
             let bb = ctx.storage_buffer_init("b", &bp);
             let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * outd]);
@@ -599,6 +579,144 @@ fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
         }
     }
     Ok(c)
+}
+
+/// One member's network on its rows: `(x, [(weights, biases, in, out)], member) → outputs`.
+type NetworkRef = fn(&[f64], &[(&[f32], &[f32], usize, usize)], usize) -> Vec<f64>;
+
+/// A whole-network case: seeded weights and biases of `dims` for `e` members and inputs of
+/// `nb × ls` rows, member-major ("Slots").
+struct NetworkCase {
+    e: usize,
+    nb: u32,
+    ls: u32,
+    dims: Vec<usize>,
+    layers: Vec<(Vec<f32>, Vec<f32>)>,
+    rows: usize,
+    x: Vec<f64>,
+}
+
+impl NetworkCase {
+    fn new(ci: usize, e: usize, nb: u32, ls: u32, dims: &[usize]) -> Self {
+        let layers = dims
+            .windows(2)
+            .enumerate()
+            .map(|(l, io)| {
+                let w = seeded(e * io[0] * io[1], 40 + (ci * 10 + l) as u64, 1.5 / (io[0] as f64).sqrt());
+                (f32s(&w), f32s(&seeded(e * io[1], 60 + (ci * 10 + l) as u64, 0.5)))
+            })
+            .collect();
+        let rows = (nb * ls) as usize;
+        let x = seeded(rows * dims[0], 10 + ci as u64, 2.0).iter().map(|v| *v as f32 as f64).collect();
+        Self { e, nb, ls, dims: dims.to_vec(), layers, rows, x }
+    }
+
+    fn out_dim(&self) -> usize {
+        self.dims[self.dims.len() - 1]
+    }
+
+    /// Every member's block through `network` (a reference of one member's network).
+    fn reference(&self, network: NetworkRef) -> Vec<f64> {
+        let (ind, outd, e) = (self.dims[0], self.out_dim(), self.e as u32);
+        let refs: Vec<(&[f32], &[f32], usize, usize)> = self
+            .layers
+            .iter()
+            .zip(self.dims.windows(2))
+            .map(|((w, b), io)| (w.as_slice(), b.as_slice(), io[0], io[1]))
+            .collect();
+        let mut cpu = vec![0.0; self.rows * outd];
+        for m in 0..e {
+            let r0 = (self.nb * kernels::local_block_start(m, self.ls, e)) as usize;
+            let r1 = (self.nb * kernels::local_block_start(m + 1, self.ls, e)) as usize;
+            cpu[r0 * outd..r1 * outd].copy_from_slice(&network(&self.x[r0 * ind..r1 * ind], &refs, m as usize));
+        }
+        cpu
+    }
+}
+
+/// Network outputs of the tensor-core kernel: f16 operands, so within a few f16 roundings of the
+/// reference that rounds the same operands (an activation converted the other way at a tie, or
+/// an f32 sum that rounds to the neighbouring f16, moves an output by ~1e-3 of its terms).
+pub const COOP16_TOL: Tol = Tol { rel: 1e-2, abs: 2e-3 };
+
+/// The families run only where the adapter has what they need, with what that is.
+pub const OPTIONAL_FAMILIES: [(&str, &str); 1] =
+    [("mlp.coop16", "16×16×16 cooperative matrices with f16 operands and f32 accumulators, one subgroup size")];
+
+/// The cases of [`OPTIONAL_FAMILIES`] that `ctx` can run.
+pub fn optional_cases(ctx: &GpuContext) -> Vec<Case> {
+    if !ctx.has_coop16() {
+        return Vec::new();
+    }
+    vec![
+        case(
+            "mlp.coop16",
+            "whole networks on cooperative matrices vs the f16-operand f64 reference",
+            Some(COOP16_TOL),
+            case_mlp_coop16,
+        ),
+        case(
+            "mlp.coop16",
+            "a plan's candidate returns through coop16 vs through fused (TS1, same stream)",
+            Some(COOP16_TOL),
+            case_plan_coop16,
+        ),
+    ]
+}
+
+fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
+    use crate::kernels::mlp_coop::{self, reference as coop_ref, CoopShape, MlpCoopKernels};
+    let cases: [(usize, u32, u32, &[usize]); 3] =
+        [(3, 2, 37, &[13, 65, 7, 9]), (7, 3, 233, &[5, 200, 200, 200, 200, 16]), (2, 1, 131, &[70, 33, 130, 201])];
+    let mut c = Comparison::start();
+    for (ci, &(e, nb, ls, dims)) in cases.iter().enumerate() {
+        let net = NetworkCase::new(ci, e, nb, ls, dims);
+        let wp = mlp_coop::pack_network_f16(
+            net.layers.iter().zip(dims.windows(2)).map(|((w, _), io)| (w.as_slice(), io[0], io[1])),
+            e,
+        );
+        let (_, bp) = pack_network(net.layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
+        let p =
+            mlp_coop::params(dims, e, nb, ls).ok_or_else(|| Error::InvalidInput("coop16: network too large".into()))?;
+        let cpu = net.reference(coop_ref::network_f16_f64);
+        let full = CoopShape::for_network(ctx, dims).map_err(|why| Error::InvalidInput(format!("coop16: {why}")))?;
+        let mut shapes = vec![full];
+        if full.rt > 1 {
+            shapes.push(CoopShape { rt: 1, ..full });
+        }
+        for shape in shapes {
+            let k = MlpCoopKernels::new(ctx, shape)?;
+            let xb = ctx.storage_buffer_init("x", &f32s(&net.x));
+            let wb = ctx.storage_buffer_init("w", &wp);
+            let bb = ctx.storage_buffer_init("b", &bp);
+            let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; net.rows * net.out_dim()]);
+            let buffers = FusedBuffers { input: &xb, weights: &wb, biases: &bb, output: &yb };
+            let bg = k.bind(ctx, "verify.coop16", &p, &buffers);
+            let mut enc = ctx.device.create_command_encoder(&Default::default());
+            {
+                let mut pass = enc.begin_compute_pass(&Default::default());
+                kernels::dispatch(&mut pass, &k.forward, &[(&bg, &[])], shape.workgroups(ctx, &p)?);
+            }
+            ctx.queue.submit(Some(enc.finish()));
+            let gpu = ctx.read_buffer::<f32>(&yb, net.rows * net.out_dim())?;
+            let what = format!("network {dims:?} × {e}, {} rows, {} rows per workgroup", net.rows, shape.rows());
+            c.merge(compare(&what, &gpu, &cpu, COOP16_TOL));
+        }
+    }
+    Ok(c)
+}
+
+fn case_plan_coop16(ctx: &GpuContext) -> Result<Comparison> {
+    let ens = small_ensemble(3, 1, true, false, 7)?;
+    let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
+    let returns = |mlp_kernel| -> Result<Vec<f32>> {
+        let cfg = PlannerConfig { iterations: 1, mlp_kernel, ..small_cem(Propagation::Ts1, mlp_kernel) };
+        let mut planner = Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ens.clone()), cfg)?;
+        planner.plan_batch(&obs)?;
+        Ok(planner.last_iteration()?.candidate_returns)
+    };
+    let fused: Vec<f64> = returns(MlpKernel::Fused)?.iter().map(|v| *v as f64).collect();
+    Ok(compare("candidate returns, coop16 vs fused", &returns(MlpKernel::Coop16)?, &fused, COOP16_TOL))
 }
 
 fn case_env(ctx: &GpuContext, kind: EnvKind, quick: bool) -> Result<Comparison> {
@@ -1111,18 +1229,22 @@ pub struct AdapterReport {
     pub limits: std::collections::BTreeMap<String, u64>,
     /// The network kernel `mlp_kernel = auto` picks for the PETS reference network.
     pub network_kernel: String,
-    /// Every case.
+    /// Each of [`OPTIONAL_FAMILIES`]: run here, or not and what it needs.
+    pub optional: Vec<String>,
+    /// Every case (those of the optional families the adapter has after the others).
     pub results: Vec<CaseResult>,
 }
 
 impl AdapterReport {
-    /// Every case of `cases` on `ctx`, with the adapter's description.
+    /// Every case of `cases` on `ctx`, then the [`optional_cases`] it can run, with the
+    /// adapter's description.
     pub fn run(ctx: &GpuContext, cases: &[Case], mut on_case: impl FnMut(&CaseResult)) -> Self {
         let f = ctx.wgpu_adapter().features();
         let features = [
             (wgpu::Features::TIMESTAMP_QUERY, "TIMESTAMP_QUERY"),
             (wgpu::Features::SHADER_F16, "SHADER_F16"),
             (wgpu::Features::SUBGROUP, "SUBGROUP"),
+            (wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX, "EXPERIMENTAL_COOPERATIVE_MATRIX"),
         ]
         .iter()
         .filter(|(flag, _)| f.contains(*flag))
@@ -1141,15 +1263,24 @@ impl AdapterReport {
         .map(|(k, v)| (k.to_string(), *v))
         .collect();
         let network_kernel = auto_network_kernel(ctx).unwrap_or_else(|e| format!("none ({e})"));
+        let extra = optional_cases(ctx);
+        let optional = OPTIONAL_FAMILIES
+            .iter()
+            .map(|(family, needs)| match extra.iter().any(|c| c.family == *family) {
+                true => format!("{family}: run"),
+                false => format!("{family}: not run, this adapter lacks {needs}"),
+            })
+            .collect();
         let results = cases
             .iter()
+            .chain(&extra)
             .map(|c| {
                 let r = run_case(ctx, c);
                 on_case(&r);
                 r
             })
             .collect();
-        Self { adapter: ctx.adapter().clone(), features, limits, network_kernel, results }
+        Self { adapter: ctx.adapter().clone(), features, limits, network_kernel, optional, results }
     }
 
     /// Every case passed or failed as expected.
@@ -1189,7 +1320,8 @@ pub fn auto_network_kernel(ctx: &GpuContext) -> Result<String> {
 /// an error naming the family and the worst value when it does not.
 pub fn check_network_kernel(ctx: &GpuContext, kernel: &str) -> Result<()> {
     let family = format!("mlp.{kernel}");
-    let table = cases(true);
+    let mut table = cases(true);
+    table.extend(optional_cases(ctx));
     if !table.iter().any(|c| c.family == family) {
         return Err(Error::InvalidInput(format!("verification has no case for a network kernel named {kernel:?}")));
     }

@@ -127,3 +127,29 @@ fn planner_bounds_wider_than_the_tasks_are_refused() {
     let plan = p.plan(&[0.0, 0.0, 0.1, 0.0]).unwrap();
     assert!(plan.actions.iter().all(|a| (-0.5..=0.25).contains(a)), "{:?}", plan.actions);
 }
+
+/// The tensor-core kernel is asked for by name only; where the adapter lacks cooperative
+/// matrices (lavapipe, most CPUs and older GPUs) that is a configuration error naming the key
+/// and what is missing, and `auto` never picks it.
+#[test]
+fn coop16_without_cooperative_matrices_is_a_config_error_and_auto_never_picks_it() {
+    use lookahead::planner::MlpKernel;
+    let ctx = ctx();
+    let ens = Ensemble::random(EnsembleSpec::pets(4, 1), 1).expect("ensemble");
+    let cfg = PlannerConfig { mlp_kernel: MlpKernel::Coop16, ..small() };
+    let auto = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens.clone()), small()).expect("auto");
+    assert_ne!(auto.network_kernel(), Some("coop16"));
+    match Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), cfg) {
+        Ok(p) => {
+            assert!(ctx.has_coop16(), "coop16 built on an adapter without cooperative matrices");
+            assert_eq!(p.network_kernel(), Some("coop16"));
+        }
+        Err(e) => {
+            assert!(!ctx.has_coop16(), "{e}");
+            let text = e.to_string();
+            assert!(matches!(e, Error::InvalidConfig { .. }), "{text}");
+            assert!(text.contains("planner.mlp_kernel") && text.contains("cooperative matrices"), "{text}");
+        }
+    }
+    assert_eq!(MlpKernel::from_name("coop16"), Some(MlpKernel::Coop16));
+}

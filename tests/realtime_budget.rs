@@ -9,10 +9,6 @@ use std::time::{Duration, Instant};
 use lookahead::env::EnvKind;
 use lookahead::planner::{Budget, Dynamics, PlanStatus, Planner, PlannerConfig, PlannerKind};
 
-fn pendulum_planner(ctx: &lookahead::gpu::GpuContext, iterations: usize) -> Planner {
-    kind_planner(ctx, PlannerKind::Cem, iterations)
-}
-
 fn kind_planner(ctx: &lookahead::gpu::GpuContext, kind: PlannerKind, iterations: usize) -> Planner {
     // The anytime rule: the best iteration so far is returned.
     let cfg = PlannerConfig {

@@ -316,3 +316,43 @@ fn defined_under(root: &std::path::Path, segs: &[String], name: &str) -> bool {
         })
     })
 }
+
+/// `mlp_coop.wgsl` (cooperative matrices, f16) is outside the portable table: it needs naga's
+/// COOPERATIVE_MATRIX and SHADER_FLOAT16 capabilities and has no HLSL/GLSL path. It validates
+/// with them (and not without), resolves its overrides for the shapes the host picks, translates
+/// to SPIR-V, and reads the same `FusedParams` as `mlp_fused.wgsl`.
+#[test]
+fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_to_spirv() {
+    use lookahead::kernels::{mlp_coop, mlp_fused::FusedParams, COMMON_WGSL, MLP_COOP_WGSL};
+    let src = [mlp_coop::DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL].concat();
+    let module = parse("mlp_coop", &src);
+    assert!(
+        Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).is_err(),
+        "validated without the cooperative-matrix capability"
+    );
+    let caps = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16;
+    let info = Validator::new(ValidationFlags::all(), caps)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("mlp_coop: {}", e.emit_to_string(&src)));
+    for (rt, sg, width16, kt) in [(2, 32, 208, 13), (1, 32, 16, 1), (2, 64, 208, 5)] {
+        let mut constants = naga::back::PipelineConstants::default();
+        constants.insert("RT".into(), rt as f64);
+        constants.insert("SG".into(), sg as f64);
+        constants.insert("WIDTH16".into(), width16 as f64);
+        constants.insert("KT".into(), kt as f64);
+        let (m, i) = process_overrides(&module, &info, None, &constants).expect("overrides");
+        let options = naga::back::spv::Options { lang_version: (1, 5), ..Default::default() };
+        let words = naga::back::spv::write_vec(&m, &i, &options, None).expect("SPIR-V");
+        assert!(words.len() > 100);
+    }
+    let expected = [
+        ("n_batch", std::mem::offset_of!(FusedParams, n_batch)),
+        ("local_slots", std::mem::offset_of!(FusedParams, local_slots)),
+        ("n_members", std::mem::offset_of!(FusedParams, n_members)),
+        ("n_layers", std::mem::offset_of!(FusedParams, n_layers)),
+        ("dims", std::mem::offset_of!(FusedParams, dims)),
+        ("w_off", std::mem::offset_of!(FusedParams, w_off)),
+        ("b_off", std::mem::offset_of!(FusedParams, b_off)),
+    ];
+    assert_layout("mlp_coop", &src, "FusedParams", std::mem::size_of::<FusedParams>(), &expected);
+}

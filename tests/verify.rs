@@ -25,6 +25,13 @@ fn every_conformance_case_passes_on_the_adapter_present() {
     for r in &report.results {
         assert!(r.values > 0, "{}: {} compared no values", r.family, r.case);
     }
+    // The adapter-dependent families are listed, and said to be run exactly when they were.
+    assert_eq!(report.optional.len(), verify::OPTIONAL_FAMILIES.len());
+    for ((family, _), line) in verify::OPTIONAL_FAMILIES.iter().zip(&report.optional) {
+        let ran = report.results.iter().any(|r| r.family == *family);
+        assert_eq!(line.ends_with(": run"), ran, "{line}");
+        assert!(!families.contains(family), "{family} is both portable and optional");
+    }
 }
 
 #[test]

@@ -195,6 +195,26 @@ pub fn list_adapters(backend: Option<Backend>) -> Vec<AdapterSummary> {
     pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| summarize(&a.get_info())).collect()
 }
 
+/// The device features of `mlp_coop.wgsl`: cooperative matrices and f16 in shaders.
+pub const COOP16_FEATURES: wgpu::Features =
+    wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX.union(wgpu::Features::SHADER_F16);
+
+/// Whether `adapter` offers what `mlp_coop.wgsl` needs: [`COOP16_FEATURES`], a 16×16×16
+/// cooperative-matrix configuration with f16 operands and f32 accumulators, and one subgroup
+/// size (a workgroup of the kernel is one subgroup). On an H100 through Vulkan the driver lists
+/// f16 (and int8/bf16) configurations, none with f32 operands.
+pub fn offers_coop16(adapter: &wgpu::Adapter) -> bool {
+    use wgpu::CooperativeScalarType as T;
+    let info = adapter.get_info();
+    adapter.features().contains(COOP16_FEATURES)
+        && info.subgroup_min_size == info.subgroup_max_size
+        && info.subgroup_min_size > 0
+        && adapter
+            .cooperative_matrix_properties()
+            .iter()
+            .any(|p| (p.m_size, p.n_size, p.k_size) == (16, 16, 16) && p.ab_type == T::F16 && p.cr_type == T::F32)
+}
+
 impl GpuContext {
     /// Opens the best adapter matching `opts`: a discrete GPU before an integrated one before a
     /// software rasteriser, and a native backend (Vulkan, Metal, DX12) before GL.
@@ -256,12 +276,26 @@ impl GpuContext {
         let summary = summarize(&adapter.get_info());
         // Ask for everything the adapter offers: plans are sized against these limits.
         let limits = adapter.limits();
+        // Timestamps where the adapter has them (`bench --profile`), and tensor cores where it
+        // offers the configuration `mlp_coop.wgsl` is written for (`planner.mlp_kernel = coop16`).
+        let tensor_cores = offers_coop16(&adapter);
+        let mut required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        if tensor_cores {
+            required_features |= COOP16_FEATURES;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("lookahead"),
-            // Timestamps where the adapter has them, for `bench --profile`; nothing else is needed.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            required_features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: if tensor_cores {
+                // SAFETY: the only experimental feature requested is cooperative matrices, used by
+                // one module (mlp_coop.wgsl) that the planner runs only when asked to
+                // (`mlp_kernel = coop16`, never `auto`); its results are checked against an f64
+                // reference by `lookahead verify` (family mlp.coop16) on adapters that have it.
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -310,6 +344,19 @@ impl GpuContext {
     /// The wgpu adapter (for features and detailed info).
     pub fn wgpu_adapter(&self) -> &wgpu::Adapter {
         &self.adapter
+    }
+
+    /// True when the device was opened with 16×16×16 cooperative matrices (f16 operands, f32
+    /// accumulators) and f16 in shaders, and runs them one subgroup size ([`offers_coop16`]).
+    pub fn has_coop16(&self) -> bool {
+        self.device.features().contains(COOP16_FEATURES) && offers_coop16(&self.adapter)
+    }
+
+    /// The subgroup size, where the adapter has exactly one (NVIDIA: 32).
+    pub fn fixed_subgroup_size(&self) -> Option<u32> {
+        let info = self.adapter.get_info();
+        (info.subgroup_min_size == info.subgroup_max_size && info.subgroup_min_size > 0)
+            .then_some(info.subgroup_min_size)
     }
 
     /// True for CPU rasterisers such as lavapipe/llvmpipe.

@@ -155,21 +155,27 @@ impl FusedShape {
 
     /// Workgroups of one dispatch over `p`'s rows, checked against the device limit.
     pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
-        let max = ctx.limits().max_compute_workgroups_per_dimension;
-        let x = p.max_block_rows().div_ceil(self.rows()).max(1);
-        for (what, v) in [("row blocks of one member", x), ("ensemble members", p.n_members)] {
-            if v > max {
-                return Err(Error::LimitExceeded {
-                    what: format!("mlp_fused.forward_fused: {what}"),
-                    requested: v as u64,
-                    limit: "max_compute_workgroups_per_dimension",
-                    max: max as u64,
-                    hint: "lower population × particles × batch size",
-                });
-            }
-        }
-        Ok((x, p.n_members, 1))
+        block_grid(ctx, p, self.rows(), "mlp_fused.forward_fused")
     }
+}
+
+/// The grid of a whole-network kernel taking `rows` rows of one member per workgroup:
+/// (row blocks of the largest member block, members, 1), checked against the device limit.
+pub fn block_grid(ctx: &GpuContext, p: &FusedParams, rows: u32, kernel: &str) -> Result<(u32, u32, u32)> {
+    let max = ctx.limits().max_compute_workgroups_per_dimension;
+    let x = p.max_block_rows().div_ceil(rows).max(1);
+    for (what, v) in [("row blocks of one member", x), ("ensemble members", p.n_members)] {
+        if v > max {
+            return Err(Error::LimitExceeded {
+                what: format!("{kernel}: {what}"),
+                requested: v as u64,
+                limit: "max_compute_workgroups_per_dimension",
+                max: max as u64,
+                hint: "lower population × particles × batch size",
+            });
+        }
+    }
+    Ok((x, p.n_members, 1))
 }
 
 /// The `forward_fused` pipeline for one [`FusedShape`] and its bind group layout.

@@ -21,6 +21,7 @@ pub mod adam;
 pub mod cem;
 pub mod loss;
 pub mod mlp;
+pub mod mlp_coop;
 pub mod mlp_fused;
 pub mod rng;
 pub mod rollout;
@@ -43,6 +44,9 @@ pub const MLP_WGSL: &str = include_str!("../../shaders/mlp.wgsl");
 pub const MLP_ROWS_WGSL: &str = include_str!("../../shaders/mlp_rows.wgsl");
 /// `mlp_fused.wgsl`: the whole ensemble network in one dispatch (the planner's model step on GPUs).
 pub const MLP_FUSED_WGSL: &str = include_str!("../../shaders/mlp_fused.wgsl");
+/// `mlp_coop.wgsl`: the fused network on 16×16×16 cooperative matrices (f16 operands), after
+/// [`mlp_coop::DIRECTIVES`].
+pub const MLP_COOP_WGSL: &str = include_str!("../../shaders/mlp_coop.wgsl");
 /// `rollout.wgsl`: trajectory-sampling rollout of a learned ensemble.
 pub const ROLLOUT_WGSL: &str = include_str!("../../shaders/rollout.wgsl");
 /// `env_eval.wgsl`: a task's reward and termination on given transitions.
@@ -274,7 +278,9 @@ pub fn pipeline(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 13] = [
+const OWN_SOURCES: [&str; 15] = [
+    mlp_coop::DIRECTIVES,
+    MLP_COOP_WGSL,
     ENV_EVAL_WGSL,
     COMMON_WGSL,
     MLP_WGSL,

@@ -60,12 +60,22 @@ pub enum MlpKernel {
     /// (`mlp_fused.wgsl`): for GPUs; needs at most 8 layers and 4 rows of the widest input
     /// in the device's workgroup memory.
     Fused,
+    /// As `fused`, with every layer's product on 16×16×16 cooperative matrices (tensor cores):
+    /// f16 operands (each layer's inputs and weights rounded to f16), f32 accumulation
+    /// (`mlp_coop.wgsl`). Only where the adapter offers them (wgpu's experimental cooperative
+    /// matrices with SHADER_F16); never chosen by `auto`, because its plans differ from the f32
+    /// kernels' by that rounding.
+    Coop16,
 }
 
 impl MlpKernel {
-    /// The kernel named `name` as in configs (`auto`, `tiled`, `rows`, `fused`).
+    /// Every kernel, as named in configs.
+    pub const ALL: [MlpKernel; 5] =
+        [MlpKernel::Auto, MlpKernel::Tiled, MlpKernel::Rows, MlpKernel::Fused, MlpKernel::Coop16];
+
+    /// The kernel named `name` as in configs (`auto`, `tiled`, `rows`, `fused`, `coop16`).
     pub fn from_name(name: &str) -> Option<Self> {
-        [MlpKernel::Auto, MlpKernel::Tiled, MlpKernel::Rows, MlpKernel::Fused].into_iter().find(|k| k.name() == name)
+        Self::ALL.into_iter().find(|k| k.name() == name)
     }
 
     /// The name used in configs.
@@ -75,6 +85,7 @@ impl MlpKernel {
             MlpKernel::Tiled => "tiled",
             MlpKernel::Rows => "rows",
             MlpKernel::Fused => "fused",
+            MlpKernel::Coop16 => "coop16",
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The planner's copy of a learned ensemble on the GPU: per-layer weights and biases, the
 //! normaliser and log-variance bounds (`model_consts`), and, for the row kernel, the weights
-//! packed into uniform windows, or for the fused kernel every layer in one buffer. Uploaded once; [`DeviceModel::write`] replaces the values in
+//! packed into uniform windows, or for the fused kernels every layer in one buffer (f32, or f16
+//! padded to 16×16 tiles for the cooperative-matrix kernel). Uploaded once; [`DeviceModel::write`] replaces the values in
 //! place after retraining, so compiled kernels and bound workspaces stay valid.
 
 use wgpu::util::DeviceExt;
@@ -8,6 +9,7 @@ use wgpu::util::DeviceExt;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::mlp::pack_rows_windows;
+use crate::kernels::mlp_coop::pack_network_f16;
 use crate::kernels::mlp_fused::pack_network;
 use crate::model::Ensemble;
 
@@ -19,8 +21,10 @@ pub(super) struct DeviceModel {
     pub(super) consts: wgpu::Buffer,
     /// Per layer, the row kernel's uniform weight windows (when the row kernel is used).
     pub(super) rows: Option<Vec<wgpu::Buffer>>,
-    /// Every layer's weights, then every layer's biases, each in one buffer (the fused kernel).
+    /// Every layer's weights, then every layer's biases, each in one buffer (the fused kernels;
+    /// the weights as padded f16 with [`Packing::NetworkF16`]).
     pub(super) network: Option<(wgpu::Buffer, wgpu::Buffer)>,
+    packing: Packing,
 }
 
 /// The extra copies of the parameters a network kernel reads.
@@ -32,10 +36,26 @@ pub(super) enum Packing {
     RowsWindows,
     /// Also all layers in one weight and one bias buffer (the fused kernel).
     Network,
+    /// As `Network` with the weights as f16 in 16×16 tiles (the cooperative-matrix kernel).
+    NetworkF16,
 }
 
 fn network_of(e: &Ensemble) -> (Vec<f32>, Vec<f32>) {
     pack_network(e.layers.iter().map(|l| (l.weight.as_slice(), l.bias.as_slice())))
+}
+
+/// The weights and biases buffers' contents for `packing` (None when it packs no network).
+fn network_bytes(e: &Ensemble, packing: Packing) -> Option<(Vec<u8>, Vec<u8>)> {
+    let (w, b) = network_of(e);
+    let b = bytemuck::cast_slice(&b).to_vec();
+    match packing {
+        Packing::Network => Some((bytemuck::cast_slice(&w).to_vec(), b)),
+        Packing::NetworkF16 => {
+            let layers = e.layers.iter().map(|l| (l.weight.as_slice(), l.in_dim, l.out_dim));
+            Some((bytemuck::cast_slice(&pack_network_f16(layers, e.spec.n_members)).to_vec(), b))
+        }
+        Packing::Layers | Packing::RowsWindows => None,
+    }
 }
 
 /// Every layer's weights packed as the row kernel's windows (all members), or `None` when some
@@ -68,11 +88,11 @@ impl DeviceModel {
                 "use a smaller network",
             )?;
         }
-        let network = (packing == Packing::Network).then(|| network_of(&ensemble));
+        let network = network_bytes(&ensemble, packing);
         if let Some((w, _)) = &network {
             ctx.check_buffer_size(
                 "all layers' weights",
-                (w.len() * 4) as u64,
+                w.len() as u64,
                 true,
                 "use a smaller network or mlp_kernel = \"tiled\"",
             )?;
@@ -117,7 +137,7 @@ impl DeviceModel {
                     ctx.storage_buffer_init("model.network.biases", &b),
                 )
             });
-            Self { ensemble, weights, biases, consts, rows, network }
+            Self { ensemble, weights, biases, consts, rows, network, packing }
         })
     }
 
@@ -142,10 +162,9 @@ impl DeviceModel {
                 q.write_buffer(buf, 0, bytemuck::cast_slice(w));
             }
         }
-        if let Some((wb, bb)) = &self.network {
-            let (w, b) = network_of(ensemble);
-            q.write_buffer(wb, 0, bytemuck::cast_slice(&w));
-            q.write_buffer(bb, 0, bytemuck::cast_slice(&b));
+        if let (Some((wb, bb)), Some((w, b))) = (&self.network, network_bytes(ensemble, self.packing)) {
+            q.write_buffer(wb, 0, &w);
+            q.write_buffer(bb, 0, &b);
         }
         self.ensemble = ensemble.clone();
         Ok(())

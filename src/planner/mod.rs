@@ -36,6 +36,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Profiler, RecordStats};
 use crate::kernels::cem::CemKernels;
 use crate::kernels::mlp::{MlpKernels, MlpRowsKernels};
+use crate::kernels::mlp_coop::{CoopShape, MlpCoopKernels};
 use crate::kernels::mlp_fused::{FusedShape, MlpFusedKernels};
 use crate::kernels::rollout::{AnalyticKernels, RolloutKernels};
 use crate::model::Ensemble;
@@ -93,6 +94,8 @@ enum NetKernels {
     Rows(MlpRowsKernels),
     /// One dispatch for the whole network.
     Fused(MlpFusedKernels),
+    /// One dispatch for the whole network on cooperative matrices (f16 operands).
+    Coop(MlpCoopKernels),
 }
 
 impl NetKernels {
@@ -119,6 +122,11 @@ impl NetKernels {
                 return Err(Error::config("planner.mlp_kernel", format!("fused: {why}; use tiled")))
             }
             (MlpKernel::Fused, Ok(shape)) => NetKernels::Fused(MlpFusedKernels::new(ctx, shape)?),
+            (MlpKernel::Coop16, _) => {
+                let shape = CoopShape::for_network(ctx, &dims)
+                    .map_err(|why| Error::config("planner.mlp_kernel", format!("coop16: {why}; use fused or auto")))?;
+                NetKernels::Coop(MlpCoopKernels::new(ctx, shape)?)
+            }
             (MlpKernel::Auto, _) if rows_fit && ctx.is_software() => NetKernels::Rows(MlpRowsKernels::new(ctx)?),
             (MlpKernel::Auto, Ok(shape)) if !ctx.is_software() => NetKernels::Fused(MlpFusedKernels::new(ctx, shape)?),
             (MlpKernel::Auto, _) => NetKernels::Tiled(MlpKernels::new(ctx)?),
@@ -131,6 +139,7 @@ impl NetKernels {
             NetKernels::Tiled(_) => "tiled",
             NetKernels::Rows(_) => "rows",
             NetKernels::Fused(_) => "fused",
+            NetKernels::Coop(_) => "coop16",
         }
     }
 }
@@ -218,6 +227,7 @@ impl Planner {
                     NetKernels::Tiled(_) => Packing::Layers,
                     NetKernels::Rows(_) => Packing::RowsWindows,
                     NetKernels::Fused(_) => Packing::Network,
+                    NetKernels::Coop(_) => Packing::NetworkF16,
                 };
                 let model = DeviceModel::upload(ctx, ensemble, packing)?;
                 (DynamicsKernels::Ensemble { rollout, net }, Some(model), cfg.particles)

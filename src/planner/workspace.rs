@@ -149,13 +149,16 @@ impl Planner {
         let hint = "lower population, particles, horizon or the batch size";
         // Every quantity below is checked before any buffer is created.
         let n32 = check_u32("particles in flight (batch × population × particles)", n)?;
-        let fused = matches!(&self.kernels.dynamics, DynamicsKernels::Ensemble { net: NetKernels::Fused(_), .. });
+        let fused = matches!(
+            &self.kernels.dynamics,
+            DynamicsKernels::Ensemble { net: NetKernels::Fused(_) | NetKernels::Coop(_), .. }
+        );
         let (slots, max_width, in_dim, out_cols) = match &self.model {
             Some(m) => {
                 let s = &m.ensemble.spec;
                 let slots = b * max_local_slots;
                 check_u32("local slots × members", max_local_slots * s.n_members as u64)?;
-                // The fused kernel keeps hidden activations in workgroup memory.
+                // The whole-network kernels keep hidden activations in workgroup memory.
                 let widest = if fused { 0 } else { s.hidden.iter().copied().max().unwrap_or(0) as u64 };
                 (slots, widest, s.in_dim() as u64, s.out_cols() as u64)
             }
@@ -198,7 +201,7 @@ impl Planner {
         shapes.dedup();
         let mut layer_sets: Vec<(u32, Vec<BoundLayer>)> = Vec::new();
         let mut fused_sets: Vec<(u32, FusedParams, (u32, u32, u32))> = Vec::new();
-        if let (Some(m), DynamicsKernels::Ensemble { net: NetKernels::Fused(fk), .. }) =
+        if let (Some(m), DynamicsKernels::Ensemble { net: net @ (NetKernels::Fused(_) | NetKernels::Coop(_)), .. }) =
             (&self.model, &self.kernels.dynamics)
         {
             let e = m.ensemble.spec.n_members;
@@ -207,15 +210,23 @@ impl Planner {
             for &pop in &shapes {
                 let pk = pop * self.particles as u32;
                 let local_slots = if cfg.propagation == Propagation::Expectation { pk * e as u32 } else { pk };
-                let fp =
-                    FusedParams::new(&dims, e, n_batch as u32, local_slots).ok_or_else(|| Error::LimitExceeded {
-                        what: "mlp_fused: the network's packed parameters".into(),
-                        requested: dims.len() as u64,
-                        limit: "8 layers, u32 offsets",
-                        max: crate::kernels::mlp_fused::FUSED_MAX_LAYERS as u64,
-                        hint: "use mlp_kernel = \"tiled\"",
-                    })?;
-                fused_sets.push((pop, fp, fk.shape.workgroups(ctx, &fp)?));
+                let fp = match net {
+                    NetKernels::Coop(_) => crate::kernels::mlp_coop::params(&dims, e, n_batch as u32, local_slots),
+                    _ => FusedParams::new(&dims, e, n_batch as u32, local_slots),
+                }
+                .ok_or_else(|| Error::LimitExceeded {
+                    what: format!("{}: the network's packed parameters", net.name()),
+                    requested: dims.len() as u64,
+                    limit: "8 layers, u32 offsets",
+                    max: crate::kernels::mlp_fused::FUSED_MAX_LAYERS as u64,
+                    hint: "use mlp_kernel = \"tiled\"",
+                })?;
+                let groups = match net {
+                    NetKernels::Coop(ck) => ck.shape.workgroups(ctx, &fp)?,
+                    NetKernels::Fused(fk) => fk.shape.workgroups(ctx, &fp)?,
+                    _ => unreachable!("matched above"),
+                };
+                fused_sets.push((pop, fp, groups));
             }
         } else if let Some(m) = &self.model {
             let last = m.ensemble.layers.len() - 1;
@@ -308,13 +319,19 @@ impl Planner {
             );
             let mut layers = Vec::new();
             let no_aux = sb("planner.no_aux", 1);
-            if let (Some(m), DynamicsKernels::Ensemble { net: NetKernels::Fused(fk), .. }) =
-                (&self.model, &self.kernels.dynamics)
+            if let (
+                Some(m),
+                DynamicsKernels::Ensemble { net: net @ (NetKernels::Fused(_) | NetKernels::Coop(_)), .. },
+            ) = (&self.model, &self.kernels.dynamics)
             {
-                let (weights, biases) = m.network.as_ref().expect("the fused kernel's model is packed whole");
+                let (weights, biases) = m.network.as_ref().expect("the whole-network kernels' model is packed whole");
                 for (pop, fp, groups) in &fused_sets {
                     let buffers = FusedBuffers { input: &x0, weights, biases, output: &out };
-                    let bg = fk.bind(ctx, "mlp_fused", fp, &buffers);
+                    let bg = match net {
+                        NetKernels::Coop(ck) => ck.bind(ctx, "mlp_coop", fp, &buffers),
+                        NetKernels::Fused(fk) => fk.bind(ctx, "mlp_fused", fp, &buffers),
+                        _ => unreachable!("matched above"),
+                    };
                     layers.push((*pop, vec![LayerDispatch::Fused(bg, *groups)]));
                 }
             } else if let (Some(m), DynamicsKernels::Ensemble { net, .. }) = (&self.model, &self.kernels.dynamics) {
@@ -463,6 +480,9 @@ impl Planner {
                                 }
                                 (LayerDispatch::Fused(bg, groups), NetKernels::Fused(fk)) => {
                                     rec.dispatch("mlp_fused", &fk.forward, &[(bg, &[])], *groups)
+                                }
+                                (LayerDispatch::Fused(bg, groups), NetKernels::Coop(ck)) => {
+                                    rec.dispatch("mlp_coop", &ck.forward, &[(bg, &[])], *groups)
                                 }
                                 _ => unreachable!("layers are bound with the planner's own network kernel"),
                             }

@@ -1,0 +1,281 @@
+//! The whole ensemble network in one dispatch on tensor cores (`shaders/mlp_coop.wgsl`):
+//! [`super::mlp_fused`]'s model step with every layer's product done as 16×16×16
+//! cooperative-matrix multiply-adds, f16 operands and f32 accumulators. Offered where the
+//! device has them ([`GpuContext::has_coop16`]); chosen only by `planner.mlp_kernel = coop16`,
+//! never by `auto`, because its results differ from the f32 kernels' by the rounding of every
+//! layer's inputs and weights to f16 (relative 2⁻¹¹ each; checked against
+//! [`reference::network_f16_f64`], which rounds the same operands and sums in f64).
+
+use crate::error::{Error, Result};
+use crate::gpu::{GpuContext, PipelineDesc};
+
+use super::mlp_fused::{block_grid, FusedParams, FUSED_MAX_LAYERS};
+use super::{runtime_checks_off, storage_entry, uniform_entry, COMMON_WGSL, MLP_COOP_WGSL};
+
+/// The directives `mlp_coop.wgsl` needs, put before `common.wgsl` (WGSL allows directives only
+/// at the top of a module).
+pub const DIRECTIVES: &str = "enable f16;\nenable wgpu_cooperative_matrix;\n";
+
+/// Side of a cooperative-matrix tile.
+pub const TILE: usize = 16;
+
+/// `d` rounded up to a whole tile.
+pub fn pad16(d: usize) -> usize {
+    d.div_ceil(TILE) * TILE
+}
+
+/// [`FusedParams`] for `mlp_coop.wgsl`: the same sizes, with `w_off` counting f16 values of
+/// [`pack_network_f16`]'s padded layers; `None` as for [`FusedParams::new`].
+pub fn params(dims: &[usize], n_members: usize, n_batch: u32, local_slots: u32) -> Option<FusedParams> {
+    let mut p = FusedParams::new(dims, n_members, n_batch, local_slots)?;
+    let mut w = 0u64;
+    for l in 0..dims.len() - 1 {
+        p.w_off[l] = u32::try_from(w).ok()?;
+        w += (n_members * pad16(dims[l]) * pad16(dims[l + 1])) as u64;
+    }
+    u32::try_from(w).ok()?;
+    Some(p)
+}
+
+/// Every layer's weights (`[E, in, out]`, f32) as the f16 bits `mlp_coop.wgsl` reads: per layer
+/// and member `[pad16(in), pad16(out)]` row-major with zeros in the padding, rounded to nearest
+/// (ties to even); an even count, so that the buffer is a whole number of 4-byte words.
+pub fn pack_network_f16<'a>(layers: impl IntoIterator<Item = (&'a [f32], usize, usize)>, n_members: usize) -> Vec<u16> {
+    let mut out = Vec::new();
+    for (w, i, o) in layers {
+        let (pi, po) = (pad16(i), pad16(o));
+        for m in 0..n_members {
+            let base = out.len();
+            out.resize(base + pi * po, 0u16);
+            for k in 0..i {
+                for c in 0..o {
+                    out[base + k * po + c] = half::f16::from_f32(w[(m * i + k) * o + c]).to_bits();
+                }
+            }
+        }
+    }
+    if out.len() % 2 == 1 {
+        out.push(0);
+    }
+    out
+}
+
+/// How the kernel is laid out for one network on one device (the WGSL overrides).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CoopShape {
+    /// Row tiles of 16 per workgroup (1 or 2).
+    pub rt: u32,
+    /// Invocations per workgroup: the device's subgroup size.
+    pub sg: u32,
+    /// Widest padded layer width, input or output (f16 and f32 values per row in workgroup memory).
+    pub width16: u32,
+    /// Most K tiles of any layer (widest padded input / 16): the weight panel's height / 16.
+    pub kt: u32,
+}
+
+impl CoopShape {
+    /// The layout for a network of widths `dims` on `ctx`, or why there is none: the device must
+    /// have the cooperative matrices ([`GpuContext::has_coop16`]) and one subgroup size; rows of
+    /// the widest padded layer in f16 and f32, and one column tile's weights for every K in f16,
+    /// must fit the workgroup memory, two row tiles where they do.
+    pub fn for_network(ctx: &GpuContext, dims: &[usize]) -> std::result::Result<Self, String> {
+        if !ctx.has_coop16() {
+            return Err("this adapter offers no 16×16×16 cooperative matrices with f16 operands and f32 \
+                        accumulators (wgpu EXPERIMENTAL_COOPERATIVE_MATRIX with SHADER_F16)"
+                .into());
+        }
+        let sg = ctx.fixed_subgroup_size().ok_or("the adapter has more than one subgroup size")?;
+        let n_layers = dims.len().saturating_sub(1);
+        if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
+            return Err(format!("the coop16 kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
+        }
+        let width16 = dims.iter().map(|d| pad16(*d)).max().unwrap_or(TILE) as u64;
+        let kt = (dims[..n_layers].iter().map(|d| pad16(*d)).max().unwrap_or(TILE) / TILE) as u64;
+        // act (f16) and prod (f32): 6 bytes per value of a row tile; the panel: kt·256 f16.
+        let per_tile = 16 * width16 * 6;
+        let panel = kt * 256 * 2;
+        let memory = ctx.limits().max_compute_workgroup_storage_size as u64;
+        let rt = (memory.saturating_sub(panel) / per_tile).min(2);
+        if rt == 0 {
+            return Err(format!(
+                "16 rows of {width16} values and a {}×16 weight panel need {} B of workgroup memory, the device has {memory} B",
+                kt * 16,
+                per_tile + panel
+            ));
+        }
+        if sg > ctx.limits().max_compute_invocations_per_workgroup {
+            return Err(format!("a subgroup of {sg} exceeds the workgroup size limit"));
+        }
+        Ok(Self { rt: rt as u32, sg, width16: width16 as u32, kt: kt as u32 })
+    }
+
+    /// Rows per workgroup.
+    pub fn rows(&self) -> u32 {
+        16 * self.rt
+    }
+
+    /// Workgroups of one dispatch over `p`'s rows, checked against the device limit.
+    pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
+        block_grid(ctx, p, self.rows(), "mlp_coop.forward_coop")
+    }
+}
+
+/// The `forward_coop` pipeline for one [`CoopShape`] and its bind group layout (the fused
+/// kernel's bindings: net, x, weights as f16, biases, y).
+pub struct MlpCoopKernels {
+    /// Bindings: net, x, weights (f16), biases, y.
+    pub layout: wgpu::BindGroupLayout,
+    /// `mlp_coop.forward_coop`.
+    pub forward: wgpu::ComputePipeline,
+    /// The layout the pipeline was built for.
+    pub shape: CoopShape,
+}
+
+impl MlpCoopKernels {
+    /// Builds (or takes from the context's cache) `mlp_coop.wgsl` for `shape`.
+    pub fn new(ctx: &GpuContext, shape: CoopShape) -> Result<Self> {
+        if !ctx.has_coop16() {
+            return Err(Error::config(
+                "planner.mlp_kernel",
+                "coop16: this adapter has no 16×16×16 f16 cooperative matrices",
+            ));
+        }
+        let layout = ctx.bind_group_layout(
+            "mlp_coop",
+            &[
+                uniform_entry(0, false, std::mem::size_of::<FusedParams>() as u64),
+                storage_entry(1, true),
+                storage_entry(2, true),
+                storage_entry(3, true),
+                storage_entry(4, false),
+            ],
+        )?;
+        let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL];
+        let constants = [
+            ("RT", shape.rt as f64),
+            ("SG", shape.sg as f64),
+            ("WIDTH16", shape.width16 as f64),
+            ("KT", shape.kt as f64),
+        ];
+        let forward = ctx.compute_pipeline(&PipelineDesc {
+            label: "mlp_coop.forward_coop",
+            family: "mlp_coop",
+            source: &parts.concat(),
+            entry: "forward_coop",
+            constants: &constants,
+            layouts: &[&layout],
+            trusted: runtime_checks_off(ctx, &parts),
+        })?;
+        Ok(Self { layout, forward, shape })
+    }
+
+    /// A uniform with `p` (from [`params`]) and a bind group over `b` (weights from
+    /// [`pack_network_f16`]).
+    pub fn bind(
+        &self,
+        ctx: &GpuContext,
+        label: &str,
+        p: &FusedParams,
+        b: &super::mlp_fused::FusedBuffers<'_>,
+    ) -> wgpu::BindGroup {
+        let ubuf = ctx.uniform_buffer_init(&format!("{label}.params"), std::slice::from_ref(p));
+        super::bind_buffers(ctx, label, &self.layout, &[&ubuf, b.input, b.weights, b.biases, b.output])
+    }
+}
+
+/// f64 CPU reference.
+pub mod reference {
+    /// `v` rounded to the nearest f16 (ties to even), as f64.
+    pub fn f16_round(v: f64) -> f64 {
+        half::f16::from_f64(v).to_f64()
+    }
+
+    /// Member `m`'s network on `x` (`[rows, dims[0]]`) as `mlp_coop.wgsl` computes it: each
+    /// layer's inputs and weights rounded to f16, products summed in f64, the f32 bias added,
+    /// SiLU after all but the last layer (whose outputs are not rounded).
+    pub fn network_f16_f64(x: &[f64], layers: &[(&[f32], &[f32], usize, usize)], m: usize) -> Vec<f64> {
+        let rows = x.len() / layers.first().map_or(1, |l| l.2.max(1));
+        let mut h = x.to_vec();
+        for (l, (w, b, i, o)) in layers.iter().enumerate() {
+            let (i, o) = (*i, *o);
+            let w = &w[m * i * o..(m + 1) * i * o];
+            let b = &b[m * o..(m + 1) * o];
+            let mut next = vec![0.0; rows * o];
+            for r in 0..rows {
+                for c in 0..o {
+                    let mut s = 0.0;
+                    for k in 0..i {
+                        s += f16_round(h[r * i + k]) * f16_round(w[k * o + c] as f64);
+                    }
+                    let v = s + b[c] as f64;
+                    next[r * o + c] = if l + 1 == layers.len() { v } else { v / (1.0 + (-v).exp()) };
+                }
+            }
+            h = next;
+        }
+        h
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn packed_weights_are_padded_tiles_at_the_offsets_params_give() {
+        // Two members, layers 3 → 17 → 2: padded 16×32 and 32×16.
+        let dims = [3usize, 17, 2];
+        let w0: Vec<f32> = (0..2 * 3 * 17).map(|i| i as f32 * 0.25).collect();
+        let w1: Vec<f32> = (0..2 * 17 * 2).map(|i| -(i as f32) * 0.5).collect();
+        let packed = pack_network_f16([(w0.as_slice(), 3, 17), (w1.as_slice(), 17, 2)], 2);
+        assert_eq!(packed.len(), 2 * 16 * 32 + 2 * 32 * 16);
+        let p = params(&dims, 2, 1, 5).expect("params");
+        assert_eq!(&p.w_off[..2], &[0, 2 * 16 * 32]);
+        let at = |l: usize, m: usize, k: usize, c: usize| {
+            let (pi, po) = (pad16(dims[l]), pad16(dims[l + 1]));
+            half::f16::from_bits(packed[p.w_off[l] as usize + m * pi * po + k * po + c]).to_f32()
+        };
+        for m in 0..2 {
+            for k in 0..16 {
+                for c in 0..32 {
+                    let want = if k < 3 && c < 17 { w0[(m * 3 + k) * 17 + c] } else { 0.0 };
+                    assert_eq!(at(0, m, k, c), want, "layer 0 member {m} [{k}, {c}]");
+                }
+            }
+            for k in 0..32 {
+                for c in 0..16 {
+                    let want = if k < 17 && c < 2 { w1[(m * 17 + k) * 2 + c] } else { 0.0 };
+                    assert_eq!(at(1, m, k, c), want, "layer 1 member {m} [{k}, {c}]");
+                }
+            }
+        }
+        // Biases keep the fused kernel's offsets.
+        assert_eq!(&p.b_off[..2], &[0, 2 * 17]);
+    }
+
+    #[test]
+    fn the_reference_rounds_operands_to_f16_and_nothing_else() {
+        use crate::kernels::mlp_fused::reference::network_f64;
+        // Values exact in f16 give the f32 reference's result; others differ by the rounding.
+        let (i, h, o) = (3usize, 4usize, 2usize);
+        let exact_w0: Vec<f32> = (0..i * h).map(|k| (k as f32 - 5.0) * 0.125).collect();
+        let exact_w1: Vec<f32> = (0..h * o).map(|k| (k as f32 - 3.0) * 0.25).collect();
+        let (b0, b1) = (vec![0.1f32; h], vec![-0.3f32; o]);
+        let x = vec![0.5, -1.0, 2.0];
+        let layers = [(exact_w0.as_slice(), b0.as_slice(), i, h), (exact_w1.as_slice(), b1.as_slice(), h, o)];
+        let a = reference::network_f16_f64(&x, &layers, 0);
+        let b = network_f64(&x, &layers, 0);
+        // The hidden activations (SiLU outputs) are rounded, so only close, not equal.
+        for (u, v) in a.iter().zip(&b) {
+            assert!((u - v).abs() < 4e-3 * v.abs().max(1.0), "{u} vs {v}");
+        }
+        // One layer (no hidden activation) with exact operands: equal.
+        let one = [(exact_w0.as_slice(), b0.as_slice(), i, h)];
+        assert_eq!(reference::network_f16_f64(&x, &one, 0), network_f64(&x, &one, 0));
+        // An input not exact in f16 (1 + 2⁻¹²) is rounded to 1 first.
+        let x2 = vec![1.0 + 2f64.powi(-12), 0.0, 0.0];
+        let r = reference::network_f16_f64(&x2, &one, 0);
+        let x1 = vec![1.0, 0.0, 0.0];
+        assert_eq!(r, network_f64(&x1, &one, 0));
+    }
+}
