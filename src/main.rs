@@ -296,6 +296,9 @@ fn verify_adapter(ctx: &GpuContext, cases: &[lookahead::verify::Case]) -> lookah
         if report.features.is_empty() { "none of those used".to_string() } else { report.features.join(", ") },
         report.network_kernel
     );
+    if !report.cooperative_matrices.is_empty() {
+        println!("cooperative matrices: {}", report.cooperative_matrices.join(", "));
+    }
     for line in &report.optional {
         println!("optional family {line}");
     }

@@ -1231,6 +1231,8 @@ pub struct AdapterReport {
     pub network_kernel: String,
     /// Each of [`OPTIONAL_FAMILIES`]: run here, or not and what it needs.
     pub optional: Vec<String>,
+    /// The cooperative-matrix configurations the adapter lists (`M×N×K A/B→C`), if any.
+    pub cooperative_matrices: Vec<String>,
     /// Every case (those of the optional families the adapter has after the others).
     pub results: Vec<CaseResult>,
 }
@@ -1280,7 +1282,21 @@ impl AdapterReport {
                 r
             })
             .collect();
-        Self { adapter: ctx.adapter().clone(), features, limits, network_kernel, optional, results }
+        let cooperative_matrices = ctx
+            .wgpu_adapter()
+            .cooperative_matrix_properties()
+            .iter()
+            .map(|p| format!("{}×{}×{} {:?}→{:?}", p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type))
+            .collect();
+        Self {
+            adapter: ctx.adapter().clone(),
+            features,
+            limits,
+            network_kernel,
+            optional,
+            cooperative_matrices,
+            results,
+        }
     }
 
     /// Every case passed or failed as expected.
