@@ -246,15 +246,39 @@ pub struct TrialResult {
     /// Environment steps so far (exploration included).
     pub env_step: usize,
     /// Sum of rewards.
+    #[serde(with = "nan_as_null")]
     pub total_return: f64,
     /// Steps in the trial.
     pub steps: usize,
-    /// Training loss of the latest model.
+    /// Training loss of the latest model (NaN before the first training).
+    #[serde(with = "nan_as_null")]
     pub model_loss: f64,
     /// Median plan latency in the trial.
+    #[serde(with = "nan_as_null")]
     pub plan_ms: f64,
     /// Wall time per environment step (planning and training included).
+    #[serde(with = "nan_as_null")]
     pub step_ms: f64,
+}
+
+/// The f64 fields of the run files that may hold NaN ("no model yet"): JSON has no NaN, so
+/// serde_json writes it as null, which an `f64` field then refuses — a run interrupted between
+/// its exploration and its first training could not be resumed. Non-finite values are written
+/// as null and read back as NaN.
+mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if v.is_finite() {
+            s.serialize_f64(*v)
+        } else {
+            s.serialize_none()
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
 }
 
 /// The command line's progress bar for a PETS run (trials × steps, the trial's return, the last
@@ -363,6 +387,7 @@ struct ResumeState {
     env_steps: usize,
     planned_steps: usize,
     episode: u64,
+    #[serde(with = "nan_as_null")]
     model_loss: f64,
     planner_calls: u32,
     trials: Vec<TrialResult>,
@@ -922,4 +947,44 @@ pub fn evaluate_on(
         returns.push(total);
     }
     Ok(returns)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The resume point written after the exploration has no model loss yet (NaN): it must read
+    /// back (it was written as null and refused, so a run killed in that window could not resume).
+    #[test]
+    fn a_resume_point_without_a_model_loss_round_trips() {
+        let trial = TrialResult {
+            trial: 0,
+            env_step: 30,
+            total_return: -12.5,
+            steps: 30,
+            model_loss: f64::NAN,
+            plan_ms: 1.25,
+            step_ms: 2.5,
+        };
+        let state = ResumeState {
+            version: 1,
+            trials_done: 0,
+            env_steps: 30,
+            planned_steps: 0,
+            episode: 2,
+            model_loss: f64::NAN,
+            planner_calls: 0,
+            trials: vec![trial],
+            replay_file: "replay.0.safetensors".into(),
+            trainer_file: "resume.0.safetensors".into(),
+            replay_sha256: String::new(),
+            trainer_sha256: String::new(),
+        };
+        let text = serde_json::to_string(&state).expect("writes");
+        assert!(text.contains("\"model_loss\":null"), "{text}");
+        let back: ResumeState = serde_json::from_str(&text).expect("reads back");
+        assert!(back.model_loss.is_nan() && back.trials[0].model_loss.is_nan());
+        assert_eq!((back.trials[0].total_return, back.trials[0].plan_ms), (-12.5, 1.25));
+        assert_eq!(back.env_steps, 30);
+    }
 }
