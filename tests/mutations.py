@@ -53,7 +53,7 @@ MUTATIONS = [
      "let q0 = li / lanes * rq;", "let q0 = 0u;",
      ["--test", "verify", "every_conformance_case"]),
     ("fused kernel: the last partial row block of a member skipped", "src/kernels/mlp_fused.rs",
-     "let x = p.max_block_rows().div_ceil(self.rows()).max(1);", "let x = (p.max_block_rows() / self.rows()).max(1);",
+     "let x = p.max_block_rows().div_ceil(rows).max(1);", "let x = (p.max_block_rows() / rows).max(1);",
      ["--test", "verify", "every_conformance_case"]),
     ("propagate writes the next step's inputs with this step's action", "shaders/rollout.wgsl",
      "write_inputs(n, params.t + 1u);", "write_inputs(n, params.t);",
