@@ -4,9 +4,10 @@
 // Bindings (group 0)
 //   0 layer : LayerParams (uniform)   sizes of this layer and the slot layout
 //   1 a_src : array<f32>  first operand  (forward: x; backward_input: δ_out; backward_weights: x)
-//   2 b_src : array<f32>  second operand (forward, backward_input: weight; backward_weights, bias_grad: δ_out)
+//   2 b_src : array<f32>  second operand (forward, backward_input: weight; backward_weights: δ_out)
 //   3 bias  : array<f32>  [E, out_dim]   bias[m * out_dim + o] (forward only)
-//   4 c_dst : array<f32>  result         (forward: y; backward_input: δ_in; backward_weights: dW; bias_grad: db)
+//   4 c_dst : array<f32>  result         (forward: y; backward_input: δ_in; backward_weights: dW, then db
+//                         from bias_grad_off when that is > 0)
 //   5 aux   : array<f32>  pre-activations: written by forward when store_pre = 1 ([rows, out_dim]);
 //                         read by backward_input (the previous layer's, [rows, in_dim]) for SiLU′
 //
@@ -19,7 +20,8 @@
 //   forward          y[r, o]   = act(Σ_k x[r, k] W[m, k, o] + b[m, o])            P = rows, Q = out, K = in
 //   backward_input   δin[r, i] = (Σ_o δout[r, o] W[m, i, o]) · act′(pre_in[r, i])   P = rows, Q = in,  K = out
 //   backward_weights dW[m, i, o] = Σ_(r of m) x[r, i] δout[r, o]                    P = in,   Q = out, K = rows of m
-//   bias_grad        db[m, o]  = Σ_(r of m) δout[r, o]                  (one invocation per (o, m), WG_SIZE)
+//                    and, when bias_grad_off > 0, db[m, o] = Σ_(r of m) δout[r, o] as row P = in of the
+//                    same product (a virtual input of ones): one dispatch for both gradients
 // activation: 0 = identity, 1 = SiLU. For backward_input, activation is that of the *previous*
 // layer (whose output is this layer's input).
 // CPU reference: kernels::mlp::reference::layer_f64 (forward); the backward entry points together
@@ -33,7 +35,8 @@ struct LayerParams {
     out_dim: u32,
     activation: u32,
     store_pre: u32,
-    _pad0: u32,
+    // backward_weights: where the bias gradients start in c_dst (0: weights only).
+    bias_grad_off: u32,
 }
 
 @group(0) @binding(0) var<uniform> layer: LayerParams;
@@ -124,7 +127,11 @@ fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_b
             let kk = idx % TILE_K;
             var av = 0.0;
             if (p0 + pp < p_end && k0 + kk < k_end) {
-                av = a_src[a_index(mode, p0 + pp, k0 + kk)];
+                if (mode == MODE_BACKWARD_WEIGHTS && p0 + pp == layer.in_dim) {
+                    av = 1.0; // the bias's input: row in_dim of the product is the bias gradient
+                } else {
+                    av = a_src[a_index(mode, p0 + pp, k0 + kk)];
+                }
             }
             a_tile[kk * TILE_M + pp] = av;
             let bk = idx / TILE_N;
@@ -219,7 +226,9 @@ fn backward_weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let q0 = wg.y * TILE_N;
     let in_dim = layer.in_dim;
     let out_dim = layer.out_dim;
-    let acc = tile_product(MODE_BACKWARD_WEIGHTS, m, p0, in_dim, q0, out_dim, rows.x, rows.y, lid, li);
+    let with_bias = layer.bias_grad_off > 0u;
+    let p_end = in_dim + select(0u, 1u, with_bias);
+    let acc = tile_product(MODE_BACKWARD_WEIGHTS, m, p0, p_end, q0, out_dim, rows.x, rows.y, lid, li);
     for (var i = 0u; i < 4u; i = i + 1u) {
         let p = p0 + lid.y * 4u + i;
         let r = block_row(acc, i);
@@ -227,22 +236,10 @@ fn backward_weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
             let q = q0 + lid.x + 16u * j;
             if (p < in_dim && q < out_dim) {
                 c_dst[(m * in_dim + p) * out_dim + q] = r[j];
+            } else if (with_bias && p == in_dim && q < out_dim) {
+                // Σ_r 1·δout[r, q] in row order: the sum a loop over the member's rows gives.
+                c_dst[layer.bias_grad_off + m * out_dim + q] = r[j];
             }
         }
     }
-}
-
-@compute @workgroup_size(WG_SIZE)
-fn bias_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let o = gid.x;
-    let m = gid.y;
-    if (o >= layer.out_dim || m >= layer.n_members) {
-        return;
-    }
-    let rows = member_rows(m);
-    var s = 0.0;
-    for (var r = rows.x; r < rows.y; r = r + 1u) {
-        s = s + b_src[r * layer.out_dim + o];
-    }
-    c_dst[m * layer.out_dim + o] = s;
 }

@@ -432,7 +432,7 @@ fn layer_cases(quick: bool) -> Vec<LayerParams> {
             out_dim: outd,
             activation: act as u32,
             store_pre: 0,
-            _pad0: 0,
+            bias_grad_off: 0,
         })
         .collect()
 }

@@ -92,7 +92,7 @@ fn layer_params_layout_matches_the_rust_mirror() {
         ("out_dim", std::mem::offset_of!(LayerParams, out_dim)),
         ("activation", std::mem::offset_of!(LayerParams, activation)),
         ("store_pre", std::mem::offset_of!(LayerParams, store_pre)),
-        ("_pad0", std::mem::offset_of!(LayerParams, _pad0)),
+        ("bias_grad_off", std::mem::offset_of!(LayerParams, bias_grad_off)),
     ];
     assert_layout("mlp", &src, "LayerParams", std::mem::size_of::<LayerParams>(), &expected);
 }

@@ -32,7 +32,8 @@ pub struct LayerParams {
     pub out_dim: u32,
     pub activation: u32,
     pub store_pre: u32,
-    pub _pad0: u32,
+    /// `backward_weights`: where the bias gradients start in its output (0: weights only).
+    pub bias_grad_off: u32,
 }
 
 impl LayerParams {
@@ -73,14 +74,11 @@ impl LayerParams {
         Ok((x, self.in_dim.div_ceil(TILE_N).max(1), z))
     }
 
-    /// Workgroups of `backward_weights` (in_dim × out_dim tiles per member).
+    /// Workgroups of `backward_weights` (in_dim × out_dim tiles per member, plus the bias row
+    /// when `bias_grad_off > 0`).
     pub fn workgroups_backward_weights(&self) -> (u32, u32, u32) {
-        (self.in_dim.div_ceil(TILE_M).max(1), self.out_dim.div_ceil(TILE_N).max(1), self.n_members)
-    }
-
-    /// Workgroups of `bias_grad` (one invocation per output and member).
-    pub fn workgroups_bias_grad(&self) -> (u32, u32, u32) {
-        (self.out_dim.div_ceil(super::WG_SIZE).max(1), self.n_members, 1)
+        let p = self.in_dim + u32::from(self.bias_grad_off > 0);
+        (p.div_ceil(TILE_M).max(1), self.out_dim.div_ceil(TILE_N).max(1), self.n_members)
     }
 }
 
@@ -92,10 +90,8 @@ pub struct MlpKernels {
     pub forward: wgpu::ComputePipeline,
     /// `mlp.backward_input`.
     pub backward_input: wgpu::ComputePipeline,
-    /// `mlp.backward_weights`.
+    /// `mlp.backward_weights` (with the bias gradients).
     pub backward_weights: wgpu::ComputePipeline,
-    /// `mlp.bias_grad`.
-    pub bias_grad: wgpu::ComputePipeline,
 }
 
 impl MlpKernels {
@@ -113,12 +109,11 @@ impl MlpKernels {
             ],
         )?;
         // The tiled entry points have a fixed 16 × 16 workgroup (TILE_M × TILE_N outputs).
-        let pipe = |entry: &str, wg: bool| pipeline(ctx, "mlp", &[COMMON_WGSL, MLP_WGSL], entry, &[&layout], wg);
+        let pipe = |entry: &str| pipeline(ctx, "mlp", &[COMMON_WGSL, MLP_WGSL], entry, &[&layout], false);
         Ok(Self {
-            forward: pipe("forward", false)?,
-            backward_input: pipe("backward_input", false)?,
-            backward_weights: pipe("backward_weights", false)?,
-            bias_grad: pipe("bias_grad", true)?,
+            forward: pipe("forward")?,
+            backward_input: pipe("backward_input")?,
+            backward_weights: pipe("backward_weights")?,
             layout,
         })
     }

@@ -244,7 +244,7 @@ impl Planner {
                         out_dim: layer.out_dim as u32,
                         activation: if l == last { Activation::Identity as u32 } else { Activation::Silu as u32 },
                         store_pre: 0,
-                        _pad0: 0,
+                        bias_grad_off: 0,
                     };
                     set.push((lp, lp.workgroups(ctx)?));
                 }

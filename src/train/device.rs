@@ -10,12 +10,11 @@ use crate::kernels::adam::NORM_CHUNK;
 use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
 use crate::model::Ensemble;
 
-/// The dispatches of one layer: forward, weight and bias gradients, and (after the first layer)
-/// the gradient w.r.t. its input.
+/// The dispatches of one layer: forward, the weight and bias gradients (one dispatch), and
+/// (after the first layer) the gradient w.r.t. its input.
 pub(super) struct LayerOps {
     pub(super) forward: (wgpu::BindGroup, (u32, u32, u32)),
     pub(super) weights: (wgpu::BindGroup, (u32, u32, u32)),
-    pub(super) bias: (wgpu::BindGroup, (u32, u32, u32)),
     pub(super) input: Option<(wgpu::BindGroup, (u32, u32, u32))>,
 }
 
@@ -95,13 +94,17 @@ impl DeviceNet {
                 out_dim: o as u32,
                 activation: if last { Activation::Identity as u32 } else { Activation::Silu as u32 },
                 store_pre: (!last) as u32,
-                _pad0: 0,
+                bias_grad_off: 0,
             };
             // backward_input's activation is the previous layer's (SiLU: every layer before the last).
             let lp_back = LayerParams { activation: Activation::Silu as u32, store_pre: 0, ..lp };
+            let (w_off, b_off) = (layout.weight[l], layout.bias[l]);
+            // backward_weights writes the bias gradients too, `b_off - w_off` floats after the
+            // weights' (the layout puts each layer's bias after its weight).
+            let lp_grads = LayerParams { bias_grad_off: (b_off - w_off) as u32, ..lp_back };
             let fwd_u = ctx.uniform_buffer_init(&format!("train.layer{l}.forward"), &[lp]);
             let back_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward"), &[lp_back]);
-            let (w_off, b_off) = (layout.weight[l], layout.bias[l]);
+            let grads_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward_weights"), &[lp_grads]);
             let (w_len, b_len) = (e * i * o, e * o);
             // The gradient w.r.t. this layer's output: the loss gradient for the last layer,
             // else the delta buffer that layer l + 1's backward_input wrote.
@@ -126,23 +129,12 @@ impl DeviceNet {
             );
             let weights = bg(
                 &format!("train.layer{l}.backward_weights"),
-                &back_u,
+                &grads_u,
                 [
                     acts[l].as_entire_binding(),
                     gz.as_entire_binding(),
                     range(&params, b_off, b_len),
-                    range(&grads, w_off, w_len),
-                    dummy.as_entire_binding(),
-                ],
-            );
-            let bias = bg(
-                &format!("train.layer{l}.bias_grad"),
-                &back_u,
-                [
-                    acts[l].as_entire_binding(),
-                    gz.as_entire_binding(),
-                    range(&params, b_off, b_len),
-                    range(&grads, b_off, b_len),
+                    range(&grads, w_off, b_off + b_len - w_off),
                     dummy.as_entire_binding(),
                 ],
             );
@@ -166,8 +158,7 @@ impl DeviceNet {
             };
             ops.push(LayerOps {
                 forward: (forward, lp.workgroups(ctx)?),
-                weights: (weights, lp.workgroups_backward_weights()),
-                bias: (bias, lp.workgroups_bias_grad()),
+                weights: (weights, lp_grads.workgroups_backward_weights()),
                 input,
             });
         }

@@ -156,7 +156,6 @@ impl Trainer {
             }
             for op in self.net.ops.iter().rev() {
                 rec.dispatch("backward_weights", &mlp.backward_weights, &[(&op.weights.0, &[])], op.weights.1);
-                rec.dispatch("bias_grad", &mlp.bias_grad, &[(&op.bias.0, &[])], op.bias.1);
                 if let Some((bg, groups)) = &op.input {
                     rec.dispatch("backward_input", &mlp.backward_input, &[(bg, &[])], *groups);
                 }
