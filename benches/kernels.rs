@@ -22,7 +22,7 @@ fn mlp_layer(c: &mut Criterion) {
         out_dim: width,
         activation: Activation::Silu as u32,
         store_pre: 0,
-        _pad0: 0,
+        bias_grad_off: 0,
     };
     let rows = local_slots as usize;
     let x: Vec<f32> = (0..rows * width as usize).map(|i| ((i % 97) as f32 - 48.0) / 48.0).collect();
