@@ -20,8 +20,9 @@
 //   forward          y[r, o]   = act(Σ_k x[r, k] W[m, k, o] + b[m, o])            P = rows, Q = out, K = in
 //   backward_input   δin[r, i] = (Σ_o δout[r, o] W[m, i, o]) · act′(pre_in[r, i])   P = rows, Q = in,  K = out
 //   backward_weights dW[m, i, o] = Σ_(r of m) x[r, i] δout[r, o]                    P = in,   Q = out, K = rows of m
-//                    and, when bias_grad_off > 0, db[m, o] = Σ_(r of m) δout[r, o] as row P = in of the
-//                    same product (a virtual input of ones): one dispatch for both gradients
+//                    and, when bias_grad_off > 0, db[m, o] = Σ_(r of m) δout[r, o] in one more column
+//                    of workgroups (x = tiles of in), one invocation per o summing the rows in order:
+//                    one dispatch for both gradients
 // activation: 0 = identity, 1 = SiLU. For backward_input, activation is that of the *previous*
 // layer (whose output is this layer's input).
 // CPU reference: kernels::mlp::reference::layer_f64 (forward); the backward entry points together
@@ -127,11 +128,7 @@ fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_b
             let kk = idx % TILE_K;
             var av = 0.0;
             if (p0 + pp < p_end && k0 + kk < k_end) {
-                if (mode == MODE_BACKWARD_WEIGHTS && p0 + pp == layer.in_dim) {
-                    av = 1.0; // the bias's input: row in_dim of the product is the bias gradient
-                } else {
-                    av = a_src[a_index(mode, p0 + pp, k0 + kk)];
-                }
+                av = a_src[a_index(mode, p0 + pp, k0 + kk)];
             }
             a_tile[kk * TILE_M + pp] = av;
             let bk = idx / TILE_N;
@@ -226,9 +223,20 @@ fn backward_weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
     let q0 = wg.y * TILE_N;
     let in_dim = layer.in_dim;
     let out_dim = layer.out_dim;
-    let with_bias = layer.bias_grad_off > 0u;
-    let p_end = in_dim + select(0u, 1u, with_bias);
-    let acc = tile_product(MODE_BACKWARD_WEIGHTS, m, p0, p_end, q0, out_dim, rows.x, rows.y, lid, li);
+    // The workgroups past the weight tiles sum the bias gradients (a uniform branch: the whole
+    // workgroup takes it).
+    if (layer.bias_grad_off > 0u && p0 >= in_dim) {
+        let q = q0 + li;
+        if (li < TILE_N && q < out_dim) {
+            var s = 0.0;
+            for (var r = rows.x; r < rows.y; r = r + 1u) {
+                s = s + b_src[r * out_dim + q];
+            }
+            c_dst[layer.bias_grad_off + m * out_dim + q] = s;
+        }
+        return;
+    }
+    let acc = tile_product(MODE_BACKWARD_WEIGHTS, m, p0, in_dim, q0, out_dim, rows.x, rows.y, lid, li);
     for (var i = 0u; i < 4u; i = i + 1u) {
         let p = p0 + lid.y * 4u + i;
         let r = block_row(acc, i);
@@ -236,9 +244,6 @@ fn backward_weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
             let q = q0 + lid.x + 16u * j;
             if (p < in_dim && q < out_dim) {
                 c_dst[(m * in_dim + p) * out_dim + q] = r[j];
-            } else if (with_bias && p == in_dim && q < out_dim) {
-                // Σ_r 1·δout[r, q] in row order: the sum a loop over the member's rows gives.
-                c_dst[layer.bias_grad_off + m * out_dim + q] = r[j];
             }
         }
     }

@@ -74,11 +74,11 @@ impl LayerParams {
         Ok((x, self.in_dim.div_ceil(TILE_N).max(1), z))
     }
 
-    /// Workgroups of `backward_weights` (in_dim × out_dim tiles per member, plus the bias row
-    /// when `bias_grad_off > 0`).
+    /// Workgroups of `backward_weights`: in_dim × out_dim tiles per member, and one more column
+    /// of workgroups for the bias gradients when `bias_grad_off > 0`.
     pub fn workgroups_backward_weights(&self) -> (u32, u32, u32) {
-        let p = self.in_dim + u32::from(self.bias_grad_off > 0);
-        (p.div_ceil(TILE_M).max(1), self.out_dim.div_ceil(TILE_N).max(1), self.n_members)
+        let p = self.in_dim.div_ceil(TILE_M).max(1) + u32::from(self.bias_grad_off > 0);
+        (p, self.out_dim.div_ceil(TILE_N).max(1), self.n_members)
     }
 }
 

@@ -99,8 +99,8 @@ impl DeviceNet {
             // backward_input's activation is the previous layer's (SiLU: every layer before the last).
             let lp_back = LayerParams { activation: Activation::Silu as u32, store_pre: 0, ..lp };
             let (w_off, b_off) = (layout.weight[l], layout.bias[l]);
-            // backward_weights writes the bias gradients too, `b_off - w_off` floats after the
-            // weights' (the layout puts each layer's bias after its weight).
+            // backward_weights writes the bias gradients too (an extra column of workgroups),
+            // `b_off - w_off` floats after the weights' (each layer's bias follows its weight).
             let lp_grads = LayerParams { bias_grad_off: (b_off - w_off) as u32, ..lp_back };
             let fwd_u = ctx.uniform_buffer_init(&format!("train.layer{l}.forward"), &[lp]);
             let back_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward"), &[lp_back]);
