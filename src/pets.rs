@@ -436,6 +436,20 @@ impl ResumeState {
         let p = dir.join("resume.json");
         let text = std::fs::read_to_string(&p).map_err(|source| Error::Io { path: p.display().to_string(), source })?;
         let s: Self = serde_json::from_str(&text).map_err(|e| Error::config(p.display().to_string(), e.to_string()))?;
+        // The trials listed are those done, in order: an edited or mixed state is refused.
+        let in_order = s.trials.iter().enumerate().all(|(i, t)| t.trial == i);
+        if s.trials.len() != s.trials_done || !in_order || s.planned_steps > s.env_steps {
+            return Err(Error::InvalidInput(format!(
+                "{}: says {} trials are done but lists {} (trial numbers {:?}) with {} planned of {} steps; \
+                 it was not written by a run",
+                p.display(),
+                s.trials_done,
+                s.trials.len(),
+                s.trials.iter().map(|t| t.trial).collect::<Vec<_>>(),
+                s.planned_steps,
+                s.env_steps
+            )));
+        }
         for (name, want) in [(&s.replay_file, &s.replay_sha256), (&s.trainer_file, &s.trainer_sha256)] {
             if &sha256_file(&dir.join(name))? != want {
                 return Err(Error::InvalidInput(format!(
@@ -710,6 +724,11 @@ pub fn run(
         if planned_steps > 0 {
             // The planner plans with the elites of the last training, as it did before the stop.
             planner.set_ensemble(&trainer.ensemble()?.select_members(trainer.elites())?)?;
+            // model.safetensors is the last training's checkpoint, which is the point's trainer:
+            // written again, so that a deleted or damaged copy cannot outlive the resume.
+            if let Some(f) = files.as_ref() {
+                trainer.checkpoint()?.save(f.dir.join("model.safetensors"))?;
+            }
         }
         if let Some(f) = files.as_mut() {
             f.event(serde_json::json!({"event": "resume", "trials_done": first_trial, "env_step": env_steps}))?;

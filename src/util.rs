@@ -223,3 +223,26 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
+
+/// `v` for a message: plain for ordinary magnitudes, scientific otherwise (`1e300`, not 301
+/// digits), and `NaN` / `inf` as Rust writes them.
+pub fn short_float(v: f64) -> String {
+    if v.is_finite() && v != 0.0 && !(1e-3..1e6).contains(&v.abs()) {
+        format!("{v:e}")
+    } else {
+        format!("{v}")
+    }
+}
+
+#[cfg(test)]
+mod short_float_tests {
+    #[test]
+    fn large_and_tiny_values_are_written_in_scientific_notation() {
+        use super::short_float;
+        assert_eq!(short_float(1e300), "1e300");
+        assert_eq!(short_float(-2.5e-7), "-2.5e-7");
+        assert_eq!(short_float(60.0), "60");
+        assert_eq!(short_float(0.25), "0.25");
+        assert_eq!(short_float(f64::NAN), "NaN");
+    }
+}

@@ -35,6 +35,13 @@ fn impossible_settings_are_all_reported_before_any_gpu_work() {
         assert!(text.contains(key), "{key} missing from: {text}");
     }
     assert!(text.contains("elites > population"), "{text}");
+    // A submission wait the clock cannot hold (it panicked converting to a Duration), or one no
+    // submission could meet, is refused with the value written short.
+    for (t, shown) in [(1e300, "1e300"), (1e-300, "1e-300"), (f64::NAN, "NaN")] {
+        let e = PlannerConfig { gpu_timeout_s: t, ..PlannerConfig::default() }.validate().unwrap_err().to_string();
+        assert!(e.contains("planner.gpu_timeout_s") && e.contains(shown), "{e}");
+    }
+    PlannerConfig { gpu_timeout_s: 86_400.0, ..PlannerConfig::default() }.validate().expect("a day is a valid wait");
     let ctx = ctx();
     let e = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg).err().expect("rejected");
     assert!(matches!(e, Error::InvalidConfigs(_)), "{e}");

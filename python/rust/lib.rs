@@ -395,11 +395,17 @@ impl Planner {
             (None, Some(s)) if s.is_finite() && s > 0.0 => match Duration::try_from_secs_f64(s) {
                 Ok(d) => Budget::Time(d),
                 Err(_) => {
-                    return Err(InputError::new_err(format!("invalid input: seconds = {s} is beyond a duration")))
+                    return Err(InputError::new_err(format!(
+                        "invalid input: seconds = {} is longer than a time budget can be",
+                        lookahead::util::short_float(s)
+                    )))
                 }
             },
             (None, Some(s)) => {
-                return Err(InputError::new_err(format!("invalid input: seconds = {s} must be finite and positive")))
+                return Err(InputError::new_err(format!(
+                    "invalid input: seconds = {} must be finite and positive",
+                    lookahead::util::short_float(s)
+                )))
             }
             _ => return Err(InputError::new_err("invalid input: give exactly one of iterations and seconds")),
         };

@@ -180,6 +180,11 @@ impl Default for PlannerConfig {
 /// The config section that holds these keys (`[planner]`), used in error messages.
 const SECTION: &str = "planner";
 /// Keys of `Option` fields, which a serialised default leaves out.
+/// Shortest wait for a submission (`gpu_timeout_s`), seconds.
+pub const MIN_GPU_TIMEOUT_S: f64 = 0.001;
+/// Longest wait for a submission (`gpu_timeout_s`): one day.
+pub const MAX_GPU_TIMEOUT_S: f64 = 86_400.0;
+
 const OPTIONAL_KEYS: &[&str] = &["planner.action_lower", "planner.action_upper"];
 
 /// Largest horizon (the random-stream tag holds the step in 16 bits).
@@ -321,8 +326,15 @@ impl PlannerConfig {
         if !(self.alpha.is_finite() && (0.0..1.0).contains(&self.alpha)) {
             bad("alpha", format!("{} is outside [0, 1)", self.alpha));
         }
-        if !(self.gpu_timeout_s.is_finite() && self.gpu_timeout_s > 0.0) {
-            bad("gpu_timeout_s", format!("{} must be a positive number of seconds", self.gpu_timeout_s));
+        // A duration the clock can hold and a wait a submission can meet: 1 ms to one day.
+        if !(MIN_GPU_TIMEOUT_S..=MAX_GPU_TIMEOUT_S).contains(&self.gpu_timeout_s) {
+            bad(
+                "gpu_timeout_s",
+                format!(
+                    "{} is outside {MIN_GPU_TIMEOUT_S}..={MAX_GPU_TIMEOUT_S} seconds",
+                    crate::util::short_float(self.gpu_timeout_s)
+                ),
+            );
         }
         if !(self.sigma.is_finite() && self.sigma > 0.0) {
             bad("sigma", format!("{} must be a positive number", self.sigma));
