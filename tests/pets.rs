@@ -396,6 +396,36 @@ gpu_test!(a_resumed_run_finishes_exactly_as_an_uninterrupted_one, |ctx| {
         std::fs::read_to_string(stopped_dir.join("results.csv")).unwrap().lines().count(),
         std::fs::read_to_string(straight_dir.join("results.csv")).unwrap().lines().count()
     );
+    // Resuming the finished run rewrites a deleted or damaged model from the resume point
+    // (it used to report success and leave the model missing or corrupt).
+    let resume_again = || {
+        let mut env = cfg.env.make();
+        pets::run(
+            ctx,
+            &cfg,
+            env.as_mut(),
+            cfg.env.task(),
+            RunOptions { out_dir: Some(stopped_dir.clone()), resume: true, ..Default::default() },
+        )
+    };
+    std::fs::remove_file(stopped_dir.join("model.safetensors")).unwrap();
+    resume_again().expect("resume of a finished run");
+    assert_eq!(model(&stopped_dir), model(&straight_dir), "the model was not restored");
+    let mut bytes = std::fs::read(stopped_dir.join("model.safetensors")).unwrap();
+    let k = bytes.len() - 50;
+    bytes[k] ^= 0x10;
+    std::fs::write(stopped_dir.join("model.safetensors"), &bytes).unwrap();
+    resume_again().expect("resume of a finished run");
+    assert_eq!(model(&stopped_dir), model(&straight_dir), "the damaged model was not rewritten");
+    // A state whose trial count disagrees with its trials is refused, naming both.
+    let path = stopped_dir.join("resume.json");
+    let good = std::fs::read_to_string(&path).unwrap();
+    let mut edited: serde_json::Value = serde_json::from_str(&good).unwrap();
+    edited["trials_done"] = serde_json::json!(1);
+    std::fs::write(&path, edited.to_string()).unwrap();
+    let e = resume_again().unwrap_err().to_string();
+    assert!(e.contains("says 1 trials are done but lists 3"), "{e}");
+    std::fs::write(&path, &good).unwrap();
     // A replay file that is not the one the state names is refused.
     let state: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(stopped_dir.join("resume.json")).unwrap()).unwrap();
