@@ -1338,6 +1338,11 @@ pub fn check_network_kernel(ctx: &GpuContext, kernel: &str) -> Result<()> {
     let family = format!("mlp.{kernel}");
     let mut table = cases(true);
     table.extend(optional_cases(ctx));
+    if let Some((_, needs)) = OPTIONAL_FAMILIES.iter().find(|(f, _)| *f == family) {
+        if !table.iter().any(|c| c.family == family) {
+            return Err(Error::config("planner.mlp_kernel", format!("{kernel}: this adapter lacks {needs}")));
+        }
+    }
     if !table.iter().any(|c| c.family == family) {
         return Err(Error::InvalidInput(format!("verification has no case for a network kernel named {kernel:?}")));
     }

@@ -44,4 +44,9 @@ fn the_quick_table_has_the_same_families_and_the_network_check_passes() {
     verify::check_network_kernel(&ctx, &kernel).expect("the kernel bench would time is verified");
     let err = verify::check_network_kernel(&ctx, "nonexistent").unwrap_err().to_string();
     assert!(err.contains("no case"), "{err}");
+    // The tensor-core kernel where the adapter lacks it: what is missing, not "no case".
+    if !ctx.has_coop16() {
+        let err = verify::check_network_kernel(&ctx, "coop16").unwrap_err().to_string();
+        assert!(err.contains("lacks 16×16×16 cooperative matrices"), "{err}");
+    }
 }

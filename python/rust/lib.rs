@@ -799,6 +799,7 @@ fn run_pets<'py>(
     let (mut penv, error) = PyEnv::new(env, t);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
+    STOP_REQUESTED.store(false, Ordering::SeqCst);
     let (c, task) = (ctx.ctx.clone(), t.clone());
     let result = py.detach(move || {
         let mut bar = progress.then(|| pets::ProgressDisplay::new(&cfg));
@@ -806,8 +807,9 @@ fn run_pets<'py>(
             if let Some(b) = bar.as_mut() {
                 b.update(p);
             }
-            // Ctrl-C in Python: stop after this step, files consistent.
-            if Python::attach(|py| py.check_signals()).is_err() {
+            // Ctrl-C in Python (pets.run's handler calls request_stop, and any other handler
+            // that raises is seen here): stop after this step, files consistent.
+            if Python::attach(|py| py.check_signals()).is_err() || STOP_REQUESTED.load(Ordering::SeqCst) {
                 flag.store(true, Ordering::SeqCst);
             }
         };
@@ -871,10 +873,21 @@ fn evaluate_pets(
     result.py()
 }
 
+/// Set by `lookahead.pets.run`'s SIGINT handler (the first Ctrl-C); the running PETS loop stops
+/// after its current step with every file consistent. Cleared when a run starts.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the running `run_pets` to stop after its current step (what Ctrl-C does).
+#[pyfunction]
+fn request_stop() {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
 #[pymodule]
 fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_function(wrap_pyfunction!(adapters, m)?)?;
+    m.add_function(wrap_pyfunction!(request_stop, m)?)?;
     m.add_function(wrap_pyfunction!(resolve_config, m)?)?;
     m.add_function(wrap_pyfunction!(run_pets, m)?)?;
     m.add_function(wrap_pyfunction!(evaluate_pets, m)?)?;

@@ -158,3 +158,43 @@ def test_command_line_interrupted_by_ctrl_c_resumes_to_the_uninterrupted_result(
     # Bit for bit: the resumed trials come back from the resume point exactly (serde_json's
     # float_roundtrip), the later ones are recomputed from the same state and streams.
     assert got == expected, (got, expected)
+
+
+def test_ctrl_c_in_python_stops_the_run_after_the_step_and_a_second_raises(ctx, tmp_path):
+    """SIGINT while pets.run works: the run returns interrupted with its files consistent (it
+    raised KeyboardInterrupt out of the environment's step before); the handler is restored."""
+    import signal
+    import threading
+
+    before = signal.getsignal(signal.SIGINT)
+    sets = ["loop.trials=3", "loop.trial_length=60", "loop.initial_exploration_steps=20",
+            "planner.population=16", "planner.particles=2", "planner.horizon=4", "model.members=2",
+            "model.hidden=[16]", "train.epochs=2", "train.num_elites=1"]
+
+    class Counting(gymnasium.Wrapper):
+        steps = 0
+
+        def step(self, action):
+            Counting.steps += 1
+            if Counting.steps == 40:  # the first planned steps: Ctrl-C from outside
+                threading.Timer(0.0, lambda: signal.raise_signal(signal.SIGINT)).start()
+            return self.env.step(action)
+
+    env = Counting(gymnasium.make("Pendulum-v1"))
+    r = la.pets.run(env, task=la.Task.builtin("pendulum"), preset="demo", sets=sets, out=tmp_path / "run",
+                    progress=False, ctx=ctx)
+    assert r["interrupted"] and r["stopped_at"], r
+    assert signal.getsignal(signal.SIGINT) is before
+    events = [json.loads(line)["event"] for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert events[-1] == "end", events
+    # It resumes to the end.
+    r = la.pets.run(gymnasium.make("Pendulum-v1"), task=la.Task.builtin("pendulum"), preset="demo", sets=sets,
+                    out=tmp_path / "run", resume=True, progress=False, ctx=ctx)
+    assert not r["interrupted"] and len(r["trials"]) == 3
+    # Contradictions the command line refuses are refused here too.
+    for kw in [dict(overwrite=True, resume=True), dict(config={"env": "cartpole"}), dict(sets=["env=cartpole"])]:
+        try:
+            la.pets.run("Pendulum-v1", preset="demo", out=tmp_path / "x", progress=False, ctx=ctx, **kw)
+            raise AssertionError(f"{kw} accepted")
+        except ValueError:
+            pass

@@ -4,6 +4,8 @@ as ``lookahead pets`` on the command line."""
 from __future__ import annotations
 
 import os
+import signal
+import threading
 from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from . import _lookahead as _lk
@@ -97,10 +99,17 @@ def run(
     or a ``gymnasium.Env`` with 1-D Box spaces (then ``task`` is needed unless its id is built in).
 
     Returns the trials (return, steps, model loss, plan and step milliseconds), whether it was
-    interrupted (Ctrl-C stops after the current step with every file consistent; ``resume=True``
-    continues it) and the run folder."""
+    interrupted and where, and the run folder. Ctrl-C (from the main thread's signal handler,
+    installed for the run) stops the run after the current environment step with every file
+    consistent — during a model training, at the first step after it — and the result says
+    ``interrupted``; ``resume=True`` continues it. A second Ctrl-C raises KeyboardInterrupt at once."""
     if not isinstance(sets, (list, tuple)):
         raise TypeError(f"sets: {type(sets).__name__}; expected a list of 'key=value' strings")
+    if overwrite and resume:
+        raise ValueError("overwrite and resume exclude each other: resume continues the run in out, "
+                         "overwrite replaces it")
+    if "env" in (config or {}) or any(str(s).split("=", 1)[0].strip() == "env" for s in sets):
+        raise ValueError("env: the environment is run's env argument; remove env from the config and sets")
     env_id, adapter, task = _prepare(env, task)
     if (adapter.obs_dim, adapter.act_dim) != (task.obs_dim, task.act_dim):
         raise ValueError(
@@ -109,11 +118,24 @@ def run(
         )
     toml_text = resolve(env_id or task.name, preset, config, config_file, sets)
     ctx = ctx or _lk.Context()
-    return _lk.run_pets(
-        ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
-        None if out is None else os.fspath(out), overwrite, resume,
-        None if seed is None else _uint("seed", seed), progress,
-    )
+    args = (ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
+            None if out is None else os.fspath(out), overwrite, resume,
+            None if seed is None else _uint("seed", seed), progress)
+    if threading.current_thread() is not threading.main_thread():
+        return _lk.run_pets(*args)
+    pressed = []
+
+    def on_sigint(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        _lk.request_stop()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        return _lk.run_pets(*args)
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
 
 def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes: int = 5, seed: int = 0,
