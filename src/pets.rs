@@ -147,20 +147,36 @@ impl PetsConfig {
         let base = Self::preset(env, preset);
         let mut table = toml::Table::try_from(&base).map_err(|e| Error::config("config", e.to_string()))?;
         let schema = table.clone();
+        // Every problem is collected: unknown keys and values of the wrong kind are left out of
+        // the merge (so the rest still parses), then the ranges of the merged config are checked.
+        let mut errs = Vec::new();
+        let mut take = |r: Result<()>| match r {
+            Ok(()) => {}
+            Err(Error::InvalidConfigs(v)) => errs.extend(v),
+            Err(e) => errs.push(e),
+        };
         if let Some(text) = file {
             let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
-            util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS)?;
+            take(util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS));
         }
-        util::apply_assignments(&mut table, &schema, sets, "", OPTIONAL_KEYS)?;
+        take(util::apply_assignments(&mut table, &schema, sets, "", OPTIONAL_KEYS));
         // The merged document is parsed as text so that a type error has a position, which is
         // turned into the key the user wrote (the merged text's line numbers are nobody's file).
         let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
-        let cfg: PetsConfig = toml::from_str(&text).map_err(|e| {
+        let parsed = toml::from_str::<PetsConfig>(&text).map_err(|e| {
             let key = e.span().and_then(|s| key_at(&text, s.start)).unwrap_or_else(|| "config".to_string());
             Error::config(key, e.message().to_string())
-        })?;
-        cfg.validate()?;
-        Ok(cfg)
+        });
+        match parsed {
+            Ok(cfg) => {
+                take(cfg.validate());
+                Error::collect(errs).map(|()| cfg)
+            }
+            Err(e) => {
+                errs.push(e);
+                Err(if errs.len() == 1 { errs.remove(0) } else { Error::InvalidConfigs(errs) })
+            }
+        }
     }
 
     /// Checks every section; all problems are reported at once.

@@ -81,6 +81,11 @@ pub fn parse_assignment(assignment: &str) -> Result<(String, toml::Value)> {
         {
             return Err(Error::config(key, format!("the number {v} is out of range")));
         }
+        // A list or table that is not TOML is a mistake, not a word.
+        Err(e) if v.starts_with('[') || v.starts_with('{') => {
+            let why = e.message().trim().to_string();
+            return Err(Error::config(key, format!("{v} is not a TOML list or table ({why})")));
+        }
         Err(_) => toml::Value::String(v.to_string()),
     };
     Ok((key.to_string(), parsed))
@@ -121,14 +126,40 @@ fn merge_into(
                 }
             }
             (Some(toml::Value::Table(_)), _) => errs.push(Error::config(&full, "expected a table of settings")),
-            (Some(_), v) => {
-                dst.insert(k, v);
-            }
+            // A value of the wrong kind is reported and not merged, so the document stays
+            // parseable and its other problems (ranges too) are reported with it.
+            (Some(expected), v) => match kind_mismatch(expected, &v) {
+                Some(why) => errs.push(Error::config(&full, why)),
+                None => {
+                    dst.insert(k, v);
+                }
+            },
             (None, v) if optional.contains(&full.as_str()) => {
                 dst.insert(k, v);
             }
             (None, _) => errs.push(Error::config(&full, "unknown key")),
         }
+    }
+}
+
+/// Why `v` cannot stand where the schema has `expected` (the configs' integers are all
+/// unsigned), or None when it can (element types and enum names are left to deserialisation).
+fn kind_mismatch(expected: &toml::Value, v: &toml::Value) -> Option<String> {
+    use toml::Value as V;
+    let shown = || match v {
+        V::String(s) => format!("{s:?}"),
+        other => other.to_string(),
+    };
+    match (expected, v) {
+        (V::Integer(_), V::Integer(i)) if *i < 0 => Some(format!("{i} is negative; expected a whole number ≥ 0")),
+        (V::Integer(_), V::Integer(_)) | (V::Float(_), V::Float(_) | V::Integer(_)) => None,
+        (V::Integer(_), _) => Some(format!("{} is not a whole number", shown())),
+        (V::Float(_), _) => Some(format!("{} is not a number", shown())),
+        (V::Boolean(_), V::Boolean(_)) | (V::String(_), V::String(_)) | (V::Array(_), V::Array(_)) => None,
+        (V::Boolean(_), _) => Some(format!("{} is not true or false", shown())),
+        (V::String(_), _) => Some(format!("{} is not a word or a quoted string", shown())),
+        (V::Array(_), _) => Some(format!("{} is not a list (e.g. [200, 200])", shown())),
+        _ => None,
     }
 }
 
@@ -142,8 +173,16 @@ pub fn apply_assignments(
     path: &str,
     optional: &[&str],
 ) -> Result<()> {
+    // Every assignment is tried: all unknown keys and malformed assignments are reported at once.
+    let mut errs = Vec::new();
     for s in assignments {
-        let (key, value) = parse_assignment(s)?;
+        let (key, value) = match parse_assignment(s) {
+            Ok(kv) => kv,
+            Err(e) => {
+                errs.push(e);
+                continue;
+            }
+        };
         let mut nested = toml::Table::new();
         let parts: Vec<&str> = key.split('.').collect();
         let mut cursor = &mut nested;
@@ -155,9 +194,13 @@ pub fn apply_assignments(
                 .expect("inserted as a table just above");
         }
         cursor.insert(parts[parts.len() - 1].to_string(), value);
-        merge_checked(table, nested, schema, path, optional)?;
+        match merge_checked(table, nested, schema, path, optional) {
+            Ok(()) => {}
+            Err(Error::InvalidConfigs(many)) => errs.extend(many),
+            Err(e) => errs.push(e),
+        }
     }
-    Ok(())
+    Error::collect(errs)
 }
 
 /// `base` (a config section named `section`, e.g. `train`) with `key=value` assignments applied

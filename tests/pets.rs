@@ -298,6 +298,21 @@ fn every_unknown_key_of_a_config_file_is_named_and_numbers_out_of_range_are_said
             .unwrap_err()
             .to_string();
     assert!(e.contains("planner.population") && e.contains("out of range"), "{e}");
+    // Every --set problem at once (they were reported one per run), a bracketed value that is
+    // not TOML said so, and values of the wrong kind reported with the ranges of the others.
+    let sets: Vec<String> =
+        ["planner.populaton=3", "foo.bar=2", "model.hiden=[3]", "model.hidden=[16,abc]"].map(String::from).to_vec();
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &sets).unwrap_err().to_string();
+    for key in ["planner.populaton", "foo", "model.hiden", "model.hidden"] {
+        assert!(e.contains(&format!("{key}:")), "{key} missing from: {e}");
+    }
+    assert!(e.contains("not a TOML list"), "{e}");
+    let doc = "[planner]\npopulation = -5\nhorizon = \"a\"\n[train]\nlr = nan\nepochs = 0\n[model]\nhidden = [0]\n";
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, Some(doc), &[]).unwrap_err().to_string();
+    for key in ["planner.population", "planner.horizon", "train.lr", "train.epochs", "model.hidden"] {
+        assert!(e.contains(&format!("{key}:")), "{key} missing from: {e}");
+    }
+    assert!(e.contains("negative") && e.contains("not a whole number"), "{e}");
 }
 
 #[test]
