@@ -143,7 +143,11 @@ pub enum FormatError {
         reason: String,
     },
     /// The `format` metadata names another kind of file.
-    #[error("format {found:?}, expected one of {expected:?}")]
+    #[error(
+        "format {}, expected one of {}",
+        found.as_deref().map_or("missing".to_string(), |f| format!("\"{f}\"")),
+        expected.join(", ")
+    )]
     WrongFormat {
         /// The file's `format`, if any.
         found: Option<String>,

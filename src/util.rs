@@ -41,6 +41,9 @@ pub fn check_writable(path: &Path) -> Result<()> {
         return Err(fail("is a folder; give a file name".into()));
     }
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    if dir.exists() && !dir.is_dir() {
+        return Err(fail(format!("{} is a file, not a folder", dir.display())));
+    }
     if !dir.is_dir() {
         return Err(fail(format!("the folder {} does not exist", dir.display())));
     }

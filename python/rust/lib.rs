@@ -414,7 +414,7 @@ impl Planner {
         let d = plan_dict(py, &out.plan)?;
         d.set_item("iterations_done", out.iterations_done)?;
         d.set_item("timed_out", out.timed_out)?;
-        d.set_item("status", format!("{:?}", out.status))?;
+        d.set_item("status", out.status.to_string())?;
         d.set_item("elapsed_s", out.elapsed.as_secs_f64())?;
         Ok(d)
     }

@@ -190,7 +190,7 @@ def test_threads_sharing_a_planner_take_turns_and_huge_budgets_are_errors(ctx):
     for t in threads:
         t.join(timeout=300)
     assert len(done) == 3, "threads sharing a planner deadlocked"
-    with pytest.raises(la.InputError, match="beyond a duration"):
+    with pytest.raises(la.InputError, match="longer than a time budget can be"):
         planner.plan_with(np.zeros(3), seconds=1e20)
     # A budget too long for the clock is no deadline (it used to panic and poison the planner).
     assert planner.plan_with(np.zeros(3), seconds=1e19).iterations_done == 2
@@ -199,3 +199,19 @@ def test_threads_sharing_a_planner_take_turns_and_huge_budgets_are_errors(ctx):
         small_planner(ctx, **{"horizon=3\nfoo": 5})
     with pytest.raises(TypeError, match="not sections"):
         la.Planner(ctx, la.Task.builtin("pendulum"), None, {"planner": {"horizon": 5}})
+
+
+def test_strings_nested_bounds_and_none_are_refused_and_status_is_a_word(ctx):
+    planner = small_planner(ctx)
+    for bad in (["1", "0", "0"], [True, False, True], [None, 1, 2]):
+        with pytest.raises(TypeError, match="obs"):
+            planner.plan(bad)
+    with pytest.raises(ValueError, match="action_lower"):
+        la.Task.custom("nested", 3, 2, [[0.0, 0.0]], [[1.0, 1.0]], la.Task.builtin("pendulum").wgsl)
+    with pytest.raises(TypeError, match="ensemble"):
+        planner.set_ensemble(None)
+    status = planner.plan_with(np.zeros(3), iterations=1).status
+    assert status in ("complete", "budget", "converged"), status
+    # Bounds keep their double precision (0.3 as float32 is above 0.3).
+    task = la.Task.custom("bounds", 3, 1, [0.3], [0.7], la.Task.builtin("pendulum").wgsl)
+    assert task.action_lower[0] == 0.3

@@ -41,6 +41,18 @@ pub enum PlanStatus {
     Degraded(String),
 }
 
+/// `converged`, `complete`, `budget` or `degraded: <reason>`.
+impl std::fmt::Display for PlanStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanStatus::Converged => f.write_str("converged"),
+            PlanStatus::Complete => f.write_str("complete"),
+            PlanStatus::Budget => f.write_str("budget"),
+            PlanStatus::Degraded(why) => write!(f, "degraded: {why}"),
+        }
+    }
+}
+
 /// A plan and how it was obtained.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlanOutcome {

@@ -28,11 +28,14 @@ def _f32(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
         if a.dtype.kind != "f" or a.dtype.itemsize not in (4, 8):
             raise TypeError(f"{name}: dtype {a.dtype}; expected float32 or float64")
     else:
-        # Python numbers and sequences of them (e.g. [1, 0, 0]).
+        # Python numbers and sequences of them (e.g. [1, 0, 0]); not strings, bools or objects.
         try:
-            a = np.asarray(x, dtype=np.float64)
+            a = np.asarray(x)
         except (TypeError, ValueError) as e:
             raise TypeError(f"{name}: {type(x).__name__} is not an array of numbers ({e})") from None
+        if a.dtype.kind not in "iuf":
+            raise TypeError(f"{name}: {type(x).__name__} of {a.dtype} values is not an array of numbers")
+        a = a.astype(np.float64)
     dims = ["n" if s is None else str(s) for s in shape]
     want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
@@ -49,6 +52,16 @@ def _uint(name: str, v: Any) -> int:
     if not 0 <= v < 2**64:
         raise _lk.InputError(f"invalid input: {name} = {v} must be a non-negative integer below 2**64")
     return v
+
+
+def _bounds(name: str, x: Any) -> List[float]:
+    """A 1-D sequence of numbers as float64 values (bounds keep their double precision)."""
+    a = np.asarray(x)
+    if a.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: {a.dtype} values; expected numbers")
+    if a.ndim != 1:
+        raise ValueError(f"{name}: shape {a.shape}; expected one value per action dimension (act_dim,)")
+    return [float(v) for v in a]
 
 
 def _from_bytes(b: bytes, shape: Tuple[int, ...]) -> np.ndarray:
@@ -113,8 +126,7 @@ class Task:
     ) -> "Task":
         """A task from WGSL source; see the repository's README ("Custom tasks") for the
         function signatures. Sizes and bounds are checked now, the WGSL when a planner is made."""
-        lo = [float(v) for v in np.asarray(action_lower, dtype=np.float64).ravel()]
-        hi = [float(v) for v in np.asarray(action_upper, dtype=np.float64).ravel()]
+        lo, hi = _bounds("action_lower", action_lower), _bounds("action_upper", action_upper)
         return Task(
             _lk.Task.custom(name, _uint("obs_dim", obs_dim), _uint("act_dim", act_dim), lo, hi, wgsl, has_dynamics)
         )
@@ -209,6 +221,7 @@ class Plan:
     iterations: int
     iterations_done: Optional[int] = None
     timed_out: Optional[bool] = None
+    #: "complete", "budget", "converged" or "degraded: <reason>" (plan_with only).
     status: Optional[str] = None
     elapsed_s: Optional[float] = None
 
@@ -269,6 +282,8 @@ class Planner:
 
     def set_ensemble(self, ensemble: Ensemble) -> None:
         """Replaces the ensemble's parameters (same architecture), e.g. after training."""
+        if not isinstance(ensemble, Ensemble):
+            raise TypeError(f"ensemble: {type(ensemble).__name__}; expected a lookahead.Ensemble")
         self._native.set_ensemble(ensemble._native)
 
     @property
