@@ -322,9 +322,13 @@ fn open_gpu(args: &GpuArgs) -> anyhow::Result<GpuContext> {
 }
 
 fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::Result<PlannerConfig> {
-    let mut cfg = match config {
+    let mut keys: Vec<String> = Vec::new();
+    let cfg = match config {
         Some(path) => {
             let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            if let Ok(table) = text.parse::<toml::Table>() {
+                keys.extend(table.keys().cloned());
+            }
             PlannerConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
         None => match env {
@@ -332,8 +336,16 @@ fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::
             EnvKind::Pendulum => PlannerConfig::pendulum_mpc(),
         },
     };
-    for s in set {
-        cfg.set(s)?;
+    let cfg = cfg.with_set(set)?;
+    keys.extend(
+        set.iter().filter_map(|s| s.split_once('=')).map(|(k, _)| k.trim().trim_start_matches("planner.").to_string()),
+    );
+    // The true dynamics are deterministic: one particle per candidate, whatever is asked.
+    if keys.iter().any(|k| k == "particles" || k == "propagation") {
+        anyhow::bail!(
+            "invalid config: planner.particles / planner.propagation: `mpc` plans with the true dynamics, \
+             one particle per candidate; these settings are for a learned ensemble (`lookahead pets`)"
+        );
     }
     cfg.validate()?;
     if cfg.seed != PlannerConfig::default().seed {

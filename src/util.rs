@@ -217,16 +217,30 @@ where
     let schema = toml::Table::try_from(base).map_err(|e| Error::config(section, e.to_string()))?;
     let mut table = schema.clone();
     let prefix = format!("{section}.");
+    // Each assignment is tried on its own and one that fails is left out, so that every problem
+    // is reported at once.
+    let mut errs = Vec::new();
     for a in assignments {
         let bare = a.trim();
         let bare = bare.strip_prefix(&prefix).unwrap_or(bare);
-        let (key, _) = parse_assignment(bare)?;
-        apply_assignments(&mut table, &schema, &[bare.to_string()], section, optional)?;
-        let _: T = table
-            .clone()
-            .try_into()
-            .map_err(|e: toml::de::Error| Error::config(format!("{section}.{key}"), e.message().to_string()))?;
+        let key = match parse_assignment(bare) {
+            Ok((key, _)) => key,
+            Err(e) => {
+                errs.push(e);
+                continue;
+            }
+        };
+        let mut next = table.clone();
+        if let Err(e) = apply_assignments(&mut next, &schema, &[bare.to_string()], section, optional) {
+            errs.push(e);
+            continue;
+        }
+        match next.clone().try_into::<T>() {
+            Ok(_) => table = next,
+            Err(e) => errs.push(Error::config(format!("{section}.{key}"), e.message().to_string())),
+        }
     }
+    Error::collect(errs)?;
     table.try_into().map_err(|e: toml::de::Error| Error::config(section, e.message().to_string()))
 }
 

@@ -308,3 +308,22 @@ fn verify_quick_passes_prints_every_family_and_writes_its_report() {
     let out = bin().args(["verify", "--quick", "--json", "/nonexistent-dir/r.json"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
 }
+
+/// `mpc --set`: every problem at once, and settings of a learned ensemble refused (the true
+/// dynamics plan one particle per candidate; `particles=3` was accepted and ignored).
+#[test]
+fn mpc_reports_every_bad_setting_and_refuses_ensemble_settings() {
+    let out = bin()
+        .args(["mpc", "--env", "pendulum", "--set", "popultion=3", "--set", "horizn=2", "--set", "kind=foo"])
+        .output()
+        .expect("runs");
+    let text = out_text(&out);
+    assert!(!out.status.success());
+    for key in ["planner.popultion", "planner.horizn", "planner.kind"] {
+        assert!(text.contains(key), "{key} missing from: {text}");
+    }
+    for set in ["particles=3", "planner.propagation=tsinf"] {
+        let out = bin().args(["mpc", "--env", "pendulum", "--set", set]).output().expect("runs");
+        assert!(!out.status.success() && out_text(&out).contains("true dynamics"), "{set}: {}", out_text(&out));
+    }
+}

@@ -293,6 +293,12 @@ impl PlannerConfig {
         Ok(())
     }
 
+    /// This config with every `key=value` of `assignments` applied ([`PlannerConfig::set`]'s
+    /// syntax); all unknown keys and wrong values are reported at once.
+    pub fn with_set(&self, assignments: &[String]) -> Result<Self> {
+        crate::util::with_assignments(self, SECTION, OPTIONAL_KEYS, assignments)
+    }
+
     /// Checks every value and reports all problems at once.
     pub fn validate(&self) -> Result<()> {
         let mut errs = Vec::new();
