@@ -259,13 +259,20 @@ mod tests {
 
     #[test]
     fn assignments_reject_unknown_keys_with_their_path() {
-        let schema: toml::Table = toml::from_str("a = 1\n[s]\nb = 2").unwrap();
+        let schema: toml::Table = toml::from_str("a = \"ts1\"\n[s]\nb = 2").unwrap();
         let mut t = schema.clone();
         apply_assignments(&mut t, &schema, &["s.b=5".into(), "a=tsinf".into()], "", &[]).unwrap();
         assert_eq!(t["s"]["b"].as_integer(), Some(5));
         assert_eq!(t["a"].as_str(), Some("tsinf"));
         let e = apply_assignments(&mut t, &schema, &["s.c=1".into()], "cfg", &[]).unwrap_err();
         assert!(e.to_string().contains("cfg.s.c: unknown key"), "{e}");
+        // A value of the wrong kind is refused, naming the key, and not merged; every problem of
+        // the call is reported.
+        let e = apply_assignments(&mut t, &schema, &["s.b=many".into(), "s.b=-1".into(), "x=1".into()], "", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("s.b: \"many\" is not a whole number") && e.contains("negative") && e.contains("x:"), "{e}");
+        assert_eq!(t["s"]["b"].as_integer(), Some(5));
         assert!(parse_assignment("novalue").is_err());
         assert!(parse_assignment("a..b=1").is_err());
     }
