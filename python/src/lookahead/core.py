@@ -293,7 +293,7 @@ class Planner:
 
     @property
     def network_kernel(self) -> Optional[str]:
-        """The kernel running the network on this adapter (fused, tiled, rows), or None."""
+        """The kernel running the network on this adapter (fused, tiled, rows, coop16), or None."""
         return self._native.network_kernel()
 
 
