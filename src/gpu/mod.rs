@@ -278,28 +278,33 @@ impl GpuContext {
         let limits = adapter.limits();
         // Timestamps where the adapter has them (`bench --profile`), and tensor cores where it
         // offers the configuration `mlp_coop.wgsl` is written for (`planner.mlp_kernel = coop16`).
-        let tensor_cores = offers_coop16(&adapter);
-        let mut required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
-        if tensor_cores {
-            required_features |= COOP16_FEATURES;
-        }
-        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-            label: Some("lookahead"),
-            required_features,
-            required_limits: limits.clone(),
-            experimental_features: if tensor_cores {
-                // SAFETY: the only experimental feature requested is cooperative matrices, used by
-                // one module (mlp_coop.wgsl) that the planner runs only when asked to
-                // (`mlp_kernel = coop16`, never `auto`); its results are checked against an f64
-                // reference by `lookahead verify` (family mlp.coop16) on adapters that have it.
-                unsafe { wgpu::ExperimentalFeatures::enabled() }
-            } else {
-                wgpu::ExperimentalFeatures::disabled()
-            },
-            memory_hints: wgpu::MemoryHints::Performance,
-            trace: wgpu::Trace::Off,
-        }))
-        .map_err(|e| Error::RequestDevice(e.to_string()))?;
+        let base_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        let open = |tensor_cores: bool| {
+            let required_features = if tensor_cores { base_features | COOP16_FEATURES } else { base_features };
+            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("lookahead"),
+                required_features,
+                required_limits: limits.clone(),
+                experimental_features: if tensor_cores {
+                    // SAFETY: the only experimental feature requested is cooperative matrices,
+                    // used by one module (mlp_coop.wgsl) that the planner runs only when asked to
+                    // (`mlp_kernel = coop16`, never `auto`); its results are checked against an
+                    // f64 reference by `lookahead verify` (family mlp.coop16) where it runs.
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
+                memory_hints: wgpu::MemoryHints::Performance,
+                trace: wgpu::Trace::Off,
+            }))
+        };
+        // Tensor cores are an extra: a device that refuses them is opened without them (coop16
+        // is then refused with the reason, everything else runs as before).
+        let opened = match offers_coop16(&adapter) {
+            true => open(true).or_else(|_| open(false)),
+            false => open(false),
+        };
+        let (device, queue) = opened.map_err(|e| Error::RequestDevice(e.to_string()))?;
         let sink = Arc::new(ErrorSink::default());
         let s = sink.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
