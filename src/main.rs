@@ -28,11 +28,11 @@ struct GpuArgs {
     #[arg(long, global = true, env = "LOOKAHEAD_ADAPTER")]
     adapter: Option<String>,
     /// Restrict to one backend: vulkan, metal, dx12 or gl.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, value_parser = ["vulkan", "metal", "dx12", "gl"])]
     backend: Option<String>,
     /// Runtime checks in the shaders: policy (the crate's own kernels without bounds checks and
     /// loop bounding; see docs/DESIGN.md) or full; also LOOKAHEAD_SHADER_CHECKS.
-    #[arg(long, global = true, env = "LOOKAHEAD_SHADER_CHECKS", default_value = "policy")]
+    #[arg(long, global = true, env = "LOOKAHEAD_SHADER_CHECKS", default_value = "policy", value_parser = ["policy", "full"])]
     shader_checks: String,
 }
 

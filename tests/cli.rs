@@ -327,3 +327,12 @@ fn mpc_reports_every_bad_setting_and_refuses_ensemble_settings() {
         assert!(!out.status.success() && out_text(&out).contains("true dynamics"), "{set}: {}", out_text(&out));
     }
 }
+
+/// A misspelt backend or check policy is refused by every command, also those that open no GPU.
+#[test]
+fn unknown_backends_and_check_policies_are_refused_by_every_command() {
+    for args in [["envs", "--backend", "vulcan"], ["envs", "--shader-checks", "none"]] {
+        let out = bin().args(args).output().expect("runs");
+        assert!(!out.status.success() && out_text(&out).contains("possible values"), "{args:?}: {}", out_text(&out));
+    }
+}
