@@ -6,18 +6,9 @@
 //   group 1, 0 obs     : [n_batch, obs_dim]
 //   group 1, 2 track   : [N, 2] (return, alive) per particle n = (b · population + c) · particles + k
 //   group 1, 3 actions : [n_batch·population, horizon, act_dim]
-// The other bindings of the layout are declared so that the layouts match and are unused here.
+// The declarations are rollout_layout.wgsl's (put before this part); the others are unused here.
 // CPU reference: planner::reference::analytic_returns_f64 (task functions: env::reference::RefTask).
 
-@group(0) @binding(0) var<uniform> params: PlanParams;
-@group(1) @binding(0) var<storage, read> obs: array<f32>;
-@group(1) @binding(1) var<storage, read_write> state: array<f32>;
-@group(1) @binding(2) var<storage, read_write> track: array<f32>;
-@group(1) @binding(3) var<storage, read> actions: array<f32>;
-@group(1) @binding(4) var<storage, read> model_consts: array<f32>;
-@group(1) @binding(5) var<storage, read_write> x0: array<f32>;
-@group(1) @binding(6) var<storage, read_write> slot_of: array<u32>;
-@group(1) @binding(7) var<storage, read> out: array<f32>;
 
 @compute @workgroup_size(WG_SIZE)
 fn rollout_analytic(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -8,19 +8,10 @@
 //   group 1, 1 state   : [n, obs_dim]  states after the steps
 //   group 1, 2 track   : [n, 2]        written: (reward, 1 if terminated else 0)
 //   group 1, 3 actions : [n, act_dim]  actions
-// The other bindings of the layout are declared so that the layouts match and are unused here.
+// The declarations are rollout_layout.wgsl's (put before this part); the others are unused here.
 // CPU reference: env::reference::RefTask (built-in tasks); gymnasium's own rewards for the
 // Python package's tasks (python/tests).
 
-@group(0) @binding(0) var<uniform> params: PlanParams;
-@group(1) @binding(0) var<storage, read> obs: array<f32>;
-@group(1) @binding(1) var<storage, read_write> state: array<f32>;
-@group(1) @binding(2) var<storage, read_write> track: array<f32>;
-@group(1) @binding(3) var<storage, read> actions: array<f32>;
-@group(1) @binding(4) var<storage, read> model_consts: array<f32>;
-@group(1) @binding(5) var<storage, read_write> x0: array<f32>;
-@group(1) @binding(6) var<storage, read_write> slot_of: array<u32>;
-@group(1) @binding(7) var<storage, read> out: array<f32>;
 
 @compute @workgroup_size(WG_SIZE)
 fn evaluate_env(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -3,7 +3,7 @@
 // (step 0), then per step t the network (mlp*.wgsl) and propagate, which also writes the
 // inputs of step t + 1.
 //
-// Bindings
+// Bindings (declared in rollout_layout.wgsl, put before this part)
 //   group 0, 0 params       : PlanParams (uniform, dynamic offset: one entry per iteration × t)
 //   group 1, 0 obs          : [n_batch, obs_dim]                  the observations planned from
 //   group 1, 1 state        : [N, obs_dim]       state[n * obs_dim + d], N = n_batch·population·particles
@@ -24,15 +24,6 @@
 // CPU reference: kernels::rollout::reference::member_of (the slot each particle uses) and, for
 // whole rollouts, planner::reference::ensemble_returns_f64.
 
-@group(0) @binding(0) var<uniform> params: PlanParams;
-@group(1) @binding(0) var<storage, read> obs: array<f32>;
-@group(1) @binding(1) var<storage, read_write> state: array<f32>;
-@group(1) @binding(2) var<storage, read_write> track: array<f32>;
-@group(1) @binding(3) var<storage, read> actions: array<f32>;
-@group(1) @binding(4) var<storage, read> model_consts: array<f32>;
-@group(1) @binding(5) var<storage, read_write> x0: array<f32>;
-@group(1) @binding(6) var<storage, read_write> slot_of: array<u32>;
-@group(1) @binding(7) var<storage, read> out: array<f32>;
 
 fn n_particles_total() -> u32 {
     return params.n_batch * params.population * params.particles;

@@ -47,6 +47,8 @@ pub const MLP_FUSED_WGSL: &str = include_str!("../../shaders/mlp_fused.wgsl");
 /// `mlp_coop.wgsl`: the fused network on 16×16×16 cooperative matrices (f16 operands), after
 /// [`mlp_coop::DIRECTIVES`].
 pub const MLP_COOP_WGSL: &str = include_str!("../../shaders/mlp_coop.wgsl");
+/// `rollout_layout.wgsl`: the rollout layout's binding declarations, before each family using it.
+pub const ROLLOUT_LAYOUT_WGSL: &str = include_str!("../../shaders/rollout_layout.wgsl");
 /// `rollout.wgsl`: trajectory-sampling rollout of a learned ensemble.
 pub const ROLLOUT_WGSL: &str = include_str!("../../shaders/rollout.wgsl");
 /// `env_eval.wgsl`: a task's reward and termination on given transitions.
@@ -105,17 +107,17 @@ pub fn shaders() -> Vec<ShaderSource> {
     for (_, env_src) in ENV_SOURCES {
         out.push(ShaderSource {
             name: "rollout",
-            parts: vec![COMMON_WGSL, env_src, ROLLOUT_WGSL],
+            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, ROLLOUT_WGSL],
             entry_points: &["init_particles", "prepare_inputs", "propagate"],
         });
         out.push(ShaderSource {
             name: "analytic",
-            parts: vec![COMMON_WGSL, env_src, ANALYTIC_WGSL],
+            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, ANALYTIC_WGSL],
             entry_points: &["rollout_analytic"],
         });
         out.push(ShaderSource {
             name: "env_eval",
-            parts: vec![COMMON_WGSL, env_src, ENV_EVAL_WGSL],
+            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, ENV_EVAL_WGSL],
             entry_points: &["evaluate_env"],
         });
     }
@@ -278,7 +280,8 @@ pub fn pipeline(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 15] = [
+const OWN_SOURCES: [&str; 16] = [
+    ROLLOUT_LAYOUT_WGSL,
     mlp_coop::DIRECTIVES,
     MLP_COOP_WGSL,
     ENV_EVAL_WGSL,

@@ -5,7 +5,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{pipeline, PlanLayouts, PlanParams, ANALYTIC_WGSL, COMMON_WGSL, ENV_EVAL_WGSL, ROLLOUT_WGSL};
+use super::{
+    pipeline, PlanLayouts, PlanParams, ANALYTIC_WGSL, COMMON_WGSL, ENV_EVAL_WGSL, ROLLOUT_LAYOUT_WGSL, ROLLOUT_WGSL,
+};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
@@ -58,7 +60,7 @@ impl RolloutKernels {
             pipeline(
                 ctx,
                 &family,
-                &[COMMON_WGSL, task_wgsl, ROLLOUT_WGSL],
+                &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, ROLLOUT_WGSL],
                 entry,
                 &[&layouts.params, &layouts.rollout],
                 true,
@@ -106,7 +108,7 @@ pub fn evaluate_env(
     let pipe = pipeline(
         ctx,
         &family,
-        &[COMMON_WGSL, task_wgsl, ENV_EVAL_WGSL],
+        &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, ENV_EVAL_WGSL],
         "evaluate_env",
         &[&layouts.params, &layouts.rollout],
         true,
@@ -174,7 +176,7 @@ impl AnalyticKernels {
         let rollout = pipeline(
             ctx,
             &family,
-            &[COMMON_WGSL, task_wgsl, ANALYTIC_WGSL],
+            &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, ANALYTIC_WGSL],
             "rollout_analytic",
             &[&layouts.params, &layouts.rollout],
             true,
