@@ -498,14 +498,15 @@ impl RunFiles {
     /// Checks that `dir` can hold a new run (before any work): absent, empty, or `overwrite`.
     fn check(dir: &Path, overwrite: bool) -> Result<()> {
         if dir.exists() && !dir.is_dir() {
-            return Err(Error::config("--out", format!("{} exists and is not a folder", dir.display())));
+            return Err(Error::config("out", format!("{} exists and is not a folder", dir.display())));
         }
         let occupied = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
         if occupied && !overwrite {
             return Err(Error::config(
-                "--out",
+                "out",
                 format!(
-                    "{} already holds files (an earlier run?); choose another --out, or pass --overwrite to replace that run",
+                    "{} already holds files (an earlier run?); choose another folder, or replace that run with \
+                     --overwrite (overwrite=True in Python)",
                     dir.display()
                 ),
             ));
@@ -663,11 +664,11 @@ pub fn run(
             let theirs: PetsConfig =
                 toml::from_str(&text).map_err(|e| Error::config(stored.display().to_string(), e.to_string()))?;
             if &theirs != cfg {
-                return Err(Error::config("--resume", format!("{} holds a run of another config", dir.display())));
+                return Err(Error::config("resume", format!("{} holds a run of another config", dir.display())));
             }
             Some(ResumeState::load(dir)?)
         }
-        (None, true) => return Err(Error::config("--resume", "resuming needs the run folder (--out)")),
+        (None, true) => return Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
         (Some(dir), false) => {
             RunFiles::check(dir, opts.overwrite)?;
             None
@@ -935,7 +936,7 @@ pub fn evaluate_on(
 ) -> Result<Vec<f64>> {
     let cfg = read_run_config(run_dir)?;
     if episodes == 0 {
-        return Err(Error::config("--episodes", "must be at least 1"));
+        return Err(Error::config("episodes", "must be at least 1 (--episodes; episodes= in Python)"));
     }
     if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
         return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));

@@ -269,7 +269,8 @@ impl GpuContext {
                 "On Linux without a GPU install the lavapipe software Vulkan driver: `apt-get update && apt-get install -y mesa-vulkan-drivers`"
             } else {
                 detail.push_str(&format!(" (available: {})", all.join("; ")));
-                "Choose one of the available adapters with --adapter (a substring of its name) or --backend."
+                "Choose one of the available adapters with --adapter (a substring of its name) or --backend \
+                 (Context(adapter, backend) in Python)."
             };
             return Err(Error::NoAdapter { detail, hint });
         };
