@@ -85,6 +85,11 @@ impl CoopShape {
                 .into());
         }
         let sg = ctx.fixed_subgroup_size().ok_or("the adapter has more than one subgroup size")?;
+        Self::within(dims, ctx.limits(), sg)
+    }
+
+    /// [`CoopShape::for_network`]'s layout for a device with `limits` and subgroups of `sg`.
+    pub fn within(dims: &[usize], limits: &wgpu::Limits, sg: u32) -> std::result::Result<Self, String> {
         let n_layers = dims.len().saturating_sub(1);
         if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
             return Err(format!("the coop16 kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
@@ -94,7 +99,7 @@ impl CoopShape {
         // act (f16) and prod (f32): 6 bytes per value of a row tile; the panel: kt·256 f16.
         let per_tile = 16 * width16 * 6;
         let panel = kt * 256 * 2;
-        let memory = ctx.limits().max_compute_workgroup_storage_size as u64;
+        let memory = limits.max_compute_workgroup_storage_size as u64;
         let rt = (memory.saturating_sub(panel) / per_tile).min(2);
         if rt == 0 {
             return Err(format!(
@@ -103,8 +108,10 @@ impl CoopShape {
                 per_tile + panel
             ));
         }
-        if sg > ctx.limits().max_compute_invocations_per_workgroup {
-            return Err(format!("a subgroup of {sg} exceeds the workgroup size limit"));
+        if sg == 0 || sg > limits.max_compute_invocations_per_workgroup || sg > limits.max_compute_workgroup_size_x {
+            return Err(format!(
+                "a workgroup of one subgroup ({sg} invocations) exceeds the device's workgroup limits"
+            ));
         }
         Ok(Self { rt: rt as u32, sg, width16: width16 as u32, kt: kt as u32 })
     }
@@ -251,6 +258,23 @@ mod tests {
         }
         // Biases keep the fused kernel's offsets.
         assert_eq!(&p.b_off[..2], &[0, 2 * 17]);
+    }
+
+    #[test]
+    fn the_layout_fits_the_workgroup_memory_and_says_what_does_not() {
+        let pets = [5usize, 200, 200, 200, 200, 16];
+        let h100 = wgpu::Limits { max_compute_workgroup_storage_size: 48 * 1024, ..wgpu::Limits::default() };
+        // 2 row tiles of 208 values (f16 + f32) and a 208 × 16 f16 panel: 46 592 B of 49 152.
+        assert_eq!(CoopShape::within(&pets, &h100, 32), Ok(CoopShape { rt: 2, sg: 32, width16: 208, kt: 13 }));
+        let tight = wgpu::Limits { max_compute_workgroup_storage_size: 30_000, ..h100.clone() };
+        assert_eq!(CoopShape::within(&pets, &tight, 32).map(|s| s.rt), Ok(1));
+        let tiny = wgpu::Limits { max_compute_workgroup_storage_size: 16 * 1024, ..h100.clone() };
+        let e = CoopShape::within(&pets, &tiny, 32).unwrap_err();
+        assert!(e.contains("26624 B") && e.contains("16384 B"), "{e}");
+        // K tiles follow the widest input, not the widest output.
+        assert_eq!(CoopShape::within(&[13, 65, 7, 9], &h100, 32).map(|s| (s.width16, s.kt)), Ok((80, 5)));
+        assert!(CoopShape::within(&[4], &h100, 32).is_err());
+        assert!(CoopShape::within(&pets, &h100, 4096).unwrap_err().contains("workgroup limits"));
     }
 
     #[test]
