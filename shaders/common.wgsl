@@ -67,6 +67,19 @@ struct PlanParams {
     _pad0: u32,
 }
 
+// Uniform of the whole-network kernels (mlp_fused.wgsl, mlp_coop.wgsl): sizes, layer widths and
+// where each layer's parameters start. Mirrors `kernels::mlp_fused::FusedParams`.
+struct FusedParams {
+    n_batch: u32,
+    local_slots: u32,
+    n_members: u32,
+    n_layers: u32,
+    // dims[l] = input width of layer l; dims[n_layers] = output width. Index i: [i / 4][i % 4].
+    dims: array<vec4<u32>, 3>,
+    w_off: array<vec4<u32>, 2>,
+    b_off: array<vec4<u32>, 2>,
+}
+
 // Uniform of the training families (loss.wgsl, adam.wgsl), one entry per minibatch step.
 // Mirrors `kernels::TrainParams`.
 struct TrainParams {

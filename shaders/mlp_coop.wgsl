@@ -24,16 +24,6 @@
 // The module starts with `enable f16; enable wgpu_cooperative_matrix;` (kernels::mlp_coop::
 // DIRECTIVES), put before common.wgsl by the host: WGSL allows directives only at the top.
 
-struct FusedParams {
-    n_batch: u32,
-    local_slots: u32,
-    n_members: u32,
-    n_layers: u32,
-    dims: array<vec4<u32>, 3>,
-    w_off: array<vec4<u32>, 2>,
-    b_off: array<vec4<u32>, 2>,
-}
-
 // Row tiles of 16 per workgroup.
 override RT: u32 = 2u;
 // Invocations per workgroup: one subgroup.

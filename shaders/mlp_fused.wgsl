@@ -22,17 +22,6 @@
 // the device's workgroup-memory limit.
 // CPU reference: kernels::mlp_fused::reference::network_f64.
 
-struct FusedParams {
-    n_batch: u32,
-    local_slots: u32,
-    n_members: u32,
-    n_layers: u32,
-    // dims[l] = input width of layer l; dims[n_layers] = output width. Index i: [i / 4][i % 4].
-    dims: array<vec4<u32>, 3>,
-    w_off: array<vec4<u32>, 2>,
-    b_off: array<vec4<u32>, 2>,
-}
-
 // Largest number of layers (twin: kernels::mlp::FUSED_MAX_LAYERS).
 const FUSED_MAX_LAYERS: u32 = 8u;
 // Largest number of vec4 accumulators per invocation (twin: kernels::mlp::FUSED_MAX_ACC).

@@ -320,7 +320,7 @@ fn defined_under(root: &std::path::Path, segs: &[String], name: &str) -> bool {
 /// `mlp_coop.wgsl` (cooperative matrices, f16) is outside the portable table: it needs naga's
 /// COOPERATIVE_MATRIX and SHADER_FLOAT16 capabilities and has no HLSL/GLSL path. It validates
 /// with them (and not without), resolves its overrides for the shapes the host picks, translates
-/// to SPIR-V, and reads the same `FusedParams` as `mlp_fused.wgsl`.
+/// to SPIR-V; and `FusedParams` (common.wgsl, read by it and `mlp_fused.wgsl`) matches its Rust mirror.
 #[test]
 fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_to_spirv() {
     use lookahead::kernels::{mlp_coop, mlp_fused::FusedParams, COMMON_WGSL, MLP_COOP_WGSL};
