@@ -9,8 +9,8 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, PipelineDesc};
 
-use super::mlp_fused::{block_grid, FusedParams, FUSED_MAX_LAYERS};
-use super::{runtime_checks_off, storage_entry, uniform_entry, COMMON_WGSL, MLP_COOP_WGSL};
+use super::mlp_fused::{bind_network, block_grid, network_layout, FusedBuffers, FusedParams, FUSED_MAX_LAYERS};
+use super::{runtime_checks_off, COMMON_WGSL, MLP_COOP_WGSL};
 
 /// The directives `mlp_coop.wgsl` needs, put before `common.wgsl` (WGSL allows directives only
 /// at the top of a module).
@@ -147,16 +147,7 @@ impl MlpCoopKernels {
                 "coop16: this adapter has no 16×16×16 f16 cooperative matrices",
             ));
         }
-        let layout = ctx.bind_group_layout(
-            "mlp_coop",
-            &[
-                uniform_entry(0, false, std::mem::size_of::<FusedParams>() as u64),
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, true),
-                storage_entry(4, false),
-            ],
-        )?;
+        let layout = network_layout(ctx, "mlp_coop")?;
         let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL];
         let constants = [
             ("RT", shape.rt as f64),
@@ -178,15 +169,8 @@ impl MlpCoopKernels {
 
     /// A uniform with `p` (from [`params`]) and a bind group over `b` (weights from
     /// [`pack_network_f16`]).
-    pub fn bind(
-        &self,
-        ctx: &GpuContext,
-        label: &str,
-        p: &FusedParams,
-        b: &super::mlp_fused::FusedBuffers<'_>,
-    ) -> wgpu::BindGroup {
-        let ubuf = ctx.uniform_buffer_init(&format!("{label}.params"), std::slice::from_ref(p));
-        super::bind_buffers(ctx, label, &self.layout, &[&ubuf, b.input, b.weights, b.biases, b.output])
+    pub fn bind(&self, ctx: &GpuContext, label: &str, p: &FusedParams, b: &FusedBuffers<'_>) -> wgpu::BindGroup {
+        bind_network(ctx, &self.layout, label, p, b)
     }
 }
 

@@ -204,16 +204,7 @@ pub struct FusedBuffers<'a> {
 impl MlpFusedKernels {
     /// Builds (or takes from the context's cache) `mlp_fused.wgsl` for `shape`.
     pub fn new(ctx: &GpuContext, shape: FusedShape) -> Result<Self> {
-        let layout = ctx.bind_group_layout(
-            "mlp_fused",
-            &[
-                uniform_entry(0, false, std::mem::size_of::<FusedParams>() as u64),
-                storage_entry(1, true),
-                storage_entry(2, true),
-                storage_entry(3, true),
-                storage_entry(4, false),
-            ],
-        )?;
+        let layout = network_layout(ctx, "mlp_fused")?;
         let parts = [COMMON_WGSL, MLP_FUSED_WGSL];
         let constants = [
             ("ROWS4", shape.rows4 as f64),
@@ -236,9 +227,35 @@ impl MlpFusedKernels {
 
     /// A uniform with `p` and a bind group over `b`.
     pub fn bind(&self, ctx: &GpuContext, label: &str, p: &FusedParams, b: &FusedBuffers<'_>) -> wgpu::BindGroup {
-        let ubuf = ctx.uniform_buffer_init(&format!("{label}.params"), std::slice::from_ref(p));
-        super::bind_buffers(ctx, label, &self.layout, &[&ubuf, b.input, b.weights, b.biases, b.output])
+        bind_network(ctx, &self.layout, label, p, b)
     }
+}
+
+/// The bind group layout of the whole-network kernels (`mlp_fused.wgsl`, `mlp_coop.wgsl`): net,
+/// x, weights, biases, y.
+pub(super) fn network_layout(ctx: &GpuContext, name: &str) -> Result<wgpu::BindGroupLayout> {
+    ctx.bind_group_layout(
+        name,
+        &[
+            uniform_entry(0, false, std::mem::size_of::<FusedParams>() as u64),
+            storage_entry(1, true),
+            storage_entry(2, true),
+            storage_entry(3, true),
+            storage_entry(4, false),
+        ],
+    )
+}
+
+/// A uniform with `p` and a bind group of `layout` ([`network_layout`]) over `b`.
+pub(super) fn bind_network(
+    ctx: &GpuContext,
+    layout: &wgpu::BindGroupLayout,
+    label: &str,
+    p: &FusedParams,
+    b: &FusedBuffers<'_>,
+) -> wgpu::BindGroup {
+    let ubuf = ctx.uniform_buffer_init(&format!("{label}.params"), std::slice::from_ref(p));
+    super::bind_buffers(ctx, label, layout, &[&ubuf, b.input, b.weights, b.biases, b.output])
 }
 
 /// Every layer's weights and biases concatenated in layer order, as `mlp_fused.wgsl` reads them
