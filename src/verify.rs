@@ -840,7 +840,8 @@ fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Comparison> {
 
 type CaseFn = Box<dyn Fn(&GpuContext) -> Result<Comparison> + Send + Sync>;
 
-fn train_buffer(obs: usize, act: usize, n: usize, seed: u64) -> Result<ReplayBuffer> {
+/// `n` transitions of seeded values (next = obs + 0.3 · a seeded change; rewards seeded).
+pub fn train_buffer(obs: usize, act: usize, n: usize, seed: u64) -> Result<ReplayBuffer> {
     let mut b = ReplayBuffer::new(obs, act);
     let v = seeded(n * (2 * obs + act + 1), seed, 1.5);
     let mut it = v.iter().map(|x| *x as f32);

@@ -20,17 +20,7 @@ fn grad_tol(g: &[f64]) -> Tol {
 }
 
 fn random_buffer(obs: usize, act: usize, n: usize, seed: u64) -> ReplayBuffer {
-    let mut b = ReplayBuffer::new(obs, act);
-    let v = common::seeded(n * (2 * obs + act + 1), seed, 1.5);
-    let mut it = v.iter().map(|x| *x as f32);
-    for _ in 0..n {
-        let o: Vec<f32> = it.by_ref().take(obs).collect();
-        let a: Vec<f32> = it.by_ref().take(act).collect();
-        let d: Vec<f32> = it.by_ref().take(obs).collect();
-        let next: Vec<f32> = o.iter().zip(&d).map(|(x, y)| x + 0.3 * y).collect();
-        b.push(&o, &a, &next, it.next().unwrap(), false).unwrap();
-    }
-    b
+    lookahead::verify::train_buffer(obs, act, n, seed).expect("seeded transitions are finite")
 }
 
 fn small_spec(probabilistic: bool, learned_reward: bool) -> EnsembleSpec {

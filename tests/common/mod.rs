@@ -48,16 +48,9 @@ pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f64], tol: Tol) {
     }
 }
 
-/// Deterministic pseudo-random values in [-scale, scale).
-pub fn seeded(n: usize, seed: u64, scale: f64) -> Vec<f64> {
-    let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-    (0..n)
-        .map(|_| {
-            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-        })
-        .collect()
-}
+/// Deterministic pseudo-random values in [-scale, scale) (the conformance table's generator).
+#[allow(unused_imports)] // not every test binary draws seeded values
+pub use lookahead::verify::seeded;
 
 /// Runs `entry` of `source` with storage buffers bound at group 0, bindings 0..n, in that
 /// order (`read_write`), over `groups` workgroups; returns every buffer's final contents.
