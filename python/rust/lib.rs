@@ -801,15 +801,21 @@ fn run_pets<'py>(
     let flag = stop.clone();
     STOP_REQUESTED.store(false, Ordering::SeqCst);
     let (c, task) = (ctx.ctx.clone(), t.clone());
-    let result = py.detach(move || {
+    // A signal handler that raised (pets.run's on a second Ctrl-C): raised again once the run
+    // has stopped with its files consistent.
+    let mut raised: Option<PyErr> = None;
+    let result = py.detach(|| {
         let mut bar = progress.then(|| pets::ProgressDisplay::new(&cfg));
         let mut on_step = |p: &pets::Progress| {
             if let Some(b) = bar.as_mut() {
                 b.update(p);
             }
-            // Ctrl-C in Python (pets.run's handler calls request_stop, and any other handler
-            // that raises is seen here): stop after this step, files consistent.
-            if Python::attach(|py| py.check_signals()).is_err() || STOP_REQUESTED.load(Ordering::SeqCst) {
+            // Ctrl-C in Python (pets.run's handler calls request_stop): stop after this step.
+            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                raised.get_or_insert(e);
+                flag.store(true, Ordering::SeqCst);
+            }
+            if STOP_REQUESTED.load(Ordering::SeqCst) {
                 flag.store(true, Ordering::SeqCst);
             }
         };
@@ -826,6 +832,9 @@ fn run_pets<'py>(
         r
     });
     if let Some(e) = error.lock().ok().and_then(|mut s| s.take()) {
+        return Err(e);
+    }
+    if let Some(e) = raised {
         return Err(e);
     }
     let summary = result.py()?;

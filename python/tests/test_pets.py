@@ -191,6 +191,24 @@ def test_ctrl_c_in_python_stops_the_run_after_the_step_and_a_second_raises(ctx, 
     r = la.pets.run(gymnasium.make("Pendulum-v1"), task=la.Task.builtin("pendulum"), preset="demo", sets=sets,
                     out=tmp_path / "run", resume=True, progress=False, ctx=ctx)
     assert not r["interrupted"] and len(r["trials"]) == 3
+    # A second Ctrl-C raises KeyboardInterrupt instead of waiting for the step to end.
+    class Twice(gymnasium.Wrapper):
+        steps = 0
+
+        def step(self, action):
+            Twice.steps += 1
+            if Twice.steps == 30:  # two presses within one step (the first stops after it)
+                signal.raise_signal(signal.SIGINT)
+                signal.raise_signal(signal.SIGINT)
+            return self.env.step(action)
+
+    try:
+        la.pets.run(Twice(gymnasium.make("Pendulum-v1")), task=la.Task.builtin("pendulum"), preset="demo",
+                    sets=sets, out=tmp_path / "twice", progress=False, ctx=ctx)
+        raise AssertionError("a second Ctrl-C did not raise")
+    except KeyboardInterrupt:
+        pass
+    assert signal.getsignal(signal.SIGINT) is before
     # Contradictions the command line refuses are refused here too.
     for kw in [dict(overwrite=True, resume=True), dict(config={"env": "cartpole"}), dict(sets=["env=cartpole"])]:
         try:

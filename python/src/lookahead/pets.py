@@ -102,7 +102,8 @@ def run(
     interrupted and where, and the run folder. Ctrl-C (from the main thread's signal handler,
     installed for the run) stops the run after the current environment step with every file
     consistent — during a model training, at the first step after it — and the result says
-    ``interrupted``; ``resume=True`` continues it. A second Ctrl-C raises KeyboardInterrupt at once."""
+    ``interrupted``; ``resume=True`` continues it. A second Ctrl-C raises KeyboardInterrupt: at once
+    while the environment's Python code runs, else when the current step ends."""
     if not isinstance(sets, (list, tuple)):
         raise TypeError(f"sets: {type(sets).__name__}; expected a list of 'key=value' strings")
     if overwrite and resume:
