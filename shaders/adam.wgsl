@@ -13,11 +13,13 @@
 //   group 1, 5 stats    : loss.wgsl layout; gradient norms at [n_steps · E + step]
 //   group 1, 6 counters : u32 [adam steps taken, current run of skipped steps, skipped steps, longest run]
 //
-// Entry points: grad_norm_partial (per chunk), grad_norm_final (one invocation: norm, counters),
+// Entry points: grad_norm_partial (a workgroup per chunk), grad_norm_final (one workgroup: norm,
+// counters; both sum in reduce.wgsl's fixed order),
 // adam_step (per parameter; does nothing when the norm is not finite: the step is skipped).
 // CPU reference: kernels::adam::reference.
 
-const CHUNK: u32 = 256u;
+// Values per workgroup of grad_norm_partial (kernels::adam::NORM_CHUNK).
+const CHUNK: u32 = 2048u;
 
 @group(0) @binding(0) var<uniform> train: TrainParams;
 @group(1) @binding(0) var<storage, read_write> params: array<f32>;
@@ -32,27 +34,39 @@ fn norm_slot() -> u32 {
     return train.n_steps * train.n_members + train.step;
 }
 
-@compute @workgroup_size(WG_SIZE)
-fn grad_norm_partial(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let c = flat_index(gid, nwg);
+// One workgroup per chunk of CHUNK values, read in coalesced strides, summed in reduce.wgsl's order.
+@compute @workgroup_size(RED_SIZE)
+fn grad_norm_partial(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let c = wid.x + wid.y * nwg.x;
     if (c >= train.n_chunks) {
         return;
     }
     var s = 0.0;
     let end = min((c + 1u) * CHUNK, train.n_params);
-    for (var i = c * CHUNK; i < end; i = i + 1u) {
+    for (var i = c * CHUNK + t; i < end; i = i + RED_SIZE) {
         s = s + grads[i] * grads[i];
     }
-    partials[c] = s;
+    let total = workgroup_sum(t, vec2<f32>(s, 0.0)).x;
+    if (t == 0u) {
+        partials[c] = total;
+    }
 }
 
-@compute @workgroup_size(1)
-fn grad_norm_final() {
+// One workgroup: the chunks' sums, the norm and the step counters.
+@compute @workgroup_size(RED_SIZE)
+fn grad_norm_final(@builtin(local_invocation_index) t: u32) {
     var s = 0.0;
-    for (var c = 0u; c < train.n_chunks; c = c + 1u) {
+    for (var c = t; c < train.n_chunks; c = c + RED_SIZE) {
         s = s + partials[c];
     }
-    let norm = sqrt(s);
+    let norm = sqrt(workgroup_sum(t, vec2<f32>(s, 0.0)).x);
+    if (t != 0u) {
+        return;
+    }
     stats[norm_slot()] = norm;
     if (is_finite(norm)) {
         counters[0] = counters[0] + 1u;

@@ -15,7 +15,7 @@
 //   group 1, 7 stats    : [steps · E] member losses | [steps] gradient norms | [E · batch · model_out · 3] terms
 //
 // Entry points: gather_batch (per x0 value), nll_grad (per row and output), reduce_loss
-// (invocations 0..E: member losses; E..E + model_out: bound gradients; deterministic loops).
+// (workgroups 0..E: member losses; E..E + model_out: bound gradients; reduce.wgsl's fixed order).
 // Rows r ≥ valid_rows of a member's block are padding of a short last batch: no loss, no gradient.
 // CPU reference: kernels::loss::reference.
 
@@ -113,36 +113,44 @@ fn nll_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     stats[t_base + 2u] = d_lv * (1.0 - s1);
 }
 
-@compute @workgroup_size(WG_SIZE)
-fn reduce_loss(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
+// One workgroup of RED_SIZE invocations per member (its loss) and per output dimension (the
+// gradients of its two log-variance bounds), each summing in reduce.wgsl's fixed order.
+@compute @workgroup_size(RED_SIZE)
+fn reduce_loss(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let i = wid.x;
     let e = train.n_members;
     let mo = train.model_out;
     let base = terms_base();
     if (i < e) {
+        // The member's valid rows are the first valid_rows · mo terms of its block.
+        let n = train.valid_rows * mo;
+        let first = base + i * train.batch * mo * 3u;
         var s = 0.0;
-        for (var r = 0u; r < train.valid_rows; r = r + 1u) {
-            for (var d = 0u; d < mo; d = d + 1u) {
-                s = s + stats[base + ((i * train.batch + r) * mo + d) * 3u];
-            }
+        for (var j = t; j < n; j = j + RED_SIZE) {
+            s = s + stats[first + j * 3u];
         }
-        stats[train.step * e + i] = s / f32(train.valid_rows * mo);
+        let total = workgroup_sum(t, vec2<f32>(s, 0.0)).x;
+        if (t == 0u) {
+            stats[train.step * e + i] = total / f32(n);
+        }
         return;
     }
     if (i >= e + mo || train.probabilistic == 0u || train.objective == 1u) {
         return;
     }
     let d = i - e;
-    var g_max = 0.0;
-    var g_min = 0.0;
+    var g = vec2<f32>(0.0, 0.0);
     if (train.learn_bounds == 1u) {
-        for (var row = 0u; row < e * train.batch; row = row + 1u) {
-            g_max = g_max + stats[base + (row * mo + d) * 3u + 1u];
-            g_min = g_min + stats[base + (row * mo + d) * 3u + 2u];
+        // Padding rows' terms are zero (nll_grad).
+        var s = vec2<f32>(0.0, 0.0);
+        for (var row = t; row < e * train.batch; row = row + RED_SIZE) {
+            let k = base + (row * mo + d) * 3u;
+            s = s + vec2<f32>(stats[k + 1u], stats[k + 2u]);
         }
-        g_max = g_max + train.logvar_penalty;
-        g_min = g_min - train.logvar_penalty;
+        g = workgroup_sum(t, s) + vec2<f32>(train.logvar_penalty, -train.logvar_penalty);
     }
-    grads[train.bounds_offset + d] = g_max;
-    grads[train.min_offset + d] = g_min;
+    if (t == 0u) {
+        grads[train.bounds_offset + d] = g.x;
+        grads[train.min_offset + d] = g.y;
+    }
 }

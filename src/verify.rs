@@ -13,7 +13,7 @@ use crate::env::{EnvKind, Task};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::adam::reference::{adam_step_f64, AdamParams};
-use crate::kernels::adam::{AdamBuffers, AdamKernels, NORM_CHUNK};
+use crate::kernels::adam::{AdamBuffers, AdamKernels, NORM_CHUNK, REDUCTION_WORKGROUP};
 use crate::kernels::cem::reference::shift_f64;
 use crate::kernels::mlp::{reference as mlp_ref, Activation, LayerParams, MlpKernels, MlpRowsKernels, RowsBuffers};
 use crate::kernels::mlp_fused::{
@@ -890,7 +890,8 @@ fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, q
 /// Several Adam steps (gradient norm, clipping on the later steps, bounds after an offset)
 /// against the f64 reference: parameters, both moments and the step count after each.
 fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
-    let n = NORM_CHUNK * if quick { 1 } else { 3 } + 37;
+    // More chunks than a reduction workgroup has invocations (the final sum's loop) in full.
+    let n = NORM_CHUNK * if quick { 1 } else { REDUCTION_WORKGROUP + 3 } + 37;
     let bounds_offset = n - 9;
     let k = AdamKernels::new(ctx)?;
     let layout = params_layout::<TrainParams>(ctx, "train.params")?;
@@ -943,7 +944,8 @@ fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = enc.begin_compute_pass(&Default::default());
-            kernels::dispatch(&mut pass, &k.norm_partial, &[(&pbg, &[0]), (&bg, &[])], grid(n.div_ceil(NORM_CHUNK)));
+            let chunks = (n.div_ceil(NORM_CHUNK) as u32, 1, 1);
+            kernels::dispatch(&mut pass, &k.norm_partial, &[(&pbg, &[0]), (&bg, &[])], chunks);
             kernels::dispatch(&mut pass, &k.norm_final, &[(&pbg, &[0]), (&bg, &[])], (1, 1, 1));
             kernels::dispatch(&mut pass, &k.adam, &[(&pbg, &[0]), (&bg, &[])], grid(n));
         }

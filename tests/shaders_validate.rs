@@ -100,7 +100,7 @@ fn layer_params_layout_matches_the_rust_mirror() {
 #[test]
 fn train_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::TrainParams;
-    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::LOSS_WGSL].concat();
+    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::REDUCE_WGSL, lookahead::kernels::LOSS_WGSL].concat();
     let expected = [
         ("n_members", std::mem::offset_of!(TrainParams, n_members)),
         ("batch", std::mem::offset_of!(TrainParams, batch)),
@@ -205,8 +205,8 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
     use lookahead::planner::Propagation;
     let common = k::COMMON_WGSL.to_string();
     let with = |family: &str| [k::COMMON_WGSL, family].concat();
-    let (mlp_src, rows_src, cem_src, adam_src) =
-        (with(k::MLP_WGSL), with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL), with(k::ADAM_WGSL));
+    let (mlp_src, rows_src, cem_src) = (with(k::MLP_WGSL), with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL));
+    let adam_src = [k::COMMON_WGSL, k::REDUCE_WGSL, k::ADAM_WGSL].concat();
     let fused_src = with(k::MLP_FUSED_WGSL);
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),
@@ -236,6 +236,7 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
         (&cem_src, "MAX_TRUNCATION_ATTEMPTS", rng::MAX_TRUNCATION_ATTEMPTS as f64),
         (&cem_src, "NON_FINITE_RETURN", cem::NON_FINITE_RETURN as f64),
         (&adam_src, "CHUNK", adam::NORM_CHUNK as f64),
+        (&adam_src, "RED_SIZE", adam::REDUCTION_WORKGROUP as f64),
     ];
     let bad = constant_mismatches(&table);
     assert!(bad.is_empty(), "WGSL and Rust disagree:\n{}", bad.join("\n"));

@@ -1,12 +1,16 @@
 //! Optimiser kernels (`shaders/adam.wgsl`): global gradient norm and Adam. [`AdamKernels`] owns
 //! the pipelines and builds the family's bind group; [`reference`] is the f64 twin.
 
-use super::{params_layout, pipeline, storage_layout, TrainParams, ADAM_WGSL, COMMON_WGSL};
+use super::{params_layout, pipeline, storage_layout, TrainParams, ADAM_WGSL, COMMON_WGSL, REDUCE_WGSL};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
-/// Values per chunk of the gradient-norm reduction (WGSL `CHUNK`).
-pub const NORM_CHUNK: usize = 256;
+/// Values per chunk of the gradient-norm reduction (WGSL `CHUNK`): one workgroup of
+/// [`REDUCTION_WORKGROUP`] invocations each.
+pub const NORM_CHUNK: usize = 2048;
+
+/// Invocations per workgroup of the reductions (WGSL `RED_SIZE` in `reduce.wgsl`).
+pub const REDUCTION_WORKGROUP: usize = 256;
 
 /// The buffers of `adam.wgsl`'s group 1, in binding order.
 pub struct AdamBuffers<'a> {
@@ -30,7 +34,7 @@ pub struct AdamBuffers<'a> {
 pub struct AdamKernels {
     /// Group 1.
     pub layout: wgpu::BindGroupLayout,
-    /// `grad_norm_partial`: one invocation per chunk of [`NORM_CHUNK`] values.
+    /// `grad_norm_partial`: one workgroup per chunk of [`NORM_CHUNK`] values.
     pub norm_partial: wgpu::ComputePipeline,
     /// `grad_norm_final`: one workgroup.
     pub norm_final: wgpu::ComputePipeline,
@@ -44,9 +48,9 @@ impl AdamKernels {
         let params = params_layout::<TrainParams>(ctx, "train.params")?;
         let layout = storage_layout(ctx, "train.adam", &[false, true, false, false, false, false, false])?;
         let pipe =
-            |entry: &str, wg: bool| pipeline(ctx, "adam", &[COMMON_WGSL, ADAM_WGSL], entry, &[&params, &layout], wg);
+            |entry: &str, wg: bool| pipeline(ctx, "adam", &[COMMON_WGSL, REDUCE_WGSL, ADAM_WGSL], entry, &[&params, &layout], wg);
         Ok(Self {
-            norm_partial: pipe("grad_norm_partial", true)?,
+            norm_partial: pipe("grad_norm_partial", false)?,
             norm_final: pipe("grad_norm_final", false)?,
             adam: pipe("adam_step", true)?,
             layout,

@@ -2,7 +2,7 @@
 //! its gradient through the log-variance soft clamp. [`LossKernels`] owns the pipelines and
 //! builds the family's bind group; [`reference`] is the f64 twin.
 
-use super::{params_layout, pipeline, storage_layout, TrainParams, COMMON_WGSL, LOSS_WGSL};
+use super::{params_layout, pipeline, storage_layout, TrainParams, COMMON_WGSL, LOSS_WGSL, REDUCE_WGSL};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -36,7 +36,7 @@ pub struct LossKernels {
     pub gather: wgpu::ComputePipeline,
     /// `nll_grad`: one invocation per predicted value.
     pub nll: wgpu::ComputePipeline,
-    /// `reduce_loss`: one invocation per member and per bound.
+    /// `reduce_loss`: one workgroup per member and per output dimension (its two bounds).
     pub reduce: wgpu::ComputePipeline,
 }
 
@@ -45,12 +45,13 @@ impl LossKernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let params_layout = params_layout::<TrainParams>(ctx, "train.params")?;
         let layout = storage_layout(ctx, "train.loss", &[true, true, false, true, false, true, false, false])?;
-        let pipe =
-            |entry: &str| pipeline(ctx, "loss", &[COMMON_WGSL, LOSS_WGSL], entry, &[&params_layout, &layout], true);
+        let pipe = |entry: &str, wg: bool| {
+            pipeline(ctx, "loss", &[COMMON_WGSL, REDUCE_WGSL, LOSS_WGSL], entry, &[&params_layout, &layout], wg)
+        };
         Ok(Self {
-            gather: pipe("gather_batch")?,
-            nll: pipe("nll_grad")?,
-            reduce: pipe("reduce_loss")?,
+            gather: pipe("gather_batch", true)?,
+            nll: pipe("nll_grad", true)?,
+            reduce: pipe("reduce_loss", false)?,
             params_layout,
             layout,
         })

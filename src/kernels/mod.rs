@@ -57,6 +57,8 @@ pub const ENV_EVAL_WGSL: &str = include_str!("../../shaders/env_eval.wgsl");
 pub const ANALYTIC_WGSL: &str = include_str!("../../shaders/analytic.wgsl");
 /// `cem.wgsl`: sampling, elite selection and the distribution update.
 pub const CEM_WGSL: &str = include_str!("../../shaders/cem.wgsl");
+/// `reduce.wgsl`: the fixed-order workgroup sum of the loss and optimiser reductions.
+pub const REDUCE_WGSL: &str = include_str!("../../shaders/reduce.wgsl");
 /// `loss.wgsl`: minibatch gathering, Gaussian NLL / MSE and their gradients.
 pub const LOSS_WGSL: &str = include_str!("../../shaders/loss.wgsl");
 /// `adam.wgsl`: gradient norm and the Adam update.
@@ -123,12 +125,12 @@ pub fn shaders() -> Vec<ShaderSource> {
     }
     out.push(ShaderSource {
         name: "loss",
-        parts: vec![COMMON_WGSL, LOSS_WGSL],
+        parts: vec![COMMON_WGSL, REDUCE_WGSL, LOSS_WGSL],
         entry_points: &["gather_batch", "nll_grad", "reduce_loss"],
     });
     out.push(ShaderSource {
         name: "adam",
-        parts: vec![COMMON_WGSL, ADAM_WGSL],
+        parts: vec![COMMON_WGSL, REDUCE_WGSL, ADAM_WGSL],
         entry_points: &["grad_norm_partial", "grad_norm_final", "adam_step"],
     });
     out.push(ShaderSource {
@@ -280,7 +282,7 @@ pub fn pipeline(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 16] = [
+const OWN_SOURCES: [&str; 17] = [
     ROLLOUT_LAYOUT_WGSL,
     mlp_coop::DIRECTIVES,
     MLP_COOP_WGSL,
@@ -292,6 +294,7 @@ const OWN_SOURCES: [&str; 16] = [
     ROLLOUT_WGSL,
     ANALYTIC_WGSL,
     CEM_WGSL,
+    REDUCE_WGSL,
     LOSS_WGSL,
     ADAM_WGSL,
     ENV_CARTPOLE_WGSL,

@@ -137,8 +137,9 @@ impl Trainer {
         let xy = |g: (u32, u32)| (g.0, g.1, 1);
         let grid_x0 = xy(grid_1d(e * b * s.in_dim() as u32, WG_SIZE, max)?);
         let grid_nll = xy(grid_1d(e * b * s.model_out() as u32, WG_SIZE, max)?);
-        let grid_reduce = xy(grid_1d(e + s.model_out() as u32, WG_SIZE, max)?);
-        let grid_chunks = xy(grid_1d(self.net.n_chunks as u32, WG_SIZE, max)?);
+        // The reductions: a workgroup per member and output dimension, and one per chunk.
+        let grid_reduce = xy(grid_1d(e + s.model_out() as u32, 1, max)?);
+        let grid_chunks = xy(grid_1d(self.net.n_chunks as u32, 1, max)?);
         let grid_params = xy(grid_1d(self.layout.len as u32, WG_SIZE, max)?);
         let mut rec = Recorder::new(&self.ctx, "train", self.profiler.as_ref());
         let mlp = &self.mlp;
