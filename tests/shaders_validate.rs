@@ -201,13 +201,14 @@ fn constant_mismatches(table: &[(&str, &str, f64)]) -> Vec<String> {
 
 #[test]
 fn every_wgsl_constant_with_a_rust_twin_matches_it() {
-    use lookahead::kernels::{self as k, adam, cem, mlp, mlp_fused, purpose, rng};
+    use lookahead::kernels::{self as k, adam, cem, mlp, mlp_coop, mlp_fused, purpose, rng};
     use lookahead::planner::Propagation;
     let common = k::COMMON_WGSL.to_string();
     let with = |family: &str| [k::COMMON_WGSL, family].concat();
     let (mlp_src, rows_src, cem_src) = (with(k::MLP_WGSL), with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL));
     let adam_src = [k::COMMON_WGSL, k::REDUCE_WGSL, k::ADAM_WGSL].concat();
     let fused_src = with(k::MLP_FUSED_WGSL);
+    let coop_src = [mlp_coop::DIRECTIVES, k::COMMON_WGSL, k::MLP_COOP_WGSL].concat();
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),
         (&common, "MAX_OBS", k::MAX_OBS as f64),
@@ -237,6 +238,7 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
         (&cem_src, "NON_FINITE_RETURN", cem::NON_FINITE_RETURN as f64),
         (&adam_src, "CHUNK", adam::NORM_CHUNK as f64),
         (&adam_src, "RED_SIZE", adam::REDUCTION_WORKGROUP as f64),
+        (&coop_src, "NS", mlp_coop::SUBGROUPS as f64),
     ];
     let bad = constant_mismatches(&table);
     assert!(bad.is_empty(), "WGSL and Rust disagree:\n{}", bad.join("\n"));
@@ -319,7 +321,7 @@ fn defined_under(root: &std::path::Path, segs: &[String], name: &str) -> bool {
 }
 
 /// `mlp_coop.wgsl` (cooperative matrices, f16) is outside the portable table: it needs naga's
-/// COOPERATIVE_MATRIX and SHADER_FLOAT16 capabilities and has no HLSL/GLSL path. It validates
+/// COOPERATIVE_MATRIX, SHADER_FLOAT16 and SUBGROUP capabilities and has no HLSL/GLSL path. It validates
 /// with them (and not without), resolves its overrides for the shapes the host picks, translates
 /// to SPIR-V; and `FusedParams` (common.wgsl, read by it and `mlp_fused.wgsl`) matches its Rust mirror.
 #[test]
@@ -331,16 +333,16 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
         Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).is_err(),
         "validated without the cooperative-matrix capability"
     );
-    let caps = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16;
+    let caps = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP;
     let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("mlp_coop: {}", e.emit_to_string(&src)));
-    for (rt, sg, width16, kt) in [(2, 32, 208, 13), (1, 32, 16, 1), (2, 64, 208, 5)] {
+    for (rt, sg, aw, pw) in [(2, 32, 208, 256), (1, 32, 16, 64), (2, 64, 80, 128)] {
         let mut constants = naga::back::PipelineConstants::default();
         constants.insert("RT".into(), rt as f64);
         constants.insert("SG".into(), sg as f64);
-        constants.insert("WIDTH16".into(), width16 as f64);
-        constants.insert("KT".into(), kt as f64);
+        constants.insert("AW".into(), aw as f64);
+        constants.insert("PW".into(), pw as f64);
         let (m, i) = process_overrides(&module, &info, None, &constants).expect("overrides");
         let options = naga::back::spv::Options { lang_version: (1, 5), ..Default::default() };
         let words = naga::back::spv::write_vec(&m, &i, &options, None).expect("SPIR-V");

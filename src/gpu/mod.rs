@@ -195,13 +195,14 @@ pub fn list_adapters(backend: Option<Backend>) -> Vec<AdapterSummary> {
     pollster::block_on(instance.enumerate_adapters(backends)).iter().map(|a| summarize(&a.get_info())).collect()
 }
 
-/// The device features of `mlp_coop.wgsl`: cooperative matrices and f16 in shaders.
+/// The device features of `mlp_coop.wgsl`: cooperative matrices, f16 in shaders and subgroups
+/// (its `subgroup_id` says which column tiles a subgroup computes).
 pub const COOP16_FEATURES: wgpu::Features =
-    wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX.union(wgpu::Features::SHADER_F16);
+    wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX.union(wgpu::Features::SHADER_F16).union(wgpu::Features::SUBGROUP);
 
 /// Whether `adapter` offers what `mlp_coop.wgsl` needs: [`COOP16_FEATURES`], a 16×16×16
 /// cooperative-matrix configuration with f16 operands and f32 accumulators, and one subgroup
-/// size (a workgroup of the kernel is one subgroup). On an H100 through Vulkan the driver lists
+/// size (a workgroup of the kernel is a fixed number of whole subgroups). On an H100 through Vulkan the driver lists
 /// f16 (and int8/bf16) configurations, none with f32 operands.
 pub fn offers_coop16(adapter: &wgpu::Adapter) -> bool {
     use wgpu::CooperativeScalarType as T;

@@ -19,9 +19,18 @@ pub const DIRECTIVES: &str = "enable f16;\nenable wgpu_cooperative_matrix;\n";
 /// Side of a cooperative-matrix tile.
 pub const TILE: usize = 16;
 
+/// Subgroups per workgroup (WGSL `NS`): each takes every `SUBGROUPS`-th column tile of a layer.
+pub const SUBGROUPS: usize = 4;
+
 /// `d` rounded up to a whole tile.
 pub fn pad16(d: usize) -> usize {
     d.div_ceil(TILE) * TILE
+}
+
+/// A layer's output width in the packed weights: `d` rounded up to whole groups of
+/// [`SUBGROUPS`] tiles, so that every subgroup has the same number of column tiles.
+pub fn pad_cols(d: usize) -> usize {
+    d.div_ceil(TILE * SUBGROUPS) * TILE * SUBGROUPS
 }
 
 /// [`FusedParams`] for `mlp_coop.wgsl`: the same sizes, with `w_off` counting f16 values of
@@ -31,19 +40,19 @@ pub fn params(dims: &[usize], n_members: usize, n_batch: u32, local_slots: u32) 
     let mut w = 0u64;
     for l in 0..dims.len() - 1 {
         p.w_off[l] = u32::try_from(w).ok()?;
-        w += (n_members * pad16(dims[l]) * pad16(dims[l + 1])) as u64;
+        w += (n_members * pad16(dims[l]) * pad_cols(dims[l + 1])) as u64;
     }
     u32::try_from(w).ok()?;
     Some(p)
 }
 
 /// Every layer's weights (`[E, in, out]`, f32) as the f16 bits `mlp_coop.wgsl` reads: per layer
-/// and member `[pad16(in), pad16(out)]` row-major with zeros in the padding, rounded to nearest
+/// and member `[pad16(in), pad_cols(out)]` row-major with zeros in the padding, rounded to nearest
 /// (ties to even); an even count, so that the buffer is a whole number of 4-byte words.
 pub fn pack_network_f16<'a>(layers: impl IntoIterator<Item = (&'a [f32], usize, usize)>, n_members: usize) -> Vec<u16> {
     let mut out = Vec::new();
     for (w, i, o) in layers {
-        let (pi, po) = (pad16(i), pad16(o));
+        let (pi, po) = (pad16(i), pad_cols(o));
         for m in 0..n_members {
             let base = out.len();
             out.resize(base + pi * po, 0u16);
@@ -65,23 +74,23 @@ pub fn pack_network_f16<'a>(layers: impl IntoIterator<Item = (&'a [f32], usize, 
 pub struct CoopShape {
     /// Row tiles of 16 per workgroup (1 or 2).
     pub rt: u32,
-    /// Invocations per workgroup: the device's subgroup size.
+    /// Invocations per subgroup: the device's subgroup size (a workgroup is [`SUBGROUPS`] of them).
     pub sg: u32,
-    /// Widest padded layer width, input or output (f16 and f32 values per row in workgroup memory).
-    pub width16: u32,
-    /// Most K tiles of any layer (widest padded input / 16): the weight panel's height / 16.
-    pub kt: u32,
+    /// Row stride of the f16 activations in workgroup memory: the widest padded layer input.
+    pub act_width: u32,
+    /// Row stride of the f32 products in workgroup memory: the widest [`pad_cols`] output.
+    pub prod_width: u32,
 }
 
 impl CoopShape {
     /// The layout for a network of widths `dims` on `ctx`, or why there is none: the device must
     /// have the cooperative matrices ([`GpuContext::has_coop16`]) and one subgroup size; rows of
-    /// the widest padded layer in f16 and f32, and one column tile's weights for every K in f16,
-    /// must fit the workgroup memory, two row tiles where they do.
+    /// the widest padded input in f16 and of the widest padded output in f32 must fit the
+    /// workgroup memory, two row tiles where they do.
     pub fn for_network(ctx: &GpuContext, dims: &[usize]) -> std::result::Result<Self, String> {
         if !ctx.has_coop16() {
             return Err("this adapter offers no 16×16×16 cooperative matrices with f16 operands and f32 \
-                        accumulators (wgpu EXPERIMENTAL_COOPERATIVE_MATRIX with SHADER_F16)"
+                        accumulators (wgpu EXPERIMENTAL_COOPERATIVE_MATRIX with SHADER_F16 and SUBGROUP)"
                 .into());
         }
         let sg = ctx.fixed_subgroup_size().ok_or("the adapter has more than one subgroup size")?;
@@ -94,26 +103,28 @@ impl CoopShape {
         if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
             return Err(format!("the coop16 kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
         }
-        let width16 = dims.iter().map(|d| pad16(*d)).max().unwrap_or(TILE) as u64;
-        let kt = (dims[..n_layers].iter().map(|d| pad16(*d)).max().unwrap_or(TILE) / TILE) as u64;
-        // act (f16) and prod (f32): 6 bytes per value of a row tile; the panel: kt·256 f16.
-        let per_tile = 16 * width16 * 6;
-        let panel = kt * 256 * 2;
+        let act_width = dims[..n_layers].iter().map(|d| pad16(*d)).max().unwrap_or(TILE) as u64;
+        let prod_width = dims[1..].iter().map(|d| pad_cols(*d)).max().unwrap_or(TILE) as u64;
+        // 16 rows of f16 activations and of f32 products per row tile.
+        let per_tile = 16 * (act_width * 2 + prod_width * 4);
         let memory = limits.max_compute_workgroup_storage_size as u64;
-        let rt = (memory.saturating_sub(panel) / per_tile).min(2);
+        let rt = (memory / per_tile).min(2);
         if rt == 0 {
             return Err(format!(
-                "16 rows of {width16} values and a {}×16 weight panel need {} B of workgroup memory, the device has {memory} B",
-                kt * 16,
-                per_tile + panel
+                "16 rows of {act_width} f16 inputs and {prod_width} f32 outputs need {per_tile} B of workgroup memory, \
+                 the device has {memory} B"
             ));
         }
-        if sg == 0 || sg > limits.max_compute_invocations_per_workgroup || sg > limits.max_compute_workgroup_size_x {
+        let invocations = SUBGROUPS as u64 * sg as u64;
+        if sg == 0
+            || invocations > limits.max_compute_invocations_per_workgroup as u64
+            || invocations > limits.max_compute_workgroup_size_x as u64
+        {
             return Err(format!(
-                "a workgroup of one subgroup ({sg} invocations) exceeds the device's workgroup limits"
+                "a workgroup of {SUBGROUPS} subgroups ({invocations} invocations) exceeds the device's workgroup limits"
             ));
         }
-        Ok(Self { rt: rt as u32, sg, width16: width16 as u32, kt: kt as u32 })
+        Ok(Self { rt: rt as u32, sg, act_width: act_width as u32, prod_width: prod_width as u32 })
     }
 
     /// Rows per workgroup.
@@ -152,8 +163,8 @@ impl MlpCoopKernels {
         let constants = [
             ("RT", shape.rt as f64),
             ("SG", shape.sg as f64),
-            ("WIDTH16", shape.width16 as f64),
-            ("KT", shape.kt as f64),
+            ("AW", shape.act_width as f64),
+            ("PW", shape.prod_width as f64),
         ];
         let forward = ctx.compute_pipeline(&PipelineDesc {
             label: "mlp_coop.forward_coop",
@@ -214,27 +225,27 @@ mod tests {
 
     #[test]
     fn packed_weights_are_padded_tiles_at_the_offsets_params_give() {
-        // Two members, layers 3 → 17 → 2: padded 16×32 and 32×16.
+        // Two members, layers 3 → 17 → 2: padded 16×64 and 32×64.
         let dims = [3usize, 17, 2];
         let w0: Vec<f32> = (0..2 * 3 * 17).map(|i| i as f32 * 0.25).collect();
         let w1: Vec<f32> = (0..2 * 17 * 2).map(|i| -(i as f32) * 0.5).collect();
         let packed = pack_network_f16([(w0.as_slice(), 3, 17), (w1.as_slice(), 17, 2)], 2);
-        assert_eq!(packed.len(), 2 * 16 * 32 + 2 * 32 * 16);
+        assert_eq!(packed.len(), 2 * 16 * 64 + 2 * 32 * 64);
         let p = params(&dims, 2, 1, 5).expect("params");
-        assert_eq!(&p.w_off[..2], &[0, 2 * 16 * 32]);
+        assert_eq!(&p.w_off[..2], &[0, 2 * 16 * 64]);
         let at = |l: usize, m: usize, k: usize, c: usize| {
-            let (pi, po) = (pad16(dims[l]), pad16(dims[l + 1]));
+            let (pi, po) = (pad16(dims[l]), pad_cols(dims[l + 1]));
             half::f16::from_bits(packed[p.w_off[l] as usize + m * pi * po + k * po + c]).to_f32()
         };
         for m in 0..2 {
             for k in 0..16 {
-                for c in 0..32 {
+                for c in 0..64 {
                     let want = if k < 3 && c < 17 { w0[(m * 3 + k) * 17 + c] } else { 0.0 };
                     assert_eq!(at(0, m, k, c), want, "layer 0 member {m} [{k}, {c}]");
                 }
             }
             for k in 0..32 {
-                for c in 0..16 {
+                for c in 0..64 {
                     let want = if k < 17 && c < 2 { w1[(m * 17 + k) * 2 + c] } else { 0.0 };
                     assert_eq!(at(1, m, k, c), want, "layer 1 member {m} [{k}, {c}]");
                 }
@@ -248,17 +259,20 @@ mod tests {
     fn the_layout_fits_the_workgroup_memory_and_says_what_does_not() {
         let pets = [5usize, 200, 200, 200, 200, 16];
         let h100 = wgpu::Limits { max_compute_workgroup_storage_size: 48 * 1024, ..wgpu::Limits::default() };
-        // 2 row tiles of 208 values (f16 + f32) and a 208 × 16 f16 panel: 46 592 B of 49 152.
-        assert_eq!(CoopShape::within(&pets, &h100, 32), Ok(CoopShape { rt: 2, sg: 32, width16: 208, kt: 13 }));
+        // 2 row tiles of 208 f16 inputs and 256 f32 outputs: 2 · 16 · (416 + 1024) = 46 080 B of 49 152.
+        let shape = CoopShape { rt: 2, sg: 32, act_width: 208, prod_width: 256 };
+        assert_eq!(CoopShape::within(&pets, &h100, 32), Ok(shape));
         let tight = wgpu::Limits { max_compute_workgroup_storage_size: 30_000, ..h100.clone() };
         assert_eq!(CoopShape::within(&pets, &tight, 32).map(|s| s.rt), Ok(1));
         let tiny = wgpu::Limits { max_compute_workgroup_storage_size: 16 * 1024, ..h100.clone() };
         let e = CoopShape::within(&pets, &tiny, 32).unwrap_err();
-        assert!(e.contains("26624 B") && e.contains("16384 B"), "{e}");
-        // K tiles follow the widest input, not the widest output.
-        assert_eq!(CoopShape::within(&[13, 65, 7, 9], &h100, 32).map(|s| (s.width16, s.kt)), Ok((80, 5)));
+        assert!(e.contains("23040 B") && e.contains("16384 B"), "{e}");
+        // Inputs set the activation stride, outputs (in groups of 4 tiles) the product stride.
+        assert_eq!(CoopShape::within(&[13, 65, 7, 9], &h100, 32).map(|s| (s.act_width, s.prod_width)), Ok((80, 128)));
         assert!(CoopShape::within(&[4], &h100, 32).is_err());
-        assert!(CoopShape::within(&pets, &h100, 4096).unwrap_err().contains("workgroup limits"));
+        // Four subgroups of 64 fill the default 256 invocations; of 128 they exceed them.
+        assert!(CoopShape::within(&pets, &h100, 64).is_ok());
+        assert!(CoopShape::within(&pets, &h100, 128).unwrap_err().contains("workgroup limits"));
     }
 
     #[test]
