@@ -8,9 +8,10 @@
 //   0 net     : FusedParams (uniform)  as mlp_fused.wgsl, but w_off[l] counts f16 values in
 //                                      the padded weights below
 //   1 x       : array<f32> [rows, dims[0]]            input rows, member-major (kernels/mod.rs "Slots")
-//   2 weights : array<f16>  layer l, member m from w_off[l] + m·P(in)·Q(out): [P(in), Q(out)]
-//                           row-major, P(d) = d rounded up to 16, Q(d) = d rounded up to 16·NS,
-//                           zero where k ≥ in or c ≥ out
+//   2 weights : array<f16>  layer l, member m from w_off[l] + m·P(in)·Q(out): [Q(out), P(in)]
+//                           row-major (the transposed weights: each B tile is column-major, the
+//                           layout the B operand is read in), P(d) = d rounded up to 16, Q(d) =
+//                           d rounded up to 16·NS, zero where k ≥ in or c ≥ out
 //   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l])
 //   4 y       : array<f32> [rows, dims[n_layers]]     output rows
 //
@@ -18,9 +19,10 @@
 // is NS subgroups of SG invocations (the device's one subgroup size) and takes ROWS consecutive
 // rows of member m: `act` holds them as f16, row-major with row stride AW and zeros in the
 // padding. Per layer, subgroup s computes the column tiles s, s + NS, … of every row tile (the
-// same count for every subgroup: Q(out) is a whole number of NS tiles), with the A tiles from
-// `act` and the B tiles read straight from `weights` (each B tile serves RT row tiles), into
-// `prod` (f32, row stride PW); then bias and SiLU make the next `act`. Every loop's trip count
+// same count for every subgroup: Q(out) is a whole number of NS tiles), four at a time with
+// the A tiles from `act` and the B tiles read straight from `weights` (each B tile serves RT
+// row tiles, each A tile four column tiles), into `prod` (f32, row stride PW); then bias and
+// SiLU make the next `act`. Every loop's trip count
 // is uniform, so every cooperative operation is in uniform control flow (naga requires it);
 // the subgroups differ only in the addresses they load and store.
 // The overrides are chosen by the host (kernels::mlp_coop::CoopShape).
@@ -102,28 +104,82 @@ fn forward_coop(
         let w0 = net.w_off[l / 4u][l % 4u] + m * pin * qout;
         let b0 = net.b_off[l / 4u][l % 4u] + m * dout;
         let nk = pin / 16u;
-        for (var j = 0u; j < qout / (16u * NS); j = j + 1u) {
-            let c0 = (j * NS + sid) * 16u;
-            var acc0 = coop_mat16x16<f32, C>();
-            var acc1 = coop_mat16x16<f32, C>();
+        // The layer's column groups (NS tiles each; subgroup sid takes tile sid of each), four
+        // at a time: per K tile, one A tile per row tile and four independent B tiles feed
+        // eight accumulators. A group past the layer's last repeats group g0 (the loads stay
+        // unconditional, in range and independent) and stores nothing.
+        let ng = qout / (16u * NS);
+        for (var g0 = 0u; g0 < ng; g0 = g0 + 4u) {
+            let col0 = (g0 * NS + sid) * 16u;
+            let has1 = g0 + 1u < ng;
+            let has2 = g0 + 2u < ng;
+            let has3 = g0 + 3u < ng;
+            let col1 = select(col0, col0 + 16u * NS, has1);
+            let col2 = select(col0, col0 + 32u * NS, has2);
+            let col3 = select(col0, col0 + 48u * NS, has3);
+            var c00 = coop_mat16x16<f32, C>();
+            var c01 = coop_mat16x16<f32, C>();
+            var c10 = coop_mat16x16<f32, C>();
+            var c11 = coop_mat16x16<f32, C>();
+            var c20 = coop_mat16x16<f32, C>();
+            var c21 = coop_mat16x16<f32, C>();
+            var c30 = coop_mat16x16<f32, C>();
+            var c31 = coop_mat16x16<f32, C>();
             for (var kt = 0u; kt < nk; kt = kt + 1u) {
-                let bi = w0 + kt * 16u * qout + c0;
-                let b = coopLoadT<coop_mat16x16<f16, B>>(&weights[bi], qout);
+                let i0 = w0 + col0 * pin + kt * 16u;
+                let i1 = w0 + col1 * pin + kt * 16u;
+                let i2 = w0 + col2 * pin + kt * 16u;
+                let i3 = w0 + col3 * pin + kt * 16u;
+                let b0 = coopLoad<coop_mat16x16<f16, B>>(&weights[i0], pin);
+                let b1 = coopLoad<coop_mat16x16<f16, B>>(&weights[i1], pin);
+                let b2 = coopLoad<coop_mat16x16<f16, B>>(&weights[i2], pin);
+                let b3 = coopLoad<coop_mat16x16<f16, B>>(&weights[i3], pin);
                 let a0i = kt * 16u;
                 let a0 = coopLoadT<coop_mat16x16<f16, A>>(&act[a0i], AW);
-                acc0 = coopMultiplyAdd(a0, b, acc0);
+                c00 = coopMultiplyAdd(a0, b0, c00);
+                c10 = coopMultiplyAdd(a0, b1, c10);
+                c20 = coopMultiplyAdd(a0, b2, c20);
+                c30 = coopMultiplyAdd(a0, b3, c30);
                 if (RT == 2u) {
                     let a1i = 16u * AW + kt * 16u;
                     let a1 = coopLoadT<coop_mat16x16<f16, A>>(&act[a1i], AW);
-                    acc1 = coopMultiplyAdd(a1, b, acc1);
+                    c01 = coopMultiplyAdd(a1, b0, c01);
+                    c11 = coopMultiplyAdd(a1, b1, c11);
+                    c21 = coopMultiplyAdd(a1, b2, c21);
+                    c31 = coopMultiplyAdd(a1, b3, c31);
                 }
             }
-            // (A `let` index: naga's SPIR-V writer fails on an inline one in coopStore.)
-            let p0 = c0;
-            coopStoreT(acc0, &prod[p0], PW);
+            // (`let` indices: naga's SPIR-V writer fails on an inline one in coopStore.)
+            let second = 16u * PW;
+            let p00 = col0;
+            coopStoreT(c00, &prod[p00], PW);
             if (RT == 2u) {
-                let p1 = 16u * PW + c0;
-                coopStoreT(acc1, &prod[p1], PW);
+                let p01 = second + col0;
+                coopStoreT(c01, &prod[p01], PW);
+            }
+            if (has1) {
+                let p10 = col1;
+                coopStoreT(c10, &prod[p10], PW);
+                if (RT == 2u) {
+                    let p11 = second + col1;
+                    coopStoreT(c11, &prod[p11], PW);
+                }
+            }
+            if (has2) {
+                let p20 = col2;
+                coopStoreT(c20, &prod[p20], PW);
+                if (RT == 2u) {
+                    let p21 = second + col2;
+                    coopStoreT(c21, &prod[p21], PW);
+                }
+            }
+            if (has3) {
+                let p30 = col3;
+                coopStoreT(c30, &prod[p30], PW);
+                if (RT == 2u) {
+                    let p31 = second + col3;
+                    coopStoreT(c31, &prod[p31], PW);
+                }
             }
         }
         // Every product is in `prod` and every read of this layer's `act` is done.

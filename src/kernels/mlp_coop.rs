@@ -47,7 +47,8 @@ pub fn params(dims: &[usize], n_members: usize, n_batch: u32, local_slots: u32) 
 }
 
 /// Every layer's weights (`[E, in, out]`, f32) as the f16 bits `mlp_coop.wgsl` reads: per layer
-/// and member `[pad16(in), pad_cols(out)]` row-major with zeros in the padding, rounded to nearest
+/// and member the transpose, `[pad_cols(out), pad16(in)]` row-major (each 16×16 tile of the
+/// B operand column-major, as the tensor cores take it), with zeros in the padding, rounded to nearest
 /// (ties to even); an even count, so that the buffer is a whole number of 4-byte words.
 pub fn pack_network_f16<'a>(layers: impl IntoIterator<Item = (&'a [f32], usize, usize)>, n_members: usize) -> Vec<u16> {
     let mut out = Vec::new();
@@ -58,7 +59,7 @@ pub fn pack_network_f16<'a>(layers: impl IntoIterator<Item = (&'a [f32], usize, 
             out.resize(base + pi * po, 0u16);
             for k in 0..i {
                 for c in 0..o {
-                    out[base + k * po + c] = half::f16::from_f32(w[(m * i + k) * o + c]).to_bits();
+                    out[base + c * pi + k] = half::f16::from_f32(w[(m * i + k) * o + c]).to_bits();
                 }
             }
         }
@@ -233,9 +234,10 @@ mod tests {
         assert_eq!(packed.len(), 2 * 16 * 64 + 2 * 32 * 64);
         let p = params(&dims, 2, 1, 5).expect("params");
         assert_eq!(&p.w_off[..2], &[0, 2 * 16 * 64]);
+        // Element [k, c] of member m's layer l at column c, row k of its transposed block.
         let at = |l: usize, m: usize, k: usize, c: usize| {
             let (pi, po) = (pad16(dims[l]), pad_cols(dims[l + 1]));
-            half::f16::from_bits(packed[p.w_off[l] as usize + m * pi * po + k * po + c]).to_f32()
+            half::f16::from_bits(packed[p.w_off[l] as usize + m * pi * po + c * pi + k]).to_f32()
         };
         for m in 0..2 {
             for k in 0..16 {
