@@ -15,29 +15,29 @@
 //   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l])
 //   4 y       : array<f32> [rows, dims[n_layers]]     output rows
 //
-// Dispatch: (ceil(rows of the largest member block / ROWS), members), ROWS = 16·RT. A workgroup
-// is NS subgroups of SG invocations (the device's one subgroup size) and takes ROWS consecutive
-// rows of member m: `act` holds them as f16, row-major with row stride AW and zeros in the
-// padding. Per layer, subgroup s computes the column tiles s, s + NS, … of every row tile (the
-// same count for every subgroup: Q(out) is a whole number of NS tiles), four at a time with
-// the A tiles from `act` and the B tiles read straight from `weights` (each B tile serves RT
-// row tiles, each A tile four column tiles), into `prod` (f32, row stride PW); then bias and
-// SiLU make the next `act`. Every loop's trip count
-// is uniform, so every cooperative operation is in uniform control flow (naga requires it);
-// the subgroups differ only in the addresses they load and store.
+// Dispatch: (ceil(rows of the largest member block / 16), members). A workgroup is NS subgroups
+// of SG invocations (the device's one subgroup size) and takes 16 consecutive rows of member m
+// (one row tile: half the workgroup memory of two, so twice the workgroups fit on a
+// multiprocessor, which measured faster on an H200 than sharing each B tile between two row
+// tiles): `act` holds them as f16, row-major with row stride AW and zeros in the padding. Per
+// layer, subgroup s computes the column tiles s, s + NS, … (the same count for every subgroup:
+// Q(out) is a whole number of NS tiles), four at a time with the A tile from `act` and the B
+// tiles read straight from `weights`, into `prod` (f32, row stride PW); then bias and SiLU make
+// the next `act`. Every loop's trip count is uniform, so every cooperative operation is in
+// uniform control flow (naga requires it); the subgroups differ only in the addresses they
+// load and store.
 // The overrides are chosen by the host (kernels::mlp_coop::CoopShape).
 // CPU reference: kernels::mlp_coop::reference::network_f16_f64 (f16-rounded operands, f64 sums).
 // The module starts with `enable f16; enable wgpu_cooperative_matrix;` (kernels::mlp_coop::
 // DIRECTIVES), put before common.wgsl by the host: WGSL allows directives only at the top.
 
-// Row tiles of 16 per workgroup (1 or 2).
-override RT: u32 = 2u;
 // Invocations per subgroup (the device's one subgroup size).
 override SG: u32 = 32u;
-// Row stride of `act`: the widest padded layer input, a multiple of 16.
-override AW: u32 = 208u;
-// Row stride of `prod`: the widest layer output rounded up to 16·NS.
-override PW: u32 = 256u;
+// Row stride of `act`: the widest padded layer input + 8 (an odd multiple of 8: see
+// kernels::mlp_coop::BANK_SKEW).
+override AW: u32 = 216u;
+// Row stride of `prod`: the widest layer output rounded up to 16·NS, + 8.
+override PW: u32 = 264u;
 // Subgroups per workgroup (kernels::mlp_coop::SUBGROUPS).
 const NS: u32 = 4u;
 
@@ -47,8 +47,8 @@ const NS: u32 = 4u;
 @group(0) @binding(3) var<storage, read> biases: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<f32>;
 
-var<workgroup> act: array<f16, 16u * RT * AW>;
-var<workgroup> prod: array<f32, 16u * RT * PW>;
+var<workgroup> act: array<f16, 16u * AW>;
+var<workgroup> prod: array<f32, 16u * PW>;
 
 fn coop_dim(i: u32) -> u32 {
     return net.dims[i / 4u][i % 4u];
@@ -76,7 +76,7 @@ fn forward_coop(
     let m = wg.y;
     let start = net.n_batch * local_block_start(m, net.local_slots, net.n_members);
     let end = net.n_batch * local_block_start(m + 1u, net.local_slots, net.n_members);
-    let rows = 16u * RT;
+    let rows = 16u;
     let n_inv = NS * SG;
     let r0 = start + wg.x * rows;
     // A workgroup past its member's rows runs on zeros and stores nothing: no early return, so
@@ -105,8 +105,8 @@ fn forward_coop(
         let b0 = net.b_off[l / 4u][l % 4u] + m * dout;
         let nk = pin / 16u;
         // The layer's column groups (NS tiles each; subgroup sid takes tile sid of each), four
-        // at a time: per K tile, one A tile per row tile and four independent B tiles feed
-        // eight accumulators. A group past the layer's last repeats group g0 (the loads stay
+        // at a time: per K tile, one A tile and four independent B tiles feed four
+        // accumulators. A group past the layer's last repeats group g0 (the loads stay
         // unconditional, in range and independent) and stores nothing.
         let ng = qout / (16u * NS);
         for (var g0 = 0u; g0 < ng; g0 = g0 + 4u) {
@@ -117,14 +117,10 @@ fn forward_coop(
             let col1 = select(col0, col0 + 16u * NS, has1);
             let col2 = select(col0, col0 + 32u * NS, has2);
             let col3 = select(col0, col0 + 48u * NS, has3);
-            var c00 = coop_mat16x16<f32, C>();
-            var c01 = coop_mat16x16<f32, C>();
-            var c10 = coop_mat16x16<f32, C>();
-            var c11 = coop_mat16x16<f32, C>();
-            var c20 = coop_mat16x16<f32, C>();
-            var c21 = coop_mat16x16<f32, C>();
-            var c30 = coop_mat16x16<f32, C>();
-            var c31 = coop_mat16x16<f32, C>();
+            var c0 = coop_mat16x16<f32, C>();
+            var c1 = coop_mat16x16<f32, C>();
+            var c2 = coop_mat16x16<f32, C>();
+            var c3 = coop_mat16x16<f32, C>();
             for (var kt = 0u; kt < nk; kt = kt + 1u) {
                 let i0 = w0 + col0 * pin + kt * 16u;
                 let i1 = w0 + col1 * pin + kt * 16u;
@@ -134,72 +130,54 @@ fn forward_coop(
                 let b1 = coopLoad<coop_mat16x16<f16, B>>(&weights[i1], pin);
                 let b2 = coopLoad<coop_mat16x16<f16, B>>(&weights[i2], pin);
                 let b3 = coopLoad<coop_mat16x16<f16, B>>(&weights[i3], pin);
-                let a0i = kt * 16u;
-                let a0 = coopLoadT<coop_mat16x16<f16, A>>(&act[a0i], AW);
-                c00 = coopMultiplyAdd(a0, b0, c00);
-                c10 = coopMultiplyAdd(a0, b1, c10);
-                c20 = coopMultiplyAdd(a0, b2, c20);
-                c30 = coopMultiplyAdd(a0, b3, c30);
-                if (RT == 2u) {
-                    let a1i = 16u * AW + kt * 16u;
-                    let a1 = coopLoadT<coop_mat16x16<f16, A>>(&act[a1i], AW);
-                    c01 = coopMultiplyAdd(a1, b0, c01);
-                    c11 = coopMultiplyAdd(a1, b1, c11);
-                    c21 = coopMultiplyAdd(a1, b2, c21);
-                    c31 = coopMultiplyAdd(a1, b3, c31);
-                }
+                let ai = kt * 16u;
+                let a = coopLoadT<coop_mat16x16<f16, A>>(&act[ai], AW);
+                c0 = coopMultiplyAdd(a, b0, c0);
+                c1 = coopMultiplyAdd(a, b1, c1);
+                c2 = coopMultiplyAdd(a, b2, c2);
+                c3 = coopMultiplyAdd(a, b3, c3);
             }
             // (`let` indices: naga's SPIR-V writer fails on an inline one in coopStore.)
-            let second = 16u * PW;
-            let p00 = col0;
-            coopStoreT(c00, &prod[p00], PW);
-            if (RT == 2u) {
-                let p01 = second + col0;
-                coopStoreT(c01, &prod[p01], PW);
-            }
+            let p0 = col0;
+            coopStoreT(c0, &prod[p0], PW);
             if (has1) {
-                let p10 = col1;
-                coopStoreT(c10, &prod[p10], PW);
-                if (RT == 2u) {
-                    let p11 = second + col1;
-                    coopStoreT(c11, &prod[p11], PW);
-                }
+                let p1 = col1;
+                coopStoreT(c1, &prod[p1], PW);
             }
             if (has2) {
-                let p20 = col2;
-                coopStoreT(c20, &prod[p20], PW);
-                if (RT == 2u) {
-                    let p21 = second + col2;
-                    coopStoreT(c21, &prod[p21], PW);
-                }
+                let p2 = col2;
+                coopStoreT(c2, &prod[p2], PW);
             }
             if (has3) {
-                let p30 = col3;
-                coopStoreT(c30, &prod[p30], PW);
-                if (RT == 2u) {
-                    let p31 = second + col3;
-                    coopStoreT(c31, &prod[p31], PW);
-                }
+                let p3 = col3;
+                coopStoreT(c3, &prod[p3], PW);
             }
         }
         // Every product is in `prod` and every read of this layer's `act` is done.
         workgroupBarrier();
         let last = l + 1u == n_layers;
+        // One column per invocation (its bias read once), down every row; the padding columns
+        // up to the next multiple of 16 become zeros for the next layer's K tiles.
         let pout = pad16(dout);
-        for (var i = li; i < rows * pout; i = i + n_inv) {
-            let r = i / pout;
-            let c = i % pout;
-            if (c < dout) {
-                let v = prod[r * PW + c] + biases[b0 + c];
-                if (last) {
-                    if (r < n_rows) {
-                        y[(r0 + r) * dout + c] = v;
+        for (var c = li; c < pout; c = c + n_inv) {
+            let valid = c < dout;
+            var bias = 0.0;
+            if (valid) {
+                bias = biases[b0 + c];
+            }
+            for (var r = 0u; r < rows; r = r + 1u) {
+                if (valid) {
+                    let v = prod[r * PW + c] + bias;
+                    if (last) {
+                        if (r < n_rows) {
+                            y[(r0 + r) * dout + c] = v;
+                        }
+                    } else {
+                        act[r * AW + c] = f16(coop_silu(v));
                     }
-                } else {
-                    act[r * AW + c] = f16(coop_silu(v));
+                } else if (!last) {
+                    act[r * AW + c] = f16(0.0);
                 }
-            } else if (!last) {
-                act[r * AW + c] = f16(0.0);
             }
         }
         workgroupBarrier();

@@ -679,12 +679,8 @@ fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
         let p =
             mlp_coop::params(dims, e, nb, ls).ok_or_else(|| Error::InvalidInput("coop16: network too large".into()))?;
         let cpu = net.reference(coop_ref::network_f16_f64);
-        let full = CoopShape::for_network(ctx, dims).map_err(|why| Error::InvalidInput(format!("coop16: {why}")))?;
-        let mut shapes = vec![full];
-        if full.rt > 1 {
-            shapes.push(CoopShape { rt: 1, ..full });
-        }
-        for shape in shapes {
+        let shape = CoopShape::for_network(ctx, dims).map_err(|why| Error::InvalidInput(format!("coop16: {why}")))?;
+        {
             let k = MlpCoopKernels::new(ctx, shape)?;
             let xb = ctx.storage_buffer_init("x", &f32s(&net.x));
             let wb = ctx.storage_buffer_init("w", &wp);
@@ -699,7 +695,7 @@ fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
             }
             ctx.queue.submit(Some(enc.finish()));
             let gpu = ctx.read_buffer::<f32>(&yb, net.rows * net.out_dim())?;
-            let what = format!("network {dims:?} × {e}, {} rows, {} rows per workgroup", net.rows, shape.rows());
+            let what = format!("network {dims:?} × {e}, {} rows", net.rows);
             c.merge(compare(&what, &gpu, &cpu, COOP16_TOL));
         }
     }

@@ -337,9 +337,8 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
     let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
         .unwrap_or_else(|e| panic!("mlp_coop: {}", e.emit_to_string(&src)));
-    for (rt, sg, aw, pw) in [(2, 32, 208, 256), (1, 32, 16, 64), (2, 64, 80, 128)] {
+    for (sg, aw, pw) in [(32, 216, 264), (32, 24, 72), (64, 88, 136)] {
         let mut constants = naga::back::PipelineConstants::default();
-        constants.insert("RT".into(), rt as f64);
         constants.insert("SG".into(), sg as f64);
         constants.insert("AW".into(), aw as f64);
         constants.insert("PW".into(), pw as f64);

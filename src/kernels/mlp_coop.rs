@@ -70,24 +70,30 @@ pub fn pack_network_f16<'a>(layers: impl IntoIterator<Item = (&'a [f32], usize, 
     out
 }
 
+/// Values added to each row stride in workgroup memory, so that a stride is an odd multiple of
+/// 8 values: the 16 rows of a tile then start in different memory banks (a stride that is a
+/// multiple of 16 values puts every other or every row of a tile in the same banks, and the
+/// tile's loads and stores wait on each other).
+pub const BANK_SKEW: usize = 8;
+
 /// How the kernel is laid out for one network on one device (the WGSL overrides).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CoopShape {
-    /// Row tiles of 16 per workgroup (1 or 2).
-    pub rt: u32,
     /// Invocations per subgroup: the device's subgroup size (a workgroup is [`SUBGROUPS`] of them).
     pub sg: u32,
-    /// Row stride of the f16 activations in workgroup memory: the widest padded layer input.
+    /// Row stride of the f16 activations in workgroup memory: the widest padded layer input
+    /// and [`BANK_SKEW`] more.
     pub act_width: u32,
-    /// Row stride of the f32 products in workgroup memory: the widest [`pad_cols`] output.
+    /// Row stride of the f32 products in workgroup memory: the widest [`pad_cols`] output and
+    /// [`BANK_SKEW`] more.
     pub prod_width: u32,
 }
 
 impl CoopShape {
     /// The layout for a network of widths `dims` on `ctx`, or why there is none: the device must
-    /// have the cooperative matrices ([`GpuContext::has_coop16`]) and one subgroup size; rows of
-    /// the widest padded input in f16 and of the widest padded output in f32 must fit the
-    /// workgroup memory, two row tiles where they do.
+    /// have the cooperative matrices ([`GpuContext::has_coop16`]) and one subgroup size; 16 rows
+    /// of the widest padded input in f16 and of the widest padded output in f32 must fit the
+    /// workgroup memory.
     pub fn for_network(ctx: &GpuContext, dims: &[usize]) -> std::result::Result<Self, String> {
         if !ctx.has_coop16() {
             return Err("this adapter offers no 16×16×16 cooperative matrices with f16 operands and f32 \
@@ -104,13 +110,12 @@ impl CoopShape {
         if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
             return Err(format!("the coop16 kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
         }
-        let act_width = dims[..n_layers].iter().map(|d| pad16(*d)).max().unwrap_or(TILE) as u64;
-        let prod_width = dims[1..].iter().map(|d| pad_cols(*d)).max().unwrap_or(TILE) as u64;
-        // 16 rows of f16 activations and of f32 products per row tile.
+        let act_width = (dims[..n_layers].iter().map(|d| pad16(*d)).max().unwrap_or(TILE) + BANK_SKEW) as u64;
+        let prod_width = (dims[1..].iter().map(|d| pad_cols(*d)).max().unwrap_or(TILE) + BANK_SKEW) as u64;
+        // 16 rows of f16 activations and of f32 products.
         let per_tile = 16 * (act_width * 2 + prod_width * 4);
         let memory = limits.max_compute_workgroup_storage_size as u64;
-        let rt = (memory / per_tile).min(2);
-        if rt == 0 {
+        if per_tile > memory {
             return Err(format!(
                 "16 rows of {act_width} f16 inputs and {prod_width} f32 outputs need {per_tile} B of workgroup memory, \
                  the device has {memory} B"
@@ -125,17 +130,12 @@ impl CoopShape {
                 "a workgroup of {SUBGROUPS} subgroups ({invocations} invocations) exceeds the device's workgroup limits"
             ));
         }
-        Ok(Self { rt: rt as u32, sg, act_width: act_width as u32, prod_width: prod_width as u32 })
+        Ok(Self { sg, act_width: act_width as u32, prod_width: prod_width as u32 })
     }
 
-    /// Rows per workgroup.
-    pub fn rows(&self) -> u32 {
-        16 * self.rt
-    }
-
-    /// Workgroups of one dispatch over `p`'s rows, checked against the device limit.
+    /// Workgroups of one dispatch over `p`'s rows (16 per workgroup), checked against the device limit.
     pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
-        block_grid(ctx, p, self.rows(), "mlp_coop.forward_coop")
+        block_grid(ctx, p, TILE as u32, "mlp_coop.forward_coop")
     }
 }
 
@@ -162,7 +162,6 @@ impl MlpCoopKernels {
         let layout = network_layout(ctx, "mlp_coop")?;
         let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL];
         let constants = [
-            ("RT", shape.rt as f64),
             ("SG", shape.sg as f64),
             ("AW", shape.act_width as f64),
             ("PW", shape.prod_width as f64),
@@ -261,16 +260,16 @@ mod tests {
     fn the_layout_fits_the_workgroup_memory_and_says_what_does_not() {
         let pets = [5usize, 200, 200, 200, 200, 16];
         let h100 = wgpu::Limits { max_compute_workgroup_storage_size: 48 * 1024, ..wgpu::Limits::default() };
-        // 2 row tiles of 208 f16 inputs and 256 f32 outputs: 2 · 16 · (416 + 1024) = 46 080 B of 49 152.
-        let shape = CoopShape { rt: 2, sg: 32, act_width: 208, prod_width: 256 };
+        // 16 rows of 208 + 8 f16 inputs and 256 + 8 f32 outputs: 16 · (432 + 1056) = 23 808 B of 49 152.
+        let shape = CoopShape { sg: 32, act_width: 216, prod_width: 264 };
         assert_eq!(CoopShape::within(&pets, &h100, 32), Ok(shape));
-        let tight = wgpu::Limits { max_compute_workgroup_storage_size: 30_000, ..h100.clone() };
-        assert_eq!(CoopShape::within(&pets, &tight, 32).map(|s| s.rt), Ok(1));
+        let exact = wgpu::Limits { max_compute_workgroup_storage_size: 23_808, ..h100.clone() };
+        assert_eq!(CoopShape::within(&pets, &exact, 32), Ok(shape));
         let tiny = wgpu::Limits { max_compute_workgroup_storage_size: 16 * 1024, ..h100.clone() };
         let e = CoopShape::within(&pets, &tiny, 32).unwrap_err();
-        assert!(e.contains("23040 B") && e.contains("16384 B"), "{e}");
+        assert!(e.contains("23808 B") && e.contains("16384 B"), "{e}");
         // Inputs set the activation stride, outputs (in groups of 4 tiles) the product stride.
-        assert_eq!(CoopShape::within(&[13, 65, 7, 9], &h100, 32).map(|s| (s.act_width, s.prod_width)), Ok((80, 128)));
+        assert_eq!(CoopShape::within(&[13, 65, 7, 9], &h100, 32).map(|s| (s.act_width, s.prod_width)), Ok((88, 136)));
         assert!(CoopShape::within(&[4], &h100, 32).is_err());
         // Four subgroups of 64 fill the default 256 invocations; of 128 they exceed them.
         assert!(CoopShape::within(&pets, &h100, 64).is_ok());
