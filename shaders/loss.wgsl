@@ -116,8 +116,12 @@ fn nll_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
 // One workgroup of RED_SIZE invocations per member (its loss) and per output dimension (the
 // gradients of its two log-variance bounds), each summing in reduce.wgsl's fixed order.
 @compute @workgroup_size(RED_SIZE)
-fn reduce_loss(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_index) t: u32) {
-    let i = wid.x;
+fn reduce_loss(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let i = wid.x + wid.y * nwg.x;
     let e = train.n_members;
     let mo = train.model_out;
     let base = terms_base();

@@ -71,8 +71,11 @@ fn coop_silu(v: f32) -> f32 {
 fn forward_coop(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(local_invocation_index) li: u32,
-    @builtin(subgroup_id) sid: u32,
+    @builtin(subgroup_id) subgroup: u32,
 ) {
+    // The device runs NS subgroups per workgroup (CoopShape: one subgroup size, NS·SG
+    // invocations); the clamp makes every index below provably in range all the same.
+    let sid = min(subgroup, NS - 1u);
     let m = wg.y;
     let start = net.n_batch * local_block_start(m, net.local_slots, net.n_members);
     let end = net.n_batch * local_block_start(m + 1u, net.local_slots, net.n_members);
@@ -126,16 +129,16 @@ fn forward_coop(
                 let i1 = w0 + col1 * pin + kt * 16u;
                 let i2 = w0 + col2 * pin + kt * 16u;
                 let i3 = w0 + col3 * pin + kt * 16u;
-                let b0 = coopLoad<coop_mat16x16<f16, B>>(&weights[i0], pin);
-                let b1 = coopLoad<coop_mat16x16<f16, B>>(&weights[i1], pin);
-                let b2 = coopLoad<coop_mat16x16<f16, B>>(&weights[i2], pin);
-                let b3 = coopLoad<coop_mat16x16<f16, B>>(&weights[i3], pin);
+                let w_0 = coopLoad<coop_mat16x16<f16, B>>(&weights[i0], pin);
+                let w_1 = coopLoad<coop_mat16x16<f16, B>>(&weights[i1], pin);
+                let w_2 = coopLoad<coop_mat16x16<f16, B>>(&weights[i2], pin);
+                let w_3 = coopLoad<coop_mat16x16<f16, B>>(&weights[i3], pin);
                 let ai = kt * 16u;
                 let a = coopLoadT<coop_mat16x16<f16, A>>(&act[ai], AW);
-                c0 = coopMultiplyAdd(a, b0, c0);
-                c1 = coopMultiplyAdd(a, b1, c1);
-                c2 = coopMultiplyAdd(a, b2, c2);
-                c3 = coopMultiplyAdd(a, b3, c3);
+                c0 = coopMultiplyAdd(a, w_0, c0);
+                c1 = coopMultiplyAdd(a, w_1, c1);
+                c2 = coopMultiplyAdd(a, w_2, c2);
+                c3 = coopMultiplyAdd(a, w_3, c3);
             }
             // (`let` indices: naga's SPIR-V writer fails on an inline one in coopStore.)
             let p0 = col0;

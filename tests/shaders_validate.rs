@@ -333,6 +333,14 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
         Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).is_err(),
         "validated without the cooperative-matrix capability"
     );
+    // Each of the three capabilities is needed (the device features of gpu::COOP16_FEATURES).
+    for missing in [Capabilities::COOPERATIVE_MATRIX, Capabilities::SHADER_FLOAT16, Capabilities::SUBGROUP] {
+        let partial = (Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP) - missing;
+        assert!(
+            Validator::new(ValidationFlags::all(), partial).validate(&module).is_err(),
+            "validated without {missing:?}"
+        );
+    }
     let caps = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP;
     let info = Validator::new(ValidationFlags::all(), caps)
         .validate(&module)
