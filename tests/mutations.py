@@ -85,6 +85,15 @@ MUTATIONS = [
     ("layer bounds checks dropped from a custom task's module too", "src/kernels/mod.rs",
      "parts.iter().all(|p| OWN_SOURCES.contains(p))", "true",
      ["--test", "check_policy", "only_the_crates_own_wgsl"]),
+    ("workgroup sum stops before its last halving", "shaders/reduce.wgsl",
+     "s > 0u; s = s >> 1u", "s > 1u; s = s >> 1u",
+     ["--test", "verify", "every_conformance_case"]),
+    ("gradient norm's final sum reads only the first 256 chunks", "shaders/adam.wgsl",
+     "for (var c = t; c < train.n_chunks; c = c + RED_SIZE) {", "for (var c = t; c < min(train.n_chunks, RED_SIZE); c = c + RED_SIZE) {",
+     ["--test", "verify", "every_conformance_case"]),
+    ("member loss sums only the first pass of its workgroup", "shaders/loss.wgsl",
+     "for (var j = t; j < n; j = j + RED_SIZE) {", "for (var j = t; j < min(n, RED_SIZE); j = j + RED_SIZE) {",
+     ["--test", "verify", "every_conformance_case"]),
 ]
 
 
