@@ -964,18 +964,8 @@ fn case_adam(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
             return Err(Error::InvalidInput("the reference skipped a finite step".into()));
         }
         c.merge(compare(&format!("step {t}: parameters"), &ctx.read_buffer::<f32>(&params, n)?, &p, ADAM_TOL));
-        c.merge(compare(
-            &format!("step {t}: first moments"),
-            &ctx.read_buffer::<f32>(&m1b, n)?,
-            &m1,
-            moment_tol(&m1),
-        ));
-        c.merge(compare(
-            &format!("step {t}: second moments"),
-            &ctx.read_buffer::<f32>(&m2b, n)?,
-            &m2,
-            moment_tol(&m2),
-        ));
+        c.merge(compare(&format!("step {t}: first moments"), &ctx.read_buffer::<f32>(&m1b, n)?, &m1, moment_tol(&m1)));
+        c.merge(compare(&format!("step {t}: second moments"), &ctx.read_buffer::<f32>(&m2b, n)?, &m2, moment_tol(&m2)));
         c.merge(compare_exact(&format!("step {t}: step count"), &ctx.read_buffer::<u32>(&counters, 1)?, &[t as u32]));
     }
     Ok(c)

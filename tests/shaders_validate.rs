@@ -100,7 +100,8 @@ fn layer_params_layout_matches_the_rust_mirror() {
 #[test]
 fn train_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::TrainParams;
-    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::REDUCE_WGSL, lookahead::kernels::LOSS_WGSL].concat();
+    let src =
+        [lookahead::kernels::COMMON_WGSL, lookahead::kernels::REDUCE_WGSL, lookahead::kernels::LOSS_WGSL].concat();
     let expected = [
         ("n_members", std::mem::offset_of!(TrainParams, n_members)),
         ("batch", std::mem::offset_of!(TrainParams, batch)),
@@ -335,7 +336,8 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
     );
     // Each of the three capabilities is needed (the device features of gpu::COOP16_FEATURES).
     for missing in [Capabilities::COOPERATIVE_MATRIX, Capabilities::SHADER_FLOAT16, Capabilities::SUBGROUP] {
-        let partial = (Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP) - missing;
+        let partial =
+            (Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP) - missing;
         assert!(
             Validator::new(ValidationFlags::all(), partial).validate(&module).is_err(),
             "validated without {missing:?}"

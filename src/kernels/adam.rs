@@ -47,8 +47,9 @@ impl AdamKernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let params = params_layout::<TrainParams>(ctx, "train.params")?;
         let layout = storage_layout(ctx, "train.adam", &[false, true, false, false, false, false, false])?;
-        let pipe =
-            |entry: &str, wg: bool| pipeline(ctx, "adam", &[COMMON_WGSL, REDUCE_WGSL, ADAM_WGSL], entry, &[&params, &layout], wg);
+        let pipe = |entry: &str, wg: bool| {
+            pipeline(ctx, "adam", &[COMMON_WGSL, REDUCE_WGSL, ADAM_WGSL], entry, &[&params, &layout], wg)
+        };
         Ok(Self {
             norm_partial: pipe("grad_norm_partial", false)?,
             norm_final: pipe("grad_norm_final", false)?,

@@ -161,11 +161,7 @@ impl MlpCoopKernels {
         }
         let layout = network_layout(ctx, "mlp_coop")?;
         let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL];
-        let constants = [
-            ("SG", shape.sg as f64),
-            ("AW", shape.act_width as f64),
-            ("PW", shape.prod_width as f64),
-        ];
+        let constants = [("SG", shape.sg as f64), ("AW", shape.act_width as f64), ("PW", shape.prod_width as f64)];
         let forward = ctx.compute_pipeline(&PipelineDesc {
             label: "mlp_coop.forward_coop",
             family: "mlp_coop",
