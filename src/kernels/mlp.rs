@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Recorder};
 
-use super::{pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, WG_SIZE};
+use super::{check_grid, pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, WG_SIZE};
 
 /// Output rows per workgroup tile (WGSL `TILE_M`).
 pub const TILE_M: u32 = 64;
@@ -51,20 +51,9 @@ impl LayerParams {
 
     /// Workgroups of a dispatch of this layer, checked against the device limit.
     pub fn workgroups(&self, ctx: &GpuContext) -> Result<(u32, u32, u32)> {
-        let max = ctx.limits().max_compute_workgroups_per_dimension;
         let x = self.max_block_rows().div_ceil(TILE_M).max(1);
         let y = self.out_dim.div_ceil(TILE_N).max(1);
-        for (what, v) in [("row tiles of one member", x), ("ensemble members", self.n_members)] {
-            if v > max {
-                return Err(Error::LimitExceeded {
-                    what: format!("mlp.forward: {what}"),
-                    requested: v as u64,
-                    limit: "max_compute_workgroups_per_dimension",
-                    max: max as u64,
-                    hint: "lower population × particles × batch size",
-                });
-            }
-        }
+        check_grid(ctx, "mlp.forward", &[("row tiles of one member", x), ("ensemble members", self.n_members)])?;
         Ok((x, y, self.n_members))
     }
 

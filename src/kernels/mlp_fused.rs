@@ -2,10 +2,10 @@
 //! block of rows with the activations kept in workgroup memory, for the planner's model step
 //! (one dispatch instead of one per layer, and no hidden activations through global memory).
 
-use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, PipelineDesc};
+use crate::error::Result;
+use crate::gpu::GpuContext;
 
-use super::{runtime_checks_off, storage_entry, uniform_entry, COMMON_WGSL, MLP_FUSED_WGSL};
+use super::{check_grid, pipeline_with, storage_entry, uniform_entry, COMMON_WGSL, MLP_FUSED_WGSL};
 
 /// Most layers the fused kernel takes (WGSL `FUSED_MAX_LAYERS`).
 pub const FUSED_MAX_LAYERS: usize = 8;
@@ -162,19 +162,8 @@ impl FusedShape {
 /// The grid of a whole-network kernel taking `rows` rows of one member per workgroup:
 /// (row blocks of the largest member block, members, 1), checked against the device limit.
 pub fn block_grid(ctx: &GpuContext, p: &FusedParams, rows: u32, kernel: &str) -> Result<(u32, u32, u32)> {
-    let max = ctx.limits().max_compute_workgroups_per_dimension;
     let x = p.max_block_rows().div_ceil(rows).max(1);
-    for (what, v) in [("row blocks of one member", x), ("ensemble members", p.n_members)] {
-        if v > max {
-            return Err(Error::LimitExceeded {
-                what: format!("{kernel}: {what}"),
-                requested: v as u64,
-                limit: "max_compute_workgroups_per_dimension",
-                max: max as u64,
-                hint: "lower population × particles × batch size",
-            });
-        }
-    }
+    check_grid(ctx, kernel, &[("row blocks of one member", x), ("ensemble members", p.n_members)])?;
     Ok((x, p.n_members, 1))
 }
 
@@ -213,15 +202,7 @@ impl MlpFusedKernels {
             ("SPLIT", shape.split as f64),
             ("WIDTH", shape.width as f64),
         ];
-        let forward = ctx.compute_pipeline(&PipelineDesc {
-            label: "mlp_fused.forward_fused",
-            family: "mlp_fused",
-            source: &parts.concat(),
-            entry: "forward_fused",
-            constants: &constants,
-            layouts: &[&layout],
-            trusted: runtime_checks_off(ctx, &parts),
-        })?;
+        let forward = pipeline_with(ctx, "mlp_fused", &parts, "forward_fused", &[&layout], &constants)?;
         Ok(Self { layout, forward, shape })
     }
 

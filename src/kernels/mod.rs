@@ -26,7 +26,7 @@ pub mod mlp_fused;
 pub mod rng;
 pub mod rollout;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, PipelineDesc, ShaderChecks};
 
 /// Largest observation size an environment function handles (WGSL `MAX_OBS`).
@@ -269,6 +269,18 @@ pub fn pipeline(
     with_wg_size: bool,
 ) -> Result<wgpu::ComputePipeline> {
     let constants: &[(&str, f64)] = if with_wg_size { &[("WG_SIZE", WG_SIZE as f64)] } else { &[] };
+    pipeline_with(ctx, family, parts, entry, layouts, constants)
+}
+
+/// [`pipeline`] with the module's override `constants` given.
+pub fn pipeline_with(
+    ctx: &GpuContext,
+    family: &str,
+    parts: &[&str],
+    entry: &str,
+    layouts: &[&wgpu::BindGroupLayout],
+    constants: &[(&str, f64)],
+) -> Result<wgpu::ComputePipeline> {
     let source = parts.concat();
     ctx.compute_pipeline(&PipelineDesc {
         label: &format!("{family}.{entry}"),
@@ -311,6 +323,22 @@ pub fn runtime_checks_off(ctx: &GpuContext, parts: &[&str]) -> bool {
 }
 
 pub use crate::gpu::dispatch;
+
+/// Refuses a dispatch of `kernel` where one of its grid dimensions (`what`, workgroups) exceeds
+/// the device's workgroups per dimension.
+pub fn check_grid(ctx: &GpuContext, kernel: &str, dims: &[(&str, u32)]) -> Result<()> {
+    let max = ctx.limits().max_compute_workgroups_per_dimension;
+    match dims.iter().find(|(_, v)| *v > max) {
+        Some((what, v)) => Err(Error::LimitExceeded {
+            what: format!("{kernel}: {what}"),
+            requested: *v as u64,
+            limit: "max_compute_workgroups_per_dimension",
+            max: max as u64,
+            hint: "lower population × particles × batch size",
+        }),
+        None => Ok(()),
+    }
+}
 
 /// Layout entry for a storage buffer at `binding`.
 pub fn storage_entry(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
