@@ -67,8 +67,9 @@ struct PlanParams {
     _pad0: u32,
 }
 
-// Uniform of the whole-network kernels (mlp_fused.wgsl, mlp_coop.wgsl): sizes, layer widths and
-// where each layer's parameters start. Mirrors `kernels::mlp_fused::FusedParams`.
+// Uniform of the whole-network kernels (mlp_fused.wgsl, mlp_coop.wgsl): sizes, layer widths,
+// where each layer's parameters start and where the results go. Mirrors
+// `kernels::mlp_fused::FusedParams`.
 struct FusedParams {
     n_batch: u32,
     local_slots: u32,
@@ -78,6 +79,16 @@ struct FusedParams {
     dims: array<vec4<u32>, 3>,
     w_off: array<vec4<u32>, 2>,
     b_off: array<vec4<u32>, 2>,
+    // Where the output rows start in y (floats).
+    y_off: u32,
+    // 1: every layer l but the last also writes its pre-activations [rows, dims[l + 1]] to y from
+    // pre_off[l] and its activations from act_off[l] (training keeps them for the backward pass;
+    // mlp_fused.wgsl only).
+    store_hidden: u32,
+    _pad0: u32,
+    _pad1: u32,
+    pre_off: array<vec4<u32>, 2>,
+    act_off: array<vec4<u32>, 2>,
 }
 
 // Uniform of the training families (loss.wgsl, adam.wgsl), one entry per minibatch step.

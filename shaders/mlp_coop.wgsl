@@ -13,7 +13,7 @@
 //                           layout the B operand is read in), P(d) = d rounded up to 16, Q(d) =
 //                           d rounded up to 16·NS, zero where k ≥ in or c ≥ out
 //   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l])
-//   4 y       : array<f32> [rows, dims[n_layers]]     output rows
+//   4 y       : array<f32> [rows, dims[n_layers]]     output rows from net.y_off (store_hidden is not read)
 //
 // Dispatch: (ceil(rows of the largest member block / 16), members). A workgroup is NS subgroups
 // of SG invocations (the device's one subgroup size) and takes 16 consecutive rows of member m
@@ -173,7 +173,7 @@ fn forward_coop(
                     let v = prod[r * PW + c] + bias;
                     if (last) {
                         if (r < n_rows) {
-                            y[(r0 + r) * dout + c] = v;
+                            y[net.y_off + (r0 + r) * dout + c] = v;
                         }
                     } else {
                         act[r * AW + c] = f16(coop_silu(v));

@@ -1,7 +1,8 @@
 // mlp_fused.wgsl — the whole ensemble network in one dispatch: every layer of a block of rows,
 // with the activations kept in workgroup memory between layers (the planner's model step).
 // Same maths as mlp.wgsl's `forward` applied layer after layer (SiLU after every layer but
-// the last), without writing the hidden activations to global memory.
+// the last), without reading the hidden activations back from global memory (the planner does
+// not write them at all; the trainer has them written for its backward pass).
 //
 // Bindings (group 0)
 //   0 net     : FusedParams (uniform)  sizes, the layer dimensions and where each layer's
@@ -9,7 +10,9 @@
 //   1 x       : array<f32> [rows, dims[0]]            input rows, member-major (kernels/mod.rs "Slots")
 //   2 weights : array<f32>  every layer's [E, in, out] weights, concatenated (layer l from w_off[l])
 //   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l])
-//   4 y       : array<f32> [rows, dims[n_layers]]     output rows
+//   4 y       : array<f32>  output rows [rows, dims[n_layers]] from net.y_off; with net.store_hidden,
+//                           also every hidden layer's pre-activations and activations [rows, dims[l + 1]]
+//                           from net.pre_off[l] / net.act_off[l] (the trainer's forward pass)
 //
 // Dispatch: (ceil(rows of the largest member block / ROWS), members). Workgroup (·, m) takes
 // ROWS = 4·ROWS4 consecutive rows of member m. Its FUSED_WG invocations form SPLIT groups of
@@ -143,6 +146,16 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         // Every invocation has read this layer's inputs before any overwrites them.
         workgroupBarrier();
         let last = l + 1u == n_layers;
+        // A uniform choice: the last layer writes the output rows, the others their
+        // activations to workgroup memory (and, for training, both values to y).
+        let y0 = net.y_off;
+        var pre0 = 0u;
+        var act0 = 0u;
+        let store = !last && net.store_hidden == 1u;
+        if (store) {
+            pre0 = net.pre_off[l / 4u][l % 4u];
+            act0 = net.act_off[l / 4u][l % 4u];
+        }
         for (var j = 0u; j < COLS; j = j + 1u) {
             let c = lane + lanes * j;
             if (c < dout) {
@@ -154,11 +167,21 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                         for (var e = 0u; e < 4u; e = e + 1u) {
                             let r = 4u * q + e;
                             if (r < n_rows) {
-                                y[(r0 + r) * dout + c] = v[e];
+                                y[y0 + (r0 + r) * dout + c] = v[e];
                             }
                         }
                     } else {
-                        act[c * ROWS4 + q] = silu4(v);
+                        let s = silu4(v);
+                        act[c * ROWS4 + q] = s;
+                        if (store) {
+                            for (var e = 0u; e < 4u; e = e + 1u) {
+                                let r = 4u * q + e;
+                                if (r < n_rows) {
+                                    y[pre0 + (r0 + r) * dout + c] = v[e];
+                                    y[act0 + (r0 + r) * dout + c] = s[e];
+                                }
+                            }
+                        }
                     }
                 }
             }

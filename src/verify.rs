@@ -25,7 +25,7 @@ use crate::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use crate::planner::reference::{plan_f64_after, Prior};
 use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
 use crate::train::reference::flat_loss_and_grads_f64;
-use crate::train::{ReplayBuffer, TrainConfig, Trainer};
+use crate::train::{ForwardKernel, ReplayBuffer, TrainConfig, Trainer};
 
 /// Every family of the table, in its order.
 pub const FAMILIES: [&str; 13] = [
@@ -860,7 +860,13 @@ pub fn train_buffer(obs: usize, act: usize, n: usize, seed: u64) -> Result<Repla
 /// Member losses and the flat gradient of a minibatch (Gaussian NLL or MSE, with the
 /// log-variance bounds' penalty) on the device against `train::reference::loss_and_grads_f64`,
 /// over more than one 64-row tile per member with a partial last tile.
-fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, quick: bool) -> Result<Comparison> {
+fn case_gradients(
+    ctx: &GpuContext,
+    probabilistic: bool,
+    learned_reward: bool,
+    forward: ForwardKernel,
+    quick: bool,
+) -> Result<Comparison> {
     let spec = EnsembleSpec { n_members: 3, obs_dim: 3, act_dim: 2, hidden: vec![7, 5], probabilistic, learned_reward };
     let mut e = Ensemble::random(spec, 5)?;
     for l in &mut e.layers {
@@ -876,7 +882,7 @@ fn case_gradients(ctx: &GpuContext, probabilistic: bool, learned_reward: bool, q
     let buffer = train_buffer(3, 2, n, 9)?;
     // 137 rows per member: two 64-row tiles and a partial third.
     let rows: Vec<usize> = (0..if quick { 11 } else { 137 }).map(|i| (i * 7) % n).collect();
-    let cfg = TrainConfig { batch_size: rows.len(), num_elites: 2, ..TrainConfig::default() };
+    let cfg = TrainConfig { batch_size: rows.len(), num_elites: 2, forward_kernel: forward, ..TrainConfig::default() };
     let mut trainer = Trainer::new(ctx, e.clone(), cfg)?;
     let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows)?;
     // The bounds' penalty (0.01 · (Σ max_logvar − Σ min_logvar)) of the default config.
@@ -1179,15 +1185,17 @@ pub fn cases(quick: bool) -> Vec<Case> {
             v.push(case("plan.kinds", &name, Some(PLAN_TOL), move |c| case_kind(c, kind, ensemble)));
         }
     }
-    v.push(case(
-        "train.loss",
-        "Gaussian NLL: losses; gradients to 1e-3 relative, 137 rows",
-        Some(LOSS_TOL),
-        move |c| case_gradients(c, true, false, quick),
-    ));
-    v.push(case("train.loss", "MSE, learned reward: losses; gradients to 1e-3 relative", Some(LOSS_TOL), move |c| {
-        case_gradients(c, false, true, quick)
-    }));
+    let forward: &[ForwardKernel] =
+        if quick { &[ForwardKernel::Auto] } else { &[ForwardKernel::Tiled, ForwardKernel::Fused] };
+    for &k in forward {
+        let name = |what: &str| format!("{what}: losses; gradients to 1e-3 relative, 137 rows, forward {}", k.name());
+        v.push(case("train.loss", &name("Gaussian NLL"), Some(LOSS_TOL), move |c| {
+            case_gradients(c, true, false, k, quick)
+        }));
+        v.push(case("train.loss", &name("MSE, learned reward"), Some(LOSS_TOL), move |c| {
+            case_gradients(c, false, true, k, quick)
+        }));
+    }
     v.push(case("train.adam", "five steps: parameters, both moments, step count", Some(ADAM_TOL), move |c| {
         case_adam(c, quick)
     }));

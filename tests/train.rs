@@ -9,7 +9,7 @@ use lookahead::env::{Env, EnvKind};
 use lookahead::kernels::adam::reference::{adam_step_f64, AdamParams};
 use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::train::reference::{flat_loss_and_grads_f64, loss_and_grads_f64, MemberNet};
-use lookahead::train::{input_statistics, ReplayBuffer, TrainConfig, Trainer};
+use lookahead::train::{input_statistics, ForwardKernel, ReplayBuffer, TrainConfig, Trainer};
 use lookahead::Error;
 
 /// GPU gradients are f32 sums over a batch; compared with the f64 reference at 1e-3 relative
@@ -487,7 +487,9 @@ gpu_test!(training_resumed_from_a_checkpoint_continues_exactly_as_uninterrupted_
 
 // Gradients over three row tiles per member (150 rows: 64 + 64 + 22) and layers wider than one
 // 64-column tile (in 70, out 65), so the later and partial tiles of backward_input,
-// backward_weights and the forward pass, and their grids, are compared with the reference.
+// backward_weights and the forward pass, and their grids, are compared with the reference; with
+// either forward pass (the fused one: 9 full 16-row blocks and a partial one, 2 columns per
+// invocation past 64 outputs).
 gpu_test!(gradients_over_several_and_partial_tiles_match_the_f64_reference, |ctx| {
     let spec = EnsembleSpec {
         n_members: 3,
@@ -503,14 +505,48 @@ gpu_test!(gradients_over_several_and_partial_tiles_match_the_f64_reference, |ctx
     let (mean, std) = input_statistics(&buffer, &all);
     e.input_mean = mean;
     e.input_std = std;
-    let cfg = TrainConfig { batch_size: 150, num_elites: 2, ..TrainConfig::default() };
-    let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
-    let rows: Vec<usize> = (0..150).map(|i| (i * 13) % 170).collect();
-    let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
-    let (cpu_losses, cpu_grads) = flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, trainer.layout());
-    let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
-    assert_close("member losses", &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
-    assert_close("gradients", &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
+    for forward_kernel in [ForwardKernel::Tiled, ForwardKernel::Fused] {
+        let cfg = TrainConfig { batch_size: 150, num_elites: 2, forward_kernel, ..TrainConfig::default() };
+        let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
+        let rows: Vec<usize> = (0..150).map(|i| (i * 13) % 170).collect();
+        let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
+        let (cpu_losses, cpu_grads) = flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, trainer.layout());
+        let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
+        let what = |w: &str| format!("{w}, forward {}", forward_kernel.name());
+        assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
+        assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
+    }
+});
+
+// The fused forward pass is the per-layer one's maths in the same order (k ascending, then the
+// bias, then SiLU), so training through either gives the same weights: two epochs of the same
+// seeds, compared to 1e-5 of each tensor's scale (identical on lavapipe). Catches a fused pass
+// that writes the backward pass stale or swapped hidden values only partly (e.g. one member's
+// or one row block's), which a single gradient check might average away.
+gpu_test!(training_through_the_fused_forward_pass_gives_the_per_layer_passes_weights, |ctx| {
+    let buffer = cartpole_data(400, 6);
+    let spec = cartpole_spec(3, vec![40, 36]);
+    let trained = |forward_kernel| {
+        let cfg =
+            TrainConfig { epochs: 2, batch_size: 50, num_elites: 2, seed: 3, forward_kernel, ..TrainConfig::default() };
+        let mut t = Trainer::new(ctx, Ensemble::random(spec.clone(), 8).unwrap(), cfg).unwrap();
+        let report = t.train(&buffer).unwrap();
+        (t.ensemble().unwrap(), report)
+    };
+    let (tiled, rt) = trained(ForwardKernel::Tiled);
+    let (fused, rf) = trained(ForwardKernel::Fused);
+    let start = Ensemble::random(spec.clone(), 8).unwrap();
+    for (l, ((a, b), s)) in tiled.layers.iter().zip(&fused.layers).zip(&start.layers).enumerate() {
+        let moved = a.weight.iter().zip(&s.weight).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);
+        assert!(moved > 1e-4, "layer {l}: training did not move the weights ({moved})");
+        let f64s = |v: &[f32]| v.iter().map(|x| *x as f64).collect::<Vec<_>>();
+        let scale = a.weight.iter().fold(0.0f32, |m, x| m.max(x.abs())) as f64;
+        let tol = Tol { rel: 0.0, abs: 1e-5 * scale };
+        assert_close(&format!("layer {l} weights"), &b.weight, &f64s(&a.weight), tol);
+        assert_close(&format!("layer {l} biases"), &b.bias, &f64s(&a.bias), tol);
+    }
+    let losses: Vec<f32> = rf.train_loss.iter().map(|v| *v as f32).collect();
+    assert_close("train losses", &losses, &rt.train_loss, Tol { rel: 1e-5, abs: 1e-6 });
 });
 
 // Early stopping keeps the best weights (issue 14): a run that improves and then degrades (a

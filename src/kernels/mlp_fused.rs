@@ -33,6 +33,16 @@ pub struct FusedParams {
     pub w_off: [u32; 8],
     /// Where layer `l`'s biases start in the packed biases (floats).
     pub b_off: [u32; 8],
+    /// Where the output rows start in `y` (floats).
+    pub y_off: u32,
+    /// 1: every layer but the last also writes its pre-activations and activations to `y`
+    /// (from `pre_off[l]` and `act_off[l]`); `mlp_fused.wgsl` only ([`FusedParams::store_hidden`]).
+    pub store_hidden: u32,
+    pub _pad: [u32; 2],
+    /// Where layer `l`'s pre-activations `[rows, dims[l + 1]]` start in `y` (floats).
+    pub pre_off: [u32; 8],
+    /// Where layer `l`'s activations `[rows, dims[l + 1]]` start in `y` (floats).
+    pub act_off: [u32; 8],
 }
 
 impl FusedParams {
@@ -63,6 +73,21 @@ impl FusedParams {
         }
         u32::try_from(w).ok()?;
         Some(p)
+    }
+
+    /// The same with the output rows at `y_off` in `y` and every hidden layer `l` (all but the
+    /// last) writing its pre-activations at `pre_off[l]` and its activations at `act_off[l]`,
+    /// each `[rows, dims[l + 1]]`; `None` unless there is one offset of each per hidden layer.
+    pub fn store_hidden(mut self, y_off: u32, pre_off: &[u32], act_off: &[u32]) -> Option<Self> {
+        let hidden = self.n_layers as usize - 1;
+        if pre_off.len() != hidden || act_off.len() != hidden {
+            return None;
+        }
+        self.y_off = y_off;
+        self.store_hidden = 1;
+        self.pre_off[..hidden].copy_from_slice(pre_off);
+        self.act_off[..hidden].copy_from_slice(act_off);
+        Some(self)
     }
 
     /// Rows of the largest member block.
@@ -146,6 +171,22 @@ impl FusedShape {
             split: split as u32,
             width: width as u32,
         })
+    }
+
+    /// The layout for the trainer's forward pass (a few thousand rows per minibatch step, every
+    /// hidden layer also written out): 16-row blocks, as [`FusedShape::for_network`] gives for
+    /// [`MANY_ROWS`], so that a step of 7 members × 256 rows makes 112 workgroups rather than 56,
+    /// with two groups of invocations sharing each block's rows where the device allows twice
+    /// the invocations (twice the warps per workgroup to hide latency with). A prediction for
+    /// GPUs with ~100 or more multiprocessors, not yet measured (docs/PERFORMANCE.md).
+    pub fn for_training(dims: &[usize], limits: &wgpu::Limits) -> std::result::Result<Self, String> {
+        let mut s = Self::for_network(dims, limits, MANY_ROWS)?;
+        let max_wg = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x);
+        if s.split == 1 && s.rows4 % 2 == 0 && 2 * s.wg <= max_wg.min(256) {
+            s.split = 2;
+            s.wg *= 2;
+        }
+        Ok(s)
     }
 
     /// Rows per workgroup.

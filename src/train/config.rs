@@ -4,6 +4,33 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
+/// Which kernel runs the training forward pass (the backward pass always runs `mlp.wgsl`'s
+/// per-layer kernels).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ForwardKernel {
+    /// `fused` when the network fits it, else `tiled` (default).
+    #[default]
+    Auto,
+    /// One register-tiled matmul dispatch per layer (`mlp.wgsl`).
+    Tiled,
+    /// Every layer in one dispatch per minibatch step, activations kept in workgroup memory and
+    /// written out once for the backward pass (`mlp_fused.wgsl`); at most 8 layers and 4 rows
+    /// of the widest input in the device's workgroup memory.
+    Fused,
+}
+
+impl ForwardKernel {
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ForwardKernel::Auto => "auto",
+            ForwardKernel::Tiled => "tiled",
+            ForwardKernel::Fused => "fused",
+        }
+    }
+}
+
 /// How the ensemble is trained. Defaults are the PETS cartpole reference (docs/DESIGN.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +72,8 @@ pub struct TrainConfig {
     pub steps_per_submission: usize,
     /// Seed of bootstrap, shuffling and the validation split (default: 0).
     pub seed: u64,
+    /// The forward pass's kernel: auto, tiled or fused (default: auto).
+    pub forward_kernel: ForwardKernel,
 }
 
 impl Default for TrainConfig {
@@ -68,6 +97,7 @@ impl Default for TrainConfig {
             max_nonfinite_steps: 10,
             steps_per_submission: 64,
             seed: 0,
+            forward_kernel: ForwardKernel::Auto,
         }
     }
 }

@@ -147,8 +147,13 @@ impl Trainer {
             let off = [(step as u64 * self.params_stride) as u32];
             let with_params = |g| [(&ep.params_bg, &off[..]), (g, &[][..])];
             rec.dispatch("gather_batch", &self.loss.gather, &with_params(&ep.loss_bg), grid_x0);
-            for op in &self.net.ops {
-                rec.dispatch("forward", &mlp.forward, &[(&op.forward.0, &[])], op.forward.1);
+            match (&self.net.fused, &self.fused) {
+                (Some((bg, groups)), Some(k)) => rec.dispatch("forward", &k.forward, &[(bg, &[])], *groups),
+                _ => {
+                    for (bg, groups) in self.net.ops.iter().filter_map(|op| op.forward.as_ref()) {
+                        rec.dispatch("forward", &mlp.forward, &[(bg, &[])], *groups);
+                    }
+                }
             }
             rec.dispatch("nll_grad", &self.loss.nll, &with_params(&ep.loss_bg), grid_nll);
             rec.dispatch("reduce_loss", &self.loss.reduce, &with_params(&ep.loss_bg), grid_reduce);
