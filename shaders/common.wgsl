@@ -79,14 +79,17 @@ struct FusedParams {
     dims: array<vec4<u32>, 3>,
     w_off: array<vec4<u32>, 2>,
     b_off: array<vec4<u32>, 2>,
-    // Where the output rows start in y (floats).
+    // Where the output rows start in y (floats); mlp_fused.wgsl's backward chain reads its
+    // input gradient from there.
     y_off: u32,
-    // 1: every layer l but the last also writes its pre-activations [rows, dims[l + 1]] to y from
-    // pre_off[l] and its activations from act_off[l] (training keeps them for the backward pass;
-    // mlp_fused.wgsl only).
+    // 1: the input rows are copied to y from in_off, and every layer l but the last also writes
+    // its pre-activations [rows, dims[l + 1]] to y from pre_off[l] and its activations from
+    // act_off[l] (training keeps them for the backward pass; mlp_fused.wgsl's forward pass only).
     store_hidden: u32,
+    in_off: u32,
     _pad0: u32,
-    _pad1: u32,
+    // mlp_fused.wgsl's backward chain: where product l reads its output's pre-activations (in x)
+    // and writes its gradients (in y).
     pre_off: array<vec4<u32>, 2>,
     act_off: array<vec4<u32>, 2>,
 }

@@ -1,18 +1,31 @@
 // mlp_fused.wgsl — the whole ensemble network in one dispatch: every layer of a block of rows,
-// with the activations kept in workgroup memory between layers (the planner's model step).
-// Same maths as mlp.wgsl's `forward` applied layer after layer (SiLU after every layer but
-// the last), without reading the hidden activations back from global memory (the planner does
-// not write them at all; the trainer has them written for its backward pass).
+// with the activations kept in workgroup memory between layers (the planner's model step and
+// the trainer's forward pass), or, with BACKWARD, the trainer's chain of input gradients
+// through every layer in one dispatch.
+// Forward: the maths of mlp.wgsl's `forward` applied layer after layer (SiLU after every layer
+// but the last), without reading the hidden activations back from global memory (the planner
+// does not write them at all; the trainer has them written for its backward pass).
+// Backward: the maths of mlp.wgsl's `backward_input` applied layer after layer from the last:
+// δ_in[r, i] = (Σ_o δ_out[r, o] W[m, i, o]) · SiLU′(pre[r, i]), every δ written out for the
+// weight gradients.
 //
 // Bindings (group 0)
-//   0 net     : FusedParams (uniform)  sizes, the layer dimensions and where each layer's
-//                                      parameters start in `weights` / `biases`
-//   1 x       : array<f32> [rows, dims[0]]            input rows, member-major (kernels/mod.rs "Slots")
-//   2 weights : array<f32>  every layer's [E, in, out] weights, concatenated (layer l from w_off[l])
-//   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l])
-//   4 y       : array<f32>  output rows [rows, dims[n_layers]] from net.y_off; with net.store_hidden,
-//                           also every hidden layer's pre-activations and activations [rows, dims[l + 1]]
-//                           from net.pre_off[l] / net.act_off[l] (the trainer's forward pass)
+//   0 net     : FusedParams (uniform)  sizes, the widths and where each product's weights and
+//                                      results are
+//   1 x       : array<f32>  forward: input rows [rows, dims[0]], member-major (kernels/mod.rs "Slots");
+//                           backward: the forward pass's values (pre-activations at pre_off[j])
+//   2 weights : array<f32>  every layer's [E, in, out] weights, concatenated (product j's from w_off[j])
+//   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l]); forward only
+//   4 y       : array<f32>  forward: output rows [rows, dims[n_layers]] from net.y_off; with
+//                           net.store_hidden, also the input rows from net.in_off and every hidden
+//                           layer's pre-activations and activations [rows, dims[l + 1]] from
+//                           net.pre_off[l] / net.act_off[l] (the trainer's forward pass).
+//                           backward: the gradient at the output [rows, dims[0]] read from y_off,
+//                           product j's result [rows, dims[j + 1]] written from act_off[j]
+//
+// Backward products run the forward layers from the last to the second: product j is forward
+// layer L − 1 − j (L forward layers), K = its output width dims[j], N = its input width
+// dims[j + 1], its weight (k, c) at W[m, c, k] (host: kernels::mlp_fused::BackwardChain).
 //
 // Dispatch: (ceil(rows of the largest member block / ROWS), members). Workgroup (·, m) takes
 // ROWS = 4·ROWS4 consecutive rows of member m. Its FUSED_WG invocations form SPLIT groups of
@@ -23,7 +36,7 @@
 // and one weight W[m, k, c] feeds 4·RQ multiply-adds.
 // The overrides are chosen by the host (kernels::mlp::FusedShape) from the network's widths and
 // the device's workgroup-memory limit.
-// CPU reference: kernels::mlp_fused::reference::network_f64.
+// CPU reference: kernels::mlp_fused::reference::network_f64; backward: train::reference.
 
 // Largest number of layers (twin: kernels::mlp::FUSED_MAX_LAYERS).
 const FUSED_MAX_LAYERS: u32 = 8u;
@@ -41,8 +54,10 @@ override COLS: u32 = 1u;
 override FUSED_WG: u32 = 256u;
 // Groups of invocations that split the rows (FUSED_WG and ROWS4 are multiples of it).
 override SPLIT: u32 = 1u;
-// Widest layer input (floats per row kept in workgroup memory).
+// Widest product input (floats per row kept in workgroup memory).
 override WIDTH: u32 = 256u;
+// The input-gradient chain instead of the forward pass.
+override BACKWARD: bool = false;
 
 @group(0) @binding(0) var<uniform> net: FusedParams;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -56,16 +71,17 @@ fn dim(i: u32) -> u32 {
     return net.dims[i / 4u][i % 4u];
 }
 
-// Weights W[k0 + i, c] for i < 4 of each of the invocation's columns c (zero past the layer's
-// outputs or when k0 ≥ k_end, the end of the groups of 4).
-fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, lane: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
+// Weights of K index k0 + i, i < 4, for each of the invocation's columns c: element
+// w0 + k·ks + c·cs (forward: (ks, cs) = (N, 1); backward: (1, K)); zero past the product's
+// outputs or when k0 ≥ k_end, the end of the groups of 4.
+fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, ks: u32, cs: u32, lane: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
     var w: array<vec4<f32>, FUSED_MAX_COLS>;
     for (var j = 0u; j < COLS; j = j + 1u) {
         let c = lane + (FUSED_WG / SPLIT) * j;
         var v = vec4<f32>(0.0);
         if (c < dout && k0 < k_end) {
-            let i = w0 + k0 * dout + c;
-            v = vec4<f32>(weights[i], weights[i + dout], weights[i + 2u * dout], weights[i + 3u * dout]);
+            let i = w0 + k0 * ks + c * cs;
+            v = vec4<f32>(weights[i], weights[i + ks], weights[i + 2u * ks], weights[i + 3u * ks]);
         }
         w[j] = v;
     }
@@ -74,6 +90,17 @@ fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, lane: u32) -> array<ve
 
 fn silu4(v: vec4<f32>) -> vec4<f32> {
     return v * (1.0 / (1.0 + exp(-v)));
+}
+
+// SiLU′ as mlp.wgsl's silu_grad.
+fn silu_grad4(v: vec4<f32>) -> vec4<f32> {
+    let s = 1.0 / (1.0 + exp(-v));
+    return s * (1.0 + v * (1.0 - s));
+}
+
+// Element (row r0 + r, column c) of a [rows, width] region from `off`.
+fn el(off: u32, r: u32, width: u32, c: u32) -> u32 {
+    return off + r * width + c;
 }
 
 @compute @workgroup_size(FUSED_WG)
@@ -90,8 +117,10 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     let lane = li % lanes;
     let rq = ROWS4 / SPLIT;
     let q0 = li / lanes * rq;
-    // The block's inputs, four rows per vec4; rows past the member's block read as zero.
+    // The block's inputs, four rows per vec4; rows past the member's block read as zero. The
+    // trainer's forward pass keeps a copy of them for the weight gradients.
     let in0 = dim(0u);
+    let copy = !BACKWARD && net.store_hidden == 1u;
     for (var i = li; i < ROWS4 * in0; i = i + FUSED_WG) {
         let q = i / in0;
         let k = i % in0;
@@ -99,7 +128,14 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         for (var e = 0u; e < 4u; e = e + 1u) {
             let r = 4u * q + e;
             if (r < n_rows) {
-                v[e] = x[(r0 + r) * in0 + k];
+                if (BACKWARD) {
+                    v[e] = y[el(net.y_off, r0 + r, in0, k)];
+                } else {
+                    v[e] = x[(r0 + r) * in0 + k];
+                    if (copy) {
+                        y[el(net.in_off, r0 + r, in0, k)] = v[e];
+                    }
+                }
             }
         }
         act[k * ROWS4 + q] = v;
@@ -110,7 +146,12 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         let din = dim(l);
         let dout = dim(l + 1u);
         let w0 = net.w_off[l / 4u][l % 4u] + m * din * dout;
-        let b0 = net.b_off[l / 4u][l % 4u] + m * dout;
+        var ks = dout;
+        var cs = 1u;
+        if (BACKWARD) {
+            ks = 1u;
+            cs = din;
+        }
         var acc: array<vec4<f32>, FUSED_MAX_ACC>;
         for (var a = 0u; a < COLS * rq; a = a + 1u) {
             acc[a] = vec4<f32>(0.0);
@@ -118,10 +159,10 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         // K in groups of 4 with the next group's weights loaded before this group's
         // multiply-adds (the loads' latency overlaps the arithmetic), then the remainder.
         let k4 = din / 4u * 4u;
-        var next = load_weights4(w0, 0u, k4, dout, lane);
+        var next = load_weights4(w0, 0u, k4, dout, ks, cs, lane);
         for (var k0 = 0u; k0 < k4; k0 = k0 + 4u) {
             let cur = next;
-            next = load_weights4(w0, k0 + 4u, k4, dout, lane);
+            next = load_weights4(w0, k0 + 4u, k4, dout, ks, cs, lane);
             for (var kk = 0u; kk < 4u; kk = kk + 1u) {
                 for (var j = 0u; j < COLS; j = j + 1u) {
                     let w = cur[j][kk];
@@ -136,7 +177,7 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                 let c = lane + lanes * j;
                 var w = 0.0;
                 if (c < dout) {
-                    w = weights[w0 + k * dout + c];
+                    w = weights[w0 + k * ks + c * cs];
                 }
                 for (var i = 0u; i < rq; i = i + 1u) {
                     acc[j * rq + i] = acc[j * rq + i] + act[k * ROWS4 + q0 + i] * w;
@@ -146,12 +187,12 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         // Every invocation has read this layer's inputs before any overwrites them.
         workgroupBarrier();
         let last = l + 1u == n_layers;
-        // A uniform choice: the last layer writes the output rows, the others their
-        // activations to workgroup memory (and, for training, both values to y).
-        let y0 = net.y_off;
+        // Uniform choices. Forward: the last layer writes the output rows, the others their
+        // activations to workgroup memory (and, for training, both values to y). Backward:
+        // every product writes its gradient to y, all but the last also to workgroup memory.
+        let store = BACKWARD || (!last && net.store_hidden == 1u);
         var pre0 = 0u;
         var act0 = 0u;
-        let store = !last && net.store_hidden == 1u;
         if (store) {
             pre0 = net.pre_off[l / 4u][l % 4u];
             act0 = net.act_off[l / 4u][l % 4u];
@@ -159,26 +200,49 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         for (var j = 0u; j < COLS; j = j + 1u) {
             let c = lane + lanes * j;
             if (c < dout) {
-                let b = biases[b0 + c];
+                var b = 0.0;
+                if (!BACKWARD) {
+                    b = biases[net.b_off[l / 4u][l % 4u] + m * dout + c];
+                }
                 for (var i = 0u; i < rq; i = i + 1u) {
                     let q = q0 + i;
-                    let v = acc[j * rq + i] + b;
-                    if (last) {
+                    if (BACKWARD) {
+                        var pre = vec4<f32>(0.0);
                         for (var e = 0u; e < 4u; e = e + 1u) {
                             let r = 4u * q + e;
                             if (r < n_rows) {
-                                y[y0 + (r0 + r) * dout + c] = v[e];
+                                pre[e] = x[el(pre0, r0 + r, dout, c)];
                             }
                         }
+                        let d = acc[j * rq + i] * silu_grad4(pre);
+                        for (var e = 0u; e < 4u; e = e + 1u) {
+                            let r = 4u * q + e;
+                            if (r < n_rows) {
+                                y[el(act0, r0 + r, dout, c)] = d[e];
+                            }
+                        }
+                        if (!last) {
+                            act[c * ROWS4 + q] = d;
+                        }
                     } else {
-                        let s = silu4(v);
-                        act[c * ROWS4 + q] = s;
-                        if (store) {
+                        let v = acc[j * rq + i] + b;
+                        if (last) {
                             for (var e = 0u; e < 4u; e = e + 1u) {
                                 let r = 4u * q + e;
                                 if (r < n_rows) {
-                                    y[pre0 + (r0 + r) * dout + c] = v[e];
-                                    y[act0 + (r0 + r) * dout + c] = s[e];
+                                    y[el(net.y_off, r0 + r, dout, c)] = v[e];
+                                }
+                            }
+                        } else {
+                            let s = silu4(v);
+                            act[c * ROWS4 + q] = s;
+                            if (store) {
+                                for (var e = 0u; e < 4u; e = e + 1u) {
+                                    let r = 4u * q + e;
+                                    if (r < n_rows) {
+                                        y[el(pre0, r0 + r, dout, c)] = v[e];
+                                        y[el(act0, r0 + r, dout, c)] = s[e];
+                                    }
                                 }
                             }
                         }

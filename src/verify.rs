@@ -25,7 +25,7 @@ use crate::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use crate::planner::reference::{plan_f64_after, Prior};
 use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
 use crate::train::reference::flat_loss_and_grads_f64;
-use crate::train::{ForwardKernel, ReplayBuffer, TrainConfig, Trainer};
+use crate::train::{ReplayBuffer, TrainConfig, TrainKernel, Trainer};
 
 /// Every family of the table, in its order.
 pub const FAMILIES: [&str; 13] = [
@@ -864,7 +864,7 @@ fn case_gradients(
     ctx: &GpuContext,
     probabilistic: bool,
     learned_reward: bool,
-    forward: ForwardKernel,
+    forward: TrainKernel,
     quick: bool,
 ) -> Result<Comparison> {
     let spec = EnsembleSpec { n_members: 3, obs_dim: 3, act_dim: 2, hidden: vec![7, 5], probabilistic, learned_reward };
@@ -882,7 +882,7 @@ fn case_gradients(
     let buffer = train_buffer(3, 2, n, 9)?;
     // 137 rows per member: two 64-row tiles and a partial third.
     let rows: Vec<usize> = (0..if quick { 11 } else { 137 }).map(|i| (i * 7) % n).collect();
-    let cfg = TrainConfig { batch_size: rows.len(), num_elites: 2, forward_kernel: forward, ..TrainConfig::default() };
+    let cfg = TrainConfig { batch_size: rows.len(), num_elites: 2, mlp_kernel: forward, ..TrainConfig::default() };
     let mut trainer = Trainer::new(ctx, e.clone(), cfg)?;
     let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows)?;
     // The bounds' penalty (0.01 · (Σ max_logvar − Σ min_logvar)) of the default config.
@@ -1185,10 +1185,9 @@ pub fn cases(quick: bool) -> Vec<Case> {
             v.push(case("plan.kinds", &name, Some(PLAN_TOL), move |c| case_kind(c, kind, ensemble)));
         }
     }
-    let forward: &[ForwardKernel] =
-        if quick { &[ForwardKernel::Auto] } else { &[ForwardKernel::Tiled, ForwardKernel::Fused] };
+    let forward: &[TrainKernel] = if quick { &[TrainKernel::Auto] } else { &[TrainKernel::Tiled, TrainKernel::Fused] };
     for &k in forward {
-        let name = |what: &str| format!("{what}: losses; gradients to 1e-3 relative, 137 rows, forward {}", k.name());
+        let name = |what: &str| format!("{what}, {} kernels: losses; gradients to 1e-3, 137 rows", k.name());
         v.push(case("train.loss", &name("Gaussian NLL"), Some(LOSS_TOL), move |c| {
             case_gradients(c, true, false, k, quick)
         }));

@@ -83,7 +83,7 @@ fn plan_params_layout_matches_the_rust_mirror() {
 #[test]
 fn layer_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::mlp::LayerParams;
-    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::MLP_WGSL].concat();
+    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::TILE_WGSL, lookahead::kernels::MLP_WGSL].concat();
     let expected = [
         ("n_batch", std::mem::offset_of!(LayerParams, n_batch)),
         ("local_slots", std::mem::offset_of!(LayerParams, local_slots)),
@@ -206,7 +206,8 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
     use lookahead::planner::Propagation;
     let common = k::COMMON_WGSL.to_string();
     let with = |family: &str| [k::COMMON_WGSL, family].concat();
-    let (mlp_src, rows_src, cem_src) = (with(k::MLP_WGSL), with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL));
+    let mlp_src = [k::COMMON_WGSL, k::TILE_WGSL, k::MLP_WGSL].concat();
+    let (rows_src, cem_src) = (with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL));
     let adam_src = [k::COMMON_WGSL, k::REDUCE_WGSL, k::ADAM_WGSL].concat();
     let fused_src = with(k::MLP_FUSED_WGSL);
     let coop_src = [mlp_coop::DIRECTIVES, k::COMMON_WGSL, k::MLP_COOP_WGSL].concat();
@@ -244,8 +245,8 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
     let bad = constant_mismatches(&table);
     assert!(bad.is_empty(), "WGSL and Rust disagree:\n{}", bad.join("\n"));
     // The comparison itself can fail: a changed constant is reported with both values.
-    let altered = k::MLP_WGSL.replace("const TILE_M: u32 = 64u;", "const TILE_M: u32 = 32u;");
-    let altered = [k::COMMON_WGSL, altered.as_str()].concat();
+    let altered = k::TILE_WGSL.replace("const TILE_M: u32 = 64u;", "const TILE_M: u32 = 32u;");
+    let altered = [k::COMMON_WGSL, altered.as_str(), k::MLP_WGSL].concat();
     let bad = constant_mismatches(&[(&altered, "TILE_M", mlp::TILE_M as f64)]);
     assert_eq!(bad, ["TILE_M: WGSL 32 vs Rust 64"]);
 }
@@ -365,6 +366,31 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
         ("dims", std::mem::offset_of!(FusedParams, dims)),
         ("w_off", std::mem::offset_of!(FusedParams, w_off)),
         ("b_off", std::mem::offset_of!(FusedParams, b_off)),
+        ("y_off", std::mem::offset_of!(FusedParams, y_off)),
+        ("store_hidden", std::mem::offset_of!(FusedParams, store_hidden)),
+        ("in_off", std::mem::offset_of!(FusedParams, in_off)),
+        ("_pad0", std::mem::offset_of!(FusedParams, _pad)),
+        ("pre_off", std::mem::offset_of!(FusedParams, pre_off)),
+        ("act_off", std::mem::offset_of!(FusedParams, act_off)),
     ];
     assert_layout("mlp_coop", &src, "FusedParams", std::mem::size_of::<FusedParams>(), &expected);
+}
+
+#[test]
+fn grads_params_layout_matches_the_rust_mirror() {
+    use lookahead::kernels::mlp_grads::GradsParams;
+    use lookahead::kernels::{COMMON_WGSL, MLP_GRADS_WGSL, TILE_WGSL};
+    let src = [COMMON_WGSL, TILE_WGSL, MLP_GRADS_WGSL].concat();
+    let expected = [
+        ("n_batch", std::mem::offset_of!(GradsParams, n_batch)),
+        ("local_slots", std::mem::offset_of!(GradsParams, local_slots)),
+        ("n_members", std::mem::offset_of!(GradsParams, n_members)),
+        ("n_layers", std::mem::offset_of!(GradsParams, n_layers)),
+        ("dims", std::mem::offset_of!(GradsParams, dims)),
+        ("x_off", std::mem::offset_of!(GradsParams, x_off)),
+        ("d_off", std::mem::offset_of!(GradsParams, d_off)),
+        ("w_off", std::mem::offset_of!(GradsParams, w_off)),
+        ("b_off", std::mem::offset_of!(GradsParams, b_off)),
+    ];
+    assert_layout("mlp_grads", &src, "GradsParams", std::mem::size_of::<GradsParams>(), &expected);
 }

@@ -9,7 +9,7 @@ use lookahead::env::{Env, EnvKind};
 use lookahead::kernels::adam::reference::{adam_step_f64, AdamParams};
 use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::train::reference::{flat_loss_and_grads_f64, loss_and_grads_f64, MemberNet};
-use lookahead::train::{input_statistics, ForwardKernel, ReplayBuffer, TrainConfig, Trainer};
+use lookahead::train::{input_statistics, ReplayBuffer, TrainConfig, TrainKernel, Trainer};
 use lookahead::Error;
 
 /// GPU gradients are f32 sums over a batch; compared with the f64 reference at 1e-3 relative
@@ -505,36 +505,63 @@ gpu_test!(gradients_over_several_and_partial_tiles_match_the_f64_reference, |ctx
     let (mean, std) = input_statistics(&buffer, &all);
     e.input_mean = mean;
     e.input_std = std;
-    for forward_kernel in [ForwardKernel::Tiled, ForwardKernel::Fused] {
-        let cfg = TrainConfig { batch_size: 150, num_elites: 2, forward_kernel, ..TrainConfig::default() };
+    for mlp_kernel in [TrainKernel::Tiled, TrainKernel::Fused] {
+        let cfg = TrainConfig { batch_size: 150, num_elites: 2, mlp_kernel, ..TrainConfig::default() };
         let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
         let rows: Vec<usize> = (0..150).map(|i| (i * 13) % 170).collect();
         let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
         let (cpu_losses, cpu_grads) = flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, trainer.layout());
         let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
-        let what = |w: &str| format!("{w}, forward {}", forward_kernel.name());
+        let what = |w: &str| format!("{w}, forward {}", mlp_kernel.name());
         assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
         assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
     }
 });
 
-// The fused forward pass is the per-layer one's maths in the same order (k ascending, then the
-// bias, then SiLU), so training through either gives the same weights: two epochs of the same
-// seeds, compared to 1e-5 of each tensor's scale (identical on lavapipe). Catches a fused pass
-// that writes the backward pass stale or swapped hidden values only partly (e.g. one member's
-// or one row block's), which a single gradient check might average away.
-gpu_test!(training_through_the_fused_forward_pass_gives_the_per_layer_passes_weights, |ctx| {
+// A linear ensemble (no hidden layer): the fused path has no input-gradient chain and one
+// layer of weight gradients reading the loss gradient directly.
+gpu_test!(a_linear_ensembles_gradients_match_the_f64_reference_on_both_paths, |ctx| {
+    let spec = EnsembleSpec {
+        n_members: 2,
+        obs_dim: 3,
+        act_dim: 2,
+        hidden: vec![],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    let e = Ensemble::random(spec, 4).unwrap();
+    let buffer = random_buffer(3, 2, 90, 2);
+    let rows: Vec<usize> = (0..70).map(|i| (i * 11) % 90).collect();
+    for mlp_kernel in [TrainKernel::Tiled, TrainKernel::Fused] {
+        let cfg = TrainConfig { batch_size: 70, num_elites: 1, mlp_kernel, ..TrainConfig::default() };
+        let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
+        let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
+        let (cpu_losses, cpu_grads) = flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, trainer.layout());
+        let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
+        let what = |w: &str| format!("{w}, {} kernels", mlp_kernel.name());
+        assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
+        assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
+    }
+});
+
+// The fused path (forward pass, input-gradient chain, weight gradients) is the per-layer
+// kernels' maths in the same order (k ascending, then the bias, then SiLU; the same row order for
+// every gradient sum), so training through either gives the same weights: two epochs of the
+// same seeds, compared to 1e-5 of each tensor's scale (identical on lavapipe). Catches a fused
+// path that hands the backward pass stale or swapped values only partly (one member's, one row
+// block's), which a single gradient check might average away.
+gpu_test!(training_through_the_fused_kernels_gives_the_per_layer_kernels_weights, |ctx| {
     let buffer = cartpole_data(400, 6);
     let spec = cartpole_spec(3, vec![40, 36]);
-    let trained = |forward_kernel| {
+    let trained = |mlp_kernel| {
         let cfg =
-            TrainConfig { epochs: 2, batch_size: 50, num_elites: 2, seed: 3, forward_kernel, ..TrainConfig::default() };
+            TrainConfig { epochs: 2, batch_size: 50, num_elites: 2, seed: 3, mlp_kernel, ..TrainConfig::default() };
         let mut t = Trainer::new(ctx, Ensemble::random(spec.clone(), 8).unwrap(), cfg).unwrap();
         let report = t.train(&buffer).unwrap();
         (t.ensemble().unwrap(), report)
     };
-    let (tiled, rt) = trained(ForwardKernel::Tiled);
-    let (fused, rf) = trained(ForwardKernel::Fused);
+    let (tiled, rt) = trained(TrainKernel::Tiled);
+    let (fused, rf) = trained(TrainKernel::Fused);
     let start = Ensemble::random(spec.clone(), 8).unwrap();
     for (l, ((a, b), s)) in tiled.layers.iter().zip(&fused.layers).zip(&start.layers).enumerate() {
         let moved = a.weight.iter().zip(&s.weight).map(|(x, y)| (x - y).abs()).fold(0.0f32, f32::max);

@@ -4,7 +4,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Recorder};
 
-use super::{check_grid, pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, WG_SIZE};
+use super::{
+    check_grid, pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, TILE_WGSL, WG_SIZE,
+};
 
 /// Output rows per workgroup tile (WGSL `TILE_M`).
 pub const TILE_M: u32 = 64;
@@ -98,7 +100,7 @@ impl MlpKernels {
             ],
         )?;
         // The tiled entry points have a fixed 16 × 16 workgroup (TILE_M × TILE_N outputs).
-        let pipe = |entry: &str| pipeline(ctx, "mlp", &[COMMON_WGSL, MLP_WGSL], entry, &[&layout], false);
+        let pipe = |entry: &str| pipeline(ctx, "mlp", &[COMMON_WGSL, TILE_WGSL, MLP_WGSL], entry, &[&layout], false);
         Ok(Self {
             forward: pipe("forward")?,
             backward_input: pipe("backward_input")?,

@@ -33,15 +33,21 @@ pub struct FusedParams {
     pub w_off: [u32; 8],
     /// Where layer `l`'s biases start in the packed biases (floats).
     pub b_off: [u32; 8],
-    /// Where the output rows start in `y` (floats).
+    /// Where the output rows start in `y` (floats); the backward chain reads its input
+    /// gradient from there.
     pub y_off: u32,
-    /// 1: every layer but the last also writes its pre-activations and activations to `y`
-    /// (from `pre_off[l]` and `act_off[l]`); `mlp_fused.wgsl` only ([`FusedParams::store_hidden`]).
+    /// 1: the input rows are copied to `y` from `in_off`, and every layer but the last also
+    /// writes its pre-activations and activations to `y` (from `pre_off[l]` and `act_off[l]`);
+    /// `mlp_fused.wgsl`'s forward pass only ([`FusedParams::store_hidden`]).
     pub store_hidden: u32,
-    pub _pad: [u32; 2],
-    /// Where layer `l`'s pre-activations `[rows, dims[l + 1]]` start in `y` (floats).
+    /// Where the input rows are copied in `y` with `store_hidden`.
+    pub in_off: u32,
+    pub _pad: u32,
+    /// Forward: where layer `l`'s pre-activations `[rows, dims[l + 1]]` start in `y`; backward
+    /// chain: where product `l` reads its output's pre-activations in `x` (floats).
     pub pre_off: [u32; 8],
-    /// Where layer `l`'s activations `[rows, dims[l + 1]]` start in `y` (floats).
+    /// Forward: where layer `l`'s activations `[rows, dims[l + 1]]` start in `y`; backward
+    /// chain: where product `l` writes its gradients in `y` (floats).
     pub act_off: [u32; 8],
 }
 
@@ -75,19 +81,56 @@ impl FusedParams {
         Some(p)
     }
 
-    /// The same with the output rows at `y_off` in `y` and every hidden layer `l` (all but the
-    /// last) writing its pre-activations at `pre_off[l]` and its activations at `act_off[l]`,
-    /// each `[rows, dims[l + 1]]`; `None` unless there is one offset of each per hidden layer.
-    pub fn store_hidden(mut self, y_off: u32, pre_off: &[u32], act_off: &[u32]) -> Option<Self> {
+    /// The same with the output rows at `y_off` in `y`, a copy of the input rows at `in_off`,
+    /// and every hidden layer `l` (all but the last) writing its pre-activations at `pre_off[l]`
+    /// and its activations at `act_off[l]`, each `[rows, dims[l + 1]]`; `None` unless there is
+    /// one offset of each per hidden layer.
+    pub fn store_hidden(mut self, y_off: u32, in_off: u32, pre_off: &[u32], act_off: &[u32]) -> Option<Self> {
         let hidden = self.n_layers as usize - 1;
         if pre_off.len() != hidden || act_off.len() != hidden {
             return None;
         }
         self.y_off = y_off;
+        self.in_off = in_off;
         self.store_hidden = 1;
         self.pre_off[..hidden].copy_from_slice(pre_off);
         self.act_off[..hidden].copy_from_slice(act_off);
         Some(self)
+    }
+
+    /// Parameters of the backward chain (`mlp_fused.wgsl` with `BACKWARD`) through a network
+    /// of widths `dims` (forward order, L = `dims.len() − 1` ≥ 2 layers) of `n_members`
+    /// members: product j is forward layer L − 1 − j transposed (weights from `w_off[L − 1 − j]`,
+    /// forward-layer offsets in the packed weights), taking the gradient at its output from
+    /// `grad_off` in `y` (j = 0) and writing the gradient at forward hidden layer h's output
+    /// (h = L − 2 − j) to `delta_off[h]` in `y`, with SiLU′ of its pre-activations read from
+    /// `pre_off[h]` in `x`. `None` for fewer than 2 or more than [`FUSED_MAX_LAYERS`] layers, or
+    /// offsets that are not one per layer / hidden layer.
+    #[allow(clippy::too_many_arguments)]
+    pub fn backward_chain(
+        dims: &[usize],
+        n_members: usize,
+        n_batch: u32,
+        local_slots: u32,
+        w_off: &[u32],
+        grad_off: u32,
+        pre_off: &[u32],
+        delta_off: &[u32],
+    ) -> Option<Self> {
+        let l = dims.len().checked_sub(1)?;
+        if l < 2 || w_off.len() != l || pre_off.len() != l - 1 || delta_off.len() != l - 1 {
+            return None;
+        }
+        let reversed: Vec<usize> = dims[1..].iter().rev().copied().collect();
+        let mut p = Self::new(&reversed, n_members, n_batch, local_slots)?;
+        p.b_off = [0; 8];
+        p.y_off = grad_off;
+        for j in 0..l - 1 {
+            p.w_off[j] = w_off[l - 1 - j];
+            p.pre_off[j] = pre_off[l - 2 - j];
+            p.act_off[j] = delta_off[l - 2 - j];
+        }
+        Some(p)
     }
 
     /// Rows of the largest member block.
@@ -208,7 +251,8 @@ pub fn block_grid(ctx: &GpuContext, p: &FusedParams, rows: u32, kernel: &str) ->
     Ok((x, p.n_members, 1))
 }
 
-/// The `forward_fused` pipeline for one [`FusedShape`] and its bind group layout.
+/// The `forward_fused` pipeline for one [`FusedShape`] (the forward pass, or the backward
+/// chain) and its bind group layout.
 pub struct MlpFusedKernels {
     /// Bindings: net, x, weights, biases, y.
     pub layout: wgpu::BindGroupLayout,
@@ -234,6 +278,16 @@ pub struct FusedBuffers<'a> {
 impl MlpFusedKernels {
     /// Builds (or takes from the context's cache) `mlp_fused.wgsl` for `shape`.
     pub fn new(ctx: &GpuContext, shape: FusedShape) -> Result<Self> {
+        Self::build(ctx, shape, false)
+    }
+
+    /// The backward chain (`BACKWARD`) for `shape`, made by [`FusedShape::for_training`] from
+    /// the chain's widths (a network's widths from the output back to the first hidden layer).
+    pub fn backward_chain(ctx: &GpuContext, shape: FusedShape) -> Result<Self> {
+        Self::build(ctx, shape, true)
+    }
+
+    fn build(ctx: &GpuContext, shape: FusedShape, backward: bool) -> Result<Self> {
         let layout = network_layout(ctx, "mlp_fused")?;
         let parts = [COMMON_WGSL, MLP_FUSED_WGSL];
         let constants = [
@@ -242,6 +296,7 @@ impl MlpFusedKernels {
             ("FUSED_WG", shape.wg as f64),
             ("SPLIT", shape.split as f64),
             ("WIDTH", shape.width as f64),
+            ("BACKWARD", f64::from(u8::from(backward))),
         ];
         let forward = pipeline_with(ctx, "mlp_fused", &parts, "forward_fused", &[&layout], &constants)?;
         Ok(Self { layout, forward, shape })

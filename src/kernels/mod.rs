@@ -23,6 +23,7 @@ pub mod loss;
 pub mod mlp;
 pub mod mlp_coop;
 pub mod mlp_fused;
+pub mod mlp_grads;
 pub mod rng;
 pub mod rollout;
 
@@ -40,6 +41,10 @@ pub const WG_SIZE: u32 = 64;
 pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
 /// `mlp.wgsl`: ensemble linear layers.
 pub const MLP_WGSL: &str = include_str!("../../shaders/mlp.wgsl");
+/// `tile.wgsl`: the 64×64 register-tiled product of `mlp.wgsl` and `mlp_grads.wgsl`.
+pub const TILE_WGSL: &str = include_str!("../../shaders/tile.wgsl");
+/// `mlp_grads.wgsl`: every layer's weight and bias gradients in one dispatch.
+pub const MLP_GRADS_WGSL: &str = include_str!("../../shaders/mlp_grads.wgsl");
 /// `mlp_rows.wgsl`: ensemble layer with uniform weights, one invocation per row (CPU rasterisers).
 pub const MLP_ROWS_WGSL: &str = include_str!("../../shaders/mlp_rows.wgsl");
 /// `mlp_fused.wgsl`: the whole ensemble network in one dispatch (the planner's model step on GPUs).
@@ -95,7 +100,16 @@ impl ShaderSource {
 /// Every shader module the crate builds, for each built-in environment: the table that the
 /// naga validation test walks.
 pub fn shaders() -> Vec<ShaderSource> {
-    let mut out = vec![ShaderSource { name: "mlp", parts: vec![COMMON_WGSL, MLP_WGSL], entry_points: &["forward"] }];
+    let mut out = vec![ShaderSource {
+        name: "mlp",
+        parts: vec![COMMON_WGSL, TILE_WGSL, MLP_WGSL],
+        entry_points: &["forward", "backward_input", "backward_weights"],
+    }];
+    out.push(ShaderSource {
+        name: "mlp_grads",
+        parts: vec![COMMON_WGSL, TILE_WGSL, MLP_GRADS_WGSL],
+        entry_points: &["weight_grads"],
+    });
     out.push(ShaderSource {
         name: "mlp_rows",
         parts: vec![COMMON_WGSL, MLP_ROWS_WGSL],
@@ -294,13 +308,15 @@ pub fn pipeline_with(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 17] = [
+const OWN_SOURCES: [&str; 19] = [
     ROLLOUT_LAYOUT_WGSL,
     mlp_coop::DIRECTIVES,
     MLP_COOP_WGSL,
     ENV_EVAL_WGSL,
     COMMON_WGSL,
     MLP_WGSL,
+    TILE_WGSL,
+    MLP_GRADS_WGSL,
     MLP_ROWS_WGSL,
     MLP_FUSED_WGSL,
     ROLLOUT_WGSL,

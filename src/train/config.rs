@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 /// per-layer kernels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
-pub enum ForwardKernel {
+pub enum TrainKernel {
     /// `fused` when the network fits it, else `tiled` (default).
     #[default]
     Auto,
@@ -20,13 +20,13 @@ pub enum ForwardKernel {
     Fused,
 }
 
-impl ForwardKernel {
+impl TrainKernel {
     /// The name used in configs.
     pub fn name(self) -> &'static str {
         match self {
-            ForwardKernel::Auto => "auto",
-            ForwardKernel::Tiled => "tiled",
-            ForwardKernel::Fused => "fused",
+            TrainKernel::Auto => "auto",
+            TrainKernel::Tiled => "tiled",
+            TrainKernel::Fused => "fused",
         }
     }
 }
@@ -73,7 +73,7 @@ pub struct TrainConfig {
     /// Seed of bootstrap, shuffling and the validation split (default: 0).
     pub seed: u64,
     /// The forward pass's kernel: auto, tiled or fused (default: auto).
-    pub forward_kernel: ForwardKernel,
+    pub mlp_kernel: TrainKernel,
 }
 
 impl Default for TrainConfig {
@@ -97,7 +97,7 @@ impl Default for TrainConfig {
             max_nonfinite_steps: 10,
             steps_per_submission: 64,
             seed: 0,
-            forward_kernel: ForwardKernel::Auto,
+            mlp_kernel: TrainKernel::Auto,
         }
     }
 }

@@ -1,26 +1,83 @@
 //! The ensemble's training state on the GPU: the flat parameters (and a copy of the best seen),
 //! gradients, Adam moments, the gradient-norm partials and counters, every layer's activations
-//! and pre-activations, and the bind groups of each layer's forward and backward dispatches.
-//! Built once per trainer; epochs (`epoch.rs`) bind their data to it.
+//! and pre-activations, and the bind groups of the forward and backward dispatches — one per
+//! layer and pass (`mlp.wgsl`), or the fused path's three (`mlp_fused.wgsl` forward and
+//! backward chain, `mlp_grads.wgsl`). Built once per trainer; epochs (`epoch.rs`) bind their
+//! data to it.
 
 use super::params::ParamLayout;
+use super::TrainKernel;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::adam::NORM_CHUNK;
 use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
-use crate::kernels::mlp_fused::{FusedBuffers, FusedParams, MlpFusedKernels};
-use crate::model::Ensemble;
+use crate::kernels::mlp_fused::{FusedBuffers, FusedParams, FusedShape, MlpFusedKernels};
+use crate::kernels::mlp_grads::{GradsLayer, GradsParams, MlpGradsKernels};
+use crate::model::{Ensemble, EnsembleSpec};
 
-/// The dispatches of one layer: forward (none when the fused kernel runs the whole forward
-/// pass), the weight and bias gradients (one dispatch), and (after the first layer) the gradient
-/// w.r.t. its input.
+/// A bind group and its grid.
+pub(super) type Bound = (wgpu::BindGroup, (u32, u32, u32));
+
+/// The dispatches of one layer on the per-layer path: forward, the weight and bias gradients
+/// (one dispatch), and (after the first layer) the gradient w.r.t. its input.
 pub(super) struct LayerOps {
-    pub(super) forward: Option<(wgpu::BindGroup, (u32, u32, u32))>,
-    pub(super) weights: (wgpu::BindGroup, (u32, u32, u32)),
-    pub(super) input: Option<(wgpu::BindGroup, (u32, u32, u32))>,
+    pub(super) forward: Bound,
+    pub(super) weights: Bound,
+    pub(super) input: Option<Bound>,
 }
 
-/// Buffers and per-layer bind groups of the network being trained.
+/// The fused path's dispatches: every layer's forward pass, the input-gradient chain from the
+/// output back to the first hidden layer (none for a network of one layer), every layer's
+/// weight and bias gradients.
+pub(super) struct FusedOps {
+    pub(super) forward: Bound,
+    pub(super) chain: Option<Bound>,
+    pub(super) grads: Bound,
+}
+
+/// How a minibatch step runs the network.
+pub(super) enum NetOps {
+    /// One `mlp.wgsl` dispatch per layer and pass.
+    Layers(Vec<LayerOps>),
+    /// Three dispatches for every layer, with their kernels.
+    Fused(FusedKernels, FusedOps),
+}
+
+/// The fused path's kernels.
+pub(super) struct FusedKernels {
+    pub(super) forward: MlpFusedKernels,
+    pub(super) chain: Option<MlpFusedKernels>,
+    pub(super) grads: MlpGradsKernels,
+}
+
+impl FusedKernels {
+    /// The kernels `kind` asks for: built for `fused` (an error when the network does not fit
+    /// them) and `auto` (when it fits); none for `tiled`.
+    pub(super) fn for_config(ctx: &GpuContext, spec: &EnsembleSpec, kind: TrainKernel) -> Result<Option<Self>> {
+        if kind == TrainKernel::Tiled {
+            return Ok(None);
+        }
+        let dims = network_dims(spec);
+        let limits = ctx.limits();
+        // The chain's widths: the network's from the output back to the first hidden layer.
+        let chain: Vec<usize> = dims[1..].iter().rev().copied().collect();
+        let shapes = FusedShape::for_training(&dims, &limits).and_then(|forward| {
+            let chain = if chain.len() > 1 { Some(FusedShape::for_training(&chain, &limits)?) } else { None };
+            Ok((forward, chain))
+        });
+        match (kind, shapes) {
+            (_, Ok((forward, chain))) => Ok(Some(Self {
+                forward: MlpFusedKernels::new(ctx, forward)?,
+                chain: chain.map(|s| MlpFusedKernels::backward_chain(ctx, s)).transpose()?,
+                grads: MlpGradsKernels::new(ctx)?,
+            })),
+            (TrainKernel::Fused, Err(why)) => Err(Error::config("train.mlp_kernel", format!("fused: {why}"))),
+            (_, Err(_)) => Ok(None),
+        }
+    }
+}
+
+/// Buffers and bind groups of the network being trained.
 pub(super) struct DeviceNet {
     pub(super) params: wgpu::Buffer,
     pub(super) grads: wgpu::Buffer,
@@ -30,31 +87,20 @@ pub(super) struct DeviceNet {
     pub(super) partials: wgpu::Buffer,
     pub(super) counters: wgpu::Buffer,
     pub(super) x0: wgpu::Buffer,
-    /// The network's output rows from its start (with the fused forward pass, the hidden layers'
-    /// values follow in the same buffer).
+    /// The network's output rows from its start (on the fused path, the hidden layers' values
+    /// follow in the same buffer).
     pub(super) out: wgpu::Buffer,
+    /// The loss gradient at the output from its start (on the fused path, every hidden layer's
+    /// output gradient follows).
     pub(super) grad_out: wgpu::Buffer,
-    pub(super) ops: Vec<LayerOps>,
-    /// The fused forward pass of every layer (`MlpFusedKernels::forward`), when it runs.
-    pub(super) fused: Option<(wgpu::BindGroup, (u32, u32, u32))>,
+    pub(super) ops: NetOps,
     /// Chunks of the gradient-norm reduction.
     pub(super) n_chunks: usize,
 }
 
-/// Where a hidden layer's values live: a buffer of their own (per-layer forward dispatches) or
-/// a range of the fused forward pass's output buffer.
-#[derive(Clone, Copy)]
-struct Region<'a> {
-    buffer: &'a wgpu::Buffer,
-    /// Offset in floats.
-    off: usize,
-    len: usize,
-}
-
-impl<'a> Region<'a> {
-    fn binding(&self) -> wgpu::BindingResource<'a> {
-        range(self.buffer, self.off, self.len)
-    }
+/// `[in_dim, every layer's output width]`.
+fn network_dims(spec: &EnsembleSpec) -> Vec<usize> {
+    std::iter::once(spec.in_dim()).chain(spec.layer_dims().iter().map(|d| d.1)).collect()
 }
 
 fn range(buf: &wgpu::Buffer, off: usize, len: usize) -> wgpu::BindingResource<'_> {
@@ -65,46 +111,56 @@ fn range(buf: &wgpu::Buffer, off: usize, len: usize) -> wgpu::BindingResource<'_
     })
 }
 
+/// Where the fused path keeps every layer's values, in floats: `values` = [output rows | input
+/// rows | per hidden layer h: pre-activations, activations], `deltas` = [gradient at the output
+/// | per hidden layer h: gradient at its output]; each region `[rows, width]`.
+struct FusedRegions {
+    input: usize,
+    pre: Vec<usize>,
+    act: Vec<usize>,
+    delta: Vec<usize>,
+    values_len: usize,
+    deltas_len: usize,
+}
+
+impl FusedRegions {
+    fn new(dims: &[usize], rows: usize) -> Self {
+        let n_layers = dims.len() - 1;
+        let input = rows * dims[n_layers];
+        let mut at = input + rows * dims[0];
+        let mut d_at = rows * dims[n_layers];
+        let (mut pre, mut act, mut delta) = (Vec::new(), Vec::new(), Vec::new());
+        for w in &dims[1..n_layers] {
+            pre.push(at);
+            act.push(at + rows * w);
+            at += 2 * rows * w;
+            delta.push(d_at);
+            d_at += rows * w;
+        }
+        Self { input, pre, act, delta, values_len: at, deltas_len: d_at }
+    }
+}
+
 impl DeviceNet {
     /// Uploads `ensemble` in `layout` and binds every layer for minibatches of `b` rows per
-    /// member; the forward pass through `fused` when given, else one `mlp` dispatch per layer.
-    /// `align` is the storage offset alignment in floats.
+    /// member: through `fused` when given, else one `mlp` dispatch per layer and pass.
     pub(super) fn build(
         ctx: &GpuContext,
         mlp: &MlpKernels,
-        fused: Option<&MlpFusedKernels>,
+        fused: Option<FusedKernels>,
         ensemble: &Ensemble,
         layout: &ParamLayout,
         b: usize,
-        align: usize,
     ) -> Result<Self> {
         let spec = &ensemble.spec;
-        let e = spec.n_members;
-        let rows = e * b;
-        let widest = spec.layer_dims().iter().map(|(i, o)| (*i).max(*o)).max().unwrap_or(1);
+        let rows = spec.n_members * b;
         let n_chunks = layout.len.div_ceil(NORM_CHUNK);
         let flat = layout.pack(ensemble);
-        let dims = spec.layer_dims();
-        let n_layers = dims.len();
-        // With the fused forward pass, one buffer holds the output rows and then every hidden
-        // layer's pre-activations and activations (each at an aligned offset): the kernel writes
-        // them all through one binding. Per-layer dispatches write separate buffers (a dispatch
-        // may not read one range of a buffer and write another).
-        let mut packed = vec![(0usize, 0usize); n_layers];
-        let mut total = rows * spec.out_cols();
-        for (l, (_, o)) in dims.iter().enumerate().take(n_layers - 1) {
-            let pre = total.next_multiple_of(align);
-            let act = (pre + rows * o).next_multiple_of(align);
-            packed[l + 1] = (pre, act);
-            total = act + rows * o;
-        }
+        let regions = FusedRegions::new(&network_dims(spec), rows);
         if fused.is_some() {
-            ctx.check_buffer_size(
-                "training activations (every layer's, members × batch × width × 2 × 4 B)",
-                total as u64 * 4,
-                true,
-                "lower train.batch_size, or set train.forward_kernel = \"tiled\"",
-            )?;
+            let hint = "lower train.batch_size, or set train.mlp_kernel = \"tiled\"";
+            let what = "training activations (members × batch × every layer's width × 2 × 4 B)";
+            ctx.check_buffer_size(what, regions.values_len as u64 * 4, true, hint)?;
         }
         let built = ctx.scoped("trainer buffers", || {
             let sb = |label: &str, len: usize| ctx.storage_buffer(label, len);
@@ -116,46 +172,129 @@ impl DeviceNet {
             let partials = sb("train.partials", n_chunks);
             let counters = sb("train.counters", 4);
             let x0 = sb("train.x0", rows * spec.in_dim());
-            let out = sb("train.out", if fused.is_some() { total } else { rows * spec.out_cols() });
-            let grad_out = sb("train.grad_out", rows * spec.out_cols());
-            // Per-layer dispatches: hidden[l] = (pre-activations, activations) of layer l's output.
-            let mut hidden = Vec::new();
-            if fused.is_none() {
-                for (l, (_, o)) in dims.iter().enumerate().take(n_layers - 1) {
-                    hidden.push((
-                        sb(&format!("train.pre{}", l + 1), rows * o),
-                        sb(&format!("train.act{}", l + 1), rows * o),
-                    ));
-                }
-            }
-            let deltas = [sb("train.delta_a", rows * widest), sb("train.delta_b", rows * widest)];
-            (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out, hidden, deltas)
+            let (out_len, grad_len) = match fused {
+                Some(_) => (regions.values_len, regions.deltas_len),
+                None => (rows * spec.out_cols(), rows * spec.out_cols()),
+            };
+            let out = sb("train.out", out_len);
+            let grad_out = sb("train.grad_out", grad_len);
+            (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out)
         })?;
-        let (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out, hidden, deltas) = built;
-        // acts[l] is the input of layer l (acts[0] = x0), pres[l] its pre-activation (l ≥ 1).
-        let mut acts = vec![Region { buffer: &x0, off: 0, len: rows * spec.in_dim() }];
-        let mut pres = vec![Region { buffer: &x0, off: 0, len: 1 }];
-        for (l, (_, o)) in dims.iter().enumerate().take(n_layers - 1) {
-            let len = rows * o;
-            match hidden.get(l) {
-                Some((pre, act)) => {
-                    pres.push(Region { buffer: pre, off: 0, len });
-                    acts.push(Region { buffer: act, off: 0, len });
-                }
-                None => {
-                    let (pre, act) = packed[l + 1];
-                    pres.push(Region { buffer: &out, off: pre, len });
-                    acts.push(Region { buffer: &out, off: act, len });
-                }
+        let (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out) = built;
+        let mut net = Self {
+            params,
+            grads,
+            moment1,
+            moment2,
+            best,
+            partials,
+            counters,
+            x0,
+            out,
+            grad_out,
+            ops: NetOps::Layers(Vec::new()),
+            n_chunks,
+        };
+        net.ops = match fused {
+            Some(k) => {
+                let ops = net.bind_fused(ctx, &k, spec, layout, rows, &regions)?;
+                NetOps::Fused(k, ops)
             }
-        }
-        let dummy = ctx.storage_buffer("train.no_aux", 1);
+            None => NetOps::Layers(net.bind_layers(ctx, mlp, spec, layout, b)?),
+        };
+        Ok(net)
+    }
+
+    /// The fused path's three bind groups over `regions` of `out` and `grad_out`.
+    fn bind_fused(
+        &self,
+        ctx: &GpuContext,
+        k: &FusedKernels,
+        spec: &EnsembleSpec,
+        layout: &ParamLayout,
+        rows: usize,
+        regions: &FusedRegions,
+    ) -> Result<FusedOps> {
+        let e = spec.n_members;
+        let dims = network_dims(spec);
+        let n_layers = dims.len() - 1;
+        let what = |w: &str| Error::InvalidInput(format!("the fused training path: {w}"));
+        let u = |v: usize| u32::try_from(v).map_err(|_| what("offsets past 2^32 floats"));
+        let us = |v: &[usize]| v.iter().map(|x| u(*x)).collect::<Result<Vec<u32>>>();
+        let (w_off, b_off) = (us(&layout.weight)?, us(&layout.bias)?);
+        let rows32 = u(rows)?;
+        // Forward: every layer's weights and biases at their offsets in the flat parameters.
+        let mut p = FusedParams::new(&dims, e, 1, rows32).ok_or_else(|| what("too many layers"))?;
+        p.w_off[..n_layers].copy_from_slice(&w_off);
+        p.b_off[..n_layers].copy_from_slice(&b_off);
+        let (pre, act, delta) = (us(&regions.pre)?, us(&regions.act)?, us(&regions.delta)?);
+        let p = p.store_hidden(0, u(regions.input)?, &pre, &act).ok_or_else(|| what("hidden layer offsets"))?;
+        let net = FusedBuffers { input: &self.x0, weights: &self.params, biases: &self.params, output: &self.out };
+        let forward = (k.forward.bind(ctx, "train.forward_fused", &p, &net), k.forward.shape.workgroups(ctx, &p)?);
+        let chain = match &k.chain {
+            None => None,
+            Some(kc) => {
+                let p = FusedParams::backward_chain(&dims, e, 1, rows32, &w_off, 0, &pre, &delta)
+                    .ok_or_else(|| what("backward chain offsets"))?;
+                let b = FusedBuffers {
+                    input: &self.out,
+                    weights: &self.params,
+                    biases: &self.params,
+                    output: &self.grad_out,
+                };
+                Some((kc.bind(ctx, "train.backward_chain", &p, &b), kc.shape.workgroups(ctx, &p)?))
+            }
+        };
+        // Weight gradients: layer l's input rows (the input copy, then the hidden activations)
+        // and the gradient at its output (the loss gradient for the last layer).
+        let layers: Vec<GradsLayer> = (0..n_layers)
+            .map(|l| GradsLayer {
+                in_dim: dims[l],
+                out_dim: dims[l + 1],
+                x_off: if l == 0 { regions.input } else { regions.act[l - 1] },
+                d_off: if l + 1 == n_layers { 0 } else { regions.delta[l] },
+                w_off: layout.weight[l],
+                b_off: layout.bias[l],
+            })
+            .collect();
+        let gp = GradsParams::new(&layers, e, 1, rows32)?;
+        let grads =
+            (k.grads.bind(ctx, "train.weight_grads", &gp, &self.out, &self.grad_out, &self.grads), gp.workgroups(ctx)?);
+        ctx.check()?;
+        Ok(FusedOps { forward, chain, grads })
+    }
+
+    /// One forward, weight-gradient and input-gradient bind group per layer (`mlp.wgsl`), with
+    /// every hidden layer's activations and pre-activations in buffers of their own (a dispatch
+    /// may not read one range of a buffer and write another).
+    fn bind_layers(
+        &self,
+        ctx: &GpuContext,
+        mlp: &MlpKernels,
+        spec: &EnsembleSpec,
+        layout: &ParamLayout,
+        b: usize,
+    ) -> Result<Vec<LayerOps>> {
+        let e = spec.n_members;
+        let rows = e * b;
+        let widest = spec.layer_dims().iter().map(|(i, o)| (*i).max(*o)).max().unwrap_or(1);
+        let dims = spec.layer_dims();
+        let n_layers = dims.len();
+        let (acts, pres, deltas, dummy) = ctx.scoped("trainer activations", || {
+            let sb = |label: &str, len: usize| ctx.storage_buffer(label, len);
+            // acts[l - 1] is the input of layer l ≥ 1, pres[l - 1] its pre-activation.
+            let acts: Vec<_> = (1..n_layers).map(|l| sb(&format!("train.act{l}"), rows * dims[l].0)).collect();
+            let pres: Vec<_> = (1..n_layers).map(|l| sb(&format!("train.pre{l}"), rows * dims[l].0)).collect();
+            let deltas = [sb("train.delta_a", rows * widest), sb("train.delta_b", rows * widest)];
+            (acts, pres, deltas, sb("train.no_aux", 1))
+        })?;
+        let input = |l: usize| if l == 0 { &self.x0 } else { &acts[l - 1] };
         let mut ops = Vec::new();
         for (l, &(i, o)) in dims.iter().enumerate() {
             let last = l + 1 == n_layers;
             let lp = LayerParams {
                 n_batch: 1,
-                local_slots: (e * b) as u32,
+                local_slots: rows as u32,
                 n_members: e as u32,
                 in_dim: i as u32,
                 out_dim: o as u32,
@@ -175,54 +314,46 @@ impl DeviceNet {
             let (w_len, b_len) = (e * i * o, e * o);
             // The gradient w.r.t. this layer's output: the loss gradient for the last layer,
             // else the delta buffer that layer l + 1's backward_input wrote.
-            let gz: &wgpu::Buffer = if last { &grad_out } else { &deltas[(n_layers - 2 - l) % 2] };
+            let gz: &wgpu::Buffer = if last { &self.grad_out } else { &deltas[(n_layers - 2 - l) % 2] };
             let gz_prev = &deltas[(n_layers - 1 - l) % 2];
-            let out_region = Region { buffer: &out, off: 0, len: rows * o };
-            let c_dst = if last { out_region } else { acts[l + 1] };
-            let aux_fwd = if last { Region { buffer: &dummy, off: 0, len: 1 } } else { pres[l + 1] };
+            let (c_dst, aux_fwd) = if last { (&self.out, &dummy) } else { (&acts[l], &pres[l]) };
             let bg = |label: &str, u: &wgpu::Buffer, entries: [wgpu::BindingResource<'_>; 5]| {
                 let [a, bb, bias, c, aux] = entries;
                 mlp.bind(ctx, label, [u.as_entire_binding(), a, bb, bias, c, aux])
             };
-            let forward = match fused {
-                Some(_) => None,
-                None => Some((
-                    bg(
-                        &format!("train.layer{l}.forward"),
-                        &fwd_u,
-                        [
-                            acts[l].binding(),
-                            range(&params, w_off, w_len),
-                            range(&params, b_off, b_len),
-                            c_dst.binding(),
-                            aux_fwd.binding(),
-                        ],
-                    ),
-                    lp.workgroups(ctx)?,
-                )),
-            };
+            let forward = bg(
+                &format!("train.layer{l}.forward"),
+                &fwd_u,
+                [
+                    input(l).as_entire_binding(),
+                    range(&self.params, w_off, w_len),
+                    range(&self.params, b_off, b_len),
+                    c_dst.as_entire_binding(),
+                    aux_fwd.as_entire_binding(),
+                ],
+            );
             let weights = bg(
                 &format!("train.layer{l}.backward_weights"),
                 &grads_u,
                 [
-                    acts[l].binding(),
+                    input(l).as_entire_binding(),
                     gz.as_entire_binding(),
-                    range(&params, b_off, b_len),
-                    range(&grads, w_off, b_off + b_len - w_off),
+                    range(&self.params, b_off, b_len),
+                    range(&self.grads, w_off, b_off + b_len - w_off),
                     dummy.as_entire_binding(),
                 ],
             );
-            let input = if l > 0 {
+            let input_grad = if l > 0 {
                 Some((
                     bg(
                         &format!("train.layer{l}.backward_input"),
                         &back_u,
                         [
                             gz.as_entire_binding(),
-                            range(&params, w_off, w_len),
-                            range(&params, b_off, b_len),
+                            range(&self.params, w_off, w_len),
+                            range(&self.params, b_off, b_len),
                             gz_prev.as_entire_binding(),
-                            pres[l].binding(),
+                            pres[l - 1].as_entire_binding(),
                         ],
                     ),
                     lp_back.workgroups_backward_input(ctx)?,
@@ -230,28 +361,12 @@ impl DeviceNet {
             } else {
                 None
             };
-            ops.push(LayerOps { forward, weights: (weights, lp_grads.workgroups_backward_weights()), input });
+            ops.push(LayerOps {
+                forward: (forward, lp.workgroups(ctx)?),
+                weights: (weights, lp_grads.workgroups_backward_weights()),
+                input: input_grad,
+            });
         }
-        let fused = match fused {
-            None => None,
-            Some(k) => {
-                // Every layer's weights and biases at their offsets in the flat parameters.
-                let what = |w: &str| Error::InvalidInput(format!("the fused forward pass: {w}"));
-                let u32_of = |v: usize| u32::try_from(v).map_err(|_| what("offsets past 2^32 floats"));
-                let all: Vec<usize> = std::iter::once(spec.in_dim()).chain(dims.iter().map(|d| d.1)).collect();
-                let mut p = FusedParams::new(&all, e, 1, rows as u32).ok_or_else(|| what("too many layers"))?;
-                for l in 0..n_layers {
-                    p.w_off[l] = u32_of(layout.weight[l])?;
-                    p.b_off[l] = u32_of(layout.bias[l])?;
-                }
-                let pre = packed[1..].iter().map(|r| u32_of(r.0)).collect::<Result<Vec<_>>>()?;
-                let act = packed[1..].iter().map(|r| u32_of(r.1)).collect::<Result<Vec<_>>>()?;
-                let p = p.store_hidden(0, &pre, &act).ok_or_else(|| what("one offset per hidden layer"))?;
-                let buffers = FusedBuffers { input: &x0, weights: &params, biases: &params, output: &out };
-                let bg = ctx.scoped("fused forward pass", || k.bind(ctx, "train.forward_fused", &p, &buffers))?;
-                Some((bg, k.shape.workgroups(ctx, &p)?))
-            }
-        };
-        Ok(Self { params, grads, moment1, moment2, best, partials, counters, x0, out, grad_out, ops, fused, n_chunks })
+        Ok(ops)
     }
 }

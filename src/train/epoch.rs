@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::device::NetOps;
 use super::Trainer;
 use crate::error::Result;
 use crate::gpu::{grid_1d, Profile, Recorder};
@@ -147,11 +148,11 @@ impl Trainer {
             let off = [(step as u64 * self.params_stride) as u32];
             let with_params = |g| [(&ep.params_bg, &off[..]), (g, &[][..])];
             rec.dispatch("gather_batch", &self.loss.gather, &with_params(&ep.loss_bg), grid_x0);
-            match (&self.net.fused, &self.fused) {
-                (Some((bg, groups)), Some(k)) => rec.dispatch("forward", &k.forward, &[(bg, &[])], *groups),
-                _ => {
-                    for (bg, groups) in self.net.ops.iter().filter_map(|op| op.forward.as_ref()) {
-                        rec.dispatch("forward", &mlp.forward, &[(bg, &[])], *groups);
+            match &self.net.ops {
+                NetOps::Fused(k, f) => rec.dispatch("forward", &k.forward.forward, &[(&f.forward.0, &[])], f.forward.1),
+                NetOps::Layers(ops) => {
+                    for op in ops {
+                        rec.dispatch("forward", &mlp.forward, &[(&op.forward.0, &[])], op.forward.1);
                     }
                 }
             }
@@ -160,10 +161,21 @@ impl Trainer {
             if ep.adam_bg.is_none() && !backward_only {
                 continue;
             }
-            for op in self.net.ops.iter().rev() {
-                rec.dispatch("backward_weights", &mlp.backward_weights, &[(&op.weights.0, &[])], op.weights.1);
-                if let Some((bg, groups)) = &op.input {
-                    rec.dispatch("backward_input", &mlp.backward_input, &[(bg, &[])], *groups);
+            match &self.net.ops {
+                NetOps::Fused(k, f) => {
+                    if let (Some((bg, groups)), Some(kc)) = (&f.chain, &k.chain) {
+                        rec.dispatch("backward_chain", &kc.forward, &[(bg, &[])], *groups);
+                    }
+                    rec.dispatch("weight_grads", &k.grads.weight_grads, &[(&f.grads.0, &[])], f.grads.1);
+                }
+                NetOps::Layers(ops) => {
+                    for op in ops.iter().rev() {
+                        let (bg, groups) = &op.weights;
+                        rec.dispatch("backward_weights", &mlp.backward_weights, &[(bg, &[])], *groups);
+                        if let Some((bg, groups)) = &op.input {
+                            rec.dispatch("backward_input", &mlp.backward_input, &[(bg, &[])], *groups);
+                        }
+                    }
                 }
             }
             let Some(adam_bg) = ep.adam_bg.as_ref().filter(|_| !backward_only) else { continue };

@@ -17,7 +17,7 @@ mod params;
 pub mod reference;
 
 pub use buffer::{input_statistics, ReplayBuffer};
-pub use config::{ForwardKernel, TrainConfig};
+pub use config::{TrainConfig, TrainKernel};
 pub use params::ParamLayout;
 
 use std::cell::RefCell;
@@ -34,12 +34,11 @@ use crate::gpu::{GpuContext, Profiler, RecordStats};
 use crate::kernels::adam::AdamKernels;
 use crate::kernels::loss::LossKernels;
 use crate::kernels::mlp::MlpKernels;
-use crate::kernels::mlp_fused::{FusedShape, MlpFusedKernels};
 use crate::kernels::{self, TrainParams};
 use crate::model::format::ensemble_tensors;
-use crate::model::{Ensemble, EnsembleSpec};
+use crate::model::Ensemble;
 use checkpoint::{AdamState, Checkpoint};
-use device::DeviceNet;
+use device::{DeviceNet, FusedKernels};
 
 pub use crate::kernels::adam::NORM_CHUNK;
 
@@ -78,8 +77,6 @@ pub struct Trainer {
     ensemble: Ensemble,
     layout: ParamLayout,
     mlp: MlpKernels,
-    /// The fused forward pass, when `forward_kernel` chose it.
-    fused: Option<MlpFusedKernels>,
     loss: LossKernels,
     adam: AdamKernels,
     net: DeviceNet,
@@ -92,18 +89,6 @@ pub struct Trainer {
     recorded: RefCell<RecordStats>,
     /// Ends training early when set.
     interrupt: Option<Arc<AtomicBool>>,
-}
-
-/// The fused forward-pass kernel `kind` asks for: built when `fused` (an error when the
-/// network does not fit it) or `auto` (when it fits); none for `tiled`.
-fn fused_forward(ctx: &GpuContext, spec: &EnsembleSpec, kind: ForwardKernel) -> Result<Option<MlpFusedKernels>> {
-    let dims: Vec<usize> = std::iter::once(spec.in_dim()).chain(spec.layer_dims().iter().map(|d| d.1)).collect();
-    let limits = ctx.limits();
-    match (kind, FusedShape::for_training(&dims, &limits)) {
-        (ForwardKernel::Tiled, _) | (ForwardKernel::Auto, Err(_)) => Ok(None),
-        (_, Ok(shape)) => Ok(Some(MlpFusedKernels::new(ctx, shape)?)),
-        (ForwardKernel::Fused, Err(why)) => Err(Error::config("train.forward_kernel", format!("fused: {why}"))),
-    }
 }
 
 fn read_u32s(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Result<Vec<u32>> {
@@ -144,8 +129,8 @@ impl Trainer {
         let mlp = MlpKernels::new(ctx)?;
         let loss = LossKernels::new(ctx)?;
         let adam = AdamKernels::new(ctx)?;
-        let fused = fused_forward(ctx, &spec, cfg.forward_kernel)?;
-        let net = DeviceNet::build(ctx, &mlp, fused.as_ref(), &ensemble, &layout, b, align)?;
+        let fused = FusedKernels::for_config(ctx, &spec, cfg.mlp_kernel)?;
+        let net = DeviceNet::build(ctx, &mlp, fused, &ensemble, &layout, b)?;
         ctx.check()?;
         let params_stride = kernels::params_stride::<TrainParams>(ctx);
         let rng = rand_chacha::ChaCha12Rng::seed_from_u64(cfg.seed);
@@ -156,7 +141,6 @@ impl Trainer {
             ensemble,
             layout,
             mlp,
-            fused,
             loss,
             adam,
             net,
