@@ -9,8 +9,9 @@ use serde::Serialize;
 use crate::env::{EnvKind, Task};
 use crate::error::Result;
 use crate::gpu::{AdapterSummary, GpuContext, Profiler, RecordStats, ShaderChecks};
+use crate::kernels::mlp_fused::FusedShape;
 use crate::model::{Ensemble, EnsembleSpec};
-use crate::planner::{Dynamics, Planner, PlannerConfig, PlannerKind, Propagation};
+use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
 
 /// One benchmark configuration.
 #[derive(Debug, Clone, Serialize)]
@@ -66,6 +67,9 @@ pub struct PlanResult {
     /// measured with timestamp queries around each dispatch.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub profile: Option<BTreeMap<String, f64>>,
+    /// With `--fused-layouts`: the case through every layout of the fused kernel.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layouts: Option<Vec<LayoutResult>>,
 }
 
 /// The JSON report of a benchmark: `{"adapter": {...}, "version", "results": [...]}`.
@@ -184,15 +188,77 @@ pub fn quick_suite() -> Vec<PlanCase> {
 /// Plans profiled per case with `--profile` (their per-kernel times are averaged).
 const PROFILED_PLANS: usize = 3;
 
-/// Times one case: one warm-up plan, then `repeats` plans from varying states; with `profile`
-/// (and timestamp queries on the adapter) then [`PROFILED_PLANS`] plans with every dispatch timed.
-pub fn run_case(ctx: &GpuContext, c: &PlanCase, profile: bool) -> Result<PlanResult> {
+/// The planner of case `c` with planner settings `cem`: the cartpole task for cartpole
+/// dimensions, else a quadratic task of the case's dimensions; the case's ensemble with seeded
+/// random weights.
+fn case_planner(ctx: &GpuContext, c: &PlanCase, cem: PlannerConfig) -> Result<Planner> {
     let task =
         if (c.obs_dim, c.act_dim) == (4, 1) { EnvKind::Cartpole.task() } else { Task::quadratic(c.obs_dim, c.act_dim) };
     let ens = Ensemble::random(c.model.clone(), 1)?;
+    Planner::new(ctx, task, Dynamics::Ensemble(ens), cem)
+}
+
+/// The `i`-th state a case plans from.
+fn case_obs(c: &PlanCase, i: usize) -> Vec<f32> {
+    (0..c.obs_dim).map(|d| 0.01 * ((i * 7 + d) % 11) as f32 - 0.05).collect()
+}
+
+/// One layout of the fused kernel timed on one case ([`sweep_layouts`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutResult {
+    /// Rows per workgroup.
+    pub rows: u32,
+    /// Output columns per invocation.
+    pub cols: u32,
+    /// Groups of invocations sharing a workgroup's rows.
+    pub split: u32,
+    /// Invocations per workgroup.
+    pub invocations: u32,
+    /// Median plan latency.
+    pub p50_ms: f64,
+    /// Largest difference of the first plan's actions and predicted return from those of the
+    /// layout the planner picks itself (every layout sums in the same order: 0 expected).
+    pub max_abs_diff: f64,
+}
+
+/// Times case `c` through the fused kernel with every layout it can take on this adapter
+/// ([`FusedShape::candidates`]): a warm-up plan, then `repeats` plans each.
+pub fn sweep_layouts(ctx: &GpuContext, c: &PlanCase, repeats: usize) -> Result<Vec<LayoutResult>> {
+    let dims: Vec<usize> = std::iter::once(c.model.in_dim()).chain(c.model.layer_dims().iter().map(|d| d.1)).collect();
+    let fused = PlannerConfig { mlp_kernel: MlpKernel::Fused, ..c.cem.clone() };
+    let values = |p: &crate::planner::Plan| -> Vec<f64> {
+        p.actions.iter().chain([&p.predicted_return]).map(|v| *v as f64).collect()
+    };
+    let reference = values(&case_planner(ctx, c, fused.clone())?.plan(&case_obs(c, 0))?);
+    let mut out = Vec::new();
+    for shape in FusedShape::candidates(&dims, ctx.limits()) {
+        let mut planner = case_planner(ctx, c, PlannerConfig { fused_layout: Some(shape), ..fused.clone() })?;
+        let first = values(&planner.plan(&case_obs(c, 0))?);
+        let max_abs_diff = first.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let mut ms = Vec::with_capacity(repeats);
+        for i in 0..repeats {
+            let t0 = Instant::now();
+            planner.plan(&case_obs(c, i + 1))?;
+            ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        }
+        out.push(LayoutResult {
+            rows: shape.rows(),
+            cols: shape.cols,
+            split: shape.split,
+            invocations: shape.wg,
+            p50_ms: crate::util::percentile(&ms, 0.5).unwrap_or(f64::NAN),
+            max_abs_diff,
+        });
+    }
+    Ok(out)
+}
+
+/// Times one case: one warm-up plan, then `repeats` plans from varying states; with `profile`
+/// (and timestamp queries on the adapter) then [`PROFILED_PLANS`] plans with every dispatch timed.
+pub fn run_case(ctx: &GpuContext, c: &PlanCase, profile: bool) -> Result<PlanResult> {
     let macs = c.model.macs_per_step();
-    let mut planner = Planner::new(ctx, task, Dynamics::Ensemble(ens), c.cem.clone())?;
-    let obs = |i: usize| -> Vec<f32> { (0..c.obs_dim).map(|d| 0.01 * ((i * 7 + d) % 11) as f32 - 0.05).collect() };
+    let mut planner = case_planner(ctx, c, c.cem.clone())?;
+    let obs = |i: usize| case_obs(c, i);
     planner.plan(&obs(0))?;
     let mut ms = Vec::with_capacity(c.repeats);
     for i in 0..c.repeats {
@@ -230,6 +296,7 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase, profile: bool) -> Result<PlanRes
         dispatches_per_plan,
         mlp_kernel: planner.network_kernel().unwrap_or("").to_string(),
         profile,
+        layouts: None,
     })
 }
 

@@ -217,8 +217,15 @@ enum BenchCommand {
         /// Also time every kernel on the GPU (timestamp queries) and report ms per kernel.
         #[arg(long)]
         profile: bool,
+        /// Also time every case through every layout the fused kernel takes on this adapter
+        /// (rows per workgroup, columns per invocation, row groups), a few plans each.
+        #[arg(long)]
+        fused_layouts: bool,
     },
 }
+
+/// Timed plans per layout of `bench plan --fused-layouts`.
+const FUSED_LAYOUT_PLANS: usize = 5;
 
 fn parse_mlp_kernel(s: &str) -> std::result::Result<MlpKernel, String> {
     MlpKernel::from_name(s)
@@ -521,7 +528,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 eprintln!("trajectory written to {}", path.display());
             }
         }
-        Command::Bench { what: BenchCommand::Plan { json, only, force, mlp_kernel, quick, profile } } => {
+        Command::Bench {
+            what: BenchCommand::Plan { json, only, force, mlp_kernel, quick, profile, fused_layouts },
+        } => {
             let ctx = start_bench(&cli.gpu, "plan", json.as_deref(), quick, profile)?;
             let l = ctx.limits();
             println!(
@@ -544,12 +553,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 MlpKernel::Auto => lookahead::verify::auto_network_kernel(&ctx)?,
                 k => k.name().to_string(),
             };
-            match (lookahead::verify::check_network_kernel(&ctx, &kernel), force) {
-                (Ok(()), _) => {
-                    println!("verified: the {kernel} network kernel matches its f64 reference on this adapter")
+            let mut kernels = vec![kernel];
+            if fused_layouts && !kernels.contains(&"fused".to_string()) {
+                kernels.push("fused".into());
+            }
+            for kernel in &kernels {
+                match (lookahead::verify::check_network_kernel(&ctx, kernel), force) {
+                    (Ok(()), _) => {
+                        println!("verified: the {kernel} network kernel matches its f64 reference on this adapter")
+                    }
+                    (Err(e), true) => println!("UNVERIFIED (--force): {e}"),
+                    (Err(e), false) => return Err(e.into()),
                 }
-                (Err(e), true) => println!("UNVERIFIED (--force): {e}"),
-                (Err(e), false) => return Err(e.into()),
             }
             println!(
                 "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6} {:>6}",
@@ -585,6 +600,18 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.mlp_kernel
                 );
                 print_profile(r.profile.as_ref(), "plan");
+                let mut r = r;
+                if fused_layouts {
+                    let layouts = bench::sweep_layouts(&ctx, c, FUSED_LAYOUT_PLANS)?;
+                    println!("    fused layouts ({FUSED_LAYOUT_PLANS} plans each): rows × cols/invocation × row groups (invocations)  p50 ms  max |Δ| vs the planner's own");
+                    for l in &layouts {
+                        println!(
+                            "    {:>3} × {} × {} ({:>4})  {:>10.2}  {:.1e}",
+                            l.rows, l.cols, l.split, l.invocations, l.p50_ms, l.max_abs_diff
+                        );
+                    }
+                    r.layouts = Some(layouts);
+                }
                 results.push(r);
             }
             if let Some(path) = json {

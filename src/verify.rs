@@ -549,6 +549,14 @@ fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
                 shapes.push(s);
             }
         }
+        // In full: every layout `bench plan --fused-layouts` can time, on the first (ragged) network.
+        if !quick && ci == 0 {
+            for s in FusedShape::candidates(dims, &full) {
+                if !shapes.contains(&s) {
+                    shapes.push(s);
+                }
+            }
+        }
         let net = NetworkCase::new(ci, e, nb, ls, dims);
         let (wp, bp) = pack_network(net.layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
         let p =
@@ -1143,9 +1151,12 @@ pub fn cases(quick: bool) -> Vec<Case> {
         },
         case("mlp.tiled", "ragged layers, every member block", Some(FORWARD_TOL), move |c| case_mlp_tiled(c, quick)),
         case("mlp.rows", "ragged layers, uniform weight windows", Some(FORWARD_TOL), move |c| case_mlp_rows(c, quick)),
-        case("mlp.fused", "whole networks, every layout this adapter can get", Some(FORWARD_TOL), move |c| {
-            case_mlp_fused(c, quick)
-        }),
+        case(
+            "mlp.fused",
+            "whole networks, the layouts this adapter gets (in full: every layout)",
+            Some(FORWARD_TOL),
+            move |c| case_mlp_fused(c, quick),
+        ),
     ];
     for kind in EnvKind::ALL {
         v.push(case(

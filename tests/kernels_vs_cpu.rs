@@ -322,3 +322,51 @@ gpu_test!(row_kernel_layer_matches_f64_reference_across_weight_windows, |ctx| {
         assert_close(&format!("row kernel case {ci} ({chunks} windows)"), &gpu, &cpu, FORWARD_TOL);
     }
 });
+
+// Every layout of the fused kernel (`FusedShape::candidates`: rows per workgroup, columns per
+// invocation, row groups) sums each output in the same order, so all give the same bits: what
+// lets `bench plan --fused-layouts` (and a future rule) pick any of them for speed alone. A
+// ragged network (widths not multiples of 4, 32 or 64; member blocks that end mid-workgroup).
+gpu_test!(every_fused_layout_gives_the_same_network_outputs_bit_for_bit, |ctx| {
+    use lookahead::kernels::mlp_fused::{pack_network, FusedBuffers, FusedParams, FusedShape, MlpFusedKernels};
+    let (e, nb, ls, dims) = (3usize, 2u32, 37u32, [13usize, 65, 7, 9]);
+    let layers: Vec<(Vec<f32>, Vec<f32>)> = dims
+        .windows(2)
+        .enumerate()
+        .map(|(l, io)| {
+            let w = seeded(e * io[0] * io[1], 70 + l as u64, 1.5 / (io[0] as f64).sqrt());
+            let b = seeded(e * io[1], 80 + l as u64, 0.5);
+            (w.iter().map(|v| *v as f32).collect(), b.iter().map(|v| *v as f32).collect())
+        })
+        .collect();
+    let (wp, bp) = pack_network(layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())));
+    let rows = (nb * ls) as usize;
+    let x: Vec<f32> = seeded(rows * dims[0], 90, 2.0).iter().map(|v| *v as f32).collect();
+    let p = FusedParams::new(&dims, e, nb, ls).unwrap();
+    let shapes = FusedShape::candidates(&dims, ctx.limits());
+    assert!(shapes.len() >= 10, "only {} layouts", shapes.len());
+    let mut first: Option<Vec<f32>> = None;
+    for shape in shapes {
+        let k = MlpFusedKernels::new(ctx, shape).unwrap();
+        let xb = ctx.storage_buffer_init("x", &x);
+        let wb = ctx.storage_buffer_init("w", &wp);
+        let bb = ctx.storage_buffer_init("b", &bp);
+        let yb = ctx.storage_buffer_init("y", &vec![f32::NAN; rows * dims[3]]);
+        let bg = k.bind(ctx, "layouts", &p, &FusedBuffers { input: &xb, weights: &wb, biases: &bb, output: &yb });
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&Default::default());
+            kernels::dispatch(&mut pass, &k.forward, &[(&bg, &[])], shape.workgroups(ctx, &p).unwrap());
+        }
+        ctx.queue.submit(Some(enc.finish()));
+        let y = ctx.read_buffer::<f32>(&yb, rows * dims[3]).unwrap();
+        assert!(y.iter().all(|v| v.is_finite()), "{shape:?}: rows left unwritten");
+        match &first {
+            None => first = Some(y),
+            Some(f) => {
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+                assert_eq!(bits(&y), bits(f), "{shape:?} differs from the first layout");
+            }
+        }
+    }
+});

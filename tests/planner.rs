@@ -302,3 +302,40 @@ fn a_second_planner_and_trainer_on_the_same_context_compile_nothing() {
     Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Analytic, cfg).expect("planner");
     assert_eq!(ctx.cache_stats().modules, first.modules + 1);
 }
+
+// `bench plan --fused-layouts`: a small cartpole case through every layout of the fused kernel
+// gives the planner's own plan exactly (the same sums in the same order), and a time for each;
+// a layout the adapter cannot take is refused with the reason rather than run.
+#[test]
+fn every_fused_layout_plans_exactly_as_the_planners_own_and_bad_layouts_are_refused() {
+    use lookahead::bench::{sweep_layouts, PlanCase};
+    use lookahead::kernels::mlp_fused::FusedShape;
+    use lookahead::planner::MlpKernel;
+    let ctx = ctx();
+    let model = EnsembleSpec { n_members: 3, hidden: vec![24, 20], ..EnsembleSpec::pets(4, 1) };
+    let cem = PlannerConfig { population: 13, particles: 3, horizon: 4, iterations: 2, ..PlannerConfig::default() };
+    let case =
+        PlanCase { name: "tiny".into(), obs_dim: 4, act_dim: 1, cem: cem.clone(), model: model.clone(), repeats: 1 };
+    let layouts = sweep_layouts(&ctx, &case, 1).unwrap();
+    let dims = [5usize, 24, 20, 8];
+    assert_eq!(layouts.len(), FusedShape::candidates(&dims, ctx.limits()).len());
+    assert!(layouts.len() >= 10, "only {} layouts", layouts.len());
+    for l in &layouts {
+        assert_eq!(l.max_abs_diff, 0.0, "{l:?}");
+        assert!(l.p50_ms.is_finite() && l.p50_ms > 0.0, "{l:?}");
+    }
+    // 64 rows of the 24-wide input need more workgroup memory than a 4 KiB device has.
+    let small = wgpu::Limits { max_compute_workgroup_storage_size: 4096, ..ctx.limits().clone() };
+    let why = FusedShape::with_layout(&dims, &small, 16, 1, 1).unwrap_err();
+    assert!(why.contains("workgroup memory"), "{why}");
+    let why = FusedShape::with_layout(&dims, ctx.limits(), 16, 4, 1).unwrap_err();
+    assert!(why.contains("accumulators"), "{why}");
+    let why = FusedShape::with_layout(&dims, ctx.limits(), 3, 1, 2).unwrap_err();
+    assert!(why.contains("do not split"), "{why}");
+    // A forced layout the device cannot take is a configuration error naming the key.
+    let bad = FusedShape { rows4: 16, cols: 4, wg: 32, split: 1, width: 24 };
+    let cfg = PlannerConfig { mlp_kernel: MlpKernel::Fused, fused_layout: Some(bad), ..cem };
+    let ens = Ensemble::random(model, 1).unwrap();
+    let err = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), cfg).err().expect("refused");
+    assert!(err.to_string().contains("planner.mlp_kernel") && err.to_string().contains("accumulators"), "{err}");
+}

@@ -216,6 +216,72 @@ impl FusedShape {
         })
     }
 
+    /// An explicit layout for a network of widths `dims` within `limits`: `rows4 · 4` rows per
+    /// workgroup, `cols` output columns per invocation, the rows split between `split` groups of
+    /// invocations, each group as many whole subgroups of 32 as `cols` columns per invocation
+    /// need to cover the widest layer; or why the kernel cannot take it (every layout it takes
+    /// computes the same sums in the same order: only the speed differs).
+    pub fn with_layout(
+        dims: &[usize],
+        limits: &wgpu::Limits,
+        rows4: u32,
+        cols: u32,
+        split: u32,
+    ) -> std::result::Result<Self, String> {
+        let n_layers = dims.len().saturating_sub(1);
+        if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
+            return Err(format!("the fused kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
+        }
+        if cols == 0 || cols > FUSED_MAX_COLS {
+            return Err(format!("{cols} columns per invocation: 1 to {FUSED_MAX_COLS}"));
+        }
+        if split == 0 || rows4 == 0 || rows4 % split != 0 {
+            return Err(format!("{} rows per workgroup do not split into {split} groups of quads", 4 * rows4));
+        }
+        if cols * (rows4 / split) > FUSED_MAX_ACC {
+            return Err(format!(
+                "{cols} columns × {} rows per invocation need more than {FUSED_MAX_ACC} vec4 accumulators",
+                4 * rows4 / split
+            ));
+        }
+        let width = dims[..n_layers].iter().copied().max().unwrap_or(0).max(1) as u64;
+        let max_out = dims[1..].iter().copied().max().unwrap_or(0).max(1) as u64;
+        let lanes = max_out.div_ceil(cols as u64).div_ceil(32) * 32;
+        let wg = lanes * split as u64;
+        let max_wg = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x) as u64;
+        if wg > max_wg.min(1024) {
+            return Err(format!("{wg} invocations per workgroup, the device allows {max_wg}"));
+        }
+        let bytes = width * 16 * rows4 as u64;
+        if bytes > limits.max_compute_workgroup_storage_size as u64 {
+            return Err(format!(
+                "{} rows of {width} floats need {bytes} B of workgroup memory, the device has {} B",
+                4 * rows4,
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        Ok(Self { rows4, cols, wg: wg as u32, split, width: width as u32 })
+    }
+
+    /// Every layout [`FusedShape::with_layout`] accepts for `dims` on `limits` with 4 to 64
+    /// rows per workgroup, 1, 2 or 4 columns per invocation and the rows in 1, 2 or 4 groups:
+    /// the candidates of `lookahead bench plan --fused-layouts`.
+    pub fn candidates(dims: &[usize], limits: &wgpu::Limits) -> Vec<Self> {
+        let mut out = Vec::new();
+        for rows4 in [1, 2, 4, 6, 8, 12, 16] {
+            for cols in [1, 2, 4] {
+                for split in [1, 2, 4] {
+                    if let Ok(s) = Self::with_layout(dims, limits, rows4, cols, split) {
+                        if !out.contains(&s) {
+                            out.push(s);
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The layout for the trainer's forward pass (a few thousand rows per minibatch step, every
     /// hidden layer also written out): 16-row blocks, as [`FusedShape::for_network`] gives for
     /// [`MANY_ROWS`], so that a step of 7 members × 256 rows makes 112 workgroups rather than 56,

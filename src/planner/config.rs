@@ -146,6 +146,11 @@ pub struct PlannerConfig {
     /// iCEM: fraction of the elites (rounded up) carried into the next iteration and, shifted, into
     /// the next plan (default: 0.3).
     pub keep_elite_fraction: f64,
+    /// The fused kernel's layout instead of the one `FusedShape::for_network` picks, where the
+    /// fused kernel runs (`auto` on GPUs, `fused`); not a config key: for benchmarks that compare
+    /// layouts (`lookahead bench plan --fused-layouts`). Every layout gives the same plans.
+    #[serde(skip)]
+    pub fused_layout: Option<crate::kernels::mlp_fused::FusedShape>,
 }
 
 impl Default for PlannerConfig {
@@ -173,6 +178,7 @@ impl Default for PlannerConfig {
             population_decay: 1.25,
             noise_beta: 2.0,
             keep_elite_fraction: 0.3,
+            fused_layout: None,
         }
     }
 }

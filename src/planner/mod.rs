@@ -108,7 +108,10 @@ impl NetKernels {
         // Rows through the network per step of one plan.
         let members = if cfg.propagation == Propagation::Expectation { ensemble.spec.n_members } else { 1 };
         let rows = (cfg.max_population() * cfg.particles * members) as u64;
-        let fused = FusedShape::for_network(&dims, ctx.limits(), rows);
+        let fused = match cfg.fused_layout {
+            Some(s) => FusedShape::with_layout(&dims, ctx.limits(), s.rows4, s.cols, s.split),
+            None => FusedShape::for_network(&dims, ctx.limits(), rows),
+        };
         Ok(match (cfg.mlp_kernel, fused) {
             (MlpKernel::Tiled, _) => NetKernels::Tiled(MlpKernels::new(ctx)?),
             (MlpKernel::Rows, _) if !rows_fit => {
