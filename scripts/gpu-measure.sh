@@ -3,7 +3,8 @@
 # driver and a Vulkan loader but no toolchain (bring a release binary): the conformance table,
 # the plan benchmark with the fused kernel (and its profile of the reference plan) and, where the
 # adapter offers cooperative matrices, with coop16 (profiled), the training benchmark with its
-# profile, optionally the PyTorch baseline in the same run and test executables. Each step is
+# profile, every layout of the fused kernel on two cases, optionally the PyTorch baseline in the
+# same run and test executables. Each step is
 # capped, and the whole pass ends within DEADLINE_S seconds (default 540).
 #
 #   bash scripts/gpu-measure.sh [LOOKAHEAD_BINARY] [OUT_DIR]
@@ -52,6 +53,14 @@ else
     echo "== plan-coop16: skipped ($(grep -o 'mlp.coop16: .*' "$work/verify.txt"))" | tee -a "$out/log.txt"
 fi
 step train 120 "${L[@]}" bench train "${quick[@]}" --profile --json "$work/train.json"
+# Every layout of the fused kernel on the reference plan and on a large population (the data
+# behind FusedShape::for_network's rule); skipped with QUICK=1.
+if [ "${QUICK:-0}" != 1 ]; then
+    step layouts-reference 90 "${L[@]}" bench plan --only pets_cartpole_ts1 --fused-layouts \
+        --json "$work/layouts-reference.json"
+    step layouts-population-5000 120 "${L[@]}" bench plan --only population_5000 --fused-layouts \
+        --json "$work/layouts-population-5000.json"
+fi
 if [ -n "${BASELINE:-}" ]; then
     step torch 150 env PYTHONUNBUFFERED=1 python3 "$BASELINE" \
         --variants mbrl_like_fp32 eager_fp32 eager_tf32 \
