@@ -53,6 +53,12 @@ else
     echo "== plan-coop16: skipped ($(grep -o 'mlp.coop16: .*' "$work/verify.txt"))" | tee -a "$out/log.txt"
 fi
 step train 120 "${L[@]}" bench train "${quick[@]}" --profile --json "$work/train.json"
+if [ -n "${BASELINE:-}" ]; then
+    step torch 150 env PYTHONUNBUFFERED=1 python3 "$BASELINE" \
+        --variants mbrl_like_fp32 eager_fp32 eager_tf32 \
+        --configs cartpole_std_7m cartpole_std_7m_TSinf cartpole_pop1000_7m_padded cartpole_big_7m_padded \
+        halfcheetah_7m --budget-s 0.6 --train-styles efficient --out "$work/torch.json"
+fi
 # Every layout of the fused kernel on the reference plan and on a large population (the data
 # behind FusedShape::for_network's rule); skipped with QUICK=1.
 if [ "${QUICK:-0}" != 1 ]; then
@@ -60,12 +66,6 @@ if [ "${QUICK:-0}" != 1 ]; then
         --json "$work/layouts-reference.json"
     step layouts-population-5000 120 "${L[@]}" bench plan --only population_5000 --fused-layouts \
         --json "$work/layouts-population-5000.json"
-fi
-if [ -n "${BASELINE:-}" ]; then
-    step torch 150 env PYTHONUNBUFFERED=1 python3 "$BASELINE" \
-        --variants mbrl_like_fp32 eager_fp32 eager_tf32 \
-        --configs cartpole_std_7m cartpole_std_7m_TSinf cartpole_pop1000_7m_padded cartpole_big_7m_padded \
-        halfcheetah_7m --budget-s 0.6 --train-styles efficient --out "$work/torch.json"
 fi
 if [ -n "${TESTS:-}" ]; then
     for t in "$TESTS"/*; do
