@@ -169,14 +169,5 @@ fn backward_weights(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocat
         return;
     }
     let acc = tile_product(MODE_BACKWARD_WEIGHTS, m, p0, in_dim, q0, out_dim, rows.x, rows.y, lid, li);
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let p = p0 + lid.y * 4u + i;
-        let r = block_row(acc, i);
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let q = q0 + lid.x + 16u * j;
-            if (p < in_dim && q < out_dim) {
-                c_dst[(m * in_dim + p) * out_dim + q] = r[j];
-            }
-        }
-    }
+    store_block(acc, m * in_dim * out_dim, p0, in_dim, q0, out_dim, lid);
 }

@@ -88,15 +88,5 @@ fn weight_grads(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_
         return;
     }
     let acc = tile_product(l, m, p0, in_dim, q0, out_dim, r_begin, r_end, lid, li);
-    let w0 = grads_params.w_off[l / 4u][l % 4u] + m * in_dim * out_dim;
-    for (var i = 0u; i < 4u; i = i + 1u) {
-        let p = p0 + lid.y * 4u + i;
-        let r = block_row(acc, i);
-        for (var j = 0u; j < 4u; j = j + 1u) {
-            let q = q0 + lid.x + 16u * j;
-            if (p < in_dim && q < out_dim) {
-                c_dst[w0 + p * out_dim + q] = r[j];
-            }
-        }
-    }
+    store_block(acc, grads_params.w_off[l / 4u][l % 4u] + m * in_dim * out_dim, p0, in_dim, q0, out_dim, lid);
 }

@@ -4,7 +4,8 @@
 //
 // The including module defines the operands: storage arrays `a_src` and `b_src` and the index
 // maps `a_index(mode, p, k)` and `b_index(mode, m, k, q)` (m: ensemble member), `mode` being
-// whatever the module passes to `tile_product` to select its layout.
+// whatever the module passes to `tile_product` to select its layout; and the read_write array
+// `c_dst` that `store_block` writes.
 // CPU reference: kernels::mlp::reference::layer_f64 (the forward product);
 // train::reference::loss_and_grads_f64 (the backward ones).
 
@@ -118,3 +119,17 @@ fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_b
     return t;
 }
 
+// Writes the block `t` of `tile_product` at (p0, q0) into c_dst as part of the row-major
+// [p_end, q_end] matrix that starts at `base` (rows and columns past the ends skipped).
+fn store_block(t: Block, base: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, lid: vec3<u32>) {
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        let p = p0 + lid.y * 4u + i;
+        let r = block_row(t, i);
+        for (var j = 0u; j < 4u; j = j + 1u) {
+            let q = q0 + lid.x + 16u * j;
+            if (p < p_end && q < q_end) {
+                c_dst[base + p * q_end + q] = r[j];
+            }
+        }
+    }
+}
