@@ -1,7 +1,7 @@
 // rollout.wgsl — trajectory-sampling rollout of a learned ensemble (PETS, Chua et al. 2018,
-// §4.2: TS1, TS∞ and expectation propagation): per iteration init_particles and prepare_inputs
-// (step 0), then per step t the network (mlp*.wgsl) and propagate, which also writes the
-// inputs of step t + 1.
+// §4.2: TS1, TS∞ and expectation propagation): per iteration init_particles, permute_slots
+// (every step's slots, TS1 and TS∞) and prepare_inputs (step 0), then per step t the network
+// (mlp*.wgsl) and propagate, which also writes the inputs of step t + 1.
 //
 // Bindings (declared in rollout_layout.wgsl, put before this part)
 //   group 0, 0 params       : PlanParams (uniform, dynamic offset: one entry per iteration × t)
@@ -11,7 +11,7 @@
 //   group 1, 3 actions      : [n_batch·population, horizon, act_dim]   candidate sequences
 //   group 1, 4 model_consts : [in_mean(in_dim) | in_std(in_dim) | max_logvar(model_out) | min_logvar(model_out)]
 //   group 1, 5 x0           : [n_slots, in_dim]  normalised model inputs, one row per slot
-//   group 1, 6 slot_of      : [N] u32            slot holding particle n this step
+//   group 1, 6 slot_of      : [horizon, N] u32   slot holding particle n at step t (TS∞: row 0 for every step)
 //   group 1, 7 out          : [n_slots, model_out·(2 if probabilistic else 1)]  last layer output
 //                             (means, then log-variances)
 //
@@ -52,13 +52,61 @@ fn init_particles(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
     track[n * 2u + 1u] = 1.0;
 }
 
-// The model input of particle n at step t (its state and action t, normalised) written to the
-// slot that evaluates it at step t, and that slot recorded in slot_of[n].
-fn write_inputs(n: u32, t: u32) {
-    let total = n_particles_total();
+// Rows of slot_of per iteration: TS1 draws a permutation per step, TS∞ one for the horizon.
+fn slot_rows() -> u32 {
+    if (params.propagation == PROP_TSINF) {
+        return 1u;
+    }
+    return params.horizon;
+}
+
+// The slot that evaluates particle n at step t: its plan's local slots permuted by a keyed
+// Feistel network (TS1: per step; TS∞: one permutation per iteration), mapped to the global
+// member-major layout.
+fn slot_at(n: u32, t: u32) -> u32 {
     let pk = params.population * params.particles;
     let b = n / pk;
     let j = n % pk;
+    var sub = t;
+    if (params.propagation == PROP_TSINF) {
+        sub = 0xffffu;
+    }
+    let key = vec2<u32>(params.seed_lo, params.seed_hi);
+    let ctr_hi = vec3<u32>(b, params.call, tag(PURPOSE_PERMUTE, params.iteration, sub));
+    let ls = permute_index(j, pk, feistel_half_bits(pk), ctr_hi, key);
+    let e = params.n_members;
+    let m = ls * e / pk;
+    let start = local_block_start(m, pk, e);
+    let count = local_block_start(m + 1u, pk, e) - start;
+    return params.n_batch * start + b * count + (ls - start);
+}
+
+// Every slot of the iteration, drawn up front (one invocation per step and particle, in
+// parallel, instead of one permutation per particle inside every step's propagate):
+// slot_of[t · N + n] = slot_at(n, t) for t < slot_rows(). Not dispatched for expectation.
+@compute @workgroup_size(WG_SIZE)
+fn permute_slots(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat_index(gid, nwg);
+    let total = n_particles_total();
+    if (i >= slot_rows() * total) {
+        return;
+    }
+    slot_of[i] = slot_at(i % total, i / total);
+}
+
+// The slot evaluating particle n at step t (permute_slots wrote it).
+fn slot_of_step(n: u32, t: u32) -> u32 {
+    var row = t;
+    if (params.propagation == PROP_TSINF) {
+        row = 0u;
+    }
+    return slot_of[row * n_particles_total() + n];
+}
+
+// The model input of particle n at step t (its state and action t, normalised) written to the
+// slot that evaluates it at step t.
+fn write_inputs(n: u32, t: u32) {
+    let total = n_particles_total();
     let act = load_action(n, t);
     let in_dim = params.in_dim;
     var row: array<f32, MAX_OBS + MAX_ACT>;
@@ -78,22 +126,9 @@ fn write_inputs(n: u32, t: u32) {
                 x0[s * in_dim + i] = row[i];
             }
         }
-        slot_of[n] = n;
         return;
     }
-    var sub = t;
-    if (params.propagation == PROP_TSINF) {
-        sub = 0xffffu;
-    }
-    let key = vec2<u32>(params.seed_lo, params.seed_hi);
-    let ctr_hi = vec3<u32>(b, params.call, tag(PURPOSE_PERMUTE, params.iteration, sub));
-    let ls = permute_index(j, pk, feistel_half_bits(pk), ctr_hi, key);
-    let e = params.n_members;
-    let m = ls * e / pk;
-    let start = local_block_start(m, pk, e);
-    let count = local_block_start(m + 1u, pk, e) - start;
-    let s = params.n_batch * start + b * count + (ls - start);
-    slot_of[n] = s;
+    let s = slot_of_step(n, t);
     for (var i = 0u; i < in_dim; i = i + 1u) {
         x0[s * in_dim + i] = row[i];
     }
@@ -144,7 +179,7 @@ fn propagate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
             mu = mu / f32(params.n_members);
             lv = lv / f32(params.n_members);
         } else {
-            let s = slot_of[n];
+            let s = slot_of_step(n, params.t);
             mu = out[s * cols + d];
             if (probabilistic) {
                 lv = clamp_logvar(out[s * cols + d_out + d], model_consts[2u * in_dim + d], model_consts[2u * in_dim + d_out + d]);

@@ -45,6 +45,8 @@ pub fn bind_rollout(ctx: &GpuContext, layouts: &PlanLayouts, label: &str, b: &Ro
 pub struct RolloutKernels {
     /// `init_particles`: one invocation per particle.
     pub init: wgpu::ComputePipeline,
+    /// `permute_slots`: one invocation per particle and step (TS1) or particle (TS∞).
+    pub permute: wgpu::ComputePipeline,
     /// `prepare_inputs`: one invocation per particle.
     pub prepare: wgpu::ComputePipeline,
     /// `propagate`: one invocation per particle.
@@ -66,7 +68,12 @@ impl RolloutKernels {
                 true,
             )
         };
-        Ok(Self { init: pipe("init_particles")?, prepare: pipe("prepare_inputs")?, propagate: pipe("propagate")? })
+        Ok(Self {
+            init: pipe("init_particles")?,
+            permute: pipe("permute_slots")?,
+            prepare: pipe("prepare_inputs")?,
+            propagate: pipe("propagate")?,
+        })
     }
 }
 

@@ -170,6 +170,7 @@ impl Planner {
             ("model inputs (slots × in_dim × 4 B)", slots * in_dim * 4),
             ("hidden activations (slots × widest hidden layer × 4 B)", slots * max_width * 4),
             ("model outputs (slots × outputs × 4 B)", slots * out_cols * 4),
+            ("every step's slots (batch × population × particles × horizon × 4 B)", n * h * 4),
         ];
         for (what, bytes) in sizes {
             ctx.check_buffer_size(what, bytes, true, hint)?;
@@ -178,6 +179,7 @@ impl Planner {
         let max_wg = limits.max_compute_workgroups_per_dimension;
         // The largest grids; every iteration's grids are no larger (`Workspace::grids`).
         grid_1d(n32, WG_SIZE, max_wg)?;
+        grid_1d(check_u32("slots of every step", n * h)?, WG_SIZE, max_wg)?;
         grid_1d(check_u32("candidate action values", b * p * h * a + archive)?, WG_SIZE, max_wg)?;
         let grid_plan = grid_1d(check_u32("plan values", b * h * a)?, WG_SIZE, max_wg)?;
         let params_stride = kernels::params_stride::<PlanParams>(ctx);
@@ -266,7 +268,7 @@ impl Planner {
             let track = sb("planner.track", n * 2);
             let actions = sb("planner.actions", b * p * h * a + archive);
             let x0 = sb("planner.x0", slots * in_dim);
-            let slot_of = sb("planner.slot_of", n);
+            let slot_of = sb("planner.slot_of", n * h);
             let h_a = sb("planner.hidden_a", slots * max_width);
             let h_b = sb("planner.hidden_b", slots * max_width);
             let out = sb("planner.out", slots * out_cols);
@@ -465,6 +467,16 @@ impl Planner {
                         .expect("every iteration's population was bound")
                         .1;
                     run(&mut rec, "init_particles", &rollout.init, &ws.rollout_bg, off0, grid_particles);
+                    // Every step's slots (TS1: one permutation per step; TS∞: one for all).
+                    let rows = match self.cfg.propagation {
+                        Propagation::Ts1 => h,
+                        Propagation::Tsinf => 1,
+                        Propagation::Expectation => 0,
+                    };
+                    if rows > 0 {
+                        let grid_slots = grid(nb * pop * self.particles * rows);
+                        run(&mut rec, "permute_slots", &rollout.permute, &ws.rollout_bg, off0, grid_slots);
+                    }
                     // Step 0's inputs; propagate writes those of every later step.
                     run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off0, grid_particles);
                     for t in 0..h {
