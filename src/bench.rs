@@ -219,6 +219,9 @@ pub struct LayoutResult {
     /// Largest difference of the first plan's actions and predicted return from those of the
     /// layout the planner picks itself (every layout sums in the same order: 0 expected).
     pub max_abs_diff: f64,
+    /// Why the planner refused the layout on this case (the time and difference are then NaN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// Times case `c` through the fused kernel with every layout it can take on this adapter
@@ -232,22 +235,35 @@ pub fn sweep_layouts(ctx: &GpuContext, c: &PlanCase, repeats: usize) -> Result<V
     let reference = values(&case_planner(ctx, c, fused.clone())?.plan(&case_obs(c, 0))?);
     let mut out = Vec::new();
     for shape in FusedShape::candidates(&dims, ctx.limits()) {
-        let mut planner = case_planner(ctx, c, PlannerConfig { fused_layout: Some(shape), ..fused.clone() })?;
-        let first = values(&planner.plan(&case_obs(c, 0))?);
-        let max_abs_diff = first.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
-        let mut ms = Vec::with_capacity(repeats);
-        for i in 0..repeats {
-            let t0 = Instant::now();
-            planner.plan(&case_obs(c, i + 1))?;
-            ms.push(t0.elapsed().as_secs_f64() * 1e3);
-        }
+        let timed = |shape: FusedShape| -> Result<(f64, f64)> {
+            let mut planner = case_planner(ctx, c, PlannerConfig { fused_layout: Some(shape), ..fused.clone() })?;
+            if planner.fused_layout() != Some(shape) {
+                return Err(crate::Error::InvalidInput(format!("the planner runs {:?}", planner.fused_layout())));
+            }
+            let first = values(&planner.plan(&case_obs(c, 0))?);
+            let max_abs_diff = first.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+            let mut ms = Vec::with_capacity(repeats);
+            for i in 0..repeats {
+                let t0 = Instant::now();
+                planner.plan(&case_obs(c, i + 1))?;
+                ms.push(t0.elapsed().as_secs_f64() * 1e3);
+            }
+            Ok((crate::util::percentile(&ms, 0.5).unwrap_or(f64::NAN), max_abs_diff))
+        };
+        // A layout this case cannot take (e.g. too many workgroups for a large batch) is
+        // recorded with the reason, and the sweep goes on.
+        let (p50_ms, max_abs_diff, refused) = match timed(shape) {
+            Ok((p50, diff)) => (p50, diff, None),
+            Err(e) => (f64::NAN, f64::NAN, Some(e.to_string())),
+        };
         out.push(LayoutResult {
             rows: shape.rows(),
             cols: shape.cols,
             split: shape.split,
             invocations: shape.wg,
-            p50_ms: crate::util::percentile(&ms, 0.5).unwrap_or(f64::NAN),
+            p50_ms,
             max_abs_diff,
+            refused,
         });
     }
     Ok(out)

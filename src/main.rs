@@ -605,10 +605,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     let layouts = bench::sweep_layouts(&ctx, c, FUSED_LAYOUT_PLANS)?;
                     println!("    fused layouts ({FUSED_LAYOUT_PLANS} plans each): rows × cols/invocation × row groups (invocations)  p50 ms  max |Δ| vs the planner's own");
                     for l in &layouts {
-                        println!(
-                            "    {:>3} × {} × {} ({:>4})  {:>10.2}  {:.1e}",
-                            l.rows, l.cols, l.split, l.invocations, l.p50_ms, l.max_abs_diff
-                        );
+                        match &l.refused {
+                            None => println!(
+                                "    {:>3} × {} × {} ({:>4})  {:>10.2}  {:.1e}",
+                                l.rows, l.cols, l.split, l.invocations, l.p50_ms, l.max_abs_diff
+                            ),
+                            Some(why) => println!(
+                                "    {:>3} × {} × {} ({:>4})  refused: {why}",
+                                l.rows, l.cols, l.split, l.invocations
+                            ),
+                        }
                     }
                     r.layouts = Some(layouts);
                 }

@@ -1198,7 +1198,8 @@ pub fn cases(quick: bool) -> Vec<Case> {
     }
     let forward: &[TrainKernel] = if quick { &[TrainKernel::Auto] } else { &[TrainKernel::Tiled, TrainKernel::Fused] };
     for &k in forward {
-        let name = |what: &str| format!("{what}, {} kernels: losses; gradients to 1e-3, 137 rows", k.name());
+        let rows = if quick { 11 } else { 137 };
+        let name = |what: &str| format!("{what}, {} kernels: losses; gradients to 1e-3, {rows} rows", k.name());
         v.push(case("train.loss", &name("Gaussian NLL"), Some(LOSS_TOL), move |c| {
             case_gradients(c, true, false, k, quick)
         }));

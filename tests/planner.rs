@@ -304,8 +304,9 @@ fn a_second_planner_and_trainer_on_the_same_context_compile_nothing() {
 }
 
 // `bench plan --fused-layouts`: a small cartpole case through every layout of the fused kernel
-// gives the planner's own plan exactly (the same sums in the same order), and a time for each;
-// a layout the adapter cannot take is refused with the reason rather than run.
+// (the planner checked to run the layout asked for) gives the planner's own plan exactly (the
+// same sums in the same order), and a time for each; a layout the adapter cannot take is
+// refused with the reason rather than run.
 #[test]
 fn every_fused_layout_plans_exactly_as_the_planners_own_and_bad_layouts_are_refused() {
     use lookahead::bench::{sweep_layouts, PlanCase};
@@ -321,6 +322,7 @@ fn every_fused_layout_plans_exactly_as_the_planners_own_and_bad_layouts_are_refu
     assert_eq!(layouts.len(), FusedShape::candidates(&dims, ctx.limits()).len());
     assert!(layouts.len() >= 10, "only {} layouts", layouts.len());
     for l in &layouts {
+        assert!(l.refused.is_none(), "{l:?}");
         assert_eq!(l.max_abs_diff, 0.0, "{l:?}");
         assert!(l.p50_ms.is_finite() && l.p50_ms > 0.0, "{l:?}");
     }

@@ -544,6 +544,76 @@ gpu_test!(a_linear_ensembles_gradients_match_the_f64_reference_on_both_paths, |c
     }
 });
 
+// A deep network (7 layers of different widths, the most the fused kernels take is 8): every
+// per-layer offset of the fused path's uniforms is used, beyond the first four of each packed
+// array (the chain's 6 products, 7 layers of weight gradients), on both paths.
+gpu_test!(a_deep_ensembles_gradients_match_the_f64_reference_on_both_paths, |ctx| {
+    let spec = EnsembleSpec {
+        n_members: 2,
+        obs_dim: 3,
+        act_dim: 2,
+        hidden: vec![9, 17, 6, 12, 7, 10],
+        probabilistic: true,
+        learned_reward: false,
+    };
+    let mut e = Ensemble::random(spec, 6).unwrap();
+    for l in &mut e.layers {
+        for (i, b) in l.bias.iter_mut().enumerate() {
+            *b = 0.2 * ((i % 5) as f32 - 2.0);
+        }
+    }
+    let buffer = random_buffer(3, 2, 60, 5);
+    let rows: Vec<usize> = (0..45).map(|i| (i * 7) % 60).collect();
+    let (cpu_losses, cpu_grads) = {
+        let t = Trainer::new(ctx, e.clone(), TrainConfig { batch_size: 45, num_elites: 1, ..TrainConfig::default() })
+            .unwrap();
+        flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, t.layout())
+    };
+    for mlp_kernel in [TrainKernel::Tiled, TrainKernel::Fused] {
+        let cfg = TrainConfig { batch_size: 45, num_elites: 1, mlp_kernel, ..TrainConfig::default() };
+        let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
+        let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
+        let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
+        let what = |w: &str| format!("{w}, {} kernels", mlp_kernel.name());
+        assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
+        assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
+    }
+});
+
+// `auto` takes the fused path where everything fits and the per-layer path where the fused
+// path's one buffer of every layer's values would exceed the device's binding limit while each
+// per-layer buffer fits (7 members × 6 hidden layers of 200, the batch sized from this
+// device's limit: 2 000 rows per member on lavapipe's 128 MiB); `fused` is then refused with
+// the limit and the way out named.
+gpu_test!(auto_falls_back_to_the_per_layer_path_where_the_fused_values_do_not_fit, |ctx| {
+    let small = cartpole_spec(3, vec![16, 16]);
+    let t =
+        Trainer::new(ctx, Ensemble::random(small, 1).unwrap(), TrainConfig { num_elites: 1, ..TrainConfig::default() })
+            .unwrap();
+    assert_eq!(t.mlp_kernel(), TrainKernel::Fused);
+    let limit = ctx.limits().max_storage_buffer_binding_size;
+    // Floats per row of the fused path's values: input 5, output 8, 6 × 200 × 2 hidden.
+    let per_row = 5 + 8 + 2 * 6 * 200;
+    let batch = limit / (7 * per_row * 4) + 1;
+    assert!(7 * batch * 200 * 4 < limit);
+    if limit > 8 << 30 {
+        eprintln!(
+            "the fallback case needs about {} GiB on this device; checked where the limit is lower",
+            (limit * 6 / 5) >> 30
+        );
+        return;
+    }
+    let wide = cartpole_spec(7, vec![200; 6]);
+    let cfg = TrainConfig { batch_size: batch as usize, ..TrainConfig::default() };
+    let t = Trainer::new(ctx, Ensemble::random(wide.clone(), 1).unwrap(), cfg.clone()).unwrap();
+    assert_eq!(t.mlp_kernel(), TrainKernel::Tiled);
+    drop(t);
+    let fused = TrainConfig { mlp_kernel: TrainKernel::Fused, ..cfg };
+    let err = Trainer::new(ctx, Ensemble::random(wide, 1).unwrap(), fused).err().expect("refused");
+    let msg = err.to_string();
+    assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains("tiled"), "{msg}");
+});
+
 // The fused path (forward pass, input-gradient chain, weight gradients) is the per-layer
 // kernels' maths in the same order (k ascending, then the bias, then SiLU; the same row order for
 // every gradient sum), so training through either gives the same weights: two epochs of the

@@ -86,8 +86,8 @@ impl FusedParams {
     /// and its activations at `act_off[l]`, each `[rows, dims[l + 1]]`; `None` unless there is
     /// one offset of each per hidden layer.
     pub fn store_hidden(mut self, y_off: u32, in_off: u32, pre_off: &[u32], act_off: &[u32]) -> Option<Self> {
-        let hidden = self.n_layers as usize - 1;
-        if pre_off.len() != hidden || act_off.len() != hidden {
+        let hidden = (self.n_layers as usize).checked_sub(1)?;
+        if hidden >= FUSED_MAX_LAYERS || pre_off.len() != hidden || act_off.len() != hidden {
             return None;
         }
         self.y_off = y_off;
@@ -235,28 +235,30 @@ impl FusedShape {
         if cols == 0 || cols > FUSED_MAX_COLS {
             return Err(format!("{cols} columns per invocation: 1 to {FUSED_MAX_COLS}"));
         }
-        if split == 0 || rows4 == 0 || rows4 % split != 0 {
-            return Err(format!("{} rows per workgroup do not split into {split} groups of quads", 4 * rows4));
+        let (rows4_64, split_64) = (rows4 as u64, split as u64);
+        if split == 0 || rows4 == 0 || !rows4.is_multiple_of(split) {
+            return Err(format!("{} rows per workgroup do not split into {split} groups of quads", 4 * rows4_64));
         }
-        if cols * (rows4 / split) > FUSED_MAX_ACC {
+        if cols as u64 * (rows4_64 / split_64) > FUSED_MAX_ACC as u64 {
             return Err(format!(
                 "{cols} columns × {} rows per invocation need more than {FUSED_MAX_ACC} vec4 accumulators",
-                4 * rows4 / split
+                4 * rows4_64 / split_64
             ));
         }
         let width = dims[..n_layers].iter().copied().max().unwrap_or(0).max(1) as u64;
         let max_out = dims[1..].iter().copied().max().unwrap_or(0).max(1) as u64;
         let lanes = max_out.div_ceil(cols as u64).div_ceil(32) * 32;
-        let wg = lanes * split as u64;
-        let max_wg = limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x) as u64;
-        if wg > max_wg.min(1024) {
-            return Err(format!("{wg} invocations per workgroup, the device allows {max_wg}"));
+        let wg = lanes * split_64;
+        let max_wg =
+            (limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x) as u64).min(1024);
+        if wg > max_wg {
+            return Err(format!("{wg} invocations per workgroup, at most {max_wg} here"));
         }
-        let bytes = width * 16 * rows4 as u64;
+        let bytes = width * 16 * rows4_64;
         if bytes > limits.max_compute_workgroup_storage_size as u64 {
             return Err(format!(
                 "{} rows of {width} floats need {bytes} B of workgroup memory, the device has {} B",
-                4 * rows4,
+                4 * rows4_64,
                 limits.max_compute_workgroup_storage_size
             ));
         }

@@ -85,11 +85,17 @@ impl GradsParams {
     /// widest output, members × layers), checked against the device limit.
     pub fn workgroups(&self, ctx: &GpuContext) -> Result<(u32, u32, u32)> {
         let n = self.n_layers as usize;
+        if n == 0 || n > FUSED_MAX_LAYERS {
+            return Err(Error::InvalidInput(format!("mlp_grads: 1 to {FUSED_MAX_LAYERS} layers, got {n}")));
+        }
         let widest_in = self.dims[..n].iter().copied().max().unwrap_or(1);
         let widest_out = self.dims[1..=n].iter().copied().max().unwrap_or(1);
         let x = widest_in.div_ceil(TILE_M).max(1) + 1;
         let y = widest_out.div_ceil(TILE_N).max(1);
-        let z = self.n_members * self.n_layers;
+        let z = self
+            .n_members
+            .checked_mul(self.n_layers)
+            .ok_or_else(|| Error::InvalidInput(format!("mlp_grads: {} members × {n} layers", self.n_members)))?;
         check_grid(ctx, "mlp_grads.weight_grads", &[("input tiles", x), ("output tiles", y), ("members × layers", z)])?;
         Ok((x, y, z))
     }

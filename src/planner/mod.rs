@@ -310,6 +310,14 @@ impl Planner {
         }
     }
 
+    /// The fused kernel's layout, when the fused kernel runs the network.
+    pub fn fused_layout(&self) -> Option<FusedShape> {
+        match &self.kernels.dynamics {
+            DynamicsKernels::Ensemble { net: NetKernels::Fused(k), .. } => Some(k.shape),
+            _ => None,
+        }
+    }
+
     /// The configuration in use.
     pub fn config(&self) -> &PlannerConfig {
         &self.cfg

@@ -146,6 +146,13 @@ impl Planner {
         let archive = if cfg.kind == PlannerKind::Icem { b * self.n_elites as u64 * h * a } else { 0 };
         let members = self.model.as_ref().map_or(1, |m| m.ensemble.spec.n_members as u64);
         let max_local_slots = p * k * if cfg.propagation == Propagation::Expectation { members } else { 1 };
+        // Rows of slot_of (`permute_slots`): a permutation per step for TS1, one for TS∞, none
+        // for expectation or known dynamics.
+        let slot_rows: u64 = match (&self.model, cfg.propagation) {
+            (Some(_), Propagation::Ts1) => h,
+            (Some(_), Propagation::Tsinf) => 1,
+            _ => 0,
+        };
         let hint = "lower population, particles, horizon or the batch size";
         // Every quantity below is checked before any buffer is created.
         let n32 = check_u32("particles in flight (batch × population × particles)", n)?;
@@ -170,7 +177,7 @@ impl Planner {
             ("model inputs (slots × in_dim × 4 B)", slots * in_dim * 4),
             ("hidden activations (slots × widest hidden layer × 4 B)", slots * max_width * 4),
             ("model outputs (slots × outputs × 4 B)", slots * out_cols * 4),
-            ("every step's slots (batch × population × particles × horizon × 4 B)", n * h * 4),
+            ("every step's slots (batch × population × particles × horizon × 4 B)", n * slot_rows * 4),
         ];
         for (what, bytes) in sizes {
             ctx.check_buffer_size(what, bytes, true, hint)?;
@@ -179,7 +186,7 @@ impl Planner {
         let max_wg = limits.max_compute_workgroups_per_dimension;
         // The largest grids; every iteration's grids are no larger (`Workspace::grids`).
         grid_1d(n32, WG_SIZE, max_wg)?;
-        grid_1d(check_u32("slots of every step", n * h)?, WG_SIZE, max_wg)?;
+        grid_1d(check_u32("slots of every step", n * slot_rows)?, WG_SIZE, max_wg)?;
         grid_1d(check_u32("candidate action values", b * p * h * a + archive)?, WG_SIZE, max_wg)?;
         let grid_plan = grid_1d(check_u32("plan values", b * h * a)?, WG_SIZE, max_wg)?;
         let params_stride = kernels::params_stride::<PlanParams>(ctx);
@@ -268,7 +275,7 @@ impl Planner {
             let track = sb("planner.track", n * 2);
             let actions = sb("planner.actions", b * p * h * a + archive);
             let x0 = sb("planner.x0", slots * in_dim);
-            let slot_of = sb("planner.slot_of", n * h);
+            let slot_of = sb("planner.slot_of", n * slot_rows);
             let h_a = sb("planner.hidden_a", slots * max_width);
             let h_b = sb("planner.hidden_b", slots * max_width);
             let out = sb("planner.out", slots * out_cols);

@@ -4,19 +4,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// Which kernel runs the training forward pass (the backward pass always runs `mlp.wgsl`'s
-/// per-layer kernels).
+/// Which kernels run the network's training passes (forward, input gradients, weight
+/// gradients); every choice trains the same weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum TrainKernel {
-    /// `fused` when the network fits it, else `tiled` (default).
+    /// `fused` when the network and its stored values fit it, else `tiled` (default).
     #[default]
     Auto,
-    /// One register-tiled matmul dispatch per layer (`mlp.wgsl`).
+    /// One register-tiled matmul dispatch per layer and pass (`mlp.wgsl`).
     Tiled,
-    /// Every layer in one dispatch per minibatch step, activations kept in workgroup memory and
-    /// written out once for the backward pass (`mlp_fused.wgsl`); at most 8 layers and 4 rows
-    /// of the widest input in the device's workgroup memory.
+    /// Three dispatches per minibatch step whatever the depth: the forward pass of every layer
+    /// (activations kept in workgroup memory, written out once for the backward pass) and the
+    /// chain of input gradients (`mlp_fused.wgsl`), every layer's weight and bias gradients
+    /// (`mlp_grads.wgsl`); at most 8 layers, 4 rows of the widest layer in the device's
+    /// workgroup memory, and every layer's values for a minibatch in one buffer.
     Fused,
 }
 
@@ -72,7 +74,7 @@ pub struct TrainConfig {
     pub steps_per_submission: usize,
     /// Seed of bootstrap, shuffling and the validation split (default: 0).
     pub seed: u64,
-    /// The forward pass's kernel: auto, tiled or fused (default: auto).
+    /// The kernels of the network's training passes: auto, tiled or fused (default: auto).
     pub mlp_kernel: TrainKernel,
 }
 

@@ -51,18 +51,33 @@ pub(super) struct FusedKernels {
 }
 
 impl FusedKernels {
-    /// The kernels `kind` asks for: built for `fused` (an error when the network does not fit
-    /// them) and `auto` (when it fits); none for `tiled`.
-    pub(super) fn for_config(ctx: &GpuContext, spec: &EnsembleSpec, kind: TrainKernel) -> Result<Option<Self>> {
+    /// The kernels `kind` asks for with minibatches of `b` rows per member: built for `fused`
+    /// (an error when the network or its stored values do not fit them) and `auto` (when they
+    /// fit); none for `tiled`.
+    pub(super) fn for_config(
+        ctx: &GpuContext,
+        spec: &EnsembleSpec,
+        kind: TrainKernel,
+        b: usize,
+    ) -> Result<Option<Self>> {
         if kind == TrainKernel::Tiled {
             return Ok(None);
         }
         let dims = network_dims(spec);
+        // Every layer's values in one buffer (the per-layer path keeps one buffer per layer).
+        let values = FusedRegions::new(&dims, spec.n_members * b).values_len as u64 * 4;
+        let hint = "lower train.batch_size, or set train.mlp_kernel = \"tiled\"";
+        let what = "training values of every layer (members × batch × (in + out + 2 × Σ hidden) × 4 B)";
+        match (kind, ctx.check_buffer_size(what, values, true, hint)) {
+            (TrainKernel::Auto, Err(_)) => return Ok(None),
+            (_, Err(e)) => return Err(e),
+            (_, Ok(())) => {}
+        }
         let limits = ctx.limits();
         // The chain's widths: the network's from the output back to the first hidden layer.
         let chain: Vec<usize> = dims[1..].iter().rev().copied().collect();
-        let shapes = FusedShape::for_training(&dims, &limits).and_then(|forward| {
-            let chain = if chain.len() > 1 { Some(FusedShape::for_training(&chain, &limits)?) } else { None };
+        let shapes = FusedShape::for_training(&dims, limits).and_then(|forward| {
+            let chain = if chain.len() > 1 { Some(FusedShape::for_training(&chain, limits)?) } else { None };
             Ok((forward, chain))
         });
         match (kind, shapes) {
@@ -156,12 +171,8 @@ impl DeviceNet {
         let rows = spec.n_members * b;
         let n_chunks = layout.len.div_ceil(NORM_CHUNK);
         let flat = layout.pack(ensemble);
+        // Sized for the fused path (FusedKernels::for_config checked them against the device).
         let regions = FusedRegions::new(&network_dims(spec), rows);
-        if fused.is_some() {
-            let hint = "lower train.batch_size, or set train.mlp_kernel = \"tiled\"";
-            let what = "training activations (members × batch × every layer's width × 2 × 4 B)";
-            ctx.check_buffer_size(what, regions.values_len as u64 * 4, true, hint)?;
-        }
         let built = ctx.scoped("trainer buffers", || {
             let sb = |label: &str, len: usize| ctx.storage_buffer(label, len);
             let params = ctx.storage_buffer_init("train.params", &flat);

@@ -129,7 +129,7 @@ impl Trainer {
         let mlp = MlpKernels::new(ctx)?;
         let loss = LossKernels::new(ctx)?;
         let adam = AdamKernels::new(ctx)?;
-        let fused = FusedKernels::for_config(ctx, &spec, cfg.mlp_kernel)?;
+        let fused = FusedKernels::for_config(ctx, &spec, cfg.mlp_kernel, b)?;
         let net = DeviceNet::build(ctx, &mlp, fused, &ensemble, &layout, b)?;
         ctx.check()?;
         let params_stride = kernels::params_stride::<TrainParams>(ctx);
@@ -173,6 +173,15 @@ impl Trainer {
     /// call; resets the counts.
     pub fn take_record(&self) -> RecordStats {
         self.recorded.take()
+    }
+
+    /// The kernels the network's passes run on: `fused` (three dispatches per minibatch step) or
+    /// `tiled` (one per layer and pass), as `train.mlp_kernel` chose on this device.
+    pub fn mlp_kernel(&self) -> TrainKernel {
+        match self.net.ops {
+            device::NetOps::Fused(..) => TrainKernel::Fused,
+            device::NetOps::Layers(_) => TrainKernel::Tiled,
+        }
     }
 
     /// The configuration.
