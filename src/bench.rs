@@ -7,7 +7,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::env::{EnvKind, Task};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, Profiler, RecordStats, ShaderChecks};
 use crate::kernels::mlp_fused::FusedShape;
 use crate::model::{Ensemble, EnsembleSpec};
@@ -238,7 +238,7 @@ pub fn sweep_layouts(ctx: &GpuContext, c: &PlanCase, repeats: usize) -> Result<V
         let timed = |shape: FusedShape| -> Result<(f64, f64)> {
             let mut planner = case_planner(ctx, c, PlannerConfig { fused_layout: Some(shape), ..fused.clone() })?;
             if planner.fused_layout() != Some(shape) {
-                return Err(crate::Error::InvalidInput(format!("the planner runs {:?}", planner.fused_layout())));
+                return Err(Error::InvalidInput(format!("the planner runs {:?}", planner.fused_layout())));
             }
             let first = values(&planner.plan(&case_obs(c, 0))?);
             let max_abs_diff = first.iter().zip(&reference).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
@@ -351,6 +351,8 @@ pub struct TrainResult {
     /// Compute dispatches of the timed `train` call (2 epochs, each scored, and the scoring
     /// before the first).
     pub dispatches_per_call: u64,
+    /// The kernels the network's passes ran on (`fused` or `tiled`, `train.mlp_kernel`).
+    pub mlp_kernel: String,
     /// With `--profile`: GPU milliseconds per kernel of a `train` call of one epoch (its two
     /// scoring passes included), measured with timestamp queries around each dispatch.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -442,6 +444,7 @@ pub fn run_train_case(ctx: &GpuContext, c: &TrainCase, profile: bool) -> Result<
         seconds_per_epoch: secs,
         transitions_per_s: c.transitions as f64 / secs,
         dispatches_per_call,
+        mlp_kernel: trainer.mlp_kernel().name().to_string(),
         profile,
     })
 }

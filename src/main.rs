@@ -627,21 +627,33 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench { what: BenchCommand::Train { json, force, quick, profile } } => {
             let ctx = start_bench(&cli.gpu, "train", json.as_deref(), quick, profile)?;
-            match (lookahead::verify::check_families(&ctx, &["mlp.tiled", "train.loss", "train.adam"]), force) {
+            match (
+                lookahead::verify::check_families(&ctx, &["mlp.tiled", "mlp.fused", "train.loss", "train.adam"]),
+                force,
+            ) {
                 (Ok(()), _) => println!("verified: the training kernels match their f64 references on this adapter"),
                 (Err(e), true) => println!("UNVERIFIED (--force): {e}"),
                 (Err(e), false) => return Err(e.into()),
             }
             let cases = if quick { bench::train_quick_suite() } else { bench::train_full_suite() };
             println!(
-                "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14} {:>10}",
-                "case", "transitions", "members", "hidden", "batch", "steps", "s/epoch", "transitions/s", "disp/call"
+                "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14} {:>10} {:>6}",
+                "case",
+                "transitions",
+                "members",
+                "hidden",
+                "batch",
+                "steps",
+                "s/epoch",
+                "transitions/s",
+                "disp/call",
+                "net"
             );
             let mut results = Vec::new();
             for c in &cases {
                 let r = bench::run_train_case(&ctx, c, profile)?;
                 println!(
-                    "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12.3} {:>14.0} {:>10}",
+                    "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12.3} {:>14.0} {:>10} {:>6}",
                     r.name,
                     r.transitions,
                     r.members,
@@ -650,7 +662,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.steps,
                     r.seconds_per_epoch,
                     r.transitions_per_s,
-                    r.dispatches_per_call
+                    r.dispatches_per_call,
+                    r.mlp_kernel
                 );
                 print_profile(r.profile.as_ref(), "one-epoch train call");
                 results.push(r);
