@@ -485,6 +485,26 @@ gpu_test!(training_resumed_from_a_checkpoint_continues_exactly_as_uninterrupted_
     assert_ne!(fresh.ensemble().unwrap(), pa, "a trainer without the saved generator replays other minibatches");
 });
 
+/// Losses and gradients of `e` on `rows` of `buffer` through both training paths (per-layer
+/// and fused kernels), each against the f64 reference.
+fn assert_gradients_on_both_paths(
+    ctx: &lookahead::gpu::GpuContext,
+    e: &Ensemble,
+    buffer: &ReplayBuffer,
+    rows: &[usize],
+) {
+    for mlp_kernel in [TrainKernel::Tiled, TrainKernel::Fused] {
+        let cfg = TrainConfig { batch_size: rows.len(), num_elites: 1, mlp_kernel, ..TrainConfig::default() };
+        let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
+        let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(buffer, rows).unwrap();
+        let (cpu_losses, cpu_grads) = flat_loss_and_grads_f64(e, buffer, rows, 0.01, trainer.layout());
+        let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
+        let what = |w: &str| format!("{w}, {} kernels", mlp_kernel.name());
+        assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
+        assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
+    }
+}
+
 // Gradients over three row tiles per member (150 rows: 64 + 64 + 22) and layers wider than one
 // 64-column tile (in 70, out 65), so the later and partial tiles of backward_input,
 // backward_weights and the forward pass, and their grids, are compared with the reference; with
@@ -505,17 +525,8 @@ gpu_test!(gradients_over_several_and_partial_tiles_match_the_f64_reference, |ctx
     let (mean, std) = input_statistics(&buffer, &all);
     e.input_mean = mean;
     e.input_std = std;
-    for mlp_kernel in [TrainKernel::Tiled, TrainKernel::Fused] {
-        let cfg = TrainConfig { batch_size: 150, num_elites: 2, mlp_kernel, ..TrainConfig::default() };
-        let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
-        let rows: Vec<usize> = (0..150).map(|i| (i * 13) % 170).collect();
-        let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
-        let (cpu_losses, cpu_grads) = flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, trainer.layout());
-        let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
-        let what = |w: &str| format!("{w}, forward {}", mlp_kernel.name());
-        assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
-        assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
-    }
+    let rows: Vec<usize> = (0..150).map(|i| (i * 13) % 170).collect();
+    assert_gradients_on_both_paths(ctx, &e, &buffer, &rows);
 });
 
 // A linear ensemble (no hidden layer): the fused path has no input-gradient chain and one
@@ -532,16 +543,7 @@ gpu_test!(a_linear_ensembles_gradients_match_the_f64_reference_on_both_paths, |c
     let e = Ensemble::random(spec, 4).unwrap();
     let buffer = random_buffer(3, 2, 90, 2);
     let rows: Vec<usize> = (0..70).map(|i| (i * 11) % 90).collect();
-    for mlp_kernel in [TrainKernel::Tiled, TrainKernel::Fused] {
-        let cfg = TrainConfig { batch_size: 70, num_elites: 1, mlp_kernel, ..TrainConfig::default() };
-        let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
-        let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
-        let (cpu_losses, cpu_grads) = flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, trainer.layout());
-        let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
-        let what = |w: &str| format!("{w}, {} kernels", mlp_kernel.name());
-        assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
-        assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
-    }
+    assert_gradients_on_both_paths(ctx, &e, &buffer, &rows);
 });
 
 // A deep network (7 layers of different widths, the most the fused kernels take is 8): every
@@ -564,20 +566,7 @@ gpu_test!(a_deep_ensembles_gradients_match_the_f64_reference_on_both_paths, |ctx
     }
     let buffer = random_buffer(3, 2, 60, 5);
     let rows: Vec<usize> = (0..45).map(|i| (i * 7) % 60).collect();
-    let (cpu_losses, cpu_grads) = {
-        let t = Trainer::new(ctx, e.clone(), TrainConfig { batch_size: 45, num_elites: 1, ..TrainConfig::default() })
-            .unwrap();
-        flat_loss_and_grads_f64(&e, &buffer, &rows, 0.01, t.layout())
-    };
-    for mlp_kernel in [TrainKernel::Tiled, TrainKernel::Fused] {
-        let cfg = TrainConfig { batch_size: 45, num_elites: 1, mlp_kernel, ..TrainConfig::default() };
-        let mut trainer = Trainer::new(ctx, e.clone(), cfg).unwrap();
-        let (gpu_losses, gpu_grads) = trainer.loss_and_gradients(&buffer, &rows).unwrap();
-        let gl: Vec<f32> = gpu_losses.iter().map(|v| *v as f32).collect();
-        let what = |w: &str| format!("{w}, {} kernels", mlp_kernel.name());
-        assert_close(&what("member losses"), &gl, &cpu_losses, Tol { rel: 1e-4, abs: 1e-5 });
-        assert_close(&what("gradients"), &gpu_grads, &cpu_grads, grad_tol(&cpu_grads));
-    }
+    assert_gradients_on_both_paths(ctx, &e, &buffer, &rows);
 });
 
 // `auto` takes the fused path where everything fits and the per-layer path where the fused
