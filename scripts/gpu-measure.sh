@@ -59,13 +59,15 @@ if [ -n "${BASELINE:-}" ]; then
         --configs cartpole_std_7m cartpole_std_7m_TSinf cartpole_pop1000_7m_padded cartpole_big_7m_padded \
         halfcheetah_7m --budget-s 0.6 --train-styles efficient --out "$work/torch.json"
 fi
-# Every layout of the fused kernel on the reference plan and on a large population (the data
-# behind FusedShape::for_network's rule); skipped with QUICK=1.
+# Every layout of the fused kernel on the reference plan and on a large population, and the row
+# blocks of the fused training kernels (the data behind FusedShape::for_network's and
+# for_training's rules); skipped with QUICK=1.
 if [ "${QUICK:-0}" != 1 ]; then
     step layouts-reference 90 "${L[@]}" bench plan --only pets_cartpole_ts1 --fused-layouts \
         --json "$work/layouts-reference.json"
     step layouts-population-5000 120 "${L[@]}" bench plan --only population_5000 --fused-layouts \
         --json "$work/layouts-population-5000.json"
+    step layouts-train 120 "${L[@]}" bench train --fused-layouts --json "$work/layouts-train.json"
 fi
 if [ -n "${TESTS:-}" ]; then
     for t in "$TESTS"/*; do

@@ -353,6 +353,9 @@ pub struct TrainResult {
     pub dispatches_per_call: u64,
     /// The kernels the network's passes ran on (`fused` or `tiled`, `train.mlp_kernel`).
     pub mlp_kernel: String,
+    /// With `--fused-layouts`: the case through each row-block layout of the fused kernels.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layouts: Option<Vec<TrainLayoutResult>>,
     /// With `--profile`: GPU milliseconds per kernel of a `train` call of one epoch (its two
     /// scoring passes included), measured with timestamp queries around each dispatch.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -408,6 +411,70 @@ pub fn cartpole_transitions(n: usize, seed: u64) -> Result<crate::train::ReplayB
     Ok(buffer)
 }
 
+/// One row-block layout of the fused training kernels timed on one case
+/// ([`sweep_train_layouts`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct TrainLayoutResult {
+    /// Rows per workgroup.
+    pub rows: u32,
+    /// Groups of invocations sharing a workgroup's rows.
+    pub split: u32,
+    /// Wall time of one epoch (the faster of two; scoring excluded).
+    pub seconds_per_epoch: f64,
+    /// Largest difference of the trained parameters from those of the rule's layout (every
+    /// layout sums in the same order: 0 expected).
+    pub max_abs_diff: f64,
+    /// Why the trainer refused the layout (the time and difference are then NaN).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
+}
+
+/// Row blocks of `bench train --fused-layouts`: rows per workgroup × row groups.
+pub const TRAIN_LAYOUTS: [(u32, u32); 7] = [(8, 1), (8, 2), (16, 1), (16, 2), (32, 1), (32, 2), (48, 2)];
+
+/// Trains case `c` for two epochs through the fused kernels with each of [`TRAIN_LAYOUTS`],
+/// and with the rule's layout for the trained weights they must all reach.
+pub fn sweep_train_layouts(ctx: &GpuContext, c: &TrainCase) -> Result<Vec<TrainLayoutResult>> {
+    let buffer = cartpole_transitions(c.transitions, 7)?;
+    let base = crate::train::TrainConfig {
+        epochs: 2,
+        patience: 0,
+        batch_size: c.batch_size,
+        num_elites: 1,
+        mlp_kernel: crate::train::TrainKernel::Fused,
+        ..Default::default()
+    };
+    let train = |cfg: crate::train::TrainConfig| -> Result<(f64, Vec<f32>)> {
+        let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(c.model.clone(), 3)?, cfg.clone())?;
+        if let Some(fb) = cfg.fused_blocks {
+            let used = trainer.fused_layout().map(|s| (s.rows(), s.split));
+            if used != Some((fb.rows, fb.split)) {
+                return Err(Error::InvalidInput(format!("the trainer runs {used:?}")));
+            }
+        }
+        let report = trainer.train(&buffer)?;
+        let secs = report.epoch_seconds.iter().copied().fold(f64::INFINITY, f64::min);
+        let params: Vec<f32> =
+            trainer.ensemble()?.layers.iter().flat_map(|l| l.weight.iter().chain(&l.bias)).copied().collect();
+        Ok((secs, params))
+    };
+    let (_, reference) = train(base.clone())?;
+    let mut out = Vec::new();
+    for (rows, split) in TRAIN_LAYOUTS {
+        let cfg =
+            crate::train::TrainConfig { fused_blocks: Some(crate::train::FusedBlocks { rows, split }), ..base.clone() };
+        let (seconds_per_epoch, max_abs_diff, refused) = match train(cfg) {
+            Ok((secs, params)) => {
+                let diff = params.iter().zip(&reference).map(|(a, b)| (a - b).abs() as f64).fold(0.0, f64::max);
+                (secs, diff, None)
+            }
+            Err(e) => (f64::NAN, f64::NAN, Some(e.to_string())),
+        };
+        out.push(TrainLayoutResult { rows, split, seconds_per_epoch, max_abs_diff, refused });
+    }
+    Ok(out)
+}
+
 /// Times one training case: two epochs, the faster reported; with `profile` (and timestamp
 /// queries) then one more epoch with every dispatch timed.
 pub fn run_train_case(ctx: &GpuContext, c: &TrainCase, profile: bool) -> Result<TrainResult> {
@@ -445,6 +512,7 @@ pub fn run_train_case(ctx: &GpuContext, c: &TrainCase, profile: bool) -> Result<
         transitions_per_s: c.transitions as f64 / secs,
         dispatches_per_call,
         mlp_kernel: trainer.mlp_kernel().name().to_string(),
+        layouts: None,
         profile,
     })
 }

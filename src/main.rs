@@ -196,6 +196,10 @@ enum BenchCommand {
         /// Also time every kernel on the GPU (timestamp queries) and report ms per kernel.
         #[arg(long)]
         profile: bool,
+        /// Also train every case through each row-block layout of the fused kernels (rows per
+        /// workgroup × row groups), two epochs each.
+        #[arg(long)]
+        fused_layouts: bool,
     },
     /// Time full CEM plans through the PETS reference ensemble.
     Plan {
@@ -625,7 +629,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 println!("report written to {}", path.display());
             }
         }
-        Command::Bench { what: BenchCommand::Train { json, force, quick, profile } } => {
+        Command::Bench { what: BenchCommand::Train { json, force, quick, profile, fused_layouts } } => {
             let ctx = start_bench(&cli.gpu, "train", json.as_deref(), quick, profile)?;
             match (
                 lookahead::verify::check_families(&ctx, &["mlp.tiled", "mlp.fused", "train.loss", "train.adam"]),
@@ -666,6 +670,21 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.mlp_kernel
                 );
                 print_profile(r.profile.as_ref(), "one-epoch train call");
+                let mut r = r;
+                if fused_layouts {
+                    let layouts = bench::sweep_train_layouts(&ctx, c)?;
+                    println!("    fused layouts: rows × row groups  s/epoch  max |Δ| of the trained weights vs the rule's layout");
+                    for l in &layouts {
+                        match &l.refused {
+                            None => println!(
+                                "    {:>3} × {}  {:>10.4}  {:.1e}",
+                                l.rows, l.split, l.seconds_per_epoch, l.max_abs_diff
+                            ),
+                            Some(why) => println!("    {:>3} × {}  refused: {why}", l.rows, l.split),
+                        }
+                    }
+                    r.layouts = Some(layouts);
+                }
                 results.push(r);
             }
             if let Some(path) = json {

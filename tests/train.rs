@@ -710,3 +710,28 @@ fn linear_fit(buffer: &ReplayBuffer, features: &[usize]) -> Vec<Vec<f64>> {
     }
     (0..4).map(|d| (0..n).map(|k| atb[k][d] / ata[k][k]).collect()).collect()
 }
+
+// `bench train --fused-layouts`: a small case trained through each row-block layout of the
+// fused kernels (the trainer checked to run the layout asked for) reaches the weights of the
+// rule's layout exactly (every layout sums in the same order); row blocks the kernels cannot
+// take are refused with the reason, and a forced one is a configuration error.
+gpu_test!(every_fused_training_layout_trains_the_same_weights_and_bad_ones_are_refused, |ctx| {
+    use lookahead::bench::{sweep_train_layouts, TrainCase, TRAIN_LAYOUTS};
+    use lookahead::train::FusedBlocks;
+    let case =
+        TrainCase { name: "tiny".into(), model: cartpole_spec(3, vec![24, 20]), transitions: 300, batch_size: 40 };
+    let layouts = sweep_train_layouts(ctx, &case).unwrap();
+    assert_eq!(layouts.len(), TRAIN_LAYOUTS.len());
+    for l in &layouts {
+        assert!(l.refused.is_none(), "{l:?}");
+        assert_eq!(l.max_abs_diff, 0.0, "{l:?}");
+        assert!(l.seconds_per_epoch.is_finite() && l.seconds_per_epoch > 0.0, "{l:?}");
+    }
+    let e = Ensemble::random(cartpole_spec(3, vec![24, 20]), 1).unwrap();
+    for (rows, split, says) in [(6, 1, "multiple of 4"), (16, 3, "do not split"), (96, 1, "accumulators")] {
+        let cfg =
+            TrainConfig { fused_blocks: Some(FusedBlocks { rows, split }), num_elites: 1, ..TrainConfig::default() };
+        let err = Trainer::new(ctx, e.clone(), cfg).err().expect("refused");
+        assert!(err.to_string().contains("train.mlp_kernel") && err.to_string().contains(says), "{err}");
+    }
+});

@@ -33,6 +33,17 @@ impl TrainKernel {
     }
 }
 
+/// Rows per workgroup of the fused training kernels and how many groups of invocations share
+/// them, instead of the ones `FusedShape::for_training` picks (for benchmarks that compare them:
+/// `lookahead bench train --fused-layouts`). Every choice trains the same weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FusedBlocks {
+    /// Rows per workgroup (a multiple of 4).
+    pub rows: u32,
+    /// Groups of invocations sharing a workgroup's rows.
+    pub split: u32,
+}
+
 /// How the ensemble is trained. Defaults are the PETS cartpole reference (docs/DESIGN.md).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -76,6 +87,9 @@ pub struct TrainConfig {
     pub seed: u64,
     /// The kernels of the network's training passes: auto, tiled or fused (default: auto).
     pub mlp_kernel: TrainKernel,
+    /// The fused kernels' row blocks instead of the rule's; not a config key (benchmarks).
+    #[serde(skip)]
+    pub fused_blocks: Option<FusedBlocks>,
 }
 
 impl Default for TrainConfig {
@@ -100,6 +114,7 @@ impl Default for TrainConfig {
             steps_per_submission: 64,
             seed: 0,
             mlp_kernel: TrainKernel::Auto,
+            fused_blocks: None,
         }
     }
 }

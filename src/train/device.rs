@@ -6,7 +6,7 @@
 //! data to it.
 
 use super::params::ParamLayout;
-use super::TrainKernel;
+use super::{TrainConfig, TrainKernel};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::adam::NORM_CHUNK;
@@ -51,15 +51,17 @@ pub(super) struct FusedKernels {
 }
 
 impl FusedKernels {
-    /// The kernels `kind` asks for with minibatches of `b` rows per member: built for `fused`
-    /// (an error when the network or its stored values do not fit them) and `auto` (when they
-    /// fit); none for `tiled`.
+    /// The kernels `cfg.mlp_kernel` asks for with minibatches of `b` rows per member: built
+    /// for `fused` (an error when the network or its stored values do not fit them) and `auto`
+    /// (when they fit); none for `tiled`. Row blocks from `cfg.fused_blocks` when given (an
+    /// error when the kernels cannot take them).
     pub(super) fn for_config(
         ctx: &GpuContext,
         spec: &EnsembleSpec,
-        kind: TrainKernel,
+        cfg: &TrainConfig,
         b: usize,
     ) -> Result<Option<Self>> {
+        let kind = cfg.mlp_kernel;
         if kind == TrainKernel::Tiled {
             return Ok(None);
         }
@@ -76,8 +78,17 @@ impl FusedKernels {
         let limits = ctx.limits();
         // The chain's widths: the network's from the output back to the first hidden layer.
         let chain: Vec<usize> = dims[1..].iter().rev().copied().collect();
-        let shapes = FusedShape::for_training(&dims, limits).and_then(|forward| {
-            let chain = if chain.len() > 1 { Some(FusedShape::for_training(&chain, limits)?) } else { None };
+        // The rule's layout, or its columns per invocation with the row blocks asked for.
+        let shape = |dims: &[usize]| {
+            let s = FusedShape::for_training(dims, limits)?;
+            match cfg.fused_blocks {
+                None => Ok(s),
+                Some(fb) if fb.rows % 4 == 0 => FusedShape::with_layout(dims, limits, fb.rows / 4, s.cols, fb.split),
+                Some(fb) => Err(format!("{} rows per workgroup: a multiple of 4", fb.rows)),
+            }
+        };
+        let shapes = shape(&dims).and_then(|forward| {
+            let chain = if chain.len() > 1 { Some(shape(&chain)?) } else { None };
             Ok((forward, chain))
         });
         match (kind, shapes) {
@@ -86,7 +97,9 @@ impl FusedKernels {
                 chain: chain.map(|s| MlpFusedKernels::backward_chain(ctx, s)).transpose()?,
                 grads: MlpGradsKernels::new(ctx)?,
             })),
-            (TrainKernel::Fused, Err(why)) => Err(Error::config("train.mlp_kernel", format!("fused: {why}"))),
+            (_, Err(why)) if kind == TrainKernel::Fused || cfg.fused_blocks.is_some() => {
+                Err(Error::config("train.mlp_kernel", format!("fused: {why}")))
+            }
             (_, Err(_)) => Ok(None),
         }
     }

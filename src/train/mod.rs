@@ -17,7 +17,7 @@ mod params;
 pub mod reference;
 
 pub use buffer::{input_statistics, ReplayBuffer};
-pub use config::{TrainConfig, TrainKernel};
+pub use config::{FusedBlocks, TrainConfig, TrainKernel};
 pub use params::ParamLayout;
 
 use std::cell::RefCell;
@@ -129,7 +129,7 @@ impl Trainer {
         let mlp = MlpKernels::new(ctx)?;
         let loss = LossKernels::new(ctx)?;
         let adam = AdamKernels::new(ctx)?;
-        let fused = FusedKernels::for_config(ctx, &spec, cfg.mlp_kernel, b)?;
+        let fused = FusedKernels::for_config(ctx, &spec, &cfg, b)?;
         let net = DeviceNet::build(ctx, &mlp, fused, &ensemble, &layout, b)?;
         ctx.check()?;
         let params_stride = kernels::params_stride::<TrainParams>(ctx);
@@ -181,6 +181,14 @@ impl Trainer {
         match self.net.ops {
             device::NetOps::Fused(..) => TrainKernel::Fused,
             device::NetOps::Layers(_) => TrainKernel::Tiled,
+        }
+    }
+
+    /// The fused forward kernel's layout, on the fused path.
+    pub fn fused_layout(&self) -> Option<crate::kernels::mlp_fused::FusedShape> {
+        match &self.net.ops {
+            device::NetOps::Fused(k, _) => Some(k.forward.shape),
+            device::NetOps::Layers(_) => None,
         }
     }
 
