@@ -429,6 +429,11 @@ pub struct TrainLayoutResult {
     pub refused: Option<String>,
 }
 
+/// The trainer settings of a timed case: two epochs, no early stopping, the case's batch.
+fn case_train_config(c: &TrainCase) -> crate::train::TrainConfig {
+    crate::train::TrainConfig { epochs: 2, patience: 0, batch_size: c.batch_size, num_elites: 1, ..Default::default() }
+}
+
 /// Row blocks of `bench train --fused-layouts`: rows per workgroup × row groups.
 pub const TRAIN_LAYOUTS: [(u32, u32); 7] = [(8, 1), (8, 2), (16, 1), (16, 2), (32, 1), (32, 2), (48, 2)];
 
@@ -436,14 +441,7 @@ pub const TRAIN_LAYOUTS: [(u32, u32); 7] = [(8, 1), (8, 2), (16, 1), (16, 2), (3
 /// and with the rule's layout for the trained weights they must all reach.
 pub fn sweep_train_layouts(ctx: &GpuContext, c: &TrainCase) -> Result<Vec<TrainLayoutResult>> {
     let buffer = cartpole_transitions(c.transitions, 7)?;
-    let base = crate::train::TrainConfig {
-        epochs: 2,
-        patience: 0,
-        batch_size: c.batch_size,
-        num_elites: 1,
-        mlp_kernel: crate::train::TrainKernel::Fused,
-        ..Default::default()
-    };
+    let base = crate::train::TrainConfig { mlp_kernel: crate::train::TrainKernel::Fused, ..case_train_config(c) };
     let train = |cfg: crate::train::TrainConfig| -> Result<(f64, Vec<f32>)> {
         let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(c.model.clone(), 3)?, cfg.clone())?;
         if let Some(fb) = cfg.fused_blocks {
@@ -479,14 +477,7 @@ pub fn sweep_train_layouts(ctx: &GpuContext, c: &TrainCase) -> Result<Vec<TrainL
 /// queries) then one more epoch with every dispatch timed.
 pub fn run_train_case(ctx: &GpuContext, c: &TrainCase, profile: bool) -> Result<TrainResult> {
     let buffer = cartpole_transitions(c.transitions, 7)?;
-    let cfg = crate::train::TrainConfig {
-        epochs: 2,
-        patience: 0,
-        batch_size: c.batch_size,
-        num_elites: 1,
-        ..Default::default()
-    };
-    let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(c.model.clone(), 3)?, cfg)?;
+    let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(c.model.clone(), 3)?, case_train_config(c))?;
     let report = trainer.train(&buffer)?;
     let secs = report.epoch_seconds.iter().copied().fold(f64::INFINITY, f64::min);
     let steps = c.transitions.div_ceil(c.batch_size);
