@@ -227,7 +227,7 @@ pub struct LayoutResult {
 /// Times case `c` through the fused kernel with every layout it can take on this adapter
 /// ([`FusedShape::candidates`]): a warm-up plan, then `repeats` plans each.
 pub fn sweep_layouts(ctx: &GpuContext, c: &PlanCase, repeats: usize) -> Result<Vec<LayoutResult>> {
-    let dims: Vec<usize> = std::iter::once(c.model.in_dim()).chain(c.model.layer_dims().iter().map(|d| d.1)).collect();
+    let dims: Vec<usize> = c.model.widths();
     let fused = PlannerConfig { mlp_kernel: MlpKernel::Fused, ..c.cem.clone() };
     let values = |p: &crate::planner::Plan| -> Vec<f64> {
         p.actions.iter().chain([&p.predicted_return]).map(|v| *v as f64).collect()

@@ -86,12 +86,17 @@ impl EnsembleSpec {
         self.model_out() * if self.probabilistic { 2 } else { 1 }
     }
 
-    /// `(in, out)` of every layer.
-    pub fn layer_dims(&self) -> Vec<(usize, usize)> {
+    /// The network's widths: the input, then every layer's output (`hidden`, then `out_cols`).
+    pub fn widths(&self) -> Vec<usize> {
         let mut widths = vec![self.in_dim()];
         widths.extend(&self.hidden);
         widths.push(self.out_cols());
-        widths.windows(2).map(|w| (w[0], w[1])).collect()
+        widths
+    }
+
+    /// `(in, out)` of every layer.
+    pub fn layer_dims(&self) -> Vec<(usize, usize)> {
+        self.widths().windows(2).map(|w| (w[0], w[1])).collect()
     }
 
     /// Parameters of each layer's weight tensor (`members · in · out`), or `None` when a count

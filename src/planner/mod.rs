@@ -103,8 +103,7 @@ impl NetKernels {
     /// the network does not fit the one named.
     fn choose(ctx: &GpuContext, cfg: &PlannerConfig, ensemble: &Ensemble) -> Result<Self> {
         let rows_fit = rows_windows(ensemble).is_some();
-        let dims: Vec<usize> =
-            std::iter::once(ensemble.spec.in_dim()).chain(ensemble.layers.iter().map(|l| l.out_dim)).collect();
+        let dims: Vec<usize> = ensemble.spec.widths();
         // Rows through the network per step of one plan.
         let members = if cfg.propagation == Propagation::Expectation { ensemble.spec.n_members } else { 1 };
         let rows = (cfg.max_population() * cfg.particles * members) as u64;

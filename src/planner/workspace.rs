@@ -214,8 +214,7 @@ impl Planner {
             (&self.model, &self.kernels.dynamics)
         {
             let e = m.ensemble.spec.n_members;
-            let dims: Vec<usize> =
-                std::iter::once(m.ensemble.spec.in_dim()).chain(m.ensemble.layers.iter().map(|l| l.out_dim)).collect();
+            let dims: Vec<usize> = m.ensemble.spec.widths();
             for &pop in &shapes {
                 let pk = pop * self.particles as u32;
                 let local_slots = if cfg.propagation == Propagation::Expectation { pk * e as u32 } else { pk };

@@ -65,7 +65,7 @@ impl FusedKernels {
         if kind == TrainKernel::Tiled {
             return Ok(None);
         }
-        let dims = network_dims(spec);
+        let dims = spec.widths();
         // Every layer's values in one buffer (the per-layer path keeps one buffer per layer).
         let values = FusedRegions::new(&dims, spec.n_members * b).values_len as u64 * 4;
         let hint = "lower train.batch_size, or set train.mlp_kernel = \"tiled\"";
@@ -126,11 +126,6 @@ pub(super) struct DeviceNet {
     pub(super) n_chunks: usize,
 }
 
-/// `[in_dim, every layer's output width]`.
-fn network_dims(spec: &EnsembleSpec) -> Vec<usize> {
-    std::iter::once(spec.in_dim()).chain(spec.layer_dims().iter().map(|d| d.1)).collect()
-}
-
 fn range(buf: &wgpu::Buffer, off: usize, len: usize) -> wgpu::BindingResource<'_> {
     wgpu::BindingResource::Buffer(wgpu::BufferBinding {
         buffer: buf,
@@ -185,7 +180,7 @@ impl DeviceNet {
         let n_chunks = layout.len.div_ceil(NORM_CHUNK);
         let flat = layout.pack(ensemble);
         // Sized for the fused path (FusedKernels::for_config checked them against the device).
-        let regions = FusedRegions::new(&network_dims(spec), rows);
+        let regions = FusedRegions::new(&spec.widths(), rows);
         let built = ctx.scoped("trainer buffers", || {
             let sb = |label: &str, len: usize| ctx.storage_buffer(label, len);
             let params = ctx.storage_buffer_init("train.params", &flat);
@@ -240,7 +235,7 @@ impl DeviceNet {
         regions: &FusedRegions,
     ) -> Result<FusedOps> {
         let e = spec.n_members;
-        let dims = network_dims(spec);
+        let dims = spec.widths();
         let n_layers = dims.len() - 1;
         let what = |w: &str| Error::InvalidInput(format!("the fused training path: {w}"));
         let u = |v: usize| u32::try_from(v).map_err(|_| what("offsets past 2^32 floats"));
