@@ -1,7 +1,7 @@
-// mlp_fused.wgsl — the whole ensemble network in one dispatch: every layer of a block of rows,
-// with the activations kept in workgroup memory between layers (the planner's model step and
-// the trainer's forward pass), or, with BACKWARD, the trainer's chain of input gradients
-// through every layer in one dispatch.
+// mlp_fused.wgsl — the whole ensemble network on a block of rows in one workgroup: every
+// layer, with the activations kept in workgroup memory between layers (the planner's model step
+// and the trainer's forward pass), or, with BACKWARD, the trainer's chain of input gradients
+// through every layer.
 // Forward: the maths of mlp.wgsl's `forward` applied layer after layer (SiLU after every layer
 // but the last), without reading the hidden activations back from global memory (the planner
 // does not write them at all; the trainer has them written for its backward pass).
@@ -9,26 +9,29 @@
 // δ_in[r, i] = (Σ_o δ_out[r, o] W[m, i, o]) · SiLU′(pre[r, i]), every δ written out for the
 // weight gradients.
 //
-// Bindings (group 0)
-//   0 net     : FusedParams (uniform)  sizes, the widths and where each product's weights and
-//                                      results are
-//   1 x       : array<f32>  forward: input rows [rows, dims[0]], member-major (kernels/mod.rs "Slots");
-//                           backward: the forward pass's values (pre-activations at pre_off[j])
-//   2 weights : array<f32>  every layer's [E, in, out] weights, concatenated (product j's from w_off[j])
-//   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l]); forward only
-//   4 y       : array<f32>  forward: output rows [rows, dims[n_layers]] from net.y_off; with
-//                           net.store_hidden, also the input rows from net.in_off and every hidden
-//                           layer's pre-activations and activations [rows, dims[l + 1]] from
-//                           net.pre_off[l] / net.act_off[l] (the trainer's forward pass).
-//                           backward: the gradient at the output [rows, dims[0]] read from y_off,
-//                           product j's result [rows, dims[j + 1]] written from act_off[j]
+// This part holds the overrides, the block's workgroup memory `act` and `fused_layers`; the
+// part after it owns the entry point, the bindings `net` (FusedParams), `weights` and `biases`
+// and the hooks `hidden_read(i)` / `hidden_write(i, v)` through which the layers reach the
+// stored values below:
+//   mlp_fused_net.wgsl  `forward_fused`, the network as one dispatch (hooks: its x and y);
+//   model_step.wgsl     `model_step`, a whole model step of the planner (LAST_TO_ACT).
+//
+// Stored values (through the hooks)
+//   hidden_read   backward: the forward pass's values (pre-activations at pre_off[j])
+//   hidden_write  forward: output rows [rows, dims[n_layers]] from net.y_off (unless
+//                 LAST_TO_ACT); with net.store_hidden, every hidden layer's pre-activations and
+//                 activations [rows, dims[l + 1]] from net.pre_off[l] / net.act_off[l] (the
+//                 trainer's forward pass). backward: product j's result [rows, dims[j + 1]]
+//                 from act_off[j]
+//   weights       every layer's [E, in, out] weights, concatenated (product j's from w_off[j])
+//   biases        every layer's [E, out] biases, concatenated (layer l from b_off[l]); forward only
 //
 // Backward products run the forward layers from the last to the second: product j is forward
 // layer L − 1 − j (L forward layers), K = its output width dims[j], N = its input width
 // dims[j + 1], its weight (k, c) at W[m, c, k] (host: kernels::mlp_fused::BackwardChain).
 //
-// Dispatch: (ceil(rows of the largest member block / ROWS), members). Workgroup (·, m) takes
-// ROWS = 4·ROWS4 consecutive rows of member m. Its FUSED_WG invocations form SPLIT groups of
+// Dispatch (by the entry point's part): (ceil(rows of the largest member block / ROWS),
+// members). Workgroup (·, m) takes ROWS = 4·ROWS4 consecutive rows of member m. Its FUSED_WG invocations form SPLIT groups of
 // LANES = FUSED_WG / SPLIT: invocation (h, c) owns output columns c + LANES·j, j < COLS, for the
 // row quads [h·RQ, (h + 1)·RQ) with RQ = ROWS4 / SPLIT, as COLS·RQ vec4 accumulators (vec4 =
 // four rows, one column). The block's activations live in `act` as act[k·ROWS4 + q] = feature
@@ -58,12 +61,9 @@ override SPLIT: u32 = 1u;
 override WIDTH: u32 = 256u;
 // The input-gradient chain instead of the forward pass.
 override BACKWARD: bool = false;
-
-@group(0) @binding(0) var<uniform> net: FusedParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weights: array<f32>;
-@group(0) @binding(3) var<storage, read> biases: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// The last layer's outputs stay in `act` (as every hidden layer's do) instead of being written
+// out: the model step reads them there.
+override LAST_TO_ACT: bool = false;
 
 var<workgroup> act: array<vec4<f32>, WIDTH * ROWS4>;
 
@@ -103,44 +103,28 @@ fn el(off: u32, r: u32, width: u32, c: u32) -> u32 {
     return off + r * width + c;
 }
 
-@compute @workgroup_size(FUSED_WG)
-fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+// The rows of workgroup wg: (first row, rows) of a block of member wg.y; no rows past the
+// member's block.
+fn fused_block(wg: vec3<u32>) -> vec2<u32> {
     let m = wg.y;
     let start = net.n_batch * local_block_start(m, net.local_slots, net.n_members);
     let end = net.n_batch * local_block_start(m + 1u, net.local_slots, net.n_members);
     let r0 = start + wg.x * 4u * ROWS4;
     if (r0 >= end) {
-        return;
+        return vec2<u32>(r0, 0u);
     }
-    let n_rows = min(4u * ROWS4, end - r0);
+    return vec2<u32>(r0, min(4u * ROWS4, end - r0));
+}
+
+// Every layer (forward, or the backward chain) on the block of rows [r0, r0 + n_rows) of
+// member m, whose inputs the caller has put in `act` (act[k·ROWS4 + q] = feature k of rows
+// 4q..4q+3, zero past n_rows) before a barrier. Call in uniform control flow: it ends with a
+// barrier, after which, with LAST_TO_ACT, `act` holds the last layer's outputs the same way.
+fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
     let lanes = FUSED_WG / SPLIT;
     let lane = li % lanes;
     let rq = ROWS4 / SPLIT;
     let q0 = li / lanes * rq;
-    // The block's inputs, four rows per vec4; rows past the member's block read as zero. The
-    // trainer's forward pass keeps a copy of them for the weight gradients.
-    let in0 = dim(0u);
-    let copy = !BACKWARD && net.store_hidden == 1u;
-    for (var i = li; i < ROWS4 * in0; i = i + FUSED_WG) {
-        let q = i / in0;
-        let k = i % in0;
-        var v = vec4<f32>(0.0);
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let r = 4u * q + e;
-            if (r < n_rows) {
-                if (BACKWARD) {
-                    v[e] = y[el(net.y_off, r0 + r, in0, k)];
-                } else {
-                    v[e] = x[(r0 + r) * in0 + k];
-                    if (copy) {
-                        y[el(net.in_off, r0 + r, in0, k)] = v[e];
-                    }
-                }
-            }
-        }
-        act[k * ROWS4 + q] = v;
-    }
-    workgroupBarrier();
     let n_layers = net.n_layers;
     for (var l = 0u; l < n_layers; l = l + 1u) {
         let din = dim(l);
@@ -211,14 +195,14 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                         for (var e = 0u; e < 4u; e = e + 1u) {
                             let r = 4u * q + e;
                             if (r < n_rows) {
-                                pre[e] = x[el(pre0, r0 + r, dout, c)];
+                                pre[e] = hidden_read(el(pre0, r0 + r, dout, c));
                             }
                         }
                         let d = acc[j * rq + i] * silu_grad4(pre);
                         for (var e = 0u; e < 4u; e = e + 1u) {
                             let r = 4u * q + e;
                             if (r < n_rows) {
-                                y[el(act0, r0 + r, dout, c)] = d[e];
+                                hidden_write(el(act0, r0 + r, dout, c), d[e]);
                             }
                         }
                         if (!last) {
@@ -226,11 +210,13 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                         }
                     } else {
                         let v = acc[j * rq + i] + b;
-                        if (last) {
+                        if (last && LAST_TO_ACT) {
+                            act[c * ROWS4 + q] = v;
+                        } else if (last) {
                             for (var e = 0u; e < 4u; e = e + 1u) {
                                 let r = 4u * q + e;
                                 if (r < n_rows) {
-                                    y[el(net.y_off, r0 + r, dout, c)] = v[e];
+                                    hidden_write(el(net.y_off, r0 + r, dout, c), v[e]);
                                 }
                             }
                         } else {
@@ -240,8 +226,8 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                                 for (var e = 0u; e < 4u; e = e + 1u) {
                                     let r = 4u * q + e;
                                     if (r < n_rows) {
-                                        y[el(pre0, r0 + r, dout, c)] = v[e];
-                                        y[el(act0, r0 + r, dout, c)] = s[e];
+                                        hidden_write(el(pre0, r0 + r, dout, c), v[e]);
+                                        hidden_write(el(act0, r0 + r, dout, c), s[e]);
                                     }
                                 }
                             }

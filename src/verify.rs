@@ -23,7 +23,7 @@ use crate::kernels::{self, rng, COMMON_WGSL};
 use crate::kernels::{bind_params, params_layout, TrainParams};
 use crate::model::{clamp_logvar, Ensemble, EnsembleSpec};
 use crate::planner::reference::{plan_f64_after, Prior};
-use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
+use crate::planner::{Dynamics, MlpKernel, ModelStep, Planner, PlannerConfig, PlannerKind, Propagation};
 use crate::train::reference::flat_loss_and_grads_f64;
 use crate::train::{ReplayBuffer, TrainConfig, TrainKernel, Trainer};
 
@@ -812,23 +812,18 @@ fn small_cem(propagation: Propagation, kernel: MlpKernel) -> PlannerConfig {
     }
 }
 
-fn case_plan(ctx: &GpuContext, propagation: Propagation, kernel: MlpKernel) -> Result<Comparison> {
+fn case_plan(ctx: &GpuContext, propagation: Propagation, kernel: MlpKernel, step: ModelStep) -> Result<Comparison> {
     let ens = small_ensemble(3, 1, true, false, 7)?;
     let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
-    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), small_cem(propagation, kernel), &obs)
+    let cfg = PlannerConfig { model_step: step, ..small_cem(propagation, kernel) };
+    compare_plan(ctx, EnvKind::Pendulum.task(), RefTask::Pendulum, Some(ens), cfg, &obs)
 }
 
-fn case_plan_learned_reward(ctx: &GpuContext) -> Result<Comparison> {
+fn case_plan_learned_reward(ctx: &GpuContext, kernel: MlpKernel, step: ModelStep) -> Result<Comparison> {
     let ens = small_ensemble(5, 2, false, true, 10)?;
     let obs = vec![vec![0.1f32, -0.2, 0.3, 0.0, 0.5]];
-    compare_plan(
-        ctx,
-        Task::quadratic(5, 2),
-        RefTask::Quadratic,
-        Some(ens),
-        small_cem(Propagation::Ts1, MlpKernel::Auto),
-        &obs,
-    )
+    let cfg = PlannerConfig { model_step: step, ..small_cem(Propagation::Ts1, kernel) };
+    compare_plan(ctx, Task::quadratic(5, 2), RefTask::Quadratic, Some(ens), cfg, &obs)
 }
 
 fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Comparison> {
@@ -1176,16 +1171,32 @@ pub fn cases(quick: bool) -> Vec<Case> {
         if quick { &[MlpKernel::Auto] } else { &[MlpKernel::Tiled, MlpKernel::Rows, MlpKernel::Fused] };
     for propagation in [Propagation::Ts1, Propagation::Tsinf, Propagation::Expectation] {
         for &k in kernels {
-            let name = format!("{}, network kernel {}", format!("{propagation:?}").to_lowercase(), k.name());
-            v.push(case("plan.ensemble", &name, Some(PLAN_TOL), move |c| case_plan(c, propagation, k)));
+            let prop = format!("{propagation:?}").to_lowercase();
+            // The fused network kernel runs each model step in one dispatch where it can (TS1,
+            // TS∞), and as the network's dispatch then `propagate` with model_step = split.
+            let steps: &[ModelStep] = if k == MlpKernel::Fused && propagation != Propagation::Expectation {
+                &[ModelStep::Fused, ModelStep::Split]
+            } else {
+                &[ModelStep::Auto]
+            };
+            for &step in steps {
+                let name = match step {
+                    ModelStep::Auto => format!("{prop}, network kernel {}", k.name()),
+                    _ => format!("{prop}, network kernel {}, model step {}", k.name(), step.name()),
+                };
+                v.push(case("plan.ensemble", &name, Some(PLAN_TOL), move |c| case_plan(c, propagation, k, step)));
+            }
         }
     }
-    v.push(case(
-        "plan.ensemble",
-        "deterministic ensemble with a learned reward",
-        Some(PLAN_TOL),
-        case_plan_learned_reward,
-    ));
+    v.push(case("plan.ensemble", "deterministic ensemble with a learned reward", Some(PLAN_TOL), |c| {
+        case_plan_learned_reward(c, MlpKernel::Auto, ModelStep::Auto)
+    }));
+    if !quick {
+        let name = "deterministic ensemble with a learned reward, network kernel fused, model step fused";
+        v.push(case("plan.ensemble", name, Some(PLAN_TOL), |c| {
+            case_plan_learned_reward(c, MlpKernel::Fused, ModelStep::Fused)
+        }));
+    }
     for kind in PlannerKind::ALL {
         for ensemble in [false, true] {
             if quick && ensemble {

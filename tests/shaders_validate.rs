@@ -209,7 +209,7 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
     let mlp_src = [k::COMMON_WGSL, k::TILE_WGSL, k::MLP_WGSL].concat();
     let (rows_src, cem_src) = (with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL));
     let adam_src = [k::COMMON_WGSL, k::REDUCE_WGSL, k::ADAM_WGSL].concat();
-    let fused_src = with(k::MLP_FUSED_WGSL);
+    let fused_src = [k::COMMON_WGSL, k::MLP_FUSED_WGSL, k::MLP_FUSED_NET_WGSL].concat();
     let coop_src = [mlp_coop::DIRECTIVES, k::COMMON_WGSL, k::MLP_COOP_WGSL].concat();
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),

@@ -5,7 +5,7 @@
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
-use super::{check_grid, pipeline_with, storage_entry, uniform_entry, COMMON_WGSL, MLP_FUSED_WGSL};
+use super::{check_grid, pipeline_with, storage_entry, uniform_entry, COMMON_WGSL, MLP_FUSED_NET_WGSL, MLP_FUSED_WGSL};
 
 /// Most layers the fused kernel takes (WGSL `FUSED_MAX_LAYERS`).
 pub const FUSED_MAX_LAYERS: usize = 8;
@@ -300,6 +300,21 @@ impl FusedShape {
         Ok(s)
     }
 
+    /// The same layout with room in workgroup memory for the last layer's outputs as well
+    /// (`LAST_TO_ACT`: the model step keeps them there), or why the device has too little.
+    pub fn keeping_outputs(self, dims: &[usize], limits: &wgpu::Limits) -> std::result::Result<Self, String> {
+        let width = self.width.max(dims.last().copied().unwrap_or(0) as u32);
+        let bytes = width as u64 * 16 * self.rows4 as u64;
+        if bytes > limits.max_compute_workgroup_storage_size as u64 {
+            return Err(format!(
+                "{} rows of {width} floats need {bytes} B of workgroup memory, the device has {} B",
+                self.rows(),
+                limits.max_compute_workgroup_storage_size
+            ));
+        }
+        Ok(Self { width, ..self })
+    }
+
     /// Rows per workgroup.
     pub fn rows(&self) -> u32 {
         4 * self.rows4
@@ -357,7 +372,7 @@ impl MlpFusedKernels {
 
     fn build(ctx: &GpuContext, shape: FusedShape, backward: bool) -> Result<Self> {
         let layout = network_layout(ctx, "mlp_fused")?;
-        let parts = [COMMON_WGSL, MLP_FUSED_WGSL];
+        let parts = [COMMON_WGSL, MLP_FUSED_WGSL, MLP_FUSED_NET_WGSL];
         let constants = [
             ("ROWS4", shape.rows4 as f64),
             ("COLS", shape.cols as f64),

@@ -24,6 +24,7 @@ pub mod mlp;
 pub mod mlp_coop;
 pub mod mlp_fused;
 pub mod mlp_grads;
+pub mod model_step;
 pub mod rng;
 pub mod rollout;
 
@@ -47,8 +48,19 @@ pub const TILE_WGSL: &str = include_str!("../../shaders/tile.wgsl");
 pub const MLP_GRADS_WGSL: &str = include_str!("../../shaders/mlp_grads.wgsl");
 /// `mlp_rows.wgsl`: ensemble layer with uniform weights, one invocation per row (CPU rasterisers).
 pub const MLP_ROWS_WGSL: &str = include_str!("../../shaders/mlp_rows.wgsl");
-/// `mlp_fused.wgsl`: the whole ensemble network in one dispatch (the planner's model step on GPUs).
+/// `mlp_fused.wgsl`: every layer of the ensemble network on a block of rows in one workgroup
+/// (`fused_layers`), before the part with the entry point ([`MLP_FUSED_NET_WGSL`] or
+/// [`MODEL_STEP_WGSL`]).
 pub const MLP_FUSED_WGSL: &str = include_str!("../../shaders/mlp_fused.wgsl");
+/// `mlp_fused_net.wgsl`: the whole ensemble network in one dispatch (the planner's network on
+/// GPUs, the trainer's forward pass and input-gradient chain), after [`MLP_FUSED_WGSL`].
+pub const MLP_FUSED_NET_WGSL: &str = include_str!("../../shaders/mlp_fused_net.wgsl");
+/// `model_step.wgsl`: a whole model step of the planner (network, sampled prediction, the
+/// particles' next states, rewards and inputs) in one dispatch.
+pub const MODEL_STEP_WGSL: &str = include_str!("../../shaders/model_step.wgsl");
+/// `particles.wgsl`: a particle's slots, inputs, sampled prediction and step, shared by
+/// [`ROLLOUT_WGSL`] and [`MODEL_STEP_WGSL`].
+pub const PARTICLES_WGSL: &str = include_str!("../../shaders/particles.wgsl");
 /// `mlp_coop.wgsl`: the fused network on 16×16×16 cooperative matrices (f16 operands), after
 /// [`mlp_coop::DIRECTIVES`].
 pub const MLP_COOP_WGSL: &str = include_str!("../../shaders/mlp_coop.wgsl");
@@ -117,14 +129,19 @@ pub fn shaders() -> Vec<ShaderSource> {
     });
     out.push(ShaderSource {
         name: "mlp_fused",
-        parts: vec![COMMON_WGSL, MLP_FUSED_WGSL],
+        parts: vec![COMMON_WGSL, MLP_FUSED_WGSL, MLP_FUSED_NET_WGSL],
         entry_points: &["forward_fused"],
     });
     for (_, env_src) in ENV_SOURCES {
         out.push(ShaderSource {
             name: "rollout",
-            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, ROLLOUT_WGSL],
+            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, PARTICLES_WGSL, ROLLOUT_WGSL],
             entry_points: &["init_particles", "permute_slots", "prepare_inputs", "propagate"],
+        });
+        out.push(ShaderSource {
+            name: "model_step",
+            parts: vec![COMMON_WGSL, env_src, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL],
+            entry_points: &["model_step"],
         });
         out.push(ShaderSource {
             name: "analytic",
@@ -308,7 +325,7 @@ pub fn pipeline_with(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 19] = [
+const OWN_SOURCES: [&str; 22] = [
     ROLLOUT_LAYOUT_WGSL,
     mlp_coop::DIRECTIVES,
     MLP_COOP_WGSL,
@@ -319,6 +336,9 @@ const OWN_SOURCES: [&str; 19] = [
     MLP_GRADS_WGSL,
     MLP_ROWS_WGSL,
     MLP_FUSED_WGSL,
+    MLP_FUSED_NET_WGSL,
+    MODEL_STEP_WGSL,
+    PARTICLES_WGSL,
     ROLLOUT_WGSL,
     ANALYTIC_WGSL,
     CEM_WGSL,
@@ -330,12 +350,18 @@ const OWN_SOURCES: [&str; 19] = [
     ENV_QUADRATIC_WGSL,
 ];
 
+/// Whether `part` is one of the crate's own WGSL sources (a built-in task's functions, say),
+/// which the runtime-check policy vouches for.
+pub fn is_own_source(part: &str) -> bool {
+    OWN_SOURCES.contains(&part)
+}
+
 /// The runtime-check policy, in one place (the safety argument is on [`ShaderChecks`]): a
 /// module made only of the crate's own WGSL is compiled without bounds checks and loop bounding
 /// unless the context asks for [`ShaderChecks::Full`]; anything with outside WGSL (a custom
 /// task) keeps every check.
 pub fn runtime_checks_off(ctx: &GpuContext, parts: &[&str]) -> bool {
-    ctx.shader_checks() == ShaderChecks::Policy && parts.iter().all(|p| OWN_SOURCES.contains(p))
+    ctx.shader_checks() == ShaderChecks::Policy && parts.iter().all(|p| is_own_source(p))
 }
 
 pub use crate::gpu::dispatch;

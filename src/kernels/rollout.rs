@@ -6,7 +6,8 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    pipeline, PlanLayouts, PlanParams, ANALYTIC_WGSL, COMMON_WGSL, ENV_EVAL_WGSL, ROLLOUT_LAYOUT_WGSL, ROLLOUT_WGSL,
+    pipeline, PlanLayouts, PlanParams, ANALYTIC_WGSL, COMMON_WGSL, ENV_EVAL_WGSL, PARTICLES_WGSL, ROLLOUT_LAYOUT_WGSL,
+    ROLLOUT_WGSL,
 };
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -62,7 +63,7 @@ impl RolloutKernels {
             pipeline(
                 ctx,
                 &family,
-                &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, ROLLOUT_WGSL],
+                &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, PARTICLES_WGSL, ROLLOUT_WGSL],
                 entry,
                 &[&layouts.params, &layouts.rollout],
                 true,

@@ -90,6 +90,41 @@ impl MlpKernel {
     }
 }
 
+/// How a model step of a learned ensemble is dispatched while planning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelStep {
+    /// `fused` where it can run (the network on the `fused` kernel, TS1 or TS∞, a built-in
+    /// task's WGSL), else `split` (default).
+    #[default]
+    Auto,
+    /// One dispatch per step (`model_step.wgsl`): the network, the sampled prediction and the
+    /// particles' next states, rewards and inputs, the outputs never leaving workgroup memory.
+    /// Needs the `fused` network kernel and TS1 or TS∞.
+    Fused,
+    /// The network's dispatch, then `propagate` (`rollout.wgsl`).
+    Split,
+}
+
+impl ModelStep {
+    /// Every choice, as named in configs.
+    pub const ALL: [ModelStep; 3] = [ModelStep::Auto, ModelStep::Fused, ModelStep::Split];
+
+    /// The name used in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelStep::Auto => "auto",
+            ModelStep::Fused => "fused",
+            ModelStep::Split => "split",
+        }
+    }
+
+    /// The choice named `name` as in configs (`auto`, `fused`, `split`).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
 /// Planner settings (the `[planner]` section). Defaults are the PETS cartpole reference
 /// (docs/DESIGN.md): CEM, population 350, 5 iterations, horizon 15, 20 particles.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -126,6 +161,9 @@ pub struct PlannerConfig {
     pub gpu_timeout_s: f64,
     /// Layer kernel of a learned model (default: auto).
     pub mlp_kernel: MlpKernel,
+    /// How a learned model's step is dispatched: the network and the particles' step in one
+    /// dispatch or two (default: auto).
+    pub model_step: ModelStep,
     /// Return the mean after the iteration whose elites scored best instead of the mean after
     /// the last iteration (default: false, mbrl-lib's `return_mean_elites`). Applies to `plan`,
     /// `plan_batch` and `plan_with` alike; with it, `plan` reads back every iteration.
@@ -170,6 +208,7 @@ impl Default for PlannerConfig {
             keep_last_solution: true,
             gpu_timeout_s: 60.0,
             mlp_kernel: MlpKernel::Auto,
+            model_step: ModelStep::Auto,
             return_best_iteration: false,
             kind: PlannerKind::Cem,
             sigma: 1.0,

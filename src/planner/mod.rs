@@ -26,7 +26,9 @@ pub mod reference;
 mod warm_start;
 mod workspace;
 
-pub use config::{MlpKernel, PlannerConfig, PlannerKind, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS};
+pub use config::{
+    MlpKernel, ModelStep, PlannerConfig, PlannerKind, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS,
+};
 pub use realtime::{AsyncPlanner, Budget, PlanOutcome, PlanStatus};
 
 use std::time::Duration;
@@ -38,7 +40,9 @@ use crate::kernels::cem::CemKernels;
 use crate::kernels::mlp::{MlpKernels, MlpRowsKernels};
 use crate::kernels::mlp_coop::{CoopShape, MlpCoopKernels};
 use crate::kernels::mlp_fused::{FusedShape, MlpFusedKernels};
+use crate::kernels::model_step::ModelStepKernels;
 use crate::kernels::rollout::{AnalyticKernels, RolloutKernels};
+use crate::kernels::PlanLayouts;
 use crate::model::Ensemble;
 use device_model::{rows_windows, DeviceModel, Packing};
 use warm_start::WarmStart;
@@ -82,8 +86,9 @@ pub struct Plan {
 enum DynamicsKernels {
     /// The task's own dynamics.
     Analytic(AnalyticKernels),
-    /// A learned ensemble: the rollout family and the kernel that runs the network.
-    Ensemble { rollout: RolloutKernels, net: NetKernels },
+    /// A learned ensemble: the rollout family, the kernel that runs the network and, where a
+    /// model step is one dispatch (`planner.model_step`), that dispatch's kernel.
+    Ensemble { rollout: RolloutKernels, net: NetKernels, step: Option<ModelStepKernels> },
 }
 
 /// The kernel that runs the ensemble's network in a model step (`planner.mlp_kernel`).
@@ -133,6 +138,46 @@ impl NetKernels {
             (MlpKernel::Auto, Ok(shape)) if !ctx.is_software() => NetKernels::Fused(MlpFusedKernels::new(ctx, shape)?),
             (MlpKernel::Auto, _) => NetKernels::Tiled(MlpKernels::new(ctx)?),
         })
+    }
+
+    /// The model step's one-dispatch kernel where `cfg.model_step` asks for it and it can run:
+    /// the network on the fused kernel, TS1 or TS∞ (every slot holds one particle), and, for
+    /// `auto`, the crate's own task WGSL (a custom task's is compiled with every runtime check,
+    /// which the network's products should not pay). A configuration error where `fused` was
+    /// asked for and cannot run.
+    fn model_step(
+        &self,
+        ctx: &GpuContext,
+        layouts: &PlanLayouts,
+        cfg: &PlannerConfig,
+        task: &Task,
+        ensemble: &Ensemble,
+    ) -> Result<Option<ModelStepKernels>> {
+        let explicit = match cfg.model_step {
+            ModelStep::Split => return Ok(None),
+            ModelStep::Fused => true,
+            ModelStep::Auto => false,
+        };
+        let refuse = |why: String| {
+            if explicit {
+                Err(Error::config("planner.model_step", format!("fused: {why}; use split or auto")))
+            } else {
+                Ok(None)
+            }
+        };
+        let NetKernels::Fused(fk) = self else {
+            return refuse(format!("needs the fused network kernel, this planner runs {}", self.name()));
+        };
+        if cfg.propagation == Propagation::Expectation {
+            return refuse("expectation propagation averages every member's outputs: needs ts1 or tsinf".into());
+        }
+        if !explicit && !crate::kernels::is_own_source(&task.wgsl) {
+            return Ok(None);
+        }
+        match fk.shape.keeping_outputs(&ensemble.spec.widths(), ctx.limits()) {
+            Ok(shape) => Ok(Some(ModelStepKernels::new(ctx, layouts, &task.name, &task.wgsl, shape)?)),
+            Err(why) => refuse(why),
+        }
     }
 
     /// The name used in configs.
@@ -225,6 +270,7 @@ impl Planner {
                 }
                 let rollout = RolloutKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?;
                 let net = NetKernels::choose(ctx, &cfg, &ensemble)?;
+                let step = net.model_step(ctx, &cem.layouts, &cfg, &task, &ensemble)?;
                 let packing = match &net {
                     NetKernels::Tiled(_) => Packing::Layers,
                     NetKernels::Rows(_) => Packing::RowsWindows,
@@ -232,7 +278,7 @@ impl Planner {
                     NetKernels::Coop(_) => Packing::NetworkF16,
                 };
                 let model = DeviceModel::upload(ctx, ensemble, packing)?;
-                (DynamicsKernels::Ensemble { rollout, net }, Some(model), cfg.particles)
+                (DynamicsKernels::Ensemble { rollout, net, step }, Some(model), cfg.particles)
             }
             Dynamics::Analytic => {
                 if !task.has_dynamics {
@@ -305,6 +351,16 @@ impl Planner {
     pub fn network_kernel(&self) -> Option<&'static str> {
         match &self.kernels.dynamics {
             DynamicsKernels::Ensemble { net, .. } => Some(net.name()),
+            DynamicsKernels::Analytic(_) => None,
+        }
+    }
+
+    /// How a model step is dispatched (`fused`: one dispatch; `split`: the network, then
+    /// `propagate`), as `planner.model_step` resolved; `None` for analytic dynamics.
+    pub fn model_step(&self) -> Option<&'static str> {
+        match &self.kernels.dynamics {
+            DynamicsKernels::Ensemble { step: Some(_), .. } => Some(ModelStep::Fused.name()),
+            DynamicsKernels::Ensemble { step: None, .. } => Some(ModelStep::Split.name()),
             DynamicsKernels::Analytic(_) => None,
         }
     }

@@ -8,15 +8,18 @@ use crate::gpu::{grid_1d, Profile, Profiler, Recorder};
 use crate::kernels::cem::CemBuffers;
 use crate::kernels::mlp::{Activation, LayerParams, RowsBuffers, RowsLayer};
 use crate::kernels::mlp_fused::{FusedBuffers, FusedParams};
+use crate::kernels::model_step::StepBuffers;
 use crate::kernels::rollout::{bind_rollout, RolloutBuffers};
 use crate::kernels::{self, PlanParams, WG_SIZE};
 
 /// One layer's dispatches: a tiled product over all members, or one row dispatch per member;
-/// or the whole network in one fused dispatch.
+/// or the whole network in one fused dispatch; or the whole model step in one dispatch (its
+/// groups 1 and 2), which replaces `propagate` as well.
 pub(super) enum LayerDispatch {
     Tiled(wgpu::BindGroup, (u32, u32, u32)),
     Rows(RowsLayer),
     Fused(wgpu::BindGroup, (u32, u32, u32)),
+    Step(wgpu::BindGroup, wgpu::BindGroup, (u32, u32, u32)),
 }
 
 /// Buffers and bind groups for one batch size, built once and reused by every plan.
@@ -160,6 +163,10 @@ impl Planner {
             &self.kernels.dynamics,
             DynamicsKernels::Ensemble { net: NetKernels::Fused(_) | NetKernels::Coop(_), .. }
         );
+        // A one-dispatch model step reads step t's inputs from one half of x0 while it writes
+        // step t + 1's into the other, and keeps the outputs in workgroup memory.
+        let one_dispatch = matches!(&self.kernels.dynamics, DynamicsKernels::Ensemble { step: Some(_), .. });
+        let x0_halves: u64 = if one_dispatch { 2 } else { 1 };
         let (slots, max_width, in_dim, out_cols) = match &self.model {
             Some(m) => {
                 let s = &m.ensemble.spec;
@@ -167,17 +174,21 @@ impl Planner {
                 check_u32("local slots × members", max_local_slots * s.n_members as u64)?;
                 // The whole-network kernels keep hidden activations in workgroup memory.
                 let widest = if fused { 0 } else { s.hidden.iter().copied().max().unwrap_or(0) as u64 };
-                (slots, widest, s.in_dim() as u64, s.out_cols() as u64)
+                let out_cols = if one_dispatch { 0 } else { s.out_cols() as u64 };
+                (slots, widest, s.in_dim() as u64, out_cols)
             }
             None => (0, 0, 0, 0),
         };
         let sizes = [
             ("state (batch × population × particles × obs_dim × 4 B)", n * d * 4),
             ("candidate actions (batch × population × horizon × act_dim × 4 B)", (b * p * h * a + archive) * 4),
-            ("model inputs (slots × in_dim × 4 B)", slots * in_dim * 4),
+            ("model inputs (slots × in_dim × 4 B, two halves with model_step = fused)", x0_halves * slots * in_dim * 4),
             ("hidden activations (slots × widest hidden layer × 4 B)", slots * max_width * 4),
             ("model outputs (slots × outputs × 4 B)", slots * out_cols * 4),
-            ("every step's slots (batch × population × particles × horizon × 4 B)", n * slot_rows * 4),
+            (
+                "every step's slots and their inverse (2 × batch × population × particles × horizon × 4 B)",
+                2 * n * slot_rows * 4,
+            ),
         ];
         for (what, bytes) in sizes {
             ctx.check_buffer_size(what, bytes, true, hint)?;
@@ -273,8 +284,8 @@ impl Planner {
             let state = sb("planner.state", n * d);
             let track = sb("planner.track", n * 2);
             let actions = sb("planner.actions", b * p * h * a + archive);
-            let x0 = sb("planner.x0", slots * in_dim);
-            let slot_of = sb("planner.slot_of", n * slot_rows);
+            let x0 = sb("planner.x0", x0_halves * slots * in_dim);
+            let slot_of = sb("planner.slot_of", 2 * n * slot_rows);
             let h_a = sb("planner.hidden_a", slots * max_width);
             let h_b = sb("planner.hidden_b", slots * max_width);
             let out = sb("planner.out", slots * out_cols);
@@ -329,18 +340,38 @@ impl Planner {
             let no_aux = sb("planner.no_aux", 1);
             if let (
                 Some(m),
-                DynamicsKernels::Ensemble { net: net @ (NetKernels::Fused(_) | NetKernels::Coop(_)), .. },
+                DynamicsKernels::Ensemble { net: net @ (NetKernels::Fused(_) | NetKernels::Coop(_)), step, .. },
             ) = (&self.model, &self.kernels.dynamics)
             {
                 let (weights, biases) = m.network.as_ref().expect("the whole-network kernels' model is packed whole");
+                let step_bg = step.as_ref().map(|sk| {
+                    let buffers = StepBuffers {
+                        biases,
+                        state: &state,
+                        track: &track,
+                        actions: &actions,
+                        model_consts: consts,
+                        x0: &x0,
+                        slot_of: &slot_of,
+                        weights,
+                    };
+                    (sk, sk.bind(ctx, &self.kernels.cem.layouts, "model_step", &buffers))
+                });
                 for (pop, fp, groups) in &fused_sets {
                     let buffers = FusedBuffers { input: &x0, weights, biases, output: &out };
-                    let bg = match net {
-                        NetKernels::Coop(ck) => ck.bind(ctx, "mlp_coop", fp, &buffers),
-                        NetKernels::Fused(fk) => fk.bind(ctx, "mlp_fused", fp, &buffers),
+                    let dispatch = match (net, &step_bg) {
+                        (_, Some((sk, bg))) => {
+                            LayerDispatch::Step(bg.clone(), sk.bind_net(ctx, "model_step.net", fp), *groups)
+                        }
+                        (NetKernels::Coop(ck), None) => {
+                            LayerDispatch::Fused(ck.bind(ctx, "mlp_coop", fp, &buffers), *groups)
+                        }
+                        (NetKernels::Fused(fk), None) => {
+                            LayerDispatch::Fused(fk.bind(ctx, "mlp_fused", fp, &buffers), *groups)
+                        }
                         _ => unreachable!("matched above"),
                     };
-                    layers.push((*pop, vec![LayerDispatch::Fused(bg, *groups)]));
+                    layers.push((*pop, vec![dispatch]));
                 }
             } else if let (Some(m), DynamicsKernels::Ensemble { net, .. }) = (&self.model, &self.kernels.dynamics) {
                 for (pop, set) in &layer_sets {
@@ -465,7 +496,7 @@ impl Planner {
                 DynamicsKernels::Analytic(analytic) => {
                     run(&mut rec, "rollout_analytic", &analytic.rollout, &ws.rollout_bg, off0, grid_particles);
                 }
-                DynamicsKernels::Ensemble { rollout, net } => {
+                DynamicsKernels::Ensemble { rollout, net, step } => {
                     let layers = &ws
                         .layers
                         .iter()
@@ -487,6 +518,11 @@ impl Planner {
                     run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off0, grid_particles);
                     for t in 0..h {
                         let off = offset(it, t);
+                        if let ([LayerDispatch::Step(bg, net_bg, groups)], Some(sk)) = (layers.as_slice(), step) {
+                            let groups_of = [(&ws.params_bg, &[off][..]), (bg, &[][..]), (net_bg, &[][..])];
+                            rec.dispatch("model_step", &sk.step, &groups_of, *groups);
+                            continue;
+                        }
                         for (l, layer) in layers.iter().enumerate() {
                             let kernel = LAYER_LABELS[l.min(LAYER_LABELS.len() - 1)];
                             match (layer, net) {
