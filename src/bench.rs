@@ -61,6 +61,9 @@ pub struct PlanResult {
     pub repeats: usize,
     /// The network kernel the planner chose (`tiled`, `rows` or `fused`; empty for analytic dynamics).
     pub mlp_kernel: String,
+    /// How a model step was dispatched (`fused`: one dispatch, `split`: the network, then
+    /// `propagate`; empty for analytic dynamics).
+    pub model_step: String,
     /// Compute dispatches per plan (one submission).
     pub dispatches_per_plan: u64,
     /// With `--profile`: GPU milliseconds per kernel per plan (mean of the profiled plans),
@@ -311,6 +314,7 @@ pub fn run_case(ctx: &GpuContext, c: &PlanCase, profile: bool) -> Result<PlanRes
         repeats: c.repeats,
         dispatches_per_plan,
         mlp_kernel: planner.network_kernel().unwrap_or("").to_string(),
+        model_step: planner.model_step().unwrap_or("").to_string(),
         profile,
         layouts: None,
     })

@@ -11,7 +11,7 @@ use lookahead::env::EnvKind;
 use lookahead::gpu::{self, AdapterOptions, Backend, GpuContext};
 use lookahead::mpc;
 use lookahead::pets::{self, PetsConfig, Preset};
-use lookahead::planner::{MlpKernel, PlannerConfig};
+use lookahead::planner::{MlpKernel, ModelStep, PlannerConfig};
 
 #[derive(Parser)]
 #[command(name = "lookahead", version, about = "PETS / CEM model-predictive control in WGSL compute shaders")]
@@ -215,6 +215,10 @@ enum BenchCommand {
         /// The network kernel of every case: auto, tiled, rows, fused or coop16 (planner.mlp_kernel).
         #[arg(long, default_value = "auto", value_parser = parse_mlp_kernel)]
         mlp_kernel: MlpKernel,
+        /// How every case's model steps are dispatched: auto, fused (one dispatch per step) or
+        /// split (the network, then propagate) (planner.model_step).
+        #[arg(long, default_value = "auto", value_parser = parse_model_step)]
+        model_step: ModelStep,
         /// The reduced set (minutes on lavapipe).
         #[arg(long)]
         quick: bool,
@@ -230,6 +234,10 @@ enum BenchCommand {
 
 /// Timed plans per layout of `bench plan --fused-layouts`.
 const FUSED_LAYOUT_PLANS: usize = 5;
+
+fn parse_model_step(s: &str) -> std::result::Result<ModelStep, String> {
+    ModelStep::from_name(s).ok_or_else(|| format!("unknown model step {s:?}; expected auto, fused or split"))
+}
 
 fn parse_mlp_kernel(s: &str) -> std::result::Result<MlpKernel, String> {
     MlpKernel::from_name(s)
@@ -533,7 +541,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
         }
         Command::Bench {
-            what: BenchCommand::Plan { json, only, force, mlp_kernel, quick, profile, fused_layouts },
+            what: BenchCommand::Plan { json, only, force, mlp_kernel, model_step, quick, profile, fused_layouts },
         } => {
             let ctx = start_bench(&cli.gpu, "plan", json.as_deref(), quick, profile)?;
             let l = ctx.limits();
@@ -550,6 +558,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             for c in &mut cases {
                 c.cem.mlp_kernel = mlp_kernel;
+                c.cem.model_step = model_step;
             }
             // No speed figure from wrong maths: the network kernel the cases will use is checked
             // against its f64 reference (and a whole plan through it) first.
@@ -571,7 +580,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
             }
             println!(
-                "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6} {:>6}",
+                "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6} {:>6} {:>5}",
                 "case",
                 "pop",
                 "part",
@@ -583,13 +592,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 "model steps/s",
                 "GFLOP/s",
                 "disp",
-                "net"
+                "net",
+                "step"
             );
             let mut results = Vec::new();
             for c in &cases {
                 let r = bench::run_case(&ctx, c, profile)?;
                 println!(
-                    "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1} {:>6} {:>6}",
+                    "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1} {:>6} {:>6} {:>5}",
                     r.name,
                     r.population,
                     r.particles,
@@ -601,7 +611,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     r.model_steps_per_s,
                     r.gflops,
                     r.dispatches_per_plan,
-                    r.mlp_kernel
+                    r.mlp_kernel,
+                    r.model_step
                 );
                 print_profile(r.profile.as_ref(), "plan");
                 let mut r = r;

@@ -341,3 +341,81 @@ fn every_fused_layout_plans_exactly_as_the_planners_own_and_bad_layouts_are_refu
     let err = Planner::new(&ctx, EnvKind::Cartpole.task(), Dynamics::Ensemble(ens), cfg).err().expect("refused");
     assert!(err.to_string().contains("planner.mlp_kernel") && err.to_string().contains("accumulators"), "{err}");
 }
+
+/// `planner.model_step`: one dispatch per model step (`model_step.wgsl`: the network, the
+/// sampled prediction, the particles' next states, rewards and inputs) plans exactly as the
+/// network's dispatch followed by `propagate` — the same functions on the same values — for
+/// TS1 and TS∞, a probabilistic model and a deterministic one with a learned reward, a batch of
+/// two plans and three plans in a row (warm start, the call counter), with one dispatch fewer
+/// per step and iteration. A step that read the inputs it is writing (x0's halves swapped), a
+/// wrong inverse slot or noise index would change the plans. `auto` takes it only where it can
+/// run; `fused` where it cannot is a configuration error naming the key.
+#[test]
+fn one_dispatch_model_steps_plan_exactly_as_split_steps() {
+    use lookahead::planner::{MlpKernel, ModelStep};
+    let ctx = ctx();
+    let spec = |obs, act, probabilistic, learned_reward| EnsembleSpec {
+        n_members: 3,
+        obs_dim: obs,
+        act_dim: act,
+        hidden: vec![24, 17],
+        probabilistic,
+        learned_reward,
+    };
+    let cases = [
+        (EnvKind::Pendulum.task(), spec(3, 1, true, false), vec![vec![0.6f32, 0.8, -0.3], vec![-0.9, 0.43, 1.5]]),
+        (Task::quadratic(5, 2), spec(5, 2, false, true), vec![vec![0.1f32, -0.2, 0.3, 0.0, 0.5], vec![0.9; 5]]),
+    ];
+    for propagation in [Propagation::Ts1, Propagation::Tsinf] {
+        for (i, (task, spec, obs)) in cases.iter().enumerate() {
+            let ens = Ensemble::random(spec.clone(), 11 + i as u64).expect("ensemble");
+            let base = PlannerConfig {
+                horizon: 5,
+                iterations: 2,
+                population: 37,
+                particles: 3,
+                propagation,
+                mlp_kernel: MlpKernel::Fused,
+                seed: 9,
+                ..PlannerConfig::default()
+            };
+            let run = |model_step| {
+                let cfg = PlannerConfig { model_step, ..base.clone() };
+                let mut p = Planner::new(&ctx, task.clone(), Dynamics::Ensemble(ens.clone()), cfg).expect("planner");
+                p.reserve(2).expect("reserve");
+                let plans: Vec<_> = (0..3).map(|_| p.plan_batch(obs).expect("plans")).collect();
+                (plans, p.last_dispatches(), p.model_step())
+            };
+            let (fused, fused_dispatches, fused_name) = run(ModelStep::Fused);
+            let (split, split_dispatches, split_name) = run(ModelStep::Split);
+            let what = format!("{propagation:?}, {}", task.name);
+            assert_eq!((fused_name, split_name), (Some("fused"), Some("split")), "{what}");
+            assert_eq!(fused, split, "{what}");
+            assert_eq!(split_dispatches - fused_dispatches, 5 * 2, "{what}");
+            assert_eq!(run(ModelStep::Auto).2, Some("fused"), "{what}: auto on a built-in task");
+        }
+    }
+    let ens = Ensemble::random(spec(3, 1, true, false), 3).expect("ensemble");
+    let planner = |task: Task, cfg: PlannerConfig| Planner::new(&ctx, task, Dynamics::Ensemble(ens.clone()), cfg);
+    let fused = PlannerConfig { horizon: 3, population: 20, particles: 2, ..PlannerConfig::default() };
+    let fused = PlannerConfig { mlp_kernel: MlpKernel::Fused, ..fused };
+    // auto: split where the one dispatch cannot run or would pay a custom task's checks.
+    let mut custom = EnvKind::Pendulum.task();
+    custom.name = "pendulum_custom".into();
+    custom.wgsl = format!("{}\n// a user's copy\n", custom.wgsl);
+    let expectation = PlannerConfig { propagation: Propagation::Expectation, ..fused.clone() };
+    let tiled = PlannerConfig { mlp_kernel: MlpKernel::Tiled, ..fused.clone() };
+    let pendulum = EnvKind::Pendulum.task();
+    for (task, cfg) in [(&custom, &fused), (&pendulum, &expectation), (&pendulum, &tiled)] {
+        let p = planner(task.clone(), cfg.clone()).expect("planner");
+        assert_eq!(p.model_step(), Some("split"), "{} {cfg:?}", task.name);
+    }
+    let explicit = |cfg: &PlannerConfig| PlannerConfig { model_step: ModelStep::Fused, ..cfg.clone() };
+    // A custom task may ask for it (its WGSL is then compiled with every runtime check).
+    let p = planner(custom, explicit(&fused)).expect("custom task, model_step = fused");
+    assert_eq!(p.model_step(), Some("fused"));
+    for cfg in [explicit(&expectation), explicit(&tiled)] {
+        let e = planner(pendulum.clone(), cfg).err().expect("refused");
+        assert!(e.to_string().contains("planner.model_step"), "{e}");
+    }
+}
