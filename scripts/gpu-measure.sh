@@ -2,7 +2,8 @@
 # The GPU figures the README and docs/PERFORMANCE.md quote, in one pass, for a machine with the
 # driver and a Vulkan loader but no toolchain (bring a release binary): the conformance table,
 # the plan benchmark with the fused kernel (and its profile of the reference plan) and, where the
-# adapter offers cooperative matrices, with coop16 (profiled), the training benchmark with its
+# adapter offers cooperative matrices, with coop16 (profiled), each with planner.model_step =
+# split on the cartpole cases for comparison, the training benchmark with its
 # profile, every layout of the fused kernel on two cases, optionally the PyTorch baseline in the
 # same run and test executables. Each step is
 # capped, and the whole pass ends within DEADLINE_S seconds (default 540).
@@ -45,6 +46,10 @@ step verify 120 "${L[@]}" verify "${quick[@]}" --json "$work/verify.json"
 step plan-fused 120 "${L[@]}" bench plan "${quick[@]}" --mlp-kernel fused --json "$work/plan-fused.json"
 step plan-fused-profile 60 "${L[@]}" bench plan "${quick[@]}" --mlp-kernel fused --only cartpole_ts1 --profile \
     --json "$work/plan-fused-profile.json"
+# The same cases with each model step as two dispatches (the network, then propagate): the A/B
+# of planner.model_step in the same run.
+step plan-fused-split 90 "${L[@]}" bench plan "${quick[@]}" --mlp-kernel fused --model-step split \
+    --only cartpole --json "$work/plan-fused-split.json"
 if grep -q "mlp.coop16: run" "$work/verify.txt"; then
     # --force: time it even if its conformance cases failed here (verify.txt says whether they did).
     step plan-coop16 120 "${L[@]}" bench plan "${quick[@]}" --mlp-kernel coop16 --force --profile \

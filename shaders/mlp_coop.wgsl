@@ -4,18 +4,19 @@
 // Activations and weights are rounded to f16 before each product; bias, SiLU and the outputs
 // stay f32.
 //
-// Bindings (group 0)
-//   0 net     : FusedParams (uniform)  as mlp_fused.wgsl, but w_off[l] counts f16 values in
-//                                      the padded weights below
-//   1 x       : array<f32> [rows, dims[0]]            input rows, member-major (kernels/mod.rs "Slots")
-//   2 weights : array<f16>  layer l, member m from w_off[l] + m·P(in)·Q(out): [Q(out), P(in)]
-//                           row-major (the transposed weights: each B tile is column-major, the
-//                           layout the B operand is read in), P(d) = d rounded up to 16, Q(d) =
-//                           d rounded up to 16·NS, zero where k ≥ in or c ≥ out
-//   3 biases  : array<f32>  every layer's [E, out] biases, concatenated (layer l from b_off[l])
-//   4 y       : array<f32> [rows, dims[n_layers]]     output rows from net.y_off (store_hidden is not read)
+// This part holds the overrides, the workgroup memory and `coop_layers`; the part after it owns
+// the entry point, the bindings `net` (FusedParams, w_off[l] counting f16 values in the padded
+// weights below), `weights` (array<f16>) and `biases`, and the hook `hidden_write(i, v)` that
+// the last layer's outputs go through (unless LAST_TO_PROD):
+//   mlp_coop_net.wgsl        `forward_coop`, the network as one dispatch;
+//   model_step_coop.wgsl     `model_step_coop`, a whole model step of the planner.
+//   weights : layer l, member m from w_off[l] + m·P(in)·Q(out): [Q(out), P(in)] row-major (the
+//             transposed weights: each B tile is column-major, the layout the B operand is read
+//             in), P(d) = d rounded up to 16, Q(d) = d rounded up to 16·NS, zero where k ≥ in or
+//             c ≥ out
+//   biases  : every layer's [E, out] biases, concatenated (layer l from b_off[l])
 //
-// Dispatch: (ceil(rows of the largest member block / 16), members). A workgroup is NS subgroups
+// Dispatch (by the entry point's part): (ceil(rows of the largest member block / 16), members). A workgroup is NS subgroups
 // of SG invocations (the device's one subgroup size) and takes 16 consecutive rows of member m
 // (one row tile: half the workgroup memory of two, so twice the workgroups fit on a
 // multiprocessor, which measured faster on an H200 than sharing each B tile between two row
@@ -40,12 +41,9 @@ override AW: u32 = 216u;
 override PW: u32 = 264u;
 // Subgroups per workgroup (kernels::mlp_coop::SUBGROUPS).
 const NS: u32 = 4u;
-
-@group(0) @binding(0) var<uniform> net: FusedParams;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> weights: array<f16>;
-@group(0) @binding(3) var<storage, read> biases: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+// The last layer's outputs (bias added) stay in `prod`, prod[r · PW + c], instead of going
+// through hidden_write: the model step reads them there.
+override LAST_TO_PROD: bool = false;
 
 var<workgroup> act: array<f16, 16u * AW>;
 var<workgroup> prod: array<f32, 16u * PW>;
@@ -67,37 +65,23 @@ fn coop_silu(v: f32) -> f32 {
     return v * (1.0 / (1.0 + exp(-v)));
 }
 
-@compute @workgroup_size(NS * SG)
-fn forward_coop(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(local_invocation_index) li: u32,
-    @builtin(subgroup_id) subgroup: u32,
-) {
-    // The device runs NS subgroups per workgroup (CoopShape: one subgroup size, NS·SG
-    // invocations); the clamp makes every index below provably in range all the same.
-    let sid = min(subgroup, NS - 1u);
+// The block's rows of member m (A workgroup past its member's rows, n_rows = 0, runs on zeros
+// and stores nothing: the cooperative operations stay in uniform control flow.)
+fn coop_block(wg: vec3<u32>) -> vec2<u32> {
     let m = wg.y;
     let start = net.n_batch * local_block_start(m, net.local_slots, net.n_members);
     let end = net.n_batch * local_block_start(m + 1u, net.local_slots, net.n_members);
+    let r0 = start + wg.x * 16u;
+    return vec2<u32>(r0, select(0u, min(16u, end - r0), r0 < end));
+}
+
+// Every layer on the block of rows [r0, r0 + n_rows) of member m, whose f16 inputs the caller
+// has put in `act` (row-major, stride AW, zeros past the rows and the input) before a barrier;
+// invocation li of subgroup sid. Call in uniform control flow: it ends with a barrier, after
+// which, with LAST_TO_PROD, prod[r · PW + c] holds output c of row r.
+fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
     let rows = 16u;
     let n_inv = NS * SG;
-    let r0 = start + wg.x * rows;
-    // A workgroup past its member's rows runs on zeros and stores nothing: no early return, so
-    // the cooperative operations stay in uniform control flow.
-    let n_rows = select(0u, min(rows, end - r0), r0 < end);
-    // The block's inputs as f16; rows past the member's block and columns past the input read
-    // as zero.
-    let in0 = coop_dim(0u);
-    for (var i = li; i < rows * AW; i = i + n_inv) {
-        let r = i / AW;
-        let k = i % AW;
-        var v = 0.0;
-        if (r < n_rows && k < in0) {
-            v = x[(r0 + r) * in0 + k];
-        }
-        act[i] = f16(v);
-    }
-    workgroupBarrier();
     let n_layers = net.n_layers;
     for (var l = 0u; l < n_layers; l = l + 1u) {
         let din = coop_dim(l);
@@ -171,9 +155,11 @@ fn forward_coop(
             for (var r = 0u; r < rows; r = r + 1u) {
                 if (valid) {
                     let v = prod[r * PW + c] + bias;
-                    if (last) {
+                    if (last && LAST_TO_PROD) {
+                        prod[r * PW + c] = v;
+                    } else if (last) {
                         if (r < n_rows) {
-                            y[net.y_off + (r0 + r) * dout + c] = v;
+                            hidden_write(net.y_off + (r0 + r) * dout + c, v);
                         }
                     } else {
                         act[r * AW + c] = f16(coop_silu(v));

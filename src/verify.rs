@@ -665,7 +665,7 @@ pub fn optional_cases(ctx: &GpuContext) -> Vec<Case> {
         ),
         case(
             "mlp.coop16",
-            "a plan's candidate returns through coop16 vs through fused (TS1, same stream)",
+            "a plan's candidate returns through coop16 vs fused (TS1, same stream); its model step in one dispatch vs two",
             Some(COOP16_TOL),
             case_plan_coop16,
         ),
@@ -719,14 +719,27 @@ fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
 fn case_plan_coop16(ctx: &GpuContext) -> Result<Comparison> {
     let ens = small_ensemble(3, 1, true, false, 7)?;
     let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
-    let returns = |mlp_kernel| -> Result<Vec<f32>> {
-        let cfg = PlannerConfig { iterations: 1, mlp_kernel, ..small_cem(Propagation::Ts1, mlp_kernel) };
+    let returns = |mlp_kernel, model_step| -> Result<Vec<f32>> {
+        let cfg = PlannerConfig { iterations: 1, mlp_kernel, model_step, ..small_cem(Propagation::Ts1, mlp_kernel) };
         let mut planner = Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ens.clone()), cfg)?;
         planner.plan_batch(&obs)?;
         Ok(planner.last_iteration()?.candidate_returns)
     };
-    let fused: Vec<f64> = returns(MlpKernel::Fused)?.iter().map(|v| *v as f64).collect();
-    Ok(compare("candidate returns, coop16 vs fused", &returns(MlpKernel::Coop16)?, &fused, COOP16_TOL))
+    let f64s = |v: Vec<f32>| -> Vec<f64> { v.iter().map(|x| *x as f64).collect() };
+    // The f32 layers (checked against f64 elsewhere) against coop16's, each model step in one
+    // dispatch; then coop16's model step in one dispatch against its network dispatch followed
+    // by propagate (the same f16 products either way).
+    let fused = f64s(returns(MlpKernel::Fused, ModelStep::Split)?);
+    let coop_step = returns(MlpKernel::Coop16, ModelStep::Fused)?;
+    let coop_split = returns(MlpKernel::Coop16, ModelStep::Split)?;
+    let mut c = compare("candidate returns, coop16 vs fused", &coop_step, &fused, COOP16_TOL);
+    c.merge(compare(
+        "candidate returns, coop16, model step split vs one dispatch",
+        &coop_split,
+        &f64s(coop_step),
+        FORWARD_TOL,
+    ));
+    Ok(c)
 }
 
 fn case_env(ctx: &GpuContext, kind: EnvKind, quick: bool) -> Result<Comparison> {

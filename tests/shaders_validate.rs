@@ -210,7 +210,7 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
     let (rows_src, cem_src) = (with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL));
     let adam_src = [k::COMMON_WGSL, k::REDUCE_WGSL, k::ADAM_WGSL].concat();
     let fused_src = [k::COMMON_WGSL, k::MLP_FUSED_WGSL, k::MLP_FUSED_NET_WGSL].concat();
-    let coop_src = [mlp_coop::DIRECTIVES, k::COMMON_WGSL, k::MLP_COOP_WGSL].concat();
+    let coop_src = [mlp_coop::DIRECTIVES, k::COMMON_WGSL, k::MLP_COOP_WGSL, k::MLP_COOP_NET_WGSL].concat();
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),
         (&common, "MAX_OBS", k::MAX_OBS as f64),
@@ -328,35 +328,55 @@ fn defined_under(root: &std::path::Path, segs: &[String], name: &str) -> bool {
 /// to SPIR-V; and `FusedParams` (common.wgsl, read by it and `mlp_fused.wgsl`) matches its Rust mirror.
 #[test]
 fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_to_spirv() {
-    use lookahead::kernels::{mlp_coop, mlp_fused::FusedParams, COMMON_WGSL, MLP_COOP_WGSL};
-    let src = [mlp_coop::DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL].concat();
-    let module = parse("mlp_coop", &src);
-    assert!(
-        Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).is_err(),
-        "validated without the cooperative-matrix capability"
-    );
-    // Each of the three capabilities is needed (the device features of gpu::COOP16_FEATURES).
-    for missing in [Capabilities::COOPERATIVE_MATRIX, Capabilities::SHADER_FLOAT16, Capabilities::SUBGROUP] {
-        let partial =
-            (Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP) - missing;
-        assert!(
-            Validator::new(ValidationFlags::all(), partial).validate(&module).is_err(),
-            "validated without {missing:?}"
-        );
+    use lookahead::kernels::{self as k, mlp_coop, mlp_fused::FusedParams, COMMON_WGSL, MLP_COOP_WGSL};
+    let src = [mlp_coop::DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL, k::MLP_COOP_NET_WGSL].concat();
+    // The network's dispatch, and the model step on the same layers with every built-in task.
+    let mut modules = vec![("mlp_coop".to_string(), src.clone(), false)];
+    for (env, env_src) in k::ENV_SOURCES {
+        let step = [
+            mlp_coop::DIRECTIVES,
+            COMMON_WGSL,
+            env_src,
+            k::PARTICLES_WGSL,
+            MLP_COOP_WGSL,
+            k::MODEL_STEP_WGSL,
+            k::MODEL_STEP_COOP_WGSL,
+        ]
+        .concat();
+        modules.push((format!("model_step_coop/{env}"), step, true));
     }
-    let caps = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP;
-    let info = Validator::new(ValidationFlags::all(), caps)
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("mlp_coop: {}", e.emit_to_string(&src)));
-    for (sg, aw, pw) in [(32, 216, 264), (32, 24, 72), (64, 88, 136)] {
-        let mut constants = naga::back::PipelineConstants::default();
-        constants.insert("SG".into(), sg as f64);
-        constants.insert("AW".into(), aw as f64);
-        constants.insert("PW".into(), pw as f64);
-        let (m, i) = process_overrides(&module, &info, None, &constants).expect("overrides");
-        let options = naga::back::spv::Options { lang_version: (1, 5), ..Default::default() };
-        let words = naga::back::spv::write_vec(&m, &i, &options, None).expect("SPIR-V");
-        assert!(words.len() > 100);
+    for (name, src, step) in &modules {
+        let module = parse(name, src);
+        assert!(
+            Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).is_err(),
+            "{name}: validated without the cooperative-matrix capability"
+        );
+        // Each of the three capabilities is needed (the device features of gpu::COOP16_FEATURES).
+        for missing in [Capabilities::COOPERATIVE_MATRIX, Capabilities::SHADER_FLOAT16, Capabilities::SUBGROUP] {
+            let partial =
+                (Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP) - missing;
+            assert!(
+                Validator::new(ValidationFlags::all(), partial).validate(&module).is_err(),
+                "{name}: validated without {missing:?}"
+            );
+        }
+        let caps = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP;
+        let info = Validator::new(ValidationFlags::all(), caps)
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
+        for (sg, aw, pw) in [(32, 216, 264), (32, 24, 72), (64, 88, 136)] {
+            let mut constants = naga::back::PipelineConstants::default();
+            constants.insert("SG".into(), sg as f64);
+            constants.insert("AW".into(), aw as f64);
+            constants.insert("PW".into(), pw as f64);
+            if *step {
+                constants.insert("LAST_TO_PROD".into(), 1.0);
+            }
+            let (m, i) = process_overrides(&module, &info, None, &constants).expect("overrides");
+            let options = naga::back::spv::Options { lang_version: (1, 5), ..Default::default() };
+            let words = naga::back::spv::write_vec(&m, &i, &options, None).expect("SPIR-V");
+            assert!(words.len() > 100, "{name}");
+        }
     }
     let expected = [
         ("n_batch", std::mem::offset_of!(FusedParams, n_batch)),

@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
 use super::mlp_fused::{bind_network, block_grid, network_layout, FusedBuffers, FusedParams, FUSED_MAX_LAYERS};
-use super::{pipeline_with, COMMON_WGSL, MLP_COOP_WGSL};
+use super::{pipeline_with, COMMON_WGSL, MLP_COOP_NET_WGSL, MLP_COOP_WGSL};
 
 /// The directives `mlp_coop.wgsl` needs, put before `common.wgsl` (WGSL allows directives only
 /// at the top of a module).
@@ -160,7 +160,7 @@ impl MlpCoopKernels {
             ));
         }
         let layout = network_layout(ctx, "mlp_coop")?;
-        let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL];
+        let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL, MLP_COOP_NET_WGSL];
         let constants = [("SG", shape.sg as f64), ("AW", shape.act_width as f64), ("PW", shape.prod_width as f64)];
         let forward = pipeline_with(ctx, "mlp_coop", &parts, "forward_coop", &[&layout], &constants)?;
         Ok(Self { layout, forward, shape })

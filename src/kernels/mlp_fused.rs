@@ -301,7 +301,7 @@ impl FusedShape {
     }
 
     /// The same layout with room in workgroup memory for the last layer's outputs as well
-    /// (`LAST_TO_ACT`: the model step keeps them there), or why the device has too little.
+    /// (`LAST_TO_ACT`: the model step keeps them there; `dims` as for [`FusedShape::for_network`]), or why the device has too little.
     pub fn keeping_outputs(self, dims: &[usize], limits: &wgpu::Limits) -> std::result::Result<Self, String> {
         let width = self.width.max(dims.last().copied().unwrap_or(0) as u32);
         let bytes = width as u64 * 16 * self.rows4 as u64;

@@ -56,14 +56,22 @@ pub const MLP_FUSED_WGSL: &str = include_str!("../../shaders/mlp_fused.wgsl");
 /// GPUs, the trainer's forward pass and input-gradient chain), after [`MLP_FUSED_WGSL`].
 pub const MLP_FUSED_NET_WGSL: &str = include_str!("../../shaders/mlp_fused_net.wgsl");
 /// `model_step.wgsl`: a whole model step of the planner (network, sampled prediction, the
-/// particles' next states, rewards and inputs) in one dispatch.
+/// particles' next states, rewards and inputs) in one dispatch: the bindings and the step after
+/// the layers, before the network's step part ([`MODEL_STEP_FUSED_WGSL`], [`MODEL_STEP_COOP_WGSL`]).
 pub const MODEL_STEP_WGSL: &str = include_str!("../../shaders/model_step.wgsl");
+/// `model_step_fused.wgsl`: the model step on [`MLP_FUSED_WGSL`]'s layers.
+pub const MODEL_STEP_FUSED_WGSL: &str = include_str!("../../shaders/model_step_fused.wgsl");
+/// `model_step_coop.wgsl`: the model step on [`MLP_COOP_WGSL`]'s layers.
+pub const MODEL_STEP_COOP_WGSL: &str = include_str!("../../shaders/model_step_coop.wgsl");
 /// `particles.wgsl`: a particle's slots, inputs, sampled prediction and step, shared by
 /// [`ROLLOUT_WGSL`] and [`MODEL_STEP_WGSL`].
 pub const PARTICLES_WGSL: &str = include_str!("../../shaders/particles.wgsl");
-/// `mlp_coop.wgsl`: the fused network on 16×16×16 cooperative matrices (f16 operands), after
-/// [`mlp_coop::DIRECTIVES`].
+/// `mlp_coop.wgsl`: every layer of the fused network on 16×16×16 cooperative matrices (f16
+/// operands, `coop_layers`), after [`mlp_coop::DIRECTIVES`], before the part with the entry
+/// point ([`MLP_COOP_NET_WGSL`] or [`MODEL_STEP_COOP_WGSL`]).
 pub const MLP_COOP_WGSL: &str = include_str!("../../shaders/mlp_coop.wgsl");
+/// `mlp_coop_net.wgsl`: the network on cooperative matrices in one dispatch.
+pub const MLP_COOP_NET_WGSL: &str = include_str!("../../shaders/mlp_coop_net.wgsl");
 /// `rollout_layout.wgsl`: the rollout layout's binding declarations, before each family using it.
 pub const ROLLOUT_LAYOUT_WGSL: &str = include_str!("../../shaders/rollout_layout.wgsl");
 /// `rollout.wgsl`: trajectory-sampling rollout of a learned ensemble.
@@ -140,7 +148,7 @@ pub fn shaders() -> Vec<ShaderSource> {
         });
         out.push(ShaderSource {
             name: "model_step",
-            parts: vec![COMMON_WGSL, env_src, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL],
+            parts: vec![COMMON_WGSL, env_src, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL, MODEL_STEP_FUSED_WGSL],
             entry_points: &["model_step"],
         });
         out.push(ShaderSource {
@@ -325,7 +333,7 @@ pub fn pipeline_with(
 }
 
 /// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 22] = [
+const OWN_SOURCES: [&str; 25] = [
     ROLLOUT_LAYOUT_WGSL,
     mlp_coop::DIRECTIVES,
     MLP_COOP_WGSL,
@@ -338,6 +346,9 @@ const OWN_SOURCES: [&str; 22] = [
     MLP_FUSED_WGSL,
     MLP_FUSED_NET_WGSL,
     MODEL_STEP_WGSL,
+    MODEL_STEP_FUSED_WGSL,
+    MODEL_STEP_COOP_WGSL,
+    MLP_COOP_NET_WGSL,
     PARTICLES_WGSL,
     ROLLOUT_WGSL,
     ANALYTIC_WGSL,

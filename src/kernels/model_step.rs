@@ -1,11 +1,16 @@
 //! The planner's whole model step in one dispatch (`shaders/model_step.wgsl`): every layer of
-//! the ensemble on a block of slots (the fused kernel's `fused_layers`), then each slot's
-//! sampled prediction and its particle's next state, reward, alive flag and next inputs
-//! (`particles.wgsl`, the same functions as `rollout.wgsl`'s `propagate`). For TS1 and TS∞,
-//! where every slot holds one particle.
+//! the ensemble on a block of slots (the fused kernel's `fused_layers` in f32, or the coop16
+//! kernel's `coop_layers` on cooperative matrices), then each slot's sampled prediction and its
+//! particle's next state, reward, alive flag and next inputs (`particles.wgsl`, the same
+//! functions as `rollout.wgsl`'s `propagate`). For TS1 and TS∞, where every slot holds one
+//! particle.
 
-use super::mlp_fused::{FusedParams, FusedShape};
-use super::{pipeline_with, uniform_entry, PlanLayouts, COMMON_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL, PARTICLES_WGSL};
+use super::mlp_coop::{CoopShape, DIRECTIVES, TILE};
+use super::mlp_fused::{block_grid, FusedParams, FusedShape};
+use super::{
+    pipeline_with, uniform_entry, PlanLayouts, COMMON_WGSL, MLP_COOP_WGSL, MLP_FUSED_WGSL, MODEL_STEP_COOP_WGSL,
+    MODEL_STEP_FUSED_WGSL, MODEL_STEP_WGSL, PARTICLES_WGSL,
+};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -26,52 +31,88 @@ pub struct StepBuffers<'a> {
     pub x0: &'a wgpu::Buffer,
     /// `[2, slot rows, N]`: each step's slots, then their inverse.
     pub slot_of: &'a wgpu::Buffer,
-    /// Every layer's weights, concatenated (`mlp_fused::pack_network`).
+    /// The network's packed weights (`mlp_fused::pack_network`, or
+    /// `mlp_coop::pack_network_f16` for the coop16 layers).
     pub weights: &'a wgpu::Buffer,
 }
 
-/// The `model_step` pipeline for one task and one [`FusedShape`].
+/// The layers a model step runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepNetwork {
+    /// `mlp_fused.wgsl`'s f32 layers, laid out as the shape says (which must keep the last
+    /// layer's outputs: [`FusedShape::keeping_outputs`]).
+    Fused(FusedShape),
+    /// `mlp_coop.wgsl`'s layers on 16×16×16 cooperative matrices.
+    Coop(CoopShape),
+}
+
+/// The model-step pipeline for one task and one network layout.
 pub struct ModelStepKernels {
     /// Group 2: the network's `FusedParams`.
     pub net_layout: wgpu::BindGroupLayout,
-    /// `model_step.model_step`.
+    /// `model_step` (f32 layers) or `model_step_coop`.
     pub step: wgpu::ComputePipeline,
-    /// The layout the pipeline was built for.
-    pub shape: FusedShape,
+    /// The layers and their layout.
+    pub network: StepNetwork,
 }
 
 impl ModelStepKernels {
     /// Builds (or takes from the context's cache) the pipeline for the task named `task` with
-    /// WGSL functions `task_wgsl`, laid out as `shape` (which must keep the last layer's
-    /// outputs: [`FusedShape::keeping_outputs`]).
+    /// WGSL functions `task_wgsl`, on `network`.
     pub fn new(
         ctx: &GpuContext,
         layouts: &PlanLayouts,
         task: &str,
         task_wgsl: &str,
-        shape: FusedShape,
+        network: StepNetwork,
     ) -> Result<Self> {
         let net_layout = ctx.bind_group_layout(
             "model_step.net",
             &[uniform_entry(0, false, std::mem::size_of::<FusedParams>() as u64)],
         )?;
-        let constants = [
-            ("ROWS4", shape.rows4 as f64),
-            ("COLS", shape.cols as f64),
-            ("FUSED_WG", shape.wg as f64),
-            ("SPLIT", shape.split as f64),
-            ("WIDTH", shape.width as f64),
-            ("LAST_TO_ACT", 1.0),
-        ];
-        let step = pipeline_with(
-            ctx,
-            &format!("model_step/{task}"),
-            &[COMMON_WGSL, task_wgsl, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL],
-            "model_step",
-            &[&layouts.params, &layouts.rollout, &net_layout],
-            &constants,
-        )?;
-        Ok(Self { net_layout, step, shape })
+        let groups = [&layouts.params, &layouts.rollout, &net_layout];
+        let step = match network {
+            StepNetwork::Fused(shape) => {
+                let constants = [
+                    ("ROWS4", shape.rows4 as f64),
+                    ("COLS", shape.cols as f64),
+                    ("FUSED_WG", shape.wg as f64),
+                    ("SPLIT", shape.split as f64),
+                    ("WIDTH", shape.width as f64),
+                    ("LAST_TO_ACT", 1.0),
+                ];
+                let parts =
+                    [COMMON_WGSL, task_wgsl, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL, MODEL_STEP_FUSED_WGSL];
+                pipeline_with(ctx, &format!("model_step/{task}"), &parts, "model_step", &groups, &constants)?
+            }
+            StepNetwork::Coop(shape) => {
+                let constants = [
+                    ("SG", shape.sg as f64),
+                    ("AW", shape.act_width as f64),
+                    ("PW", shape.prod_width as f64),
+                    ("LAST_TO_PROD", 1.0),
+                ];
+                let parts = [
+                    DIRECTIVES,
+                    COMMON_WGSL,
+                    task_wgsl,
+                    PARTICLES_WGSL,
+                    MLP_COOP_WGSL,
+                    MODEL_STEP_WGSL,
+                    MODEL_STEP_COOP_WGSL,
+                ];
+                pipeline_with(ctx, &format!("model_step_coop/{task}"), &parts, "model_step_coop", &groups, &constants)?
+            }
+        };
+        Ok(Self { net_layout, step, network })
+    }
+
+    /// Workgroups of one dispatch over `p`'s rows, checked against the device limit.
+    pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
+        match self.network {
+            StepNetwork::Fused(shape) => block_grid(ctx, p, shape.rows(), "model_step"),
+            StepNetwork::Coop(_) => block_grid(ctx, p, TILE as u32, "model_step_coop"),
+        }
     }
 
     /// Group 1 over `b`.
@@ -84,7 +125,7 @@ impl ModelStepKernels {
         )
     }
 
-    /// Group 2: a uniform with `p`.
+    /// Group 2: a uniform with `p` (`mlp_coop::params` for the coop16 layers).
     pub fn bind_net(&self, ctx: &GpuContext, label: &str, p: &FusedParams) -> wgpu::BindGroup {
         let ubuf = ctx.uniform_buffer_init(&format!("{label}.params"), std::slice::from_ref(p));
         super::bind_buffers(ctx, label, &self.net_layout, &[&ubuf])

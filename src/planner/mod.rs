@@ -40,7 +40,7 @@ use crate::kernels::cem::CemKernels;
 use crate::kernels::mlp::{MlpKernels, MlpRowsKernels};
 use crate::kernels::mlp_coop::{CoopShape, MlpCoopKernels};
 use crate::kernels::mlp_fused::{FusedShape, MlpFusedKernels};
-use crate::kernels::model_step::ModelStepKernels;
+use crate::kernels::model_step::{ModelStepKernels, StepNetwork};
 use crate::kernels::rollout::{AnalyticKernels, RolloutKernels};
 use crate::kernels::PlanLayouts;
 use crate::model::Ensemble;
@@ -141,7 +141,7 @@ impl NetKernels {
     }
 
     /// The model step's one-dispatch kernel where `cfg.model_step` asks for it and it can run:
-    /// the network on the fused kernel, TS1 or TS∞ (every slot holds one particle), and, for
+    /// the network on the fused or coop16 kernel, TS1 or TS∞ (every slot holds one particle), and, for
     /// `auto`, the crate's own task WGSL (a custom task's is compiled with every runtime check,
     /// which the network's products should not pay). A configuration error where `fused` was
     /// asked for and cannot run.
@@ -165,8 +165,13 @@ impl NetKernels {
                 Ok(None)
             }
         };
-        let NetKernels::Fused(fk) = self else {
-            return refuse(format!("needs the fused network kernel, this planner runs {}", self.name()));
+        let network = match self {
+            NetKernels::Fused(fk) => match fk.shape.keeping_outputs(&ensemble.spec.widths(), ctx.limits()) {
+                Ok(shape) => StepNetwork::Fused(shape),
+                Err(why) => return refuse(why),
+            },
+            NetKernels::Coop(ck) => StepNetwork::Coop(ck.shape),
+            _ => return refuse(format!("needs the fused or coop16 network kernel, this planner runs {}", self.name())),
         };
         if cfg.propagation == Propagation::Expectation {
             return refuse("expectation propagation averages every member's outputs: needs ts1 or tsinf".into());
@@ -174,10 +179,7 @@ impl NetKernels {
         if !explicit && !crate::kernels::is_own_source(&task.wgsl) {
             return Ok(None);
         }
-        match fk.shape.keeping_outputs(&ensemble.spec.widths(), ctx.limits()) {
-            Ok(shape) => Ok(Some(ModelStepKernels::new(ctx, layouts, &task.name, &task.wgsl, shape)?)),
-            Err(why) => refuse(why),
-        }
+        Ok(Some(ModelStepKernels::new(ctx, layouts, &task.name, &task.wgsl, network)?))
     }
 
     /// The name used in configs.

@@ -361,7 +361,8 @@ impl Planner {
                     let buffers = FusedBuffers { input: &x0, weights, biases, output: &out };
                     let dispatch = match (net, &step_bg) {
                         (_, Some((sk, bg))) => {
-                            LayerDispatch::Step(bg.clone(), sk.bind_net(ctx, "model_step.net", fp), *groups)
+                            let groups = sk.workgroups(ctx, fp)?;
+                            LayerDispatch::Step(bg.clone(), sk.bind_net(ctx, "model_step.net", fp), groups)
                         }
                         (NetKernels::Coop(ck), None) => {
                             LayerDispatch::Fused(ck.bind(ctx, "mlp_coop", fp, &buffers), *groups)
