@@ -14,12 +14,14 @@
 // and the hooks `hidden_read(i)` / `hidden_write(i, v)` through which the layers reach the
 // stored values below:
 //   mlp_fused_net.wgsl  `forward_fused`, the network as one dispatch (hooks: its x and y);
-//   model_step.wgsl     `model_step`, a whole model step of the planner (LAST_TO_ACT).
+//   model_step_fused.wgsl  `model_step`, a whole model step of the planner.
+// Forward, the last layer's outputs stay in `act` as every hidden layer's do (the entry writes
+// them out or uses them): on llvmpipe, the global stores of the last layer inside the layer
+// loop made the whole network kernel twice as slow.
 //
 // Stored values (through the hooks)
 //   hidden_read   backward: the forward pass's values (pre-activations at pre_off[j])
-//   hidden_write  forward: output rows [rows, dims[n_layers]] from net.y_off (unless
-//                 LAST_TO_ACT); with net.store_hidden, every hidden layer's pre-activations and
+//   hidden_write  forward, with net.store_hidden: every hidden layer's pre-activations and
 //                 activations [rows, dims[l + 1]] from net.pre_off[l] / net.act_off[l] (the
 //                 trainer's forward pass). backward: product j's result [rows, dims[j + 1]]
 //                 from act_off[j]
@@ -57,13 +59,10 @@ override COLS: u32 = 1u;
 override FUSED_WG: u32 = 256u;
 // Groups of invocations that split the rows (FUSED_WG and ROWS4 are multiples of it).
 override SPLIT: u32 = 1u;
-// Widest product input (floats per row kept in workgroup memory).
+// Widest product input or output (floats per row kept in workgroup memory).
 override WIDTH: u32 = 256u;
 // The input-gradient chain instead of the forward pass.
 override BACKWARD: bool = false;
-// The last layer's outputs stay in `act` (as every hidden layer's do) instead of being written
-// out: the model step reads them there.
-override LAST_TO_ACT: bool = false;
 
 var<workgroup> act: array<vec4<f32>, WIDTH * ROWS4>;
 
@@ -119,7 +118,7 @@ fn fused_block(wg: vec3<u32>) -> vec2<u32> {
 // Every layer (forward, or the backward chain) on the block of rows [r0, r0 + n_rows) of
 // member m, whose inputs the caller has put in `act` (act[k·ROWS4 + q] = feature k of rows
 // 4q..4q+3, zero past n_rows) before a barrier. Call in uniform control flow: it ends with a
-// barrier, after which, with LAST_TO_ACT, `act` holds the last layer's outputs the same way.
+// barrier, after which, forward, `act` holds the last layer's outputs the same way.
 fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
     let lanes = FUSED_WG / SPLIT;
     let lane = li % lanes;
@@ -210,15 +209,8 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
                         }
                     } else {
                         let v = acc[j * rq + i] + b;
-                        if (last && LAST_TO_ACT) {
+                        if (last) {
                             act[c * ROWS4 + q] = v;
-                        } else if (last) {
-                            for (var e = 0u; e < 4u; e = e + 1u) {
-                                let r = 4u * q + e;
-                                if (r < n_rows) {
-                                    hidden_write(el(net.y_off, r0 + r, dout, c), v[e]);
-                                }
-                            }
                         } else {
                             let s = silu4(v);
                             act[c * ROWS4 + q] = s;

@@ -9,9 +9,11 @@
 //                           backward: the forward pass's values (mlp_fused.wgsl's hidden_read)
 //   2 weights : array<f32>  every layer's [E, in, out] weights, concatenated
 //   3 biases  : array<f32>  every layer's [E, out] biases, concatenated; forward only
-//   4 y       : array<f32>  what mlp_fused.wgsl writes through hidden_write; with
-//                           net.store_hidden also a copy of the input rows from net.in_off;
-//                           backward: the gradient at the output [rows, dims[0]] read from y_off
+//   4 y       : array<f32>  forward: output rows [rows, dims[n_layers]] from net.y_off (written
+//                           after the layers, from `act`); with net.store_hidden also a copy of
+//                           the input rows from net.in_off and what mlp_fused.wgsl writes through
+//                           hidden_write. backward: the gradient at the output [rows, dims[0]]
+//                           read from y_off, mlp_fused.wgsl's hidden_write
 //
 // Dispatch: (ceil(rows of the largest member block / ROWS), members) (kernels::mlp_fused).
 // CPU reference: kernels::mlp_fused::reference::network_f64; backward: train::reference.
@@ -63,4 +65,13 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
     }
     workgroupBarrier();
     fused_layers(wg.y, r0, n_rows, li);
+    if (!BACKWARD) {
+        // The outputs, consecutive invocations on consecutive addresses.
+        let dout = dim(net.n_layers);
+        for (var i = li; i < n_rows * dout; i = i + FUSED_WG) {
+            let r = i / dout;
+            let c = i % dout;
+            y[el(net.y_off, r0 + r, dout, c)] = act[c * ROWS4 + r / 4u][r % 4u];
+        }
+    }
 }

@@ -1,6 +1,6 @@
 // model_step_fused.wgsl — the model step (model_step.wgsl) on mlp_fused.wgsl's f32 layers:
 // entry `model_step`. The block's inputs go into `act` four rows per vec4, the layers keep
-// the last one's outputs there (LAST_TO_ACT), finish_step samples and advances.
+// the last one's outputs there, finish_step samples and advances.
 // Bindings: model_step.wgsl's, and
 //   group 1, 7 weights : every layer's [E, in, out] weights, concatenated (mlp_fused.wgsl)
 // Dispatch: (ceil(rows of the largest member block / ROWS), members) (kernels::model_step).

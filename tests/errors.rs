@@ -59,6 +59,10 @@ fn unknown_config_keys_are_named() {
     assert_eq!(cfg.population, 500);
     let e = cfg.set("propagation=ts2").unwrap_err();
     assert!(e.to_string().contains("planner.propagation"), "{e}");
+    cfg.set("model_step=split").expect("a model step kind");
+    assert_eq!(cfg.model_step, lookahead::planner::ModelStep::Split);
+    let e = cfg.set("model_step=both").unwrap_err();
+    assert!(e.to_string().contains("planner.model_step"), "{e}");
 }
 
 #[test]

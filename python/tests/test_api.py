@@ -59,6 +59,11 @@ def test_unknown_and_impossible_settings_are_config_errors(ctx):
         small_planner(ctx, population=0)
     with pytest.raises(la.ConfigError, match="mlp_kernel"):
         small_planner(ctx, mlp_kernel="fast")
+    with pytest.raises(la.ConfigError, match="model_step"):
+        small_planner(ctx, model_step="both")
+    # One dispatch per model step needs the fused (or coop16) network kernel.
+    with pytest.raises(la.ConfigError, match="model_step"):
+        small_planner(ctx, mlp_kernel="tiled", model_step="fused")
     ens = la.Ensemble.random(3, 1, members=3, hidden=[8])
     with pytest.raises(la.ConfigError, match="num_elites"):
         la.Trainer(ctx, ens, num_elites=5)

@@ -157,7 +157,8 @@ pub struct FusedShape {
     pub wg: u32,
     /// Groups of invocations that split the rows (1 or 2).
     pub split: u32,
-    /// Widest layer input (floats per row in workgroup memory).
+    /// Widest layer input or output (floats per row in workgroup memory, which also holds the
+    /// last layer's outputs).
     pub width: u32,
 }
 
@@ -166,7 +167,7 @@ impl FusedShape {
     ///
     /// Columns: one invocation per output column up to 64 outputs, two per invocation above
     /// (each weight then feeds twice the multiply-adds per workgroup-memory read), rounded to
-    /// whole subgroups of 32. Rows: as many as the workgroup memory holds for the widest input,
+    /// whole subgroups of 32. Rows: as many as the workgroup memory holds for the widest input or output,
     /// at most 32 (the accumulators are `cols · rows / 4` vec4 registers), and 16 when a step
     /// has [`MANY_ROWS`] rows or more (`rows_per_step`): measured on an H100 (PETS reference
     /// network, Vulkan), 32-row blocks are faster at 7 000 rows per step and 16-row blocks at
@@ -176,7 +177,8 @@ impl FusedShape {
         if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
             return Err(format!("the fused kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
         }
-        let width = dims[..n_layers].iter().copied().max().unwrap_or(0).max(1) as u64;
+        // Every input, and the outputs, which the forward pass keeps in workgroup memory too.
+        let width = dims.iter().copied().max().unwrap_or(0).max(1) as u64;
         let max_out = dims[1..].iter().copied().max().unwrap_or(0).max(1) as u64;
         let max_wg =
             (limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x) as u64).min(256);
@@ -245,7 +247,8 @@ impl FusedShape {
                 4 * rows4_64 / split_64
             ));
         }
-        let width = dims[..n_layers].iter().copied().max().unwrap_or(0).max(1) as u64;
+        // Every input, and the outputs, which the forward pass keeps in workgroup memory too.
+        let width = dims.iter().copied().max().unwrap_or(0).max(1) as u64;
         let max_out = dims[1..].iter().copied().max().unwrap_or(0).max(1) as u64;
         let lanes = max_out.div_ceil(cols as u64).div_ceil(32) * 32;
         let wg = lanes * split_64;
@@ -298,21 +301,6 @@ impl FusedShape {
             s.wg *= 2;
         }
         Ok(s)
-    }
-
-    /// The same layout with room in workgroup memory for the last layer's outputs as well
-    /// (`LAST_TO_ACT`: the model step keeps them there; `dims` as for [`FusedShape::for_network`]), or why the device has too little.
-    pub fn keeping_outputs(self, dims: &[usize], limits: &wgpu::Limits) -> std::result::Result<Self, String> {
-        let width = self.width.max(dims.last().copied().unwrap_or(0) as u32);
-        let bytes = width as u64 * 16 * self.rows4 as u64;
-        if bytes > limits.max_compute_workgroup_storage_size as u64 {
-            return Err(format!(
-                "{} rows of {width} floats need {bytes} B of workgroup memory, the device has {} B",
-                self.rows(),
-                limits.max_compute_workgroup_storage_size
-            ));
-        }
-        Ok(Self { width, ..self })
     }
 
     /// Rows per workgroup.

@@ -39,8 +39,7 @@ pub struct StepBuffers<'a> {
 /// The layers a model step runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepNetwork {
-    /// `mlp_fused.wgsl`'s f32 layers, laid out as the shape says (which must keep the last
-    /// layer's outputs: [`FusedShape::keeping_outputs`]).
+    /// `mlp_fused.wgsl`'s f32 layers, laid out as the shape says.
     Fused(FusedShape),
     /// `mlp_coop.wgsl`'s layers on 16×16×16 cooperative matrices.
     Coop(CoopShape),
@@ -79,7 +78,6 @@ impl ModelStepKernels {
                     ("FUSED_WG", shape.wg as f64),
                     ("SPLIT", shape.split as f64),
                     ("WIDTH", shape.width as f64),
-                    ("LAST_TO_ACT", 1.0),
                 ];
                 let parts =
                     [COMMON_WGSL, task_wgsl, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL, MODEL_STEP_FUSED_WGSL];

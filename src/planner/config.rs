@@ -57,7 +57,7 @@ pub enum MlpKernel {
     /// One invocation per row with uniform-buffer weights (`mlp_rows.wgsl`): for CPU rasterisers.
     Rows,
     /// The whole network in one dispatch per step, activations in workgroup memory
-    /// (`mlp_fused.wgsl`): for GPUs; needs at most 8 layers and 4 rows of the widest input
+    /// (`mlp_fused.wgsl`): for GPUs; needs at most 8 layers and 4 rows of the widest input or output
     /// in the device's workgroup memory.
     Fused,
     /// As `fused`, with every layer's product on 16×16×16 cooperative matrices (tensor cores):

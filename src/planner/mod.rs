@@ -151,7 +151,6 @@ impl NetKernels {
         layouts: &PlanLayouts,
         cfg: &PlannerConfig,
         task: &Task,
-        ensemble: &Ensemble,
     ) -> Result<Option<ModelStepKernels>> {
         let explicit = match cfg.model_step {
             ModelStep::Split => return Ok(None),
@@ -166,10 +165,7 @@ impl NetKernels {
             }
         };
         let network = match self {
-            NetKernels::Fused(fk) => match fk.shape.keeping_outputs(&ensemble.spec.widths(), ctx.limits()) {
-                Ok(shape) => StepNetwork::Fused(shape),
-                Err(why) => return refuse(why),
-            },
+            NetKernels::Fused(fk) => StepNetwork::Fused(fk.shape),
             NetKernels::Coop(ck) => StepNetwork::Coop(ck.shape),
             _ => return refuse(format!("needs the fused or coop16 network kernel, this planner runs {}", self.name())),
         };
@@ -272,7 +268,7 @@ impl Planner {
                 }
                 let rollout = RolloutKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?;
                 let net = NetKernels::choose(ctx, &cfg, &ensemble)?;
-                let step = net.model_step(ctx, &cem.layouts, &cfg, &task, &ensemble)?;
+                let step = net.model_step(ctx, &cem.layouts, &cfg, &task)?;
                 let packing = match &net {
                     NetKernels::Tiled(_) => Packing::Layers,
                     NetKernels::Rows(_) => Packing::RowsWindows,

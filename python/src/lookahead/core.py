@@ -229,8 +229,8 @@ class Plan:
 class Planner:
     """CEM / random shooting / MPPI / iCEM over an ensemble (or the task's own WGSL dynamics when
     ``ensemble`` is None). ``config`` holds the ``[planner]`` keys of a PETS config (kind,
-    horizon, iterations, population, particles, propagation, mlp_kernel, seed, ...); keyword
-    arguments override them. Unknown keys are a :class:`ConfigError`."""
+    horizon, iterations, population, particles, propagation, mlp_kernel, model_step, seed,
+    ...); keyword arguments override them. Unknown keys are a :class:`ConfigError`."""
 
     def __init__(
         self,
