@@ -26,8 +26,10 @@
 //   group 2, 0 net          : FusedParams (uniform)
 //
 // Dispatch: (ceil(rows of the largest member block / rows per workgroup), members), as the
-// network's own dispatch. Every slot holds exactly one particle (TS1 and TS∞ permute the
-// plan's slots), so each particle's state, track and next inputs are written by one invocation.
+// network's own dispatch; one per step from params.t, or under TS∞ one per iteration for every
+// step (steps_end). Every slot holds exactly one particle (TS1 and TS∞ permute the plan's
+// slots), so each particle's state, track and next inputs are written by one invocation — the
+// same one at every step of a TS∞ dispatch.
 // CPU reference: planner::reference::ensemble_returns_f64 (whole rollouts); the same values as
 // the network dispatch followed by `propagate` (tests/planner.rs).
 
@@ -51,17 +53,28 @@ fn hidden_write(i: u32, v: f32) {
     x0[i] = v;
 }
 
-// Where step params.t's inputs start in x0 (its half); the next step's are in the other.
-fn step_inputs() -> u32 {
-    return (params.t % 2u) * n_particles_total() * params.in_dim;
+// Where step t's inputs start in x0 (its half); the next step's are in the other.
+fn step_inputs(t: u32) -> u32 {
+    return (t % 2u) * n_particles_total() * params.in_dim;
 }
 
-// After the layers (a barrier after the last layer's outputs reached step_out): each
+// The end of the steps one dispatch runs, from params.t: one step, or under TS∞, where a block
+// of slots holds the same particles at every step (so the next step's inputs are the block's
+// own rows), every step to the horizon.
+fn steps_end() -> u32 {
+    if (params.propagation == PROP_TSINF) {
+        return params.horizon;
+    }
+    return params.t + 1u;
+}
+
+// Step t after the layers (a barrier after the last layer's outputs reached step_out): each
 // quantity d < model_out of the block's rows [r0, r0 + n_rows) sampled (one invocation per
 // four rows and quantity, written over its means with step_set), then each row's particle
-// advanced (one invocation per row), its next inputs into x0's other half. `n_inv`
-// invocations; call in uniform control flow.
-fn finish_step(r0: u32, n_rows: u32, li: u32, n_inv: u32) {
+// advanced (one invocation per row), its next inputs into x0's other half; then barriers, so
+// that a next step in the same dispatch (TS∞) reads those inputs and may overwrite the
+// workgroup memory. `n_inv` invocations; call in uniform control flow.
+fn finish_step(r0: u32, n_rows: u32, li: u32, n_inv: u32, t: u32) {
     let in_dim = params.in_dim;
     let d_out = params.model_out;
     let probabilistic = (params.flags & FLAG_SAMPLE_NOISE) != 0u;
@@ -74,16 +87,18 @@ fn finish_step(r0: u32, n_rows: u32, li: u32, n_inv: u32) {
             if (probabilistic) {
                 lv = clamp_logvar(step_out(d_out + d, r), model_consts[2u * in_dim + d], model_consts[2u * in_dim + d_out + d]);
             }
-            step_set(d, r, sample_prediction(particle_in_slot(r0 + r, params.t), d, step_out(d, r), lv));
+            step_set(d, r, sample_prediction(particle_in_slot(r0 + r, t), d, step_out(d, r), lv, t));
         }
     }
     workgroupBarrier();
-    let next = n_particles_total() * in_dim - step_inputs();
+    let next = n_particles_total() * in_dim - step_inputs(t);
     for (var r = li; r < n_rows; r = r + n_inv) {
         var pred: array<f32, MAX_OBS + 1u>; // + 1: a learned reward
         for (var d = 0u; d < d_out; d = d + 1u) {
             pred[d] = step_out(d, r);
         }
-        advance_particle(particle_in_slot(r0 + r, params.t), pred, next);
+        advance_particle(particle_in_slot(r0 + r, t), pred, next, t);
     }
+    storageBarrier();
+    workgroupBarrier();
 }

@@ -29,17 +29,19 @@ fn model_step_coop(
     let r0 = block.x;
     let n_rows = block.y;
     let in_dim = params.in_dim;
-    let cur = step_inputs();
-    for (var i = li; i < 16u * AW; i = i + NS * SG) {
-        let r = i / AW;
-        let k = i % AW;
-        var v = 0.0;
-        if (r < n_rows && k < in_dim) {
-            v = x0[cur + (r0 + r) * in_dim + k];
+    for (var t = params.t; t < steps_end(); t = t + 1u) {
+        let cur = step_inputs(t);
+        for (var i = li; i < 16u * AW; i = i + NS * SG) {
+            let r = i / AW;
+            let k = i % AW;
+            var v = 0.0;
+            if (r < n_rows && k < in_dim) {
+                v = x0[cur + (r0 + r) * in_dim + k];
+            }
+            act[i] = f16(v);
         }
-        act[i] = f16(v);
+        workgroupBarrier();
+        coop_layers(wg.y, r0, n_rows, li, sid);
+        finish_step(r0, n_rows, li, NS * SG, t);
     }
-    workgroupBarrier();
-    coop_layers(wg.y, r0, n_rows, li, sid);
-    finish_step(r0, n_rows, li, NS * SG);
 }

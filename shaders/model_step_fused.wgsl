@@ -27,21 +27,23 @@ fn model_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
         return;
     }
     let in_dim = params.in_dim;
-    let cur = step_inputs();
-    // The block's inputs, four rows per vec4, zero past the block.
-    for (var i = li; i < ROWS4 * in_dim; i = i + FUSED_WG) {
-        let q = i / in_dim;
-        let k = i % in_dim;
-        var v = vec4<f32>(0.0);
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let r = 4u * q + e;
-            if (r < n_rows) {
-                v[e] = x0[cur + (r0 + r) * in_dim + k];
+    for (var t = params.t; t < steps_end(); t = t + 1u) {
+        let cur = step_inputs(t);
+        // The block's inputs, four rows per vec4, zero past the block.
+        for (var i = li; i < ROWS4 * in_dim; i = i + FUSED_WG) {
+            let q = i / in_dim;
+            let k = i % in_dim;
+            var v = vec4<f32>(0.0);
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                let r = 4u * q + e;
+                if (r < n_rows) {
+                    v[e] = x0[cur + (r0 + r) * in_dim + k];
+                }
             }
+            act[k * ROWS4 + q] = v;
         }
-        act[k * ROWS4 + q] = v;
+        workgroupBarrier();
+        fused_layers(wg.y, r0, n_rows, li);
+        finish_step(r0, n_rows, li, FUSED_WG, t);
     }
-    workgroupBarrier();
-    fused_layers(wg.y, r0, n_rows, li);
-    finish_step(r0, n_rows, li, FUSED_WG);
 }

@@ -86,23 +86,23 @@ fn write_inputs(n: u32, t: u32, base: u32) {
     }
 }
 
-// Predicted quantity d of particle n at step params.t from the model's mean `mu` and clamped
+// Predicted quantity d of particle n at step t from the model's mean `mu` and clamped
 // log-variance `lv`: mu + exp(lv / 2)·ε for a probabilistic model (ε from the particle's noise
 // stream), else mu.
-fn sample_prediction(n: u32, d: u32, mu: f32, lv: f32) -> f32 {
+fn sample_prediction(n: u32, d: u32, mu: f32, lv: f32, t: u32) -> f32 {
     if ((params.flags & FLAG_SAMPLE_NOISE) == 0u) {
         return mu;
     }
     let pk = params.population * params.particles;
     let key = vec2<u32>(params.seed_lo, params.seed_hi);
-    let w = philox(vec4<u32>((n % pk) * params.model_out + d, n / pk, params.call, tag(PURPOSE_NOISE, params.iteration, params.t)), key);
+    let w = philox(vec4<u32>((n % pk) * params.model_out + d, n / pk, params.call, tag(PURPOSE_NOISE, params.iteration, t)), key);
     return mu + exp(0.5 * lv) * box_muller(w.x, w.y).x;
 }
 
-// Particle n's step params.t from its sampled prediction `pred` (state deltas, then the reward
-// with a learned reward): the next state, the return and alive flag, and (before the horizon)
-// the next step's inputs, written to x0 from `next_base`.
-fn advance_particle(n: u32, pred: array<f32, MAX_OBS + 1u>, next_base: u32) {
+// Particle n's step t from its sampled prediction `pred` (state deltas, then the reward with a
+// learned reward): the next state, the return and alive flag, and (before the horizon) the next
+// step's inputs, written to x0 from `next_base`.
+fn advance_particle(n: u32, pred: array<f32, MAX_OBS + 1u>, next_base: u32, t: u32) {
     var before: array<f32, MAX_OBS>;
     var next: array<f32, MAX_OBS>;
     for (var d = 0u; d < params.obs_dim; d = d + 1u) {
@@ -110,7 +110,7 @@ fn advance_particle(n: u32, pred: array<f32, MAX_OBS + 1u>, next_base: u32) {
         next[d] = before[d] + pred[d];
         state[n * params.obs_dim + d] = next[d];
     }
-    let act = load_action(n, params.t);
+    let act = load_action(n, t);
     var reward = 0.0;
     if ((params.flags & FLAG_LEARNED_REWARD) != 0u) {
         reward = pred[params.obs_dim];
@@ -122,7 +122,7 @@ fn advance_particle(n: u32, pred: array<f32, MAX_OBS + 1u>, next_base: u32) {
     if (env_terminated(act, next)) {
         track[n * 2u + 1u] = 0.0;
     }
-    if (params.t + 1u < params.horizon) {
-        write_inputs(n, params.t + 1u, next_base);
+    if (t + 1u < params.horizon) {
+        write_inputs(n, t + 1u, next_base);
     }
 }

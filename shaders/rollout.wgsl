@@ -127,8 +127,8 @@ fn propagate(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
                 lv = clamp_logvar(out[s * cols + d_out + d], model_consts[2u * in_dim + d], model_consts[2u * in_dim + d_out + d]);
             }
         }
-        pred[d] = sample_prediction(n, d, mu, lv);
+        pred[d] = sample_prediction(n, d, mu, lv, params.t);
     }
     // The next step's inputs, from the state just written (saves a dispatch per step).
-    advance_particle(n, pred, 0u);
+    advance_particle(n, pred, 0u, params.t);
 }

@@ -520,8 +520,11 @@ impl Planner {
                     for t in 0..h {
                         let off = offset(it, t);
                         if let ([LayerDispatch::Step(bg, net_bg, groups)], Some(sk)) = (layers.as_slice(), step) {
-                            let groups_of = [(&ws.params_bg, &[off][..]), (bg, &[][..]), (net_bg, &[][..])];
-                            rec.dispatch("model_step", &sk.step, &groups_of, *groups);
+                            // Under TS∞ the dispatch at step 0 runs every step (model_step.wgsl).
+                            if t == 0 || self.cfg.propagation != Propagation::Tsinf {
+                                let groups_of = [(&ws.params_bg, &[off][..]), (bg, &[][..]), (net_bg, &[][..])];
+                                rec.dispatch("model_step", &sk.step, &groups_of, *groups);
+                            }
                             continue;
                         }
                         for (l, layer) in layers.iter().enumerate() {
