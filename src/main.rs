@@ -571,7 +571,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 kernels.push("fused".into());
             }
             for kernel in &kernels {
-                match (lookahead::verify::check_network_kernel(&ctx, kernel), force) {
+                match (lookahead::verify::check_network_kernel(&ctx, kernel, model_step), force) {
                     (Ok(()), _) => {
                         println!("verified: the {kernel} network kernel matches its f64 reference on this adapter")
                     }

@@ -665,7 +665,7 @@ pub fn optional_cases(ctx: &GpuContext) -> Vec<Case> {
         ),
         case(
             "mlp.coop16",
-            "a plan's candidate returns through coop16 vs fused (TS1, same stream); its model step in one dispatch vs two",
+            "a plan's candidate returns through coop16 vs fused (TS1, TS∞, same stream); its model step in one dispatch vs two",
             Some(COOP16_TOL),
             case_plan_coop16,
         ),
@@ -719,27 +719,31 @@ fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
 fn case_plan_coop16(ctx: &GpuContext) -> Result<Comparison> {
     let ens = small_ensemble(3, 1, true, false, 7)?;
     let obs = vec![vec![0.6f32, -0.8, 0.3], vec![-1.0, 0.05, -2.0]];
-    let returns = |mlp_kernel, model_step| -> Result<Vec<f32>> {
-        let cfg = PlannerConfig { iterations: 1, mlp_kernel, model_step, ..small_cem(Propagation::Ts1, mlp_kernel) };
+    let returns = |mlp_kernel, model_step, propagation| -> Result<Vec<f32>> {
+        let cfg = PlannerConfig { iterations: 1, mlp_kernel, model_step, ..small_cem(propagation, mlp_kernel) };
         let mut planner = Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Ensemble(ens.clone()), cfg)?;
         planner.plan_batch(&obs)?;
         Ok(planner.last_iteration()?.candidate_returns)
     };
     let f64s = |v: Vec<f32>| -> Vec<f64> { v.iter().map(|x| *x as f64).collect() };
-    // The f32 layers (checked against f64 elsewhere) against coop16's, each model step in one
-    // dispatch; then coop16's model step in one dispatch against its network dispatch followed
-    // by propagate (the same f16 products either way).
-    let fused = f64s(returns(MlpKernel::Fused, ModelStep::Split)?);
-    let coop_step = returns(MlpKernel::Coop16, ModelStep::Fused)?;
-    let coop_split = returns(MlpKernel::Coop16, ModelStep::Split)?;
-    let mut c = compare("candidate returns, coop16 vs fused", &coop_step, &fused, COOP16_TOL);
-    c.merge(compare(
-        "candidate returns, coop16, model step split vs one dispatch",
-        &coop_split,
-        &f64s(coop_step),
-        FORWARD_TOL,
-    ));
-    Ok(c)
+    // Per propagation: the f32 layers (checked against f64 elsewhere), each model step split,
+    // against coop16's with each model step in one dispatch (TS∞: one per iteration); then
+    // coop16's split step against its one-dispatch step (the same f16 products either way).
+    let mut c: Option<Comparison> = None;
+    for propagation in [Propagation::Ts1, Propagation::Tsinf] {
+        let prop = format!("{propagation:?}").to_lowercase();
+        let fused = f64s(returns(MlpKernel::Fused, ModelStep::Split, propagation)?);
+        let coop_step = returns(MlpKernel::Coop16, ModelStep::Fused, propagation)?;
+        let coop_split = returns(MlpKernel::Coop16, ModelStep::Split, propagation)?;
+        let mut this = compare(&format!("{prop}: candidate returns, coop16 vs fused"), &coop_step, &fused, COOP16_TOL);
+        let what = format!("{prop}: candidate returns, coop16, model step split vs one dispatch");
+        this.merge(compare(&what, &coop_split, &f64s(coop_step), FORWARD_TOL));
+        match c.as_mut() {
+            Some(c) => c.merge(this),
+            None => c = Some(this),
+        }
+    }
+    Ok(c.expect("two propagations"))
 }
 
 fn case_env(ctx: &GpuContext, kind: EnvKind, quick: bool) -> Result<Comparison> {
@@ -1378,9 +1382,10 @@ pub fn auto_network_kernel(ctx: &GpuContext) -> Result<String> {
 }
 
 /// Checks that the network kernel `kernel` computes the right network on `ctx` (the quick
-/// cases of its family and a whole plan through it), for `lookahead bench` before it times it:
-/// an error naming the family and the worst value when it does not.
-pub fn check_network_kernel(ctx: &GpuContext, kernel: &str) -> Result<()> {
+/// cases of its family and whole plans through it under TS1 and TS∞ with `model_step`), for
+/// `lookahead bench` before it times it: an error naming the family and the worst value when it
+/// does not.
+pub fn check_network_kernel(ctx: &GpuContext, kernel: &str, model_step: ModelStep) -> Result<()> {
     let family = format!("mlp.{kernel}");
     let mut table = cases(true);
     table.extend(optional_cases(ctx));
@@ -1392,12 +1397,17 @@ pub fn check_network_kernel(ctx: &GpuContext, kernel: &str) -> Result<()> {
     if !table.iter().any(|c| c.family == family) {
         return Err(Error::InvalidInput(format!("verification has no case for a network kernel named {kernel:?}")));
     }
-    let failed: Vec<CaseResult> = table
-        .iter()
-        .filter(|c| c.family == family || (c.family == "plan.ensemble" && c.name.starts_with("ts1")))
-        .map(|c| run_case(ctx, c))
-        .filter(|r| !r.passed)
-        .collect();
+    table.retain(|c| c.family == family);
+    // Whole plans through the f32 kernels against the f64 reference (coop16's family compares
+    // its plans with the fused kernel's instead), each model step as the benchmark runs it.
+    if let Some(k) = MlpKernel::from_name(kernel).filter(|k| *k != MlpKernel::Coop16) {
+        for propagation in [Propagation::Ts1, Propagation::Tsinf] {
+            let prop = format!("{propagation:?}").to_lowercase();
+            let name = format!("{prop}, network kernel {kernel}, model step {}", model_step.name());
+            table.push(case("plan.ensemble", &name, Some(PLAN_TOL), move |c| case_plan(c, propagation, k, model_step)));
+        }
+    }
+    let failed: Vec<CaseResult> = table.iter().map(|c| run_case(ctx, c)).filter(|r| !r.passed).collect();
     match failed.first() {
         None => Ok(()),
         Some(r) => Err(Error::InvalidInput(format!(

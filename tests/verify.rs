@@ -4,6 +4,7 @@
 
 mod common;
 
+use lookahead::planner::ModelStep;
 use lookahead::verify::{self, AdapterReport};
 
 #[test]
@@ -41,12 +42,18 @@ fn the_quick_table_has_the_same_families_and_the_network_check_passes() {
     let quick: std::collections::BTreeSet<&str> = verify::cases(true).iter().map(|c| c.family).collect();
     assert_eq!(full, quick);
     let kernel = verify::auto_network_kernel(&ctx).expect("a network kernel");
-    verify::check_network_kernel(&ctx, &kernel).expect("the kernel bench would time is verified");
-    let err = verify::check_network_kernel(&ctx, "nonexistent").unwrap_err().to_string();
+    verify::check_network_kernel(&ctx, &kernel, ModelStep::Auto).expect("the kernel bench would time is verified");
+    // The fused kernel with each model step in one dispatch (TS∞: one per iteration), as
+    // `bench plan --mlp-kernel fused` times it.
+    verify::check_network_kernel(&ctx, "fused", ModelStep::Fused).expect("fused, one dispatch per step");
+    // A model step that cannot run with the kernel is named, not timed.
+    let err = verify::check_network_kernel(&ctx, "tiled", ModelStep::Fused).unwrap_err().to_string();
+    assert!(err.contains("planner.model_step"), "{err}");
+    let err = verify::check_network_kernel(&ctx, "nonexistent", ModelStep::Auto).unwrap_err().to_string();
     assert!(err.contains("no case"), "{err}");
     // The tensor-core kernel where the adapter lacks it: what is missing, not "no case".
     if !ctx.has_coop16() {
-        let err = verify::check_network_kernel(&ctx, "coop16").unwrap_err().to_string();
+        let err = verify::check_network_kernel(&ctx, "coop16", ModelStep::Auto).unwrap_err().to_string();
         assert!(err.contains("lacks 16×16×16 cooperative matrices"), "{err}");
     }
 }

@@ -94,13 +94,14 @@ impl MlpKernel {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum ModelStep {
-    /// `fused` where it can run (the network on the `fused` kernel, TS1 or TS∞, a built-in
-    /// task's WGSL), else `split` (default).
+    /// `fused` where it can run (the network on the `fused` or `coop16` kernel, TS1 or TS∞, a
+    /// built-in task's WGSL), else `split` (default).
     #[default]
     Auto,
     /// One dispatch per step (`model_step.wgsl`): the network, the sampled prediction and the
-    /// particles' next states, rewards and inputs, the outputs never leaving workgroup memory.
-    /// Needs the `fused` network kernel and TS1 or TS∞.
+    /// particles' next states, rewards and inputs, the outputs never leaving workgroup memory;
+    /// under TS∞ one dispatch per iteration runs every step. Needs the `fused` or `coop16`
+    /// network kernel and TS1 or TS∞.
     Fused,
     /// The network's dispatch, then `propagate` (`rollout.wgsl`).
     Split,

@@ -186,7 +186,7 @@ impl Planner {
             ("hidden activations (slots × widest hidden layer × 4 B)", slots * max_width * 4),
             ("model outputs (slots × outputs × 4 B)", slots * out_cols * 4),
             (
-                "every step's slots and their inverse (2 × batch × population × particles × horizon × 4 B)",
+                "every step's slots and their inverse (2 × batch × population × particles × horizon (TS1; TS∞ one) × 4 B)",
                 2 * n * slot_rows * 4,
             ),
         ];
