@@ -44,12 +44,12 @@ fn slot_row(t: u32) -> u32 {
     return t;
 }
 
-// The slot evaluating particle n at step t (permute_slots wrote it).
+// The slot evaluating particle n at step t (begin_rollout wrote it).
 fn slot_of_step(n: u32, t: u32) -> u32 {
     return slot_of[slot_row(t) * n_particles_total() + n];
 }
 
-// The particle that slot s evaluates at step t (permute_slots wrote the inverse).
+// The particle that slot s evaluates at step t (begin_rollout wrote the inverse).
 fn particle_in_slot(s: u32, t: u32) -> u32 {
     let total = n_particles_total();
     return slot_of[(slot_rows() + slot_row(t)) * total + s];

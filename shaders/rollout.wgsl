@@ -1,8 +1,8 @@
 // rollout.wgsl — trajectory-sampling rollout of a learned ensemble (PETS, Chua et al. 2018,
-// §4.2: TS1, TS∞ and expectation propagation): per iteration init_particles, permute_slots
-// (every step's slots, TS1 and TS∞) and prepare_inputs (step 0), then per step t either the
+// §4.2: TS1, TS∞ and expectation propagation): per iteration begin_rollout (every particle's
+// start, every step's slots for TS1 and TS∞, step 0's inputs), then per step t either the
 // network (mlp*.wgsl) and propagate, which also writes the inputs of step t + 1, or the whole
-// step in one model_step.wgsl dispatch (TS1 and TS∞).
+// step in one model_step.wgsl dispatch (TS1 and TS∞; TS∞: every step in one).
 //
 // Bindings (declared in rollout_layout.wgsl, put before this part and particles.wgsl)
 //   group 0, 0 params       : PlanParams (uniform, dynamic offset: one entry per iteration × t)
@@ -27,20 +27,6 @@
 // CPU reference: kernels::rollout::reference::member_of (the slot each particle uses) and, for
 // whole rollouts, planner::reference::ensemble_returns_f64.
 
-@compute @workgroup_size(WG_SIZE)
-fn init_particles(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = flat_index(gid, nwg);
-    if (n >= n_particles_total()) {
-        return;
-    }
-    let b = n / (params.population * params.particles);
-    for (var d = 0u; d < params.obs_dim; d = d + 1u) {
-        state[n * params.obs_dim + d] = obs[b * params.obs_dim + d];
-    }
-    track[n * 2u] = 0.0;
-    track[n * 2u + 1u] = 1.0;
-}
-
 // The slot that evaluates particle n at step t: its plan's local slots permuted by a keyed
 // Feistel network (TS1: per step; TS∞: one permutation per iteration), mapped to the global
 // member-major layout.
@@ -62,33 +48,41 @@ fn slot_at(n: u32, t: u32) -> u32 {
     return params.n_batch * start + b * count + (ls - start);
 }
 
-// Every slot of the iteration, drawn up front (one invocation per step and particle, in
-// parallel, instead of one permutation per particle inside every step's propagate):
-// slot_of[t · N + n] = slot_at(n, t) for t < slot_rows(), and its inverse after them.
-// Not dispatched for expectation.
+// The start of an iteration's rollout, one invocation per (slot row, particle):
+// max(slot_rows, 1) × N, rows as slot_rows() for TS1 and TS∞, none for expectation.
+// Invocation (t, n) draws particle n's slot at step t, slot_of[t · N + n] = slot_at(n, t), and
+// writes its inverse after the slot rows (every step's slots drawn up front, in parallel,
+// rather than one permutation per particle inside every step). Invocation (0, n) also starts
+// particle n (the plan's observation, return 0, alive) and writes its step-0 inputs into x0's
+// first half, with the slot it has just drawn; every later step's inputs are written by the
+// previous step's `propagate` or `model_step`.
 @compute @workgroup_size(WG_SIZE)
-fn permute_slots(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+fn begin_rollout(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat_index(gid, nwg);
     let total = n_particles_total();
-    let rows = slot_rows();
-    if (i >= rows * total) {
+    var rows = 0u;
+    if (params.propagation != PROP_EXPECTATION) {
+        rows = slot_rows();
+    }
+    if (i >= max(rows, 1u) * total) {
         return;
     }
+    let n = i % total;
     let t = i / total;
-    let s = slot_at(i % total, t);
-    slot_of[i] = s;
-    slot_of[(rows + t) * total + s] = i % total;
-}
-
-// The inputs of step params.t (dispatched once per iteration, for t = 0, into x0's first half:
-// every later step's inputs are written by the previous step's `propagate` or `model_step`).
-@compute @workgroup_size(WG_SIZE)
-fn prepare_inputs(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let n = flat_index(gid, nwg);
-    if (n >= n_particles_total()) {
-        return;
+    if (rows > 0u) {
+        let s = slot_at(n, t);
+        slot_of[i] = s;
+        slot_of[(rows + t) * total + s] = n;
     }
-    write_inputs(n, params.t, 0u);
+    if (t == 0u) {
+        let b = n / (params.population * params.particles);
+        for (var d = 0u; d < params.obs_dim; d = d + 1u) {
+            state[n * params.obs_dim + d] = obs[b * params.obs_dim + d];
+        }
+        track[n * 2u] = 0.0;
+        track[n * 2u + 1u] = 1.0;
+        write_inputs(n, 0u, 0u);
+    }
 }
 
 // One particle's step from the network's outputs in `out`.

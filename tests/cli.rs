@@ -61,24 +61,32 @@ fn quick_plan_bench_writes_the_documented_json() {
     let timestamps = v["timestamps"].as_bool().expect("timestamps is reported");
     let results = v["results"].as_array().unwrap();
     assert!(!results.is_empty());
-    // quick_cartpole_ts1: 2 iterations × (sample, init, permute_slots, prepare, 15 steps ×
-    // (network, propagate), particle_mean, rank, update) + the warm-start shift; the network is one
-    // dispatch (fused), one per layer (tiled) or one per layer and member (the row kernel that
-    // CPU rasterisers get: 5 layers × 7 members).
+    // quick_cartpole_ts1: 2 iterations × (sample, begin_rollout, 15 steps, particle_mean, rank,
+    // update) + the warm-start shift. A step is one model_step dispatch (model_step = fused, on
+    // GPUs), or the network and propagate: the network is one dispatch (fused), one per layer
+    // (tiled) or one per layer and member (the row kernel that CPU rasterisers get: 5 layers × 7
+    // members).
     let net = results[0]["mlp_kernel"].as_str().expect("the network kernel is reported");
+    let one_dispatch = results[0]["model_step"].as_str().expect("the model step is reported") == "fused";
     let network = match net {
-        "fused" => 1,
+        "fused" | "coop16" => 1,
         "tiled" => 5,
         "rows" => 35,
         other => panic!("unknown network kernel {other}"),
     };
-    assert_eq!(results[0]["dispatches_per_plan"].as_u64(), Some(2 * (4 + 15 * (1 + network) + 3) + 1));
+    let step = if one_dispatch { 1 } else { 1 + network };
+    assert_eq!(results[0]["dispatches_per_plan"].as_u64(), Some(2 * (2 + 15 * step + 3) + 1));
     for r in results {
         if timestamps {
             let p = r["profile"].as_object().expect("a profile per case");
             // Every kind rolls out and averages particles; sampling and updates differ by kind.
-            let layers: &[&str] = if net == "fused" { &["mlp_fused"] } else { &["layer0", "layer4"] };
-            for k in ["permute_slots", "prepare_inputs", "propagate", "particle_mean"].iter().chain(layers) {
+            let step: &[&str] = match (one_dispatch, net) {
+                (true, _) => &["model_step"],
+                (false, "fused") => &["mlp_fused", "propagate"],
+                (false, "coop16") => &["mlp_coop", "propagate"],
+                _ => &["layer0", "layer4", "propagate"],
+            };
+            for k in ["begin_rollout", "particle_mean"].iter().chain(step) {
                 assert!(p[*k].as_f64().is_some_and(|ms| ms > 0.0), "profile.{k} in {r}");
             }
             let gpu: f64 = p.values().filter_map(|v| v.as_f64()).sum();

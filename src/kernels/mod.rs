@@ -144,7 +144,7 @@ pub fn shaders() -> Vec<ShaderSource> {
         out.push(ShaderSource {
             name: "rollout",
             parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, PARTICLES_WGSL, ROLLOUT_WGSL],
-            entry_points: &["init_particles", "permute_slots", "prepare_inputs", "propagate"],
+            entry_points: &["begin_rollout", "propagate"],
         });
         out.push(ShaderSource {
             name: "model_step",

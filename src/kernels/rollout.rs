@@ -44,12 +44,9 @@ pub fn bind_rollout(ctx: &GpuContext, layouts: &PlanLayouts, label: &str, b: &Ro
 
 /// The pipelines of `rollout.wgsl` for one task's WGSL functions (a learned ensemble).
 pub struct RolloutKernels {
-    /// `init_particles`: one invocation per particle.
-    pub init: wgpu::ComputePipeline,
-    /// `permute_slots`: one invocation per particle and step (TS1) or particle (TS∞).
-    pub permute: wgpu::ComputePipeline,
-    /// `prepare_inputs`: one invocation per particle.
-    pub prepare: wgpu::ComputePipeline,
+    /// `begin_rollout`: one invocation per particle and step (TS1) or particle (TS∞,
+    /// expectation).
+    pub begin: wgpu::ComputePipeline,
     /// `propagate`: one invocation per particle.
     pub propagate: wgpu::ComputePipeline,
 }
@@ -69,12 +66,7 @@ impl RolloutKernels {
                 true,
             )
         };
-        Ok(Self {
-            init: pipe("init_particles")?,
-            permute: pipe("permute_slots")?,
-            prepare: pipe("prepare_inputs")?,
-            propagate: pipe("propagate")?,
-        })
+        Ok(Self { begin: pipe("begin_rollout")?, propagate: pipe("propagate")? })
     }
 }
 
@@ -222,7 +214,7 @@ pub mod reference {
     use super::Propagation;
     use crate::kernels::{purpose, rng};
 
-    /// Member evaluating local particle `j` of plan `b` at step `t` (`prepare_inputs`).
+    /// Member evaluating local particle `j` of plan `b` at step `t` (`begin_rollout`).
     #[allow(clippy::too_many_arguments)]
     pub fn member_of(
         j: u32,

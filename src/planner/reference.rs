@@ -32,7 +32,7 @@ pub fn analytic_returns_f64(task: RefTask, obs: &[f64], actions: &[f64], horizon
         .collect()
 }
 
-/// `init_particles`, `prepare_inputs`, then `horizon` × (ensemble, `propagate`): the return of
+/// `begin_rollout`, then `horizon` × (ensemble, `propagate`): the return of
 /// every particle (`[population · particles]`) of one plan.
 #[allow(clippy::too_many_arguments)]
 pub fn ensemble_returns_f64(

@@ -149,7 +149,7 @@ impl Planner {
         let archive = if cfg.kind == PlannerKind::Icem { b * self.n_elites as u64 * h * a } else { 0 };
         let members = self.model.as_ref().map_or(1, |m| m.ensemble.spec.n_members as u64);
         let max_local_slots = p * k * if cfg.propagation == Propagation::Expectation { members } else { 1 };
-        // Rows of slot_of (`permute_slots`): a permutation per step for TS1, one for TS∞, none
+        // Rows of slot_of (`begin_rollout`): a permutation per step for TS1, one for TS∞, none
         // for expectation or known dynamics.
         let slot_rows: u64 = match (&self.model, cfg.propagation) {
             (Some(_), Propagation::Ts1) => h,
@@ -504,19 +504,14 @@ impl Planner {
                         .find(|(q, _)| *q as usize == pop)
                         .expect("every iteration's population was bound")
                         .1;
-                    run(&mut rec, "init_particles", &rollout.init, &ws.rollout_bg, off0, grid_particles);
-                    // Every step's slots (TS1: one permutation per step; TS∞: one for all).
+                    // Every particle's start, every step's slots (TS1: one permutation per step;
+                    // TS∞: one for all) and step 0's inputs; later steps write the next inputs.
                     let rows = match self.cfg.propagation {
                         Propagation::Ts1 => h,
-                        Propagation::Tsinf => 1,
-                        Propagation::Expectation => 0,
+                        Propagation::Tsinf | Propagation::Expectation => 1,
                     };
-                    if rows > 0 {
-                        let grid_slots = grid(nb * pop * self.particles * rows);
-                        run(&mut rec, "permute_slots", &rollout.permute, &ws.rollout_bg, off0, grid_slots);
-                    }
-                    // Step 0's inputs; propagate writes those of every later step.
-                    run(&mut rec, "prepare_inputs", &rollout.prepare, &ws.rollout_bg, off0, grid_particles);
+                    let grid_begin = grid(nb * pop * self.particles * rows);
+                    run(&mut rec, "begin_rollout", &rollout.begin, &ws.rollout_bg, off0, grid_begin);
                     for t in 0..h {
                         let off = offset(it, t);
                         if let ([LayerDispatch::Step(bg, net_bg, groups)], Some(sk)) = (layers.as_slice(), step) {
