@@ -440,6 +440,12 @@ impl Planner {
     fn network_kernel(&self) -> PyResult<Option<&'static str>> {
         Ok(lock(&self.planner)?.network_kernel())
     }
+
+    /// How a model step is dispatched ("fused": one dispatch, "split": the network then
+    /// propagate), or None for analytic dynamics.
+    fn model_step(&self) -> PyResult<Option<&'static str>> {
+        Ok(lock(&self.planner)?.model_step())
+    }
 }
 
 /// Transitions for training: (obs, act, next_obs, reward, terminated), checked on the way in.

@@ -64,6 +64,10 @@ def test_unknown_and_impossible_settings_are_config_errors(ctx):
     # One dispatch per model step needs the fused (or coop16) network kernel.
     with pytest.raises(la.ConfigError, match="model_step"):
         small_planner(ctx, mlp_kernel="tiled", model_step="fused")
+    fused = small_planner(ctx, mlp_kernel="fused", model_step="fused")
+    split = small_planner(ctx, mlp_kernel="fused", model_step="split")
+    assert (fused.model_step, split.model_step) == ("fused", "split")
+    np.testing.assert_array_equal(fused.plan(np.zeros(3)).actions, split.plan(np.zeros(3)).actions)
     ens = la.Ensemble.random(3, 1, members=3, hidden=[8])
     with pytest.raises(la.ConfigError, match="num_elites"):
         la.Trainer(ctx, ens, num_elites=5)

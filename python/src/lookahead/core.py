@@ -296,6 +296,13 @@ class Planner:
         """The kernel running the network on this adapter (fused, tiled, rows, coop16), or None."""
         return self._native.network_kernel()
 
+    @property
+    def model_step(self) -> Optional[str]:
+        """How a model step is dispatched: "fused" (the network and the particles' step in one
+        dispatch) or "split" (the network, then the particles' step), or None for analytic
+        dynamics."""
+        return self._native.model_step()
+
 
 def _transitions(d: int, a: int, obs: Any, action: Any, next_obs: Any, reward: Any, terminated: Any):
     """n transitions as the engine's byte arrays: (n, obs, act, next, reward, terminated list);
