@@ -133,6 +133,11 @@ impl CoopShape {
         Ok(Self { sg, act_width: act_width as u32, prod_width: prod_width as u32 })
     }
 
+    /// The WGSL overrides of `mlp_coop.wgsl` for this layout.
+    pub fn overrides(&self) -> [(&'static str, f64); 3] {
+        [("SG", self.sg as f64), ("AW", self.act_width as f64), ("PW", self.prod_width as f64)]
+    }
+
     /// Workgroups of one dispatch over `p`'s rows (16 per workgroup), checked against the device limit.
     pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
         block_grid(ctx, p, TILE as u32, "mlp_coop.forward_coop")
@@ -161,8 +166,7 @@ impl MlpCoopKernels {
         }
         let layout = network_layout(ctx, "mlp_coop")?;
         let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL, MLP_COOP_NET_WGSL];
-        let constants = [("SG", shape.sg as f64), ("AW", shape.act_width as f64), ("PW", shape.prod_width as f64)];
-        let forward = pipeline_with(ctx, "mlp_coop", &parts, "forward_coop", &[&layout], &constants)?;
+        let forward = pipeline_with(ctx, "mlp_coop", &parts, "forward_coop", &[&layout], &shape.overrides())?;
         Ok(Self { layout, forward, shape })
     }
 

@@ -303,6 +303,18 @@ impl FusedShape {
         Ok(s)
     }
 
+    /// The WGSL overrides of `mlp_fused.wgsl` for this layout (every module built on
+    /// `fused_layers` sets them).
+    pub fn overrides(&self) -> [(&'static str, f64); 5] {
+        [
+            ("ROWS4", self.rows4 as f64),
+            ("COLS", self.cols as f64),
+            ("FUSED_WG", self.wg as f64),
+            ("SPLIT", self.split as f64),
+            ("WIDTH", self.width as f64),
+        ]
+    }
+
     /// Rows per workgroup.
     pub fn rows(&self) -> u32 {
         4 * self.rows4
@@ -361,14 +373,8 @@ impl MlpFusedKernels {
     fn build(ctx: &GpuContext, shape: FusedShape, backward: bool) -> Result<Self> {
         let layout = network_layout(ctx, "mlp_fused")?;
         let parts = [COMMON_WGSL, MLP_FUSED_WGSL, MLP_FUSED_NET_WGSL];
-        let constants = [
-            ("ROWS4", shape.rows4 as f64),
-            ("COLS", shape.cols as f64),
-            ("FUSED_WG", shape.wg as f64),
-            ("SPLIT", shape.split as f64),
-            ("WIDTH", shape.width as f64),
-            ("BACKWARD", f64::from(u8::from(backward))),
-        ];
+        let mut constants = shape.overrides().to_vec();
+        constants.push(("BACKWARD", f64::from(u8::from(backward))));
         let forward = pipeline_with(ctx, "mlp_fused", &parts, "forward_fused", &[&layout], &constants)?;
         Ok(Self { layout, forward, shape })
     }

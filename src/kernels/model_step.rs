@@ -72,24 +72,13 @@ impl ModelStepKernels {
         let groups = [&layouts.params, &layouts.rollout, &net_layout];
         let step = match network {
             StepNetwork::Fused(shape) => {
-                let constants = [
-                    ("ROWS4", shape.rows4 as f64),
-                    ("COLS", shape.cols as f64),
-                    ("FUSED_WG", shape.wg as f64),
-                    ("SPLIT", shape.split as f64),
-                    ("WIDTH", shape.width as f64),
-                ];
                 let parts =
                     [COMMON_WGSL, task_wgsl, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL, MODEL_STEP_FUSED_WGSL];
-                pipeline_with(ctx, &format!("model_step/{task}"), &parts, "model_step", &groups, &constants)?
+                pipeline_with(ctx, &format!("model_step/{task}"), &parts, "model_step", &groups, &shape.overrides())?
             }
             StepNetwork::Coop(shape) => {
-                let constants = [
-                    ("SG", shape.sg as f64),
-                    ("AW", shape.act_width as f64),
-                    ("PW", shape.prod_width as f64),
-                    ("LAST_TO_PROD", 1.0),
-                ];
+                let mut constants = shape.overrides().to_vec();
+                constants.push(("LAST_TO_PROD", 1.0));
                 let parts = [
                     DIRECTIVES,
                     COMMON_WGSL,
