@@ -31,6 +31,8 @@ fn plans(ctx: &GpuContext) -> Vec<Vec<f32>> {
         (Propagation::Tsinf, MlpKernel::Rows),
         (Propagation::Expectation, MlpKernel::Tiled),
         (Propagation::Ts1, MlpKernel::Fused),
+        // The one-dispatch model step, TS∞: every step of an iteration in one dispatch.
+        (Propagation::Tsinf, MlpKernel::Fused),
     ] {
         let cfg = PlannerConfig {
             horizon: 5,
