@@ -729,21 +729,17 @@ fn case_plan_coop16(ctx: &GpuContext) -> Result<Comparison> {
     // Per propagation: the f32 layers (checked against f64 elsewhere), each model step split,
     // against coop16's with each model step in one dispatch (TS∞: one per iteration); then
     // coop16's split step against its one-dispatch step (the same f16 products either way).
-    let mut c: Option<Comparison> = None;
+    let mut c = Comparison::start();
     for propagation in [Propagation::Ts1, Propagation::Tsinf] {
         let prop = format!("{propagation:?}").to_lowercase();
         let fused = f64s(returns(MlpKernel::Fused, ModelStep::Split, propagation)?);
         let coop_step = returns(MlpKernel::Coop16, ModelStep::Fused, propagation)?;
         let coop_split = returns(MlpKernel::Coop16, ModelStep::Split, propagation)?;
-        let mut this = compare(&format!("{prop}: candidate returns, coop16 vs fused"), &coop_step, &fused, COOP16_TOL);
+        c.merge(compare(&format!("{prop}: candidate returns, coop16 vs fused"), &coop_step, &fused, COOP16_TOL));
         let what = format!("{prop}: candidate returns, coop16, model step split vs one dispatch");
-        this.merge(compare(&what, &coop_split, &f64s(coop_step), FORWARD_TOL));
-        match c.as_mut() {
-            Some(c) => c.merge(this),
-            None => c = Some(this),
-        }
+        c.merge(compare(&what, &coop_split, &f64s(coop_step), FORWARD_TOL));
     }
-    Ok(c.expect("two propagations"))
+    Ok(c)
 }
 
 fn case_env(ctx: &GpuContext, kind: EnvKind, quick: bool) -> Result<Comparison> {

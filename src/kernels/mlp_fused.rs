@@ -177,8 +177,7 @@ impl FusedShape {
         if n_layers == 0 || n_layers > FUSED_MAX_LAYERS {
             return Err(format!("the fused kernel takes 1 to {FUSED_MAX_LAYERS} layers, this network has {n_layers}"));
         }
-        // Every input, and the outputs, which the forward pass keeps in workgroup memory too.
-        let width = dims.iter().copied().max().unwrap_or(0).max(1) as u64;
+        let width = row_width(dims);
         let max_out = dims[1..].iter().copied().max().unwrap_or(0).max(1) as u64;
         let max_wg =
             (limits.max_compute_invocations_per_workgroup.min(limits.max_compute_workgroup_size_x) as u64).min(256);
@@ -247,8 +246,7 @@ impl FusedShape {
                 4 * rows4_64 / split_64
             ));
         }
-        // Every input, and the outputs, which the forward pass keeps in workgroup memory too.
-        let width = dims.iter().copied().max().unwrap_or(0).max(1) as u64;
+        let width = row_width(dims);
         let max_out = dims[1..].iter().copied().max().unwrap_or(0).max(1) as u64;
         let lanes = max_out.div_ceil(cols as u64).div_ceil(32) * 32;
         let wg = lanes * split_64;
@@ -324,6 +322,12 @@ impl FusedShape {
     pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
         block_grid(ctx, p, self.rows(), "mlp_fused.forward_fused")
     }
+}
+
+/// Floats per row a workgroup keeps for a network of widths `dims`: every layer's input, and the
+/// outputs, which the forward pass keeps in workgroup memory too.
+fn row_width(dims: &[usize]) -> u64 {
+    dims.iter().copied().max().unwrap_or(0).max(1) as u64
 }
 
 /// The grid of a whole-network kernel taking `rows` rows of one member per workgroup:

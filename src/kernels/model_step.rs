@@ -5,8 +5,8 @@
 //! functions as `rollout.wgsl`'s `propagate`). For TS1 and TS∞, where every slot holds one
 //! particle.
 
-use super::mlp_coop::{CoopShape, DIRECTIVES, TILE};
-use super::mlp_fused::{block_grid, FusedParams, FusedShape};
+use super::mlp_coop::{CoopShape, DIRECTIVES};
+use super::mlp_fused::{FusedParams, FusedShape};
 use super::{
     pipeline_with, uniform_entry, PlanLayouts, COMMON_WGSL, MLP_COOP_WGSL, MLP_FUSED_WGSL, MODEL_STEP_COOP_WGSL,
     MODEL_STEP_FUSED_WGSL, MODEL_STEP_WGSL, PARTICLES_WGSL,
@@ -39,7 +39,8 @@ pub struct StepBuffers<'a> {
 /// The layers a model step runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StepNetwork {
-    /// `mlp_fused.wgsl`'s f32 layers, laid out as the shape says.
+    /// `mlp_fused.wgsl`'s f32 layers, laid out as the shape says (the network kernel's own
+    /// layout, so a step's grid is the network dispatch's).
     Fused(FusedShape),
     /// `mlp_coop.wgsl`'s layers on 16×16×16 cooperative matrices.
     Coop(CoopShape),
@@ -92,14 +93,6 @@ impl ModelStepKernels {
             }
         };
         Ok(Self { net_layout, step, network })
-    }
-
-    /// Workgroups of one dispatch over `p`'s rows, checked against the device limit.
-    pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
-        match self.network {
-            StepNetwork::Fused(shape) => block_grid(ctx, p, shape.rows(), "model_step"),
-            StepNetwork::Coop(_) => block_grid(ctx, p, TILE as u32, "model_step_coop"),
-        }
     }
 
     /// Group 1 over `b`.

@@ -122,6 +122,16 @@ impl Planner {
         }
     }
 
+    /// Rows of slot_of (`begin_rollout` draws them): a permutation per step for TS1, one for
+    /// TS∞, none for expectation or known dynamics.
+    pub(super) fn slot_rows(&self) -> usize {
+        match (&self.model, self.cfg.propagation) {
+            (Some(_), Propagation::Ts1) => self.cfg.horizon,
+            (Some(_), Propagation::Tsinf) => 1,
+            _ => 0,
+        }
+    }
+
     pub(super) fn params_bytes(&self, n_batch: usize, stride: u64) -> Vec<u8> {
         let (iters, h) = (self.cfg.effective_iterations(), self.cfg.horizon);
         let mut bytes = vec![0u8; stride as usize * iters * h];
@@ -149,13 +159,7 @@ impl Planner {
         let archive = if cfg.kind == PlannerKind::Icem { b * self.n_elites as u64 * h * a } else { 0 };
         let members = self.model.as_ref().map_or(1, |m| m.ensemble.spec.n_members as u64);
         let max_local_slots = p * k * if cfg.propagation == Propagation::Expectation { members } else { 1 };
-        // Rows of slot_of (`begin_rollout`): a permutation per step for TS1, one for TS∞, none
-        // for expectation or known dynamics.
-        let slot_rows: u64 = match (&self.model, cfg.propagation) {
-            (Some(_), Propagation::Ts1) => h,
-            (Some(_), Propagation::Tsinf) => 1,
-            _ => 0,
-        };
+        let slot_rows = self.slot_rows() as u64;
         let hint = "lower population, particles, horizon or the batch size";
         // Every quantity below is checked before any buffer is created.
         let n32 = check_u32("particles in flight (batch × population × particles)", n)?;
@@ -360,9 +364,9 @@ impl Planner {
                 for (pop, fp, groups) in &fused_sets {
                     let buffers = FusedBuffers { input: &x0, weights, biases, output: &out };
                     let dispatch = match (net, &step_bg) {
+                        // The step runs the network kernel's layout: the same grid.
                         (_, Some((sk, bg))) => {
-                            let groups = sk.workgroups(ctx, fp)?;
-                            LayerDispatch::Step(bg.clone(), sk.bind_net(ctx, "model_step.net", fp), groups)
+                            LayerDispatch::Step(bg.clone(), sk.bind_net(ctx, "model_step.net", fp), *groups)
                         }
                         (NetKernels::Coop(ck), None) => {
                             LayerDispatch::Fused(ck.bind(ctx, "mlp_coop", fp, &buffers), *groups)
@@ -506,11 +510,7 @@ impl Planner {
                         .1;
                     // Every particle's start, every step's slots (TS1: one permutation per step;
                     // TS∞: one for all) and step 0's inputs; later steps write the next inputs.
-                    let rows = match self.cfg.propagation {
-                        Propagation::Ts1 => h,
-                        Propagation::Tsinf | Propagation::Expectation => 1,
-                    };
-                    let grid_begin = grid(nb * pop * self.particles * rows);
+                    let grid_begin = grid(nb * pop * self.particles * self.slot_rows().max(1));
                     run(&mut rec, "begin_rollout", &rollout.begin, &ws.rollout_bg, off0, grid_begin);
                     for t in 0..h {
                         let off = offset(it, t);
