@@ -91,7 +91,7 @@ fn finish_step(r0: u32, n_rows: u32, li: u32, n_inv: u32, t: u32) {
         }
     }
     workgroupBarrier();
-    let next = n_particles_total() * in_dim - step_inputs(t);
+    let next = step_inputs(t + 1u);
     for (var r = li; r < n_rows; r = r + n_inv) {
         var pred: array<f32, MAX_OBS + 1u>; // + 1: a learned reward
         for (var d = 0u; d < d_out; d = d + 1u) {

@@ -105,7 +105,7 @@ MUTATIONS = [
      "write_inputs(n, t + 1u, next_base);", "write_inputs(n, t, next_base);",
      ["--test", "verify", "every_conformance_case"]),
     ("model step writes the next step's inputs into the half it reads", "shaders/model_step.wgsl",
-     "let next = n_particles_total() * in_dim - step_inputs(t);", "let next = step_inputs(t);",
+     "let next = step_inputs(t + 1u);", "let next = step_inputs(t);",
      ["--test", "planner", "one_dispatch_model_steps"]),
     ("model step advances the particle numbered as the slot (no inverse table)", "shaders/particles.wgsl",
      "return slot_of[(slot_rows() + slot_row(t)) * total + s];", "return s;",
