@@ -34,9 +34,14 @@
 //
 // Dispatch (by the entry point's part): (ceil(rows of the largest member block / ROWS),
 // members). Workgroup (·, m) takes ROWS = 4·ROWS4 consecutive rows of member m. Its FUSED_WG invocations form SPLIT groups of
-// LANES = FUSED_WG / SPLIT: invocation (h, c) owns output columns c + LANES·j, j < COLS, for the
-// row quads [h·RQ, (h + 1)·RQ) with RQ = ROWS4 / SPLIT, as COLS·RQ vec4 accumulators (vec4 =
-// four rows, one column). The block's activations live in `act` as act[k·ROWS4 + q] = feature
+// LANES = FUSED_WG / SPLIT (a multiple of 32): invocation (h, 32·s + u), u < 32, owns output
+// columns 32·(COLS·s + j) + u, j < COLS, for the row quads [h·RQ, (h + 1)·RQ) with
+// RQ = ROWS4 / SPLIT, as COLS·RQ vec4 accumulators (vec4 = four rows, one column). So each run
+// of 32 invocations (a subgroup on NVIDIA GPUs) owns COLS·32 consecutive columns, and a run
+// skips the products of its column groups j that lie wholly past a layer's outputs: with
+// 200 outputs on 128 lanes × 2 columns the last run computes one group instead of two, and for
+// the 8 outputs of a last layer only the first run of each group runs at all (before, every
+// invocation ran every product, multiplying zero weights). The block's activations live in `act` as act[k·ROWS4 + q] = feature
 // k of rows 4q..4q+3: the invocations of a group read the same element at once (a broadcast),
 // and one weight W[m, k, c] feeds 4·RQ multiply-adds.
 // The overrides are chosen by the host (kernels::mlp::FusedShape) from the network's widths and
@@ -70,13 +75,31 @@ fn dim(i: u32) -> u32 {
     return net.dims[i / 4u][i % 4u];
 }
 
+// Invocations per run, whose columns are consecutive (the header).
+const COL_RUN: u32 = 32u;
+
+// Column j < COLS of the invocation at `lane` of its group.
+fn fused_col(lane: u32, j: u32) -> u32 {
+    return COL_RUN * (COLS * (lane / COL_RUN) + j) + lane % COL_RUN;
+}
+
+// How many of the column groups j < COLS of `lane`'s run hold any of `dout` outputs (the same
+// for the whole run).
+fn fused_groups(lane: u32, dout: u32) -> u32 {
+    let first = COL_RUN * COLS * (lane / COL_RUN);
+    if (first >= dout) {
+        return 0u;
+    }
+    return min(COLS, (dout - first + COL_RUN - 1u) / COL_RUN);
+}
+
 // Weights of K index k0 + i, i < 4, for each of the invocation's columns c: element
 // w0 + k·ks + c·cs (forward: (ks, cs) = (N, 1); backward: (1, K)); zero past the product's
 // outputs or when k0 ≥ k_end, the end of the groups of 4.
 fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, ks: u32, cs: u32, lane: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
     var w: array<vec4<f32>, FUSED_MAX_COLS>;
     for (var j = 0u; j < COLS; j = j + 1u) {
-        let c = lane + (FUSED_WG / SPLIT) * j;
+        let c = fused_col(lane, j);
         var v = vec4<f32>(0.0);
         if (c < dout && k0 < k_end) {
             let i = w0 + k0 * ks + c * cs;
@@ -139,31 +162,40 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
         for (var a = 0u; a < COLS * rq; a = a + 1u) {
             acc[a] = vec4<f32>(0.0);
         }
-        // K in groups of 4 with the next group's weights loaded before this group's
-        // multiply-adds (the loads' latency overlaps the arithmetic), then the remainder.
-        let k4 = din / 4u * 4u;
-        var next = load_weights4(w0, 0u, k4, dout, ks, cs, lane);
-        for (var k0 = 0u; k0 < k4; k0 = k0 + 4u) {
-            let cur = next;
-            next = load_weights4(w0, k0 + 4u, k4, dout, ks, cs, lane);
-            for (var kk = 0u; kk < 4u; kk = kk + 1u) {
-                for (var j = 0u; j < COLS; j = j + 1u) {
-                    let w = cur[j][kk];
-                    for (var i = 0u; i < rq; i = i + 1u) {
-                        acc[j * rq + i] = acc[j * rq + i] + act[(k0 + kk) * ROWS4 + q0 + i] * w;
+        // The run's column groups with outputs (no barrier inside: a run may skip them all).
+        let groups = fused_groups(lane, dout);
+        if (groups > 0u) {
+            // K in groups of 4 with the next group's weights loaded before this group's
+            // multiply-adds (the loads' latency overlaps the arithmetic), then the remainder.
+            let k4 = din / 4u * 4u;
+            var next = load_weights4(w0, 0u, k4, dout, ks, cs, lane);
+            for (var k0 = 0u; k0 < k4; k0 = k0 + 4u) {
+                let cur = next;
+                next = load_weights4(w0, k0 + 4u, k4, dout, ks, cs, lane);
+                for (var kk = 0u; kk < 4u; kk = kk + 1u) {
+                    for (var j = 0u; j < COLS; j = j + 1u) {
+                        if (j < groups) {
+                            let w = cur[j][kk];
+                            for (var i = 0u; i < rq; i = i + 1u) {
+                                acc[j * rq + i] = acc[j * rq + i] + act[(k0 + kk) * ROWS4 + q0 + i] * w;
+                            }
+                        }
                     }
                 }
             }
-        }
-        for (var k = k4; k < din; k = k + 1u) {
-            for (var j = 0u; j < COLS; j = j + 1u) {
-                let c = lane + lanes * j;
-                var w = 0.0;
-                if (c < dout) {
-                    w = weights[w0 + k * ks + c * cs];
-                }
-                for (var i = 0u; i < rq; i = i + 1u) {
-                    acc[j * rq + i] = acc[j * rq + i] + act[k * ROWS4 + q0 + i] * w;
+            for (var k = k4; k < din; k = k + 1u) {
+                // Constant bounds (unrolled, the accumulators stay in registers), as above.
+                for (var j = 0u; j < COLS; j = j + 1u) {
+                    let c = fused_col(lane, j);
+                    if (j < groups) {
+                        var w = 0.0;
+                        if (c < dout) {
+                            w = weights[w0 + k * ks + c * cs];
+                        }
+                        for (var i = 0u; i < rq; i = i + 1u) {
+                            acc[j * rq + i] = acc[j * rq + i] + act[k * ROWS4 + q0 + i] * w;
+                        }
+                    }
                 }
             }
         }
@@ -181,7 +213,7 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
             act0 = net.act_off[l / 4u][l % 4u];
         }
         for (var j = 0u; j < COLS; j = j + 1u) {
-            let c = lane + lanes * j;
+            let c = fused_col(lane, j);
             if (c < dout) {
                 var b = 0.0;
                 if (!BACKWARD) {
