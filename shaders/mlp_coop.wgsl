@@ -47,6 +47,8 @@ override LAST_TO_PROD: bool = false;
 
 var<workgroup> act: array<f16, 16u * AW>;
 var<workgroup> prod: array<f32, 16u * PW>;
+// Column groups left in the current layer (coop_layers).
+var<workgroup> coop_left: u32;
 
 fn coop_dim(i: u32) -> u32 {
     return net.dims[i / 4u][i % 4u];
@@ -94,13 +96,22 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
         // The layer's column groups (NS tiles each; subgroup sid takes tile sid of each), four
         // at a time: per K tile, one A tile and four independent B tiles feed four
         // accumulators. A group past the layer's last repeats group g0 (the loads stay
-        // unconditional, in range and independent) and stores nothing.
+        // unconditional, in range and independent), skips its multiply-adds and stores
+        // nothing: a layer of at most 16·NS outputs (the last, 8 wide for cartpole) runs one
+        // multiply-add per K tile instead of four. The groups left reach every invocation
+        // through `coop_left` and workgroupUniformLoad, which naga's uniformity analysis
+        // knows to be uniform (it takes every local variable, the loop counters included, as
+        // non-uniform, and cooperative operations must stay in uniform control flow).
         let ng = qout / (16u * NS);
         for (var g0 = 0u; g0 < ng; g0 = g0 + 4u) {
+            if (li == 0u) {
+                coop_left = ng - g0;
+            }
+            let left = workgroupUniformLoad(&coop_left);
             let col0 = (g0 * NS + sid) * 16u;
-            let has1 = g0 + 1u < ng;
-            let has2 = g0 + 2u < ng;
-            let has3 = g0 + 3u < ng;
+            let has1 = left > 1u;
+            let has2 = left > 2u;
+            let has3 = left > 3u;
             let col1 = select(col0, col0 + 16u * NS, has1);
             let col2 = select(col0, col0 + 32u * NS, has2);
             let col3 = select(col0, col0 + 48u * NS, has3);
@@ -120,9 +131,15 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
                 let ai = kt * 16u;
                 let a = coopLoadT<coop_mat16x16<f16, A>>(&act[ai], AW);
                 c0 = coopMultiplyAdd(a, w_0, c0);
-                c1 = coopMultiplyAdd(a, w_1, c1);
-                c2 = coopMultiplyAdd(a, w_2, c2);
-                c3 = coopMultiplyAdd(a, w_3, c3);
+                if (has1) {
+                    c1 = coopMultiplyAdd(a, w_1, c1);
+                }
+                if (has2) {
+                    c2 = coopMultiplyAdd(a, w_2, c2);
+                }
+                if (has3) {
+                    c3 = coopMultiplyAdd(a, w_3, c3);
+                }
             }
             // (`let` indices: naga's SPIR-V writer fails on an inline one in coopStore.)
             let p0 = col0;

@@ -112,12 +112,13 @@ impl CoopShape {
         }
         let act_width = (dims[..n_layers].iter().map(|d| pad16(*d)).max().unwrap_or(TILE) + BANK_SKEW) as u64;
         let prod_width = (dims[1..].iter().map(|d| pad_cols(*d)).max().unwrap_or(TILE) + BANK_SKEW) as u64;
-        // 16 rows of f16 activations and of f32 products.
-        let per_tile = 16 * (act_width * 2 + prod_width * 4);
+        // 16 rows of f16 activations and of f32 products, and `coop_left` (a u32; 16 B allowed
+        // for its alignment).
+        let per_tile = 16 * (act_width * 2 + prod_width * 4) + 16;
         let memory = limits.max_compute_workgroup_storage_size as u64;
         if per_tile > memory {
             return Err(format!(
-                "16 rows of {act_width} f16 inputs and {prod_width} f32 outputs need {per_tile} B of workgroup memory, \
+                "16 rows of {act_width} f16 inputs and {prod_width} f32 outputs (and a counter) need {per_tile} B of workgroup memory, \
                  the device has {memory} B"
             ));
         }
@@ -252,14 +253,17 @@ mod tests {
     fn the_layout_fits_the_workgroup_memory_and_says_what_does_not() {
         let pets = [5usize, 200, 200, 200, 200, 16];
         let h100 = wgpu::Limits { max_compute_workgroup_storage_size: 48 * 1024, ..wgpu::Limits::default() };
-        // 16 rows of 208 + 8 f16 inputs and 256 + 8 f32 outputs: 16 · (432 + 1056) = 23 808 B of 49 152.
+        // 16 rows of 208 + 8 f16 inputs and 256 + 8 f32 outputs: 16 · (432 + 1056) = 23 808 B,
+        // and 16 B for the groups-left counter, of 49 152.
         let shape = CoopShape { sg: 32, act_width: 216, prod_width: 264 };
         assert_eq!(CoopShape::within(&pets, &h100, 32), Ok(shape));
-        let exact = wgpu::Limits { max_compute_workgroup_storage_size: 23_808, ..h100.clone() };
+        let exact = wgpu::Limits { max_compute_workgroup_storage_size: 23_824, ..h100.clone() };
         assert_eq!(CoopShape::within(&pets, &exact, 32), Ok(shape));
+        let short = wgpu::Limits { max_compute_workgroup_storage_size: 23_823, ..h100.clone() };
+        assert!(CoopShape::within(&pets, &short, 32).is_err());
         let tiny = wgpu::Limits { max_compute_workgroup_storage_size: 16 * 1024, ..h100.clone() };
         let e = CoopShape::within(&pets, &tiny, 32).unwrap_err();
-        assert!(e.contains("23808 B") && e.contains("16384 B"), "{e}");
+        assert!(e.contains("23824 B") && e.contains("16384 B"), "{e}");
         // Inputs set the activation stride, outputs (in groups of 4 tiles) the product stride.
         assert_eq!(CoopShape::within(&[13, 65, 7, 9], &h100, 32).map(|s| (s.act_width, s.prod_width)), Ok((88, 136)));
         assert!(CoopShape::within(&[4], &h100, 32).is_err());
