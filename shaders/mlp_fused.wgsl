@@ -41,9 +41,14 @@
 // skips the products of its column groups j that lie wholly past a layer's outputs: with
 // 200 outputs on 128 lanes × 2 columns the last run computes one group instead of two, and for
 // the 8 outputs of a last layer only the first run of each group runs at all (before, every
-// invocation ran every product, multiplying zero weights). The block's activations live in `act` as act[k·ROWS4 + q] = feature
-// k of rows 4q..4q+3: the invocations of a group read the same element at once (a broadcast),
-// and one weight W[m, k, c] feeds 4·RQ multiply-adds.
+// invocation ran every product, multiplying zero weights).
+// The block's activations live in `act` as act[k·ACT_STRIDE + q] = feature k of rows 4q..4q+3
+// (`act_at`): the invocations of a group read the same element at once (a broadcast), and one
+// weight W[m, k, c] feeds 4·RQ multiply-adds. ACT_STRIDE is ROWS4 made odd: the layers' stores
+// (consecutive invocations, consecutive columns) then fall on different banks. With a stride of
+// ROWS4 = 8 vec4 (128 B) every invocation of a subgroup stored to the same four of the 32
+// banks, a 32-way conflict per store (NVIDIA serves a 16-byte store a quarter-subgroup at a
+// time: 8 invocations on 8 different bank quads with an odd stride).
 // The overrides are chosen by the host (kernels::mlp::FusedShape) from the network's widths and
 // the device's workgroup-memory limit.
 // CPU reference: kernels::mlp_fused::reference::network_f64; backward: train::reference.
@@ -69,7 +74,15 @@ override WIDTH: u32 = 256u;
 // The input-gradient chain instead of the forward pass.
 override BACKWARD: bool = false;
 
-var<workgroup> act: array<vec4<f32>, WIDTH * ROWS4>;
+// Vec4 elements between features in `act` (twin: kernels::mlp_fused::act_stride).
+override ACT_STRIDE: u32 = ROWS4 | 1u;
+
+var<workgroup> act: array<vec4<f32>, WIDTH * ACT_STRIDE>;
+
+// Index in `act` of feature k of row quad q.
+fn act_at(k: u32, q: u32) -> u32 {
+    return k * ACT_STRIDE + q;
+}
 
 fn dim(i: u32) -> u32 {
     return net.dims[i / 4u][i % 4u];
@@ -139,7 +152,7 @@ fn fused_block(wg: vec3<u32>) -> vec2<u32> {
 }
 
 // Every layer (forward, or the backward chain) on the block of rows [r0, r0 + n_rows) of
-// member m, whose inputs the caller has put in `act` (act[k·ROWS4 + q] = feature k of rows
+// member m, whose inputs the caller has put in `act` (act[act_at(k, q)] = feature k of rows
 // 4q..4q+3, zero past n_rows) before a barrier. Call in uniform control flow: it ends with a
 // barrier, after which, forward, `act` holds the last layer's outputs the same way.
 fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
@@ -177,7 +190,7 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
                         if (j < groups) {
                             let w = cur[j][kk];
                             for (var i = 0u; i < rq; i = i + 1u) {
-                                acc[j * rq + i] = acc[j * rq + i] + act[(k0 + kk) * ROWS4 + q0 + i] * w;
+                                acc[j * rq + i] = acc[j * rq + i] + act[act_at(k0 + kk, q0 + i)] * w;
                             }
                         }
                     }
@@ -193,7 +206,7 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
                             w = weights[w0 + k * ks + c * cs];
                         }
                         for (var i = 0u; i < rq; i = i + 1u) {
-                            acc[j * rq + i] = acc[j * rq + i] + act[k * ROWS4 + q0 + i] * w;
+                            acc[j * rq + i] = acc[j * rq + i] + act[act_at(k, q0 + i)] * w;
                         }
                     }
                 }
@@ -237,15 +250,15 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
                             }
                         }
                         if (!last) {
-                            act[c * ROWS4 + q] = d;
+                            act[act_at(c, q)] = d;
                         }
                     } else {
                         let v = acc[j * rq + i] + b;
                         if (last) {
-                            act[c * ROWS4 + q] = v;
+                            act[act_at(c, q)] = v;
                         } else {
                             let s = silu4(v);
-                            act[c * ROWS4 + q] = s;
+                            act[act_at(c, q)] = s;
                             if (store) {
                                 for (var e = 0u; e < 4u; e = e + 1u) {
                                     let r = 4u * q + e;

@@ -61,7 +61,7 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
                 }
             }
         }
-        act[k * ROWS4 + q] = v;
+        act[act_at(k, q)] = v;
     }
     workgroupBarrier();
     fused_layers(wg.y, r0, n_rows, li);
@@ -71,7 +71,7 @@ fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation
         for (var i = li; i < n_rows * dout; i = i + FUSED_WG) {
             let r = i / dout;
             let c = i % dout;
-            y[el(net.y_off, r0 + r, dout, c)] = act[c * ROWS4 + r / 4u][r % 4u];
+            y[el(net.y_off, r0 + r, dout, c)] = act[act_at(c, r / 4u)][r % 4u];
         }
     }
 }

@@ -10,12 +10,12 @@
 
 // Output c of row r of the block (act holds four rows per vec4).
 fn step_out(c: u32, r: u32) -> f32 {
-    return act[c * ROWS4 + r / 4u][r % 4u];
+    return act[act_at(c, r / 4u)][r % 4u];
 }
 
 // Only finish_step's invocation for the four rows of r's quad writes this vec4.
 fn step_set(c: u32, r: u32, v: f32) {
-    act[c * ROWS4 + r / 4u][r % 4u] = v;
+    act[act_at(c, r / 4u)][r % 4u] = v;
 }
 
 @compute @workgroup_size(FUSED_WG)
@@ -40,7 +40,7 @@ fn model_step(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_in
                     v[e] = x0[cur + (r0 + r) * in_dim + k];
                 }
             }
-            act[k * ROWS4 + q] = v;
+            act[act_at(k, q)] = v;
         }
         workgroupBarrier();
         fused_layers(wg.y, r0, n_rows, li);

@@ -330,6 +330,13 @@ fn every_fused_layout_plans_exactly_as_the_planners_own_and_bad_layouts_are_refu
     let small = wgpu::Limits { max_compute_workgroup_storage_size: 4096, ..ctx.limits().clone() };
     let why = FusedShape::with_layout(&dims, &small, 16, 1, 1).unwrap_err();
     assert!(why.contains("workgroup memory"), "{why}");
+    // The activations' stride is the row quads made odd (off the bank period): 8 quads of 24
+    // features take 24 · 16 · 9 B, and for_network takes 7 quads where only 8's even count fits.
+    let with_memory = |bytes: u32| wgpu::Limits { max_compute_workgroup_storage_size: bytes, ..ctx.limits().clone() };
+    assert_eq!(FusedShape::with_layout(&dims, &with_memory(24 * 16 * 9), 8, 1, 1).map(|s| s.rows4), Ok(8));
+    let why = FusedShape::with_layout(&dims, &with_memory(24 * 16 * 9 - 1), 8, 1, 1).unwrap_err();
+    assert!(why.contains("workgroup memory"), "{why}");
+    assert_eq!(FusedShape::for_network(&dims, &with_memory(24 * 16 * 8), 1).map(|s| s.rows4), Ok(7));
     let why = FusedShape::with_layout(&dims, ctx.limits(), 16, 4, 1).unwrap_err();
     assert!(why.contains("accumulators"), "{why}");
     let why = FusedShape::with_layout(&dims, ctx.limits(), 3, 1, 2).unwrap_err();

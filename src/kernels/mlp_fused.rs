@@ -195,9 +195,12 @@ impl FusedShape {
                 "{max_out} outputs need {cols} columns per invocation (at most {FUSED_MAX_COLS}) with {wg} invocations"
             ));
         }
-        let by_memory = limits.max_compute_workgroup_storage_size as u64 / (width * 16);
         let most = if rows_per_step >= MANY_ROWS { MAX_ROWS4 / 2 } else { MAX_ROWS4 };
-        let rows4 = by_memory.min(most as u64).min(FUSED_MAX_ACC as u64 / cols);
+        let memory = limits.max_compute_workgroup_storage_size as u64;
+        let rows4 = (1..=(most as u64).min(FUSED_MAX_ACC as u64 / cols))
+            .rev()
+            .find(|&r| act_bytes(width, r as u32) <= memory)
+            .unwrap_or(0);
         if rows4 == 0 {
             return Err(format!(
                 "4 rows of {width} floats need {} B of workgroup memory, the device has {} B",
@@ -255,7 +258,7 @@ impl FusedShape {
         if wg > max_wg {
             return Err(format!("{wg} invocations per workgroup, at most {max_wg} here"));
         }
-        let bytes = width * 16 * rows4_64;
+        let bytes = act_bytes(width, rows4);
         if bytes > limits.max_compute_workgroup_storage_size as u64 {
             return Err(format!(
                 "{} rows of {width} floats need {bytes} B of workgroup memory, the device has {} B",
@@ -322,6 +325,18 @@ impl FusedShape {
     pub fn workgroups(&self, ctx: &GpuContext, p: &FusedParams) -> Result<(u32, u32, u32)> {
         block_grid(ctx, p, self.rows(), "mlp_fused.forward_fused")
     }
+}
+
+/// Vec4 elements between consecutive features of a block's activations in workgroup memory
+/// (`mlp_fused.wgsl`'s ACT_STRIDE): `rows4` made odd, so that consecutive columns stored by
+/// consecutive invocations fall on different memory banks.
+pub fn act_stride(rows4: u32) -> u32 {
+    rows4 | 1
+}
+
+/// Bytes of workgroup memory a block of `rows4` row quads of `width` features takes.
+fn act_bytes(width: u64, rows4: u32) -> u64 {
+    width * 16 * act_stride(rows4) as u64
 }
 
 /// Floats per row a workgroup keeps for a network of widths `dims`: every layer's input, and the
