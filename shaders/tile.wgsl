@@ -92,10 +92,15 @@ fn stage(idx: u32, a: f32, b: f32) {
 // (lid.x, lid.y) owns rows p0 + 4·lid.y + i and columns q0 + lid.x + 16·j, i, j in 0..4.
 // The next chunk's global loads are issued before this chunk's multiply-adds (software
 // pipelining: their latency overlaps the arithmetic instead of following it); the sums are the
-// same, in the same order.
+// same, in the same order. An invocation whose rows (or columns) all lie past p_end (q_end)
+// skips the multiply-adds, since no caller stores its block, but still stages its share of each
+// chunk and meets every barrier: in a tile that holds the last 8 of 200 rows, or the 5 inputs
+// of a first layer, 7 of the 8 subgroups of 32 skip them (on 32-wide subgroups the skip follows
+// lid.y, whole subgroups at a time).
 fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_begin: u32, k_end: u32,
                 lid: vec3<u32>, li: u32) -> Block {
     var t = Block(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    let live = p0 + lid.y * 4u < p_end && q0 + lid.x < q_end;
     var next = load_chunk(mode, m, p0, p_end, q0, q_end, k_begin, k_end, li);
     for (var k0 = k_begin; k0 < k_end; k0 = k0 + TILE_K) {
         stage(li, next.a.x, next.b.x);
@@ -104,15 +109,17 @@ fn tile_product(mode: u32, m: u32, p0: u32, p_end: u32, q0: u32, q_end: u32, k_b
         stage(li + 768u, next.a.w, next.b.w);
         workgroupBarrier();
         next = load_chunk(mode, m, p0, p_end, q0, q_end, k0 + TILE_K, k_end, li);
-        for (var kk = 0u; kk < TILE_K; kk = kk + 1u) {
-            let ar = kk * TILE_M + lid.y * 4u;
-            let br = kk * TILE_N + lid.x;
-            let a = vec4<f32>(a_tile[ar], a_tile[ar + 1u], a_tile[ar + 2u], a_tile[ar + 3u]);
-            let b = vec4<f32>(b_tile[br], b_tile[br + 16u], b_tile[br + 32u], b_tile[br + 48u]);
-            t.r0 = t.r0 + a.x * b;
-            t.r1 = t.r1 + a.y * b;
-            t.r2 = t.r2 + a.z * b;
-            t.r3 = t.r3 + a.w * b;
+        if (live) {
+            for (var kk = 0u; kk < TILE_K; kk = kk + 1u) {
+                let ar = kk * TILE_M + lid.y * 4u;
+                let br = kk * TILE_N + lid.x;
+                let a = vec4<f32>(a_tile[ar], a_tile[ar + 1u], a_tile[ar + 2u], a_tile[ar + 3u]);
+                let b = vec4<f32>(b_tile[br], b_tile[br + 16u], b_tile[br + 32u], b_tile[br + 48u]);
+                t.r0 = t.r0 + a.x * b;
+                t.r1 = t.r1 + a.y * b;
+                t.r2 = t.r2 + a.z * b;
+                t.r3 = t.r3 + a.w * b;
+            }
         }
         workgroupBarrier();
     }
