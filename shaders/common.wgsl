@@ -87,11 +87,14 @@ struct FusedParams {
     // act_off[l] (training keeps them for the backward pass; mlp_fused.wgsl's forward pass only).
     store_hidden: u32,
     in_off: u32,
-    _pad0: u32,
+    // 1: the forward pass also writes every layer l but the first transposed,
+    // [E, dims[l + 1], dims[l]], to y from t_off[l] (the backward chain's weights).
+    transpose: u32,
     // mlp_fused.wgsl's backward chain: where product l reads its output's pre-activations (in x)
     // and writes its gradients (in y).
     pre_off: array<vec4<u32>, 2>,
     act_off: array<vec4<u32>, 2>,
+    t_off: array<vec4<u32>, 2>,
 }
 
 // Uniform of the training families (loss.wgsl, adam.wgsl), one entry per minibatch step.

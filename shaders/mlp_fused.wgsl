@@ -25,12 +25,17 @@
 //                 activations [rows, dims[l + 1]] from net.pre_off[l] / net.act_off[l] (the
 //                 trainer's forward pass). backward: product j's result [rows, dims[j + 1]]
 //                 from act_off[j]
-//   weights       every layer's [E, in, out] weights, concatenated (product j's from w_off[j])
+//   weights       every product's [E, K, N] weights, product j's from w_off[j] (forward: the
+//                 layers' [E, in, out]; backward: the forward pass's transposed copy)
 //   biases        every layer's [E, out] biases, concatenated (layer l from b_off[l]); forward only
 //
 // Backward products run the forward layers from the last to the second: product j is forward
 // layer L − 1 − j (L forward layers), K = its output width dims[j], N = its input width
-// dims[j + 1], its weight (k, c) at W[m, c, k] (host: kernels::mlp_fused::BackwardChain).
+// dims[j + 1], its weight (k, c) = W[m, c, k] read from the copy the forward pass wrote
+// transposed (mlp_fused_net.wgsl, net.transpose), so that consecutive invocations read
+// consecutive weights as the forward pass does: reading W itself, each invocation's four
+// consecutive k were K floats from its neighbour's, 32 cache lines per load instruction
+// (host: kernels::mlp_fused::FusedParams::backward_chain).
 //
 // Dispatch (by the entry point's part): (ceil(rows of the largest member block / ROWS),
 // members). Workgroup (·, m) takes ROWS = 4·ROWS4 consecutive rows of member m. Its FUSED_WG invocations form SPLIT groups of
@@ -107,16 +112,16 @@ fn fused_groups(lane: u32, dout: u32) -> u32 {
 }
 
 // Weights of K index k0 + i, i < 4, for each of the invocation's columns c: element
-// w0 + k·ks + c·cs (forward: (ks, cs) = (N, 1); backward: (1, K)); zero past the product's
-// outputs or when k0 ≥ k_end, the end of the groups of 4.
-fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, ks: u32, cs: u32, lane: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
+// w0 + k·N + c (N = dout); zero past the product's outputs or when k0 ≥ k_end, the end of the
+// groups of 4.
+fn load_weights4(w0: u32, k0: u32, k_end: u32, dout: u32, lane: u32) -> array<vec4<f32>, FUSED_MAX_COLS> {
     var w: array<vec4<f32>, FUSED_MAX_COLS>;
     for (var j = 0u; j < COLS; j = j + 1u) {
         let c = fused_col(lane, j);
         var v = vec4<f32>(0.0);
         if (c < dout && k0 < k_end) {
-            let i = w0 + k0 * ks + c * cs;
-            v = vec4<f32>(weights[i], weights[i + ks], weights[i + 2u * ks], weights[i + 3u * ks]);
+            let i = w0 + k0 * dout + c;
+            v = vec4<f32>(weights[i], weights[i + dout], weights[i + 2u * dout], weights[i + 3u * dout]);
         }
         w[j] = v;
     }
@@ -165,12 +170,6 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
         let din = dim(l);
         let dout = dim(l + 1u);
         let w0 = net.w_off[l / 4u][l % 4u] + m * din * dout;
-        var ks = dout;
-        var cs = 1u;
-        if (BACKWARD) {
-            ks = 1u;
-            cs = din;
-        }
         var acc: array<vec4<f32>, FUSED_MAX_ACC>;
         for (var a = 0u; a < COLS * rq; a = a + 1u) {
             acc[a] = vec4<f32>(0.0);
@@ -181,10 +180,10 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
             // K in groups of 4 with the next group's weights loaded before this group's
             // multiply-adds (the loads' latency overlaps the arithmetic), then the remainder.
             let k4 = din / 4u * 4u;
-            var next = load_weights4(w0, 0u, k4, dout, ks, cs, lane);
+            var next = load_weights4(w0, 0u, k4, dout, lane);
             for (var k0 = 0u; k0 < k4; k0 = k0 + 4u) {
                 let cur = next;
-                next = load_weights4(w0, k0 + 4u, k4, dout, ks, cs, lane);
+                next = load_weights4(w0, k0 + 4u, k4, dout, lane);
                 for (var kk = 0u; kk < 4u; kk = kk + 1u) {
                     for (var j = 0u; j < COLS; j = j + 1u) {
                         if (j < groups) {
@@ -203,7 +202,7 @@ fn fused_layers(m: u32, r0: u32, n_rows: u32, li: u32) {
                     if (j < groups) {
                         var w = 0.0;
                         if (c < dout) {
-                            w = weights[w0 + k * ks + c * cs];
+                            w = weights[w0 + k * dout + c];
                         }
                         for (var i = 0u; i < rq; i = i + 1u) {
                             acc[j * rq + i] = acc[j * rq + i] + act[act_at(k, q0 + i)] * w;

@@ -12,8 +12,10 @@
 //   4 y       : array<f32>  forward: output rows [rows, dims[n_layers]] from net.y_off (written
 //                           after the layers, from `act`); with net.store_hidden also a copy of
 //                           the input rows from net.in_off and what mlp_fused.wgsl writes through
-//                           hidden_write. backward: the gradient at the output [rows, dims[0]]
-//                           read from y_off, mlp_fused.wgsl's hidden_write
+//                           hidden_write; with net.transpose every layer l but the first's
+//                           weights transposed, [E, dims[l + 1], dims[l]] from net.t_off[l] (the
+//                           backward chain's weights). backward: the gradient at the output
+//                           [rows, dims[0]] read from y_off, mlp_fused.wgsl's hidden_write
 //
 // Dispatch: (ceil(rows of the largest member block / ROWS), members) (kernels::mlp_fused).
 // CPU reference: kernels::mlp_fused::reference::network_f64; backward: train::reference.
@@ -33,7 +35,24 @@ fn hidden_write(i: u32, v: f32) {
 }
 
 @compute @workgroup_size(FUSED_WG)
-fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) li: u32) {
+fn forward_fused(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+                 @builtin(local_invocation_index) li: u32) {
+    if (!BACKWARD && net.transpose == 1u) {
+        // The trainer's forward pass: this workgroup's share of member wg.y's weights of every
+        // layer but the first, transposed for the backward chain (consecutive invocations read
+        // consecutive weights; the member's workgroups, empty blocks included, split them).
+        let m = wg.y;
+        for (var l = 1u; l < net.n_layers; l = l + 1u) {
+            let din = dim(l);
+            let dout = dim(l + 1u);
+            let n = din * dout;
+            let src = net.w_off[l / 4u][l % 4u] + m * n;
+            let dst = net.t_off[l / 4u][l % 4u] + m * n;
+            for (var e = wg.x * FUSED_WG + li; e < n; e = e + nwg.x * FUSED_WG) {
+                y[dst + (e % dout) * din + e / dout] = weights[src + e];
+            }
+        }
+    }
     let block = fused_block(wg);
     let r0 = block.x;
     let n_rows = block.y;

@@ -389,9 +389,10 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
         ("y_off", std::mem::offset_of!(FusedParams, y_off)),
         ("store_hidden", std::mem::offset_of!(FusedParams, store_hidden)),
         ("in_off", std::mem::offset_of!(FusedParams, in_off)),
-        ("_pad0", std::mem::offset_of!(FusedParams, _pad)),
+        ("transpose", std::mem::offset_of!(FusedParams, transpose)),
         ("pre_off", std::mem::offset_of!(FusedParams, pre_off)),
         ("act_off", std::mem::offset_of!(FusedParams, act_off)),
+        ("t_off", std::mem::offset_of!(FusedParams, t_off)),
     ];
     assert_layout("mlp_coop", &src, "FusedParams", std::mem::size_of::<FusedParams>(), &expected);
 }

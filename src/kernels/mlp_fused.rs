@@ -42,13 +42,18 @@ pub struct FusedParams {
     pub store_hidden: u32,
     /// Where the input rows are copied in `y` with `store_hidden`.
     pub in_off: u32,
-    pub _pad: u32,
+    /// 1: the forward pass also writes every layer but the first transposed to `y` from
+    /// `t_off[l]` (`[E, dims[l + 1], dims[l]]`), which the backward chain reads coalesced
+    /// ([`FusedParams::write_transposed`]).
+    pub transpose: u32,
     /// Forward: where layer `l`'s pre-activations `[rows, dims[l + 1]]` start in `y`; backward
     /// chain: where product `l` reads its output's pre-activations in `x` (floats).
     pub pre_off: [u32; 8],
     /// Forward: where layer `l`'s activations `[rows, dims[l + 1]]` start in `y`; backward
     /// chain: where product `l` writes its gradients in `y` (floats).
     pub act_off: [u32; 8],
+    /// Forward with `transpose`: where layer `l`'s transposed weights start in `y` (l ≥ 1).
+    pub t_off: [u32; 8],
 }
 
 impl FusedParams {
@@ -98,27 +103,43 @@ impl FusedParams {
         Some(self)
     }
 
+    /// The forward pass also writing forward layer `l`'s weights transposed,
+    /// `[E, dims[l + 1], dims[l]]`, to `y` from `t_off[l − 1]`, for every layer but the first
+    /// (the backward chain's weights, [`FusedParams::backward_chain`]); `None` unless there is
+    /// one offset per layer but the first.
+    pub fn write_transposed(mut self, t_off: &[u32]) -> Option<Self> {
+        let n = (self.n_layers as usize).checked_sub(1)?;
+        if t_off.len() != n {
+            return None;
+        }
+        self.transpose = 1;
+        self.t_off[1..=n].copy_from_slice(t_off);
+        Some(self)
+    }
+
     /// Parameters of the backward chain (`mlp_fused.wgsl` with `BACKWARD`) through a network
     /// of widths `dims` (forward order, L = `dims.len() − 1` ≥ 2 layers) of `n_members`
-    /// members: product j is forward layer L − 1 − j transposed (weights from `w_off[L − 1 − j]`,
-    /// forward-layer offsets in the packed weights), taking the gradient at its output from
-    /// `grad_off` in `y` (j = 0) and writing the gradient at forward hidden layer h's output
-    /// (h = L − 2 − j) to `delta_off[h]` in `y`, with SiLU′ of its pre-activations read from
-    /// `pre_off[h]` in `x`. `None` for fewer than 2 or more than [`FUSED_MAX_LAYERS`] layers, or
-    /// offsets that are not one per layer / hidden layer.
+    /// members: product j is forward layer L − 1 − j transposed, its weights the forward
+    /// pass's transposed copy from `t_off[L − 2 − j]` (the offsets given to
+    /// [`FusedParams::write_transposed`], in the buffer the chain binds as its weights),
+    /// taking the gradient at its output from `grad_off` in `y` (j = 0) and writing the
+    /// gradient at forward hidden layer h's output (h = L − 2 − j) to `delta_off[h]` in `y`,
+    /// with SiLU′ of its pre-activations read from `pre_off[h]` in `x`. `None` for fewer than 2
+    /// or more than [`FUSED_MAX_LAYERS`] layers, or offsets that are not one per layer but the
+    /// first / hidden layer.
     #[allow(clippy::too_many_arguments)]
     pub fn backward_chain(
         dims: &[usize],
         n_members: usize,
         n_batch: u32,
         local_slots: u32,
-        w_off: &[u32],
+        t_off: &[u32],
         grad_off: u32,
         pre_off: &[u32],
         delta_off: &[u32],
     ) -> Option<Self> {
         let l = dims.len().checked_sub(1)?;
-        if l < 2 || w_off.len() != l || pre_off.len() != l - 1 || delta_off.len() != l - 1 {
+        if l < 2 || t_off.len() != l - 1 || pre_off.len() != l - 1 || delta_off.len() != l - 1 {
             return None;
         }
         let reversed: Vec<usize> = dims[1..].iter().rev().copied().collect();
@@ -126,7 +147,7 @@ impl FusedParams {
         p.b_off = [0; 8];
         p.y_off = grad_off;
         for j in 0..l - 1 {
-            p.w_off[j] = w_off[l - 1 - j];
+            p.w_off[j] = t_off[l - 2 - j];
             p.pre_off[j] = pre_off[l - 2 - j];
             p.act_off[j] = delta_off[l - 2 - j];
         }

@@ -30,7 +30,10 @@ pub(super) struct LayerOps {
 /// output back to the first hidden layer (none for a network of one layer), every layer's
 /// weight and bias gradients.
 pub(super) struct FusedOps {
+    /// The forward pass of a step that trains: it also writes the chain's transposed weights.
     pub(super) forward: Bound,
+    /// The forward pass of a step that only scores.
+    pub(super) score: Bound,
     pub(super) chain: Option<Bound>,
     pub(super) grads: Bound,
 }
@@ -67,9 +70,10 @@ impl FusedKernels {
         }
         let dims = spec.widths();
         // Every layer's values in one buffer (the per-layer path keeps one buffer per layer).
-        let values = FusedRegions::new(&dims, spec.n_members * b).values_len as u64 * 4;
+        let values = FusedRegions::new(&dims, spec.n_members, spec.n_members * b).values_len as u64 * 4;
         let hint = "lower train.batch_size, or set train.mlp_kernel = \"tiled\"";
-        let what = "training values of every layer (members × batch × (in + out + 2 × Σ hidden) × 4 B)";
+        let what = "training values of every layer (members × batch × (in + out + 2 × Σ hidden) × 4 B, and the \
+                    weights of every layer but the first transposed)";
         match (kind, ctx.check_buffer_size(what, values, true, hint)) {
             (TrainKernel::Auto, Err(_)) => return Ok(None),
             (_, Err(e)) => return Err(e),
@@ -135,19 +139,23 @@ fn range(buf: &wgpu::Buffer, off: usize, len: usize) -> wgpu::BindingResource<'_
 }
 
 /// Where the fused path keeps every layer's values, in floats: `values` = [output rows | input
-/// rows | per hidden layer h: pre-activations, activations], `deltas` = [gradient at the output
-/// | per hidden layer h: gradient at its output]; each region `[rows, width]`.
+/// rows | per hidden layer h: pre-activations, activations | per layer l ≥ 1: its weights
+/// transposed, `[E, out, in]`, written by the forward pass for the backward chain], `deltas` =
+/// [gradient at the output | per hidden layer h: gradient at its output]; each row region
+/// `[rows, width]`.
 struct FusedRegions {
     input: usize,
     pre: Vec<usize>,
     act: Vec<usize>,
+    /// Every layer but the first's weights transposed, `[E, out, in]` (the backward chain's).
+    transposed: Vec<usize>,
     delta: Vec<usize>,
     values_len: usize,
     deltas_len: usize,
 }
 
 impl FusedRegions {
-    fn new(dims: &[usize], rows: usize) -> Self {
+    fn new(dims: &[usize], n_members: usize, rows: usize) -> Self {
         let n_layers = dims.len() - 1;
         let input = rows * dims[n_layers];
         let mut at = input + rows * dims[0];
@@ -160,7 +168,12 @@ impl FusedRegions {
             delta.push(d_at);
             d_at += rows * w;
         }
-        Self { input, pre, act, delta, values_len: at, deltas_len: d_at }
+        let mut transposed = Vec::new();
+        for l in 1..n_layers {
+            transposed.push(at);
+            at += n_members * dims[l] * dims[l + 1];
+        }
+        Self { input, pre, act, transposed, delta, values_len: at, deltas_len: d_at }
     }
 }
 
@@ -180,7 +193,7 @@ impl DeviceNet {
         let n_chunks = layout.len.div_ceil(NORM_CHUNK);
         let flat = layout.pack(ensemble);
         // Sized for the fused path (FusedKernels::for_config checked them against the device).
-        let regions = FusedRegions::new(&spec.widths(), rows);
+        let regions = FusedRegions::new(&spec.widths(), spec.n_members, rows);
         let built = ctx.scoped("trainer buffers", || {
             let sb = |label: &str, len: usize| ctx.storage_buffer(label, len);
             let params = ctx.storage_buffer_init("train.params", &flat);
@@ -247,20 +260,21 @@ impl DeviceNet {
         p.w_off[..n_layers].copy_from_slice(&w_off);
         p.b_off[..n_layers].copy_from_slice(&b_off);
         let (pre, act, delta) = (us(&regions.pre)?, us(&regions.act)?, us(&regions.delta)?);
+        let t_off = us(&regions.transposed)?;
         let p = p.store_hidden(0, u(regions.input)?, &pre, &act).ok_or_else(|| what("hidden layer offsets"))?;
         let net = FusedBuffers { input: &self.x0, weights: &self.params, biases: &self.params, output: &self.out };
-        let forward = (k.forward.bind(ctx, "train.forward_fused", &p, &net), k.forward.shape.workgroups(ctx, &p)?);
+        let groups = k.forward.shape.workgroups(ctx, &p)?;
+        let score = (k.forward.bind(ctx, "train.forward_score", &p, &net), groups);
+        let p = p.write_transposed(&t_off).ok_or_else(|| what("transposed weight offsets"))?;
+        let forward = (k.forward.bind(ctx, "train.forward_fused", &p, &net), groups);
         let chain = match &k.chain {
             None => None,
             Some(kc) => {
-                let p = FusedParams::backward_chain(&dims, e, 1, rows32, &w_off, 0, &pre, &delta)
+                // The weights are the forward pass's transposed copy in `out`.
+                let p = FusedParams::backward_chain(&dims, e, 1, rows32, &t_off, 0, &pre, &delta)
                     .ok_or_else(|| what("backward chain offsets"))?;
-                let b = FusedBuffers {
-                    input: &self.out,
-                    weights: &self.params,
-                    biases: &self.params,
-                    output: &self.grad_out,
-                };
+                let b =
+                    FusedBuffers { input: &self.out, weights: &self.out, biases: &self.params, output: &self.grad_out };
                 Some((kc.bind(ctx, "train.backward_chain", &p, &b), kc.shape.workgroups(ctx, &p)?))
             }
         };
@@ -280,7 +294,7 @@ impl DeviceNet {
         let grads =
             (k.grads.bind(ctx, "train.weight_grads", &gp, &self.out, &self.grad_out, &self.grads), gp.workgroups(ctx)?);
         ctx.check()?;
-        Ok(FusedOps { forward, chain, grads })
+        Ok(FusedOps { forward, score, chain, grads })
     }
 
     /// One forward, weight-gradient and input-gradient bind group per layer (`mlp.wgsl`), with

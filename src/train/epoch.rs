@@ -148,8 +148,13 @@ impl Trainer {
             let off = [(step as u64 * self.params_stride) as u32];
             let with_params = |g| [(&ep.params_bg, &off[..]), (g, &[][..])];
             rec.dispatch("gather_batch", &self.loss.gather, &with_params(&ep.loss_bg), grid_x0);
+            // A step that only scores skips the backward pass below.
+            let backward = ep.adam_bg.is_some() || backward_only;
             match &self.net.ops {
-                NetOps::Fused(k, f) => rec.dispatch("forward", &k.forward.forward, &[(&f.forward.0, &[])], f.forward.1),
+                NetOps::Fused(k, f) => {
+                    let (bg, groups) = if backward { &f.forward } else { &f.score };
+                    rec.dispatch("forward", &k.forward.forward, &[(bg, &[])], *groups)
+                }
                 NetOps::Layers(ops) => {
                     for op in ops {
                         rec.dispatch("forward", &mlp.forward, &[(&op.forward.0, &[])], op.forward.1);
@@ -158,7 +163,7 @@ impl Trainer {
             }
             rec.dispatch("nll_grad", &self.loss.nll, &with_params(&ep.loss_bg), grid_nll);
             rec.dispatch("reduce_loss", &self.loss.reduce, &with_params(&ep.loss_bg), grid_reduce);
-            if ep.adam_bg.is_none() && !backward_only {
+            if !backward {
                 continue;
             }
             match &self.net.ops {
