@@ -52,8 +52,10 @@
 // weight W[m, k, c] feeds 4·RQ multiply-adds. ACT_STRIDE is ROWS4 made odd: the layers' stores
 // (consecutive invocations, consecutive columns) then fall on different banks. With a stride of
 // ROWS4 = 8 vec4 (128 B) every invocation of a subgroup stored to the same four of the 32
-// banks, a 32-way conflict per store (NVIDIA serves a 16-byte store a quarter-subgroup at a
-// time: 8 invocations on 8 different bank quads with an odd stride).
+// banks: NVIDIA serves a 16-byte store a quarter-subgroup at a time, so each quarter took 8
+// passes, 32 per store instead of 4; with an odd stride its 8 invocations fall on 8 different
+// bank quads. The host sets ACT_STRIDE (kernels::mlp_fused::act_stride, which its memory
+// accounting uses); the default here is the same.
 // The overrides are chosen by the host (kernels::mlp::FusedShape) from the network's widths and
 // the device's workgroup-memory limit.
 // CPU reference: kernels::mlp_fused::reference::network_f64; backward: train::reference.
@@ -79,7 +81,7 @@ override WIDTH: u32 = 256u;
 // The input-gradient chain instead of the forward pass.
 override BACKWARD: bool = false;
 
-// Vec4 elements between features in `act` (twin: kernels::mlp_fused::act_stride).
+// Vec4 elements between features in `act` (set by the host: kernels::mlp_fused::act_stride).
 override ACT_STRIDE: u32 = ROWS4 | 1u;
 
 var<workgroup> act: array<vec4<f32>, WIDTH * ACT_STRIDE>;

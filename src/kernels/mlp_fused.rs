@@ -327,13 +327,15 @@ impl FusedShape {
 
     /// The WGSL overrides of `mlp_fused.wgsl` for this layout (every module built on
     /// `fused_layers` sets them).
-    pub fn overrides(&self) -> [(&'static str, f64); 5] {
+    pub fn overrides(&self) -> [(&'static str, f64); 6] {
         [
             ("ROWS4", self.rows4 as f64),
             ("COLS", self.cols as f64),
             ("FUSED_WG", self.wg as f64),
             ("SPLIT", self.split as f64),
             ("WIDTH", self.width as f64),
+            // The stride the workgroup memory was counted with (the WGSL default is the same).
+            ("ACT_STRIDE", act_stride(self.rows4) as f64),
         ]
     }
 
