@@ -425,7 +425,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     // A second Ctrl-C: leave now. Every file was written atomically or appended
                     // line by line, so the last complete checkpoint and metrics remain.
                     eprintln!("\nsecond interrupt: exiting now; the last complete checkpoint remains");
-                    std::process::exit(130);
+                    exit_at_once(130);
                 }
                 eprintln!(
                     "\ninterrupt: finishing the current step or minibatch submission (Ctrl-C again to exit at once)"
@@ -766,4 +766,19 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Ends the process with `code` from the Ctrl-C handler's thread while the main thread may be
+/// in the middle of GPU work or already returning from `main`: without running exit handlers
+/// and library destructors (`_exit`), which would otherwise run concurrently with the main
+/// thread's use of the driver, or with its own exit (a crash instead of status 130, seen with
+/// lavapipe on a loaded machine).
+fn exit_at_once(code: i32) -> ! {
+    #[cfg(unix)]
+    {
+        // SAFETY: `_exit` takes no pointers and never returns; it is async-signal-safe.
+        unsafe { libc::_exit(code) }
+    }
+    #[cfg(not(unix))]
+    std::process::exit(code)
 }
