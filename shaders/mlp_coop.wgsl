@@ -21,12 +21,13 @@
 // (one row tile: half the workgroup memory of two, so twice the workgroups fit on a
 // multiprocessor, which measured faster on an H200 than sharing each B tile between two row
 // tiles): `act` holds them as f16, row-major with row stride AW and zeros in the padding. Per
-// layer, subgroup s computes the column tiles s, s + NS, … (the same count for every subgroup:
-// Q(out) is a whole number of NS tiles), four at a time with the A tile from `act` and the B
-// tiles read straight from `weights`, into `prod` (f32, row stride PW); then bias and SiLU make
-// the next `act`. Every loop's trip count is uniform, so every cooperative operation is in
-// uniform control flow (naga requires it); the subgroups differ only in the addresses they
-// load and store.
+// layer, subgroup s computes the column tiles s, s + NS, … of the whole groups of NS tiles,
+// four at a time with the A tile from `act` and the B tiles read straight from `weights`, into
+// `prod` (f32, row stride PW); one or two tiles left over are split by K among the subgroups
+// (their partial products summed when read), three are a group with a padding tile; then bias
+// and SiLU make the next `act`. Every loop's trip count is uniform, so every cooperative
+// operation is in uniform control flow (naga requires it); the subgroups differ only in the
+// addresses they load and store.
 // The overrides are chosen by the host (kernels::mlp_coop::CoopShape).
 // CPU reference: kernels::mlp_coop::reference::network_f16_f64 (f16-rounded operands, f64 sums).
 // The module starts with `enable f16; enable wgpu_cooperative_matrix;` (kernels::mlp_coop::
@@ -49,6 +50,8 @@ var<workgroup> act: array<f16, 16u * AW>;
 var<workgroup> prod: array<f32, 16u * PW>;
 // Column groups left in the current layer (coop_layers).
 var<workgroup> coop_left: u32;
+// The current layer's leftover column tiles when they are split by K (1 or 2), else 0.
+var<workgroup> coop_split: u32;
 
 fn coop_dim(i: u32) -> u32 {
     return net.dims[i / 4u][i % 4u];
@@ -93,16 +96,29 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
         let w0 = net.w_off[l / 4u][l % 4u] + m * pin * qout;
         let b0 = net.b_off[l / 4u][l % 4u] + m * dout;
         let nk = pin / 16u;
-        // The layer's column groups (NS tiles each; subgroup sid takes tile sid of each), four
-        // at a time: per K tile, one A tile and four independent B tiles feed four
+        // The layer's pad16(dout) / 16 column tiles: `full` whole groups of NS, then `rem`
+        // left over. One or two leftover tiles (200 outputs: 13 tiles, 12 + 1; every layer of
+        // at most 16 outputs: 0 + 1) are split by K instead of padded to a group: subgroup sid
+        // takes leftover tile sid % rem over the K tiles of its part sid / rem (NS / rem parts),
+        // and the parts are summed after the barrier. Three leftover tiles are one group with a
+        // padding tile. For the PETS network that is 137 multiply-adds per subgroup and model
+        // step instead of 173 (43 instead of 52 per hidden layer).
+        let nt = pad16(dout) / 16u;
+        let full = nt / NS;
+        let rem = nt % NS;
+        if (li == 0u) {
+            coop_split = select(0u, rem, rem == 1u || rem == 2u);
+        }
+        let split = workgroupUniformLoad(&coop_split);
+        // The layer's whole column groups (NS tiles each; subgroup sid takes tile sid of
+        // each), four at a time: per K tile, one A tile and four independent B tiles feed four
         // accumulators. A group past the layer's last repeats group g0 (the loads stay
         // unconditional, in range and independent), skips its multiply-adds and stores
-        // nothing: a layer of at most 16·NS outputs (the last, 8 wide for cartpole) runs one
-        // multiply-add per K tile instead of four. The groups left reach every invocation
-        // through `coop_left` and workgroupUniformLoad, which naga's uniformity analysis
-        // knows to be uniform (it takes every local variable, the loop counters included, as
-        // non-uniform, and cooperative operations must stay in uniform control flow).
-        let ng = qout / (16u * NS);
+        // nothing. The groups left reach every invocation through `coop_left` and
+        // workgroupUniformLoad, which naga's uniformity analysis knows to be uniform (it takes
+        // every local variable, the loop counters included, as non-uniform, and cooperative
+        // operations must stay in uniform control flow).
+        let ng = select(qout / (16u * NS), full, split > 0u);
         for (var g0 = 0u; g0 < ng; g0 = g0 + 4u) {
             if (li == 0u) {
                 coop_left = ng - g0;
@@ -157,6 +173,31 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
                 coopStoreT(c3, &prod[p3], PW);
             }
         }
+        // The split leftover tiles: part sid / split of tile full·NS + sid % split, its K
+        // tiles [part·kq, part·kq + kq). A K tile past the input multiplies A tile 0 by the
+        // first padding tile's weights, which are zero (split < NS, so that tile exists), and
+        // adds nothing: the loop's trip count stays the same for every subgroup. Subgroup
+        // sid's partial goes to column tile full·NS + sid of `prod`, the group's slots (for
+        // one tile, the tile's own slot and the three padding slots after it).
+        if (split > 0u) {
+            let parts = NS / split;
+            let part = sid / split;
+            let kq = (nk + parts - 1u) / parts;
+            let tcol = (full * NS + sid % split) * 16u;
+            let zcol = (full * NS + split) * 16u;
+            var cs = coop_mat16x16<f32, C>();
+            for (var j = 0u; j < kq; j = j + 1u) {
+                let kt = part * kq + j;
+                let in_k = kt < nk;
+                let ib = select(w0 + zcol * pin, w0 + tcol * pin + kt * 16u, in_k);
+                let ia = select(0u, kt * 16u, in_k);
+                let ws = coopLoad<coop_mat16x16<f16, B>>(&weights[ib], pin);
+                let a = coopLoadT<coop_mat16x16<f16, A>>(&act[ia], AW);
+                cs = coopMultiplyAdd(a, ws, cs);
+            }
+            let ps = (full * NS + sid) * 16u;
+            coopStoreT(cs, &prod[ps], PW);
+        }
         // Every product is in `prod` and every read of this layer's `act` is done.
         workgroupBarrier();
         let last = l + 1u == n_layers;
@@ -169,9 +210,18 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
             if (valid) {
                 bias = biases[b0 + c];
             }
+            // A split tile's column sums its parts, 16·split columns apart.
+            var n_parts = 1u;
+            if (split > 0u && c >= full * NS * 16u) {
+                n_parts = NS / split;
+            }
             for (var r = 0u; r < rows; r = r + 1u) {
                 if (valid) {
-                    let v = prod[r * PW + c] + bias;
+                    var s = prod[r * PW + c];
+                    for (var q = 1u; q < n_parts; q = q + 1u) {
+                        s = s + prod[r * PW + c + q * split * 16u];
+                    }
+                    let v = s + bias;
                     if (last && LAST_TO_PROD) {
                         prod[r * PW + c] = v;
                     } else if (last) {

@@ -674,13 +674,15 @@ pub fn optional_cases(ctx: &GpuContext) -> Vec<Case> {
 
 fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
     use crate::kernels::mlp_coop::{self, reference as coop_ref, CoopShape, MlpCoopKernels};
-    // The last network's 300-wide layer is five column groups: a second pass of the kernel's
-    // group loop, with three of its four groups past the layer's last.
+    // Leftover column tiles (past the whole groups of four) split by K: one (65, 7, 200, 16,
+    // 130, 201 and 9 outputs) and two (96: two parts each); three (33, 300 outputs) padded to
+    // a group. The 300-wide layer is five column groups: a second pass of the kernel's group
+    // loop, with three of its four groups past the layer's last.
     let cases: [(usize, u32, u32, &[usize]); 4] = [
         (3, 2, 37, &[13, 65, 7, 9]),
         (7, 3, 233, &[5, 200, 200, 200, 200, 16]),
         (2, 1, 131, &[70, 33, 130, 201]),
-        (2, 2, 29, &[13, 300, 9]),
+        (2, 2, 29, &[13, 300, 96, 9]),
     ];
     let mut c = Comparison::start();
     for (ci, &(e, nb, ls, dims)) in cases.iter().enumerate() {
