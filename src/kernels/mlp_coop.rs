@@ -112,8 +112,8 @@ impl CoopShape {
         }
         let act_width = (dims[..n_layers].iter().map(|d| pad16(*d)).max().unwrap_or(TILE) + BANK_SKEW) as u64;
         let prod_width = (dims[1..].iter().map(|d| pad_cols(*d)).max().unwrap_or(TILE) + BANK_SKEW) as u64;
-        // 16 rows of f16 activations and of f32 products, and `coop_left` (a u32; 16 B allowed
-        // for its alignment).
+        // 16 rows of f16 activations and of f32 products, and `coop_left` and `coop_split` (two
+        // u32s; 16 B allowed for their alignment).
         let per_tile = 16 * (act_width * 2 + prod_width * 4) + 16;
         let memory = limits.max_compute_workgroup_storage_size as u64;
         if per_tile > memory {
