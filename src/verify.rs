@@ -530,7 +530,7 @@ fn case_mlp_fused(ctx: &GpuContext, quick: bool) -> Result<Comparison> {
             (3, 2, 37, &[13, 65, 7, 9]),
             (1, 1, 1, &[5, 8]),
             (7, 3, 233, &[5, 200, 200, 200, 200, 16]),
-            (2, 1, 131, &[70, 33, 130, 201]),
+            (2, 1, 131, &[70, 64, 33, 130, 201]),
             (5, 2, 50, &[24, 200, 200, 200, 200, 38]),
         ]
     };
@@ -676,12 +676,12 @@ fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
     use crate::kernels::mlp_coop::{self, reference as coop_ref, CoopShape, MlpCoopKernels};
     // Leftover column tiles (past the whole groups of four) split by K: one (65, 7, 200, 16,
     // 130, 201 and 9 outputs) and two (96: two parts each); three (33, 300 outputs) padded to
-    // a group. The 300-wide layer is five column groups: a second pass of the kernel's group
-    // loop, with three of its four groups past the layer's last.
+    // a group; none (64). The 300-wide layer is five column groups: a second pass of the
+    // kernel's group loop, with three of its four groups past the layer's last.
     let cases: [(usize, u32, u32, &[usize]); 4] = [
         (3, 2, 37, &[13, 65, 7, 9]),
         (7, 3, 233, &[5, 200, 200, 200, 200, 16]),
-        (2, 1, 131, &[70, 33, 130, 201]),
+        (2, 1, 131, &[70, 64, 33, 130, 201]),
         (2, 2, 29, &[13, 300, 96, 9]),
     ];
     let mut c = Comparison::start();
