@@ -42,6 +42,10 @@ override AW: u32 = 216u;
 override PW: u32 = 264u;
 // Subgroups per workgroup (kernels::mlp_coop::SUBGROUPS).
 const NS: u32 = 4u;
+// Column groups per pass of a layer's K loop, 3 or 4 (kernels::mlp_coop::CoopShape): 3 where no
+// layer has more than three whole groups (the PETS network's 200-wide layers, 12 of their 13
+// tiles), so that no pass loads a fourth B tile only to leave it unused.
+override GP: u32 = 4u;
 // The last layer's outputs (bias added) stay in `prod`, prod[r · PW + c], instead of going
 // through hidden_write: the model step reads them there.
 override LAST_TO_PROD: bool = false;
@@ -111,7 +115,7 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
         }
         let split = workgroupUniformLoad(&coop_split);
         // The layer's whole column groups (NS tiles each; subgroup sid takes tile sid of
-        // each), four at a time: per K tile, one A tile and four independent B tiles feed four
+        // each), GP at a time: per K tile, one A tile and GP independent B tiles feed GP
         // accumulators. A group past the layer's last repeats group g0 (the loads stay
         // unconditional, in range and independent), skips its multiply-adds and stores
         // nothing. The groups left reach every invocation through `coop_left` and
@@ -119,7 +123,7 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
         // every local variable, the loop counters included, as non-uniform, and cooperative
         // operations must stay in uniform control flow).
         let ng = select(qout / (16u * NS), full, split > 0u);
-        for (var g0 = 0u; g0 < ng; g0 = g0 + 4u) {
+        for (var g0 = 0u; g0 < ng; g0 = g0 + GP) {
             if (li == 0u) {
                 coop_left = ng - g0;
             }
@@ -127,7 +131,7 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
             let col0 = (g0 * NS + sid) * 16u;
             let has1 = left > 1u;
             let has2 = left > 2u;
-            let has3 = left > 3u;
+            let has3 = (GP == 4u) & (left > 3u);
             let col1 = select(col0, col0 + 16u * NS, has1);
             let col2 = select(col0, col0 + 32u * NS, has2);
             let col3 = select(col0, col0 + 48u * NS, has3);
@@ -143,7 +147,10 @@ fn coop_layers(m: u32, r0: u32, n_rows: u32, li: u32, sid: u32) {
                 let w_0 = coopLoad<coop_mat16x16<f16, B>>(&weights[i0], pin);
                 let w_1 = coopLoad<coop_mat16x16<f16, B>>(&weights[i1], pin);
                 let w_2 = coopLoad<coop_mat16x16<f16, B>>(&weights[i2], pin);
-                let w_3 = coopLoad<coop_mat16x16<f16, B>>(&weights[i3], pin);
+                var w_3 = w_0;
+                if (GP == 4u) {
+                    w_3 = coopLoad<coop_mat16x16<f16, B>>(&weights[i3], pin);
+                }
                 let ai = kt * 16u;
                 let a = coopLoadT<coop_mat16x16<f16, A>>(&act[ai], AW);
                 c0 = coopMultiplyAdd(a, w_0, c0);

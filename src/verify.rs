@@ -659,7 +659,7 @@ pub fn optional_cases(ctx: &GpuContext) -> Vec<Case> {
     vec![
         case(
             "mlp.coop16",
-            "whole networks on cooperative matrices vs the f16-operand f64 reference",
+            "whole networks on cooperative matrices vs the f16-operand f64 reference; 3 vs 4 column groups per pass bit for bit",
             Some(COOP16_TOL),
             case_mlp_coop16,
         ),
@@ -696,7 +696,7 @@ fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
             mlp_coop::params(dims, e, nb, ls).ok_or_else(|| Error::InvalidInput("coop16: network too large".into()))?;
         let cpu = net.reference(coop_ref::network_f16_f64);
         let shape = CoopShape::for_network(ctx, dims).map_err(|why| Error::InvalidInput(format!("coop16: {why}")))?;
-        {
+        let run = |shape: CoopShape| -> Result<Vec<f32>> {
             let k = MlpCoopKernels::new(ctx, shape)?;
             let xb = ctx.storage_buffer_init("x", &f32s(&net.x));
             let wb = ctx.storage_buffer_init("w", &wp);
@@ -710,10 +710,18 @@ fn case_mlp_coop16(ctx: &GpuContext) -> Result<Comparison> {
                 kernels::dispatch(&mut pass, &k.forward, &[(&bg, &[])], shape.workgroups(ctx, &p)?);
             }
             ctx.queue.submit(Some(enc.finish()));
-            let gpu = ctx.read_buffer::<f32>(&yb, net.rows * net.out_dim())?;
-            let what = format!("network {dims:?} × {e}, {} rows", net.rows);
-            c.merge(compare(&what, &gpu, &cpu, COOP16_TOL));
-        }
+            ctx.read_buffer::<f32>(&yb, net.rows * net.out_dim())
+        };
+        let gpu = run(shape)?;
+        let what = format!("network {dims:?} × {e}, {} rows", net.rows);
+        c.merge(compare(&what, &gpu, &cpu, COOP16_TOL));
+        // The other number of column groups per pass gives the same sums in the same order.
+        let other = CoopShape { groups_per_pass: 7 - shape.groups_per_pass, ..shape };
+        let alt = run(other)?;
+        let what =
+            format!("{what}, {} column groups per pass against {}", other.groups_per_pass, shape.groups_per_pass);
+        let gpu64: Vec<f64> = gpu.iter().map(|v| *v as f64).collect();
+        c.merge(compare(&what, &alt, &gpu64, Tol { rel: 0.0, abs: 0.0 }));
     }
     Ok(c)
 }

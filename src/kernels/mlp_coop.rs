@@ -33,6 +33,17 @@ pub fn pad_cols(d: usize) -> usize {
     d.div_ceil(TILE * SUBGROUPS) * TILE * SUBGROUPS
 }
 
+/// The column groups of [`SUBGROUPS`] tiles that `mlp_coop.wgsl` runs whole for a layer of `d`
+/// outputs: one or two tiles left over are split by K among the subgroups instead of making a
+/// group with padding tiles (three are a group).
+pub fn whole_groups(d: usize) -> usize {
+    let tiles = d.div_ceil(TILE);
+    match tiles % SUBGROUPS {
+        1 | 2 => tiles / SUBGROUPS,
+        _ => tiles.div_ceil(SUBGROUPS),
+    }
+}
+
 /// [`FusedParams`] for `mlp_coop.wgsl`: the same sizes, with `w_off` counting f16 values of
 /// [`pack_network_f16`]'s padded layers; `None` as for [`FusedParams::new`].
 pub fn params(dims: &[usize], n_members: usize, n_batch: u32, local_slots: u32) -> Option<FusedParams> {
@@ -87,6 +98,10 @@ pub struct CoopShape {
     /// Row stride of the f32 products in workgroup memory: the widest [`pad_cols`] output and
     /// [`BANK_SKEW`] more.
     pub prod_width: u32,
+    /// Column groups per pass of a layer's K loop (WGSL `GP`): 3 where no layer has more than
+    /// three [`whole_groups`] (so no pass loads a fourth weight tile it leaves unused), else 4.
+    /// Either gives the same sums in the same order.
+    pub groups_per_pass: u32,
 }
 
 impl CoopShape {
@@ -131,12 +146,18 @@ impl CoopShape {
                 "a workgroup of {SUBGROUPS} subgroups ({invocations} invocations) exceeds the device's workgroup limits"
             ));
         }
-        Ok(Self { sg, act_width: act_width as u32, prod_width: prod_width as u32 })
+        let groups_per_pass = if dims[1..].iter().all(|d| whole_groups(*d) <= 3) { 3 } else { 4 };
+        Ok(Self { sg, act_width: act_width as u32, prod_width: prod_width as u32, groups_per_pass })
     }
 
     /// The WGSL overrides of `mlp_coop.wgsl` for this layout.
-    pub fn overrides(&self) -> [(&'static str, f64); 3] {
-        [("SG", self.sg as f64), ("AW", self.act_width as f64), ("PW", self.prod_width as f64)]
+    pub fn overrides(&self) -> [(&'static str, f64); 4] {
+        [
+            ("SG", self.sg as f64),
+            ("AW", self.act_width as f64),
+            ("PW", self.prod_width as f64),
+            ("GP", self.groups_per_pass as f64),
+        ]
     }
 
     /// Workgroups of one dispatch over `p`'s rows (16 per workgroup), checked against the device limit.
@@ -254,8 +275,8 @@ mod tests {
         let pets = [5usize, 200, 200, 200, 200, 16];
         let h100 = wgpu::Limits { max_compute_workgroup_storage_size: 48 * 1024, ..wgpu::Limits::default() };
         // 16 rows of 208 + 8 f16 inputs and 256 + 8 f32 outputs: 16 · (432 + 1056) = 23 808 B,
-        // and 16 B for the groups-left counter, of 49 152.
-        let shape = CoopShape { sg: 32, act_width: 216, prod_width: 264 };
+        // and 16 B for the two counters, of 49 152.
+        let shape = CoopShape { sg: 32, act_width: 216, prod_width: 264, groups_per_pass: 3 };
         assert_eq!(CoopShape::within(&pets, &h100, 32), Ok(shape));
         let exact = wgpu::Limits { max_compute_workgroup_storage_size: 23_824, ..h100.clone() };
         assert_eq!(CoopShape::within(&pets, &exact, 32), Ok(shape));
@@ -266,6 +287,13 @@ mod tests {
         assert!(e.contains("23824 B") && e.contains("16384 B"), "{e}");
         // Inputs set the activation stride, outputs (in groups of 4 tiles) the product stride.
         assert_eq!(CoopShape::within(&[13, 65, 7, 9], &h100, 32).map(|s| (s.act_width, s.prod_width)), Ok((88, 136)));
+        // Three column groups per pass unless a layer has more whole groups: 200 outputs are 13
+        // tiles, 3 groups and one tile split by K; 256 are 4 groups; 300 are 19 tiles, 5 groups
+        // (the last with one padding tile).
+        assert_eq!((whole_groups(200), whole_groups(8), whole_groups(96), whole_groups(33)), (3, 0, 1, 1));
+        assert_eq!((whole_groups(256), whole_groups(300)), (4, 5));
+        let gp = |dims: &[usize]| CoopShape::within(dims, &h100, 32).map(|s| s.groups_per_pass);
+        assert_eq!((gp(&pets), gp(&[5, 256, 8]), gp(&[13, 300, 96, 9])), (Ok(3), Ok(4), Ok(4)));
         assert!(CoopShape::within(&[4], &h100, 32).is_err());
         // Four subgroups of 64 fill the default 256 invocations; of 128 they exceed them.
         assert!(CoopShape::within(&pets, &h100, 64).is_ok());
