@@ -281,15 +281,8 @@ fn run_stats_probe(ctx: &GpuContext, entry: &str, n: usize, threads: u32) -> Res
     let empty = ctx.bind_group_layout("verify.empty", &[])?;
     let out_layout = kernels::storage_layout(ctx, "verify.samples", &[false])?;
     let source = [COMMON_WGSL, kernels::CEM_WGSL, STATS_PROBE_WGSL].concat();
-    let pipeline = ctx.compute_pipeline(&crate::gpu::PipelineDesc {
-        label: &format!("verify.{entry}"),
-        family: "verify.stats",
-        source: &source,
-        entry,
-        constants: &[],
-        layouts: &[&layouts.params, &empty, &out_layout],
-        trusted: false,
-    })?;
+    let pipeline =
+        kernels::custom_pipeline(ctx, "verify.stats", &source, entry, &[&layouts.params, &empty, &out_layout], &[])?;
     let p = kernels::PlanParams { seed_lo: 0x2545_f491, seed_hi: 17, call: 3, iteration: 1, ..Default::default() };
     let ub = ctx.uniform_buffer_init("verify.params", &[p]);
     let pbg = kernels::bind_params::<kernels::PlanParams>(ctx, "verify.params", &layouts.params, &ub);
@@ -352,15 +345,7 @@ fn run_probe(ctx: &GpuContext, entry: &str, out_len: usize, args: &[u32], n: u32
     let layout = kernels::storage_layout(ctx, "verify.probe", &[false, false])?;
     let source = [COMMON_WGSL, PROBE_WGSL].concat();
     // The probe is outside the crate's vetted sources, so it keeps every runtime check.
-    let pipeline = ctx.compute_pipeline(&crate::gpu::PipelineDesc {
-        label: &format!("verify.{entry}"),
-        family: "verify.probe",
-        source: &source,
-        entry,
-        constants: &[],
-        layouts: &[&layout],
-        trusted: false,
-    })?;
+    let pipeline = kernels::custom_pipeline(ctx, "verify.probe", &source, entry, &[&layout], &[])?;
     let out = ctx.storage_buffer_init("verify.out", &vec![0u32; out_len.max(1)]);
     let argb = ctx.storage_buffer_init("verify.args", args);
     let bg = kernels::bind_buffers(ctx, "verify.probe", &layout, &[&out, &argb]);

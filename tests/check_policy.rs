@@ -96,12 +96,34 @@ fn plans_and_training_are_identical_with_full_checks_and_with_the_policy() {
 #[test]
 fn only_the_crates_own_wgsl_is_compiled_without_checks() {
     let ctx = ctx_with(ShaderChecks::Policy);
-    let k = lookahead::kernels::COMMON_WGSL;
-    assert!(lookahead::kernels::runtime_checks_off(&ctx, &[k, lookahead::kernels::MLP_WGSL]));
+    use lookahead::kernels::runtime_checks_off;
+    // A family without a task slot, and one holding a built-in task's WGSL: the crate's own.
+    assert!(runtime_checks_off(&ctx, None));
     let task = EnvKind::Cartpole.task();
-    assert!(lookahead::kernels::runtime_checks_off(&ctx, &[k, &task.wgsl, lookahead::kernels::ROLLOUT_WGSL]));
+    assert!(runtime_checks_off(&ctx, Some(&task.wgsl)));
+    // A user's change to a task's WGSL keeps every check.
     let custom = format!("{}\n// a user's change\n", task.wgsl);
-    assert!(!lookahead::kernels::runtime_checks_off(&ctx, &[k, &custom, lookahead::kernels::ROLLOUT_WGSL]));
+    assert!(!runtime_checks_off(&ctx, Some(&custom)));
     let full = ctx_with(ShaderChecks::Full);
-    assert!(!lookahead::kernels::runtime_checks_off(&full, &[k, lookahead::kernels::MLP_WGSL]));
+    assert!(!runtime_checks_off(&full, None));
+}
+
+/// A family compiles only its declared entry points, and takes a task's WGSL exactly where its
+/// declaration has a task slot.
+#[test]
+fn a_family_compiles_only_what_its_declaration_says() {
+    use lookahead::kernels::{Family, PlanLayouts, TaskWgsl, WG_SIZE_OVERRIDE};
+    let ctx = ctx_with(ShaderChecks::Policy);
+    let layouts = PlanLayouts::new(&ctx).expect("layouts");
+    let groups = [&layouts.params, &layouts.cem];
+    let err = Family::Cem.pipeline(&ctx, None, "no_such_entry", &groups, WG_SIZE_OVERRIDE).err().expect("refused");
+    assert!(err.to_string().contains("no_such_entry is not a declared entry point"), "{err}");
+    let task = EnvKind::Cartpole.task();
+    let with_task = Some(TaskWgsl { name: "cartpole", wgsl: &task.wgsl });
+    let err = Family::Cem.pipeline(&ctx, with_task, "sample_candidates", &groups, WG_SIZE_OVERRIDE).err();
+    assert!(err.expect("refused").to_string().contains("has no task slot"));
+    let rollout = [&layouts.params, &layouts.rollout];
+    let err = Family::Rollout.pipeline(&ctx, None, "propagate", &rollout, WG_SIZE_OVERRIDE).err();
+    assert!(err.expect("refused").to_string().contains("needs a task's WGSL"));
+    assert!(Family::Rollout.pipeline(&ctx, with_task, "propagate", &rollout, WG_SIZE_OVERRIDE).is_ok());
 }

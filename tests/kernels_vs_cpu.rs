@@ -12,7 +12,7 @@ use lookahead::env::reference::RefTask;
 use lookahead::env::{EnvKind, Task};
 use lookahead::kernels::cem::reference as cem_ref;
 use lookahead::kernels::mlp::{reference as mlp_ref, Activation, LayerParams};
-use lookahead::kernels::{self, PlanLayouts, PlanParams, COMMON_WGSL};
+use lookahead::kernels::{self, PlanLayouts, PlanParams};
 use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::planner::reference::plan_f64;
 use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Sampling};
@@ -35,9 +35,9 @@ fn run_cem(
     n: u32,
 ) -> Vec<Vec<u32>> {
     let layouts = PlanLayouts::new(ctx).expect("layouts");
-    let pipe =
-        kernels::pipeline(ctx, "cem", &[COMMON_WGSL, kernels::CEM_WGSL], entry, &[&layouts.params, &layouts.cem], true)
-            .expect("pipeline");
+    let pipe = kernels::Family::Cem
+        .pipeline(ctx, None, entry, &[&layouts.params, &layouts.cem], kernels::WG_SIZE_OVERRIDE)
+        .expect("pipeline");
     let ub = ctx.uniform_buffer_init("params", &[params]);
     let pbg = kernels::bind_buffers(ctx, "params", &layouts.params, &[&ub]);
     let buffers: Vec<wgpu::Buffer> = bufs.iter().map(|b| ctx.storage_buffer_init("cem", b)).collect();

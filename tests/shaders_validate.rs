@@ -10,13 +10,30 @@ fn parse(name: &str, src: &str) -> naga::Module {
     naga::front::wgsl::parse_str(src).unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)))
 }
 
+use lookahead::kernels::{Family, Requires, ShaderSource};
+
+/// The portable modules of the table (every family that runs on every adapter, with each
+/// built-in task where it has a task slot).
+fn portable() -> Vec<ShaderSource> {
+    lookahead::kernels::shaders().into_iter().filter(|s| s.decl().requires == Requires::Portable).collect()
+}
+
+#[test]
+fn the_table_holds_every_declared_family() {
+    let table = lookahead::kernels::shaders();
+    for family in Family::ALL {
+        assert!(table.iter().any(|s| s.family == *family), "{family:?} is declared but not in the table");
+    }
+    // Every coop16 family is in it too (validated with its capabilities below).
+    assert!(table.iter().any(|s| s.decl().requires == Requires::Coop16));
+    assert!(table.len() >= 20, "the shader table lists {} modules", table.len());
+}
+
 #[test]
 fn every_shader_parses_validates_and_resolves_its_overrides() {
-    let table = lookahead::kernels::shaders();
-    assert!(table.len() >= 5, "the shader table lists {} modules", table.len());
-    for s in &table {
+    for s in &portable() {
         let (resolved, _) = resolved(s);
-        for ep in s.entry_points {
+        for ep in s.decl().entry_points {
             assert!(resolved.entry_points.iter().any(|e| e.name == *ep), "{}: entry point {ep} is missing", s.name);
         }
     }
@@ -47,7 +64,7 @@ fn assert_layout(module_name: &str, src: &str, name: &str, size: usize, expected
 #[test]
 fn plan_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::PlanParams;
-    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::CEM_WGSL].concat();
+    let src = Family::Cem.decl().source(None);
     let expected = [
         ("n_batch", std::mem::offset_of!(PlanParams, n_batch)),
         ("population", std::mem::offset_of!(PlanParams, population)),
@@ -83,7 +100,7 @@ fn plan_params_layout_matches_the_rust_mirror() {
 #[test]
 fn layer_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::mlp::LayerParams;
-    let src = [lookahead::kernels::COMMON_WGSL, lookahead::kernels::TILE_WGSL, lookahead::kernels::MLP_WGSL].concat();
+    let src = Family::Mlp.decl().source(None);
     let expected = [
         ("n_batch", std::mem::offset_of!(LayerParams, n_batch)),
         ("local_slots", std::mem::offset_of!(LayerParams, local_slots)),
@@ -100,8 +117,7 @@ fn layer_params_layout_matches_the_rust_mirror() {
 #[test]
 fn train_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::TrainParams;
-    let src =
-        [lookahead::kernels::COMMON_WGSL, lookahead::kernels::REDUCE_WGSL, lookahead::kernels::LOSS_WGSL].concat();
+    let src = Family::Loss.decl().source(None);
     let expected = [
         ("n_members", std::mem::offset_of!(TrainParams, n_members)),
         ("batch", std::mem::offset_of!(TrainParams, batch)),
@@ -132,13 +148,16 @@ fn train_params_layout_matches_the_rust_mirror() {
 }
 
 /// The resolved, validated module of a table entry, with `WG_SIZE` set where declared.
-fn resolved(s: &lookahead::kernels::ShaderSource) -> (naga::Module, naga::valid::ModuleInfo) {
-    let src = s.source();
-    let module = parse(s.name, &src);
+fn resolved(s: &ShaderSource) -> (naga::Module, naga::valid::ModuleInfo) {
+    let src = &s.source;
+    let module = parse(&s.name, src);
     let info = Validator::new(ValidationFlags::all(), Capabilities::default())
         .validate(&module)
-        .unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(&src)));
+        .unwrap_or_else(|e| panic!("{}: {}", s.name, e.emit_to_string(src)));
     let mut constants = naga::back::PipelineConstants::default();
+    for (name, value) in s.decl().fixed_overrides {
+        constants.insert(name.to_string(), *value);
+    }
     if module.overrides.iter().any(|(_, o)| o.name.as_deref() == Some("WG_SIZE")) {
         constants.insert("WG_SIZE".to_string(), lookahead::kernels::WG_SIZE as f64);
     }
@@ -148,8 +167,7 @@ fn resolved(s: &lookahead::kernels::ShaderSource) -> (naga::Module, naga::valid:
 
 #[test]
 fn every_shader_translates_to_msl_and_hlsl() {
-    let table = lookahead::kernels::shaders();
-    for s in &table {
+    for s in &portable() {
         let (module, info) = resolved(s);
         let msl_options = naga::back::msl::Options { lang_version: (2, 1), ..Default::default() };
         let (msl, _) = naga::back::msl::write_string(&module, &info, &msl_options, &Default::default())
@@ -161,7 +179,7 @@ fn every_shader_translates_to_msl_and_hlsl() {
         naga::back::hlsl::Writer::new(&mut hlsl, &hlsl_options, &pipeline_options)
             .write(&module, &info, None)
             .unwrap_or_else(|e| panic!("{}: HLSL: {e:?}", s.name));
-        for ep in s.entry_points {
+        for ep in s.decl().entry_points {
             assert!(msl.contains(ep) && hlsl.contains(ep), "{}: entry point {ep} missing from a translation", s.name);
         }
     }
@@ -205,12 +223,9 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
     use lookahead::kernels::{self as k, adam, cem, mlp, mlp_coop, mlp_fused, purpose, rng};
     use lookahead::planner::Propagation;
     let common = k::COMMON_WGSL.to_string();
-    let with = |family: &str| [k::COMMON_WGSL, family].concat();
-    let mlp_src = [k::COMMON_WGSL, k::TILE_WGSL, k::MLP_WGSL].concat();
-    let (rows_src, cem_src) = (with(k::MLP_ROWS_WGSL), with(k::CEM_WGSL));
-    let adam_src = [k::COMMON_WGSL, k::REDUCE_WGSL, k::ADAM_WGSL].concat();
-    let fused_src = [k::COMMON_WGSL, k::MLP_FUSED_WGSL, k::MLP_FUSED_NET_WGSL].concat();
-    let coop_src = [mlp_coop::DIRECTIVES, k::COMMON_WGSL, k::MLP_COOP_WGSL, k::MLP_COOP_NET_WGSL].concat();
+    let src = |family: Family| family.decl().source(None);
+    let (mlp_src, rows_src, cem_src) = (src(Family::Mlp), src(Family::MlpRows), src(Family::Cem));
+    let (adam_src, fused_src, coop_src) = (src(Family::Adam), src(Family::MlpFused), src(Family::MlpCoop));
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),
         (&common, "MAX_OBS", k::MAX_OBS as f64),
@@ -322,30 +337,20 @@ fn defined_under(root: &std::path::Path, segs: &[String], name: &str) -> bool {
     })
 }
 
-/// `mlp_coop.wgsl` (cooperative matrices, f16) is outside the portable table: it needs naga's
-/// COOPERATIVE_MATRIX, SHADER_FLOAT16 and SUBGROUP capabilities and has no HLSL/GLSL path. It validates
-/// with them (and not without), resolves its overrides for the shapes the host picks, translates
-/// to SPIR-V; and `FusedParams` (common.wgsl, read by it and `mlp_fused.wgsl`) matches its Rust mirror.
+/// The coop16 families (cooperative matrices, f16) have no HLSL/GLSL path: they need naga's
+/// COOPERATIVE_MATRIX, SHADER_FLOAT16 and SUBGROUP capabilities. Each module validates with
+/// them (and not without any one), resolves its overrides for every shape its declaration lists,
+/// and translates to SPIR-V; and `FusedParams` (common.wgsl, read by it and `mlp_fused.wgsl`)
+/// matches its Rust mirror.
 #[test]
-fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_to_spirv() {
-    use lookahead::kernels::{self as k, mlp_coop, mlp_fused::FusedParams, COMMON_WGSL, MLP_COOP_WGSL};
-    let src = [mlp_coop::DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL, k::MLP_COOP_NET_WGSL].concat();
-    // The network's dispatch, and the model step on the same layers with every built-in task.
-    let mut modules = vec![("mlp_coop".to_string(), src.clone(), false)];
-    for (env, env_src) in k::ENV_SOURCES {
-        let step = [
-            mlp_coop::DIRECTIVES,
-            COMMON_WGSL,
-            env_src,
-            k::PARTICLES_WGSL,
-            MLP_COOP_WGSL,
-            k::MODEL_STEP_WGSL,
-            k::MODEL_STEP_COOP_WGSL,
-        ]
-        .concat();
-        modules.push((format!("model_step_coop/{env}"), step, true));
-    }
-    for (name, src, step) in &modules {
+fn the_cooperative_matrix_kernels_validate_with_their_capabilities_and_translate_to_spirv() {
+    use lookahead::kernels::mlp_fused::FusedParams;
+    let all = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP;
+    let modules: Vec<ShaderSource> =
+        lookahead::kernels::shaders().into_iter().filter(|s| s.decl().requires == Requires::Coop16).collect();
+    assert_eq!(modules.len(), 1 + lookahead::kernels::ENV_SOURCES.len(), "the network and a model step per task");
+    for s in &modules {
+        let (name, src) = (&s.name, &s.source);
         let module = parse(name, src);
         assert!(
             Validator::new(ValidationFlags::all(), Capabilities::default()).validate(&module).is_err(),
@@ -353,24 +358,20 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
         );
         // Each of the three capabilities is needed (the device features of gpu::COOP16_FEATURES).
         for missing in [Capabilities::COOPERATIVE_MATRIX, Capabilities::SHADER_FLOAT16, Capabilities::SUBGROUP] {
-            let partial =
-                (Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP) - missing;
             assert!(
-                Validator::new(ValidationFlags::all(), partial).validate(&module).is_err(),
+                Validator::new(ValidationFlags::all(), all - missing).validate(&module).is_err(),
                 "{name}: validated without {missing:?}"
             );
         }
-        let caps = Capabilities::COOPERATIVE_MATRIX | Capabilities::SHADER_FLOAT16 | Capabilities::SUBGROUP;
-        let info = Validator::new(ValidationFlags::all(), caps)
+        let info = Validator::new(ValidationFlags::all(), all)
             .validate(&module)
             .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(src)));
-        for (sg, aw, pw) in [(32, 216, 264), (32, 24, 72), (64, 88, 136)] {
+        let shapes = s.decl().validation_overrides;
+        assert!(!shapes.is_empty(), "{name}: no shapes to resolve");
+        for shape in shapes {
             let mut constants = naga::back::PipelineConstants::default();
-            constants.insert("SG".into(), sg as f64);
-            constants.insert("AW".into(), aw as f64);
-            constants.insert("PW".into(), pw as f64);
-            if *step {
-                constants.insert("LAST_TO_PROD".into(), 1.0);
+            for (k, v) in shape.iter().chain(s.decl().fixed_overrides) {
+                constants.insert(k.to_string(), *v);
             }
             let (m, i) = process_overrides(&module, &info, None, &constants).expect("overrides");
             let options = naga::back::spv::Options { lang_version: (1, 5), ..Default::default() };
@@ -378,6 +379,7 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
             assert!(words.len() > 100, "{name}");
         }
     }
+    let src = Family::MlpCoop.decl().source(None);
     let expected = [
         ("n_batch", std::mem::offset_of!(FusedParams, n_batch)),
         ("local_slots", std::mem::offset_of!(FusedParams, local_slots)),
@@ -400,8 +402,7 @@ fn the_cooperative_matrix_kernel_validates_with_its_capabilities_and_translates_
 #[test]
 fn grads_params_layout_matches_the_rust_mirror() {
     use lookahead::kernels::mlp_grads::GradsParams;
-    use lookahead::kernels::{COMMON_WGSL, MLP_GRADS_WGSL, TILE_WGSL};
-    let src = [COMMON_WGSL, TILE_WGSL, MLP_GRADS_WGSL].concat();
+    let src = Family::MlpGrads.decl().source(None);
     let expected = [
         ("n_batch", std::mem::offset_of!(GradsParams, n_batch)),
         ("local_slots", std::mem::offset_of!(GradsParams, local_slots)),

@@ -1,8 +1,9 @@
-//! Compiled-object cache of a [`GpuContext`]: shader modules keyed by their WGSL text, bind
-//! group layouts keyed by their entries, pipeline layouts keyed by their bind group layouts, and
-//! compute pipelines keyed by (module, entry point, pipeline-overridable constants, layouts). A
-//! second planner or trainer on the same context therefore compiles nothing; the kernel owners in
-//! `crate::kernels` build everything through here.
+//! Compiled-object cache of a [`GpuContext`]: shader modules keyed by their family and task
+//! (or, outside the declared families, their WGSL text), bind group layouts keyed by their
+//! entries, pipeline layouts keyed by their bind group layouts, and compute pipelines keyed by
+//! (module, entry point, pipeline-overridable constants, layouts). A second planner or trainer
+//! on the same context therefore compiles nothing; the kernel owners in `crate::kernels` build
+//! everything through here.
 
 use std::collections::HashMap;
 
@@ -34,10 +35,32 @@ struct PipelineKey {
     layouts: Vec<wgpu::BindGroupLayout>,
 }
 
+/// What identifies a shader module in the cache.
+#[derive(Debug, Clone, Copy)]
+pub enum ModuleKey<'a> {
+    /// A declared shader family (`kernels::Family`), whose parts are fixed: its name and the
+    /// task WGSL in its task slot, if it has one.
+    Declared {
+        /// The family's name.
+        family: &'static str,
+        /// The task's WGSL functions.
+        task: Option<&'a str>,
+    },
+    /// A module outside the declared families (a test's, a probe's), keyed by its full text.
+    Text,
+}
+
+/// [`ModuleKey`] as stored: with the text it names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum OwnedModuleKey {
+    Declared(&'static str, Option<String>),
+    Text(String),
+}
+
 #[derive(Default)]
 pub(super) struct PipelineCache {
-    /// Keyed by (source, compiled without the policy's runtime checks).
-    modules: HashMap<(String, bool), wgpu::ShaderModule>,
+    /// Keyed by (module, compiled without the policy's runtime checks).
+    modules: HashMap<(OwnedModuleKey, bool), wgpu::ShaderModule>,
     bind_group_layouts: HashMap<Vec<wgpu::BindGroupLayoutEntry>, wgpu::BindGroupLayout>,
     pipeline_layouts: HashMap<Vec<wgpu::BindGroupLayout>, wgpu::PipelineLayout>,
     pipelines: HashMap<PipelineKey, wgpu::ComputePipeline>,
@@ -53,6 +76,8 @@ pub struct PipelineDesc<'a> {
     pub family: &'a str,
     /// The full WGSL text of the module.
     pub source: &'a str,
+    /// What identifies the module in the cache.
+    pub key: ModuleKey<'a>,
     /// Entry point.
     pub entry: &'a str,
     /// Values of the module's `override` constants (e.g. `("WG_SIZE", 64.0)`).
@@ -78,8 +103,19 @@ impl GpuContext {
     /// The shader module of `source`, compiled once per context (and per check setting); a
     /// compile error becomes [`Error::ShaderCompile`] naming `family`. `trusted` drops the
     /// bounds checks and loop bounding: see [`super::ShaderChecks`] for when that is sound.
-    pub(crate) fn shader_module(&self, family: &str, source: &str, trusted: bool) -> Result<wgpu::ShaderModule> {
-        let key = (source.to_string(), trusted);
+    pub(crate) fn shader_module(
+        &self,
+        family: &str,
+        source: &str,
+        key: ModuleKey<'_>,
+        trusted: bool,
+    ) -> Result<wgpu::ShaderModule> {
+        let key = match key {
+            ModuleKey::Declared { family, task } => {
+                (OwnedModuleKey::Declared(family, task.map(str::to_string)), trusted)
+            }
+            ModuleKey::Text => (OwnedModuleKey::Text(source.to_string()), trusted),
+        };
         self.with_cache(|c| {
             if let Some(m) = c.modules.get(&key) {
                 c.stats.hits += 1;
@@ -133,7 +169,7 @@ impl GpuContext {
 
     /// The compute pipeline described by `desc`, created once per context.
     pub fn compute_pipeline(&self, desc: &PipelineDesc<'_>) -> Result<wgpu::ComputePipeline> {
-        let module = self.shader_module(desc.family, desc.source, desc.trusted)?;
+        let module = self.shader_module(desc.family, desc.source, desc.key, desc.trusted)?;
         let key = PipelineKey {
             module: module.clone(),
             entry: desc.entry.to_string(),

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use wgpu::util::DeviceExt;
 
-pub use cache::{CacheStats, PipelineDesc};
+pub use cache::{CacheStats, ModuleKey, PipelineDesc};
 pub use recorder::{dispatch, Profile, Profiler, RecordStats, Recorder};
 
 use crate::error::{Error, Result};

@@ -1,7 +1,10 @@
 //! Optimiser kernels (`shaders/adam.wgsl`): global gradient norm and Adam. [`AdamKernels`] owns
 //! the pipelines and builds the family's bind group; [`reference`] is the f64 twin.
 
-use super::{params_layout, pipeline, storage_layout, TrainParams, ADAM_WGSL, COMMON_WGSL, REDUCE_WGSL};
+use super::family::{FamilyDecl, Part};
+use super::{
+    params_layout, storage_layout, Family, TrainParams, ADAM_WGSL, COMMON_WGSL, REDUCE_WGSL, WG_SIZE_OVERRIDE,
+};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -30,6 +33,13 @@ pub struct AdamBuffers<'a> {
     pub counters: &'a wgpu::Buffer,
 }
 
+/// `adam.wgsl` after the fixed-order reduction: the gradient norm and the Adam update.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "adam",
+    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(REDUCE_WGSL), Part::Wgsl(ADAM_WGSL)],
+    &["grad_norm_partial", "grad_norm_final", "adam_step"],
+);
+
 /// The pipelines of `adam.wgsl` (group 0 `TrainParams`, group 1 [`AdamBuffers`]).
 pub struct AdamKernels {
     /// Group 1.
@@ -48,7 +58,8 @@ impl AdamKernels {
         let params = params_layout::<TrainParams>(ctx, "train.params")?;
         let layout = storage_layout(ctx, "train.adam", &[false, true, false, false, false, false, false])?;
         let pipe = |entry: &str, wg: bool| {
-            pipeline(ctx, "adam", &[COMMON_WGSL, REDUCE_WGSL, ADAM_WGSL], entry, &[&params, &layout], wg)
+            let constants = if wg { WG_SIZE_OVERRIDE } else { &[] };
+            Family::Adam.pipeline(ctx, None, entry, &[&params, &layout], constants)
         };
         Ok(Self {
             norm_partial: pipe("grad_norm_partial", false)?,

@@ -5,7 +5,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{pipeline, PlanLayouts, CEM_WGSL, COMMON_WGSL};
+use super::family::{FamilyDecl, Part};
+use super::{Family, PlanLayouts, CEM_WGSL, COMMON_WGSL, WG_SIZE_OVERRIDE};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -33,6 +34,24 @@ pub struct CemBuffers<'a> {
     /// `[n_batch, 2]`: mean elite return, best return.
     pub plan_stats: &'a wgpu::Buffer,
 }
+
+/// `cem.wgsl`: sampling and the distribution updates of CEM, random shooting, MPPI and iCEM.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "cem",
+    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(CEM_WGSL)],
+    &[
+        "sample_candidates",
+        "particle_mean",
+        "rank_elites",
+        "update_distribution",
+        "shift_solution",
+        "mppi_sample",
+        "mppi_update",
+        "icem_sample",
+        "icem_extras",
+        "icem_save_elites",
+    ],
+);
 
 /// The pipelines of `cem.wgsl` (group 0 `PlanParams`, group 1 [`CemBuffers`]).
 pub struct CemKernels {
@@ -65,7 +84,7 @@ impl CemKernels {
     pub fn new(ctx: &GpuContext) -> Result<Self> {
         let layouts = PlanLayouts::new(ctx)?;
         let pipe =
-            |entry: &str| pipeline(ctx, "cem", &[COMMON_WGSL, CEM_WGSL], entry, &[&layouts.params, &layouts.cem], true);
+            |entry: &str| Family::Cem.pipeline(ctx, None, entry, &[&layouts.params, &layouts.cem], WG_SIZE_OVERRIDE);
         Ok(Self {
             sample: pipe("sample_candidates")?,
             particle_mean: pipe("particle_mean")?,

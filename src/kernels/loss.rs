@@ -2,7 +2,10 @@
 //! its gradient through the log-variance soft clamp. [`LossKernels`] owns the pipelines and
 //! builds the family's bind group; [`reference`] is the f64 twin.
 
-use super::{params_layout, pipeline, storage_layout, TrainParams, COMMON_WGSL, LOSS_WGSL, REDUCE_WGSL};
+use super::family::{FamilyDecl, Part};
+use super::{
+    params_layout, storage_layout, Family, TrainParams, COMMON_WGSL, LOSS_WGSL, REDUCE_WGSL, WG_SIZE_OVERRIDE,
+};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -26,6 +29,13 @@ pub struct LossBuffers<'a> {
     pub stats: &'a wgpu::Buffer,
 }
 
+/// `loss.wgsl` after the fixed-order reduction: minibatch gathering, the loss and its gradient.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "loss",
+    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(REDUCE_WGSL), Part::Wgsl(LOSS_WGSL)],
+    &["gather_batch", "nll_grad", "reduce_loss"],
+);
+
 /// The pipelines of `loss.wgsl` (group 0 `TrainParams`, group 1 [`LossBuffers`]).
 pub struct LossKernels {
     /// Group 0: `TrainParams` with a dynamic offset (shared with `adam.wgsl`).
@@ -46,7 +56,8 @@ impl LossKernels {
         let params_layout = params_layout::<TrainParams>(ctx, "train.params")?;
         let layout = storage_layout(ctx, "train.loss", &[true, true, false, true, false, true, false, false])?;
         let pipe = |entry: &str, wg: bool| {
-            pipeline(ctx, "loss", &[COMMON_WGSL, REDUCE_WGSL, LOSS_WGSL], entry, &[&params_layout, &layout], wg)
+            let constants = if wg { WG_SIZE_OVERRIDE } else { &[] };
+            Family::Loss.pipeline(ctx, None, entry, &[&params_layout, &layout], constants)
         };
         Ok(Self {
             gather: pipe("gather_batch", true)?,

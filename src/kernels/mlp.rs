@@ -4,8 +4,10 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Recorder};
 
+use super::family::{FamilyDecl, Part};
 use super::{
-    check_grid, pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, TILE_WGSL, WG_SIZE,
+    check_grid, storage_entry, uniform_entry, Family, COMMON_WGSL, MLP_ROWS_WGSL, MLP_WGSL, TILE_WGSL, WG_SIZE,
+    WG_SIZE_OVERRIDE,
 };
 
 /// Output rows per workgroup tile (WGSL `TILE_M`).
@@ -73,6 +75,17 @@ impl LayerParams {
     }
 }
 
+/// `mlp.wgsl` after the tiled product: per-layer forward and backward passes.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "mlp",
+    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(TILE_WGSL), Part::Wgsl(MLP_WGSL)],
+    &["forward", "backward_input", "backward_weights"],
+);
+
+/// `mlp_rows.wgsl`: an ensemble layer with one invocation per row (CPU rasterisers).
+pub const ROWS_FAMILY: FamilyDecl =
+    FamilyDecl::portable("mlp_rows", &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(MLP_ROWS_WGSL)], &["forward_rows"]);
+
 /// The pipelines of `mlp.wgsl` and their bind group layout.
 pub struct MlpKernels {
     /// Bindings: layer, a_src, b_src, bias, c_dst, aux.
@@ -100,7 +113,7 @@ impl MlpKernels {
             ],
         )?;
         // The tiled entry points have a fixed 16 × 16 workgroup (TILE_M × TILE_N outputs).
-        let pipe = |entry: &str| pipeline(ctx, "mlp", &[COMMON_WGSL, TILE_WGSL, MLP_WGSL], entry, &[&layout], false);
+        let pipe = |entry: &str| Family::Mlp.pipeline(ctx, None, entry, &[&layout], &[]);
         Ok(Self {
             forward: pipe("forward")?,
             backward_input: pipe("backward_input")?,
@@ -273,7 +286,7 @@ impl MlpRowsKernels {
             entries.push(uniform_entry(b, false, window));
         }
         let layout = ctx.bind_group_layout("mlp_rows", &entries)?;
-        let forward_rows = pipeline(ctx, "mlp_rows", &[COMMON_WGSL, MLP_ROWS_WGSL], "forward_rows", &[&layout], true)?;
+        let forward_rows = Family::MlpRows.pipeline(ctx, None, "forward_rows", &[&layout], WG_SIZE_OVERRIDE)?;
         Ok(Self { layout, forward_rows })
     }
 

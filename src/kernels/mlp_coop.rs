@@ -9,8 +9,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
+use super::family::{FamilyDecl, Part, Requires};
 use super::mlp_fused::{bind_network, block_grid, network_layout, FusedBuffers, FusedParams, FUSED_MAX_LAYERS};
-use super::{pipeline_with, COMMON_WGSL, MLP_COOP_NET_WGSL, MLP_COOP_WGSL};
+use super::{Family, COMMON_WGSL, MLP_COOP_NET_WGSL, MLP_COOP_WGSL};
 
 /// The directives `mlp_coop.wgsl` needs, put before `common.wgsl` (WGSL allows directives only
 /// at the top of a module).
@@ -166,6 +167,24 @@ impl CoopShape {
     }
 }
 
+/// Layouts (`SG`, `AW`, `PW`) the host picks, which naga resolves the coop16 modules with.
+pub const VALIDATION_SHAPES: &[&[(&str, f64)]] = &[
+    &[("SG", 32.0), ("AW", 216.0), ("PW", 264.0)],
+    &[("SG", 32.0), ("AW", 24.0), ("PW", 72.0)],
+    &[("SG", 64.0), ("AW", 88.0), ("PW", 136.0)],
+];
+
+/// `mlp_coop.wgsl`'s layers on cooperative matrices with the network's dispatch
+/// (`mlp_coop_net.wgsl`), after [`DIRECTIVES`].
+pub const FAMILY: FamilyDecl = FamilyDecl {
+    name: "mlp_coop",
+    parts: &[Part::Wgsl(DIRECTIVES), Part::Wgsl(COMMON_WGSL), Part::Wgsl(MLP_COOP_WGSL), Part::Wgsl(MLP_COOP_NET_WGSL)],
+    entry_points: &["forward_coop"],
+    requires: Requires::Coop16,
+    validation_overrides: VALIDATION_SHAPES,
+    fixed_overrides: &[],
+};
+
 /// The `forward_coop` pipeline for one [`CoopShape`] and its bind group layout (the fused
 /// kernel's bindings: net, x, weights as f16, biases, y).
 pub struct MlpCoopKernels {
@@ -187,8 +206,7 @@ impl MlpCoopKernels {
             ));
         }
         let layout = network_layout(ctx, "mlp_coop")?;
-        let parts = [DIRECTIVES, COMMON_WGSL, MLP_COOP_WGSL, MLP_COOP_NET_WGSL];
-        let forward = pipeline_with(ctx, "mlp_coop", &parts, "forward_coop", &[&layout], &shape.overrides())?;
+        let forward = Family::MlpCoop.pipeline(ctx, None, "forward_coop", &[&layout], &shape.overrides())?;
         Ok(Self { layout, forward, shape })
     }
 

@@ -5,7 +5,8 @@
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
-use super::{check_grid, pipeline_with, storage_entry, uniform_entry, COMMON_WGSL, MLP_FUSED_NET_WGSL, MLP_FUSED_WGSL};
+use super::family::{FamilyDecl, Part};
+use super::{check_grid, storage_entry, uniform_entry, Family, COMMON_WGSL, MLP_FUSED_NET_WGSL, MLP_FUSED_WGSL};
 
 /// Most layers the fused kernel takes (WGSL `FUSED_MAX_LAYERS`).
 pub const FUSED_MAX_LAYERS: usize = 8;
@@ -376,6 +377,14 @@ pub fn block_grid(ctx: &GpuContext, p: &FusedParams, rows: u32, kernel: &str) ->
     Ok((x, p.n_members, 1))
 }
 
+/// `mlp_fused.wgsl`'s layers with the network's dispatch (`mlp_fused_net.wgsl`): the forward
+/// pass, or with `BACKWARD` the trainer's input-gradient chain.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "mlp_fused",
+    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(MLP_FUSED_WGSL), Part::Wgsl(MLP_FUSED_NET_WGSL)],
+    &["forward_fused"],
+);
+
 /// The `forward_fused` pipeline for one [`FusedShape`] (the forward pass, or the backward
 /// chain) and its bind group layout.
 pub struct MlpFusedKernels {
@@ -414,10 +423,9 @@ impl MlpFusedKernels {
 
     fn build(ctx: &GpuContext, shape: FusedShape, backward: bool) -> Result<Self> {
         let layout = network_layout(ctx, "mlp_fused")?;
-        let parts = [COMMON_WGSL, MLP_FUSED_WGSL, MLP_FUSED_NET_WGSL];
         let mut constants = shape.overrides().to_vec();
         constants.push(("BACKWARD", f64::from(u8::from(backward))));
-        let forward = pipeline_with(ctx, "mlp_fused", &parts, "forward_fused", &[&layout], &constants)?;
+        let forward = Family::MlpFused.pipeline(ctx, None, "forward_fused", &[&layout], &constants)?;
         Ok(Self { layout, forward, shape })
     }
 

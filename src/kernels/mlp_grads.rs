@@ -5,9 +5,10 @@
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 
+use super::family::{FamilyDecl, Part};
 use super::mlp::{TILE_M, TILE_N};
 use super::mlp_fused::FUSED_MAX_LAYERS;
-use super::{bind_buffers, check_grid, pipeline, storage_entry, uniform_entry, COMMON_WGSL, MLP_GRADS_WGSL, TILE_WGSL};
+use super::{bind_buffers, check_grid, storage_entry, uniform_entry, Family, COMMON_WGSL, MLP_GRADS_WGSL, TILE_WGSL};
 
 /// Uniform of `mlp_grads.wgsl` (WGSL `GradsParams`).
 #[repr(C)]
@@ -101,6 +102,13 @@ impl GradsParams {
     }
 }
 
+/// `mlp_grads.wgsl` after the tiled product: every layer's weight and bias gradients.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "mlp_grads",
+    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(TILE_WGSL), Part::Wgsl(MLP_GRADS_WGSL)],
+    &["weight_grads"],
+);
+
 /// The `weight_grads` pipeline and its bind group layout.
 pub struct MlpGradsKernels {
     /// Bindings: params, a_src, b_src, c_dst.
@@ -121,8 +129,7 @@ impl MlpGradsKernels {
                 storage_entry(3, false),
             ],
         )?;
-        let weight_grads =
-            pipeline(ctx, "mlp_grads", &[COMMON_WGSL, TILE_WGSL, MLP_GRADS_WGSL], "weight_grads", &[&layout], false)?;
+        let weight_grads = Family::MlpGrads.pipeline(ctx, None, "weight_grads", &[&layout], &[])?;
         Ok(Self { layout, weight_grads })
     }
 

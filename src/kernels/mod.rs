@@ -19,6 +19,7 @@
 
 pub mod adam;
 pub mod cem;
+pub mod family;
 pub mod loss;
 pub mod mlp;
 pub mod mlp_coop;
@@ -29,7 +30,12 @@ pub mod rng;
 pub mod rollout;
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, PipelineDesc, ShaderChecks};
+use crate::gpu::GpuContext;
+
+pub use family::{
+    custom_pipeline, is_builtin_task, runtime_checks_off, shaders, Family, FamilyDecl, Part, Requires, ShaderSource,
+    TaskWgsl, WG_SIZE_OVERRIDE,
+};
 
 /// Largest observation size an environment function handles (WGSL `MAX_OBS`).
 pub const MAX_OBS: usize = 32;
@@ -98,98 +104,6 @@ pub const ENV_QUADRATIC_WGSL: &str = include_str!("../../shaders/env_quadratic.w
 /// The built-in environment functions, by name: every rollout family is validated with each.
 pub const ENV_SOURCES: [(&str, &str); 3] =
     [("cartpole", ENV_CARTPOLE_WGSL), ("pendulum", ENV_PENDULUM_WGSL), ("quadratic", ENV_QUADRATIC_WGSL)];
-
-/// One WGSL family as compiled: its source parts in concatenation order and its entry points.
-#[derive(Debug, Clone)]
-pub struct ShaderSource {
-    /// Family name, used in labels and errors.
-    pub name: &'static str,
-    /// Parts concatenated in this order.
-    pub parts: Vec<&'static str>,
-    /// Entry points the crate uses.
-    pub entry_points: &'static [&'static str],
-}
-
-impl ShaderSource {
-    /// The full WGSL text.
-    pub fn source(&self) -> String {
-        self.parts.concat()
-    }
-}
-
-/// Every shader module the crate builds, for each built-in environment: the table that the
-/// naga validation test walks.
-pub fn shaders() -> Vec<ShaderSource> {
-    let mut out = vec![ShaderSource {
-        name: "mlp",
-        parts: vec![COMMON_WGSL, TILE_WGSL, MLP_WGSL],
-        entry_points: &["forward", "backward_input", "backward_weights"],
-    }];
-    out.push(ShaderSource {
-        name: "mlp_grads",
-        parts: vec![COMMON_WGSL, TILE_WGSL, MLP_GRADS_WGSL],
-        entry_points: &["weight_grads"],
-    });
-    out.push(ShaderSource {
-        name: "mlp_rows",
-        parts: vec![COMMON_WGSL, MLP_ROWS_WGSL],
-        entry_points: &["forward_rows"],
-    });
-    out.push(ShaderSource {
-        name: "mlp_fused",
-        parts: vec![COMMON_WGSL, MLP_FUSED_WGSL, MLP_FUSED_NET_WGSL],
-        entry_points: &["forward_fused"],
-    });
-    for (_, env_src) in ENV_SOURCES {
-        out.push(ShaderSource {
-            name: "rollout",
-            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, PARTICLES_WGSL, ROLLOUT_WGSL],
-            entry_points: &["begin_rollout", "propagate"],
-        });
-        out.push(ShaderSource {
-            name: "model_step",
-            parts: vec![COMMON_WGSL, env_src, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL, MODEL_STEP_FUSED_WGSL],
-            entry_points: &["model_step"],
-        });
-        out.push(ShaderSource {
-            name: "analytic",
-            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, ANALYTIC_WGSL],
-            entry_points: &["rollout_analytic"],
-        });
-        out.push(ShaderSource {
-            name: "env_eval",
-            parts: vec![COMMON_WGSL, env_src, ROLLOUT_LAYOUT_WGSL, ENV_EVAL_WGSL],
-            entry_points: &["evaluate_env"],
-        });
-    }
-    out.push(ShaderSource {
-        name: "loss",
-        parts: vec![COMMON_WGSL, REDUCE_WGSL, LOSS_WGSL],
-        entry_points: &["gather_batch", "nll_grad", "reduce_loss"],
-    });
-    out.push(ShaderSource {
-        name: "adam",
-        parts: vec![COMMON_WGSL, REDUCE_WGSL, ADAM_WGSL],
-        entry_points: &["grad_norm_partial", "grad_norm_final", "adam_step"],
-    });
-    out.push(ShaderSource {
-        name: "cem",
-        parts: vec![COMMON_WGSL, CEM_WGSL],
-        entry_points: &[
-            "sample_candidates",
-            "particle_mean",
-            "rank_elites",
-            "update_distribution",
-            "shift_solution",
-            "mppi_sample",
-            "mppi_update",
-            "icem_sample",
-            "icem_extras",
-            "icem_save_elites",
-        ],
-    });
-    out
-}
 
 /// The uniform shared by the rollout, analytic and CEM families (WGSL `PlanParams`).
 #[repr(C)]
@@ -294,85 +208,6 @@ pub fn slot_of_local(ls: u32, b: u32, n_batch: u32, local_slots: u32, n_members:
     let start = local_block_start(m, local_slots, n_members);
     let count = local_block_start(m + 1, local_slots, n_members) - start;
     (m, n_batch * start + b * count + (ls - start))
-}
-
-/// The pipeline of `entry` in the module made of `parts` (concatenated), with `WG_SIZE` set
-/// where the module declares it, through the context's cache: each (source, entry, constants,
-/// layouts) is compiled once per context.
-pub fn pipeline(
-    ctx: &GpuContext,
-    family: &str,
-    parts: &[&str],
-    entry: &str,
-    layouts: &[&wgpu::BindGroupLayout],
-    with_wg_size: bool,
-) -> Result<wgpu::ComputePipeline> {
-    let constants: &[(&str, f64)] = if with_wg_size { &[("WG_SIZE", WG_SIZE as f64)] } else { &[] };
-    pipeline_with(ctx, family, parts, entry, layouts, constants)
-}
-
-/// [`pipeline`] with the module's override `constants` given.
-pub fn pipeline_with(
-    ctx: &GpuContext,
-    family: &str,
-    parts: &[&str],
-    entry: &str,
-    layouts: &[&wgpu::BindGroupLayout],
-    constants: &[(&str, f64)],
-) -> Result<wgpu::ComputePipeline> {
-    let source = parts.concat();
-    ctx.compute_pipeline(&PipelineDesc {
-        label: &format!("{family}.{entry}"),
-        family,
-        source: &source,
-        entry,
-        constants,
-        layouts,
-        trusted: runtime_checks_off(ctx, parts),
-    })
-}
-
-/// Every WGSL source of the crate: the only text the runtime-check policy vouches for.
-const OWN_SOURCES: [&str; 25] = [
-    ROLLOUT_LAYOUT_WGSL,
-    mlp_coop::DIRECTIVES,
-    MLP_COOP_WGSL,
-    ENV_EVAL_WGSL,
-    COMMON_WGSL,
-    MLP_WGSL,
-    TILE_WGSL,
-    MLP_GRADS_WGSL,
-    MLP_ROWS_WGSL,
-    MLP_FUSED_WGSL,
-    MLP_FUSED_NET_WGSL,
-    MODEL_STEP_WGSL,
-    MODEL_STEP_FUSED_WGSL,
-    MODEL_STEP_COOP_WGSL,
-    MLP_COOP_NET_WGSL,
-    PARTICLES_WGSL,
-    ROLLOUT_WGSL,
-    ANALYTIC_WGSL,
-    CEM_WGSL,
-    REDUCE_WGSL,
-    LOSS_WGSL,
-    ADAM_WGSL,
-    ENV_CARTPOLE_WGSL,
-    ENV_PENDULUM_WGSL,
-    ENV_QUADRATIC_WGSL,
-];
-
-/// Whether `part` is one of the crate's own WGSL sources (a built-in task's functions, say),
-/// which the runtime-check policy vouches for.
-pub fn is_own_source(part: &str) -> bool {
-    OWN_SOURCES.contains(&part)
-}
-
-/// The runtime-check policy, in one place (the safety argument is on [`ShaderChecks`]): a
-/// module made only of the crate's own WGSL is compiled without bounds checks and loop bounding
-/// unless the context asks for [`ShaderChecks::Full`]; anything with outside WGSL (a custom
-/// task) keeps every check.
-pub fn runtime_checks_off(ctx: &GpuContext, parts: &[&str]) -> bool {
-    ctx.shader_checks() == ShaderChecks::Policy && parts.iter().all(|p| is_own_source(p))
 }
 
 pub use crate::gpu::dispatch;

@@ -5,10 +5,11 @@
 //! functions as `rollout.wgsl`'s `propagate`). For TS1 and TS∞, where every slot holds one
 //! particle.
 
+use super::family::{FamilyDecl, Part, Requires, TaskWgsl};
 use super::mlp_coop::{CoopShape, DIRECTIVES};
 use super::mlp_fused::{FusedParams, FusedShape};
 use super::{
-    pipeline_with, uniform_entry, PlanLayouts, COMMON_WGSL, MLP_COOP_WGSL, MLP_FUSED_WGSL, MODEL_STEP_COOP_WGSL,
+    uniform_entry, Family, PlanLayouts, COMMON_WGSL, MLP_COOP_WGSL, MLP_FUSED_WGSL, MODEL_STEP_COOP_WGSL,
     MODEL_STEP_FUSED_WGSL, MODEL_STEP_WGSL, PARTICLES_WGSL,
 };
 use crate::error::Result;
@@ -46,6 +47,39 @@ pub enum StepNetwork {
     Coop(CoopShape),
 }
 
+/// The model step on `mlp_fused.wgsl`'s f32 layers, with a task's WGSL functions.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "model_step",
+    &[
+        Part::Wgsl(COMMON_WGSL),
+        Part::Task,
+        Part::Wgsl(PARTICLES_WGSL),
+        Part::Wgsl(MLP_FUSED_WGSL),
+        Part::Wgsl(MODEL_STEP_WGSL),
+        Part::Wgsl(MODEL_STEP_FUSED_WGSL),
+    ],
+    &["model_step"],
+);
+
+/// The model step on `mlp_coop.wgsl`'s layers (cooperative matrices), after [`DIRECTIVES`].
+pub const COOP_FAMILY: FamilyDecl = FamilyDecl {
+    name: "model_step_coop",
+    parts: &[
+        Part::Wgsl(DIRECTIVES),
+        Part::Wgsl(COMMON_WGSL),
+        Part::Task,
+        Part::Wgsl(PARTICLES_WGSL),
+        Part::Wgsl(MLP_COOP_WGSL),
+        Part::Wgsl(MODEL_STEP_WGSL),
+        Part::Wgsl(MODEL_STEP_COOP_WGSL),
+    ],
+    entry_points: &["model_step_coop"],
+    requires: Requires::Coop16,
+    validation_overrides: super::mlp_coop::VALIDATION_SHAPES,
+    // The last layer's outputs go to the prediction's workgroup memory.
+    fixed_overrides: &[("LAST_TO_PROD", 1.0)],
+};
+
 /// The model-step pipeline for one task and one network layout.
 pub struct ModelStepKernels {
     /// Group 2: the network's `FusedParams`.
@@ -71,25 +105,13 @@ impl ModelStepKernels {
             &[uniform_entry(0, false, std::mem::size_of::<FusedParams>() as u64)],
         )?;
         let groups = [&layouts.params, &layouts.rollout, &net_layout];
+        let task = Some(TaskWgsl { name: task, wgsl: task_wgsl });
         let step = match network {
             StepNetwork::Fused(shape) => {
-                let parts =
-                    [COMMON_WGSL, task_wgsl, PARTICLES_WGSL, MLP_FUSED_WGSL, MODEL_STEP_WGSL, MODEL_STEP_FUSED_WGSL];
-                pipeline_with(ctx, &format!("model_step/{task}"), &parts, "model_step", &groups, &shape.overrides())?
+                Family::ModelStep.pipeline(ctx, task, "model_step", &groups, &shape.overrides())?
             }
             StepNetwork::Coop(shape) => {
-                let mut constants = shape.overrides().to_vec();
-                constants.push(("LAST_TO_PROD", 1.0));
-                let parts = [
-                    DIRECTIVES,
-                    COMMON_WGSL,
-                    task_wgsl,
-                    PARTICLES_WGSL,
-                    MLP_COOP_WGSL,
-                    MODEL_STEP_WGSL,
-                    MODEL_STEP_COOP_WGSL,
-                ];
-                pipeline_with(ctx, &format!("model_step_coop/{task}"), &parts, "model_step_coop", &groups, &constants)?
+                Family::ModelStepCoop.pipeline(ctx, task, "model_step_coop", &groups, &shape.overrides())?
             }
         };
         Ok(Self { net_layout, step, network })

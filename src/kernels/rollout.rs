@@ -5,9 +5,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::family::{FamilyDecl, Part, TaskWgsl};
 use super::{
-    pipeline, PlanLayouts, PlanParams, ANALYTIC_WGSL, COMMON_WGSL, ENV_EVAL_WGSL, PARTICLES_WGSL, ROLLOUT_LAYOUT_WGSL,
-    ROLLOUT_WGSL,
+    Family, PlanLayouts, PlanParams, ANALYTIC_WGSL, COMMON_WGSL, ENV_EVAL_WGSL, PARTICLES_WGSL, ROLLOUT_LAYOUT_WGSL,
+    ROLLOUT_WGSL, WG_SIZE_OVERRIDE,
 };
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -42,6 +43,33 @@ pub fn bind_rollout(ctx: &GpuContext, layouts: &PlanLayouts, label: &str, b: &Ro
     )
 }
 
+/// `rollout.wgsl` with a task's WGSL functions: trajectory-sampling rollouts of a learned ensemble.
+pub const FAMILY: FamilyDecl = FamilyDecl::portable(
+    "rollout",
+    &[
+        Part::Wgsl(COMMON_WGSL),
+        Part::Task,
+        Part::Wgsl(ROLLOUT_LAYOUT_WGSL),
+        Part::Wgsl(PARTICLES_WGSL),
+        Part::Wgsl(ROLLOUT_WGSL),
+    ],
+    &["begin_rollout", "propagate"],
+);
+
+/// `analytic.wgsl` with a task's WGSL functions: rollouts with the task's own dynamics.
+pub const ANALYTIC_FAMILY: FamilyDecl = FamilyDecl::portable(
+    "analytic",
+    &[Part::Wgsl(COMMON_WGSL), Part::Task, Part::Wgsl(ROLLOUT_LAYOUT_WGSL), Part::Wgsl(ANALYTIC_WGSL)],
+    &["rollout_analytic"],
+);
+
+/// `env_eval.wgsl` with a task's WGSL functions: its reward and termination on given transitions.
+pub const ENV_EVAL_FAMILY: FamilyDecl = FamilyDecl::portable(
+    "env_eval",
+    &[Part::Wgsl(COMMON_WGSL), Part::Task, Part::Wgsl(ROLLOUT_LAYOUT_WGSL), Part::Wgsl(ENV_EVAL_WGSL)],
+    &["evaluate_env"],
+);
+
 /// The pipelines of `rollout.wgsl` for one task's WGSL functions (a learned ensemble).
 pub struct RolloutKernels {
     /// `begin_rollout`: one invocation per particle and step (TS1) or particle (TS∞,
@@ -55,16 +83,9 @@ impl RolloutKernels {
     /// Builds (or takes from the context's cache) the pipelines for the task named `task`
     /// whose WGSL functions are `task_wgsl`.
     pub fn new(ctx: &GpuContext, layouts: &PlanLayouts, task: &str, task_wgsl: &str) -> Result<Self> {
-        let family = format!("rollout/{task}");
+        let task = Some(TaskWgsl { name: task, wgsl: task_wgsl });
         let pipe = |entry: &str| {
-            pipeline(
-                ctx,
-                &family,
-                &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, PARTICLES_WGSL, ROLLOUT_WGSL],
-                entry,
-                &[&layouts.params, &layouts.rollout],
-                true,
-            )
+            Family::Rollout.pipeline(ctx, task, entry, &[&layouts.params, &layouts.rollout], WG_SIZE_OVERRIDE)
         };
         Ok(Self { begin: pipe("begin_rollout")?, propagate: pipe("propagate")? })
     }
@@ -104,14 +125,12 @@ pub fn evaluate_env(
         return Err(Error::InvalidInput("transitions hold a non-finite value".into()));
     }
     let layouts = PlanLayouts::new(ctx)?;
-    let family = format!("env_eval/{task}");
-    let pipe = pipeline(
+    let pipe = Family::EnvEval.pipeline(
         ctx,
-        &family,
-        &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, ENV_EVAL_WGSL],
+        Some(TaskWgsl { name: task, wgsl: task_wgsl }),
         "evaluate_env",
         &[&layouts.params, &layouts.rollout],
-        true,
+        WG_SIZE_OVERRIDE,
     )?;
     let p = PlanParams {
         n_batch: 1,
@@ -172,14 +191,12 @@ pub struct AnalyticKernels {
 impl AnalyticKernels {
     /// Builds (or takes from the context's cache) the pipeline for the task named `task`.
     pub fn new(ctx: &GpuContext, layouts: &PlanLayouts, task: &str, task_wgsl: &str) -> Result<Self> {
-        let family = format!("analytic/{task}");
-        let rollout = pipeline(
+        let rollout = Family::Analytic.pipeline(
             ctx,
-            &family,
-            &[COMMON_WGSL, task_wgsl, ROLLOUT_LAYOUT_WGSL, ANALYTIC_WGSL],
+            Some(TaskWgsl { name: task, wgsl: task_wgsl }),
             "rollout_analytic",
             &[&layouts.params, &layouts.rollout],
-            true,
+            WG_SIZE_OVERRIDE,
         )?;
         Ok(Self { rollout })
     }

@@ -172,7 +172,7 @@ impl NetKernels {
         if cfg.propagation == Propagation::Expectation {
             return refuse("expectation propagation averages every member's outputs: needs ts1 or tsinf".into());
         }
-        if !explicit && !crate::kernels::is_own_source(&task.wgsl) {
+        if !explicit && !crate::kernels::is_builtin_task(&task.wgsl) {
             return Ok(None);
         }
         Ok(Some(ModelStepKernels::new(ctx, layouts, &task.name, &task.wgsl, network)?))

@@ -64,7 +64,7 @@ pub fn run_storage_kernel(
     let read_only = vec![false; buffers.len()];
     let layout = lookahead::kernels::storage_layout(ctx, "test", &read_only).expect("test layout");
     let pipeline =
-        lookahead::kernels::pipeline(ctx, "test", &[source], entry, &[&layout], false).expect("test pipeline");
+        lookahead::kernels::custom_pipeline(ctx, "test", source, entry, &[&layout], &[]).expect("test pipeline");
     let bufs: Vec<wgpu::Buffer> = buffers.iter().map(|b| ctx.storage_buffer_init("test", b)).collect();
     let refs: Vec<&wgpu::Buffer> = bufs.iter().collect();
     let bg = lookahead::kernels::bind_buffers(ctx, "test", &layout, &refs);
