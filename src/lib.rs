@@ -42,6 +42,7 @@ pub mod model;
 pub mod mpc;
 pub mod pets;
 pub mod planner;
+pub mod run;
 pub mod train;
 pub mod util;
 pub mod verify;

@@ -13,6 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["kernels"],
     &["env", "model"],
     &["planner", "train"],
+    &["run"],
     &["pets", "mpc", "bench", "verify"],
 ];
 

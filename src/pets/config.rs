@@ -1,0 +1,245 @@
+//! The configuration of a PETS run: the model, training, planner and loop sections, the
+//! presets, and their resolution from a preset, a TOML file and `key.path=value` assignments
+//! (every problem reported at once).
+
+use serde::{Deserialize, Serialize};
+
+use crate::env::{EnvKind, Task};
+use crate::error::{Error, Result};
+use crate::model::EnsembleSpec;
+use crate::planner::PlannerConfig;
+use crate::train::TrainConfig;
+use crate::util;
+
+/// Ensemble architecture (sizes come from the environment).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Ensemble members (default: 7).
+    pub members: usize,
+    /// Hidden widths (default: 4 × 200).
+    pub hidden: Vec<usize>,
+    /// Gaussian outputs (default: true).
+    pub probabilistic: bool,
+    /// Also predict the reward instead of using the environment's WGSL reward (default: false).
+    pub learned_reward: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { members: 7, hidden: vec![200; 4], probabilistic: true, learned_reward: false }
+    }
+}
+
+/// The schedule of the loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoopConfig {
+    /// Random-action steps before the first trial (default: 200).
+    pub initial_exploration_steps: usize,
+    /// Trials (episodes) planned with the model (default: 25).
+    pub trials: usize,
+    /// Steps per trial at most (default: 200).
+    pub trial_length: usize,
+    /// Retrain the model every this many planned steps (default: 50).
+    pub freq_train_model: usize,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self { initial_exploration_steps: 200, trials: 25, trial_length: 200, freq_train_model: 50 }
+    }
+}
+
+/// Everything a PETS run needs; the TOML sections are `[model]`, `[train]`, `[planner]`, `[loop]`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PetsConfig {
+    /// Built-in environment.
+    pub env: EnvKind,
+    /// Seed of the environment, exploration, training and planning.
+    pub seed: u64,
+    /// An environment outside the crate that the caller drives (e.g. `gymnasium:Pendulum-v1`
+    /// from the Python package); `env` then names the built-in preset the settings started
+    /// from. Recorded in the run folder; not settable from a config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_env: Option<String>,
+    /// Ensemble architecture.
+    pub model: ModelConfig,
+    /// Training settings.
+    pub train: TrainConfig,
+    /// Planner settings.
+    pub planner: PlannerConfig,
+    /// Loop schedule.
+    #[serde(rename = "loop")]
+    pub schedule: LoopConfig,
+}
+
+/// Named starting points for a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The PETS reference settings (docs/DESIGN.md; pendulum: horizon 30, 15 trials).
+    Reference,
+    /// Small enough for a CPU rasteriser (lavapipe) in minutes.
+    Demo,
+}
+
+impl std::str::FromStr for Preset {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "reference" => Ok(Preset::Reference),
+            "demo" => Ok(Preset::Demo),
+            other => Err(Error::config("preset", format!("unknown preset {other:?}; known: reference, demo"))),
+        }
+    }
+}
+
+/// Optional keys that a serialised config leaves out when unset.
+const OPTIONAL_KEYS: &[&str] = &["planner.action_lower", "planner.action_upper", "train.clip_grad_norm"];
+
+impl PetsConfig {
+    /// The preset for `env`.
+    pub fn preset(env: EnvKind, preset: Preset) -> Self {
+        let mut c = PetsConfig {
+            env,
+            seed: 0,
+            external_env: None,
+            model: ModelConfig::default(),
+            train: TrainConfig::default(),
+            planner: PlannerConfig::pets_reference(),
+            schedule: LoopConfig::default(),
+        };
+        if env == EnvKind::Pendulum {
+            c.planner.horizon = 30;
+            c.schedule.trials = 15;
+        }
+        if preset == Preset::Demo {
+            c.model = ModelConfig { members: 5, hidden: vec![64, 64], ..ModelConfig::default() };
+            c.train = TrainConfig {
+                epochs: 30,
+                patience: 0,
+                batch_size: 32,
+                lr: 2e-3,
+                num_elites: 3,
+                ..TrainConfig::default()
+            };
+            c.planner = PlannerConfig { population: 100, particles: 8, iterations: 3, ..c.planner };
+            c.schedule.trials = if env == EnvKind::Pendulum { 8 } else { 5 };
+        }
+        c
+    }
+
+    /// Preset, then a TOML file, then `key.path=value` assignments; unknown keys (with their
+    /// path) and impossible values are errors.
+    pub fn resolve(env: EnvKind, preset: Preset, file: Option<&str>, sets: &[String]) -> Result<Self> {
+        let base = Self::preset(env, preset);
+        let mut table = toml::Table::try_from(&base).map_err(|e| Error::config("config", e.to_string()))?;
+        let schema = table.clone();
+        // Every problem is collected: unknown keys and values of the wrong kind are left out of
+        // the merge (so the rest still parses), then the ranges of the merged config are checked.
+        let mut errs = Vec::new();
+        let mut take = |r: Result<()>| match r {
+            Ok(()) => {}
+            Err(Error::InvalidConfigs(v)) => errs.extend(v),
+            Err(e) => errs.push(e),
+        };
+        if let Some(text) = file {
+            let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+            take(util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS));
+        }
+        take(util::apply_assignments(&mut table, &schema, sets, "", OPTIONAL_KEYS));
+        // The merged document is parsed as text so that a type error has a position, which is
+        // turned into the key the user wrote (the merged text's line numbers are nobody's file).
+        let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
+        let parsed = toml::from_str::<PetsConfig>(&text).map_err(|e| {
+            let key = e.span().and_then(|s| key_at(&text, s.start)).unwrap_or_else(|| "config".to_string());
+            Error::config(key, e.message().to_string())
+        });
+        match parsed {
+            Ok(cfg) => {
+                take(cfg.validate());
+                Error::collect(errs).map(|()| cfg)
+            }
+            Err(e) => {
+                errs.push(e);
+                Err(if errs.len() == 1 { errs.remove(0) } else { Error::InvalidConfigs(errs) })
+            }
+        }
+    }
+
+    /// Checks every section; all problems are reported at once.
+    pub fn validate(&self) -> Result<()> {
+        let mut errs = Vec::new();
+        let mut take = |r: Result<()>| match r {
+            Ok(()) => {}
+            Err(Error::InvalidConfigs(v)) => errs.extend(v),
+            Err(e) => errs.push(e),
+        };
+        take(self.planner.validate());
+        take(self.train.validate(self.model.members));
+        if self.model.members == 0 {
+            take(Err(Error::config("model.members", "must be at least 1")));
+        }
+        if self.model.hidden.contains(&0) {
+            take(Err(Error::config("model.hidden", "every width must be at least 1")));
+        }
+        let s = &self.schedule;
+        if s.trials == 0 || s.trial_length == 0 || s.freq_train_model == 0 {
+            take(Err(Error::config("loop", "trials, trial_length and freq_train_model must be at least 1")));
+        }
+        if s.initial_exploration_steps == 0 {
+            take(Err(Error::config(
+                "loop.initial_exploration_steps",
+                "the model needs data before the first plan: use at least 1",
+            )));
+        }
+        // One seed drives a run; section seeds would be silently replaced by it.
+        if self.planner.seed != PlannerConfig::default().seed {
+            take(Err(Error::config("planner.seed", "a PETS run takes every seed from the top-level `seed`")));
+        }
+        if self.train.seed != TrainConfig::default().seed {
+            take(Err(Error::config("train.seed", "a PETS run takes every seed from the top-level `seed`")));
+        }
+        Error::collect(errs)
+    }
+
+    /// The ensemble architecture for `task`.
+    pub fn ensemble_spec(&self, task: &Task) -> EnsembleSpec {
+        EnsembleSpec {
+            n_members: self.model.members,
+            obs_dim: task.obs_dim,
+            act_dim: task.act_dim,
+            hidden: self.model.hidden.clone(),
+            probabilistic: self.model.probabilistic,
+            learned_reward: self.model.learned_reward,
+        }
+    }
+
+    /// The config as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("the config serialises")
+    }
+}
+
+/// The `section.key` of the line holding byte `offset` of a TOML document written by
+/// `toml::to_string` (one `key = value` per line under `[section]` headers).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = before[..line_start]
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .map(|l| l.trim().trim_matches(|c| c == '[' || c == ']').to_string());
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
+}

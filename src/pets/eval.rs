@@ -1,0 +1,91 @@
+//! Replaying a PETS run's checkpoint: episodes planned with its elites.
+
+use std::path::Path;
+
+use super::PetsConfig;
+use crate::env::{Env, Task};
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::planner::{Dynamics, Planner, PlannerConfig};
+use crate::train::checkpoint::Checkpoint;
+
+/// Replays a run's checkpoint: `episodes` episodes planned with its elites, returns per episode.
+pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+    let cfg = read_run_config(run_dir)?;
+    if let Some(env) = &cfg.external_env {
+        return Err(Error::config(
+            "external_env",
+            format!(
+                "{} ran on {env}, which only its caller can step; replay it from there (Python: lookahead.pets.evaluate)",
+                run_dir.display()
+            ),
+        ));
+    }
+    let mut env = cfg.env.make();
+    evaluate_on(ctx, run_dir, episodes, seed, env.as_mut(), cfg.env.task())
+}
+
+fn read_run_config(run_dir: &Path) -> Result<PetsConfig> {
+    crate::run::read_config(run_dir)
+}
+
+/// Replays the checkpoint of the run in `run_dir` on `env` planned with `task` (for runs on an
+/// environment outside the crate): `episodes` episodes of at most the run's trial length.
+pub fn evaluate_on(
+    ctx: &GpuContext,
+    run_dir: &Path,
+    episodes: usize,
+    seed: u64,
+    env: &mut dyn Env,
+    task: Task,
+) -> Result<Vec<f64>> {
+    let cfg = read_run_config(run_dir)?;
+    if episodes == 0 {
+        return Err(Error::config("episodes", "must be at least 1 (--episodes; episodes= in Python)"));
+    }
+    if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
+        return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
+    }
+    cfg.validate()?;
+    let ckpt = Checkpoint::load(run_dir.join("model.safetensors"))?;
+    // The checkpoint must be the model this config describes: a run folder mixing two runs is
+    // refused, naming what disagrees.
+    let expected = cfg.ensemble_spec(&task);
+    if ckpt.ensemble.spec != expected {
+        return Err(Error::InvalidInput(format!(
+            "{}: the checkpoint holds ({}), the config describes ({}); the folder mixes two runs",
+            run_dir.display(),
+            ckpt.ensemble.spec,
+            expected
+        )));
+    }
+    if ckpt.elites.len() != cfg.train.num_elites {
+        return Err(Error::InvalidInput(format!(
+            "{}: the checkpoint names {} elites, the config train.num_elites = {}",
+            run_dir.display(),
+            ckpt.elites.len(),
+            cfg.train.num_elites
+        )));
+    }
+    let model = ckpt.ensemble.select_members(&ckpt.elites)?;
+    let mut planner =
+        Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
+    let mut returns = Vec::new();
+    for ep in 0..episodes {
+        let mut obs = env.reset(seed.wrapping_mul(7919).wrapping_add(ep as u64));
+        planner.reset()?;
+        let mut total = 0.0;
+        for _ in 0..cfg.schedule.trial_length {
+            let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
+            let a: Vec<f64> = planner.plan(&o)?.action.iter().map(|v| *v as f64).collect();
+            let s = env.step(&a)?;
+            total += s.reward;
+            obs = s.obs;
+            if s.terminated || s.truncated {
+                break;
+            }
+        }
+        returns.push(total);
+    }
+    Ok(returns)
+}

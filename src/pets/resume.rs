@@ -1,0 +1,127 @@
+//! A PETS run's consistent point (`resume.json`): written after the exploration and after every
+//! trial, last of the files it names, through `crate::run::point`.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use super::{TrialResult, LAYOUT};
+use crate::error::{Error, Result};
+use crate::run::{nan_as_null, point};
+use crate::train::{ReplayBuffer, Trainer};
+
+/// Where a run stood at its last consistent point, from which `resume` continues exactly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResumeState {
+    /// Format version (1).
+    pub version: u32,
+    /// Trials finished.
+    pub trials_done: usize,
+    /// Environment steps taken, exploration included.
+    pub env_steps: usize,
+    /// Steps planned with the model.
+    pub planned_steps: usize,
+    /// Episodes started (the environment's reset seed follows it).
+    pub episode: u64,
+    /// The last training's loss (NaN before the first).
+    #[serde(with = "nan_as_null")]
+    pub model_loss: f64,
+    /// Plans made (the planner's random stream follows it).
+    pub planner_calls: u32,
+    /// Every finished trial, in order.
+    pub trials: Vec<TrialResult>,
+    /// The point's replay buffer file (named by the point, so the previous point's files stay
+    /// intact until this state replaces the previous one).
+    pub replay_file: String,
+    /// The point's trainer checkpoint file.
+    pub trainer_file: String,
+    /// SHA-256 of the replay buffer file.
+    pub replay_sha256: String,
+    /// SHA-256 of the trainer file.
+    pub trainer_sha256: String,
+}
+
+impl ResumeState {
+    /// Writes the buffer and the trainer under this point's names, then the state naming them
+    /// (the commit point), then removes the files of earlier points.
+    pub fn save(mut self, dir: &Path, buffer: &ReplayBuffer, trainer: &Trainer) -> Result<()> {
+        let n = self.trials_done;
+        let replay = point::write_file(dir, "replay", n, |p| buffer.save(p))?;
+        let trainer = point::write_file(dir, "resume", n, |p| trainer.checkpoint()?.save(p))?;
+        (self.replay_file, self.replay_sha256) = (replay.name, replay.sha256);
+        (self.trainer_file, self.trainer_sha256) = (trainer.name, trainer.sha256);
+        let text = serde_json::to_string_pretty(&self).expect("the state serialises");
+        point::commit(dir, &LAYOUT, &text, &[&self.replay_file, &self.trainer_file])
+    }
+
+    /// Reads the state and checks that the files it names are the ones written with it.
+    pub fn load(dir: &Path) -> Result<Self> {
+        let p = dir.join(LAYOUT.state_file);
+        let text = point::read_state(dir, &LAYOUT)?;
+        let s: Self = serde_json::from_str(&text).map_err(|e| Error::config(p.display().to_string(), e.to_string()))?;
+        // The trials listed are those done, in order: an edited or mixed state is refused.
+        let in_order = s.trials.iter().enumerate().all(|(i, t)| t.trial == i);
+        if s.trials.len() != s.trials_done || !in_order || s.planned_steps > s.env_steps {
+            return Err(Error::InvalidInput(format!(
+                "{}: says {} trials are done but lists {} (trial numbers {:?}) with {} planned of {} steps; \
+                 it was not written by a run",
+                p.display(),
+                s.trials_done,
+                s.trials.len(),
+                s.trials.iter().map(|t| t.trial).collect::<Vec<_>>(),
+                s.planned_steps,
+                s.env_steps
+            )));
+        }
+        let files = [(s.replay_file.as_str(), s.replay_sha256.as_str()), (&s.trainer_file, &s.trainer_sha256)];
+        point::check_files(dir, &LAYOUT, &files)?;
+        Ok(s)
+    }
+}
+
+/// The transitions stored at a run's last consistent point (see `--resume`).
+pub fn saved_transitions(dir: &Path, obs_dim: usize, act_dim: usize) -> Result<ReplayBuffer> {
+    let state = ResumeState::load(dir)?;
+    ReplayBuffer::load(&dir.join(&state.replay_file), obs_dim, act_dim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The resume point written after the exploration has no model loss yet (NaN): it must read
+    /// back (it was written as null and refused, so a run killed in that window could not resume).
+    #[test]
+    fn a_resume_point_without_a_model_loss_round_trips() {
+        let trial = TrialResult {
+            trial: 0,
+            env_step: 30,
+            total_return: -12.5,
+            steps: 30,
+            model_loss: f64::NAN,
+            plan_ms: 1.25,
+            step_ms: 2.5,
+        };
+        let state = ResumeState {
+            version: 1,
+            trials_done: 0,
+            env_steps: 30,
+            planned_steps: 0,
+            episode: 2,
+            model_loss: f64::NAN,
+            planner_calls: 0,
+            trials: vec![trial],
+            replay_file: "replay.0.safetensors".into(),
+            trainer_file: "resume.0.safetensors".into(),
+            replay_sha256: String::new(),
+            trainer_sha256: String::new(),
+        };
+        let text = serde_json::to_string(&state).expect("writes");
+        assert!(text.contains("\"model_loss\":null"), "{text}");
+        let back: ResumeState = serde_json::from_str(&text).expect("reads back");
+        assert!(back.model_loss.is_nan() && back.trials[0].model_loss.is_nan());
+        assert_eq!((back.trials[0].total_return, back.trials[0].plan_ms), (-12.5, 1.25));
+        assert_eq!(back.env_steps, 30);
+    }
+}
