@@ -140,6 +140,7 @@ impl Planner {
         let start = Instant::now();
         let (deadline, max_iters) = self.budget_limits(budget, start)?;
         let flat = self.flatten(observations)?;
+        // A submission abandoned at an earlier deadline is settled within this one.
         if let Some(deadline) = deadline {
             if !self.settle_inflight(deadline.saturating_duration_since(Instant::now()))? {
                 return Ok(self.fallback(observations.len(), start, "the previous plan's GPU work is still running"));
@@ -147,6 +148,7 @@ impl Planner {
         }
         let n_batch = self.prepare(&flat, observations.len())?;
         let warm = self.warm.current(n_batch);
+        // One submission per iteration while the next fits; then the plans to return.
         let run = self.iterate(n_batch, deadline, max_iters)?;
         Ok(self.budgeted_outcome(run, &warm, deadline, start))
     }
