@@ -216,97 +216,97 @@ pub fn offers_coop16(adapter: &wgpu::Adapter) -> bool {
             .any(|p| (p.m_size, p.n_size, p.k_size) == (16, 16, 16) && p.ab_type == T::F16 && p.cr_type == T::F32)
 }
 
-impl GpuContext {
-    /// Opens the best adapter matching `opts`: a discrete GPU before an integrated one before a
-    /// software rasteriser, and a native backend (Vulkan, Metal, DX12) before GL.
-    pub fn new(opts: &AdapterOptions) -> Result<Self> {
-        quiet_headless_vulkan_layers();
-        // Native backends first; GL only when asked for or when nothing else exists (probing GL
-        // costs time and prints EGL warnings on headless machines).
-        let tries = match opts.backend {
-            Some(b) => vec![b.backends()],
-            None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::GL],
-        };
-        let mut adapters = Vec::new();
-        // Every adapter seen on any backend tried, for the message when none matches.
-        let mut all: Vec<String> = Vec::new();
-        for backends in tries {
-            let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
-            desc.backends = backends;
-            let instance = wgpu::Instance::new(desc);
-            adapters = pollster::block_on(instance.enumerate_adapters(backends));
-            all.extend(adapters.iter().map(|a| summarize(&a.get_info()).to_string()));
-            let matching = adapters.iter().any(|a| match &opts.name {
-                Some(n) => a.get_info().name.to_lowercase().contains(&n.to_lowercase()),
-                None => true,
-            });
-            if matching {
-                break;
-            }
+/// The best adapter matching `opts` (see [`GpuContext::new`]); an error that lists every
+/// adapter seen when none matches.
+fn choose_adapter(opts: &AdapterOptions) -> Result<wgpu::Adapter> {
+    quiet_headless_vulkan_layers();
+    let named = |a: &wgpu::Adapter| match &opts.name {
+        Some(n) => a.get_info().name.to_lowercase().contains(&n.to_lowercase()),
+        None => true,
+    };
+    // Native backends first; GL only when asked for or when nothing else exists (probing GL
+    // costs time and prints EGL warnings on headless machines).
+    let tries = match opts.backend {
+        Some(b) => vec![b.backends()],
+        None => vec![wgpu::Backends::PRIMARY, wgpu::Backends::GL],
+    };
+    let mut adapters = Vec::new();
+    // Every adapter seen on any backend tried, for the message when none matches.
+    let mut all: Vec<String> = Vec::new();
+    for backends in tries {
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        all.extend(adapters.iter().map(|a| summarize(&a.get_info()).to_string()));
+        if adapters.iter().any(named) {
+            break;
         }
-        let mut candidates: Vec<wgpu::Adapter> = adapters
-            .into_iter()
-            .filter(|a| {
-                let info = a.get_info();
-                match &opts.name {
-                    Some(n) => info.name.to_lowercase().contains(&n.to_lowercase()),
-                    None => true,
-                }
-            })
-            .collect();
-        candidates.sort_by_key(|a| {
-            let info = a.get_info();
-            (type_rank(info.device_type), backend_rank(info.backend))
-        });
-        let Some(adapter) = candidates.into_iter().next() else {
-            let mut detail = String::new();
-            if let Some(n) = &opts.name {
-                detail.push_str(&format!(" matching name {n:?}"));
-            }
-            if let Some(b) = opts.backend {
-                detail.push_str(&format!(" on backend {b:?}"));
-            }
-            let hint = if all.is_empty() {
-                "On Linux without a GPU install the lavapipe software Vulkan driver: `apt-get update && apt-get install -y mesa-vulkan-drivers`"
+    }
+    let mut candidates: Vec<wgpu::Adapter> = adapters.into_iter().filter(named).collect();
+    candidates.sort_by_key(|a| {
+        let info = a.get_info();
+        (type_rank(info.device_type), backend_rank(info.backend))
+    });
+    candidates.into_iter().next().ok_or_else(|| no_adapter(opts, &all))
+}
+
+/// The error when no adapter matches `opts`, with every adapter seen (`all`) or how to get one.
+fn no_adapter(opts: &AdapterOptions, all: &[String]) -> Error {
+    let mut detail = String::new();
+    if let Some(n) = &opts.name {
+        detail.push_str(&format!(" matching name {n:?}"));
+    }
+    if let Some(b) = opts.backend {
+        detail.push_str(&format!(" on backend {b:?}"));
+    }
+    let hint = if all.is_empty() {
+        "On Linux without a GPU install the lavapipe software Vulkan driver: `apt-get update && apt-get install -y mesa-vulkan-drivers`"
+    } else {
+        detail.push_str(&format!(" (available: {})", all.join("; ")));
+        "Choose one of the available adapters with --adapter (a substring of its name) or --backend \
+         (Context(adapter, backend) in Python)."
+    };
+    Error::NoAdapter { detail, hint }
+}
+
+/// Opens `adapter`'s device with every limit it offers (plans are sized against them),
+/// timestamps where it has them (`bench --profile`), and tensor cores where it offers the
+/// configuration `mlp_coop.wgsl` is written for (`planner.mlp_kernel = coop16`).
+fn open_device(adapter: &wgpu::Adapter) -> Result<(wgpu::Device, wgpu::Queue)> {
+    let limits = adapter.limits();
+    let base_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+    let open = |tensor_cores: bool| {
+        let required_features = if tensor_cores { base_features | COOP16_FEATURES } else { base_features };
+        pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("lookahead"),
+            required_features,
+            required_limits: limits.clone(),
+            experimental_features: if tensor_cores {
+                // SAFETY: the only experimental feature requested is cooperative matrices,
+                // used by one module (mlp_coop.wgsl) that the planner runs only when asked to
+                // (`mlp_kernel = coop16`, never `auto`); its results are checked against an
+                // f64 reference by `lookahead verify` (family mlp.coop16) where it runs.
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
             } else {
-                detail.push_str(&format!(" (available: {})", all.join("; ")));
-                "Choose one of the available adapters with --adapter (a substring of its name) or --backend \
-                 (Context(adapter, backend) in Python)."
-            };
-            return Err(Error::NoAdapter { detail, hint });
-        };
-        let summary = summarize(&adapter.get_info());
-        // Ask for everything the adapter offers: plans are sized against these limits.
-        let limits = adapter.limits();
-        // Timestamps where the adapter has them (`bench --profile`), and tensor cores where it
-        // offers the configuration `mlp_coop.wgsl` is written for (`planner.mlp_kernel = coop16`).
-        let base_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
-        let open = |tensor_cores: bool| {
-            let required_features = if tensor_cores { base_features | COOP16_FEATURES } else { base_features };
-            pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
-                label: Some("lookahead"),
-                required_features,
-                required_limits: limits.clone(),
-                experimental_features: if tensor_cores {
-                    // SAFETY: the only experimental feature requested is cooperative matrices,
-                    // used by one module (mlp_coop.wgsl) that the planner runs only when asked to
-                    // (`mlp_kernel = coop16`, never `auto`); its results are checked against an
-                    // f64 reference by `lookahead verify` (family mlp.coop16) where it runs.
-                    unsafe { wgpu::ExperimentalFeatures::enabled() }
-                } else {
-                    wgpu::ExperimentalFeatures::disabled()
-                },
-                memory_hints: wgpu::MemoryHints::Performance,
-                trace: wgpu::Trace::Off,
-            }))
-        };
-        // Tensor cores are an extra: a device that refuses them is opened without them (coop16
-        // is then refused with the reason, everything else runs as before).
-        let opened = match offers_coop16(&adapter) {
-            true => open(true).or_else(|_| open(false)),
-            false => open(false),
-        };
-        let (device, queue) = opened.map_err(|e| Error::RequestDevice(e.to_string()))?;
+                wgpu::ExperimentalFeatures::disabled()
+            },
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+    };
+    // Tensor cores are an extra: a device that refuses them is opened without them (coop16
+    // is then refused with the reason, everything else runs as before).
+    let opened = match offers_coop16(adapter) {
+        true => open(true).or_else(|_| open(false)),
+        false => open(false),
+    };
+    opened.map_err(|e| Error::RequestDevice(e.to_string()))
+}
+
+impl ErrorSink {
+    /// A sink installed on `device` as its handler of uncaptured errors and of device loss.
+    fn install(device: &wgpu::Device) -> Arc<Self> {
         let sink = Arc::new(ErrorSink::default());
         let s = sink.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
@@ -320,6 +320,18 @@ impl GpuContext {
                 *l = Some(format!("{reason:?}: {msg}"));
             }
         });
+        sink
+    }
+}
+
+impl GpuContext {
+    /// Opens the best adapter matching `opts`: a discrete GPU before an integrated one before a
+    /// software rasteriser, and a native backend (Vulkan, Metal, DX12) before GL.
+    pub fn new(opts: &AdapterOptions) -> Result<Self> {
+        let adapter = choose_adapter(opts)?;
+        let summary = summarize(&adapter.get_info());
+        let (device, queue) = open_device(&adapter)?;
+        let sink = ErrorSink::install(&device);
         let limits = device.limits();
         Ok(Self {
             device,

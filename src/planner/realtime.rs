@@ -138,7 +138,26 @@ impl Planner {
     /// Plans for several observations within `budget`; see [`Planner::plan_with`].
     pub fn plan_batch_with<O: AsRef<[f32]>>(&mut self, observations: &[O], budget: Budget) -> Result<PlanOutcome> {
         let start = Instant::now();
-        let (deadline, max_iters) = match budget {
+        let (deadline, max_iters) = self.budget_limits(budget, start)?;
+        let flat = self.flatten(observations)?;
+        // A submission abandoned at an earlier deadline is settled within this one.
+        if let Some(deadline) = deadline {
+            if !self.settle_inflight(deadline.saturating_duration_since(Instant::now()))? {
+                return Ok(self.fallback(observations.len(), start, "the previous plan's GPU work is still running"));
+            }
+        }
+        let n_batch = self.prepare(&flat, observations.len())?;
+        let warm = self.warm.current(n_batch);
+        // One submission per iteration while the next fits; then the plans to return.
+        let run = self.iterate(n_batch, deadline, max_iters)?;
+        Ok(self.budgeted_outcome(run, &warm, deadline, start))
+    }
+
+    /// The deadline (none for an iteration budget or a duration too long to add to the clock)
+    /// and the most iterations `budget` allows from `start`; an error for a budget that plans
+    /// nothing.
+    fn budget_limits(&self, budget: Budget, start: Instant) -> Result<(Option<Instant>, usize)> {
+        Ok(match budget {
             Budget::Iterations(0) => return Err(Error::InvalidInput("a budget of 0 iterations plans nothing".into())),
             Budget::Iterations(n) => (None, n.min(self.cfg.effective_iterations())),
             Budget::Time(d) if d.is_zero() => {
@@ -150,90 +169,115 @@ impl Planner {
                 return Err(Error::InvalidInput("the deadline has already passed".into()));
             }
             Budget::Deadline(t) => (Some(t), self.cfg.effective_iterations()),
-        };
-        let flat = self.flatten(observations)?;
-        if let Some(deadline) = deadline {
-            if !self.settle_inflight(deadline.saturating_duration_since(Instant::now()))? {
-                return Ok(self.fallback(observations.len(), start, "the previous plan's GPU work is still running"));
-            }
-        }
-        let n_batch = self.prepare(&flat, observations.len())?;
-        let (h, a) = (self.cfg.horizon, self.task.act_dim);
-        let len = n_batch * h * a;
-        let warm = self.warm.current(n_batch);
-        // Per plan: (mean elite return, best return, sequence) of the best iteration so far
-        // and of the last one; which is returned is `return_best_iteration`'s rule.
-        let mut best: Vec<Option<(f32, f32, Vec<f32>)>> = vec![None; n_batch];
-        let mut last: Vec<Option<(f32, f32, Vec<f32>)>> = vec![None; n_batch];
-        let mut done = 0;
-        let mut status = PlanStatus::Complete;
+        })
+    }
+
+    /// Runs up to `max_iters` iterations, one submission each, while the predicted cost of the
+    /// next fits before `deadline`; a time budget also stops once the distribution has collapsed.
+    fn iterate(&mut self, n_batch: usize, deadline: Option<Instant>, max_iters: usize) -> Result<BudgetedRun> {
+        let len = n_batch * self.cfg.horizon * self.task.act_dim;
+        let mut run = BudgetedRun::new(n_batch);
         let gpu_timeout = Duration::from_secs_f64(self.cfg.gpu_timeout_s);
-        while done < max_iters {
-            let now = Instant::now();
-            let mut wait = gpu_timeout;
-            if let Some(deadline) = deadline {
-                let left = deadline.saturating_duration_since(now);
-                // Without a measurement yet (no warm-up), the first iteration runs, its wait bounded.
-                let over = self.predicted_iteration_time().is_some_and(|p| p > left);
-                if over || left.is_zero() {
-                    status = PlanStatus::Budget;
-                    break;
-                }
-                wait = wait.min(left);
-            }
-            let ws = self.ws.as_ref().expect("prepare built the workspace");
-            let (encoder, profile) = self.encode(ws, done..done + 1, false, None);
-            self.last_population = self.iteration_params(n_batch, done).population as usize;
-            self.last_dispatches = profile.dispatches();
-            let index = self.ctx.queue.submit(Some(encoder.finish()));
-            let t0 = Instant::now();
-            let out = match self.ctx.read_staging(&ws.staging, 2 * len + 2 * n_batch, Some(index.clone()), wait) {
+        while run.done < max_iters {
+            let Some(wait) = self.iteration_wait(deadline, gpu_timeout) else {
+                run.status = PlanStatus::Budget;
+                break;
+            };
+            let out = match self.run_iteration(n_batch, run.done, wait)? {
                 Ok(out) => out,
-                Err(Error::Timeout { waited }) => {
+                Err(waited) => {
                     // The iteration ran past the deadline: the best plan so far stands.
-                    self.inflight = Some(index);
-                    status = if done == 0 {
+                    run.status = if run.done == 0 {
                         PlanStatus::Degraded(format!("the GPU did not finish the first iteration within {waited:?}"))
                     } else {
                         PlanStatus::Budget
                     };
                     break;
                 }
-                Err(e) => return Err(e),
             };
-            let took = t0.elapsed();
-            self.iteration_time = Some(match self.iteration_time {
-                Some(prev) => prev.mul_f64(1.0 - COST_SMOOTHING) + took.mul_f64(COST_SMOOTHING),
-                None => took,
-            });
-            done += 1;
+            run.done += 1;
             let (mean, rest) = out.split_at(len);
             let (stats, var) = rest.split_at(2 * n_batch);
-            for (b, (slot, final_slot)) in best.iter_mut().zip(last.iter_mut()).enumerate() {
-                let value = stats[2 * b];
-                let this = (value, stats[2 * b + 1], mean[b * h * a..(b + 1) * h * a].to_vec());
-                if slot.as_ref().is_none_or(|(v, _, _)| value > *v || !v.is_finite()) {
-                    *slot = Some(this.clone());
-                }
-                *final_slot = Some(this);
-            }
+            run.keep(mean, stats, self.cfg.horizon * self.task.act_dim);
             // An iteration budget is a count (so that it reproduces `plan`); only time budgets
             // also stop early once the distribution has collapsed.
-            if deadline.is_none() {
-                continue;
-            }
-            let collapsed = var.iter().enumerate().all(|(i, v)| {
-                let k = i % a;
-                v.max(0.0).sqrt() < 1e-3 * (self.upper[k] - self.lower[k])
-            });
-            if collapsed {
-                status = PlanStatus::Converged;
+            if deadline.is_some() && self.collapsed(var) {
+                run.status = PlanStatus::Converged;
                 break;
             }
         }
-        if done < max_iters && status == PlanStatus::Complete {
-            status = PlanStatus::Budget;
+        if run.done < max_iters && run.status == PlanStatus::Complete {
+            run.status = PlanStatus::Budget;
         }
+        Ok(run)
+    }
+
+    /// How long the next iteration may wait on the GPU, or `None` when its predicted cost does
+    /// not fit before `deadline` (or no time is left).
+    fn iteration_wait(&self, deadline: Option<Instant>, gpu_timeout: Duration) -> Option<Duration> {
+        let Some(deadline) = deadline else { return Some(gpu_timeout) };
+        let left = deadline.saturating_duration_since(Instant::now());
+        // Without a measurement yet (no warm-up), the first iteration runs, its wait bounded.
+        let over = self.predicted_iteration_time().is_some_and(|p| p > left);
+        if over || left.is_zero() {
+            return None;
+        }
+        Some(gpu_timeout.min(left))
+    }
+
+    /// Submits iteration `it` and reads back (mean, plan statistics, variance) within `wait`,
+    /// updating the measured iteration time; `Err(waited)` when the GPU did not finish in time
+    /// (the submission is kept as in flight).
+    fn run_iteration(
+        &mut self,
+        n_batch: usize,
+        it: usize,
+        wait: Duration,
+    ) -> Result<std::result::Result<Vec<f32>, Duration>> {
+        let len = n_batch * self.cfg.horizon * self.task.act_dim;
+        let ws = self.ws.as_ref().expect("prepare built the workspace");
+        let (encoder, profile) = self.encode(ws, it..it + 1, false, None);
+        self.last_population = self.iteration_params(n_batch, it).population as usize;
+        self.last_dispatches = profile.dispatches();
+        let index = self.ctx.queue.submit(Some(encoder.finish()));
+        let t0 = Instant::now();
+        let out = match self.ctx.read_staging(&ws.staging, 2 * len + 2 * n_batch, Some(index.clone()), wait) {
+            Ok(out) => out,
+            Err(Error::Timeout { waited }) => {
+                self.inflight = Some(index);
+                return Ok(Err(waited));
+            }
+            Err(e) => return Err(e),
+        };
+        let took = t0.elapsed();
+        self.iteration_time = Some(match self.iteration_time {
+            Some(prev) => prev.mul_f64(1.0 - COST_SMOOTHING) + took.mul_f64(COST_SMOOTHING),
+            None => took,
+        });
+        Ok(Ok(out))
+    }
+
+    /// Whether every standard deviation of `var` is below 1e-3 of its action's range.
+    fn collapsed(&self, var: &[f32]) -> bool {
+        let a = self.task.act_dim;
+        var.iter().enumerate().all(|(i, v)| {
+            let k = i % a;
+            v.max(0.0).sqrt() < 1e-3 * (self.upper[k] - self.lower[k])
+        })
+    }
+
+    /// Settles the call (the random stream advances; iCEM's archive holds elites once an
+    /// iteration ran) and returns the plans `return_best_iteration` chooses, the warm start
+    /// where no iteration ran; the next plan starts from them, shifted.
+    fn budgeted_outcome(
+        &mut self,
+        run: BudgetedRun,
+        warm: &[f32],
+        deadline: Option<Instant>,
+        start: Instant,
+    ) -> PlanOutcome {
+        let (h, a) = (self.cfg.horizon, self.task.act_dim);
+        let BudgetedRun { best, last, done, mut status } = run;
         self.call = self.call.wrapping_add(1);
         if done > 0 {
             self.have_archive = self.cfg.kind == super::PlannerKind::Icem;
@@ -267,14 +311,49 @@ impl Planner {
                 self.ctx.queue.write_buffer(&ws.mean, 0, bytemuck::cast_slice(&next));
             }
         }
-        Ok(PlanOutcome {
+        PlanOutcome {
             plan: plans[0].clone(),
             batch: plans,
             iterations_done: done,
             timed_out,
             status,
             elapsed: start.elapsed(),
-        })
+        }
+    }
+}
+
+/// One iteration's result for one plan: (mean elite return, best return, sequence).
+type IterationPlan = (f32, f32, Vec<f32>);
+
+/// What the iterations of one budgeted call produced.
+struct BudgetedRun {
+    /// Per plan, the best iteration so far.
+    best: Vec<Option<IterationPlan>>,
+    /// Per plan, the last iteration.
+    last: Vec<Option<IterationPlan>>,
+    /// Iterations completed.
+    done: usize,
+    /// Why they stopped.
+    status: PlanStatus,
+}
+
+impl BudgetedRun {
+    fn new(n_batch: usize) -> Self {
+        Self { best: vec![None; n_batch], last: vec![None; n_batch], done: 0, status: PlanStatus::Complete }
+    }
+
+    /// Keeps an iteration's readback (`mean`: `plan_len` values per plan; `stats`: two per
+    /// plan) as every plan's last, and as its best where it beats the best so far (which is
+    /// returned is `return_best_iteration`'s rule).
+    fn keep(&mut self, mean: &[f32], stats: &[f32], plan_len: usize) {
+        for (b, (slot, final_slot)) in self.best.iter_mut().zip(self.last.iter_mut()).enumerate() {
+            let value = stats[2 * b];
+            let this = (value, stats[2 * b + 1], mean[b * plan_len..(b + 1) * plan_len].to_vec());
+            if slot.as_ref().is_none_or(|(v, _, _)| value > *v || !v.is_finite()) {
+                *slot = Some(this.clone());
+            }
+            *final_slot = Some(this);
+        }
     }
 }
 

@@ -138,7 +138,9 @@ pub fn plan_f64(
     plan_f64_after(task, ensemble, cfg, lower, upper, obs, mean, call, &Prior::default())
 }
 
-/// [`plan_f64`] for a plan that follows another (`prior`), for every planner kind.
+/// [`plan_f64`] for a plan that follows another (`prior`), for every planner kind: per
+/// iteration, as the planner records it, the kind's sampling, the rollout of every candidate and
+/// the update of the distribution.
 #[allow(clippy::too_many_arguments)]
 pub fn plan_f64_after(
     task: RefTask,
@@ -152,52 +154,85 @@ pub fn plan_f64_after(
     prior: &Prior,
 ) -> RefPlan {
     let (n_batch, h, na) = (obs.len(), cfg.horizon, lower.len());
-    let particles = if ensemble.is_some() { cfg.particles } else { 1 };
-    let ne = cfg.n_elites();
-    let mut mu = mean.to_vec();
-    let mut var: Vec<f64> =
-        (0..n_batch * h).flat_map(|_| (0..na).map(|a| (upper[a] - lower[a]).powi(2) / 16.0)).collect();
-    let mid: Vec<f64> = lower.iter().zip(upper).map(|(l, u)| 0.5 * (l + u)).collect();
-    let past = prior.past.clone().unwrap_or_else(|| mid.repeat(n_batch));
-    let mut archive = prior.archive.clone();
+    let problem = Problem { task, ensemble, cfg, lower, upper, call };
+    let mut search = Search::start(cfg, lower, upper, mean, n_batch, prior);
     let mut out =
         RefPlan { mean: Vec::new(), elites: Vec::new(), returns: Vec::new(), stats: Vec::new(), archive: None };
     for it in 0..cfg.effective_iterations() {
-        let (sampled, extras, flag) = cfg.iteration_shape(it, prior.archive.is_some());
-        let pop = sampled + extras;
-        let dims = CemDims { n_batch, population: pop, horizon: h, act_dim: na };
-        let i32_ = it as u32;
-        let actions = match cfg.kind {
+        let shape = cfg.iteration_shape(it, prior.archive.is_some());
+        let dims = CemDims { n_batch, population: shape.0 + shape.1, horizon: h, act_dim: na };
+        let actions = problem.sample(&search, dims, shape, it as u32);
+        let cand = problem.rollout(obs, &actions, dims, it as u32);
+        problem.update(&mut search, &mut out, dims, &actions, cand);
+    }
+    out.mean = search.mu;
+    out.archive = search.archive;
+    out
+}
+
+/// What a reference plan plans with: the task, its model (none: known dynamics), the
+/// configuration, the bounds and the call's index in the random stream.
+struct Problem<'a> {
+    task: RefTask,
+    ensemble: Option<&'a Ensemble>,
+    cfg: &'a PlannerConfig,
+    lower: &'a [f64],
+    upper: &'a [f64],
+    call: u32,
+}
+
+/// The optimiser's state between iterations: the mean and variance of the sampling
+/// distribution, each plan's previous first action (MPPI) and the elites' sequences (iCEM).
+struct Search {
+    mu: Vec<f64>,
+    var: Vec<f64>,
+    past: Vec<f64>,
+    archive: Option<Vec<f64>>,
+}
+
+impl Search {
+    /// The state a plan starts from: `mean`, the initial variance (range² / 16) and `prior`'s
+    /// previous actions (default: the middle of the bounds) and archive.
+    fn start(cfg: &PlannerConfig, lower: &[f64], upper: &[f64], mean: &[f64], n_batch: usize, prior: &Prior) -> Self {
+        let (h, na) = (cfg.horizon, lower.len());
+        let var: Vec<f64> =
+            (0..n_batch * h).flat_map(|_| (0..na).map(|a| (upper[a] - lower[a]).powi(2) / 16.0)).collect();
+        let mid: Vec<f64> = lower.iter().zip(upper).map(|(l, u)| 0.5 * (l + u)).collect();
+        let past = prior.past.clone().unwrap_or_else(|| mid.repeat(n_batch));
+        Self { mu: mean.to_vec(), var, past, archive: prior.archive.clone() }
+    }
+}
+
+impl Problem<'_> {
+    /// The kind's sampling of iteration `it`: every candidate's sequence, `[n_batch,
+    /// population, horizon, act_dim]` (`shape`: sampled candidates, iCEM's extras and their
+    /// kind's flag).
+    fn sample(&self, search: &Search, dims: CemDims, shape: (usize, usize, u32), it: u32) -> Vec<f64> {
+        let (cfg, lower, upper, call) = (self.cfg, self.lower, self.upper, self.call);
+        let (sampled, extras, flag) = shape;
+        let (mu, var) = (&search.mu, &search.var);
+        match cfg.kind {
             PlannerKind::Cem => {
-                cem::sample_candidates_f64(dims, &mu, &var, lower, upper, cfg.sampling, cfg.seed, call, i32_)
+                cem::sample_candidates_f64(dims, mu, var, lower, upper, cfg.sampling, cfg.seed, call, it)
             }
-            PlannerKind::RandomShooting => cem::sample_uniform_f64(dims, lower, upper, cfg.seed, call, i32_),
+            PlannerKind::RandomShooting => cem::sample_uniform_f64(dims, lower, upper, cfg.seed, call, it),
             PlannerKind::Mppi => {
                 let p = cem::MppiParams { sigma: cfg.sigma, gamma: cfg.gamma, beta: cfg.beta };
-                cem::mppi_sample_f64(dims, &mu, lower, upper, &past, p, cfg.seed, call, i32_)
+                cem::mppi_sample_f64(dims, mu, lower, upper, &search.past, p, cfg.seed, call, it)
             }
             PlannerKind::Icem => {
-                let mut actions = vec![0.0; n_batch * pop * h * na];
-                cem::icem_sample_f64(
-                    dims,
-                    sampled,
-                    &mu,
-                    &var,
-                    lower,
-                    upper,
-                    cfg.noise_beta,
-                    cfg.seed,
-                    call,
-                    i32_,
-                    &mut actions,
-                );
+                let CemDims { n_batch, population, horizon, act_dim } = dims;
+                let mut actions = vec![0.0; n_batch * population * horizon * act_dim];
+                let (beta, seed) = (cfg.noise_beta, cfg.seed);
+                cem::icem_sample_f64(dims, sampled, mu, var, lower, upper, beta, seed, call, it, &mut actions);
                 if extras > 0 {
                     let kind = match flag {
                         crate::kernels::FLAG_EXTRAS_SHIFTED => cem::Extras::Shifted,
                         crate::kernels::FLAG_EXTRAS_KEPT => cem::Extras::Kept,
                         _ => cem::Extras::Mean,
                     };
-                    let arch = archive.as_deref().unwrap_or(&[]);
+                    let arch = search.archive.as_deref().unwrap_or(&[]);
+                    let ne = cfg.n_elites();
                     cem::icem_extras_f64(
                         dims,
                         sampled,
@@ -205,48 +240,61 @@ pub fn plan_f64_after(
                         kind,
                         arch,
                         ne,
-                        &mu,
-                        &var,
+                        mu,
+                        var,
                         lower,
                         upper,
-                        cfg.seed,
+                        seed,
                         call,
-                        i32_,
+                        it,
                         &mut actions,
                     );
                 }
                 actions
             }
-        };
+        }
+    }
+
+    /// The rollout of iteration `it`: every candidate's return averaged over its particles,
+    /// `[n_batch · population]`.
+    fn rollout(&self, obs: &[Vec<f64>], actions: &[f64], dims: CemDims, it: u32) -> Vec<f64> {
+        let CemDims { n_batch, population: pop, horizon: h, act_dim: na } = dims;
+        let cfg = self.cfg;
+        let particles = if self.ensemble.is_some() { cfg.particles } else { 1 };
         let mut cand = Vec::with_capacity(n_batch * pop);
         for (b, o) in obs.iter().enumerate() {
             let acts = &actions[b * pop * h * na..(b + 1) * pop * h * na];
-            let returns = match ensemble {
-                None => analytic_returns_f64(task, o, acts, h, na),
+            let returns = match self.ensemble {
+                None => analytic_returns_f64(self.task, o, acts, h, na),
                 Some(ens) => {
-                    let stream = Stream { b: b as u32, call, iteration: i32_, seed: cfg.seed };
-                    ensemble_returns_f64(task, ens, o, acts, h, particles, cfg.propagation, stream)
+                    let stream = Stream { b: b as u32, call: self.call, iteration: it, seed: cfg.seed };
+                    ensemble_returns_f64(self.task, ens, o, acts, h, particles, cfg.propagation, stream)
                 }
             };
             cand.extend(cem::particle_mean_f64(&returns, particles));
         }
+        cand
+    }
+
+    /// The update from the candidates' returns `cand`: MPPI's weighted mean, or the elites'
+    /// mean and variance (and iCEM's archive); records the iteration in `out`.
+    fn update(&self, search: &mut Search, out: &mut RefPlan, dims: CemDims, actions: &[f64], cand: Vec<f64>) {
+        let cfg = self.cfg;
         if cfg.kind == PlannerKind::Mppi {
-            let (m, stats) = cem::mppi_update_f64(dims, &actions, &cand, cfg.gamma);
-            mu = m;
+            let (m, stats) = cem::mppi_update_f64(dims, actions, &cand, cfg.gamma);
+            search.mu = m;
             out.stats = stats;
             out.elites.push(Vec::new());
         } else {
-            let elites = cem::rank_elites_f64(&cand, pop, ne);
+            let elites = cem::rank_elites_f64(&cand, dims.population, cfg.n_elites());
             let alpha = if cfg.kind == PlannerKind::RandomShooting { 0.0 } else { cfg.alpha };
-            out.stats = cem::update_distribution_f64(dims, &actions, &elites, &cand, alpha, &mut mu, &mut var);
+            out.stats =
+                cem::update_distribution_f64(dims, actions, &elites, &cand, alpha, &mut search.mu, &mut search.var);
             if cfg.kind == PlannerKind::Icem {
-                archive = Some(cem::icem_archive_f64(dims, &actions, &elites));
+                search.archive = Some(cem::icem_archive_f64(dims, actions, &elites));
             }
             out.elites.push(elites);
         }
         out.returns.push(cand);
     }
-    out.mean = mu;
-    out.archive = archive;
-    out
 }

@@ -308,6 +308,105 @@ impl DeviceNet {
         layout: &ParamLayout,
         b: usize,
     ) -> Result<Vec<LayerOps>> {
+        let acts = LayerActivations::new(ctx, spec, b)?;
+        (0..acts.dims.len()).map(|l| self.bind_layer(ctx, mlp, layout, &acts, l)).collect()
+    }
+
+    /// Layer `l`'s forward, weight-gradient and (after the first layer) input-gradient bind
+    /// groups and grids.
+    fn bind_layer(
+        &self,
+        ctx: &GpuContext,
+        mlp: &MlpKernels,
+        layout: &ParamLayout,
+        acts: &LayerActivations,
+        l: usize,
+    ) -> Result<LayerOps> {
+        let (dims, e) = (&acts.dims, acts.n_members);
+        let (n_layers, (i, o)) = (dims.len(), dims[l]);
+        let last = l + 1 == n_layers;
+        let (lp, lp_back, lp_grads) = acts.params(layout, l);
+        let (w_off, b_off) = (layout.weight[l], layout.bias[l]);
+        let fwd_u = ctx.uniform_buffer_init(&format!("train.layer{l}.forward"), &[lp]);
+        let back_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward"), &[lp_back]);
+        let grads_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward_weights"), &[lp_grads]);
+        let (w_len, b_len) = (e * i * o, e * o);
+        let input = if l == 0 { &self.x0 } else { &acts.acts[l - 1] };
+        // The gradient w.r.t. this layer's output: the loss gradient for the last layer,
+        // else the delta buffer that layer l + 1's backward_input wrote.
+        let gz: &wgpu::Buffer = if last { &self.grad_out } else { &acts.deltas[(n_layers - 2 - l) % 2] };
+        let gz_prev = &acts.deltas[(n_layers - 1 - l) % 2];
+        let (c_dst, aux_fwd) = if last { (&self.out, &acts.dummy) } else { (&acts.acts[l], &acts.pres[l]) };
+        let bg = |label: &str, u: &wgpu::Buffer, entries: [wgpu::BindingResource<'_>; 5]| {
+            let [a, bb, bias, c, aux] = entries;
+            mlp.bind(ctx, label, [u.as_entire_binding(), a, bb, bias, c, aux])
+        };
+        let forward = bg(
+            &format!("train.layer{l}.forward"),
+            &fwd_u,
+            [
+                input.as_entire_binding(),
+                range(&self.params, w_off, w_len),
+                range(&self.params, b_off, b_len),
+                c_dst.as_entire_binding(),
+                aux_fwd.as_entire_binding(),
+            ],
+        );
+        let weights = bg(
+            &format!("train.layer{l}.backward_weights"),
+            &grads_u,
+            [
+                input.as_entire_binding(),
+                gz.as_entire_binding(),
+                range(&self.params, b_off, b_len),
+                range(&self.grads, w_off, b_off + b_len - w_off),
+                acts.dummy.as_entire_binding(),
+            ],
+        );
+        let input_grad = if l > 0 {
+            Some((
+                bg(
+                    &format!("train.layer{l}.backward_input"),
+                    &back_u,
+                    [
+                        gz.as_entire_binding(),
+                        range(&self.params, w_off, w_len),
+                        range(&self.params, b_off, b_len),
+                        gz_prev.as_entire_binding(),
+                        acts.pres[l - 1].as_entire_binding(),
+                    ],
+                ),
+                lp_back.workgroups_backward_input(ctx)?,
+            ))
+        } else {
+            None
+        };
+        Ok(LayerOps {
+            forward: (forward, lp.workgroups(ctx)?),
+            weights: (weights, lp_grads.workgroups_backward_weights()),
+            input: input_grad,
+        })
+    }
+}
+
+/// The per-layer path's buffers of every layer's values: `acts[l - 1]` is the input of layer
+/// l ≥ 1 and `pres[l - 1]` its pre-activation; the input gradients alternate between the two
+/// `deltas`; `dummy` is the unused auxiliary binding.
+struct LayerActivations {
+    /// Every layer's (in, out) widths.
+    dims: Vec<(usize, usize)>,
+    n_members: usize,
+    /// Rows of a minibatch step: members × batch.
+    rows: usize,
+    acts: Vec<wgpu::Buffer>,
+    pres: Vec<wgpu::Buffer>,
+    deltas: [wgpu::Buffer; 2],
+    dummy: wgpu::Buffer,
+}
+
+impl LayerActivations {
+    /// The buffers of `spec`'s layers for minibatches of `b` rows per member.
+    fn new(ctx: &GpuContext, spec: &EnsembleSpec, b: usize) -> Result<Self> {
         let e = spec.n_members;
         let rows = e * b;
         let widest = spec.layer_dims().iter().map(|(i, o)| (*i).max(*o)).max().unwrap_or(1);
@@ -315,91 +414,34 @@ impl DeviceNet {
         let n_layers = dims.len();
         let (acts, pres, deltas, dummy) = ctx.scoped("trainer activations", || {
             let sb = |label: &str, len: usize| ctx.storage_buffer(label, len);
-            // acts[l - 1] is the input of layer l ≥ 1, pres[l - 1] its pre-activation.
             let acts: Vec<_> = (1..n_layers).map(|l| sb(&format!("train.act{l}"), rows * dims[l].0)).collect();
             let pres: Vec<_> = (1..n_layers).map(|l| sb(&format!("train.pre{l}"), rows * dims[l].0)).collect();
             let deltas = [sb("train.delta_a", rows * widest), sb("train.delta_b", rows * widest)];
             (acts, pres, deltas, sb("train.no_aux", 1))
         })?;
-        let input = |l: usize| if l == 0 { &self.x0 } else { &acts[l - 1] };
-        let mut ops = Vec::new();
-        for (l, &(i, o)) in dims.iter().enumerate() {
-            let last = l + 1 == n_layers;
-            let lp = LayerParams {
-                n_batch: 1,
-                local_slots: rows as u32,
-                n_members: e as u32,
-                in_dim: i as u32,
-                out_dim: o as u32,
-                activation: if last { Activation::Identity as u32 } else { Activation::Silu as u32 },
-                store_pre: (!last) as u32,
-                bias_grad_off: 0,
-            };
-            // backward_input's activation is the previous layer's (SiLU: every layer before the last).
-            let lp_back = LayerParams { activation: Activation::Silu as u32, store_pre: 0, ..lp };
-            let (w_off, b_off) = (layout.weight[l], layout.bias[l]);
-            // backward_weights writes the bias gradients too (an extra column of workgroups),
-            // `b_off - w_off` floats after the weights' (each layer's bias follows its weight).
-            let lp_grads = LayerParams { bias_grad_off: (b_off - w_off) as u32, ..lp_back };
-            let fwd_u = ctx.uniform_buffer_init(&format!("train.layer{l}.forward"), &[lp]);
-            let back_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward"), &[lp_back]);
-            let grads_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward_weights"), &[lp_grads]);
-            let (w_len, b_len) = (e * i * o, e * o);
-            // The gradient w.r.t. this layer's output: the loss gradient for the last layer,
-            // else the delta buffer that layer l + 1's backward_input wrote.
-            let gz: &wgpu::Buffer = if last { &self.grad_out } else { &deltas[(n_layers - 2 - l) % 2] };
-            let gz_prev = &deltas[(n_layers - 1 - l) % 2];
-            let (c_dst, aux_fwd) = if last { (&self.out, &dummy) } else { (&acts[l], &pres[l]) };
-            let bg = |label: &str, u: &wgpu::Buffer, entries: [wgpu::BindingResource<'_>; 5]| {
-                let [a, bb, bias, c, aux] = entries;
-                mlp.bind(ctx, label, [u.as_entire_binding(), a, bb, bias, c, aux])
-            };
-            let forward = bg(
-                &format!("train.layer{l}.forward"),
-                &fwd_u,
-                [
-                    input(l).as_entire_binding(),
-                    range(&self.params, w_off, w_len),
-                    range(&self.params, b_off, b_len),
-                    c_dst.as_entire_binding(),
-                    aux_fwd.as_entire_binding(),
-                ],
-            );
-            let weights = bg(
-                &format!("train.layer{l}.backward_weights"),
-                &grads_u,
-                [
-                    input(l).as_entire_binding(),
-                    gz.as_entire_binding(),
-                    range(&self.params, b_off, b_len),
-                    range(&self.grads, w_off, b_off + b_len - w_off),
-                    dummy.as_entire_binding(),
-                ],
-            );
-            let input_grad = if l > 0 {
-                Some((
-                    bg(
-                        &format!("train.layer{l}.backward_input"),
-                        &back_u,
-                        [
-                            gz.as_entire_binding(),
-                            range(&self.params, w_off, w_len),
-                            range(&self.params, b_off, b_len),
-                            gz_prev.as_entire_binding(),
-                            pres[l - 1].as_entire_binding(),
-                        ],
-                    ),
-                    lp_back.workgroups_backward_input(ctx)?,
-                ))
-            } else {
-                None
-            };
-            ops.push(LayerOps {
-                forward: (forward, lp.workgroups(ctx)?),
-                weights: (weights, lp_grads.workgroups_backward_weights()),
-                input: input_grad,
-            });
-        }
-        Ok(ops)
+        Ok(Self { dims, n_members: e, rows, acts, pres, deltas, dummy })
+    }
+
+    /// Layer `l`'s parameters for its forward pass, its input gradient and its weight and
+    /// bias gradients.
+    fn params(&self, layout: &ParamLayout, l: usize) -> (LayerParams, LayerParams, LayerParams) {
+        let (i, o) = self.dims[l];
+        let last = l + 1 == self.dims.len();
+        let lp = LayerParams {
+            n_batch: 1,
+            local_slots: self.rows as u32,
+            n_members: self.n_members as u32,
+            in_dim: i as u32,
+            out_dim: o as u32,
+            activation: if last { Activation::Identity as u32 } else { Activation::Silu as u32 },
+            store_pre: (!last) as u32,
+            bias_grad_off: 0,
+        };
+        // backward_input's activation is the previous layer's (SiLU: every layer before the last).
+        let lp_back = LayerParams { activation: Activation::Silu as u32, store_pre: 0, ..lp };
+        // backward_weights writes the bias gradients too (an extra column of workgroups),
+        // `b_off - w_off` floats after the weights' (each layer's bias follows its weight).
+        let lp_grads = LayerParams { bias_grad_off: (layout.bias[l] - layout.weight[l]) as u32, ..lp_back };
+        (lp, lp_back, lp_grads)
     }
 }

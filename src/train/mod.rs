@@ -5,14 +5,16 @@
 //!
 //! The trainer is an assembly of kernel owners (`kernels::mlp`, `kernels::loss`,
 //! `kernels::adam`) split along its seams: the flat parameter layout (`params`), the network's
-//! state on the device (`device`), the recording and running of epochs (`epoch`), and the
-//! checkpoint format that includes the optimiser state (`checkpoint`).
+//! state on the device (`device`), the recording and running of epochs (`epoch`), one
+//! training call with its early stopping (`fit`), and the checkpoint format that includes the
+//! optimiser state (`checkpoint`).
 
 mod buffer;
 pub mod checkpoint;
 mod config;
 mod device;
 mod epoch;
+mod fit;
 mod params;
 pub mod reference;
 
@@ -24,10 +26,8 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
-use rand::seq::SliceRandom;
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Profiler, RecordStats};
@@ -330,176 +330,5 @@ impl Trainer {
         let stats = self.ctx.read_buffer::<f32>(&ep.stats, e)?;
         let grads = self.ctx.read_buffer::<f32>(&self.net.grads, self.layout.len)?;
         Ok((stats.iter().map(|v| *v as f64).collect(), grads))
-    }
-
-    /// Trains on `buffer` (normaliser from the training part, bootstrap per member, epochs with
-    /// early stopping); keeps the best weights seen and selects the elites.
-    pub fn train(&mut self, buffer: &ReplayBuffer) -> Result<TrainReport> {
-        let spec = self.ensemble.spec.clone();
-        if buffer.obs_dim() != spec.obs_dim || buffer.act_dim() != spec.act_dim {
-            return Err(Error::InvalidInput(format!(
-                "the buffer holds obs {} / act {}, the model expects obs {} / act {}",
-                buffer.obs_dim(),
-                buffer.act_dim(),
-                spec.obs_dim,
-                spec.act_dim
-            )));
-        }
-        if buffer.is_empty() {
-            return Err(Error::InvalidInput("cannot train on an empty replay buffer".into()));
-        }
-        let n = buffer.len();
-        let mut order: Vec<usize> = (0..n).collect();
-        order.shuffle(&mut self.rng);
-        let n_val = (n as f64 * self.cfg.validation_ratio) as usize;
-        let (val_rows, train_rows) = order.split_at(n_val);
-        let (val_rows, train_rows) = (val_rows.to_vec(), train_rows.to_vec());
-        if train_rows.is_empty() {
-            return Err(Error::InvalidInput(format!(
-                "validation_ratio {} leaves no training data",
-                self.cfg.validation_ratio
-            )));
-        }
-        let (mean, std) = input_statistics(buffer, &train_rows);
-        self.ensemble.input_mean = mean.clone();
-        self.ensemble.input_std = std.clone();
-        // Dataset rows: normalised input, then target.
-        let (in_dim, mo) = (spec.in_dim(), spec.model_out());
-        let mut data = Vec::with_capacity(n * (in_dim + mo));
-        for i in 0..n {
-            data.extend(buffer.input(i).iter().enumerate().map(|(k, v)| (v - mean[k]) / std[k]));
-            data.extend(buffer.target(i, spec.learned_reward));
-        }
-        self.ctx.check_buffer_size(
-            "training data (transitions × (inputs + targets) × 4 B)",
-            data.len() as u64 * 4,
-            true,
-            "train on fewer transitions",
-        )?;
-        let dataset = self.ctx.scoped("training data", || self.ctx.storage_buffer_init("train.dataset", &data))?;
-
-        let (e, b) = (spec.n_members, self.cfg.batch_size);
-        let steps_for =
-            |rows: usize| -> Vec<u32> { (0..rows.div_ceil(b)).map(|s| (rows - s * b).min(b) as u32).collect() };
-        // Scoring: every member sees the same rows.
-        let eval_rows = if val_rows.is_empty() { train_rows.clone() } else { val_rows.clone() };
-        let eval = self.make_epoch(&dataset, steps_for(eval_rows.len()), 1)?;
-        let mut eval_idx = vec![0u32; eval.n_steps * e * b];
-        for (s, chunk) in eval_rows.chunks(b).enumerate() {
-            for m in 0..e {
-                for (r, row) in chunk.iter().enumerate() {
-                    eval_idx[(s * e + m) * b + r] = *row as u32;
-                }
-            }
-        }
-        self.ctx.queue.write_buffer(&eval.indices, 0, bytemuck::cast_slice(&eval_idx));
-        // Bootstrap resamples (with replacement) per member.
-        let members: Vec<Vec<usize>> = (0..e)
-            .map(|_| {
-                if self.cfg.bootstrap {
-                    (0..train_rows.len()).map(|_| train_rows[self.rng.random_range(0..train_rows.len())]).collect()
-                } else {
-                    train_rows.clone()
-                }
-            })
-            .collect();
-        let train_ep = self.make_epoch(&dataset, steps_for(train_rows.len()), 0)?;
-        let _ = train_ep.stats_len;
-
-        let mut report = TrainReport {
-            epochs: 0,
-            interrupted: false,
-            train_loss: Vec::new(),
-            val_mse: Vec::new(),
-            best_mse: Vec::new(),
-            elites: Vec::new(),
-            skipped_steps: 0,
-            epoch_seconds: Vec::new(),
-            n_train: train_rows.len(),
-            n_eval: eval_rows.len(),
-        };
-        let mut best = self.member_scores(&eval)?;
-        let mut since_improvement = 0;
-        let mut improved_once = false;
-        let skipped_before = read_u32s(&self.ctx, &self.net.counters, 4)?[2];
-        // Runs of skipped steps are counted within this call.
-        let c = read_u32s(&self.ctx, &self.net.counters, 4)?;
-        self.ctx.queue.write_buffer(&self.net.counters, 0, bytemuck::cast_slice(&[c[0], 0, c[2], 0]));
-        let mut steps_run = 0usize;
-        for _epoch in 0..self.cfg.epochs {
-            if self.interrupted() {
-                report.interrupted = true;
-                break;
-            }
-            let mut positions: Vec<usize> = (0..train_rows.len()).collect();
-            positions.shuffle(&mut self.rng);
-            let mut idx = vec![0u32; train_ep.n_steps * e * b];
-            for (s, chunk) in positions.chunks(b).enumerate() {
-                for (m, rows) in members.iter().enumerate() {
-                    for (r, p) in chunk.iter().enumerate() {
-                        idx[(s * e + m) * b + r] = rows[*p] as u32;
-                    }
-                }
-            }
-            self.ctx.queue.write_buffer(&train_ep.indices, 0, bytemuck::cast_slice(&idx));
-            let t0 = Instant::now();
-            self.run_steps(&train_ep, false)?;
-            report.epoch_seconds.push(t0.elapsed().as_secs_f64());
-            report.epochs += 1;
-            let counters = read_u32s(&self.ctx, &self.net.counters, 4)?;
-            if counters[3] >= self.cfg.max_nonfinite_steps {
-                return Err(Error::Training(format!(
-                    "{} consecutive minibatch steps had a non-finite gradient (limit train.max_nonfinite_steps = {}); \
-                     check the data for extreme values or lower train.lr",
-                    counters[3], self.cfg.max_nonfinite_steps
-                )));
-            }
-            report.skipped_steps = counters[2] - skipped_before;
-            steps_run += train_ep.n_steps;
-            let losses = self.ctx.read_buffer::<f32>(&train_ep.stats, train_ep.n_steps * e)?;
-            let finite: Vec<f64> = losses.iter().filter(|v| v.is_finite()).map(|v| *v as f64).collect();
-            report.train_loss.push(finite.iter().sum::<f64>() / finite.len().max(1) as f64);
-            let scores = self.member_scores(&eval)?;
-            let improved = scores
-                .iter()
-                .zip(&best)
-                .any(|(s, b)| (b - s) / b.abs().max(f64::MIN_POSITIVE) > self.cfg.improvement_threshold);
-            if improved {
-                for (b, s) in best.iter_mut().zip(&scores) {
-                    *b = b.min(*s);
-                }
-                let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-                enc.copy_buffer_to_buffer(&self.net.params, 0, &self.net.best, 0, Some(self.layout.len as u64 * 4));
-                self.ctx.queue.submit(Some(enc.finish()));
-                since_improvement = 0;
-                improved_once = true;
-            } else {
-                since_improvement += 1;
-            }
-            report.val_mse.push(scores);
-            if self.cfg.patience > 0 && since_improvement >= self.cfg.patience {
-                break;
-            }
-        }
-        // Fewer than max_nonfinite_steps in a row, but not one step applied: the call trained
-        // nothing (the weights are unchanged), which a report would hide behind infinite scores.
-        if !report.interrupted && steps_run > 0 && report.skipped_steps as usize >= steps_run {
-            return Err(Error::Training(format!(
-                "every one of the {steps_run} minibatch steps had a non-finite gradient, so nothing was trained \
-                 (the weights are unchanged); check the data for extreme values or lower train.lr"
-            )));
-        }
-        if improved_once {
-            let mut enc = self.ctx.device.create_command_encoder(&Default::default());
-            enc.copy_buffer_to_buffer(&self.net.best, 0, &self.net.params, 0, Some(self.layout.len as u64 * 4));
-            self.ctx.queue.submit(Some(enc.finish()));
-        }
-        let mut ranked: Vec<usize> = (0..e).collect();
-        ranked.sort_by(|a, b| best[*a].total_cmp(&best[*b]));
-        self.elites = ranked[..self.cfg.num_elites].to_vec();
-        report.best_mse = best;
-        report.elites = self.elites.clone();
-        self.ctx.check()?;
-        Ok(report)
     }
 }
