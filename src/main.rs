@@ -643,7 +643,15 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Bench { what: BenchCommand::Train { json, force, quick, profile, fused_layouts } } => {
             let ctx = start_bench(&cli.gpu, "train", json.as_deref(), quick, profile)?;
             match (
-                lookahead::verify::check_families(&ctx, &["mlp.tiled", "mlp.fused", "train.loss", "train.adam"]),
+                lookahead::verify::check_families(
+                    &ctx,
+                    &[
+                        lookahead::verify::Family::MlpTiled,
+                        lookahead::verify::Family::MlpFused,
+                        lookahead::verify::Family::TrainLoss,
+                        lookahead::verify::Family::TrainAdam,
+                    ],
+                ),
                 force,
             ) {
                 (Ok(()), _) => println!("verified: the training kernels match their f64 references on this adapter"),

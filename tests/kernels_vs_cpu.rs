@@ -16,14 +16,7 @@ use lookahead::kernels::{self, PlanLayouts, PlanParams};
 use lookahead::model::{Ensemble, EnsembleSpec};
 use lookahead::planner::reference::plan_f64;
 use lookahead::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, Sampling};
-
-/// f32 forward pass through a few layers of random weights: accumulated rounding stays far
-/// below 1e-4 relative; the absolute floor covers outputs that cancel to near zero.
-const FORWARD_TOL: Tol = Tol { rel: 1e-4, abs: 1e-5 };
-/// Transcendentals (log, cos, exp) differ between f32 GPU builtins and f64 by a few ulp.
-const TRANSCENDENTAL_TOL: Tol = Tol { rel: 1e-5, abs: 2e-6 };
-/// Whole plans: a few steps of f32 model rollouts with sampled noise, then CEM averages.
-const PLAN_TOL: Tol = Tol { rel: 2e-3, abs: 2e-4 };
+use lookahead::verify::{FORWARD_TOL, PLAN_TOL, TRANSCENDENTAL_TOL};
 
 /// Runs one cem.wgsl entry point over explicit buffers (mean, var, bounds, actions, track,
 /// cand_returns, elites, plan_stats) and returns them all.

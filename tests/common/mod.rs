@@ -1,8 +1,10 @@
 //! Shared test helpers: the GPU context (failing loudly without an adapter), tolerance
-//! comparison and a small harness that runs one WGSL entry point over plain buffers.
+//! comparison, a small harness that runs one WGSL entry point over plain buffers, and the GPU
+//! test runner with its expected failures (`verify::ExpectedFailure`, as the conformance cases).
 #![allow(dead_code)]
 
 use lookahead::gpu::{AdapterOptions, GpuContext, ShaderChecks};
+use lookahead::verify::{judge, ExpectedFailure, Verdict};
 
 /// The adapter under test: `LOOKAHEAD_ADAPTER` if set, else the best one. Panics with the
 /// install command when there is none, so a green run always means the shaders ran.
@@ -12,22 +14,27 @@ pub fn ctx() -> GpuContext {
 
 /// [`ctx`] with the given runtime-check policy.
 pub fn ctx_with(shader_checks: ShaderChecks) -> GpuContext {
-    let name = std::env::var("LOOKAHEAD_ADAPTER").ok();
-    match GpuContext::new(&AdapterOptions { name, shader_checks, ..AdapterOptions::default() }) {
-        Ok(c) => c,
-        Err(e) => panic!(
-            "GPU tests need an adapter and none was found: {e}\n\
-             Install lavapipe with: apt-get update && apt-get install -y mesa-vulkan-drivers"
-        ),
-    }
+    try_ctx_with(shader_checks).unwrap_or_else(|why| panic!("{why}"))
 }
 
-/// `|gpu − cpu| ≤ abs + rel·|cpu|`.
-#[derive(Debug, Clone, Copy)]
-pub struct Tol {
-    pub rel: f64,
-    pub abs: f64,
+/// The adapter under test, or why there is none with the install command (for a harness that
+/// reports it as a failing test rather than panicking).
+pub fn try_ctx() -> Result<GpuContext, String> {
+    try_ctx_with(AdapterOptions::default().shader_checks)
 }
+
+fn try_ctx_with(shader_checks: ShaderChecks) -> Result<GpuContext, String> {
+    let name = std::env::var("LOOKAHEAD_ADAPTER").ok();
+    GpuContext::new(&AdapterOptions { name, shader_checks, ..AdapterOptions::default() }).map_err(|e| {
+        format!(
+            "GPU tests need an adapter and none was found: {e}\n\
+             Install lavapipe with: apt-get update && apt-get install -y mesa-vulkan-drivers"
+        )
+    })
+}
+
+/// `|gpu − cpu| ≤ abs + rel·|cpu|` (the conformance table's, with its named tolerances).
+pub use lookahead::verify::Tol;
 
 /// Compares element-wise; NaN or infinity on either side fails; reports the worst element.
 pub fn assert_close(what: &str, gpu: &[f32], cpu: &[f64], tol: Tol) {
@@ -87,46 +94,55 @@ pub fn from_bits(v: &[u32]) -> Vec<f32> {
     v.iter().map(|x| f32::from_bits(*x)).collect()
 }
 
-/// A known problem of one adapter: the test is run and must fail there (so the entry is
-/// removed when the driver is fixed); everywhere else it must pass. Never a silent skip.
-pub struct ExpectedFailure {
-    /// Case-insensitive substring of the adapter name.
-    pub adapter: &'static str,
-    /// Test function name.
-    pub test: &'static str,
-    /// Why, with a link where there is one.
-    pub reason: &'static str,
-}
-
-/// Expected failures per adapter. Empty: every kernel passes on every adapter tested so far
-/// (lavapipe / llvmpipe, Mesa 22.3).
-pub const EXPECTED_FAILURES: &[ExpectedFailure] = &[];
-
-/// Runs a GPU test body on the adapter under test, honouring [`EXPECTED_FAILURES`].
-pub fn run_gpu_test(name: &str, body: impl FnOnce(&GpuContext)) {
+/// Runs a GPU test body on the adapter under test, judged against its `expected` failures
+/// (`verify::ExpectedFailure`, the conformance table's): a listed failure (adapter and panic
+/// message matching) is reported and passes, any other failure fails, and a pass where a failure
+/// is listed fails too (so the entry is removed when the driver is fixed). Never a silent skip.
+pub fn run_gpu_test(name: &str, expected: &[ExpectedFailure], body: impl FnOnce(&GpuContext)) {
     let ctx = ctx();
-    let adapter = ctx.adapter().name.to_lowercase();
-    let expected = EXPECTED_FAILURES.iter().find(|e| e.test == name && adapter.contains(&e.adapter.to_lowercase()));
     let c = ctx.clone();
     // The context is not used after a panic, so observing it half-updated is impossible.
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || body(&c)));
-    match (expected, outcome) {
-        (None, Ok(())) => {}
-        (None, Err(p)) => std::panic::resume_unwind(p),
-        (Some(e), Err(_)) => eprintln!("{name}: expected failure on {adapter}: {}", e.reason),
-        (Some(e), Ok(())) => {
+    let message = outcome.as_ref().err().map(|p| panic_message(p.as_ref()));
+    let adapter = ctx.adapter();
+    match judge(expected, adapter, message.as_deref()) {
+        Verdict::Passed => {}
+        Verdict::Failed => {
+            if let Err(p) = outcome {
+                std::panic::resume_unwind(p)
+            }
+        }
+        Verdict::ExpectedFailure(e) => eprintln!("{name}: expected failure on {adapter}: {}", e.reason),
+        Verdict::PassedButListed(e) => {
             panic!("{name} passed on {adapter} but is listed as an expected failure ({}); remove the entry", e.reason)
         }
     }
 }
 
-/// `gpu_test!(name, |ctx| { ... })`: a `#[test]` run through [`run_gpu_test`].
+/// The text of a panic's payload (a `&str` or `String` message; else empty).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => s.to_string(),
+        (_, Some(s)) => s.clone(),
+        _ => String::new(),
+    }
+}
+
+/// `gpu_test!(name, |ctx| { ... })`: a `#[test]` run through [`run_gpu_test`];
+/// `gpu_test!(name, expected = &[ExpectedFailure { .. }], |ctx| { ... })` lists its known
+/// failures.
 #[macro_export]
 macro_rules! gpu_test {
     ($name:ident, |$ctx:ident| $body:block) => {
         #[test]
         fn $name() {
-            common::run_gpu_test(stringify!($name), |$ctx: &lookahead::gpu::GpuContext| $body)
+            common::run_gpu_test(stringify!($name), &[], |$ctx: &lookahead::gpu::GpuContext| $body)
+        }
+    };
+    ($name:ident, expected = $expected:expr, |$ctx:ident| $body:block) => {
+        #[test]
+        fn $name() {
+            common::run_gpu_test(stringify!($name), $expected, |$ctx: &lookahead::gpu::GpuContext| $body)
         }
     };
 }
