@@ -2,6 +2,7 @@
 //! end to end (upload, one submission, readback), reported as a table and as JSON.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::time::Instant;
 
 use serde::Serialize;
@@ -510,4 +511,170 @@ pub fn run_train_case(ctx: &GpuContext, c: &TrainCase, profile: bool) -> Result<
         layouts: None,
         profile,
     })
+}
+
+// The tables of `lookahead bench plan` and `bench train`: each header and row type prints one
+// line (`println!("{row}")`), in the same columns.
+
+/// The header line of `bench plan`'s table, in the columns of [`PlanResult`]'s rows.
+pub struct PlanHeader;
+
+impl fmt::Display for PlanHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10} {:>10} {:>10} {:>14} {:>9} {:>6} {:>6} {:>5}",
+            "case",
+            "pop",
+            "part",
+            "H",
+            "it",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "model steps/s",
+            "GFLOP/s",
+            "disp",
+            "net",
+            "step"
+        )
+    }
+}
+
+/// A row of `bench plan`'s table, under [`PlanHeader`].
+impl fmt::Display for PlanResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<24} {:>6} {:>4} {:>3} {:>3} {:>10.2} {:>10.2} {:>10.2} {:>14.3e} {:>9.1} {:>6} {:>6} {:>5}",
+            self.name,
+            self.population,
+            self.particles,
+            self.horizon,
+            self.iterations,
+            self.p50_ms,
+            self.p90_ms,
+            self.p99_ms,
+            self.model_steps_per_s,
+            self.gflops,
+            self.dispatches_per_plan,
+            self.mlp_kernel,
+            self.model_step
+        )
+    }
+}
+
+/// The heading of a plan case's fused layouts ([`sweep_layouts`] with `plans` timed plans each),
+/// in the columns of [`LayoutResult`]'s rows.
+pub struct LayoutHeader {
+    /// Timed plans per layout.
+    pub plans: usize,
+}
+
+impl fmt::Display for LayoutHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "    fused layouts ({} plans each): rows × cols/invocation × row groups (invocations)  p50 ms  max |Δ| vs the planner's own",
+            self.plans
+        )
+    }
+}
+
+/// A row of a plan case's fused layouts, under [`LayoutHeader`].
+impl fmt::Display for LayoutResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "    {:>3} × {} × {} ({:>4})  ", self.rows, self.cols, self.split, self.invocations)?;
+        match &self.refused {
+            None => write!(f, "{:>10.2}  {:.1e}", self.p50_ms, self.max_abs_diff),
+            Some(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+/// The header line of `bench train`'s table, in the columns of [`TrainResult`]'s rows.
+pub struct TrainHeader;
+
+impl fmt::Display for TrainHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12} {:>14} {:>10} {:>6}",
+            "case",
+            "transitions",
+            "members",
+            "hidden",
+            "batch",
+            "steps",
+            "s/epoch",
+            "transitions/s",
+            "disp/call",
+            "net"
+        )
+    }
+}
+
+/// A row of `bench train`'s table, under [`TrainHeader`].
+impl fmt::Display for TrainResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<22} {:>11} {:>8} {:>12} {:>6} {:>6} {:>12.3} {:>14.0} {:>10} {:>6}",
+            self.name,
+            self.transitions,
+            self.members,
+            format!("{:?}", self.hidden),
+            self.batch_size,
+            self.steps,
+            self.seconds_per_epoch,
+            self.transitions_per_s,
+            self.dispatches_per_call,
+            self.mlp_kernel
+        )
+    }
+}
+
+/// The heading of a training case's fused layouts ([`sweep_train_layouts`]), in the columns of
+/// [`TrainLayoutResult`]'s rows.
+pub struct TrainLayoutHeader;
+
+impl fmt::Display for TrainLayoutHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(
+            "    fused layouts: rows × row groups  s/epoch  max |Δ| of the trained weights vs the rule's layout",
+        )
+    }
+}
+
+/// A row of a training case's fused layouts, under [`TrainLayoutHeader`].
+impl fmt::Display for TrainLayoutResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "    {:>3} × {}  ", self.rows, self.split)?;
+        match &self.refused {
+            None => write!(f, "{:>10.4}  {:.1e}", self.seconds_per_epoch, self.max_abs_diff),
+            Some(why) => write!(f, "refused: {why}"),
+        }
+    }
+}
+
+/// GPU milliseconds per kernel (`--profile`), largest first, under a line with their total:
+/// several lines, the last without a line break.
+pub struct ProfileTable<'a> {
+    /// Milliseconds per kernel.
+    pub gpu_ms: &'a BTreeMap<String, f64>,
+    /// What the times are per (`plan`, `one-epoch train call`).
+    pub per: &'a str,
+}
+
+impl fmt::Display for ProfileTable<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let total: f64 = self.gpu_ms.values().sum();
+        let mut rows: Vec<_> = self.gpu_ms.iter().collect();
+        rows.sort_by(|a, b| b.1.total_cmp(a.1));
+        write!(f, "    GPU time per {}: {total:.3} ms", self.per)?;
+        for (k, v) in rows {
+            write!(f, "\n    {k:<22} {v:>10.3} ms {:>5.1} %", 100.0 * v / total.max(f64::MIN_POSITIVE))?;
+        }
+        Ok(())
+    }
 }

@@ -1,0 +1,248 @@
+//! The command line's arguments: the clap types of every command and their value parsers.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use lookahead::gpu::{AdapterOptions, Backend, GpuContext};
+use lookahead::planner::{MlpKernel, ModelStep};
+
+#[derive(Parser)]
+#[command(name = "lookahead", version, about = "PETS / CEM model-predictive control in WGSL compute shaders")]
+pub struct Cli {
+    #[command(flatten)]
+    pub gpu: GpuArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Args)]
+pub struct GpuArgs {
+    /// Use the adapter whose name contains this (case-insensitive); also LOOKAHEAD_ADAPTER.
+    #[arg(long, global = true, env = "LOOKAHEAD_ADAPTER")]
+    pub adapter: Option<String>,
+    /// Restrict to one backend: vulkan, metal, dx12 or gl.
+    #[arg(long, global = true, value_parser = ["vulkan", "metal", "dx12", "gl"])]
+    pub backend: Option<String>,
+    /// Runtime checks in the shaders: policy (the crate's own kernels without bounds checks and
+    /// loop bounding; see docs/DESIGN.md) or full; also LOOKAHEAD_SHADER_CHECKS.
+    #[arg(long, global = true, env = "LOOKAHEAD_SHADER_CHECKS", default_value = "policy", value_parser = ["policy", "full"])]
+    pub shader_checks: String,
+}
+
+impl GpuArgs {
+    /// The backend of `--backend`, if given.
+    pub fn backend(&self) -> anyhow::Result<Option<Backend>> {
+        Ok(self.backend.as_deref().map(str::parse::<Backend>).transpose()?)
+    }
+
+    /// The adapter of `--adapter` / `--backend`, with `--shader-checks`, named on stderr.
+    pub fn open(&self) -> anyhow::Result<GpuContext> {
+        let backend = self.backend()?;
+        let shader_checks = self.shader_checks.parse()?;
+        let ctx = GpuContext::new(&AdapterOptions { name: self.adapter.clone(), backend, shader_checks })?;
+        eprintln!("adapter: {}", ctx.adapter());
+        Ok(ctx)
+    }
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run PETS: explore, then plan with CEM over a learned ensemble, act, retrain.
+    Pets(PetsArgs),
+    /// Check every kernel family against its f64 CPU reference on this adapter (or all).
+    Verify(VerifyArgs),
+    /// Replay a PETS run's checkpoint.
+    Eval(EvalArgs),
+    /// Print or check a PETS config.
+    Config {
+        #[command(subcommand)]
+        what: ConfigCommand,
+    },
+    /// Run one episode of MPC with the environment's true dynamics.
+    Mpc(MpcArgs),
+    /// Benchmarks.
+    Bench {
+        #[command(subcommand)]
+        what: BenchCommand,
+    },
+    /// List the GPU adapters wgpu can see.
+    Adapters,
+    /// List the built-in environments.
+    Envs,
+}
+
+// The arguments of `pets`.
+#[derive(Args)]
+pub struct PetsArgs {
+    #[command(flatten)]
+    pub cfg: ConfigArgs,
+    /// Seed of the whole run (overrides the config's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory (default: runs/pets-<env>-<preset>-seed<seed>); a folder holding an
+    /// earlier run is refused unless --overwrite.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the run already in the run directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Continue the run in the run directory (the same command plus --resume) from its last
+    /// consistent point, exactly as if it had not stopped.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+}
+
+// The arguments of `verify`.
+#[derive(Args)]
+pub struct VerifyArgs {
+    /// Smaller sizes of the same cases (well under 2 minutes on lavapipe).
+    #[arg(long)]
+    pub quick: bool,
+    /// Every adapter wgpu sees (of --backend, if given), one report each.
+    #[arg(long)]
+    pub all_adapters: bool,
+    /// Write the report(s) as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+// The arguments of `eval`.
+#[derive(Args)]
+pub struct EvalArgs {
+    /// The run directory (config.toml and model.safetensors).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Episodes to play.
+    #[arg(long, default_value_t = 5)]
+    pub episodes: usize,
+    /// Seed of the episodes and the planner.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+// The arguments of `mpc`.
+#[derive(Args)]
+pub struct MpcArgs {
+    /// cartpole or pendulum.
+    #[arg(long, default_value = "cartpole")]
+    pub env: String,
+    /// Episode and planner seed.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Write the trajectory as CSV.
+    #[arg(long)]
+    pub trajectory: Option<PathBuf>,
+    /// Planner settings (TOML, keys of PlannerConfig).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override one planner setting, e.g. --set population=500 (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+// The PETS config of `pets` and `config print`: a preset, a file over it, keys over both.
+#[derive(Args)]
+pub struct ConfigArgs {
+    /// cartpole or pendulum (default: the config file's `env`, else cartpole).
+    #[arg(long)]
+    pub env: Option<String>,
+    /// reference or demo.
+    #[arg(long, default_value = "reference")]
+    pub preset: String,
+    /// A TOML file applied over the preset ([model], [train], [planner], [loop], env, seed).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override one key, e.g. --set planner.population=500 (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+}
+
+#[derive(Subcommand)]
+pub enum ConfigCommand {
+    /// Print the resolved config as TOML.
+    Print {
+        #[command(flatten)]
+        cfg: ConfigArgs,
+    },
+    /// Check a config file (over the preset) and report every problem.
+    Validate {
+        /// The TOML file.
+        file: PathBuf,
+        /// cartpole or pendulum.
+        #[arg(long, default_value = "cartpole")]
+        env: String,
+        /// reference or demo.
+        #[arg(long, default_value = "reference")]
+        preset: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Time training epochs of the PETS reference ensemble.
+    Train(BenchTrainArgs),
+    /// Time full CEM plans through the PETS reference ensemble.
+    Plan(BenchPlanArgs),
+}
+
+// The arguments of `bench train`.
+#[derive(Args)]
+pub struct BenchTrainArgs {
+    /// Time the training kernels even when they fail verification on this adapter.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// The reduced set (minutes on lavapipe).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also time every kernel on the GPU (timestamp queries) and report ms per kernel.
+    #[arg(long)]
+    pub profile: bool,
+    /// Also train every case through each row-block layout of the fused kernels (rows per
+    /// workgroup × row groups), two epochs each.
+    #[arg(long)]
+    pub fused_layouts: bool,
+}
+
+// The arguments of `bench plan`.
+#[derive(Args)]
+pub struct BenchPlanArgs {
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Only the cases whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// Time a network kernel even when it fails verification on this adapter.
+    #[arg(long)]
+    pub force: bool,
+    /// The network kernel of every case: auto, tiled, rows, fused or coop16 (planner.mlp_kernel).
+    #[arg(long, default_value = "auto", value_parser = parse_mlp_kernel)]
+    pub mlp_kernel: MlpKernel,
+    /// How every case's model steps are dispatched: auto, fused (one dispatch per step) or
+    /// split (the network, then propagate) (planner.model_step).
+    #[arg(long, default_value = "auto", value_parser = parse_model_step)]
+    pub model_step: ModelStep,
+    /// The reduced set (minutes on lavapipe).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also time every kernel on the GPU (timestamp queries) and report ms per kernel.
+    #[arg(long)]
+    pub profile: bool,
+    /// Also time every case through every layout the fused kernel takes on this adapter
+    /// (rows per workgroup, columns per invocation, row groups), a few plans each.
+    #[arg(long)]
+    pub fused_layouts: bool,
+}
+
+fn parse_model_step(s: &str) -> std::result::Result<ModelStep, String> {
+    ModelStep::from_name(s).ok_or_else(|| format!("unknown model step {s:?}; expected auto, fused or split"))
+}
+
+fn parse_mlp_kernel(s: &str) -> std::result::Result<MlpKernel, String> {
+    MlpKernel::from_name(s)
+        .ok_or_else(|| format!("unknown network kernel {s:?}; expected auto, tiled, rows, fused or coop16"))
+}

@@ -1,0 +1,57 @@
+//! `config print` and `config validate`, and the PETS config that `pets` and `config print`
+//! resolve from their arguments.
+
+use anyhow::Context;
+
+use lookahead::env::EnvKind;
+use lookahead::pets::{PetsConfig, Preset};
+
+use crate::args::{ConfigArgs, ConfigCommand};
+
+impl ConfigArgs {
+    /// The config of these arguments (the preset for the environment, the file over it, the
+    /// `--set` keys over both) and the preset's name.
+    pub fn resolve(&self) -> anyhow::Result<(PetsConfig, String)> {
+        let preset: Preset = self.preset.parse()?;
+        let text = match &self.config {
+            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
+        // The preset depends on the environment, so the file's `env` and --env must agree.
+        let set_env = self.set.iter().rev().find_map(|s| {
+            let (k, v) = s.split_once('=')?;
+            (k.trim() == "env").then(|| v.trim().trim_matches('"').to_string())
+        });
+        let file_env = set_env.or_else(|| {
+            text.as_deref()
+                .and_then(|t| toml::from_str::<toml::Table>(t).ok())
+                .and_then(|t| t.get("env").and_then(|v| v.as_str()).map(str::to_string))
+        });
+        let env: EnvKind = match (&self.env, &file_env) {
+            (Some(cli), Some(file)) if cli != file => {
+                anyhow::bail!("invalid config: env: --env says {cli:?}, the config says {file:?}")
+            }
+            (Some(e), _) | (None, Some(e)) => e.parse()?,
+            (None, None) => EnvKind::Cartpole,
+        };
+        let cfg = PetsConfig::resolve(env, preset, text.as_deref(), &self.set)?;
+        Ok((cfg, self.preset.clone()))
+    }
+}
+
+/// `lookahead config print` (the resolved config as TOML) and `config validate FILE`.
+pub fn cmd_config(what: ConfigCommand) -> anyhow::Result<()> {
+    match what {
+        ConfigCommand::Print { cfg } => {
+            let (config, _) = cfg.resolve()?;
+            print!("{}", config.to_toml());
+        }
+        ConfigCommand::Validate { file, env, preset } => {
+            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            PetsConfig::resolve(env.parse()?, preset.parse()?, Some(&text), &[])
+                .with_context(|| format!("in {}", file.display()))?;
+            println!("{}: valid", file.display());
+        }
+    }
+    Ok(())
+}
