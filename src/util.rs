@@ -9,32 +9,27 @@ use crate::error::{Error, Result};
 
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
 /// folder. A crash at any point leaves either the old file or the new one, never a mixture, and
-/// a failed write removes its temporary file.
+/// a failed write removes its temporary file. The temporary file has an unpredictable name and
+/// is created exclusively (`O_EXCL`: it never opens an existing file or follows a symlink), and
+/// the rename replaces a symlink at `path` rather than writing through it.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let io = |source| Error::Io { path: path.display().to_string(), source };
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        // The rename is durable only once the folder's entry is on disk.
-        if let Ok(d) = std::fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
+    let mut tmp = tempfile::Builder::new().prefix(&format!(".{name}.")).suffix(".tmp").tempfile_in(dir).map_err(io)?;
+    tmp.write_all(bytes).and_then(|()| tmp.as_file().sync_all()).map_err(io)?;
+    // On failure the temporary file is removed when `persist` hands it back and it drops.
+    tmp.persist(path).map_err(|e| io(e.error))?;
+    // The rename is durable only once the folder's entry is on disk.
+    if let Ok(d) = std::fs::File::open(dir) {
+        let _ = d.sync_all();
     }
-    result.map_err(io)
+    Ok(())
 }
 
 /// Checks, before any work, that a file can be written at `path` (what [`write_atomic`] will
-/// need): not a folder, its folder exists, and a file can be created there (a probe file is
-/// created and removed).
+/// need): not a folder, its folder exists, and a file can be created there (an exclusively
+/// created probe file with an unpredictable name, removed at once).
 pub fn check_writable(path: &Path) -> Result<()> {
     let fail = |reason: String| Error::Io { path: path.display().to_string(), source: std::io::Error::other(reason) };
     if path.is_dir() {
@@ -47,9 +42,10 @@ pub fn check_writable(path: &Path) -> Result<()> {
     if !dir.is_dir() {
         return Err(fail(format!("the folder {} does not exist", dir.display())));
     }
-    let probe = dir.join(format!(".lookahead-probe-{}", std::process::id()));
-    std::fs::File::create(&probe).map_err(|e| fail(format!("cannot create files in {}: {e}", dir.display())))?;
-    let _ = std::fs::remove_file(&probe);
+    tempfile::Builder::new()
+        .prefix(".lookahead-probe-")
+        .tempfile_in(dir)
+        .map_err(|e| fail(format!("cannot create files in {}: {e}", dir.display())))?;
     Ok(())
 }
 
@@ -287,6 +283,38 @@ mod tests {
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1);
         assert!(write_atomic(&dir.join("missing/f.txt"), b"x").is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A symlink where the file goes is replaced, never written through: the file it points to
+    /// keeps its bytes (a planted link cannot make a run truncate or overwrite a file elsewhere).
+    #[cfg(unix)]
+    #[test]
+    fn atomic_write_replaces_a_symlink_instead_of_following_it() {
+        let dir = std::env::temp_dir().join(format!("lookahead-util-link-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let elsewhere = dir.join("elsewhere.txt");
+        std::fs::write(&elsewhere, b"keep me").unwrap();
+        let p = dir.join("metrics.jsonl");
+        std::os::unix::fs::symlink(&elsewhere, &p).unwrap();
+        // Links planted where a predictable temporary name would go are never opened.
+        let planted =
+            [format!(".metrics.jsonl.tmp-{}", std::process::id()), format!(".lookahead-probe-{}", std::process::id())];
+        for name in &planted {
+            std::os::unix::fs::symlink(&elsewhere, dir.join(name)).unwrap();
+        }
+        write_atomic(&p, b"new").unwrap();
+        check_writable(&p).unwrap();
+        for name in &planted {
+            std::fs::remove_file(dir.join(name)).unwrap();
+        }
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"keep me");
+        assert!(!std::fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        assert_eq!(std::fs::read(&p).unwrap(), b"new");
+        // Two files only: no temporary left behind.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
+        check_writable(&p).unwrap();
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 2);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -382,3 +382,48 @@ fn unknown_backends_and_check_policies_are_refused_by_every_command() {
         assert!(!out.status.success() && out_text(&out).contains("possible values"), "{args:?}: {}", out_text(&out));
     }
 }
+
+/// One writer per run folder: while a run holds its folder, a second `--overwrite` and a
+/// `--resume` are refused at once, naming the holder's PID, and leave its files alone; once the
+/// holder is killed (the OS drops its lock), the folder can be taken again.
+#[test]
+fn a_second_writer_of_a_run_folder_is_refused_until_the_first_is_gone() {
+    use std::time::{Duration, Instant};
+    let dir = std::env::temp_dir().join(format!("lookahead-lock-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let command = |mode: &str, trials: &str| {
+        let mut c = bin();
+        c.args(["pets", "--env", "pendulum", "--preset", "demo", mode, "--out"]).arg(&dir);
+        for s in ["loop.initial_exploration_steps=30", "loop.trial_length=30", "model.hidden=[16]", "train.epochs=3"] {
+            c.args(["--set", s]);
+        }
+        c.args(["--set", trials, "--set", "planner.population=20", "--set", "planner.horizon=5"]);
+        c
+    };
+    let mut first = command("--overwrite", "loop.trials=200")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starts");
+    let started = Instant::now();
+    while !dir.join("resume.json").exists() {
+        assert!(first.try_wait().unwrap().is_none(), "the first run ended early");
+        assert!(started.elapsed() < Duration::from_secs(300), "the first run wrote no resume point");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let config = std::fs::read(dir.join("config.toml")).unwrap();
+    for mode in ["--overwrite", "--resume"] {
+        let t0 = Instant::now();
+        let out = command(mode, "loop.trials=200").output().expect("runs");
+        let text = out_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{mode}: {text}");
+        assert!(text.contains("is in use by a run of process") && text.contains(&first.id().to_string()), "{text}");
+        assert!(t0.elapsed() < Duration::from_secs(20), "{mode}: refused only after {:?}", t0.elapsed());
+    }
+    assert_eq!(std::fs::read(dir.join("config.toml")).unwrap(), config, "a refused writer changed the run");
+    first.kill().expect("SIGKILL");
+    first.wait().unwrap();
+    let out = command("--overwrite", "loop.trials=1").output().expect("runs");
+    assert!(out.status.success(), "after the holder died: {}", out_text(&out));
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -467,3 +467,67 @@ gpu_test!(a_trainer_and_a_planner_too_large_are_both_reported_at_once, |ctx| {
     assert!(matches!(e, lookahead::Error::InvalidConfigs(_)), "{text}");
     assert!(text.contains("lower population") && text.contains("train.batch_size"), "{text}");
 });
+
+gpu_test!(overwrite_replaces_only_a_runs_files_and_refuses_a_folder_no_run_wrote, |ctx| {
+    let dir = std::env::temp_dir().join(format!("lookahead-foreign-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cfg = tiny(EnvKind::Pendulum, &[]);
+    let mut env = cfg.env.make();
+    let mut run = |overwrite: bool| {
+        let opts = RunOptions { out_dir: Some(dir.clone()), overwrite, ..Default::default() };
+        pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), opts)
+    };
+    // A folder of a user's files, some with a run file's name: refused, every file kept.
+    std::fs::create_dir_all(&dir).unwrap();
+    let foreign = [("config.toml", "user = 1\n"), ("results.csv", "a,b\n"), ("notes.txt", "mine\n")];
+    for (name, text) in foreign {
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    let e = run(true).unwrap_err().to_string();
+    assert!(e.contains("no run.json") && e.contains("choose another folder"), "{e}");
+    for (name, text) in foreign {
+        assert_eq!(std::fs::read_to_string(dir.join(name)).unwrap(), text, "{name} was touched");
+    }
+    // A run's folder with a user's files beside the run's: overwrite replaces the run's files
+    // and leaves the others alone (a backup that looks like a point's file included).
+    std::fs::remove_dir_all(&dir).unwrap();
+    run(false).expect("a new folder");
+    let marker = std::fs::read_to_string(dir.join("run.json")).unwrap();
+    assert!(marker.contains("\"kind\":\"pets\""), "{marker}");
+    std::fs::write(dir.join("notes.txt"), "mine\n").unwrap();
+    std::fs::write(dir.join("replay.backup.safetensors"), "backup").unwrap();
+    run(true).expect("overwrite");
+    assert_eq!(std::fs::read_to_string(dir.join("notes.txt")).unwrap(), "mine\n");
+    assert_eq!(std::fs::read_to_string(dir.join("replay.backup.safetensors")).unwrap(), "backup");
+    assert_ne!(std::fs::read_to_string(dir.join("run.json")).unwrap(), marker, "a new run has a new id");
+    std::fs::remove_dir_all(&dir).ok();
+});
+
+#[cfg(unix)]
+gpu_test!(a_symlink_where_a_run_file_belongs_is_refused_and_its_target_kept, |ctx| {
+    let dir = std::env::temp_dir().join(format!("lookahead-link-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cfg = tiny(EnvKind::Pendulum, &[]);
+    let mut env = cfg.env.make();
+    let mut run = |overwrite: bool, resume: bool| {
+        let opts = RunOptions { out_dir: Some(dir.clone()), overwrite, resume, ..Default::default() };
+        pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), opts)
+    };
+    run(false, false).expect("a new folder");
+    let outside = std::env::temp_dir().join(format!("lookahead-link-target-{}", std::process::id()));
+    std::fs::write(&outside, "elsewhere\n").unwrap();
+    for name in ["metrics.jsonl", "results.csv"] {
+        let kept = dir.join(format!("{name}.kept"));
+        std::fs::rename(dir.join(name), &kept).unwrap();
+        std::os::unix::fs::symlink(&outside, dir.join(name)).unwrap();
+        for (overwrite, resume) in [(true, false), (false, true)] {
+            let e = run(overwrite, resume).unwrap_err().to_string();
+            assert!(e.contains("is a symlink") && e.contains(name), "{e}");
+            assert_eq!(std::fs::read_to_string(&outside).unwrap(), "elsewhere\n", "written through {name}");
+        }
+        std::fs::remove_file(dir.join(name)).unwrap();
+        std::fs::rename(&kept, dir.join(name)).unwrap();
+    }
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::remove_file(&outside).ok();
+});

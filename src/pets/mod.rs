@@ -41,6 +41,7 @@ pub const RUN_FILES: [&str; 6] =
 
 /// A PETS run folder: [`RUN_FILES`], and each consistent point's replay buffer and trainer.
 pub const LAYOUT: RunLayout = RunLayout {
+    kind: "pets",
     files: &RUN_FILES,
     point_stems: &["replay", "resume"],
     state_file: "resume.json",

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::model::{Ensemble, EnsembleSpec};
 use crate::planner::{Dynamics, Planner, PlannerConfig};
+use crate::run::lock::RunLock;
 use crate::run::{self, RunFolder};
 use crate::train::checkpoint::Checkpoint;
 use crate::train::{ReplayBuffer, TrainConfig, Trainer};
@@ -49,9 +50,14 @@ fn f32s(v: &[f64]) -> Vec<f32> {
     v.iter().map(|x| *x as f32).collect()
 }
 
-/// Checks the inputs, and for `resume` that the folder holds a run of this very config; returns
-/// its last consistent point (or, for a new run, checks that the folder can take it).
-fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'_>) -> Result<Option<ResumeState>> {
+/// The run folder's lock (where the folder exists; taken before anything else is read of it)
+/// and, when resuming, its last consistent point.
+type Start = (Option<RunLock>, Option<ResumeState>);
+
+/// Checks the inputs, and for `resume` locks the folder and checks that it holds a run of this
+/// very config, returning its last consistent point (or, for a new run, checks that the folder
+/// can take it and locks it if it exists).
+fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'_>) -> Result<Start> {
     cfg.validate()?;
     task.validate()?;
     if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
@@ -59,15 +65,16 @@ fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'
     }
     match (&opts.out_dir, opts.resume) {
         (Some(dir), true) => {
+            let lock = RunFolder::lock_to_resume(dir, &LAYOUT)?;
             let theirs: PetsConfig = run::read_config(dir)?;
             if &theirs != cfg {
                 return Err(Error::config("resume", format!("{} holds a run of another config", dir.display())));
             }
-            Ok(Some(ResumeState::load(dir)?))
+            Ok((Some(lock), Some(ResumeState::load(dir)?)))
         }
         (None, true) => Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
-        (Some(dir), false) => RunFolder::check(dir, opts.overwrite).map(|()| None),
-        (None, false) => Ok(None),
+        (Some(dir), false) => Ok((RunFolder::claim(dir, &LAYOUT, opts.overwrite)?, None)),
+        (None, false) => Ok((None, None)),
     }
 }
 
@@ -113,16 +120,16 @@ impl<'a, 'o> PetsLoop<'a, 'o> {
         task: Task,
         opts: RunOptions<'o>,
     ) -> Result<Self> {
-        let resumed = check_start(cfg, env, &task, &opts)?;
+        let (lock, resumed) = check_start(cfg, env, &task, &opts)?;
         let (mut trainer, planner) = build_learners(ctx, cfg, &task, resumed.as_ref(), &opts)?;
         trainer.set_interrupt(opts.interrupt.clone());
-        let files = match (&opts.out_dir, &resumed) {
-            (Some(dir), Some(state)) => {
+        let files = match (&opts.out_dir, &resumed, lock) {
+            (Some(_), Some(state), Some(lock)) => {
                 let rows: Vec<String> = state.trials.iter().map(TrialResult::csv_row).collect();
-                Some(RunFolder::reopen(dir, &LAYOUT, &rows)?)
+                Some(RunFolder::reopen(lock, &LAYOUT, &rows)?)
             }
-            (Some(dir), None) => Some(RunFolder::create(dir, &LAYOUT, &cfg.to_toml(), opts.overwrite)?),
-            (None, _) => None,
+            (Some(dir), _, lock) => Some(RunFolder::create(dir, &LAYOUT, &cfg.to_toml(), opts.overwrite, lock)?),
+            (None, _, _) => None,
         };
         let buffer = match (&opts.out_dir, &resumed) {
             (Some(dir), Some(state)) => ReplayBuffer::load(&dir.join(&state.replay_file), task.obs_dim, task.act_dim)?,

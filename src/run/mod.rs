@@ -5,10 +5,20 @@
 //!
 //! A loop describes its files once ([`RunLayout`]); [`RunFolder`] refuses a folder that holds
 //! files unless told to overwrite, replaces an earlier run only after every check has passed,
-//! and reopens a run to resume it. [`stop_requested`] is the one test of the interrupt flag,
+//! and reopens a run to resume it. Nothing can corrupt a folder:
+//! - one writer at a time: [`lock::RunLock`] holds an advisory lock on `run.lock` for the run's
+//!   life (released by the OS however the process ends), and a second writer is refused;
+//! - a run's folder carries a marker (`run.json`: the run's kind and id), and `overwrite`
+//!   touches only a folder with a marker of the same kind, and in it only the layout's files
+//!   (anything else stays); a folder of files no run wrote is refused;
+//! - no run file is written through a symlink: temporary files are created exclusively under
+//!   unpredictable names and renamed ([`crate::util::write_atomic`]), the appended files are
+//!   opened without following links, and a folder holding a link where a run file belongs is
+//!   refused. [`stop_requested`] is the one test of the interrupt flag,
 //! [`curve`] draws the learning curve, and `progress` (feature `progress`) is the terminal's bar.
 
 pub mod curve;
+pub mod lock;
 pub mod point;
 #[cfg(feature = "progress")]
 pub mod progress;
@@ -19,13 +29,30 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::util::write_atomic;
+use lock::{RunLock, LOCK_FILE};
+
+/// The marker a run writes first in its folder.
+pub const MARKER_FILE: &str = "run.json";
+
+/// What `run.json` says: the kind of run that owns the folder and the run's id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunMarker {
+    /// The kind of run (`"pets"`).
+    pub kind: String,
+    /// A random id, new for every run started in the folder.
+    pub id: String,
+}
 
 /// The files one kind of run writes in its folder.
 #[derive(Debug, Clone, Copy)]
 pub struct RunLayout {
+    /// The kind of run (`"pets"`), written in the folder's marker.
+    pub kind: &'static str,
     /// Every fixed file name of a run (config, metrics, results, checkpoint, curve, state).
     pub files: &'static [&'static str],
     /// Stems of a consistent point's files (`replay` → `replay.<N>.safetensors`).
@@ -37,10 +64,49 @@ pub struct RunLayout {
 }
 
 impl RunLayout {
-    /// Whether `name` is a consistent point's file of this layout.
+    /// Whether `name` is a consistent point's file of this layout (`<stem>.<number>.safetensors`).
     pub fn is_point_file(&self, name: &str) -> bool {
-        name.ends_with(".safetensors") && self.point_stems.iter().any(|stem| name.starts_with(&format!("{stem}.")))
+        self.point_stems.iter().any(|stem| {
+            let number = name.strip_prefix(stem).and_then(|r| r.strip_prefix('.'));
+            let number = number.and_then(|r| r.strip_suffix(".safetensors"));
+            number.is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
     }
+
+    /// Refuses a folder holding a symlink where a run file belongs (it would make the run write
+    /// outside its folder).
+    pub fn check_no_links(&self, dir: &Path) -> Result<()> {
+        let names = self.files.iter().chain([&MARKER_FILE, &LOCK_FILE]);
+        for name in names {
+            let p = dir.join(name);
+            if std::fs::symlink_metadata(&p).is_ok_and(|m| m.file_type().is_symlink()) {
+                return Err(Error::config(
+                    "out",
+                    format!(
+                        "{} is a symlink; a run's files must be plain files: remove it or choose another folder",
+                        p.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Opens `path` with `options` without following a symlink at it (Unix: `O_NOFOLLOW`).
+pub fn open_no_follow(path: &Path, options: &mut std::fs::OpenOptions) -> Result<std::fs::File> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    options.open(path).map_err(|e| {
+        if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+            Error::config("out", format!("{} is a symlink; a run's files must be plain files", path.display()))
+        } else {
+            io_error(path)(e)
+        }
+    })
 }
 
 /// The I/O error of `path`.
@@ -68,21 +134,53 @@ pub fn sha256_file(path: &Path) -> Result<String> {
     Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// The metrics and results of a run, open for appending.
+/// The metrics and results of a run, open for appending, and the folder's lock.
 pub struct RunFolder {
-    dir: PathBuf,
+    lock: RunLock,
     metrics: std::fs::File,
     results: std::fs::File,
 }
 
+/// The marker of the run in `dir`, if it has one.
+fn read_marker(dir: &Path) -> Option<RunMarker> {
+    let text = std::fs::read_to_string(dir.join(MARKER_FILE)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 impl RunFolder {
-    /// Checks that `dir` can hold a new run (before any work): absent, empty, or `overwrite`.
-    pub fn check(dir: &Path, overwrite: bool) -> Result<()> {
+    /// Checks that `dir` can hold a new run (before any work): absent, empty, or `overwrite`
+    /// and holding a run of this kind (its marker); no symlink where a run file belongs.
+    pub fn check(dir: &Path, layout: &RunLayout, overwrite: bool) -> Result<()> {
         if dir.exists() && !dir.is_dir() {
             return Err(Error::config("out", format!("{} exists and is not a folder", dir.display())));
         }
-        let occupied = std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(false);
-        if occupied && !overwrite {
+        layout.check_no_links(dir)?;
+        let occupied = std::fs::read_dir(dir)
+            .map(|d| d.filter_map(|e| e.ok()).any(|e| e.file_name() != LOCK_FILE))
+            .unwrap_or(false);
+        if occupied && overwrite {
+            return match read_marker(dir) {
+                Some(m) if m.kind == layout.kind => Ok(()),
+                Some(m) => Err(Error::config(
+                    "out",
+                    format!(
+                        "{} holds a {} run, not a {} run; choose another folder",
+                        dir.display(),
+                        m.kind,
+                        layout.kind
+                    ),
+                )),
+                None => Err(Error::config(
+                    "out",
+                    format!(
+                        "{} holds files that no run wrote (no {MARKER_FILE}); overwriting replaces only a run's \
+                         folder: choose another folder",
+                        dir.display()
+                    ),
+                )),
+            };
+        }
+        if occupied {
             return Err(Error::config(
                 "out",
                 format!(
@@ -95,11 +193,37 @@ impl RunFolder {
         Ok(())
     }
 
-    /// Starts a new run in `dir`: the earlier run's files (by `layout`) are removed first, so the
-    /// two never mix; then `config` is written and the metrics and results files are created.
-    pub fn create(dir: &Path, layout: &RunLayout, config: &str, overwrite: bool) -> Result<Self> {
-        Self::check(dir, overwrite)?;
-        std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+    /// Checks that `dir` can hold a new run ([`RunFolder::check`]) before any work and, where
+    /// the folder exists, locks it (a second writer is refused here) and checks it again under
+    /// the lock. The lock goes to [`RunFolder::create`].
+    pub fn claim(dir: &Path, layout: &RunLayout, overwrite: bool) -> Result<Option<RunLock>> {
+        Self::check(dir, layout, overwrite)?;
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let lock = RunLock::acquire(dir)?;
+        Self::check(dir, layout, overwrite)?;
+        Ok(Some(lock))
+    }
+
+    /// Starts a new run in `dir` under `claimed` (from [`RunFolder::claim`]; `None`: the folder is
+    /// created and locked now): removes the earlier run's files (by `layout`, nothing else) so
+    /// the two never mix; then writes the marker and `config`, and creates the metrics and
+    /// results files.
+    pub fn create(
+        dir: &Path,
+        layout: &RunLayout,
+        config: &str,
+        overwrite: bool,
+        claimed: Option<RunLock>,
+    ) -> Result<Self> {
+        let lock = match claimed {
+            Some(lock) => lock,
+            None => {
+                std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+                Self::claim(dir, layout, overwrite)?.expect("the folder exists")
+            }
+        };
         let points = std::fs::read_dir(dir)
             .map_err(io_error(dir))?
             .filter_map(|e| e.ok())
@@ -111,22 +235,36 @@ impl RunFolder {
                 std::fs::remove_file(&p).map_err(io_error(&p))?;
             }
         }
+        let marker = RunMarker { kind: layout.kind.to_string(), id: format!("{:016x}", rand::random::<u64>()) };
+        write_atomic(
+            &dir.join(MARKER_FILE),
+            serde_json::to_string(&marker).expect("the marker serialises").as_bytes(),
+        )?;
         write_atomic(&dir.join("config.toml"), config.as_bytes())?;
         let open = |name: &str| {
-            let p = dir.join(name);
-            std::fs::OpenOptions::new().create(true).write(true).truncate(true).open(&p).map_err(io_error(&p))
+            open_no_follow(&dir.join(name), std::fs::OpenOptions::new().create(true).write(true).truncate(true))
         };
         let metrics = open("metrics.jsonl")?;
         let mut results = open("results.csv")?;
         let csv = dir.join("results.csv");
         results.write_all(format!("{}\n", layout.results_header).as_bytes()).map_err(io_error(&csv))?;
         results.sync_data().map_err(io_error(&csv))?;
-        Ok(Self { dir: dir.to_path_buf(), metrics, results })
+        Ok(Self { lock, metrics, results })
     }
 
-    /// Opens an existing run's files to continue it: metrics are appended to, and the results
-    /// are rewritten with the `rows` of the resumed point (later rows belonged to lost work).
-    pub fn reopen(dir: &Path, layout: &RunLayout, rows: &[String]) -> Result<Self> {
+    /// Locks the run in `dir` to resume it (before its state is read), refusing a symlink where
+    /// a run file belongs.
+    pub fn lock_to_resume(dir: &Path, layout: &RunLayout) -> Result<RunLock> {
+        layout.check_no_links(dir)?;
+        RunLock::acquire(dir)
+    }
+
+    /// Opens an existing run's files to continue it (under `lock`, from
+    /// [`RunFolder::lock_to_resume`]): metrics are appended to, and the results are rewritten
+    /// with the `rows` of the resumed point (later rows belonged to lost work).
+    pub fn reopen(lock: RunLock, layout: &RunLayout, rows: &[String]) -> Result<Self> {
+        let dir = lock.dir().to_path_buf();
+        let dir = dir.as_path();
         let mut text = format!("{}\n", layout.results_header);
         for row in rows {
             text.push_str(row);
@@ -141,16 +279,13 @@ impl RunFolder {
                 write_atomic(&metrics, &bytes[..keep])?;
             }
         }
-        let open = |name: &str| {
-            let p = dir.join(name);
-            std::fs::OpenOptions::new().append(true).open(&p).map_err(io_error(&p))
-        };
-        Ok(Self { dir: dir.to_path_buf(), metrics: open("metrics.jsonl")?, results: open("results.csv")? })
+        let open = |name: &str| open_no_follow(&dir.join(name), std::fs::OpenOptions::new().append(true));
+        Ok(Self { metrics: open("metrics.jsonl")?, results: open("results.csv")?, lock })
     }
 
     /// The run's folder.
     pub fn dir(&self) -> &Path {
-        &self.dir
+        self.lock.dir()
     }
 
     /// Appends one event to `metrics.jsonl`, synced.
@@ -160,7 +295,7 @@ impl RunFolder {
         self.metrics
             .write_all(line.as_bytes())
             .and_then(|_| self.metrics.sync_data())
-            .map_err(io_error(&self.dir.join("metrics.jsonl")))
+            .map_err(io_error(&self.dir().join("metrics.jsonl")))
     }
 
     /// Appends one row to `results.csv`, synced.
@@ -168,7 +303,7 @@ impl RunFolder {
         self.results
             .write_all(format!("{row}\n").as_bytes())
             .and_then(|_| self.results.sync_data())
-            .map_err(io_error(&self.dir.join("results.csv")))
+            .map_err(io_error(&self.dir().join("results.csv")))
     }
 }
 
@@ -191,5 +326,48 @@ pub mod nan_as_null {
     /// Reads null as NaN.
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<f64, D::Error> {
         Ok(Option::<f64>::deserialize(d)?.unwrap_or(f64::NAN))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LAYOUT: RunLayout = RunLayout {
+        kind: "test",
+        files: &["a.txt"],
+        point_stems: &["replay"],
+        state_file: "s.json",
+        results_header: "x",
+    };
+
+    /// Only `<stem>.<number>.safetensors` is a point's file: a user's backup that shares the
+    /// prefix is not (overwrite and the point cleanup would delete it).
+    #[test]
+    fn a_points_files_are_numbered_and_nothing_else_is_one() {
+        assert!(LAYOUT.is_point_file("replay.0.safetensors") && LAYOUT.is_point_file("replay.17.safetensors"));
+        for name in [
+            "replay.backup.safetensors",
+            "replay..safetensors",
+            "replay.1.safetensors.bak",
+            "replay.1x.safetensors",
+            "other.1.safetensors",
+        ] {
+            assert!(!LAYOUT.is_point_file(name), "{name}");
+        }
+    }
+
+    /// Two locks on one folder: the second is refused, naming this process; dropping the first
+    /// frees the folder.
+    #[test]
+    fn a_locked_folder_refuses_a_second_lock_until_the_first_is_dropped() {
+        let dir = std::env::temp_dir().join(format!("lookahead-runlock-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let first = lock::RunLock::acquire(&dir).unwrap();
+        let e = lock::RunLock::acquire(&dir).unwrap_err().to_string();
+        assert!(e.contains(&format!("process {}", std::process::id())), "{e}");
+        drop(first);
+        lock::RunLock::acquire(&dir).expect("free again");
+        std::fs::remove_dir_all(&dir).ok();
     }
 }
