@@ -91,20 +91,9 @@ impl RolloutKernels {
     }
 }
 
-/// A task's `env_reward` and `env_terminated` (its WGSL `task_wgsl`, named `task`) on `n`
-/// transitions `before` / `act` / `next` (`[n, obs_dim]`, `[n, act_dim]`, `[n, obs_dim]`):
-/// `(reward, terminated)` of each, computed by `env_eval.wgsl` on the device.
-#[allow(clippy::too_many_arguments)]
-pub fn evaluate_env(
-    ctx: &GpuContext,
-    task: &str,
-    task_wgsl: &str,
-    obs_dim: usize,
-    act_dim: usize,
-    before: &[f32],
-    act: &[f32],
-    next: &[f32],
-) -> Result<Vec<(f32, bool)>> {
+/// The number of transitions `before` / `act` / `next` hold, each array checked: sizes within
+/// the WGSL limits, whole rows of the same count, every value finite.
+fn check_transitions(obs_dim: usize, act_dim: usize, before: &[f32], act: &[f32], next: &[f32]) -> Result<usize> {
     if obs_dim == 0 || act_dim == 0 || obs_dim > super::MAX_OBS || act_dim > super::MAX_ACT {
         return Err(Error::InvalidInput(format!(
             "obs_dim {obs_dim} and act_dim {act_dim} must lie in 1..={} and 1..={}",
@@ -124,6 +113,24 @@ pub fn evaluate_env(
     if [before, act, next].iter().any(|v| v.iter().any(|x| !x.is_finite())) {
         return Err(Error::InvalidInput("transitions hold a non-finite value".into()));
     }
+    Ok(n)
+}
+
+/// A task's `env_reward` and `env_terminated` (its WGSL `task_wgsl`, named `task`) on `n`
+/// transitions `before` / `act` / `next` (`[n, obs_dim]`, `[n, act_dim]`, `[n, obs_dim]`):
+/// `(reward, terminated)` of each, computed by `env_eval.wgsl` on the device.
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_env(
+    ctx: &GpuContext,
+    task: &str,
+    task_wgsl: &str,
+    obs_dim: usize,
+    act_dim: usize,
+    before: &[f32],
+    act: &[f32],
+    next: &[f32],
+) -> Result<Vec<(f32, bool)>> {
+    let n = check_transitions(obs_dim, act_dim, before, act, next)?;
     let layouts = PlanLayouts::new(ctx)?;
     let pipe = Family::EnvEval.pipeline(
         ctx,

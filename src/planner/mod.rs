@@ -221,6 +221,80 @@ pub struct Planner {
     last_population: usize,
 }
 
+/// The planner's action bounds: the config's where given (which may only narrow the task's),
+/// else the task's; every pair finite and ordered.
+fn action_bounds(task: &Task, cfg: &PlannerConfig) -> Result<(Vec<f64>, Vec<f64>)> {
+    let lower = cfg.action_lower.clone().unwrap_or_else(|| task.action_lower.clone());
+    let upper = cfg.action_upper.clone().unwrap_or_else(|| task.action_upper.clone());
+    if lower.len() != task.act_dim || upper.len() != task.act_dim {
+        return Err(Error::config("planner.action_lower/action_upper", format!("need {} values each", task.act_dim)));
+    }
+    if lower.iter().zip(&upper).any(|(l, u)| !(l.is_finite() && u.is_finite() && l < u)) {
+        return Err(Error::config(
+            "planner.action_lower/action_upper",
+            "every lower bound must be finite and below its finite upper bound",
+        ));
+    }
+    // Actions outside the task's bounds would be planned with but never applied (the
+    // environment clips them), and a learned model would be trained on actions never taken.
+    let outside = |v: &[f64], l: &[f64], u: &[f64]| v.iter().zip(l.iter().zip(u)).any(|(x, (l, u))| x < l || x > u);
+    if outside(&lower, &task.action_lower, &task.action_upper)
+        || outside(&upper, &task.action_lower, &task.action_upper)
+    {
+        return Err(Error::config(
+            "planner.action_lower/action_upper",
+            format!(
+                "{lower:?}..{upper:?} lies outside the task's bounds {:?}..{:?}; planner bounds may only narrow them",
+                task.action_lower, task.action_upper
+            ),
+        ));
+    }
+    Ok((lower, upper))
+}
+
+/// The kernels of `dynamics` for `task` (a learned ensemble: the rollout family, the network's
+/// kernels and the one-dispatch model step where it applies, and the uploaded model; or the
+/// task's own WGSL dynamics), with the particles per candidate.
+fn dynamics_kernels(
+    ctx: &GpuContext,
+    cem: &CemKernels,
+    task: &Task,
+    cfg: &PlannerConfig,
+    dynamics: Dynamics,
+) -> Result<(DynamicsKernels, Option<DeviceModel>, usize)> {
+    Ok(match dynamics {
+        Dynamics::Ensemble(ensemble) => {
+            ensemble.validate()?;
+            if ensemble.spec.obs_dim != task.obs_dim || ensemble.spec.act_dim != task.act_dim {
+                return Err(Error::InvalidInput(format!(
+                    "the ensemble maps obs {} + act {}, the task {} has obs {} and act {}",
+                    ensemble.spec.obs_dim, ensemble.spec.act_dim, task.name, task.obs_dim, task.act_dim
+                )));
+            }
+            let rollout = RolloutKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?;
+            let net = NetKernels::choose(ctx, cfg, &ensemble)?;
+            let step = net.model_step(ctx, &cem.layouts, cfg, task)?;
+            let packing = match &net {
+                NetKernels::Tiled(_) => Packing::Layers,
+                NetKernels::Rows(_) => Packing::RowsWindows,
+                NetKernels::Fused(_) => Packing::Network,
+                NetKernels::Coop(_) => Packing::NetworkF16,
+            };
+            let model = DeviceModel::upload(ctx, ensemble, packing)?;
+            (DynamicsKernels::Ensemble { rollout, net, step }, Some(model), cfg.particles)
+        }
+        Dynamics::Analytic => {
+            if !task.has_dynamics {
+                return Err(Error::InvalidInput(format!(
+                    "task {} has no WGSL env_step for analytic planning",
+                    task.name
+                )));
+            }
+            (DynamicsKernels::Analytic(AnalyticKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?), None, 1)
+        }
+    })
+}
+
 impl Planner {
     /// Builds a planner: validates the config against the task and the model, builds (or takes
     /// from the context's cache) the kernels, uploads the model and reserves the workspace of
@@ -228,66 +302,9 @@ impl Planner {
     pub fn new(ctx: &GpuContext, task: Task, dynamics: Dynamics, cfg: PlannerConfig) -> Result<Self> {
         task.validate()?;
         cfg.validate()?;
-        let lower = cfg.action_lower.clone().unwrap_or_else(|| task.action_lower.clone());
-        let upper = cfg.action_upper.clone().unwrap_or_else(|| task.action_upper.clone());
-        if lower.len() != task.act_dim || upper.len() != task.act_dim {
-            return Err(Error::config(
-                "planner.action_lower/action_upper",
-                format!("need {} values each", task.act_dim),
-            ));
-        }
-        if lower.iter().zip(&upper).any(|(l, u)| !(l.is_finite() && u.is_finite() && l < u)) {
-            return Err(Error::config(
-                "planner.action_lower/action_upper",
-                "every lower bound must be finite and below its finite upper bound",
-            ));
-        }
-        // Actions outside the task's bounds would be planned with but never applied (the
-        // environment clips them), and a learned model would be trained on actions never taken.
-        let outside = |v: &[f64], l: &[f64], u: &[f64]| v.iter().zip(l.iter().zip(u)).any(|(x, (l, u))| x < l || x > u);
-        if outside(&lower, &task.action_lower, &task.action_upper)
-            || outside(&upper, &task.action_lower, &task.action_upper)
-        {
-            return Err(Error::config(
-                "planner.action_lower/action_upper",
-                format!(
-                    "{lower:?}..{upper:?} lies outside the task's bounds {:?}..{:?}; planner bounds may only narrow them",
-                    task.action_lower, task.action_upper
-                ),
-            ));
-        }
+        let (lower, upper) = action_bounds(&task, &cfg)?;
         let cem = CemKernels::new(ctx)?;
-        let (kernels, model, particles) = match dynamics {
-            Dynamics::Ensemble(ensemble) => {
-                ensemble.validate()?;
-                if ensemble.spec.obs_dim != task.obs_dim || ensemble.spec.act_dim != task.act_dim {
-                    return Err(Error::InvalidInput(format!(
-                        "the ensemble maps obs {} + act {}, the task {} has obs {} and act {}",
-                        ensemble.spec.obs_dim, ensemble.spec.act_dim, task.name, task.obs_dim, task.act_dim
-                    )));
-                }
-                let rollout = RolloutKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?;
-                let net = NetKernels::choose(ctx, &cfg, &ensemble)?;
-                let step = net.model_step(ctx, &cem.layouts, &cfg, &task)?;
-                let packing = match &net {
-                    NetKernels::Tiled(_) => Packing::Layers,
-                    NetKernels::Rows(_) => Packing::RowsWindows,
-                    NetKernels::Fused(_) => Packing::Network,
-                    NetKernels::Coop(_) => Packing::NetworkF16,
-                };
-                let model = DeviceModel::upload(ctx, ensemble, packing)?;
-                (DynamicsKernels::Ensemble { rollout, net, step }, Some(model), cfg.particles)
-            }
-            Dynamics::Analytic => {
-                if !task.has_dynamics {
-                    return Err(Error::InvalidInput(format!(
-                        "task {} has no WGSL env_step for analytic planning",
-                        task.name
-                    )));
-                }
-                (DynamicsKernels::Analytic(AnalyticKernels::new(ctx, &cem.layouts, &task.name, &task.wgsl)?), None, 1)
-            }
-        };
+        let (kernels, model, particles) = dynamics_kernels(ctx, &cem, &task, &cfg, dynamics)?;
         let lower: Vec<f32> = lower.iter().map(|v| *v as f32).collect();
         let upper: Vec<f32> = upper.iter().map(|v| *v as f32).collect();
         let mut planner = Self {
