@@ -4,6 +4,8 @@
 //! the command line; every engine error becomes a Python exception carrying the engine's own
 //! message; the GIL is released while the GPU works.
 
+#![warn(missing_docs)]
+
 mod arrays;
 mod config;
 mod device;

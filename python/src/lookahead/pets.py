@@ -164,6 +164,13 @@ def run(
     args = (ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
             None if out is None else os.fspath(out), overwrite, resume,
             None if seed is None else _uint("seed", seed), progress)
+    return _run_stopping_on_ctrl_c(args)
+
+
+def _run_stopping_on_ctrl_c(args: tuple) -> Dict[str, Any]:
+    """``_lk.run_pets(*args)`` with, in the main thread, a SIGINT handler for the run: the first
+    Ctrl-C asks the run to stop after the current step, a second raises KeyboardInterrupt; the
+    previous handler is restored after."""
     if threading.current_thread() is not threading.main_thread():
         return _lk.run_pets(*args)
     pressed = []
