@@ -8,6 +8,8 @@ shaders on any Vulkan, Metal or DX12 GPU.
     plan = planner.plan([1.0, 0.0, 0.0])     # plan.action, plan.actions, plan.predicted_return
     la.pets.run("Pendulum-v1", preset="demo", out="runs/pendulum")   # needs gymnasium
 """
+from importlib.metadata import version as _version
+
 from ._lookahead import (
     ConfigError,
     FileError,
@@ -26,4 +28,6 @@ __all__ = [
     "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "gym",
     "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
 ]
-__version__ = "0.1.0"
+# One version for the engine and the package: the workspace's Cargo.toml, which maturin writes
+# into the distribution's metadata.
+__version__ = _version("lookahead")

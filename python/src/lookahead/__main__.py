@@ -17,6 +17,19 @@ def _seed(text: str) -> int:
 
 
 def main(argv=None) -> int:
+    """The command line.
+
+    Parameters
+    ----------
+    argv : list of str, optional
+        The arguments; ``sys.argv[1:]`` when left out.
+
+    Returns
+    -------
+    int
+        The exit status: 0, 1 for an error (one line on stderr) or 130 when interrupted (bad
+        arguments exit with 2, as argparse does).
+    """
     ap = argparse.ArgumentParser(prog="python -m lookahead", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
     p = sub.add_parser("pets", help="run PETS on a gymnasium environment")

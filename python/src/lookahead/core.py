@@ -20,8 +20,10 @@ from . import _lookahead as _lk
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _f32(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
-    """`x` as a C-contiguous little-endian float32 array of `shape` (None: any length)."""
+def _array(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
+    """``x`` (a float32 or float64 array of any byte order and layout, or Python numbers and
+    sequences of them) as the C-contiguous float32 array the engine takes, once its type and
+    its ``shape`` (None: any length) are checked, with errors naming the argument."""
     if isinstance(x, np.ndarray):
         a = x
         # float32 or float64 in either byte order; anything else is refused rather than cast.
@@ -40,7 +42,7 @@ def _f32(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
     want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
         raise ValueError(f"{name}: shape {a.shape}; expected {want}")
-    return np.ascontiguousarray(a, dtype="<f4")
+    return np.ascontiguousarray(a, dtype=np.float32)
 
 
 def _uint(name: str, v: Any) -> int:
@@ -64,37 +66,38 @@ def _bounds(name: str, x: Any) -> List[float]:
     return [float(v) for v in a]
 
 
-def _from_bytes(b: bytes, shape: Tuple[int, ...]) -> np.ndarray:
-    return np.frombuffer(b, dtype="<f4").reshape(shape).astype(np.float32, copy=False)
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, (bool, np.bool_)):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, (list, tuple, np.ndarray)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, (float, np.floating)):
-        return repr(float(v))
-    if isinstance(v, (int, np.integer)):
-        return str(int(v))
+def _json_value(v: Any) -> Any:
+    """numpy scalars and arrays, and mappings other than dicts, in a config as the Python values
+    JSON writes (``json.dumps``'s ``default``)."""
+    if isinstance(v, (np.generic, np.ndarray)):
+        return v.tolist()
+    if isinstance(v, Mapping):
+        return dict(v)
     raise TypeError(f"config value {v!r}: expected a number, bool, string or list")
 
 
-def _assignments(config: Optional[Mapping[str, Any]], overrides: Mapping[str, Any]) -> List[str]:
-    """A config section as the engine's `key=value` assignments (TOML values): unknown keys and
-    wrong types are reported by the engine, naming the key, as for `--set` on the command line."""
+def _config_json(config: Mapping[str, Any]) -> str:
+    """``config`` (settings by key, sections as nested mappings) as the JSON object the engine
+    reads and checks key by key, as ``--set`` on the command line; numpy values are written as
+    their Python equivalents, and NaN or an infinity (which no setting takes) is a ConfigError."""
+    try:
+        return json.dumps(config, default=_json_value, allow_nan=False)
+    except ValueError as e:
+        raise _lk.ConfigError(f"invalid config: {e} (settings are finite numbers, bools, strings and lists)") from None
+
+
+def _section(config: Optional[Mapping[str, Any]], overrides: Mapping[str, Any]) -> str:
+    """A config section (``config`` updated with ``overrides``) as the engine's JSON object: flat
+    keys such as ``horizon`` or ``lr``; unknown keys and wrong types are reported by the engine,
+    naming the key, as for ``--set`` on the command line."""
     cfg: Dict[str, Any] = dict(config or {})
     cfg.update(overrides)
-    out = []
     for k, v in cfg.items():
         if not isinstance(k, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", k):
             raise ValueError(f"config key {k!r}: expected a plain name such as horizon or lr")
         if isinstance(v, Mapping):
             raise TypeError(f"config key {k!r}: these settings are flat keys (horizon=30), not sections")
-        out.append(f"{k}={_toml_value(v)}")
-    return out
+    return _config_json(cfg)
 
 
 Context = _lk.Context
@@ -104,14 +107,24 @@ adapters = _lk.adapters
 class Task:
     """What a planner needs to know about a problem: sizes, action bounds and the WGSL
     functions ``env_reward`` and ``env_terminated`` (and ``env_step`` for planning with the
-    true dynamics)."""
+    true dynamics). Made with :meth:`builtin` or :meth:`custom`."""
 
     def __init__(self, native: "_lk.Task"):
         self._native = native
 
     @staticmethod
     def builtin(name: str) -> "Task":
-        """A built-in task: ``"cartpole"`` or ``"pendulum"`` (Pendulum-v1's dynamics and reward)."""
+        """A built-in task.
+
+        Parameters
+        ----------
+        name : str
+            ``"cartpole"`` or ``"pendulum"`` (Pendulum-v1's dynamics and reward).
+
+        Returns
+        -------
+        Task
+        """
         return Task(_lk.Task.builtin(name))
 
     @staticmethod
@@ -125,7 +138,26 @@ class Task:
         has_dynamics: bool = False,
     ) -> "Task":
         """A task from WGSL source; see the repository's README ("Custom tasks") for the
-        function signatures. Sizes and bounds are checked now, the WGSL when a planner is made."""
+        function signatures. Sizes and bounds are checked now, the WGSL when a planner is made.
+
+        Parameters
+        ----------
+        name : str
+            The task's name (in messages and shader labels).
+        obs_dim, act_dim : int
+            Observation and action sizes.
+        action_lower, action_upper : sequence of float
+            The bounds of each action dimension (kept in double precision).
+        wgsl : str
+            WGSL defining ``env_reward`` and ``env_terminated`` (and ``env_step``).
+        has_dynamics : bool
+            Whether ``wgsl`` defines ``env_step``, the true dynamics a planner can use instead
+            of an ensemble.
+
+        Returns
+        -------
+        Task
+        """
         lo, hi = _bounds("action_lower", action_lower), _bounds("action_upper", action_upper)
         return Task(
             _lk.Task.custom(name, _uint("obs_dim", obs_dim), _uint("act_dim", act_dim), lo, hi, wgsl, has_dynamics)
@@ -139,21 +171,37 @@ class Task:
     wgsl = property(lambda self: self._native.wgsl)
 
     def evaluate(self, ctx: "_lk.Context", before: Any, action: Any, after: Any) -> Tuple[np.ndarray, np.ndarray]:
-        """The task's WGSL reward and termination on ``n`` transitions, run on the device:
-        ``(rewards [n] float32, terminated [n] bool)``."""
-        b = _f32("before", before, (None, self.obs_dim))
+        """The task's WGSL reward and termination on ``n`` transitions, run on the device.
+
+        Parameters
+        ----------
+        ctx : Context
+            The device.
+        before : array-like, shape (n, obs_dim)
+            Observations before each step.
+        action : array-like, shape (n, act_dim)
+            The actions taken.
+        after : array-like, shape (n, obs_dim)
+            Observations after each step.
+
+        Returns
+        -------
+        rewards : numpy.ndarray of float32, shape (n,)
+        terminated : numpy.ndarray of bool, shape (n,)
+        """
+        b = _array("before", before, (None, self.obs_dim))
         n = b.shape[0]
-        a = _f32("action", action, (n, self.act_dim))
-        s = _f32("after", after, (n, self.obs_dim))
-        r, t = self._native.evaluate(ctx, n, b.tobytes(), a.tobytes(), s.tobytes())
-        return np.asarray(r, dtype=np.float32), np.asarray(t, dtype=bool)
+        a = _array("action", action, (n, self.act_dim))
+        s = _array("after", after, (n, self.obs_dim))
+        return self._native.evaluate(ctx, b, a, s)
 
     def __repr__(self) -> str:
         return repr(self._native)
 
 
 class Ensemble:
-    """A probabilistic ensemble of MLPs (weights, biases, input normaliser, log-variance bounds)."""
+    """A probabilistic ensemble of MLPs (weights, biases, input normaliser, log-variance bounds).
+    Made with :meth:`random` or :meth:`load`, or by a :class:`Trainer`."""
 
     def __init__(self, native: "_lk.Ensemble"):
         self._native = native
@@ -168,42 +216,92 @@ class Ensemble:
         probabilistic: bool = True,
         learned_reward: bool = False,
     ) -> "Ensemble":
-        """A randomly initialised ensemble (PETS's architecture by default)."""
+        """A randomly initialised ensemble (PETS's architecture by default).
+
+        Parameters
+        ----------
+        obs_dim, act_dim : int
+            Observation and action sizes.
+        members : int
+            Networks in the ensemble.
+        hidden : sequence of int
+            The hidden layers' widths.
+        seed : int
+            Seed of the initialisation.
+        probabilistic : bool
+            Whether each network predicts a variance as well as a mean.
+        learned_reward : bool
+            Whether the networks predict the reward too.
+
+        Returns
+        -------
+        Ensemble
+        """
         sizes = [_uint("obs_dim", obs_dim), _uint("act_dim", act_dim), _uint("members", members)]
         widths = [_uint(f"hidden[{i}]", w) for i, w in enumerate(hidden)]
         return Ensemble(_lk.Ensemble.random(*sizes, widths, _uint("seed", seed), probabilistic, learned_reward))
 
     @staticmethod
     def load(path: PathLike) -> "Ensemble":
-        """Reads an ensemble file or a training checkpoint (safetensors; checksums verified)."""
+        """Reads an ensemble file or a training checkpoint (safetensors; checksums verified).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+
+        Returns
+        -------
+        Ensemble
+        """
         return Ensemble(_lk.Ensemble.load(os.fspath(path)))
 
     def save(self, path: PathLike) -> None:
-        """Writes the ensemble as safetensors (atomically)."""
+        """Writes the ensemble as safetensors (atomically).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file, replaced if it exists.
+        """
         self._native.save(os.fspath(path))
 
     def select_members(self, members: Sequence[int]) -> "Ensemble":
-        """The ensemble of these members, in this order (e.g. the elites)."""
+        """The ensemble of some members (e.g. the elites).
+
+        Parameters
+        ----------
+        members : sequence of int
+            The members' indices, in the order the new ensemble keeps them.
+
+        Returns
+        -------
+        Ensemble
+        """
         return Ensemble(self._native.select_members([_uint(f"members[{i}]", m) for i, m in enumerate(members)]))
 
     @property
     def spec(self) -> Dict[str, Any]:
-        """members, obs_dim, act_dim, hidden, probabilistic, learned_reward."""
+        """The architecture.
+
+        Returns
+        -------
+        dict
+            members, obs_dim, act_dim, hidden, probabilistic, learned_reward.
+        """
         return self._native.spec()
 
     def arrays(self) -> Dict[str, Any]:
-        """Every parameter as numpy: ``layers`` (list of (weight [members, in, out], bias
-        [members, out])), ``input_mean``, ``input_std``, ``max_logvar``, ``min_logvar`` —
-        enough to rebuild the network in PyTorch."""
-        layers, mean, std, maxlv, minlv = self._native.tensors()
-        e = self.spec["members"]
-        return {
-            "layers": [(_from_bytes(w, (e, i, o)), _from_bytes(b, (e, o))) for w, b, i, o in layers],
-            "input_mean": _from_bytes(mean, (-1,)),
-            "input_std": _from_bytes(std, (-1,)),
-            "max_logvar": _from_bytes(maxlv, (-1,)),
-            "min_logvar": _from_bytes(minlv, (-1,)),
-        }
+        """Every parameter as numpy float32 arrays, enough to rebuild the network in PyTorch.
+
+        Returns
+        -------
+        dict
+            ``layers``: list of (weight (members, in, out), bias (members, out)); ``input_mean``,
+            ``input_std``: the input normaliser; ``max_logvar``, ``min_logvar``: the bounds of
+            the predicted log-variance.
+        """
+        return self._native.arrays()
 
     def __repr__(self) -> str:
         return repr(self._native)
@@ -214,7 +312,9 @@ class Plan:
     """One plan: the action to execute now, the whole optimised sequence and its predicted
     return (mean over the elites' particles)."""
 
+    #: The first action of the plan, float32 (act_dim,).
     action: np.ndarray
+    #: The optimised sequence, float32 (horizon, act_dim).
     actions: np.ndarray
     predicted_return: float
     best_return: float
@@ -227,10 +327,28 @@ class Plan:
 
 
 class Planner:
-    """CEM / random shooting / MPPI / iCEM over an ensemble (or the task's own WGSL dynamics when
-    ``ensemble`` is None). ``config`` holds the ``[planner]`` keys of a PETS config (kind,
-    horizon, iterations, population, particles, propagation, mlp_kernel, model_step, seed,
-    ...); keyword arguments override them. Unknown keys are a :class:`ConfigError`."""
+    """CEM / random shooting / MPPI / iCEM over an ensemble, or over the task's own WGSL
+    dynamics.
+
+    Parameters
+    ----------
+    ctx : Context
+        The device.
+    task : Task
+        What to plan for.
+    ensemble : Ensemble, optional
+        The dynamics model; None plans with the task's own WGSL dynamics.
+    config : mapping, optional
+        The ``[planner]`` keys of a PETS config (kind, horizon, iterations, population,
+        particles, propagation, mlp_kernel, model_step, seed, ...).
+    **overrides
+        Keys that override ``config``'s.
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys (all of them at once) and impossible settings.
+    """
 
     def __init__(
         self,
@@ -242,81 +360,128 @@ class Planner:
     ):
         self.task = task
         native_ens = ensemble._native if ensemble is not None else None
-        self._native = _lk.Planner(ctx, task._native, native_ens, _assignments(config, overrides))
-        cfg = self.config
-        self._horizon = int(cfg["horizon"])
+        self._native = _lk.Planner(ctx, task._native, native_ens, _section(config, overrides))
 
-    def _plan(self, d: Dict[str, Any]) -> Plan:
-        na = self.task.act_dim
-        extra = {k: d[k] for k in ("iterations_done", "timed_out", "status", "elapsed_s") if k in d}
-        return Plan(
-            action=_from_bytes(d["action"], (na,)),
-            actions=_from_bytes(d["actions"], (self._horizon, na)),
-            predicted_return=float(d["predicted_return"]),
-            best_return=float(d["best_return"]),
-            iterations=int(d["iterations"]),
-            **extra,
-        )
+    @staticmethod
+    def _plan(d: Dict[str, Any]) -> Plan:
+        return Plan(**d)
 
     def plan(self, obs: Any) -> Plan:
-        """Plans from one observation of shape (obs_dim,)."""
-        o = _f32("obs", obs, (self.task.obs_dim,))
-        return self._plan(self._native.plan(o.tobytes()))
+        """Plans from one observation.
+
+        Parameters
+        ----------
+        obs : array-like, shape (obs_dim,)
+            The observation (float32 or float64, or numbers).
+
+        Returns
+        -------
+        Plan
+        """
+        o = _array("obs", obs, (self.task.obs_dim,))
+        return self._plan(self._native.plan(o))
 
     def plan_batch(self, obs: Any) -> List[Plan]:
-        """Plans from n observations (shape (n, obs_dim)) in the same dispatches; each keeps its
-        own warm start."""
-        o = _f32("obs", obs, (None, self.task.obs_dim))
-        return [self._plan(d) for d in self._native.plan_batch(o.tobytes(), o.shape[0])]
+        """Plans from n observations in the same dispatches; each keeps its own warm start.
+
+        Parameters
+        ----------
+        obs : array-like, shape (n, obs_dim)
+            The observations.
+
+        Returns
+        -------
+        list of Plan
+            One per observation, in order.
+        """
+        o = _array("obs", obs, (None, self.task.obs_dim))
+        return [self._plan(d) for d in self._native.plan_batch(o)]
 
     def plan_with(self, obs: Any, iterations: Optional[int] = None, seconds: Optional[float] = None) -> Plan:
-        """A plan within a budget: at most ``iterations`` CEM iterations, or returned within
-        ``seconds`` (the best of the iterations that fitted)."""
-        o = _f32("obs", obs, (self.task.obs_dim,))
+        """A plan within a budget: give exactly one of ``iterations`` and ``seconds``.
+
+        Parameters
+        ----------
+        obs : array-like, shape (obs_dim,)
+            The observation.
+        iterations : int, optional
+            At most this many CEM iterations.
+        seconds : float, optional
+            Return within this long, with the best of the iterations that fitted.
+
+        Returns
+        -------
+        Plan
+            With iterations_done, timed_out, status and elapsed_s set.
+        """
+        o = _array("obs", obs, (self.task.obs_dim,))
         its = None if iterations is None else _uint("iterations", iterations)
-        return self._plan(self._native.plan_with(o.tobytes(), its, seconds))
+        return self._plan(self._native.plan_with(o, its, seconds))
 
     def reset(self) -> None:
         """Forgets the warm start (call at the start of an episode)."""
         self._native.reset()
 
     def set_ensemble(self, ensemble: Ensemble) -> None:
-        """Replaces the ensemble's parameters (same architecture), e.g. after training."""
+        """Replaces the ensemble's parameters, e.g. after training.
+
+        Parameters
+        ----------
+        ensemble : Ensemble
+            Parameters of the same architecture.
+        """
         if not isinstance(ensemble, Ensemble):
             raise TypeError(f"ensemble: {type(ensemble).__name__}; expected a lookahead.Ensemble")
         self._native.set_ensemble(ensemble._native)
 
     @property
     def config(self) -> Dict[str, Any]:
-        """The resolved ``[planner]`` settings."""
+        """The resolved settings.
+
+        Returns
+        -------
+        dict
+            Every ``[planner]`` key with its value.
+        """
         return json.loads(self._native.config_json())
 
     @property
     def network_kernel(self) -> Optional[str]:
-        """The kernel running the network on this adapter (fused, tiled, rows, coop16), or None."""
+        """The kernel running the network on this adapter.
+
+        Returns
+        -------
+        str or None
+            "fused", "tiled", "rows" or "coop16"; None for analytic dynamics.
+        """
         return self._native.network_kernel()
 
     @property
     def model_step(self) -> Optional[str]:
-        """How a model step is dispatched: "fused" (the network and the particles' step in one
-        dispatch) or "split" (the network, then the particles' step), or None for analytic
-        dynamics."""
+        """How a model step is dispatched.
+
+        Returns
+        -------
+        str or None
+            "fused" (the network and the particles' step in one dispatch) or "split" (the
+            network, then the particles' step); None for analytic dynamics.
+        """
         return self._native.model_step()
 
 
 def _transitions(d: int, a: int, obs: Any, action: Any, next_obs: Any, reward: Any, terminated: Any):
-    """n transitions as the engine's byte arrays: (n, obs, act, next, reward, terminated list);
+    """n transitions as the engine's arrays: (obs, act, next, reward float32, terminated bool);
     a single transition may be given as 1-D arrays."""
     o = np.asarray(obs)
     if o.ndim == 1:
         obs, action, next_obs = o[None, :], np.asarray(action)[None, :], np.asarray(next_obs)[None, :]
         reward = None if reward is None else np.asarray(reward, dtype=np.float64).reshape(1)
         terminated = None if terminated is None else np.asarray(terminated).reshape(1)
-    o = _f32("obs", obs, (None, d))
+    o = _array("obs", obs, (None, d))
     n = o.shape[0]
-    act = _f32("action", action, (n, a))
-    nxt = _f32("next_obs", next_obs, (n, d))
-    r = _f32("reward", np.zeros(n) if reward is None else reward, (n,))
+    act = _array("action", action, (n, a))
+    nxt = _array("next_obs", next_obs, (n, d))
+    r = _array("reward", np.zeros(n) if reward is None else reward, (n,))
     t = np.zeros(n, dtype=bool) if terminated is None else np.asarray(terminated)
     if t.shape != (n,):
         raise ValueError(f"terminated: shape {t.shape}; expected ({n},)")
@@ -324,28 +489,66 @@ def _transitions(d: int, a: int, obs: Any, action: Any, next_obs: Any, reward: A
         # 0/1 integers are accepted; anything else (strings, NaN, None) is refused.
         if t.dtype.kind not in "iu" or not np.isin(t, (0, 1)).all():
             raise TypeError(f"terminated: dtype {t.dtype}; expected bool (or 0/1 integers)")
-    return n, o.tobytes(), act.tobytes(), nxt.tobytes(), r.tobytes(), [bool(x) for x in t]
+    return o, act, nxt, r, np.ascontiguousarray(t, dtype=bool)
 
 
 class ReplayBuffer:
     """Transitions for training (obs, action, next_obs, reward, terminated); every value is
-    checked on the way in and a refused batch stores nothing."""
+    checked on the way in and a refused batch stores nothing.
+
+    Parameters
+    ----------
+    obs_dim, act_dim : int
+        Observation and action sizes (at least 1).
+    """
 
     def __init__(self, obs_dim: int, act_dim: int, _native: Optional["_lk.ReplayBuffer"] = None):
         self._native = _native if _native is not None else _lk.ReplayBuffer(_uint("obs_dim", obs_dim), _uint("act_dim", act_dim))
 
     @staticmethod
     def load(path: PathLike, obs_dim: int, act_dim: int) -> "ReplayBuffer":
-        """Reads a buffer written by :meth:`save` or a PETS run folder's ``replay.*.safetensors``."""
+        """Reads a buffer written by :meth:`save` or a PETS run folder's ``replay.*.safetensors``.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file.
+        obs_dim, act_dim : int
+            The sizes the file must have.
+
+        Returns
+        -------
+        ReplayBuffer
+        """
         d, a = _uint("obs_dim", obs_dim), _uint("act_dim", act_dim)
         return ReplayBuffer(d, a, _lk.ReplayBuffer.load(os.fspath(path), d, a))
 
     def add(self, obs: Any, action: Any, next_obs: Any, reward: Any = None, terminated: Any = None) -> None:
-        """Appends one transition (1-D arrays) or n of them ((n, ·) arrays)."""
+        """Appends one transition (1-D arrays and scalars) or n of them; all or none are stored.
+
+        Parameters
+        ----------
+        obs : array-like, shape (n, obs_dim) or (obs_dim,)
+            Observations before each step.
+        action : array-like, shape (n, act_dim) or (act_dim,)
+            The actions taken.
+        next_obs : array-like, shape (n, obs_dim) or (obs_dim,)
+            Observations after each step.
+        reward : array-like, shape (n,) or scalar, optional
+            The rewards (zeros when left out).
+        terminated : array-like of bool (or 0/1), shape (n,) or scalar, optional
+            Whether each step ended its episode (False when left out).
+        """
         self._native.extend(*_transitions(self.obs_dim, self.act_dim, obs, action, next_obs, reward, terminated))
 
     def save(self, path: PathLike) -> None:
-        """Writes the buffer as safetensors (atomically)."""
+        """Writes the buffer as safetensors (atomically).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file, replaced if it exists.
+        """
         self._native.save(os.fspath(path))
 
     obs_dim = property(lambda self: self._native.obs_dim)
@@ -356,10 +559,25 @@ class ReplayBuffer:
 
 
 class Trainer:
-    """Trains an ensemble (bootstrap, Gaussian NLL, Adam, early stopping, elites). ``config``
-    holds the ``[train]`` keys of a PETS config; keyword arguments override them. Without a
-    ``num_elites`` key, the elites are min(5, members) (the engine's default of 5 is PETS's, for
-    7 members)."""
+    """Trains an ensemble (bootstrap, Gaussian NLL, Adam, early stopping, elites).
+
+    Parameters
+    ----------
+    ctx : Context
+        The device.
+    ensemble : Ensemble
+        The starting parameters (copied).
+    config : mapping, optional
+        The ``[train]`` keys of a PETS config. Without a ``num_elites`` key, the elites are
+        min(5, members) (the engine's default of 5 is PETS's, for 7 members).
+    **overrides
+        Keys that override ``config``'s.
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys (all of them at once) and impossible settings.
+    """
 
     def __init__(
         self,
@@ -371,13 +589,28 @@ class Trainer:
         self._spec = ensemble.spec
         if "num_elites" not in (config or {}) and "num_elites" not in overrides:
             overrides = {**overrides, "num_elites": min(5, self._spec["members"])}
-        self._native = _lk.Trainer(ctx, ensemble._native, _assignments(config, overrides))
+        self._native = _lk.Trainer(ctx, ensemble._native, _section(config, overrides))
 
     @staticmethod
     def load_checkpoint(ctx: "_lk.Context", path: PathLike, config: Optional[Mapping[str, Any]] = None) -> "Trainer":
-        """Resumes training from a checkpoint written by :meth:`save_checkpoint`."""
+        """Resumes training from a checkpoint written by :meth:`save_checkpoint`.
+
+        Parameters
+        ----------
+        ctx : Context
+            The device.
+        path : str or os.PathLike
+            The checkpoint.
+        config : mapping, optional
+            ``[train]`` keys replacing the saved settings (over the defaults); None keeps the
+            saved ones.
+
+        Returns
+        -------
+        Trainer
+        """
         t = Trainer.__new__(Trainer)
-        t._native = _lk.Trainer.load_checkpoint(ctx, os.fspath(path), None if config is None else _assignments(config, {}))
+        t._native = _lk.Trainer.load_checkpoint(ctx, os.fspath(path), None if config is None else _section(config, {}))
         t._spec = Ensemble(t._native.ensemble()).spec
         return t
 
@@ -389,9 +622,27 @@ class Trainer:
         reward: Any = None,
         terminated: Any = None,
     ) -> Dict[str, Any]:
-        """Trains on a :class:`ReplayBuffer`, or on n transitions given as arrays (obs (n,
-        obs_dim), action (n, act_dim), next_obs (n, obs_dim), optional reward (n,) and terminated
-        (n,)); returns the report (epochs, train_loss, val_mse, best_mse, elites, ...)."""
+        """Trains on a :class:`ReplayBuffer`, or on n transitions given as arrays.
+
+        Parameters
+        ----------
+        obs : ReplayBuffer or array-like, shape (n, obs_dim)
+            A buffer (then nothing else is given), or the observations before each step.
+        action : array-like, shape (n, act_dim)
+            The actions taken.
+        next_obs : array-like, shape (n, obs_dim)
+            Observations after each step.
+        reward : array-like, shape (n,), optional
+            The rewards; needed by an ensemble that learns the reward.
+        terminated : array-like of bool, shape (n,), optional
+            Whether each step ended its episode.
+
+        Returns
+        -------
+        dict
+            The report: epochs, interrupted, train_loss, val_mse, best_mse, elites,
+            skipped_steps, n_train, n_eval.
+        """
         if isinstance(obs, ReplayBuffer):
             if action is not None or next_obs is not None:
                 raise TypeError("train(buffer) takes the buffer alone")
@@ -404,14 +655,33 @@ class Trainer:
         return self._native.train(*_transitions(d, a, obs, action, next_obs, reward, terminated))
 
     def ensemble(self) -> Ensemble:
-        """The current parameters."""
+        """The current parameters.
+
+        Returns
+        -------
+        Ensemble
+            A copy; training further does not change it.
+        """
         return Ensemble(self._native.ensemble())
 
     @property
     def elites(self) -> List[int]:
-        """The elite members of the last training, best first."""
+        """The elite members of the last training.
+
+        Returns
+        -------
+        list of int
+            Member indices, best first.
+        """
         return self._native.elites()
 
     def save_checkpoint(self, path: PathLike) -> None:
-        """Everything needed to continue training exactly (parameters, Adam state, random stream)."""
+        """Writes everything needed to continue training exactly (parameters, Adam state, step
+        count, random stream, settings).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file (safetensors), replaced if it exists.
+        """
         self._native.save_checkpoint(os.fspath(path))

@@ -91,7 +91,27 @@ fn env_reward(s: array<f32, MAX_OBS>, act: array<f32, MAX_ACT>, next: array<f32,
 @dataclass
 class GymTask:
     """A gymnasium environment lookahead knows: how to make it, its WGSL task, and the PETS
-    settings it is run with (``base``'s preset with ``sets`` applied)."""
+    settings it is run with (``base``'s preset with ``sets`` applied).
+
+    Parameters
+    ----------
+    env_id : str
+        The gymnasium id.
+    obs_dim, act_dim : int
+        Observation and action sizes (of the environment made with ``make_kwargs``).
+    wgsl : str or None
+        ``env_reward`` and ``env_terminated`` in WGSL; None for a built-in task.
+    builtin : str, optional
+        The engine's built-in task standing for the environment.
+    make_kwargs : dict
+        Keyword arguments of ``gymnasium.make`` that the task needs.
+    base : str
+        The built-in environment whose preset the run starts from.
+    sets : dict of str to list of str
+        ``key=value`` settings for each preset.
+    note : str
+        What to know about the task.
+    """
 
     env_id: str
     obs_dim: int
@@ -152,12 +172,35 @@ TASKS: Dict[str, GymTask] = {
 
 
 def strip_prefix(env_id: str) -> str:
-    """``gymnasium:HalfCheetah-v5`` → ``HalfCheetah-v5``."""
+    """An environment id without its ``gymnasium:`` prefix.
+
+    Parameters
+    ----------
+    env_id : str
+        E.g. ``"gymnasium:HalfCheetah-v5"`` or ``"HalfCheetah-v5"``.
+
+    Returns
+    -------
+    str
+        E.g. ``"HalfCheetah-v5"``.
+    """
     return env_id.split(":", 1)[1] if env_id.startswith("gymnasium:") else env_id
 
 
 def make(env_id: str, **kwargs: Any):
-    """``gymnasium.make`` with the keyword arguments lookahead's task for ``env_id`` needs."""
+    """``gymnasium.make`` with the keyword arguments lookahead's task for ``env_id`` needs.
+
+    Parameters
+    ----------
+    env_id : str
+        A gymnasium id, with or without ``gymnasium:``.
+    **kwargs
+        Further keyword arguments of ``gymnasium.make`` (they win over the task's).
+
+    Returns
+    -------
+    gymnasium.Env
+    """
     import gymnasium
 
     env_id = strip_prefix(env_id)
@@ -168,8 +211,26 @@ def make(env_id: str, **kwargs: Any):
 
 
 def box_dims(env) -> Tuple[int, int, np.ndarray, np.ndarray]:
-    """(obs_dim, act_dim, action low, action high) of an env with 1-D Box spaces, or a clear
-    error naming what is unsupported."""
+    """The sizes and action bounds of an environment with 1-D Box spaces.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        The environment.
+
+    Returns
+    -------
+    obs_dim, act_dim : int
+    low, high : numpy.ndarray of float64, shape (act_dim,)
+        The action bounds.
+
+    Raises
+    ------
+    TypeError
+        For a space that is not a 1-D Box, naming it.
+    ValueError
+        For infinite action bounds.
+    """
     import gymnasium
 
     obs_space, act_space = env.observation_space, env.action_space
@@ -186,8 +247,24 @@ def box_dims(env) -> Tuple[int, int, np.ndarray, np.ndarray]:
 
 
 def task_for(env_id: str, env=None) -> Task:
-    """lookahead's task for a gymnasium environment id (bounds from ``env``'s action space when
-    given); a ValueError lists the ids it knows."""
+    """lookahead's task for a gymnasium environment.
+
+    Parameters
+    ----------
+    env_id : str
+        A gymnasium id, with or without ``gymnasium:``.
+    env : gymnasium.Env, optional
+        The environment, whose action space gives the bounds and whose sizes are checked.
+
+    Returns
+    -------
+    Task
+
+    Raises
+    ------
+    ValueError
+        For an id without a built-in task (listing the ids it knows) or sizes that differ.
+    """
     env_id = strip_prefix(env_id)
     spec = TASKS.get(env_id)
     if spec is None:
@@ -208,17 +285,48 @@ def task_for(env_id: str, env=None) -> Task:
 
 class GymAdapter:
     """The object the PETS loop steps: ``reset(seed) -> list`` and ``step(action) -> (obs,
-    reward, terminated, truncated)``, over a gymnasium env with 1-D Box spaces."""
+    reward, terminated, truncated)``, over a gymnasium env with 1-D Box spaces.
+
+    Parameters
+    ----------
+    env : gymnasium.Env
+        The environment (see :func:`box_dims`).
+    """
 
     def __init__(self, env):
         self.env = env
         self.obs_dim, self.act_dim, self.low, self.high = box_dims(env)
 
     def reset(self, seed: int) -> List[float]:
+        """Starts an episode.
+
+        Parameters
+        ----------
+        seed : int
+            The episode's seed (taken modulo 2**63).
+
+        Returns
+        -------
+        list of float
+            The first observation.
+        """
         obs, _info = self.env.reset(seed=int(seed % (2**63)))
         return np.asarray(obs, dtype=np.float64).ravel().tolist()
 
-    def step(self, action: List[float]):
+    def step(self, action: List[float]) -> Tuple[List[float], float, bool, bool]:
+        """Steps the environment with ``action`` clipped to the action bounds.
+
+        Parameters
+        ----------
+        action : list of float
+            The action, act_dim values.
+
+        Returns
+        -------
+        obs : list of float
+        reward : float
+        terminated, truncated : bool
+        """
         a = np.clip(np.asarray(action, dtype=np.float64), self.low, self.high)
         obs, reward, terminated, truncated, _info = self.env.step(a.astype(self.env.action_space.dtype))
         return np.asarray(obs, dtype=np.float64).ravel().tolist(), float(reward), bool(terminated), bool(truncated)

@@ -10,21 +10,9 @@ from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from . import _lookahead as _lk
 from . import gym as _gym
-from .core import Task, _toml_value, _uint
+from .core import Task, _config_json, _uint
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-def _sets(config: Optional[Mapping[str, Any]], sets: Sequence[str]) -> list:
-    """``--set`` assignments from a nested dict ({"planner": {"horizon": 30}}) and a list."""
-    out = []
-    for section, values in (config or {}).items():
-        if isinstance(values, Mapping):
-            for k, v in values.items():
-                out.append(f"{section}.{k}={_toml_value(v)}")
-        else:
-            out.append(f"{section}={_toml_value(values)}")
-    return out + list(sets)
 
 
 def _env_id(env: Any) -> Optional[str]:
@@ -64,8 +52,33 @@ def resolve(
     config_file: Optional[PathLike] = None,
     sets: Sequence[str] = (),
 ) -> str:
-    """The PETS config for environment ``env`` (a built-in name or a gymnasium id) as TOML text:
-    the preset, then the task's own settings, then ``config_file``, ``config`` and ``sets``."""
+    """The PETS config for an environment, resolved as ``lookahead pets`` resolves it.
+
+    Parameters
+    ----------
+    env : str
+        A built-in name (``"cartpole"``, ``"pendulum"``) or a gymnasium id (with or without
+        ``gymnasium:``).
+    preset : str
+        ``"reference"`` or ``"demo"``.
+    config : mapping, optional
+        Settings by section (``{"planner": {"horizon": 30}, "seed": 1}``).
+    config_file : str or os.PathLike, optional
+        A TOML config file.
+    sets : sequence of str
+        ``key.path=value`` assignments, as ``--set`` on the command line.
+
+    Returns
+    -------
+    str
+        The config as TOML text: the preset, then ``config_file``, then the task's own settings,
+        ``config`` and ``sets`` (a later one wins).
+
+    Raises
+    ------
+    ConfigError
+        For unknown keys (all of them at once, with their paths) and impossible settings.
+    """
     name = _gym.strip_prefix(env)
     spec = _gym.TASKS.get(name)
     if env in ("cartpole", "pendulum"):
@@ -78,7 +91,8 @@ def resolve(
     if config_file is not None:
         with open(config_file, encoding="utf-8") as f:
             text = f.read()
-    return _lk.resolve_config(base, preset, text, list(task_sets) + _sets(config, sets))
+    from_config = None if config is None else _config_json(config)
+    return _lk.resolve_config(base, preset, text, list(task_sets), from_config, list(sets))
 
 
 def run(
@@ -95,15 +109,43 @@ def run(
     progress: bool = True,
     ctx: Optional["_lk.Context"] = None,
 ) -> Dict[str, Any]:
-    """Runs PETS on ``env``: a gymnasium id (``"Pendulum-v1"``, ``"gymnasium:HalfCheetah-v5"``)
-    or a ``gymnasium.Env`` with 1-D Box spaces (then ``task`` is needed unless its id is built in).
+    """Runs PETS on ``env`` with the engine's loop.
 
-    Returns the trials (return, steps, model loss, plan and step milliseconds), whether it was
-    interrupted and where, and the run folder. Ctrl-C (from the main thread's signal handler,
-    installed for the run) stops the run after the current environment step with every file
-    consistent — during a model training, at the first step after it — and the result says
-    ``interrupted``; ``resume=True`` continues it. A second Ctrl-C raises KeyboardInterrupt: at once
-    while the environment's Python code runs, else when the current step ends."""
+    Ctrl-C (from the main thread's signal handler, installed for the run) stops the run after
+    the current environment step with every file consistent — during a model training, at the
+    first step after it — and the result says ``interrupted``; ``resume=True`` continues it. A
+    second Ctrl-C raises KeyboardInterrupt: at once while the environment's Python code runs,
+    else when the current step ends.
+
+    Parameters
+    ----------
+    env : str or gymnasium.Env
+        A gymnasium id (``"Pendulum-v1"``, ``"gymnasium:HalfCheetah-v5"``) or an environment
+        with 1-D Box spaces.
+    task : Task, optional
+        The planning task; needed unless the environment's id has a built-in task.
+    preset, config, config_file, sets
+        The config, as for :func:`resolve` (without ``env``, which is this argument).
+    out : str or os.PathLike, optional
+        The run folder (config.toml, metrics.jsonl, results.csv, model.safetensors,
+        learning_curve.svg, resume points); None writes nothing.
+    overwrite : bool
+        Replace an existing run folder.
+    resume : bool
+        Continue the run in ``out`` from its last resume point.
+    seed : int, optional
+        Overrides the config's seed.
+    progress : bool
+        Show the command line's progress bar.
+    ctx : Context, optional
+        The device; the best adapter when left out.
+
+    Returns
+    -------
+    dict
+        ``trials`` (dicts with trial, env_step, return, steps, model_loss, plan_ms, step_ms),
+        ``interrupted``, ``stopped_at``, ``seconds`` and ``out_dir``.
+    """
     if not isinstance(sets, (list, tuple)):
         raise TypeError(f"sets: {type(sets).__name__}; expected a list of 'key=value' strings")
     if overwrite and resume:
@@ -122,6 +164,13 @@ def run(
     args = (ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
             None if out is None else os.fspath(out), overwrite, resume,
             None if seed is None else _uint("seed", seed), progress)
+    return _run_stopping_on_ctrl_c(args)
+
+
+def _run_stopping_on_ctrl_c(args: tuple) -> Dict[str, Any]:
+    """``_lk.run_pets(*args)`` with, in the main thread, a SIGINT handler for the run: the first
+    Ctrl-C asks the run to stop after the current step, a second raises KeyboardInterrupt; the
+    previous handler is restored after."""
     if threading.current_thread() is not threading.main_thread():
         return _lk.run_pets(*args)
     pressed = []
@@ -141,7 +190,24 @@ def run(
 
 def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes: int = 5, seed: int = 0,
              ctx: Optional["_lk.Context"] = None) -> list:
-    """Replays the checkpoint of a run on ``env`` (as for :func:`run`): each episode's return."""
+    """Replays the checkpoint of a run on ``env``.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder written by :func:`run`.
+    env, task, ctx
+        As for :func:`run`.
+    episodes : int
+        Episodes to play.
+    seed : int
+        The replay's seed.
+
+    Returns
+    -------
+    list of float
+        Each episode's return.
+    """
     _, adapter, task = _prepare(env, task)
     ctx = ctx or _lk.Context()
     n, s0 = _uint("episodes", episodes), _uint("seed", seed)

@@ -1,0 +1,193 @@
+//! PETS through the engine's loop on a Python environment: the config resolved as the command
+//! line resolves it, the run with the command line's progress bar and Ctrl-C handling, and the
+//! replay of a run's checkpoint.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use lookahead::env::{EnvKind, Task as RTask};
+use lookahead::gpu::GpuContext;
+use lookahead::pets::{self, PetsConfig, PetsSummary, Preset};
+
+use crate::config;
+use crate::device::Context;
+use crate::env::{take_error, PyEnv};
+use crate::errors::{ConfigError, OrPy};
+use crate::task::Task;
+
+/// Set by `lookahead.pets.run`'s SIGINT handler (the first Ctrl-C); the running PETS loop stops
+/// after its current step with every file consistent. Cleared when a run starts.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the running `run_pets` to stop after its current step (what Ctrl-C does).
+#[pyfunction]
+pub fn request_stop() {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// The PETS config of `env_base`'s `preset` with a TOML file's text, then the `key=value`
+/// assignments `task_sets`, the settings of the JSON object `config_json` (sections as nested
+/// objects) and the assignments `sets` applied in that order (the same keys as the CLI), as TOML
+/// text. Unknown keys and wrong values are all reported at once.
+#[pyfunction]
+#[pyo3(signature = (env_base, preset="reference", config_toml=None, task_sets=vec![], config_json=None, sets=vec![]))]
+pub fn resolve_config(
+    env_base: &str,
+    preset: &str,
+    config_toml: Option<&str>,
+    task_sets: Vec<String>,
+    config_json: Option<&str>,
+    sets: Vec<String>,
+) -> PyResult<String> {
+    let env: EnvKind = env_base.parse().py()?;
+    let preset: Preset = preset.parse().py()?;
+    let from_json = config_json.map(|j| config::assignments(j, "")).transpose().py()?.unwrap_or_default();
+    let all: Vec<String> = task_sets.into_iter().chain(from_json).chain(sets).collect();
+    Ok(PetsConfig::resolve(env, preset, config_toml, &all).py()?.to_toml())
+}
+
+/// Where a run writes: its folder (or nothing) and whether it replaces or continues one.
+struct Files {
+    out: Option<PathBuf>,
+    overwrite: bool,
+    resume: bool,
+}
+
+/// What a run's step callback does: the progress bar, then Python's signals and
+/// [`request_stop`], either of which stops the run after the step.
+struct Watch {
+    bar: Option<pets::ProgressDisplay>,
+    stop: Arc<AtomicBool>,
+    /// A signal handler that raised (pets.run's on a second Ctrl-C): raised again once the run
+    /// has stopped with its files consistent.
+    raised: Option<PyErr>,
+}
+
+impl Watch {
+    fn step(&mut self, p: &pets::Progress) {
+        if let Some(b) = self.bar.as_mut() {
+            b.update(p);
+        }
+        // Ctrl-C in Python (pets.run's handler calls request_stop): stop after this step.
+        if let Err(e) = Python::attach(|py| py.check_signals()) {
+            self.raised.get_or_insert(e);
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        if STOP_REQUESTED.load(Ordering::SeqCst) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+}
+
+/// Runs PETS (called with the GIL released), watched by a [`Watch`]: the run's result and the
+/// exception a signal handler raised, if any.
+fn watched_run(
+    ctx: &GpuContext,
+    cfg: &PetsConfig,
+    env: &mut PyEnv,
+    task: RTask,
+    files: Files,
+    progress: bool,
+) -> (lookahead::Result<PetsSummary>, Option<PyErr>) {
+    let stop = Arc::new(AtomicBool::new(false));
+    let bar = progress.then(|| pets::ProgressDisplay::new(cfg));
+    let mut watch = Watch { bar, stop: stop.clone(), raised: None };
+    let mut on_step = |p: &pets::Progress| watch.step(p);
+    let opts = pets::RunOptions {
+        out_dir: files.out,
+        interrupt: Some(stop),
+        progress: Some(&mut on_step),
+        overwrite: files.overwrite,
+        resume: files.resume,
+    };
+    let result = pets::run(ctx, cfg, env, task, opts);
+    if let Some(b) = watch.bar.take() {
+        b.finish();
+    }
+    (result, watch.raised)
+}
+
+/// A run's summary as a dict: trials (dicts), interrupted, stopped_at, seconds, out_dir.
+fn summary_dict<'py>(py: Python<'py>, summary: &PetsSummary) -> PyResult<Bound<'py, PyDict>> {
+    let trials = PyList::empty(py);
+    for tr in &summary.trials {
+        let td = PyDict::new(py);
+        td.set_item("trial", tr.trial)?;
+        td.set_item("env_step", tr.env_step)?;
+        td.set_item("return", tr.total_return)?;
+        td.set_item("steps", tr.steps)?;
+        td.set_item("model_loss", tr.model_loss)?;
+        td.set_item("plan_ms", tr.plan_ms)?;
+        td.set_item("step_ms", tr.step_ms)?;
+        trials.append(td)?;
+    }
+    let d = PyDict::new(py);
+    d.set_item("trials", trials)?;
+    d.set_item("interrupted", summary.interrupted)?;
+    d.set_item("stopped_at", &summary.stopped_at)?;
+    d.set_item("seconds", summary.seconds)?;
+    d.set_item("out_dir", &summary.out_dir)?;
+    Ok(d)
+}
+
+/// Runs PETS on a Python environment `env` (see PyEnv) planned with `task`, with the config
+/// given as TOML text (from `resolve_config`); `external_env` names the environment in the run
+/// folder's config. Shows the CLI's progress bar when `progress`; returns the trials as dicts.
+#[pyfunction]
+#[pyo3(signature = (ctx, env, task, config_toml, external_env, out=None, overwrite=false, resume=false, seed=None, progress=true))]
+#[allow(clippy::too_many_arguments)]
+pub fn run_pets<'py>(
+    py: Python<'py>,
+    ctx: &Context,
+    env: Py<PyAny>,
+    task: &Task,
+    config_toml: &str,
+    external_env: String,
+    out: Option<PathBuf>,
+    overwrite: bool,
+    resume: bool,
+    seed: Option<u64>,
+    progress: bool,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut cfg: PetsConfig =
+        toml::from_str(config_toml).map_err(|e| ConfigError::new_err(format!("invalid config: {e}")))?;
+    if let Some(s) = seed {
+        cfg.seed = s;
+    }
+    cfg.external_env = Some(external_env);
+    let (mut penv, error) = PyEnv::new(env, &task.task);
+    STOP_REQUESTED.store(false, Ordering::SeqCst);
+    let (c, t, files) = (ctx.ctx.clone(), task.task.clone(), Files { out, overwrite, resume });
+    let (result, raised) = py.detach(|| watched_run(&c, &cfg, &mut penv, t, files, progress));
+    if let Some(e) = take_error(&error).or(raised) {
+        return Err(e);
+    }
+    summary_dict(py, &result.py()?)
+}
+
+/// Replays the checkpoint of the run in `run_dir` on the Python environment `env` planned with
+/// `task`: the return of each of `episodes` episodes.
+#[pyfunction]
+#[pyo3(signature = (ctx, env, task, run_dir, episodes=5, seed=0))]
+pub fn evaluate_pets(
+    py: Python<'_>,
+    ctx: &Context,
+    env: Py<PyAny>,
+    task: &Task,
+    run_dir: PathBuf,
+    episodes: usize,
+    seed: u64,
+) -> PyResult<Vec<f64>> {
+    let t = task.task.clone();
+    let (mut penv, error) = PyEnv::new(env, &t);
+    let c = ctx.ctx.clone();
+    let result = py.detach(move || pets::evaluate_on(&c, &run_dir, episodes, seed, &mut penv, t));
+    if let Some(e) = take_error(&error) {
+        return Err(e);
+    }
+    result.py()
+}
