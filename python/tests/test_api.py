@@ -61,6 +61,9 @@ def test_unknown_and_impossible_settings_are_config_errors(ctx):
         small_planner(ctx, mlp_kernel="fast")
     with pytest.raises(la.ConfigError, match="model_step"):
         small_planner(ctx, model_step="both")
+    # A non-finite value is named by its key, every such key at once.
+    with pytest.raises(la.ConfigError, match=r"^alpha, action_upper\[0\]: must be finite"):
+        small_planner(ctx, alpha=float("nan"), action_upper=np.array([np.inf]))
     # One dispatch per model step needs the fused (or coop16) network kernel.
     with pytest.raises(la.ConfigError, match="model_step"):
         small_planner(ctx, mlp_kernel="tiled", model_step="fused")

@@ -8,6 +8,7 @@ engine's own messages. Every call that works on the GPU releases the GIL.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -76,14 +77,29 @@ def _json_value(v: Any) -> Any:
     raise TypeError(f"config value {v!r}: expected a number, bool, string or list")
 
 
+def _non_finite_keys(value: Any, key: str) -> List[str]:
+    """The key paths (``planner.alpha``, ``model.hidden[1]``) under ``key`` whose value is NaN or
+    an infinity."""
+    if isinstance(value, Mapping):
+        return [k for name, v in value.items() for k in _non_finite_keys(v, f"{key}.{name}" if key else str(name))]
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    if isinstance(value, (list, tuple)):
+        return [k for i, v in enumerate(value) for k in _non_finite_keys(v, f"{key}[{i}]")]
+    if isinstance(value, (float, np.floating)) and not math.isfinite(float(value)):
+        return [key]
+    return []
+
+
 def _config_json(config: Mapping[str, Any]) -> str:
     """``config`` (settings by key, sections as nested mappings) as the JSON object the engine
     reads and checks key by key, as ``--set`` on the command line; numpy values are written as
-    their Python equivalents, and NaN or an infinity (which no setting takes) is a ConfigError."""
-    try:
-        return json.dumps(config, default=_json_value, allow_nan=False)
-    except ValueError as e:
-        raise _lk.ConfigError(f"invalid config: {e} (settings are finite numbers, bools, strings and lists)") from None
+    their Python equivalents, and NaN or an infinity (which no setting takes) is a ConfigError
+    naming every such key."""
+    bad = _non_finite_keys(config, "")
+    if bad:
+        raise _lk.ConfigError(f"{', '.join(bad)}: must be finite (settings are finite numbers, bools, strings and lists)")
+    return json.dumps(config, default=_json_value, allow_nan=False)
 
 
 def _section(config: Optional[Mapping[str, Any]], overrides: Mapping[str, Any]) -> str:
