@@ -149,3 +149,22 @@ fn loading_an_ensemble_from_an_altered_checkpoint_is_refused() {
     assert!(matches!(err, FormatError::Checksum { .. }), "{err}");
     std::fs::remove_file(&path).ok();
 }
+
+#[test]
+fn selecting_a_member_twice_is_refused() {
+    let e = Ensemble::random(
+        EnsembleSpec {
+            n_members: 3,
+            obs_dim: 2,
+            act_dim: 1,
+            hidden: vec![4],
+            probabilistic: true,
+            learned_reward: false,
+        },
+        1,
+    )
+    .unwrap();
+    let err = e.select_members(&[0, 0]).unwrap_err().to_string();
+    assert!(err.contains("member 0 is selected twice"), "{err}");
+    assert_eq!(e.select_members(&[2, 0]).unwrap().spec.n_members, 2);
+}

@@ -531,3 +531,38 @@ gpu_test!(a_symlink_where_a_run_file_belongs_is_refused_and_its_target_kept, |ct
     std::fs::remove_dir_all(&dir).ok();
     std::fs::remove_file(&outside).ok();
 });
+
+gpu_test!(an_edited_resume_point_is_refused_naming_what_lies_outside_the_plan, |ctx| {
+    let dir = std::env::temp_dir().join(format!("lookahead-edited-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let cfg = tiny(EnvKind::Pendulum, &[]);
+    let mut env = cfg.env.make();
+    let mut run = |resume: bool| {
+        let opts = RunOptions { out_dir: Some(dir.clone()), resume, ..Default::default() };
+        pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), opts)
+    };
+    run(false).expect("a new folder");
+    let state = std::fs::read_to_string(dir.join("resume.json")).unwrap();
+    let original: serde_json::Value = serde_json::from_str(&state).unwrap();
+    for (key, value) in [("version", 2u64), ("env_steps", u64::MAX), ("episode", u64::MAX), ("trials_done", 5)] {
+        let mut edited = original.clone();
+        edited[key] = value.into();
+        if key == "trials_done" {
+            // As many trials listed, in order, so that only the plan can refuse it.
+            let trials: Vec<serde_json::Value> = (0..5)
+                .map(|i| {
+                    let mut t = original["trials"][0].clone();
+                    t["trial"] = i.into();
+                    t
+                })
+                .collect();
+            edited["trials"] = trials.into();
+        }
+        std::fs::write(dir.join("resume.json"), serde_json::to_string(&edited).unwrap()).unwrap();
+        let e = run(true).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains("not written by a run of this config"), "{key}: {e}");
+    }
+    std::fs::write(dir.join("resume.json"), state).unwrap();
+    run(true).expect("the intact point resumes");
+    std::fs::remove_dir_all(&dir).ok();
+});

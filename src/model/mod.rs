@@ -365,6 +365,11 @@ impl Ensemble {
                 self.spec.n_members
             )));
         }
+        if let Some((i, m)) = members.iter().enumerate().find(|(i, m)| members[..*i].contains(m)) {
+            return Err(Error::InvalidInput(format!(
+                "member {m} is selected twice (members {members:?}, position {i})"
+            )));
+        }
         let layers = self
             .layers
             .iter()

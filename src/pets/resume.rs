@@ -5,7 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::{TrialResult, LAYOUT};
+use super::{PetsConfig, TrialResult, LAYOUT};
 use crate::error::{Error, Result};
 use crate::run::{nan_as_null, point};
 use crate::train::{ReplayBuffer, Trainer};
@@ -77,6 +77,43 @@ impl ResumeState {
         let files = [(s.replay_file.as_str(), s.replay_sha256.as_str()), (&s.trainer_file, &s.trainer_sha256)];
         point::check_files(dir, &LAYOUT, &files)?;
         Ok(s)
+    }
+}
+
+impl ResumeState {
+    /// Refuses a state of an unknown version or whose counters lie outside what `cfg` plans (an
+    /// edited or foreign `resume.json`; counters at their maximum would wrap when the run goes
+    /// on), every problem at once.
+    pub fn check_plan(&self, dir: &Path, cfg: &PetsConfig) -> Result<()> {
+        let s = &cfg.schedule;
+        let planned = s.trials as u128 * s.trial_length as u128;
+        let steps = s.initial_exploration_steps as u128 + planned;
+        let mut problems = Vec::new();
+        if self.version != 1 {
+            problems.push(format!("version {} (this build reads version 1)", self.version));
+        }
+        if self.trials_done > s.trials {
+            problems.push(format!("trials_done {} of {} planned", self.trials_done, s.trials));
+        }
+        if self.env_steps as u128 > steps {
+            problems.push(format!("env_steps {} of at most {steps}", self.env_steps));
+        }
+        if self.planned_steps as u128 > planned {
+            problems.push(format!("planned_steps {} of at most {planned}", self.planned_steps));
+        }
+        // Every episode but the current one took a step.
+        let episodes = self.env_steps as u128 + s.trials as u128 + 1;
+        if self.episode as u128 > episodes {
+            problems.push(format!("episode {} of at most {episodes}", self.episode));
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::InvalidInput(format!(
+            "{}: {}; it was not written by a run of this config",
+            dir.join(LAYOUT.state_file).display(),
+            problems.join(", ")
+        )))
     }
 }
 

@@ -70,7 +70,9 @@ fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'
             if &theirs != cfg {
                 return Err(Error::config("resume", format!("{} holds a run of another config", dir.display())));
             }
-            Ok((Some(lock), Some(ResumeState::load(dir)?)))
+            let state = ResumeState::load(dir)?;
+            state.check_plan(dir, cfg)?;
+            Ok((Some(lock), Some(state)))
         }
         (None, true) => Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
         (Some(dir), false) => Ok((RunFolder::claim(dir, &LAYOUT, opts.overwrite)?, None)),

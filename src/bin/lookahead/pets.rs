@@ -88,10 +88,13 @@ fn print_summary(summary: &pets::PetsSummary, config: &PetsConfig, out: &Path, c
         } else {
             "the config (no training had finished)"
         };
-        println!(
-            "interrupted at {at}; saved in {}: {saved}; the same command with --resume continues from the last finished trial",
-            out.display()
-        );
+        // A run stopped during its exploration has no consistent point to resume from.
+        let next = if out.join("resume.json").exists() {
+            "the same command with --resume continues from the last finished trial"
+        } else {
+            "no consistent point was reached (it comes after the exploration): start again with --overwrite"
+        };
+        println!("interrupted at {at}; saved in {}: {saved}; {next}", out.display());
     }
     let returns: Vec<String> = summary.trials.iter().map(|t| format!("{:.1}", t.total_return)).collect();
     println!("trial returns: {}", if returns.is_empty() { "none finished".to_string() } else { returns.join(" ") });
