@@ -391,7 +391,7 @@ gpu_test!(a_resumed_run_finishes_exactly_as_an_uninterrupted_one, |ctx| {
     )
     .unwrap_err()
     .to_string();
-    assert!(e.contains("another config"), "{e}");
+    assert!(e.contains("another config") && e.contains("loop.trials: 4 here, 3 in the folder"), "{e}");
     let mut env = cfg.env.make();
     let resumed = pets::run(
         ctx,

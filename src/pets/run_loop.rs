@@ -68,7 +68,9 @@ fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'
             let lock = RunFolder::lock_to_resume(dir, &LAYOUT)?;
             let theirs: PetsConfig = run::read_config(dir)?;
             if &theirs != cfg {
-                return Err(Error::config("resume", format!("{} holds a run of another config", dir.display())));
+                let differences = cfg.differences(&theirs, "here", "in the folder").join("; ");
+                let why = format!("{} holds a run of another config ({differences})", dir.display());
+                return Err(Error::config("resume", why));
             }
             let state = ResumeState::load(dir)?;
             state.check_plan(dir, cfg)?;
