@@ -221,7 +221,8 @@ impl RunFolder {
             Some(lock) => lock,
             None => {
                 std::fs::create_dir_all(dir).map_err(io_error(dir))?;
-                Self::claim(dir, layout, overwrite)?.expect("the folder exists")
+                let gone = || Error::config("out", format!("{} was removed while the run started", dir.display()));
+                Self::claim(dir, layout, overwrite)?.ok_or_else(gone)?
             }
         };
         let points = std::fs::read_dir(dir)
