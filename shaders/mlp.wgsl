@@ -23,7 +23,7 @@
 //                    and, when bias_grad_off > 0, db[m, o] = Σ_(r of m) δout[r, o] in one more column
 //                    of workgroups (x = tiles of in), one invocation per o summing the rows in order:
 //                    one dispatch for both gradients
-// activation: 0 = identity, 1 = SiLU. For backward_input, activation is that of the *previous*
+// activation: 0 = identity, 1 = SiLU, 2 = ReLU (ReLU′(0) = 0). For backward_input, activation is that of the *previous*
 // layer (whose output is this layer's input).
 // CPU reference: kernels::mlp::reference::layer_f64 (forward); the backward entry points together
 // with loss.wgsl: train::reference::loss_and_grads_f64.
@@ -62,6 +62,23 @@ fn silu(v: f32) -> f32 {
 fn silu_grad(v: f32) -> f32 {
     let s = sigmoid(v);
     return s * (1.0 + v * (1.0 - s));
+}
+
+fn activate(kind: u32, v: f32) -> f32 {
+    switch kind {
+        case 1u: { return silu(v); }
+        case 2u: { return max(v, 0.0); }
+        default: { return v; }
+    }
+}
+
+// The derivative of `activate(kind, ·)` at the pre-activation `v`.
+fn activate_grad(kind: u32, v: f32) -> f32 {
+    switch kind {
+        case 1u: { return silu_grad(v); }
+        case 2u: { return select(0.0, 1.0, v > 0.0); }
+        default: { return 1.0; }
+    }
 }
 
 fn member_rows(m: u32) -> vec2<u32> {
@@ -109,9 +126,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l
                 if (layer.store_pre == 1u) {
                     aux[row * out_dim + col] = v;
                 }
-                if (layer.activation == 1u) {
-                    v = silu(v);
-                }
+                v = activate(layer.activation, v);
                 c_dst[row * out_dim + col] = v;
             }
         }
@@ -137,8 +152,8 @@ fn backward_input(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
             let col = q0 + lid.x + 16u * j;
             if (row < rows.y && col < in_dim) {
                 var v = r[j];
-                if (layer.activation == 1u) {
-                    v = v * silu_grad(aux[row * in_dim + col]);
+                if (layer.activation != 0u) {
+                    v = v * activate_grad(layer.activation, aux[row * in_dim + col]);
                 }
                 c_dst[row * in_dim + col] = v;
             }

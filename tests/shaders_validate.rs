@@ -147,6 +147,40 @@ fn train_params_layout_matches_the_rust_mirror() {
     assert_layout("loss", &src, "TrainParams", std::mem::size_of::<TrainParams>(), &expected);
 }
 
+#[test]
+fn sac_params_layout_matches_the_rust_mirror() {
+    use lookahead::kernels::sac::SacParams;
+    let src = Family::Sac.decl().source(None);
+    macro_rules! fields {
+        ($($f:ident),*) => { [$((stringify!($f), std::mem::offset_of!(SacParams, $f))),*] };
+    }
+    let expected = fields!(
+        batch,
+        obs_dim,
+        act_dim,
+        n_stored,
+        update_lo,
+        update_hi,
+        seed_lo,
+        seed_hi,
+        gamma,
+        tau,
+        target_entropy,
+        learn_alpha,
+        actor_step,
+        slot,
+        n_polyak,
+        deterministic,
+        step_lo,
+        step_hi,
+        _pad0,
+        _pad1,
+        center,
+        half
+    );
+    assert_layout("sac", &src, "SacParams", std::mem::size_of::<SacParams>(), &expected);
+}
+
 /// The resolved, validated module of a table entry, with `WG_SIZE` set where declared.
 fn resolved(s: &ShaderSource) -> (naga::Module, naga::valid::ModuleInfo) {
     let src = &s.source;
@@ -220,12 +254,13 @@ fn constant_mismatches(table: &[(&str, &str, f64)]) -> Vec<String> {
 
 #[test]
 fn every_wgsl_constant_with_a_rust_twin_matches_it() {
-    use lookahead::kernels::{self as k, adam, cem, mlp, mlp_coop, mlp_fused, purpose, rng};
+    use lookahead::kernels::{self as k, adam, cem, mlp, mlp_coop, mlp_fused, purpose, rng, sac};
     use lookahead::planner::Propagation;
     let common = k::COMMON_WGSL.to_string();
     let src = |family: Family| family.decl().source(None);
     let (mlp_src, rows_src, cem_src) = (src(Family::Mlp), src(Family::MlpRows), src(Family::Cem));
     let (adam_src, fused_src, coop_src) = (src(Family::Adam), src(Family::MlpFused), src(Family::MlpCoop));
+    let sac_src = src(Family::Sac);
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),
         (&common, "MAX_OBS", k::MAX_OBS as f64),
@@ -234,6 +269,13 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
         (&common, "PURPOSE_NOISE", purpose::NOISE as f64),
         (&common, "PURPOSE_PERMUTE", purpose::PERMUTE as f64),
         (&common, "PURPOSE_ELITE", purpose::ELITE as f64),
+        (&sac_src, "PURPOSE_SAC_INDEX", purpose::SAC_INDEX as f64),
+        (&sac_src, "PURPOSE_SAC_NEXT", purpose::SAC_NEXT as f64),
+        (&sac_src, "PURPOSE_SAC_CUR", purpose::SAC_CUR as f64),
+        (&sac_src, "PURPOSE_SAC_ACT", purpose::SAC_ACT as f64),
+        (&sac_src, "STATS", sac::STATS as f64),
+        (&sac_src, "LOG_STD_MIN", sac::LOG_STD_MIN),
+        (&sac_src, "LOG_STD_MAX", sac::LOG_STD_MAX),
         (&common, "FLAG_UNIFORM", k::FLAG_UNIFORM as f64),
         (&common, "FLAG_EXTRAS_SHIFTED", k::FLAG_EXTRAS_SHIFTED as f64),
         (&common, "FLAG_EXTRAS_KEPT", k::FLAG_EXTRAS_KEPT as f64),

@@ -12,7 +12,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, ModuleKey, PipelineDesc, ShaderChecks};
 
-use super::{adam, cem, loss, mlp, mlp_coop, mlp_fused, mlp_grads, model_step, rollout, ENV_SOURCES, WG_SIZE};
+use super::{adam, cem, loss, mlp, mlp_coop, mlp_fused, mlp_grads, model_step, rollout, sac, ENV_SOURCES, WG_SIZE};
 
 /// One piece of a family's WGSL, in concatenation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -141,6 +141,8 @@ families! {
     Loss => loss::FAMILY,
     /// `adam.wgsl`: gradient norm and the Adam update.
     Adam => adam::FAMILY,
+    /// `sac.wgsl`: Soft Actor-Critic's draws, policy, losses' gradients and Polyak averaging.
+    Sac => sac::FAMILY,
 }
 
 impl Family {

@@ -22,6 +22,31 @@ pub enum Activation {
     Identity = 0,
     /// SiLU, `x · sigmoid(x)`.
     Silu = 1,
+    /// ReLU, `max(x, 0)` (its derivative at 0 is 0).
+    Relu = 2,
+}
+
+impl Activation {
+    /// The activation in f64.
+    pub fn apply_f64(self, v: f64) -> f64 {
+        match self {
+            Activation::Identity => v,
+            Activation::Silu => reference::silu(v),
+            Activation::Relu => v.max(0.0),
+        }
+    }
+
+    /// Its derivative at the pre-activation `v` in f64.
+    pub fn grad_f64(self, v: f64) -> f64 {
+        match self {
+            Activation::Identity => 1.0,
+            Activation::Silu => {
+                let s = 1.0 / (1.0 + (-v).exp());
+                s * (1.0 + v * (1.0 - s))
+            }
+            Activation::Relu => f64::from(u8::from(v > 0.0)),
+        }
+    }
 }
 
 /// Uniform of one layer (WGSL `LayerParams`).
@@ -173,10 +198,7 @@ pub mod reference {
                 for k in 0..in_dim {
                     acc += x[r * in_dim + k] * w[k * out_dim + o] as f64;
                 }
-                y[r * out_dim + o] = match act {
-                    Activation::Identity => acc,
-                    Activation::Silu => silu(acc),
-                };
+                y[r * out_dim + o] = act.apply_f64(acc);
             }
         }
         y

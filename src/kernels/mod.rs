@@ -26,8 +26,10 @@ pub mod mlp_coop;
 pub mod mlp_fused;
 pub mod mlp_grads;
 pub mod model_step;
+pub mod net;
 pub mod rng;
 pub mod rollout;
+pub mod sac;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -195,6 +197,14 @@ pub mod purpose {
     pub const PERMUTE: u32 = 3;
     /// iCEM: which archived elites are kept, and the shifted elites' new last action.
     pub const ELITE: u32 = 4;
+    /// SAC: the minibatch's replay indices.
+    pub const SAC_INDEX: u32 = 5;
+    /// SAC: the noise of the next actions a′ ~ π(·|s′).
+    pub const SAC_NEXT: u32 = 6;
+    /// SAC: the noise of the current actions ã ~ π(·|s).
+    pub const SAC_CUR: u32 = 7;
+    /// SAC: the noise of the environment's actions.
+    pub const SAC_ACT: u32 = 8;
 }
 
 /// First local slot of member `m` (`ceil(m·L/E)`).
