@@ -86,6 +86,24 @@ impl NetLayout {
         Ok(flat)
     }
 
+    /// PyTorch's default initialisation of `nn.Linear` (weights and biases uniform in
+    /// ±1/√in), every layer and member, from `seed`; zero padding.
+    pub fn init_uniform(&self, seed: u64) -> Vec<f32> {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
+        let mut flat = vec![0.0; self.len];
+        for (l, (i, o)) in self.layer_dims().into_iter().enumerate() {
+            let bound = 1.0 / (i as f64).sqrt();
+            let e = self.n_members;
+            for (at, n) in [(self.weight[l], e * i * o), (self.bias[l], e * o)] {
+                for v in &mut flat[at..at + n] {
+                    *v = rng.random_range(-bound..bound) as f32;
+                }
+            }
+        }
+        flat
+    }
+
     /// Layer `l`'s weight and bias from a flat buffer of this layout.
     pub fn unpack_layer<'a>(&self, flat: &'a [f32], l: usize) -> (&'a [f32], &'a [f32]) {
         let (i, o) = self.layer_dims()[l];
