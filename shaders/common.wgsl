@@ -22,6 +22,9 @@ const PURPOSE_SAMPLE: u32 = 1u;
 const PURPOSE_NOISE: u32 = 2u;
 const PURPOSE_PERMUTE: u32 = 3u;
 const PURPOSE_ELITE: u32 = 4u;
+const PURPOSE_SAC_BATCH: u32 = 5u;
+const PURPOSE_SAC_NEXT_NOISE: u32 = 6u;
+const PURPOSE_SAC_NOISE: u32 = 7u;
 
 // propagation
 const PROP_TS1: u32 = 0u;

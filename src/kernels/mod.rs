@@ -195,6 +195,12 @@ pub mod purpose {
     pub const PERMUTE: u32 = 3;
     /// iCEM: which archived elites are kept, and the shifted elites' new last action.
     pub const ELITE: u32 = 4;
+    /// SAC: the minibatch's replay indices (`sac::reference::draw`).
+    pub const SAC_BATCH: u32 = 5;
+    /// SAC: the policy noise ε′ of the next states in the critic target.
+    pub const SAC_NEXT_NOISE: u32 = 6;
+    /// SAC: the policy noise ε of the current states in the actor and temperature losses.
+    pub const SAC_NOISE: u32 = 7;
 }
 
 /// First local slot of member `m` (`ceil(m·L/E)`).
