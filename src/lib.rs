@@ -43,6 +43,7 @@ pub mod mpc;
 pub mod pets;
 pub mod planner;
 pub mod run;
+pub mod sac;
 pub mod train;
 pub mod util;
 pub mod verify;
