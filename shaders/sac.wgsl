@@ -39,7 +39,8 @@ const PURPOSE_SAC_NEXT: u32 = 6u;
 const PURPOSE_SAC_CUR: u32 = 7u;
 const PURPOSE_SAC_ACT: u32 = 8u;
 
-// Statistics per update: critic loss, actor loss, α, entropy (−mean log π), mean Q.
+// Statistics per update: critic loss, actor loss (NaN without an actor step), α, entropy
+// (−mean log π(a′|s′)), mean Q.
 const STATS: u32 = 8u;
 
 struct SacParams {
@@ -112,11 +113,11 @@ fn stable_tanh(x: f32) -> f32 {
     return sign(x) * (1.0 - e) / (1.0 + e);
 }
 
-// Standard normal i of row b of a stream: pairs of Box–Muller draws per counter.
-fn normal(purpose: u32, b: u32, i: u32, ctr_lo: u32, ctr_hi: u32) -> f32 {
-    let w = philox(vec4<u32>(b, ctr_lo, ctr_hi, tag(purpose, 0u, i / 2u)), key());
-    let n = box_muller(w.x, w.y);
-    return select(n.y, n.x, i % 2u == 0u);
+// Standard normal `element` of a stream: the first of Box–Muller's pair from the counter
+// [element, counter low, counter high, tag(purpose, 0, 0)].
+fn normal(purpose: u32, element: u32, ctr_lo: u32, ctr_hi: u32) -> f32 {
+    let w = philox(vec4<u32>(element, ctr_lo, ctr_hi, tag(purpose, 0u, 0u)), key());
+    return box_muller(w.x, w.y).x;
 }
 
 // log σ from the actor's raw output, within [LOG_STD_MIN, LOG_STD_MAX] (a smooth bound).
@@ -172,8 +173,8 @@ fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
     rows[row_reward(b)] = replay[base + width];
     rows[row_terminated(b)] = replay[base + width + 1u + d];
     for (var i = 0u; i < a; i = i + 1u) {
-        rows[row_eps_next(b, i)] = normal(PURPOSE_SAC_NEXT, b, i, p.update_lo, p.update_hi);
-        rows[row_eps_cur(b, i)] = normal(PURPOSE_SAC_CUR, b, i, p.update_lo, p.update_hi);
+        rows[row_eps_next(b, i)] = normal(PURPOSE_SAC_NEXT, b * a + i, p.update_lo, p.update_hi);
+        rows[row_eps_cur(b, i)] = normal(PURPOSE_SAC_CUR, b * a + i, p.update_lo, p.update_hi);
     }
 }
 
@@ -282,12 +283,15 @@ fn update_stats(@builtin(local_invocation_index) t: u32) {
     let n = p.batch;
     var c = vec2<f32>(0.0);
     var m = vec2<f32>(0.0);
+    var e = vec2<f32>(0.0);
     for (var b = t; b < n; b = b + RED_SIZE) {
         c = c + vec2<f32>(rows[row_critic_loss(b)], rows[row_q_mean(b)]);
         m = m + vec2<f32>(rows[row_logp_cur(b)], rows[row_q_min(b)]);
+        e.x = e.x + rows[row_logp_next(b)];
     }
     let critic = workgroup_sum(t, c) / f32(n);
     let actor = workgroup_sum(t, m) / f32(n);
+    let entropy = -workgroup_sum(t, e).x / f32(n);
     if (t != 0u) {
         return;
     }
@@ -300,7 +304,7 @@ fn update_stats(@builtin(local_invocation_index) t: u32) {
     let none = bitcast<f32>(0x7fc00000u);
     let stepped = p.actor_step == 1u;
     stats[at + 1u] = select(none, alpha * actor.x - actor.y, stepped);
-    stats[at + 3u] = select(none, -actor.x, stepped);
+    stats[at + 3u] = entropy;
     if (stepped) {
         alpha_grad[0] = select(0.0, -(actor.x + p.target_entropy), p.learn_alpha == 1u);
     }
@@ -327,7 +331,7 @@ fn act(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     var u = actor_out[i];
     if (p.deterministic == 0u) {
-        u = u + exp(log_std(actor_out[a + i])) * normal(PURPOSE_SAC_ACT, 0u, i, p.step_lo, p.step_hi);
+        u = u + exp(log_std(actor_out[a + i])) * normal(PURPOSE_SAC_ACT, i, p.step_lo, p.step_hi);
     }
     action[i] = center(i) + half_width(i) * stable_tanh(u);
 }

@@ -240,6 +240,76 @@ where
     table.try_into().map_err(|e: toml::de::Error| Error::config(section, e.message().to_string()))
 }
 
+/// A config of type `T` resolved in layers: `base` (a preset, serialised to find the known keys),
+/// then a TOML file's text, then `key.path=value` assignments, then `validate`. Unknown keys are
+/// named with their path, a value of the wrong kind with the key the user wrote, and every
+/// problem of every layer is reported at once. `optional` lists the full key paths of `Option`
+/// fields that serialisation leaves out when unset.
+pub fn resolve_layers<T>(
+    base: &T,
+    file: Option<&str>,
+    sets: &[String],
+    optional: &[&str],
+    validate: impl Fn(&T) -> Result<()>,
+) -> Result<T>
+where
+    T: serde::Serialize + serde::de::DeserializeOwned,
+{
+    let mut table = toml::Table::try_from(base).map_err(|e| Error::config("config", e.to_string()))?;
+    let schema = table.clone();
+    // Every problem is collected: unknown keys and values of the wrong kind are left out of the
+    // merge (so the rest still parses), then the ranges of the merged config are checked.
+    let mut errs = Vec::new();
+    let mut take = |r: Result<()>| match r {
+        Ok(()) => {}
+        Err(Error::InvalidConfigs(v)) => errs.extend(v),
+        Err(e) => errs.push(e),
+    };
+    if let Some(text) = file {
+        let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+        take(merge_checked(&mut table, user, &schema, "", optional));
+    }
+    take(apply_assignments(&mut table, &schema, sets, "", optional));
+    // The merged document is parsed as text so that a type error has a position, which is turned
+    // into the key the user wrote (the merged text's line numbers are nobody's file).
+    let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
+    let parsed = toml::from_str::<T>(&text).map_err(|e| {
+        let key = e.span().and_then(|s| key_at(&text, s.start)).unwrap_or_else(|| "config".to_string());
+        Error::config(key, e.message().to_string())
+    });
+    match parsed {
+        Ok(cfg) => {
+            take(validate(&cfg));
+            Error::collect(errs).map(|()| cfg)
+        }
+        Err(e) => {
+            errs.push(e);
+            Err(if errs.len() == 1 { errs.remove(0) } else { Error::InvalidConfigs(errs) })
+        }
+    }
+}
+
+/// The `section.key` of the line holding byte `offset` of a TOML document written by
+/// `toml::to_string` (one `key = value` per line under `[section]` headers).
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset.min(text.len()))?;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next()?;
+    let key = line.split('=').next()?.trim();
+    if key.is_empty() || key.starts_with('[') {
+        return None;
+    }
+    let section = before[..line_start]
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with('['))
+        .map(|l| l.trim().trim_matches(|c| c == '[' || c == ']').to_string());
+    Some(match section {
+        Some(s) => format!("{s}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -12,7 +12,7 @@ const LAYERS: &[&[&str]] = &[
     &["gpu"],
     &["kernels"],
     &["env", "model"],
-    &["planner", "train"],
+    &["planner", "train", "sac"],
     &["run"],
     &["pets", "mpc", "bench", "verify"],
 ];

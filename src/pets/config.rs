@@ -134,39 +134,7 @@ impl PetsConfig {
     /// Preset, then a TOML file, then `key.path=value` assignments; unknown keys (with their
     /// path) and impossible values are errors.
     pub fn resolve(env: EnvKind, preset: Preset, file: Option<&str>, sets: &[String]) -> Result<Self> {
-        let base = Self::preset(env, preset);
-        let mut table = toml::Table::try_from(&base).map_err(|e| Error::config("config", e.to_string()))?;
-        let schema = table.clone();
-        // Every problem is collected: unknown keys and values of the wrong kind are left out of
-        // the merge (so the rest still parses), then the ranges of the merged config are checked.
-        let mut errs = Vec::new();
-        let mut take = |r: Result<()>| match r {
-            Ok(()) => {}
-            Err(Error::InvalidConfigs(v)) => errs.extend(v),
-            Err(e) => errs.push(e),
-        };
-        if let Some(text) = file {
-            let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
-            take(util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS));
-        }
-        take(util::apply_assignments(&mut table, &schema, sets, "", OPTIONAL_KEYS));
-        // The merged document is parsed as text so that a type error has a position, which is
-        // turned into the key the user wrote (the merged text's line numbers are nobody's file).
-        let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
-        let parsed = toml::from_str::<PetsConfig>(&text).map_err(|e| {
-            let key = e.span().and_then(|s| key_at(&text, s.start)).unwrap_or_else(|| "config".to_string());
-            Error::config(key, e.message().to_string())
-        });
-        match parsed {
-            Ok(cfg) => {
-                take(cfg.validate());
-                Error::collect(errs).map(|()| cfg)
-            }
-            Err(e) => {
-                errs.push(e);
-                Err(if errs.len() == 1 { errs.remove(0) } else { Error::InvalidConfigs(errs) })
-            }
-        }
+        util::resolve_layers(&Self::preset(env, preset), file, sets, OPTIONAL_KEYS, Self::validate)
     }
 
     /// Checks every section; all problems are reported at once.
@@ -257,25 +225,4 @@ fn json_differences(
         _ if a != b => out.push(format!("{key}: {a} {here}, {b} {there}")),
         _ => {}
     }
-}
-
-/// The `section.key` of the line holding byte `offset` of a TOML document written by
-/// `toml::to_string` (one `key = value` per line under `[section]` headers).
-fn key_at(text: &str, offset: usize) -> Option<String> {
-    let before = text.get(..offset.min(text.len()))?;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let line = text[line_start..].lines().next()?;
-    let key = line.split('=').next()?.trim();
-    if key.is_empty() || key.starts_with('[') {
-        return None;
-    }
-    let section = before[..line_start]
-        .lines()
-        .rev()
-        .find(|l| l.trim_start().starts_with('['))
-        .map(|l| l.trim().trim_matches(|c| c == '[' || c == ']').to_string());
-    Some(match section {
-        Some(s) => format!("{s}.{key}"),
-        None => key.to_string(),
-    })
 }

@@ -563,8 +563,8 @@ pub struct UpdateStats {
     pub actor_loss: Option<f64>,
     /// α used by the update.
     pub alpha: f64,
-    /// −mean log π(ã|s) (none when the update did not step the actor).
-    pub entropy: Option<f64>,
+    /// −mean log π(a′|s′) (the critic target's samples, which every update draws).
+    pub entropy: f64,
     /// mean ½(Q1 + Q2)(s, a).
     pub mean_q: f64,
 }
@@ -575,7 +575,7 @@ impl UpdateStats {
             critic_loss: v[0] as f64,
             actor_loss: v[1].is_finite().then_some(v[1] as f64),
             alpha: v[2] as f64,
-            entropy: v[3].is_finite().then_some(v[3] as f64),
+            entropy: v[3] as f64,
             mean_q: v[4] as f64,
         }
     }

@@ -1,5 +1,15 @@
-//! Soft Actor-Critic (Haarnoja et al. 2018, with the learned temperature of the second paper)
-//! trained on the GPU: [`device`] holds the networks, the replay ring and the recording of N
-//! updates and the next action into one submission.
+//! Soft Actor-Critic (Haarnoja et al. 2018, with the learned temperature of the second paper):
+//! the f64 reference of one whole update that the GPU update is checked against
+//! ([`reference`]), the configuration of a run ([`config`]), and the GPU side ([`device`]: the
+//! networks, the replay ring and the recording of N updates and the next action into one
+//! submission).
 
+pub mod config;
 pub mod device;
+pub mod reference;
+
+#[cfg(test)]
+mod tests;
+
+pub use config::{AlgorithmConfig, SacConfig, SacLoopConfig, SacPreset, TaskOrigin, MAX_UPDATES_PER_STEP};
+pub use reference::HiddenActivation;
