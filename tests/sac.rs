@@ -86,3 +86,206 @@ fn updates_are_finite_polyak_exact_and_reproducible() {
     assert_eq!(step, step2, "the same updates from the same state differ");
     assert_eq!(dev2.params().unwrap(), after);
 }
+
+mod against_reference {
+    use super::*;
+    use lookahead::kernels::net::NetLayout;
+    use lookahead::sac::reference::{self as r, ActionScale, Batch, HiddenActivation, Mlp, SacAdam, SacNets};
+    use rand::SeedableRng;
+
+    /// A reference network as the GPU's flat layout (member `m` of `layout`'s members from
+    /// `nets[m]`).
+    fn flat_of(layout: &NetLayout, nets: &[&Mlp]) -> Vec<f32> {
+        let mut flat = vec![0.0f32; layout.len];
+        for (m, net) in nets.iter().enumerate() {
+            for (l, (i, o, w, b)) in net.layers.iter().enumerate() {
+                let (wo, bo) = (layout.weight[l] + m * i * o, layout.bias[l] + m * o);
+                flat[wo..wo + i * o].iter_mut().zip(w).for_each(|(d, s)| *d = *s as f32);
+                flat[bo..bo + o].iter_mut().zip(b).for_each(|(d, s)| *d = *s as f32);
+            }
+        }
+        flat
+    }
+
+    /// The reference network of member `m` of a flat buffer (same sizes as `like`).
+    fn member_of(layout: &NetLayout, flat: &[f32], m: usize, like: &Mlp) -> Vec<f64> {
+        let mut out = Vec::new();
+        for (l, (i, o, _, _)) in like.layers.iter().enumerate() {
+            let (wo, bo) = (layout.weight[l] + m * i * o, layout.bias[l] + m * o);
+            out.extend(flat[wo..wo + i * o].iter().map(|v| *v as f64));
+            out.extend(flat[bo..bo + o].iter().map(|v| *v as f64));
+        }
+        out
+    }
+
+    fn close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
+        assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
+        for (i, (g, c)) in gpu.iter().zip(cpu).enumerate() {
+            assert!((g - c).abs() <= tol * (1.0 + c.abs()), "{what}[{i}]: GPU {g} vs f64 {c}");
+        }
+    }
+
+    struct Case {
+        dev: SacDevice,
+        nets: SacNets,
+        adam: SacAdam,
+        settings: r::UpdateSettings,
+        transitions: Vec<(Vec<f64>, Vec<f64>, f64, Vec<f64>, f64)>,
+        al: NetLayout,
+        cl: NetLayout,
+    }
+
+    fn case(ctx: &lookahead::gpu::GpuContext, activation: Activation, hidden: HiddenActivation) -> Case {
+        let s = shapes(activation);
+        let ns = r::NetShapes {
+            obs_dim: s.obs_dim,
+            act_dim: s.act_dim,
+            actor_hidden: s.actor_hidden.clone(),
+            actor_activation: hidden,
+            critic_hidden: s.critic_hidden.clone(),
+            critic_activation: hidden,
+        };
+        let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(5);
+        let mut nets = SacNets::new(&ns, 0.6, &mut rng);
+        // Targets unlike the critics, so that a target read from the online critics shows.
+        nets.q1_target = Mlp::torch_default(&s.critic_widths(), hidden, &mut rng);
+        nets.q2_target = Mlp::torch_default(&s.critic_widths(), hidden, &mut rng);
+        let align = NetLayout::alignment(ctx);
+        let al = NetLayout::new(&s.actor_widths(), 1, align);
+        let cl = NetLayout::new(&s.critic_widths(), 2, align);
+        let init = SacParamsF32 {
+            actor: flat_of(&al, &[&nets.actor]),
+            critic: flat_of(&cl, &[&nets.q1, &nets.q2]),
+            target: flat_of(&cl, &[&nets.q1_target, &nets.q2_target]),
+            log_alpha: nets.log_alpha as f32,
+        };
+        // Round the reference to the GPU's f32 start.
+        for (net, flat, m, layout) in [
+            (&mut nets.actor, &init.actor, 0, &al),
+            (&mut nets.q1, &init.critic, 0, &cl),
+            (&mut nets.q2, &init.critic, 1, &cl),
+        ] {
+            let v = member_of(layout, flat, m, net);
+            net.set_flat(&v);
+        }
+        for (net, m) in [(&mut nets.q1_target, 0), (&mut nets.q2_target, 1)] {
+            let v = member_of(&cl, &init.target, m, net);
+            net.set_flat(&v);
+        }
+        nets.log_alpha = init.log_alpha as f64;
+        let us = settings();
+        let mut dev = SacDevice::new(ctx, s.clone(), us.clone(), &init).unwrap();
+        let mut transitions = Vec::new();
+        for t in 0..9 {
+            let f = t as f64;
+            let obs = vec![0.3 * f - 1.0, (0.7 * f).sin(), 0.5 - 0.1 * f];
+            let act = vec![0.5 + 1.4 * (0.9 * f).sin(), -1.0 + 1.9 * (1.3 * f).cos()];
+            let next = vec![obs[0] + 0.1, (0.7 * f + 0.2).sin(), obs[2] - 0.05];
+            let (rew, term) = ((0.4 * f).cos() - 0.2, f64::from(u8::from(t % 4 == 3)));
+            let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
+            dev.push(&f32s(&obs), &f32s(&act), rew as f32, &f32s(&next), term > 0.5).unwrap();
+            // The reference sees the values the GPU stores.
+            let r32 = |v: &[f64]| v.iter().map(|x| *x as f32 as f64).collect::<Vec<f64>>();
+            transitions.push((r32(&obs), r32(&act), rew as f32 as f64, r32(&next), term));
+        }
+        let settings = r::UpdateSettings {
+            gamma: us.gamma,
+            tau: us.tau,
+            lr_actor: us.lr[0],
+            lr_critic: us.lr[1],
+            lr_alpha: us.lr[2],
+            target_update_interval: 2,
+            actor_update_frequency: 2,
+            learn_alpha: us.learn_alpha,
+            target_entropy: us.target_entropy,
+            scale: ActionScale { center: us.center.clone(), half: us.half.clone() },
+        };
+        let adam = SacAdam::new(&nets);
+        Case { dev, nets, adam, settings, transitions, al, cl }
+    }
+
+    fn batch_of(c: &Case, index: u64) -> (Batch, r::Noise) {
+        let (idx, noise) = r::draw(settings().seed, index, c.transitions.len(), 5, 2).unwrap();
+        let mut b = Batch { obs: vec![], act: vec![], rew: vec![], next_obs: vec![], terminated: vec![] };
+        for i in idx {
+            let (o, a, rw, n, t) = &c.transitions[i];
+            b.obs.extend(o);
+            b.act.extend(a);
+            b.rew.push(*rw);
+            b.next_obs.extend(n);
+            b.terminated.push(*t);
+        }
+        (b, noise)
+    }
+
+    /// One update's gradients (critics, then the actor through the stepped critics, then
+    /// log α) and parameters after it, for ReLU and SiLU networks, against `sac::reference`:
+    /// catches any wrong term of the three losses, a wrong min of the twins, a dropped
+    /// terminated mask, a wrong tanh correction or log σ bound, the actor reading the critics
+    /// before their step, and the draws (indices and both noise streams) disagreeing.
+    #[test]
+    fn one_update_matches_the_reference_gradient_by_gradient() {
+        let ctx = common::ctx();
+        for (act, hidden) in [(Activation::Relu, HiddenActivation::Relu), (Activation::Silu, HiddenActivation::Silu)] {
+            let mut c = case(&ctx, act, hidden);
+            let (batch, noise) = batch_of(&c, 0);
+            let target = r::critic_target(&c.nets, &c.settings.scale, c.settings.gamma, &batch, &noise.eps_next);
+            let cg = r::critic_loss_and_grads(&c.nets.q1, &c.nets.q2, &batch, &target.y);
+            let mut after = c.nets.clone();
+            let stats = r::update_f64(&mut after, &mut c.adam, &c.settings, &batch, &noise, 0);
+            let ag = r::actor_loss_and_grads(
+                &c.nets.actor,
+                &after.q1,
+                &after.q2,
+                &c.settings.scale,
+                c.nets.alpha(),
+                &batch.obs,
+                &noise.eps_cur,
+            );
+            let plan = UpdatePlan { index: 0, actor: true, polyak: false };
+            let step = c.dev.run(&[plan], None, 0, false).unwrap();
+            let g = step.stats[0];
+            let tol = 2e-4;
+            close("critic loss", &[g.critic_loss], &[stats.critic_loss], tol);
+            close("mean Q", &[g.mean_q], &[stats.mean_q], tol);
+            close("entropy", &[g.entropy], &[stats.entropy], tol);
+            close("actor loss", &[g.actor_loss.unwrap()], &[stats.actor_loss.unwrap()], tol);
+            let [ga, gc, galpha] = c.dev.grads().unwrap();
+            let f64s = |v: &[f32]| v.iter().map(|x| *x as f64).collect::<Vec<_>>();
+            close("Q1 gradient", &member_of(&c.cl, &gc, 0, &c.nets.q1), &cg.grad_q1.flat(), tol);
+            close("Q2 gradient", &member_of(&c.cl, &gc, 1, &c.nets.q2), &cg.grad_q2.flat(), tol);
+            close("actor gradient", &member_of(&c.al, &ga, 0, &c.nets.actor), &ag.grad.flat(), tol);
+            let (_, alpha_grad) = r::alpha_loss_and_grad(c.nets.log_alpha, &ag.log_prob, c.settings.target_entropy);
+            close("log α gradient", &f64s(&galpha), &[alpha_grad], tol);
+            let p = c.dev.params().unwrap();
+            close("Q1 after", &member_of(&c.cl, &p.critic, 0, &after.q1), &after.q1.flat(), 1e-5);
+            close("actor after", &member_of(&c.al, &p.actor, 0, &after.actor), &after.actor.flat(), 1e-5);
+            close("log α after", &[p.log_alpha as f64], &[after.log_alpha], 1e-5);
+        }
+    }
+
+    /// Five updates with the actor and the targets every second update: the schedule, the
+    /// Polyak averages and the Adam states follow the reference (catches targets never or
+    /// always updated, the actor stepped on every update, the update index not advancing the
+    /// draws).
+    #[test]
+    fn five_updates_follow_the_reference_schedule() {
+        let ctx = common::ctx();
+        let mut c = case(&ctx, Activation::Relu, HiddenActivation::Relu);
+        let mut nets = c.nets.clone();
+        let plans: Vec<UpdatePlan> =
+            (0..4u64).map(|i| UpdatePlan { index: i, actor: i % 2 == 0, polyak: (i + 1) % 2 == 0 }).collect();
+        for i in 0..4u64 {
+            let (batch, noise) = batch_of(&c, i);
+            r::update_f64(&mut nets, &mut c.adam, &c.settings, &batch, &noise, i);
+        }
+        c.dev.run(&plans, None, 0, false).unwrap();
+        let p = c.dev.params().unwrap();
+        assert_eq!(c.dev.adam_steps().unwrap(), [c.adam.actor.t, c.adam.q1.t, c.adam.log_alpha.t]);
+        let tol = 2e-4;
+        close("Q1 target", &member_of(&c.cl, &p.target, 0, &nets.q1_target), &nets.q1_target.flat(), tol);
+        close("Q2 target", &member_of(&c.cl, &p.target, 1, &nets.q2_target), &nets.q2_target.flat(), tol);
+        close("actor", &member_of(&c.al, &p.actor, 0, &nets.actor), &nets.actor.flat(), tol);
+        close("log α", &[p.log_alpha as f64], &[nets.log_alpha], tol);
+    }
+}
