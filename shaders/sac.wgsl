@@ -25,7 +25,7 @@
 //  14 stats      [updates, STATS] per update of a submission
 //  15 src        polyak: the online parameters (read)
 //  16 dst        polyak: the target parameters
-//  17 action     [a]          the next environment action
+//  17 action     [rows, a]    actions (the next environment action: one row)
 // CPU reference: sac::reference (the update, the draws and the policy, in f64).
 
 const LOG_STD_MIN: f32 = -5.0;
@@ -320,18 +320,20 @@ fn polyak(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     dst[i] = p.tau * src[i] + (1.0 - p.tau) * dst[i];
 }
 
-// The action for the next environment step from the actor's output for one observation:
-// c + h·tanh(μ) when deterministic, else a sample with noise from the step's own stream.
+// Actions from the actor's outputs for `batch` observations (one invocation per row and action):
+// c + h·tanh(μ) when deterministic, else a sample with noise from the environment step's stream.
 @compute @workgroup_size(WG_SIZE)
 fn act(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
     let a = p.act_dim;
-    if (i >= a) {
+    let r = gid.x / a;
+    let i = gid.x % a;
+    if (r >= p.batch) {
         return;
     }
-    var u = actor_out[i];
+    var u = actor_out[r * 2u * a + i];
     if (p.deterministic == 0u) {
-        u = u + exp(log_std(actor_out[a + i])) * normal(PURPOSE_SAC_ACT, i, p.step_lo, p.step_hi);
+        let ls = log_std(actor_out[r * 2u * a + a + i]);
+        u = u + exp(ls) * normal(PURPOSE_SAC_ACT, r * a + i, p.step_lo, p.step_hi);
     }
-    action[i] = center(i) + half_width(i) * stable_tanh(u);
+    action[r * a + i] = center(i) + half_width(i) * stable_tanh(u);
 }

@@ -14,7 +14,8 @@ fn shapes(activation: Activation) -> SacShapes {
         capacity: 11,
         actor_hidden: vec![7, 6],
         critic_hidden: vec![6, 7],
-        activation,
+        actor_activation: activation,
+        critic_activation: activation,
         max_updates: 4,
     }
 }

@@ -67,6 +67,19 @@ pub struct SacParams {
     pub half: [f32; MAX_ACT],
 }
 
+impl SacParams {
+    /// Parameters with the action bounds' centre and half width set (at most [`MAX_ACT`]
+    /// actions; the rest stay 0 and 1).
+    pub fn with_bounds(center: &[f64], half: &[f64]) -> Self {
+        let mut p = Self { act_dim: center.len() as u32, half: [1.0; MAX_ACT], ..Self::default() };
+        for (i, (c, h)) in center.iter().zip(half).take(MAX_ACT).enumerate() {
+            p.center[i] = *c as f32;
+            p.half[i] = *h as f32;
+        }
+        p
+    }
+}
+
 /// Group-1 bindings of each entry point: `(binding, read-only)` (sac.wgsl's table).
 pub const BINDINGS: [(&str, &[(u32, bool)]); 9] = [
     ("sample", &[(0, true), (1, false), (2, false), (3, false), (4, false)]),

@@ -37,8 +37,10 @@ pub struct SacShapes {
     pub actor_hidden: Vec<usize>,
     /// The critics' hidden widths.
     pub critic_hidden: Vec<usize>,
-    /// The hidden layers' activation.
-    pub activation: Activation,
+    /// The actor's hidden activation.
+    pub actor_activation: Activation,
+    /// The critics' hidden activation.
+    pub critic_activation: Activation,
     /// Most updates recorded into one submission.
     pub max_updates: usize,
 }
@@ -375,12 +377,7 @@ impl SacDevice {
 
     fn params_of(&self, slot: usize, plan: Option<&UpdatePlan>, step: u64, deterministic: bool) -> SacParams {
         let s = &self.settings;
-        let mut center = [0.0f32; MAX_ACT];
-        let mut half = [1.0f32; MAX_ACT];
-        for i in 0..self.shapes.act_dim {
-            center[i] = s.center[i] as f32;
-            half[i] = s.half[i] as f32;
-        }
+        let bounds = SacParams::with_bounds(&s.center, &s.half);
         let index = plan.map_or(0, |p| p.index);
         SacParams {
             batch: self.shapes.batch as u32,
@@ -401,9 +398,7 @@ impl SacDevice {
             deterministic: u32::from(deterministic),
             step_lo: step as u32,
             step_hi: (step >> 32) as u32,
-            center,
-            half,
-            ..SacParams::default()
+            ..bounds
         }
     }
 
@@ -481,7 +476,7 @@ impl SacDevice {
                 .copy_from_slice(bytemuck::bytes_of(&p));
         }
         let act_slot = self.shapes.max_updates;
-        let p = self.params_of(act_slot, None, step, deterministic);
+        let p = SacParams { batch: 1, ..self.params_of(act_slot, None, step, deterministic) };
         params[act_slot * self.stride as usize..][..std::mem::size_of::<SacParams>()]
             .copy_from_slice(bytemuck::bytes_of(&p));
         self.ctx.queue.write_buffer(&self.uniforms, 0, &params);
@@ -533,6 +528,44 @@ impl SacDevice {
         })
     }
 
+    /// Everything the updates change: parameters, Adam moments and step counts (a resume point
+    /// restores it with [`SacDevice::restore`]).
+    pub fn snapshot(&self) -> Result<DeviceState> {
+        Ok(DeviceState { params: self.params()?, moments: self.moments()?, adam_steps: self.adam_steps()? })
+    }
+
+    /// Restores a [`SacDevice::snapshot`] and the replay ring's first `stored` rows from
+    /// `ring` (`[min(stored, capacity), row]`; `stored` may exceed the capacity: the ring
+    /// continues where it was).
+    pub fn restore(&mut self, state: &DeviceState, ring: &[f32], stored: u64) -> Result<()> {
+        let p = &state.params;
+        let lens = [(p.actor.len(), self.actor.len), (p.critic.len(), self.critic.len), (p.target.len(), self.critic.len)];
+        let held = (stored.min(self.shapes.capacity as u64) as usize) * self.shapes.row_len();
+        if lens.iter().any(|(a, b)| a != b) || ring.len() != held {
+            return Err(Error::InvalidInput("a SAC state of other sizes than this device's".into()));
+        }
+        let q = &self.ctx.queue;
+        for (t, values, [m1, m2], steps) in [
+            (&self.actor, &p.actor[..], &state.moments[0], state.adam_steps[0]),
+            (&self.critic, &p.critic[..], &state.moments[1], state.adam_steps[1]),
+            (&self.alpha, &[p.log_alpha][..], &state.moments[2], state.adam_steps[2]),
+        ]
+        .map(|(t, v, (a, b), s)| (t, v, [a, b], s))
+        {
+            if m1.len() != t.len || m2.len() != t.len {
+                return Err(Error::InvalidInput("Adam moments of other sizes than this device's".into()));
+            }
+            q.write_buffer(&t.params, 0, bytemuck::cast_slice(values));
+            q.write_buffer(&t.moment1, 0, bytemuck::cast_slice(m1));
+            q.write_buffer(&t.moment2, 0, bytemuck::cast_slice(m2));
+            q.write_buffer(&t.counters, 0, bytemuck::cast_slice(&[steps, 0, 0, 0]));
+        }
+        q.write_buffer(&self.target, 0, bytemuck::cast_slice(&p.target));
+        q.write_buffer(&self.io.replay, 0, bytemuck::cast_slice(ring));
+        self.stored = stored;
+        self.ctx.check()
+    }
+
     /// Adam's step counts: actor, critics, log α.
     pub fn adam_steps(&self) -> Result<[u32; 3]> {
         let n = |t: &Trained| -> Result<u32> { Ok(self.ctx.read_buffer::<u32>(&t.counters, 4)?[0]) };
@@ -552,6 +585,17 @@ impl SacDevice {
         let g = |t: &Trained| self.ctx.read_buffer(&t.grads, t.len);
         Ok([g(&self.actor)?, g(&self.critic)?, g(&self.alpha)?])
     }
+}
+
+/// What [`SacDevice::snapshot`] reads back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceState {
+    /// Every parameter.
+    pub params: SacParamsF32,
+    /// Adam's (first, second) moments of the actor, the critics and log α.
+    pub moments: [(Vec<f32>, Vec<f32>); 3],
+    /// Adam's step counts, same order.
+    pub adam_steps: [u32; 3],
 }
 
 /// An update's statistics.
@@ -605,16 +649,15 @@ fn bind_nets(
     io: &Io,
     (actor, critic, target): (&Trained, &Trained, &wgpu::Buffer),
 ) -> Result<Nets> {
-    let act = s.activation;
-    let net = |label: &str, layout: &NetLayout, rows: usize, b: NetBuffers<'_>| {
-        LayeredNet::bind(ctx, mlp, label, layout, act, rows, &b)
-    };
+    let actor_net =
+        |label: &str, rows: usize, b: NetBuffers<'_>| LayeredNet::bind(ctx, mlp, label, al, s.actor_activation, rows, &b);
+    let critic_net =
+        |label: &str, b: NetBuffers<'_>| LayeredNet::bind(ctx, mlp, label, cl, s.critic_activation, s.batch, &b);
     let b = s.batch;
     Ok(Nets {
-        actor_next: net("sac.actor_next", al, b, fwd(&actor.params, &io.next_in, &io.actor_next))?,
-        actor_cur: net(
+        actor_next: actor_net("sac.actor_next", b, fwd(&actor.params, &io.next_in, &io.actor_next))?,
+        actor_cur: actor_net(
             "sac.actor_cur",
-            al,
             b,
             NetBuffers {
                 grads: Some(&actor.grads),
@@ -622,28 +665,24 @@ fn bind_nets(
                 ..fwd(&actor.params, &io.cur_in, &io.actor_cur)
             },
         )?,
-        actor_act: net("sac.actor_act", al, 1, fwd(&actor.params, &io.act_obs, &io.act_out))?,
-        critic: net(
+        actor_act: actor_net("sac.actor_act", 1, fwd(&actor.params, &io.act_obs, &io.act_out))?,
+        critic: critic_net(
             "sac.critic",
-            cl,
-            b,
             NetBuffers {
                 grads: Some(&critic.grads),
                 grad_output: Some(&io.dq),
                 ..fwd(&critic.params, &io.critic_in, &io.q)
             },
         )?,
-        critic_pi: net(
+        critic_pi: critic_net(
             "sac.critic_pi",
-            cl,
-            b,
             NetBuffers {
                 grad_output: Some(&io.dq_pi),
                 grad_input: Some(&io.dq_in),
                 ..fwd(&critic.params, &io.pi_in, &io.q_pi)
             },
         )?,
-        target: net("sac.target", cl, b, fwd(target, &io.target_in, &io.q_next))?,
+        target: critic_net("sac.target", fwd(target, &io.target_in, &io.q_next))?,
     })
 }
 
