@@ -18,8 +18,6 @@ mod resume;
 mod run_loop;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -121,22 +119,9 @@ pub struct PetsSummary {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Where the run writes and how it is stopped.
-#[derive(Default)]
-pub struct RunOptions<'a> {
-    /// Run directory (created); `None` writes nothing.
-    pub out_dir: Option<PathBuf>,
-    /// Set to stop after the current step; files stay consistent.
-    pub interrupt: Option<Arc<AtomicBool>>,
-    /// Called after every step.
-    pub progress: Option<&'a mut dyn FnMut(&Progress)>,
-    /// Replace the run already in `out_dir` (otherwise a folder holding files is refused, so a
-    /// repeated command never destroys an earlier run).
-    pub overwrite: bool,
-    /// Continue the run in `out_dir` from its last consistent point (the end of the exploration
-    /// or of a trial), exactly as if it had not stopped.
-    pub resume: bool,
-}
+/// Where a PETS run writes and how it is stopped ([`crate::run::RunOptions`] with PETS's
+/// [`Progress`]).
+pub type RunOptions<'a> = crate::run::RunOptions<'a, Progress>;
 
 /// Writes the learning curve (return per trial) as SVG.
 pub fn plot_learning_curve(path: &Path, title: &str, trials: &[TrialResult]) -> Result<()> {

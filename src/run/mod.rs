@@ -35,6 +35,28 @@ use crate::error::{Error, Result};
 use crate::util::write_atomic;
 use lock::{RunLock, LOCK_FILE};
 
+/// Where a run writes, how it is stopped and what it reports (`P`: the loop's progress).
+pub struct RunOptions<'a, P> {
+    /// Run directory (created); `None` writes nothing.
+    pub out_dir: Option<PathBuf>,
+    /// Set to stop at the next point where the files are consistent.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Called after every step.
+    pub progress: Option<&'a mut dyn FnMut(&P)>,
+    /// Replace the run already in `out_dir` (otherwise a folder holding files is refused, so a
+    /// repeated command never destroys an earlier run).
+    pub overwrite: bool,
+    /// Continue the run in `out_dir` from its last consistent point, exactly as if it had not
+    /// stopped.
+    pub resume: bool,
+}
+
+impl<P> Default for RunOptions<'_, P> {
+    fn default() -> Self {
+        Self { out_dir: None, interrupt: None, progress: None, overwrite: false, resume: false }
+    }
+}
+
 /// The marker a run writes first in its folder.
 pub const MARKER_FILE: &str = "run.json";
 

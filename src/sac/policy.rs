@@ -34,6 +34,25 @@ impl Policy {
         Ok(Self { actor, scale: ActionScale::from_bounds(&m.lower, &m.upper)? })
     }
 
+    /// The actor in a flat buffer of `layout` (a device's), with its hidden activation and the
+    /// action bounds `(lower, upper)`.
+    pub fn from_flat(
+        layout: &NetLayout,
+        flat: &[f32],
+        hidden: super::HiddenActivation,
+        (lower, upper): &(Vec<f64>, Vec<f64>),
+    ) -> Result<Self> {
+        let f64s = |v: &[f32]| v.iter().map(|x| *x as f64).collect::<Vec<f64>>();
+        let layers = (0..layout.n_layers())
+            .map(|l| {
+                let (i, o) = layout.layer_dims()[l];
+                let (w, b) = layout.unpack_layer(flat, l);
+                (i, o, f64s(w), f64s(b))
+            })
+            .collect();
+        Ok(Self { actor: Mlp { layers, hidden_activation: hidden }, scale: ActionScale::from_bounds(lower, upper)? })
+    }
+
     /// The actor of the checkpoint at `path`.
     pub fn load(path: &Path) -> Result<Self> {
         Self::from_checkpoint(&SacCheckpoint::load(path)?)

@@ -1,0 +1,99 @@
+//! `sac`: a Soft Actor-Critic run on a built-in environment, with a progress bar, Ctrl-C and
+//! the run folder; `eval` of a SAC run is in `pets.rs`'s dispatch.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use lookahead::env::EnvKind;
+use lookahead::run::progress::ProgressBar;
+use lookahead::sac::{self, SacConfig, SacPreset, TaskOrigin};
+
+use crate::args::{GpuArgs, SacArgs};
+
+impl SacArgs {
+    /// The config of these arguments: the preset for the environment, the file over it, the
+    /// `--set` keys over both.
+    pub fn resolve(&self) -> anyhow::Result<SacConfig> {
+        let preset: SacPreset = self.preset.parse()?;
+        let env: EnvKind = self.env.parse()?;
+        let text = match &self.config {
+            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            None => None,
+        };
+        let mut cfg = SacConfig::resolve(env, TaskOrigin::BuiltIn, preset, text.as_deref(), &self.set)?;
+        if let Some(s) = self.seed {
+            cfg.seed = s;
+        }
+        Ok(cfg)
+    }
+}
+
+/// `lookahead sac`: random steps, then SAC updates and the policy's actions, evaluations of the
+/// deterministic policy, into the run directory; then the evaluations' returns.
+pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
+    let cfg = args.resolve()?;
+    let out = args
+        .out
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("runs/sac-{}-{}-seed{}", cfg.env.name(), args.preset, cfg.seed)));
+    let ctx = gpu.open()?;
+    let a = &cfg.sac;
+    eprintln!(
+        "sac {} ({}): actor {:?}, critics 2 × {:?}, batch {}, {} update(s) per step, {} steps ({} random); run directory {}",
+        cfg.env.name(),
+        args.preset,
+        a.actor_hidden,
+        a.critic_hidden,
+        a.batch_size,
+        a.updates_per_step,
+        cfg.schedule.total_steps,
+        cfg.schedule.random_steps,
+        out.display()
+    );
+    let stop = crate::interrupt::install()?;
+    let bar = ProgressBar::new(cfg.schedule.total_steps as u64);
+    let mut progress = |p: &sac::Progress| {
+        let eval = p.last_eval.map_or("—".to_string(), |e| format!("{e:.1}"));
+        let ret = p.last_return.map_or("—".to_string(), |e| format!("{e:.1}"));
+        bar.set(p.env_step, format!("step {}/{} · last episode {ret} · last evaluation {eval} · {:.0} steps/s", p.env_step, p.total_steps, p.steps_per_s));
+    };
+    let mut env = cfg.env.make();
+    let opts = sac::RunOptions {
+        out_dir: Some(out.clone()),
+        interrupt: Some(stop),
+        progress: Some(&mut progress),
+        overwrite: args.overwrite,
+        resume: args.resume,
+    };
+    let summary = sac::run(&ctx, &cfg, env.as_mut(), opts)?;
+    bar.finish();
+    if let Some(at) = &summary.stopped_at {
+        let next = if out.join("resume.json").exists() {
+            "the same command with --resume continues from the last evaluation"
+        } else {
+            "no consistent point was reached (the first comes with the first evaluation): start again with --overwrite"
+        };
+        println!("interrupted at {at}; {next}");
+    }
+    let returns: Vec<String> = summary.evals.iter().map(|e| format!("{:.1}", e.eval_return)).collect();
+    println!(
+        "evaluation returns: {}",
+        if returns.is_empty() { "none yet".to_string() } else { returns.join(" ") }
+    );
+    if let Some(last) = summary.evals.last() {
+        println!(
+            "{}: last evaluation {:.1} ± {:.1} at step {} ({} episodes) in {:.1} s on {}{}",
+            cfg.env.name(),
+            last.eval_return,
+            last.eval_std,
+            last.env_step,
+            summary.episodes,
+            summary.seconds,
+            ctx.adapter().name,
+            if summary.interrupted { " (interrupted)" } else { "" }
+        );
+    }
+    println!("learning curve: {}", out.join("learning_curve.svg").display());
+    Ok(summary.interrupted)
+}
