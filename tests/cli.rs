@@ -1,6 +1,7 @@
 //! The command line: `mpc` writes its trajectory CSV, `bench plan --quick` its JSON report.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 fn out_text(out: &std::process::Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
@@ -132,12 +133,12 @@ fn quick_train_bench_writes_the_documented_json() {
 
 #[test]
 fn output_paths_are_checked_before_the_work() {
-    let t0 = std::time::Instant::now();
+    let t0 = Instant::now();
     let out = bin().args(["bench", "plan", "--json", "/proc/lookahead-no/x.json"]).output().expect("runs");
     assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
     assert_eq!(out_text(&out).matches("does not exist").count(), 1, "said once: {}", out_text(&out));
     // The full suite would take minutes on lavapipe: the refusal comes first.
-    assert!(t0.elapsed() < std::time::Duration::from_secs(10), "refused after {:?}", t0.elapsed());
+    assert!(t0.elapsed() < Duration::from_secs(10), "refused after {:?}", t0.elapsed());
     let dir = std::env::temp_dir().join(format!("lookahead-trajdir-{}.csv", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let out = bin().args(["mpc", "--env", "pendulum", "--trajectory"]).arg(&dir).output().expect("runs");
@@ -152,93 +153,215 @@ fn output_paths_are_checked_before_the_work() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
-/// Ctrl-C during a long training phase stops the run within seconds, says where, and leaves a
-/// loadable checkpoint; a second Ctrl-C, sent once the run has acknowledged the first (so the
-/// two cannot merge into one pending signal), exits at once with status 130 — not 0, and not a
-/// crash from exiting while the main thread still drives the GPU. If the run finished its
-/// graceful stop before the second press arrived (a race the test cannot rule out on a fast
-/// machine), the scenario is repeated, up to four times.
+/// A `lookahead` command whose stderr is read line by line (which also keeps its pipe from
+/// filling), interrupted with SIGINT; killed if a test leaves it running.
+struct Interrupted {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    stderr: String,
+}
+
+impl Interrupted {
+    fn start(args: &[&str]) -> Self {
+        use std::io::BufRead;
+        let mut child = bin()
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("starts");
+        let (tx, lines) = std::sync::mpsc::channel::<String>();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(|l| l.ok()) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines, stderr: String::new() }
+    }
+
+    /// Waits up to `limit` for `ready` (given the stderr so far), the command still running.
+    fn wait_for(&mut self, what: &str, limit: Duration, ready: impl Fn(&str) -> bool) {
+        let t0 = Instant::now();
+        while !ready(&self.stderr) {
+            assert!(self.child.try_wait().unwrap().is_none(), "ended before {what}: {}", self.stderr);
+            assert!(t0.elapsed() < limit, "no {what} after {limit:?}: {}", self.stderr);
+            if let Ok(line) = self.lines.recv_timeout(Duration::from_millis(20)) {
+                self.stderr.push_str(&line);
+                self.stderr.push('\n');
+            }
+        }
+    }
+
+    fn interrupt(&self) {
+        let pid = self.child.id().to_string();
+        assert!(Command::new("kill").args(["-INT", &pid]).status().expect("kill runs").success());
+    }
+
+    /// Waits for the exit, at most `limit`: the status, the time it took, stdout and stderr.
+    fn exit_within(&mut self, limit: Duration) -> (std::process::ExitStatus, Duration, String, String) {
+        use std::io::Read;
+        let t0 = Instant::now();
+        let status = loop {
+            if let Some(s) = self.child.try_wait().expect("wait") {
+                break s;
+            }
+            assert!(t0.elapsed() < limit, "still running {limit:?} after the signal: {}", self.stderr);
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let took = t0.elapsed();
+        let mut stdout = String::new();
+        self.child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(2)) {
+            self.stderr.push_str(&line);
+            self.stderr.push('\n');
+        }
+        (status, took, stdout, self.stderr.clone())
+    }
+}
+
+impl Drop for Interrupted {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+    }
+}
+
+/// The longest time from Ctrl-C to the exit of a stopped command: the engine checks within a
+/// second; the rest is room for a loaded two-core machine running lavapipe.
+const STOP_BOUND: Duration = Duration::from_secs(5);
+
+/// `lookahead pets` on the demo pendulum into `dir` with `sets`.
+fn pets_args<'a>(dir: &'a std::path::Path, sets: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["pets", "--env", "pendulum", "--preset", "demo", "--overwrite", "--out", dir.to_str().unwrap()];
+    for s in sets {
+        args.extend(["--set", s]);
+    }
+    args
+}
+
+/// Ctrl-C stops a run in every phase within seconds of the signal, says where, and exits with
+/// status 130: during the exploration (a billion steps), the first scoring pass of a training
+/// (500k transitions, 99% of them scored every epoch: one pass takes longer than the bound on
+/// lavapipe, so a scoring pass that ignores the flag fails), the training epochs (many, on 50
+/// transitions) and the planned steps.
+#[test]
+fn ctrl_c_stops_a_run_in_every_phase_within_seconds_with_status_130() {
+    let dir = std::env::temp_dir().join(format!("lookahead-phases-{}", std::process::id()));
+    let file = |name: &'static str| {
+        let d = dir.clone();
+        move |_: &str| d.join(name).exists()
+    };
+    let trained = {
+        let d = dir.clone();
+        move |_: &str| std::fs::read_to_string(d.join("metrics.jsonl")).is_ok_and(|m| m.contains("\"event\":\"train\""))
+    };
+    type Ready = Box<dyn Fn(&str) -> bool>;
+    let phases: [(&str, Vec<&str>, Ready, &str); 4] = [
+        (
+            "exploration",
+            vec!["loop.initial_exploration_steps=1000000000"],
+            Box::new(file("config.toml")),
+            "exploration step",
+        ),
+        (
+            "scoring",
+            vec!["loop.initial_exploration_steps=500000", "train.validation_ratio=0.99", "train.epochs=100000"],
+            Box::new(file("resume.json")),
+            "training before trial 1, step 1",
+        ),
+        (
+            "training",
+            vec!["loop.initial_exploration_steps=50", "train.epochs=100000"],
+            Box::new(file("resume.json")),
+            "training before trial 1, step 1",
+        ),
+        ("planning", vec!["loop.initial_exploration_steps=50", "train.epochs=1"], Box::new(trained), "trial 1, step"),
+    ];
+    for (phase, sets, ready, stopped_at) in phases {
+        std::fs::remove_dir_all(&dir).ok();
+        let mut run = Interrupted::start(&pets_args(&dir, &sets));
+        run.wait_for(phase, Duration::from_secs(120), ready);
+        // Into the phase: the run folder is written before the exploration, the consistent
+        // point after it, the training event before the planned steps.
+        std::thread::sleep(Duration::from_millis(500));
+        run.interrupt();
+        let (status, took, stdout, stderr) = run.exit_within(STOP_BOUND);
+        eprintln!("{phase}: exited {took:?} after Ctrl-C");
+        assert_eq!(status.code(), Some(130), "{phase}: {status:?}\n{stdout}\n{stderr}");
+        assert!(stdout.contains(&format!("interrupted at {stopped_at}")), "{phase}: {stdout}\n{stderr}");
+    }
+    lookahead::train::checkpoint::Checkpoint::load(dir.join("model.safetensors")).expect("the last run's checkpoint");
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// Ctrl-C during a long training phase stops the run within seconds with a loadable checkpoint;
+/// a second Ctrl-C, sent once the run has acknowledged the first (so the two cannot merge into
+/// one pending signal), exits at once with status 130 — not a crash from exiting while the
+/// main thread still drives the GPU. If the run finished its graceful stop before the second
+/// press arrived (a race the test cannot rule out on a fast machine), the scenario is repeated,
+/// up to four times.
 #[test]
 fn ctrl_c_during_training_stops_the_run_and_a_second_one_exits_at_once() {
-    use std::io::{BufRead, BufReader, Read};
-    use std::process::Stdio;
-    use std::sync::mpsc;
-    use std::time::{Duration, Instant};
     let dir = std::env::temp_dir().join(format!("lookahead-sigint-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
-    let interrupt =
-        |pid: &str| assert!(Command::new("kill").args(["-INT", pid]).status().expect("kill runs").success());
+    let sets = ["train.epochs=100000", "loop.initial_exploration_steps=50"];
     for presses in [1, 2] {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut child = bin()
-                .args(["pets", "--env", "pendulum", "--preset", "demo", "--overwrite", "--set", "train.epochs=100000"])
-                .args(["--set", "loop.initial_exploration_steps=50", "--out"])
-                .arg(&dir)
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .expect("starts");
-            // The run's stderr, line by line (also keeps its pipe from filling).
-            let (tx, rx) = mpsc::channel::<String>();
-            let stderr = child.stderr.take().unwrap();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(|l| l.ok()) {
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
-            let mut err_text = String::new();
+            let mut run = Interrupted::start(&pets_args(&dir, &sets));
             // Exploration is quick; then the first training runs for minutes unless interrupted.
-            std::thread::sleep(Duration::from_secs(6));
-            let pid = child.id().to_string();
-            interrupt(&pid);
+            let point = dir.join("resume.json");
+            run.wait_for("the first training", Duration::from_secs(120), |_| point.exists());
+            std::thread::sleep(Duration::from_millis(500));
+            run.interrupt();
             if presses == 2 {
-                let t0 = Instant::now();
-                while !err_text.contains("interrupt: finishing") {
-                    assert!(t0.elapsed() < Duration::from_secs(30), "no acknowledgement of Ctrl-C: {err_text}");
-                    if let Ok(line) = rx.recv_timeout(Duration::from_millis(50)) {
-                        err_text.push_str(&line);
-                        err_text.push('\n');
-                    }
-                }
-                interrupt(&pid);
+                run.wait_for("an acknowledgement of Ctrl-C", Duration::from_secs(30), |e| {
+                    e.contains("interrupt: finishing")
+                });
+                run.interrupt();
             }
-            let t0 = Instant::now();
-            let status = loop {
-                if let Some(s) = child.try_wait().expect("wait") {
-                    break s;
-                }
-                assert!(t0.elapsed() < Duration::from_secs(30), "{presses} Ctrl-C: still running after 30 s");
-                std::thread::sleep(Duration::from_millis(100));
-            };
-            let mut stdout = String::new();
-            child.stdout.take().unwrap().read_to_string(&mut stdout).unwrap();
-            while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
-                err_text.push_str(&line);
-                err_text.push('\n');
-            }
+            let (status, _, stdout, stderr) = run.exit_within(Duration::from_secs(30));
+            assert_eq!(status.code(), Some(130), "{presses} Ctrl-C: {status:?}\n{stdout}\n{stderr}");
             if presses == 1 {
-                assert!(status.success(), "{status:?}: {stdout}");
                 assert!(stdout.contains("interrupted at training before trial 1"), "{stdout}");
                 lookahead::train::checkpoint::Checkpoint::load(dir.join("model.safetensors"))
                     .expect("the interrupted training saved a checkpoint");
                 break;
             }
-            match status.code() {
-                Some(130) => {
-                    assert!(err_text.contains("second interrupt: exiting now"), "{err_text}");
-                    eprintln!("the second Ctrl-C exited with 130 on attempt {attempt}");
-                    break;
-                }
-                // The graceful stop ended before the second press was handled: again.
-                Some(0) if attempt < 4 && !err_text.contains("second interrupt") => continue,
-                _ => panic!("attempt {attempt}: {status:?}\nstdout: {stdout}\nstderr: {err_text}"),
+            if stderr.contains("second interrupt: exiting now") {
+                eprintln!("the second Ctrl-C exited with 130 on attempt {attempt}");
+                break;
             }
+            // The graceful stop ended before the second press was handled: again.
+            assert!(attempt < 4, "the second Ctrl-C never arrived before the graceful stop:\n{stdout}\n{stderr}");
         }
     }
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// `eval` shows each episode as it ends; Ctrl-C stops it within seconds, reports the finished
+/// episodes' returns and mean, and exits with status 130.
+#[test]
+fn ctrl_c_stops_eval_with_the_finished_episodes_and_status_130() {
+    let dir = std::env::temp_dir().join(format!("lookahead-evalint-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    let sets = ["loop.initial_exploration_steps=50", "train.epochs=1", "loop.trials=1", "loop.trial_length=20"];
+    let out = bin().args(pets_args(&dir, &sets)).output().expect("runs");
+    assert!(out.status.success(), "{}", out_text(&out));
+    let mut eval = Interrupted::start(&["eval", "--run", dir.to_str().unwrap(), "--episodes", "1000000000"]);
+    eval.wait_for("a finished episode", Duration::from_secs(120), |e| e.contains("episode 1/1000000000: return"));
+    eval.interrupt();
+    let (status, took, stdout, stderr) = eval.exit_within(STOP_BOUND);
+    eprintln!("eval: exited {took:?} after Ctrl-C");
+    assert_eq!(status.code(), Some(130), "{status:?}\n{stdout}\n{stderr}");
+    let line = stdout.lines().find(|l| l.contains("interrupted after")).unwrap_or_else(|| panic!("{stdout}"));
+    let finished = stderr.lines().filter(|l| l.starts_with("episode ")).count();
+    assert!(line.contains(&format!("after {finished} of 1000000000 episodes: returns ")), "{line}\n{stderr}");
+    assert!(line.contains("(mean "), "{line}");
     std::fs::remove_dir_all(&dir).ok();
 }
 
@@ -273,7 +396,6 @@ fn an_unmatched_adapter_name_lists_every_adapter_and_suggests_choosing_not_insta
 /// exactly the trials, returns and transitions of a run that was never killed.
 #[test]
 fn a_run_killed_twenty_times_and_resumed_ends_as_an_uninterrupted_one() {
-    use std::time::Duration;
     let base = std::env::temp_dir().join(format!("lookahead-soak-{}", std::process::id()));
     std::fs::remove_dir_all(&base).ok();
     let sets = [
@@ -388,7 +510,6 @@ fn unknown_backends_and_check_policies_are_refused_by_every_command() {
 /// holder is killed (the OS drops its lock), the folder can be taken again.
 #[test]
 fn a_second_writer_of_a_run_folder_is_refused_until_the_first_is_gone() {
-    use std::time::{Duration, Instant};
     let dir = std::env::temp_dir().join(format!("lookahead-lock-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
     let command = |mode: &str, trials: &str| {

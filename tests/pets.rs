@@ -93,7 +93,7 @@ gpu_test!(a_short_demo_run_learns_cartpole_and_leaves_a_complete_run_directory, 
     assert!(std::fs::read_to_string(dir.join("learning_curve.svg")).unwrap().contains("<svg"));
     // Replaying the checkpoint plans with the learned model, against doing nothing from the same
     // starts (eval resets episode ep with seed · 7919 + ep).
-    let eval = pets::evaluate(ctx, &dir, 3, 3).unwrap();
+    let eval = pets::evaluate(ctx, &dir, 3, 3, Default::default()).unwrap().returns;
     assert_eq!(eval.len(), 3);
     let idle: Vec<f64> = (0..3u64)
         .map(|ep| {
@@ -256,15 +256,26 @@ gpu_test!(eval_refuses_a_folder_whose_checkpoint_and_config_disagree_or_whose_ma
     let mut env = cfg.env.make();
     pets::run(ctx, &cfg, env.as_mut(), cfg.env.task(), RunOptions { out_dir: Some(dir.clone()), ..Default::default() })
         .unwrap();
-    assert_eq!(pets::evaluate(ctx, &dir, 1, 0).unwrap().len(), 1);
-    assert!(pets::evaluate(ctx, &dir, 0, 0).unwrap_err().to_string().contains("--episodes"));
+    assert_eq!(pets::evaluate(ctx, &dir, 1, 0, Default::default()).unwrap().returns.len(), 1);
+    // Interrupted after its first episode, a replay stops and keeps the finished ones.
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut seen = Vec::new();
+    let mut on_episode = |ep: usize, r: f64| {
+        seen.push((ep, r));
+        stop.store(true, Ordering::SeqCst);
+    };
+    let opts = pets::EvalOptions { interrupt: Some(stop.clone()), on_episode: Some(&mut on_episode) };
+    let cut = pets::evaluate(ctx, &dir, 3, 0, opts).unwrap();
+    assert!(cut.interrupted && cut.returns.len() == 1, "{cut:?}");
+    assert_eq!(seen, vec![(0, cut.returns[0])]);
+    assert!(pets::evaluate(ctx, &dir, 0, 0, Default::default()).unwrap_err().to_string().contains("--episodes"));
     // A config from another run beside this checkpoint.
     let good = std::fs::read_to_string(dir.join("config.toml")).unwrap();
     std::fs::write(dir.join("config.toml"), good.replace("hidden = [8]", "hidden = [9]")).unwrap();
-    let e = pets::evaluate(ctx, &dir, 1, 0).unwrap_err().to_string();
+    let e = pets::evaluate(ctx, &dir, 1, 0, Default::default()).unwrap_err().to_string();
     assert!(e.contains("mixes two runs"), "{e}");
     std::fs::write(dir.join("config.toml"), good.replace("trial_length = 10", "trial_length = 0")).unwrap();
-    assert!(pets::evaluate(ctx, &dir, 1, 0).unwrap_err().to_string().contains("trial_length"));
+    assert!(pets::evaluate(ctx, &dir, 1, 0, Default::default()).unwrap_err().to_string().contains("trial_length"));
     std::fs::write(dir.join("config.toml"), &good).unwrap();
     // Elites edited in the manifest: the checksum covers the manifest.
     let path = dir.join("model.safetensors");
@@ -281,7 +292,7 @@ gpu_test!(eval_refuses_a_folder_whose_checkpoint_and_config_disagree_or_whose_ma
     let tensors: Vec<(String, safetensors::tensor::TensorView<'_>)> =
         st.names().into_iter().map(|n| (n.to_string(), st.tensor(n).unwrap())).collect();
     std::fs::write(&path, safetensors::serialize(tensors, Some(meta)).unwrap()).unwrap();
-    let e = pets::evaluate(ctx, &dir, 1, 0).unwrap_err().to_string();
+    let e = pets::evaluate(ctx, &dir, 1, 0, Default::default()).unwrap_err().to_string();
     assert!(e.contains("checksum mismatch"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 });

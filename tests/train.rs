@@ -677,6 +677,29 @@ gpu_test!(an_improve_then_degrade_run_ends_with_the_weights_of_an_earlier_epoch,
     assert!(report.val_mse[..last].iter().any(|s| close(&mse, s)), "the kept weights match no epoch: {mse:?}");
 });
 
+// Ctrl-C stops training between submissions, scoring included: an interrupt raised before
+// `train` scores and trains nothing, so the weights, the normaliser and the elites of the
+// previous training stay (a scoring pass that ignored the flag would rank the elites anew);
+// cleared, the trainer trains again.
+gpu_test!(an_interrupt_before_the_first_scores_leaves_the_trainer_as_it_was, |ctx| {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let cfg = TrainConfig { epochs: 2, batch_size: 32, num_elites: 2, seed: 3, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(ctx, Ensemble::random(cartpole_spec(3, vec![16]), 4).unwrap(), cfg).unwrap();
+    trainer.train(&cartpole_data(160, 6)).unwrap();
+    let (before, elites) = (trainer.ensemble().unwrap(), trainer.elites().to_vec());
+    let stop = Arc::new(AtomicBool::new(true));
+    trainer.set_interrupt(Some(stop.clone()));
+    let report = trainer.train(&cartpole_data(320, 7)).unwrap();
+    assert!(report.interrupted && report.epochs == 0, "{report:?}");
+    assert!(report.best_mse.is_empty() && report.val_mse.is_empty(), "scored while interrupted: {report:?}");
+    assert_eq!((report.elites.as_slice(), trainer.elites()), (&elites[..], &elites[..]));
+    assert!(trainer.ensemble().unwrap() == before, "the weights or the normaliser changed");
+    stop.store(false, Ordering::SeqCst);
+    let report = trainer.train(&cartpole_data(320, 7)).unwrap();
+    assert!(!report.interrupted && report.epochs == 2 && trainer.ensemble().unwrap() != before, "{report:?}");
+});
+
 /// Least-squares `W` (`[4][features + 1]`) of Δ = W·[input[features], 1] over `buffer`, by the
 /// normal equations.
 fn linear_fit(buffer: &ReplayBuffer, features: &[usize]) -> Vec<Vec<f64>> {

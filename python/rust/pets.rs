@@ -185,9 +185,9 @@ pub fn evaluate_pets(
     let t = task.task.clone();
     let (mut penv, error) = PyEnv::new(env, &t);
     let c = ctx.ctx.clone();
-    let result = py.detach(move || pets::evaluate_on(&c, &run_dir, episodes, seed, &mut penv, t));
+    let result = py.detach(move || pets::evaluate_on(&c, &run_dir, episodes, seed, &mut penv, t, Default::default()));
     if let Some(e) = take_error(&error) {
         return Err(e);
     }
-    result.py()
+    result.py().map(|e| e.returns)
 }

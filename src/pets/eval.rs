@@ -1,6 +1,9 @@
-//! Replaying a PETS run's checkpoint: episodes planned with its elites.
+//! Replaying a PETS run's checkpoint: episodes planned with its elites, stopped by an
+//! interrupt flag between environment steps.
 
 use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 
 use super::PetsConfig;
 use crate::env::{Env, Task};
@@ -9,8 +12,32 @@ use crate::gpu::GpuContext;
 use crate::planner::{Dynamics, Planner, PlannerConfig};
 use crate::train::checkpoint::Checkpoint;
 
+/// How a replay is watched and stopped.
+#[derive(Default)]
+pub struct EvalOptions<'a> {
+    /// Set to stop before the next environment step; the unfinished episode is dropped.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Called with each finished episode's index (from 0) and return.
+    pub on_episode: Option<&'a mut dyn FnMut(usize, f64)>,
+}
+
+/// A replay's finished episodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The return of each finished episode, in order.
+    pub returns: Vec<f64>,
+    /// The interrupt flag stopped the replay before its last episode.
+    pub interrupted: bool,
+}
+
 /// Replays a run's checkpoint: `episodes` episodes planned with its elites, returns per episode.
-pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+pub fn evaluate(
+    ctx: &GpuContext,
+    run_dir: &Path,
+    episodes: usize,
+    seed: u64,
+    opts: EvalOptions<'_>,
+) -> Result<Evaluation> {
     let cfg = read_run_config(run_dir)?;
     if let Some(env) = &cfg.external_env {
         return Err(Error::config(
@@ -22,7 +49,7 @@ pub fn evaluate(ctx: &GpuContext, run_dir: &Path, episodes: usize, seed: u64) ->
         ));
     }
     let mut env = cfg.env.make();
-    evaluate_on(ctx, run_dir, episodes, seed, env.as_mut(), cfg.env.task())
+    evaluate_on(ctx, run_dir, episodes, seed, env.as_mut(), cfg.env.task(), opts)
 }
 
 fn read_run_config(run_dir: &Path) -> Result<PetsConfig> {
@@ -38,7 +65,8 @@ pub fn evaluate_on(
     seed: u64,
     env: &mut dyn Env,
     task: Task,
-) -> Result<Vec<f64>> {
+    mut opts: EvalOptions<'_>,
+) -> Result<Evaluation> {
     let cfg = read_run_config(run_dir)?;
     if episodes == 0 {
         return Err(Error::config("episodes", "must be at least 1 (--episodes; episodes= in Python)"));
@@ -70,22 +98,45 @@ pub fn evaluate_on(
     let model = ckpt.ensemble.select_members(&ckpt.elites)?;
     let mut planner =
         Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
-    let mut returns = Vec::new();
+    let mut out = Evaluation { returns: Vec::new(), interrupted: false };
     for ep in 0..episodes {
-        let mut obs = env.reset(seed.wrapping_mul(7919).wrapping_add(ep as u64));
-        planner.reset()?;
-        let mut total = 0.0;
-        for _ in 0..cfg.schedule.trial_length {
-            let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
-            let a: Vec<f64> = planner.plan(&o)?.action.iter().map(|v| *v as f64).collect();
-            let s = env.step(&a)?;
-            total += s.reward;
-            obs = s.obs;
-            if s.terminated || s.truncated {
-                break;
-            }
+        let reset_seed = seed.wrapping_mul(7919).wrapping_add(ep as u64);
+        let Some(total) = play_episode(&mut planner, env, reset_seed, cfg.schedule.trial_length, &opts)? else {
+            out.interrupted = true;
+            break;
+        };
+        if let Some(cb) = opts.on_episode.as_mut() {
+            cb(ep, total);
         }
-        returns.push(total);
+        out.returns.push(total);
     }
-    Ok(returns)
+    Ok(out)
+}
+
+/// One episode of at most `steps` steps from `env`'s reset with `reset_seed`: its return, or
+/// `None` when the interrupt flag stopped it.
+fn play_episode(
+    planner: &mut Planner,
+    env: &mut dyn Env,
+    reset_seed: u64,
+    steps: usize,
+    opts: &EvalOptions<'_>,
+) -> Result<Option<f64>> {
+    let mut obs = env.reset(reset_seed);
+    planner.reset()?;
+    let mut total = 0.0;
+    for _ in 0..steps {
+        if crate::run::stop_requested(opts.interrupt.as_ref()) {
+            return Ok(None);
+        }
+        let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
+        let a: Vec<f64> = planner.plan(&o)?.action.iter().map(|v| *v as f64).collect();
+        let s = env.step(&a)?;
+        total += s.reward;
+        obs = s.obs;
+        if s.terminated || s.truncated {
+            break;
+        }
+    }
+    Ok(Some(total))
 }

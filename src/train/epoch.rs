@@ -191,14 +191,15 @@ impl Trainer {
         Ok(rec.finish())
     }
 
-    pub(super) fn run_steps(&self, ep: &Epoch, backward_only: bool) -> Result<()> {
+    /// Runs `ep`'s steps a submission at a time. Training and scoring stop between submissions
+    /// when interrupted (`false`); the caller sees the flag and keeps the best weights. Backward
+    /// passes alone (`backward_only`) always complete.
+    pub(super) fn run_steps(&self, ep: &Epoch, backward_only: bool) -> Result<bool> {
         let per = self.cfg.steps_per_submission;
         let mut start = 0;
         while start < ep.n_steps {
-            // A training epoch stops between submissions when interrupted; the caller sees the
-            // flag and keeps the best weights. Scoring always completes.
-            if ep.adam_bg.is_some() && !backward_only && self.interrupted() {
-                return Ok(());
+            if !backward_only && self.interrupted() {
+                return Ok(false);
             }
             let end = (start + per).min(ep.n_steps);
             let (encoder, profile) = self.encode(ep, start..end, backward_only)?;
@@ -208,17 +209,24 @@ impl Trainer {
             self.recorded.borrow_mut().add(&stats);
             start = end;
         }
-        Ok(())
+        Ok(true)
     }
 
-    /// Per-member MSE of `ep` (a scoring epoch), weighting steps by their rows.
-    pub(super) fn member_scores(&self, ep: &Epoch) -> Result<Vec<f64>> {
-        self.run_steps(ep, false)?;
+    /// Per-member MSE of `ep` (a scoring epoch), weighting steps by their rows; `None` when the
+    /// interrupt flag stopped the scoring.
+    pub(super) fn member_scores(&self, ep: &Epoch) -> Result<Option<Vec<f64>>> {
+        if !self.run_steps(ep, false)? {
+            return Ok(None);
+        }
         let e = self.ensemble.spec.n_members;
         let stats = self.ctx.read_buffer::<f32>(&ep.stats, ep.n_steps * e)?;
         let total: f64 = ep.valid.iter().map(|v| *v as f64).sum();
-        Ok((0..e)
-            .map(|m| ep.valid.iter().enumerate().map(|(s, v)| stats[s * e + m] as f64 * *v as f64).sum::<f64>() / total)
-            .collect())
+        Ok(Some(
+            (0..e)
+                .map(|m| {
+                    ep.valid.iter().enumerate().map(|(s, v)| stats[s * e + m] as f64 * *v as f64).sum::<f64>() / total
+                })
+                .collect(),
+        ))
     }
 }

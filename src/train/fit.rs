@@ -43,10 +43,12 @@ impl EarlyStopping {
 
 impl Trainer {
     /// Trains on `buffer` (normaliser from the training part, bootstrap per member, epochs with
-    /// early stopping); keeps the best weights seen and selects the elites.
+    /// early stopping); keeps the best weights seen and selects the elites. Interrupted before
+    /// the first scoring ends, it changes neither the parameters, the normaliser nor the elites.
     pub fn train(&mut self, buffer: &ReplayBuffer) -> Result<TrainReport> {
         self.check_buffer(buffer)?;
         let (val_rows, train_rows) = self.split(buffer.len())?;
+        let normaliser = (self.ensemble.input_mean.clone(), self.ensemble.input_std.clone());
         let dataset = self.upload_dataset(buffer, &train_rows)?;
         // Scoring: every member sees the same rows (the training rows when none are held out).
         let eval_rows = if val_rows.is_empty() { train_rows.clone() } else { val_rows };
@@ -66,8 +68,14 @@ impl Trainer {
             n_train: train_rows.len(),
             n_eval: eval_rows.len(),
         };
-        let stopping = self.run_epochs(&train_ep, &eval, &members, &mut report)?;
-        self.restore_best(stopping, &mut report)?;
+        match self.run_epochs(&train_ep, &eval, &members, &mut report)? {
+            Some(stopping) => self.restore_best(stopping, &mut report)?,
+            None => {
+                // Nothing was trained: the previous normaliser goes with the untouched weights.
+                (self.ensemble.input_mean, self.ensemble.input_std) = normaliser;
+                report.elites = self.elites.clone();
+            }
+        }
         Ok(report)
     }
 
@@ -164,15 +172,20 @@ impl Trainer {
 
     /// The epoch loop: freshly shuffled minibatches, the training submissions, the epoch's
     /// loss and scores; an improvement keeps the parameters, patience or the interrupt flag
-    /// ends it. An error when the non-finite steps exceed their limit or no step was applied.
+    /// ends it (`None`: interrupted before the first scores, so nothing was trained). An error
+    /// when the non-finite steps exceed their limit or no step was applied.
     fn run_epochs(
         &mut self,
         train_ep: &Epoch,
         eval: &Epoch,
         members: &[Vec<usize>],
         report: &mut TrainReport,
-    ) -> Result<EarlyStopping> {
-        let mut stopping = EarlyStopping::new(self.member_scores(eval)?);
+    ) -> Result<Option<EarlyStopping>> {
+        let Some(first) = self.member_scores(eval)? else {
+            report.interrupted = true;
+            return Ok(None);
+        };
+        let mut stopping = EarlyStopping::new(first);
         // Runs of skipped steps are counted within this call.
         let c = read_u32s(&self.ctx, &self.net.counters, 4)?;
         let skipped_before = c[2];
@@ -191,7 +204,11 @@ impl Trainer {
             report.skipped_steps = self.skipped_steps(skipped_before)?;
             steps_run += train_ep.n_steps;
             report.train_loss.push(self.mean_loss(train_ep)?);
-            let scores = self.member_scores(eval)?;
+            // Interrupted during the epoch or its scoring: the epoch's weights are not scored.
+            let Some(scores) = self.member_scores(eval)? else {
+                report.interrupted = true;
+                break;
+            };
             if stopping.record(&scores, self.cfg.improvement_threshold) {
                 self.copy_params(true);
             }
@@ -208,7 +225,7 @@ impl Trainer {
                  (the weights are unchanged); check the data for extreme values or lower train.lr"
             )));
         }
-        Ok(stopping)
+        Ok(Some(stopping))
     }
 
     /// Writes an epoch's minibatch indices: the `n_train` positions shuffled afresh, each

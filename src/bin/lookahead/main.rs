@@ -5,38 +5,43 @@ mod args;
 mod bench;
 mod config;
 mod info;
+mod interrupt;
 mod mpc;
 mod pets;
 mod verify;
+
+use std::process::ExitCode;
 
 use clap::Parser;
 
 use args::{BenchCommand, Cli, Command};
 
-fn main() -> std::process::ExitCode {
+/// Exit status 0, 2 for an error (one line on stderr), 130 for a command stopped by Ctrl-C.
+fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", error_message(&e));
-            std::process::ExitCode::from(2)
+            ExitCode::from(2)
         }
     }
 }
 
-/// Runs one command.
-fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs one command; the interruptible ones say how they ended.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let gpu = &cli.gpu;
+    let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Pets(a) => pets::cmd_pets(gpu, a),
         Command::Eval(a) => pets::cmd_eval(gpu, a),
-        Command::Config { what } => config::cmd_config(what),
-        Command::Mpc(a) => mpc::cmd_mpc(gpu, a),
-        Command::Bench { what: BenchCommand::Plan(a) } => bench::cmd_bench_plan(gpu, a),
-        Command::Bench { what: BenchCommand::Train(a) } => bench::cmd_bench_train(gpu, a),
-        Command::Verify(a) => verify::cmd_verify(gpu, a),
-        Command::Adapters => info::cmd_adapters(gpu),
-        Command::Envs => info::cmd_envs(),
+        Command::Config { what } => done(config::cmd_config(what)),
+        Command::Mpc(a) => done(mpc::cmd_mpc(gpu, a)),
+        Command::Bench { what: BenchCommand::Plan(a) } => done(bench::cmd_bench_plan(gpu, a)),
+        Command::Bench { what: BenchCommand::Train(a) } => done(bench::cmd_bench_train(gpu, a)),
+        Command::Verify(a) => done(verify::cmd_verify(gpu, a)),
+        Command::Adapters => done(info::cmd_adapters(gpu)),
+        Command::Envs => done(info::cmd_envs()),
     }
 }
 

@@ -1,19 +1,18 @@
-//! `pets` (a whole PETS run, interruptible with Ctrl-C) and `eval` (replaying its checkpoint).
+//! `pets` (a whole PETS run) and `eval` (replaying its checkpoint), both interruptible with
+//! Ctrl-C.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-
-use anyhow::Context;
+use std::process::ExitCode;
 
 use lookahead::gpu::GpuContext;
 use lookahead::pets::{self, PetsConfig};
 
 use crate::args::{EvalArgs, GpuArgs, PetsArgs};
+use crate::interrupt::{exit_status, install_interrupt_handler};
 
 /// `lookahead pets`: explore, then plan over a learned ensemble, act and retrain, trial after
-/// trial, into the run directory; then the trials' returns.
-pub fn cmd_pets(gpu: &GpuArgs, args: PetsArgs) -> anyhow::Result<()> {
+/// trial, into the run directory; then the trials' returns. Status 130 when Ctrl-C stopped it.
+pub fn cmd_pets(gpu: &GpuArgs, args: PetsArgs) -> anyhow::Result<ExitCode> {
     let (mut config, preset) = args.cfg.resolve()?;
     if let Some(s) = args.seed {
         config.seed = s;
@@ -23,7 +22,10 @@ pub fn cmd_pets(gpu: &GpuArgs, args: PetsArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("runs/pets-{}-{preset}-seed{}", config.env.name(), config.seed)));
     let ctx = gpu.open()?;
     print_run_header(&config, &preset, &out);
-    let stop = install_interrupt_handler()?;
+    let stop = install_interrupt_handler(
+        "the current step or minibatch submission",
+        "; the last complete checkpoint remains",
+    )?;
     let mut bar = pets::ProgressDisplay::new(&config);
     let mut progress = |p: &pets::Progress| bar.update(p);
     let mut env = config.env.make();
@@ -42,7 +44,7 @@ pub fn cmd_pets(gpu: &GpuArgs, args: PetsArgs) -> anyhow::Result<()> {
     )?;
     bar.finish();
     print_summary(&summary, &config, &out, &ctx);
-    Ok(())
+    Ok(exit_status(summary.interrupted))
 }
 
 /// The run's settings, on stderr.
@@ -60,24 +62,6 @@ fn print_run_header(config: &PetsConfig, preset: &str, out: &Path) {
         config.schedule.trials,
         out.display()
     );
-}
-
-/// The flag that a first Ctrl-C raises (the run stops at its next consistent point); a second
-/// Ctrl-C ends the process at once with status 130.
-fn install_interrupt_handler() -> anyhow::Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            // A second Ctrl-C: leave now. Every file was written atomically or appended
-            // line by line, so the last complete checkpoint and metrics remain.
-            eprintln!("\nsecond interrupt: exiting now; the last complete checkpoint remains");
-            exit_at_once(130);
-        }
-        eprintln!("\ninterrupt: finishing the current step or minibatch submission (Ctrl-C again to exit at once)");
-    })
-    .context("installing the Ctrl-C handler")?;
-    Ok(stop)
 }
 
 /// What an interrupted run saved, the trials' returns, the best and the learning curve's path.
@@ -112,27 +96,28 @@ fn print_summary(summary: &pets::PetsSummary, config: &PetsConfig, out: &Path, c
     println!("learning curve: {}", out.join("learning_curve.svg").display());
 }
 
-/// `lookahead eval`: the returns of episodes played by the run's checkpoint.
-pub fn cmd_eval(gpu: &GpuArgs, args: EvalArgs) -> anyhow::Result<()> {
+/// `lookahead eval`: the returns of episodes played by the run's checkpoint, one line per
+/// episode as it ends. Ctrl-C stops before the next step: the finished episodes are reported
+/// and the status is 130.
+pub fn cmd_eval(gpu: &GpuArgs, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let ctx = gpu.open()?;
-    let returns = pets::evaluate(&ctx, &args.run, args.episodes, args.seed)?;
+    let stop = install_interrupt_handler("the current step", "")?;
+    let n = args.episodes;
+    let mut on_episode = |ep: usize, r: f64| eprintln!("episode {}/{n}: return {r:.1}", ep + 1);
+    let opts = pets::EvalOptions { interrupt: Some(stop), on_episode: Some(&mut on_episode) };
+    let eval = pets::evaluate(&ctx, &args.run, n, args.seed, opts)?;
+    let returns = &eval.returns;
     let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
     let list: Vec<String> = returns.iter().map(|r| format!("{r:.1}")).collect();
-    println!("eval {}: returns {} (mean {mean:.1})", args.run.display(), list.join(" "));
-    Ok(())
-}
-
-/// Ends the process with `code` from the Ctrl-C handler's thread while the main thread may be
-/// in the middle of GPU work or already returning from `main`: without running exit handlers
-/// and library destructors (`_exit`), which would otherwise run concurrently with the main
-/// thread's use of the driver, or with its own exit (a crash instead of status 130, seen with
-/// lavapipe on a loaded machine).
-fn exit_at_once(code: i32) -> ! {
-    #[cfg(unix)]
-    {
-        // SAFETY: `_exit` takes no pointers and never returns; it is async-signal-safe.
-        unsafe { libc::_exit(code) }
+    let run = args.run.display();
+    match (eval.interrupted, returns.is_empty()) {
+        (true, true) => println!("eval {run}: interrupted before the first episode ended"),
+        (true, false) => println!(
+            "eval {run}: interrupted after {} of {n} episodes: returns {} (mean {mean:.1})",
+            returns.len(),
+            list.join(" ")
+        ),
+        (false, _) => println!("eval {run}: returns {} (mean {mean:.1})", list.join(" ")),
     }
-    #[cfg(not(unix))]
-    std::process::exit(code)
+    Ok(exit_status(eval.interrupted))
 }
