@@ -12,8 +12,9 @@ const LAYERS: &[&[&str]] = &[
     &["gpu"],
     &["kernels"],
     &["env", "model"],
-    &["planner", "train", "sac"],
+    &["planner", "train"],
     &["run"],
+    &["sac"],
     &["pets", "mpc", "bench", "verify"],
 ];
 

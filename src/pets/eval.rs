@@ -2,8 +2,6 @@
 //! interrupt flag between environment steps.
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use super::PetsConfig;
 use crate::env::{Env, Task};
@@ -12,23 +10,7 @@ use crate::gpu::GpuContext;
 use crate::planner::{Dynamics, Planner, PlannerConfig};
 use crate::train::checkpoint::Checkpoint;
 
-/// How a replay is watched and stopped.
-#[derive(Default)]
-pub struct EvalOptions<'a> {
-    /// Set to stop before the next environment step; the unfinished episode is dropped.
-    pub interrupt: Option<Arc<AtomicBool>>,
-    /// Called with each finished episode's index (from 0) and return.
-    pub on_episode: Option<&'a mut dyn FnMut(usize, f64)>,
-}
-
-/// A replay's finished episodes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Evaluation {
-    /// The return of each finished episode, in order.
-    pub returns: Vec<f64>,
-    /// The interrupt flag stopped the replay before its last episode.
-    pub interrupted: bool,
-}
+pub use crate::run::{EvalOptions, Evaluation};
 
 /// Replays a run's checkpoint: `episodes` episodes planned with its elites, returns per episode.
 pub fn evaluate(
@@ -65,12 +47,9 @@ pub fn evaluate_on(
     seed: u64,
     env: &mut dyn Env,
     task: Task,
-    mut opts: EvalOptions<'_>,
+    opts: EvalOptions<'_>,
 ) -> Result<Evaluation> {
     let cfg = read_run_config(run_dir)?;
-    if episodes == 0 {
-        return Err(Error::config("episodes", "must be at least 1 (--episodes; episodes= in Python)"));
-    }
     if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
         return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
     }
@@ -98,19 +77,10 @@ pub fn evaluate_on(
     let model = ckpt.ensemble.select_members(&ckpt.elites)?;
     let mut planner =
         Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
-    let mut out = Evaluation { returns: Vec::new(), interrupted: false };
-    for ep in 0..episodes {
-        let reset_seed = seed.wrapping_mul(7919).wrapping_add(ep as u64);
-        let Some(total) = play_episode(&mut planner, env, reset_seed, cfg.schedule.trial_length, &opts)? else {
-            out.interrupted = true;
-            break;
-        };
-        if let Some(cb) = opts.on_episode.as_mut() {
-            cb(ep, total);
-        }
-        out.returns.push(total);
-    }
-    Ok(out)
+    let steps = cfg.schedule.trial_length;
+    crate::run::replay_episodes(episodes, seed, opts, |reset_seed, stop| {
+        play_episode(&mut planner, env, reset_seed, steps, stop)
+    })
 }
 
 /// One episode of at most `steps` steps from `env`'s reset with `reset_seed`: its return, or
@@ -120,13 +90,13 @@ fn play_episode(
     env: &mut dyn Env,
     reset_seed: u64,
     steps: usize,
-    opts: &EvalOptions<'_>,
+    stop: &dyn Fn() -> bool,
 ) -> Result<Option<f64>> {
     let mut obs = env.reset(reset_seed);
     planner.reset()?;
     let mut total = 0.0;
     for _ in 0..steps {
-        if crate::run::stop_requested(opts.interrupt.as_ref()) {
+        if stop() {
             return Ok(None);
         }
         let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();

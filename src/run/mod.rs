@@ -57,6 +57,52 @@ impl<P> Default for RunOptions<'_, P> {
     }
 }
 
+/// How a replay of a run's policy is watched and stopped.
+#[derive(Default)]
+pub struct EvalOptions<'a> {
+    /// Set to stop before the next environment step; the unfinished episode is dropped.
+    pub interrupt: Option<Arc<AtomicBool>>,
+    /// Called with each finished episode's index (from 0) and return.
+    pub on_episode: Option<&'a mut dyn FnMut(usize, f64)>,
+}
+
+/// A replay's finished episodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// The return of each finished episode, in order.
+    pub returns: Vec<f64>,
+    /// The interrupt flag stopped the replay before its last episode.
+    pub interrupted: bool,
+}
+
+/// Replays `episodes` episodes through `play` (given each episode's reset seed, derived from
+/// `seed`, and the interrupt's test; `None` when the interrupt stopped it), calling
+/// `opts.on_episode` after each; stops at the interrupt with the episodes finished.
+pub fn replay_episodes(
+    episodes: usize,
+    seed: u64,
+    mut opts: EvalOptions<'_>,
+    mut play: impl FnMut(u64, &dyn Fn() -> bool) -> Result<Option<f64>>,
+) -> Result<Evaluation> {
+    if episodes == 0 {
+        return Err(Error::config("episodes", "must be at least 1 (--episodes; episodes= in Python)"));
+    }
+    let mut out = Evaluation { returns: Vec::new(), interrupted: false };
+    let flag = opts.interrupt.clone();
+    let stop = move || stop_requested(flag.as_ref());
+    for ep in 0..episodes {
+        let Some(total) = play(seed.wrapping_mul(7919).wrapping_add(ep as u64), &stop)? else {
+            out.interrupted = true;
+            break;
+        };
+        if let Some(cb) = opts.on_episode.as_mut() {
+            cb(ep, total);
+        }
+        out.returns.push(total);
+    }
+    Ok(out)
+}
+
 /// The marker a run writes first in its folder.
 pub const MARKER_FILE: &str = "run.json";
 
@@ -163,8 +209,8 @@ pub struct RunFolder {
     results: std::fs::File,
 }
 
-/// The marker of the run in `dir`, if it has one.
-fn read_marker(dir: &Path) -> Option<RunMarker> {
+/// The marker of the run in `dir`, if it has a readable one.
+pub fn read_marker(dir: &Path) -> Option<RunMarker> {
     let text = std::fs::read_to_string(dir.join(MARKER_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }

@@ -113,7 +113,9 @@ impl SacCheckpoint {
         net_tensors(&mut t, "critic", critic, &p.critic);
         net_tensors(&mut t, "target", critic, &p.target);
         t.insert("log_alpha".into(), (vec![1], vec![p.log_alpha]));
-        for (m, (which, layout)) in [("actor", Some(actor)), ("critic", Some(critic)), ("log_alpha", None)].iter().enumerate() {
+        for (m, (which, layout)) in
+            [("actor", Some(actor)), ("critic", Some(critic)), ("log_alpha", None)].iter().enumerate()
+        {
             let (m1, m2) = &state.moments[m];
             for (moment, values) in [("m", m1), ("v", m2)] {
                 let prefix = format!("adam.{moment}.{which}");
@@ -199,12 +201,16 @@ impl SacCheckpoint {
     /// Parses and verifies a checkpoint: its format, manifest version, checksum, and every
     /// tensor's presence and shape for the config's networks.
     pub fn from_bytes(bytes: &[u8]) -> std::result::Result<Self, FormatError> {
-        let st = safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
+        let st =
+            safetensors::SafeTensors::deserialize(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
         let (_, header) =
             safetensors::SafeTensors::read_metadata(bytes).map_err(|e| FormatError::NotSafetensors(e.to_string()))?;
         let meta = header.metadata().clone().unwrap_or_default();
         if meta.get("format").map(String::as_str) != Some(SAC_FORMAT) {
-            return Err(FormatError::WrongFormat { found: meta.get("format").cloned(), expected: vec![SAC_FORMAT.into()] });
+            return Err(FormatError::WrongFormat {
+                found: meta.get("format").cloned(),
+                expected: vec![SAC_FORMAT.into()],
+            });
         }
         let text = meta.get("manifest").ok_or_else(|| FormatError::MissingMetadata("manifest".into()))?;
         let manifest: SacManifest = serde_json::from_str(text)

@@ -539,7 +539,8 @@ impl SacDevice {
     /// continues where it was).
     pub fn restore(&mut self, state: &DeviceState, ring: &[f32], stored: u64) -> Result<()> {
         let p = &state.params;
-        let lens = [(p.actor.len(), self.actor.len), (p.critic.len(), self.critic.len), (p.target.len(), self.critic.len)];
+        let lens =
+            [(p.actor.len(), self.actor.len), (p.critic.len(), self.critic.len), (p.target.len(), self.critic.len)];
         let held = (stored.min(self.shapes.capacity as u64) as usize) * self.shapes.row_len();
         if lens.iter().any(|(a, b)| a != b) || ring.len() != held {
             return Err(Error::InvalidInput("a SAC state of other sizes than this device's".into()));
@@ -649,8 +650,9 @@ fn bind_nets(
     io: &Io,
     (actor, critic, target): (&Trained, &Trained, &wgpu::Buffer),
 ) -> Result<Nets> {
-    let actor_net =
-        |label: &str, rows: usize, b: NetBuffers<'_>| LayeredNet::bind(ctx, mlp, label, al, s.actor_activation, rows, &b);
+    let actor_net = |label: &str, rows: usize, b: NetBuffers<'_>| {
+        LayeredNet::bind(ctx, mlp, label, al, s.actor_activation, rows, &b)
+    };
     let critic_net =
         |label: &str, b: NetBuffers<'_>| LayeredNet::bind(ctx, mlp, label, cl, s.critic_activation, s.batch, &b);
     let b = s.batch;

@@ -6,10 +6,11 @@ use super::run_loop::play_episode;
 use super::{Policy, SacCheckpoint, SacConfig};
 use crate::env::Env;
 use crate::error::{Error, Result};
+use crate::run::{EvalOptions, Evaluation};
 
 /// Replays the policy of the run in `run_dir` on its built-in environment: the return of each
 /// of `episodes` episodes (reset seeds from `seed`).
-pub fn evaluate(run_dir: &Path, episodes: usize, seed: u64) -> Result<Vec<f64>> {
+pub fn evaluate(run_dir: &Path, episodes: usize, seed: u64, opts: EvalOptions<'_>) -> Result<Evaluation> {
     let cfg: SacConfig = crate::run::read_config(run_dir)?;
     if let Some(env) = &cfg.external_env {
         return Err(Error::config(
@@ -21,15 +22,18 @@ pub fn evaluate(run_dir: &Path, episodes: usize, seed: u64) -> Result<Vec<f64>> 
         ));
     }
     let mut env = cfg.env.make();
-    evaluate_on(run_dir, episodes, seed, env.as_mut())
+    evaluate_on(run_dir, episodes, seed, env.as_mut(), opts)
 }
 
 /// Replays the policy of the run in `run_dir` on `env`: `episodes` episodes, each at most the
-/// run's total steps long.
-pub fn evaluate_on(run_dir: &Path, episodes: usize, seed: u64, env: &mut dyn Env) -> Result<Vec<f64>> {
-    if episodes == 0 {
-        return Err(Error::config("episodes", "must be at least 1 (--episodes; episodes= in Python)"));
-    }
+/// run's total steps long, stopping at the interrupt with the episodes finished.
+pub fn evaluate_on(
+    run_dir: &Path,
+    episodes: usize,
+    seed: u64,
+    env: &mut dyn Env,
+    opts: EvalOptions<'_>,
+) -> Result<Evaluation> {
     let cfg: SacConfig = crate::run::read_config(run_dir)?;
     let ckpt = SacCheckpoint::load(&run_dir.join("model.safetensors"))?;
     if ckpt.manifest.config != cfg {
@@ -52,7 +56,8 @@ pub fn evaluate_on(run_dir: &Path, episodes: usize, seed: u64, env: &mut dyn Env
         return Err(Error::InvalidInput("the environment's action bounds differ from the run's".into()));
     }
     let policy = Policy::from_checkpoint(&ckpt)?;
-    (0..episodes as u64)
-        .map(|k| play_episode(env, &policy, seed.wrapping_mul(7919).wrapping_add(k), cfg.schedule.total_steps as u64))
-        .collect()
+    let cap = cfg.schedule.total_steps as u64;
+    crate::run::replay_episodes(episodes, seed, opts, |reset_seed, stop| {
+        play_episode(env, &policy, reset_seed, cap, stop)
+    })
 }

@@ -13,8 +13,8 @@ pub mod reference;
 #[cfg(test)]
 mod tests;
 
-pub use config::{AlgorithmConfig, SacConfig, SacLoopConfig, SacPreset, TaskOrigin, MAX_UPDATES_PER_STEP};
 pub use checkpoint::SacCheckpoint;
+pub use config::{AlgorithmConfig, SacConfig, SacLoopConfig, SacPreset, TaskOrigin, MAX_UPDATES_PER_STEP};
 pub use policy::Policy;
 pub use reference::HiddenActivation;
 

@@ -94,7 +94,8 @@ impl Policy {
         let widths: Vec<usize> = std::iter::once(d).chain(self.actor.layers.iter().map(|l| l.1)).collect();
         let layout = NetLayout::new(&widths, 1, NetLayout::alignment(ctx));
         let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
-        let layers: Vec<(Vec<f32>, Vec<f32>)> = self.actor.layers.iter().map(|(_, _, w, b)| (f32s(w), f32s(b))).collect();
+        let layers: Vec<(Vec<f32>, Vec<f32>)> =
+            self.actor.layers.iter().map(|(_, _, w, b)| (f32s(w), f32s(b))).collect();
         let flat = layout.pack(layers.iter().map(|(w, b)| (w.as_slice(), b.as_slice())))?;
         let params = ctx.storage_buffer_init("policy.params", &flat);
         let input = ctx.storage_buffer_init("policy.obs", &f32s(obs));
@@ -105,7 +106,14 @@ impl Policy {
             super::HiddenActivation::Relu => Activation::Relu,
             super::HiddenActivation::Silu => Activation::Silu,
         };
-        let b = NetBuffers { params: &params, grads: None, input: &input, output: &out, grad_output: None, grad_input: None };
+        let b = NetBuffers {
+            params: &params,
+            grads: None,
+            input: &input,
+            output: &out,
+            grad_output: None,
+            grad_input: None,
+        };
         let net = LayeredNet::bind(ctx, &mlp, "policy", &layout, hidden, rows, &b)?;
         let sac = SacKernels::new(ctx)?;
         let p = SacParams {

@@ -118,10 +118,14 @@ pub fn load_ring(path: &Path, row_len: usize) -> Result<Vec<f32>> {
     let p = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| Error::Io { path: p.clone(), source })?;
     let bad = |reason: FormatError| Error::Weights { path: p.clone(), reason };
-    let st = safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(FormatError::NotSafetensors(e.to_string())))?;
+    let st =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| bad(FormatError::NotSafetensors(e.to_string())))?;
     let t = st.tensor("ring").map_err(|_| bad(FormatError::MissingTensor("ring".into())))?;
     if t.dtype() != safetensors::Dtype::F32 || t.shape().len() != 2 || t.shape()[1] != row_len {
-        return Err(bad(FormatError::Inconsistent(format!("a ring of shape {:?}; rows of {row_len} expected", t.shape()))));
+        return Err(bad(FormatError::Inconsistent(format!(
+            "a ring of shape {:?}; rows of {row_len} expected",
+            t.shape()
+        ))));
     }
     Ok(t.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
 }

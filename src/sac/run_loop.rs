@@ -201,10 +201,9 @@ impl<'a, 'o> SacLoop<'a, 'o> {
     fn restore(&mut self, state: SacResumeState, ckpt: &SacCheckpoint) -> Result<()> {
         let dir = self.opts.out_dir.clone().expect("a resumed run has a folder");
         let layouts = (&self.dev.actor_layout, &self.dev.critic_layout);
-        let device_state = ckpt.state(layouts).map_err(|reason| Error::Weights {
-            path: dir.join(&state.state_file).display().to_string(),
-            reason,
-        })?;
+        let device_state = ckpt
+            .state(layouts)
+            .map_err(|reason| Error::Weights { path: dir.join(&state.state_file).display().to_string(), reason })?;
         let row = self.dev.shapes().row_len();
         self.ring = load_ring(&dir.join(&state.replay_file), row)?;
         self.dev.restore(&device_state, &self.ring, state.env_steps)?;
@@ -351,14 +350,16 @@ impl<'a, 'o> SacLoop<'a, 'o> {
         let n = self.cfg.schedule.eval_episodes;
         let first = self.summary.evals.len() as u64 * n as u64;
         let mut returns = Vec::with_capacity(n);
+        let flag = self.opts.interrupt.clone();
+        let stop = move || run::stop_requested(flag.as_ref());
         for k in 0..n as u64 {
-            if self.stop_requested() {
+            let seed = eval_seed(self.cfg.seed, first + k);
+            let Some(r) = play_episode(self.env, &policy, seed, self.cfg.schedule.total_steps as u64, &stop)? else {
                 self.summary.interrupted = true;
                 self.summary.stopped_at = Some(format!("the evaluation after step {}", self.c.env_steps));
                 return Ok(false);
-            }
-            let seed = eval_seed(self.cfg.seed, first + k);
-            returns.push(play_episode(self.env, &policy, seed, self.cfg.schedule.total_steps as u64)?);
+            };
+            returns.push(r);
         }
         let m = mean(&returns);
         let std = (returns.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / returns.len().max(1) as f64).sqrt();
@@ -416,7 +417,8 @@ impl<'a, 'o> SacLoop<'a, 'o> {
     /// its wall time, the end event and the learning curve.
     pub(super) fn finish(mut self, started: Instant) -> Result<SacSummary> {
         let done = self.c.env_steps >= self.cfg.schedule.total_steps as u64;
-        if done && !self.summary.interrupted && self.summary.evals.last().map(|e| e.env_step) != Some(self.c.env_steps) {
+        if done && !self.summary.interrupted && self.summary.evals.last().map(|e| e.env_step) != Some(self.c.env_steps)
+        {
             self.evaluate_and_save(started)?;
         }
         self.summary.seconds = started.elapsed().as_secs_f64();
@@ -427,7 +429,11 @@ impl<'a, 'o> SacLoop<'a, 'o> {
         if let Some(f) = self.files.as_mut() {
             f.event(end)?;
             let name = self.cfg.external_env.clone().unwrap_or_else(|| self.cfg.env.name().to_string());
-            super::plot_learning_curve(&f.dir().join("learning_curve.svg"), &format!("SAC on {name}"), &self.summary.evals)?;
+            super::plot_learning_curve(
+                &f.dir().join("learning_curve.svg"),
+                &format!("SAC on {name}"),
+                &self.summary.evals,
+            )?;
         }
         Ok(self.summary)
     }
@@ -439,11 +445,21 @@ pub(super) fn eval_seed(seed: u64, k: u64) -> u64 {
     seed.wrapping_mul(1_000_003).wrapping_add(0x8000_0000_0000_0000).wrapping_add(k)
 }
 
-/// One episode of `policy` on `env` from reset seed `seed` (at most `cap` steps): its return.
-pub(super) fn play_episode(env: &mut dyn Env, policy: &Policy, seed: u64, cap: u64) -> Result<f64> {
+/// One episode of `policy` on `env` from reset seed `seed` (at most `cap` steps): its return,
+/// or `None` when `stop` said so before a step.
+pub(super) fn play_episode(
+    env: &mut dyn Env,
+    policy: &Policy,
+    seed: u64,
+    cap: u64,
+    stop: &dyn Fn() -> bool,
+) -> Result<Option<f64>> {
     let mut obs = env.reset(seed);
     let mut total = 0.0;
     for _ in 0..cap.max(1) {
+        if stop() {
+            return Ok(None);
+        }
         let s = env.step(&policy.act(&obs)?)?;
         total += s.reward;
         if s.terminated || s.truncated {
@@ -451,5 +467,5 @@ pub(super) fn play_episode(env: &mut dyn Env, policy: &Policy, seed: u64, cap: u
         }
         obs = s.obs;
     }
-    Ok(total)
+    Ok(Some(total))
 }

@@ -50,9 +50,11 @@ impl GpuArgs {
 pub enum Command {
     /// Run PETS: explore, then plan with CEM over a learned ensemble, act, retrain.
     Pets(PetsArgs),
+    /// Run Soft Actor-Critic: random steps, then SAC updates on the GPU and the policy's actions.
+    Sac(SacArgs),
     /// Check every kernel family against its f64 CPU reference on this adapter (or all).
     Verify(VerifyArgs),
-    /// Replay a PETS run's checkpoint.
+    /// Replay a run's checkpoint (PETS: planned with its elites; SAC: its deterministic policy).
     Eval(EvalArgs),
     /// Print or check a PETS config.
     Config {
@@ -89,6 +91,37 @@ pub struct PetsArgs {
     pub overwrite: bool,
     /// Continue the run in the run directory (the same command plus --resume) from its last
     /// consistent point, exactly as if it had not stopped.
+    #[arg(long, conflicts_with = "overwrite")]
+    pub resume: bool,
+}
+
+// The arguments of `sac`.
+#[derive(Args)]
+pub struct SacArgs {
+    /// cartpole or pendulum.
+    #[arg(long, default_value = "pendulum")]
+    pub env: String,
+    /// reference or demo.
+    #[arg(long, default_value = "reference")]
+    pub preset: String,
+    /// A TOML file applied over the preset ([sac], [loop], seed).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Override one key, e.g. --set sac.gamma=0.98 (repeatable).
+    #[arg(long = "set")]
+    pub set: Vec<String>,
+    /// Seed of the whole run (overrides the config's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Run directory (default: runs/sac-<env>-<preset>-seed<seed>); a folder holding an
+    /// earlier run is refused unless --overwrite.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Replace the run already in the run directory.
+    #[arg(long)]
+    pub overwrite: bool,
+    /// Continue the run in the run directory from its last consistent point (the last
+    /// evaluation), exactly as if it had not stopped.
     #[arg(long, conflicts_with = "overwrite")]
     pub resume: bool,
 }

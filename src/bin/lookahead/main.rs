@@ -8,6 +8,7 @@ mod info;
 mod interrupt;
 mod mpc;
 mod pets;
+mod sac;
 mod verify;
 
 use std::process::ExitCode;
@@ -34,6 +35,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let done = |r: anyhow::Result<()>| r.map(|()| ExitCode::SUCCESS);
     match cli.command {
         Command::Pets(a) => pets::cmd_pets(gpu, a),
+        Command::Sac(a) => sac::cmd_sac(gpu, a).map(interrupt::exit_status),
         Command::Eval(a) => pets::cmd_eval(gpu, a),
         Command::Config { what } => done(config::cmd_config(what)),
         Command::Mpc(a) => done(mpc::cmd_mpc(gpu, a)),

@@ -105,7 +105,11 @@ pub fn cmd_eval(gpu: &GpuArgs, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let n = args.episodes;
     let mut on_episode = |ep: usize, r: f64| eprintln!("episode {}/{n}: return {r:.1}", ep + 1);
     let opts = pets::EvalOptions { interrupt: Some(stop), on_episode: Some(&mut on_episode) };
-    let eval = pets::evaluate(&ctx, &args.run, n, args.seed, opts)?;
+    let kind = lookahead::run::read_marker(&args.run).map(|m| m.kind);
+    let eval = match kind.as_deref() {
+        Some("sac") => lookahead::sac::evaluate(&args.run, n, args.seed, opts)?,
+        _ => pets::evaluate(&ctx, &args.run, n, args.seed, opts)?,
+    };
     let returns = &eval.returns;
     let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
     let list: Vec<String> = returns.iter().map(|r| format!("{r:.1}")).collect();

@@ -51,12 +51,21 @@ pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
         cfg.schedule.random_steps,
         out.display()
     );
-    let stop = crate::interrupt::install()?;
+    let stop = crate::interrupt::install_interrupt_handler(
+        "the current step (the run resumes from its last evaluation)",
+        "; the last evaluation's point remains",
+    )?;
     let bar = ProgressBar::new(cfg.schedule.total_steps as u64);
     let mut progress = |p: &sac::Progress| {
         let eval = p.last_eval.map_or("—".to_string(), |e| format!("{e:.1}"));
         let ret = p.last_return.map_or("—".to_string(), |e| format!("{e:.1}"));
-        bar.set(p.env_step, format!("step {}/{} · last episode {ret} · last evaluation {eval} · {:.0} steps/s", p.env_step, p.total_steps, p.steps_per_s));
+        bar.set(
+            p.env_step,
+            format!(
+                "step {}/{} · last episode {ret} · last evaluation {eval} · {:.0} steps/s",
+                p.env_step, p.total_steps, p.steps_per_s
+            ),
+        );
     };
     let mut env = cfg.env.make();
     let opts = sac::RunOptions {
@@ -77,10 +86,7 @@ pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
         println!("interrupted at {at}; {next}");
     }
     let returns: Vec<String> = summary.evals.iter().map(|e| format!("{:.1}", e.eval_return)).collect();
-    println!(
-        "evaluation returns: {}",
-        if returns.is_empty() { "none yet".to_string() } else { returns.join(" ") }
-    );
+    println!("evaluation returns: {}", if returns.is_empty() { "none yet".to_string() } else { returns.join(" ") });
     if let Some(last) = summary.evals.last() {
         println!(
             "{}: last evaluation {:.1} ± {:.1} at step {} ({} episodes) in {:.1} s on {}{}",
