@@ -8,17 +8,25 @@ fail where it matters; rerun after changing tests or kernels:
 
 Exit status 1 if any mutation survives (its tests all pass). The mutations of the tensor-core
 kernel (marked COOP16) run only where the adapter offers cooperative matrices; elsewhere they are
-listed as not run."""
+listed as not run. Those of the Python bindings (marked PYTHON) name pytest arguments instead:
+the extension is built from the mutated tree and the package's tests run against it from a
+temporary folder (the installed package is left alone)."""
+import os
 import pathlib
+import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
 # What a mutation may need of the adapter beyond the portable kernels.
 COOP16 = "coop16"
+# A mutation of the Python bindings: its arguments are pytest's.
+PYTHON = "python"
 
-# (name, file, original text, mutated text, cargo test arguments that must fail[, COOP16])
+# (name, file, original text, mutated text, cargo test (or pytest) arguments that must fail
+# [, COOP16 or PYTHON])
 MUTATIONS = [
     ("cartpole angle limit 12.5 degrees", "shaders/env_cartpole.wgsl",
      "let theta_limit = 12.0 * 2.0", "let theta_limit = 12.5 * 2.0",
@@ -218,6 +226,19 @@ MUTATIONS = [
     ("a case listed as an expected failure that passes is accepted", "src/verify/expected.rs",
      "Some(e) => Verdict::PassedButListed(e),", "Some(_) => Verdict::Passed,",
      ["--lib", "verify::expected"]),
+    ("a scoring pass ignores the interrupt flag", "src/train/epoch.rs",
+     "            if !backward_only && self.interrupted() {",
+     "            if ep.adam_bg.is_some() && !backward_only && self.interrupted() {",
+     ["--test", "train", "an_interrupt_before_the_first_scores"]),
+    ("an interrupted command exits with status 0", "src/bin/lookahead/interrupt.rs",
+     "    if interrupted {\n        ExitCode::from(INTERRUPTED)", "    if false {\n        ExitCode::from(INTERRUPTED)",
+     ["--test", "cli", "ctrl_c_stops_a_run_in_every_phase"]),
+    ("a replay ignores the interrupt flag", "src/pets/eval.rs",
+     "if crate::run::stop_requested(opts.interrupt.as_ref()) {", "if false && crate::run::stop_requested(opts.interrupt.as_ref()) {",
+     ["--test", "pets", "eval_refuses"]),
+    ("Python: the wakeup descriptor's watcher never raises the interrupt flag", "python/rust/interrupt.rs",
+     "if bytes.contains(&(libc::SIGINT as u8)) {", "if false && bytes.contains(&(libc::SIGINT as u8)) {",
+     ["python/tests", "-k", "ctrl_c_stops"], PYTHON),
     # The tensor-core kernel runs only where the adapter offers cooperative matrices (the
     # `mlp.coop16` family of `lookahead verify`); elsewhere these are reported as not run.
     ("coop16: a layer's column groups after its first skipped", "shaders/mlp_coop.wgsl",
@@ -287,6 +308,22 @@ def adapter_runs_coop16() -> tuple[bool, str]:
     return line.endswith(": run"), line.strip()
 
 
+def run_python_tests(args: list) -> subprocess.CompletedProcess:
+    """pytest ``args`` against the package built from the working tree: the extension built by
+    cargo, beside the package's Python files in a temporary folder put first on the path."""
+    build = subprocess.run(["cargo", "build", "--release", "-p", "lookahead-python", "--features", "extension-module"],
+                           cwd=ROOT, capture_output=True, text=True)
+    if build.returncode != 0:
+        return build
+    with tempfile.TemporaryDirectory() as tmp:
+        package = pathlib.Path(tmp) / "lookahead"
+        shutil.copytree(ROOT / "python" / "src" / "lookahead", package)
+        shutil.copy(ROOT / "target" / "release" / "lib_lookahead.so", package / "_lookahead.abi3.so")
+        env = {**os.environ, "PYTHONPATH": tmp}
+        return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True)
+
+
 def main() -> int:
     only = sys.argv[1] if len(sys.argv) > 1 else ""
     survived = []
@@ -310,11 +347,19 @@ def main() -> int:
             continue
         path.write_text(text.replace(old, new))
         try:
-            run = subprocess.run(["cargo", "test", *args], cwd=ROOT, capture_output=True, text=True)
+            if PYTHON in needs:
+                run = run_python_tests(args)
+            else:
+                run = subprocess.run(["cargo", "test", *args], cwd=ROOT, capture_output=True, text=True)
         finally:
             path.write_text(text)
-        caught = run.returncode != 0 and "test result: FAILED" in run.stdout + run.stderr
-        print(f"{'caught  ' if caught else 'SURVIVED'} {name}  (cargo test {' '.join(args)})")
+        if PYTHON in needs:
+            # pytest's status 1: tests ran and some failed (not a build or collection error).
+            caught = run.returncode == 1 and " failed" in run.stdout
+            print(f"{'caught  ' if caught else 'SURVIVED'} {name}  (pytest {' '.join(args)})")
+        else:
+            caught = run.returncode != 0 and "test result: FAILED" in run.stdout + run.stderr
+            print(f"{'caught  ' if caught else 'SURVIVED'} {name}  (cargo test {' '.join(args)})")
         if not caught:
             survived.append(name)
     if not_run:

@@ -12,6 +12,7 @@ mod device;
 mod ensemble;
 mod env;
 mod errors;
+mod interrupt;
 mod pets;
 mod planner;
 mod task;

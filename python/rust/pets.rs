@@ -1,6 +1,6 @@
 //! PETS through the engine's loop on a Python environment: the config resolved as the command
 //! line resolves it, the run with the command line's progress bar and Ctrl-C handling, and the
-//! replay of a run's checkpoint.
+//! replay of a run's checkpoint, which Ctrl-C stops too.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,10 +17,12 @@ use crate::config;
 use crate::device::Context;
 use crate::env::{take_error, PyEnv};
 use crate::errors::{ConfigError, OrPy};
+use crate::interrupt::{Interrupt, SignalFds};
 use crate::task::Task;
 
-/// Set by `lookahead.pets.run`'s SIGINT handler (the first Ctrl-C); the running PETS loop stops
-/// after its current step with every file consistent. Cleared when a run starts.
+/// Set by `lookahead.pets.run`'s SIGINT handler (the first Ctrl-C) and read after every planned
+/// step; the running PETS loop stops with every file consistent. Cleared when a run starts. (The
+/// wakeup descriptor's watcher, [`Interrupt`], stops every phase, training included.)
 static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 
 /// Asks the running `run_pets` to stop after its current step (what Ctrl-C does).
@@ -58,7 +60,8 @@ struct Files {
 }
 
 /// What a run's step callback does: the progress bar, then Python's signals and
-/// [`request_stop`], either of which stops the run after the step.
+/// [`request_stop`], either of which stops the run after the step (`stop`, the flag the
+/// [`Interrupt`] raises).
 struct Watch {
     bar: Option<pets::ProgressDisplay>,
     stop: Arc<AtomicBool>,
@@ -83,8 +86,8 @@ impl Watch {
     }
 }
 
-/// Runs PETS (called with the GIL released), watched by a [`Watch`]: the run's result and the
-/// exception a signal handler raised, if any.
+/// Runs PETS (called with the GIL released) until `stop`, watched by a [`Watch`]: the run's
+/// result and the exception a signal handler raised, if any.
 fn watched_run(
     ctx: &GpuContext,
     cfg: &PetsConfig,
@@ -92,8 +95,8 @@ fn watched_run(
     task: RTask,
     files: Files,
     progress: bool,
+    stop: Arc<AtomicBool>,
 ) -> (lookahead::Result<PetsSummary>, Option<PyErr>) {
-    let stop = Arc::new(AtomicBool::new(false));
     let bar = progress.then(|| pets::ProgressDisplay::new(cfg));
     let mut watch = Watch { bar, stop: stop.clone(), raised: None };
     let mut on_step = |p: &pets::Progress| watch.step(p);
@@ -137,8 +140,9 @@ fn summary_dict<'py>(py: Python<'py>, summary: &PetsSummary) -> PyResult<Bound<'
 /// Runs PETS on a Python environment `env` (see PyEnv) planned with `task`, with the config
 /// given as TOML text (from `resolve_config`); `external_env` names the environment in the run
 /// folder's config. Shows the CLI's progress bar when `progress`; returns the trials as dicts.
+/// SIGINT written to `signal_fds` (see [`SignalFds`]) stops it at its next consistent point.
 #[pyfunction]
-#[pyo3(signature = (ctx, env, task, config_toml, external_env, out=None, overwrite=false, resume=false, seed=None, progress=true))]
+#[pyo3(signature = (ctx, env, task, config_toml, external_env, out=None, overwrite=false, resume=false, seed=None, progress=true, signal_fds=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_pets<'py>(
     py: Python<'py>,
@@ -152,6 +156,7 @@ pub fn run_pets<'py>(
     resume: bool,
     seed: Option<u64>,
     progress: bool,
+    signal_fds: SignalFds,
 ) -> PyResult<Bound<'py, PyDict>> {
     let mut cfg: PetsConfig =
         toml::from_str(config_toml).map_err(|e| ConfigError::new_err(format!("invalid config: {e}")))?;
@@ -162,7 +167,10 @@ pub fn run_pets<'py>(
     let (mut penv, error) = PyEnv::new(env, &task.task);
     STOP_REQUESTED.store(false, Ordering::SeqCst);
     let (c, t, files) = (ctx.ctx.clone(), task.task.clone(), Files { out, overwrite, resume });
-    let (result, raised) = py.detach(|| watched_run(&c, &cfg, &mut penv, t, files, progress));
+    let interrupt = Interrupt::watch(signal_fds);
+    let stop = interrupt.flag();
+    let (result, raised) = py.detach(|| watched_run(&c, &cfg, &mut penv, t, files, progress, stop));
+    drop(interrupt);
     if let Some(e) = take_error(&error).or(raised) {
         return Err(e);
     }
@@ -170,9 +178,12 @@ pub fn run_pets<'py>(
 }
 
 /// Replays the checkpoint of the run in `run_dir` on the Python environment `env` planned with
-/// `task`: the return of each of `episodes` episodes.
+/// `task`: the return of each of `episodes` episodes, and whether SIGINT written to
+/// `signal_fds` (see [`SignalFds`]) stopped the replay before its last episode (the returns are
+/// then those of the finished ones).
 #[pyfunction]
-#[pyo3(signature = (ctx, env, task, run_dir, episodes=5, seed=0))]
+#[pyo3(signature = (ctx, env, task, run_dir, episodes=5, seed=0, signal_fds=None))]
+#[allow(clippy::too_many_arguments)]
 pub fn evaluate_pets(
     py: Python<'_>,
     ctx: &Context,
@@ -181,13 +192,20 @@ pub fn evaluate_pets(
     run_dir: PathBuf,
     episodes: usize,
     seed: u64,
-) -> PyResult<Vec<f64>> {
+    signal_fds: SignalFds,
+) -> PyResult<(Vec<f64>, bool)> {
     let t = task.task.clone();
     let (mut penv, error) = PyEnv::new(env, &t);
     let c = ctx.ctx.clone();
-    let result = py.detach(move || pets::evaluate_on(&c, &run_dir, episodes, seed, &mut penv, t, Default::default()));
+    let interrupt = Interrupt::watch(signal_fds);
+    let stop = interrupt.flag();
+    let result = py.detach(move || {
+        let opts = pets::EvalOptions { interrupt: Some(stop), on_episode: None };
+        pets::evaluate_on(&c, &run_dir, episodes, seed, &mut penv, t, opts)
+    });
+    drop(interrupt);
     if let Some(e) = take_error(&error) {
         return Err(e);
     }
-    result.py().map(|e| e.returns)
+    result.py().map(|e| (e.returns, e.interrupted))
 }

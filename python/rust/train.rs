@@ -16,6 +16,7 @@ use crate::config::{self, TRAIN_OPTIONAL};
 use crate::device::Context;
 use crate::ensemble::Ensemble;
 use crate::errors::{lock, with_unlocked, InputError, OrPy};
+use crate::interrupt::{Interrupt, SignalFds};
 
 /// `n` transitions copied out of their arrays, shapes checked.
 struct Transitions {
@@ -195,7 +196,9 @@ impl Trainer {
 
     /// Trains on `n` transitions given as arrays: obs [n, obs_dim], act [n, act_dim],
     /// next_obs [n, obs_dim], reward [n] (float32) and terminated [n] (bool); returns the report
-    /// dict.
+    /// dict. Ctrl-C: see `train_buffer`.
+    #[pyo3(signature = (obs, act, next_obs, reward, terminated, signal_fds=None))]
+    #[allow(clippy::too_many_arguments)]
     fn train<'py>(
         &self,
         py: Python<'py>,
@@ -204,18 +207,27 @@ impl Trainer {
         next_obs: PyReadonlyArray2<'py, f32>,
         reward: PyReadonlyArray1<'py, f32>,
         terminated: PyReadonlyArray1<'py, bool>,
+        signal_fds: SignalFds,
     ) -> PyResult<Bound<'py, PyDict>> {
         let rows = Transitions::parse(self.dims, &obs, &act, &next_obs, &reward, &terminated)?;
         let mut buffer = RReplayBuffer::new(self.dims.0, self.dims.1);
         rows.push_into(&mut buffer)?;
-        let report = with_unlocked(py, &self.trainer, |t| t.train(&buffer))?;
+        let report = self.train_watched(py, &buffer, signal_fds)?;
         report_dict(py, &report)
     }
 
-    /// Trains on every transition of `buffer`; returns the report dict.
-    fn train_buffer<'py>(&self, py: Python<'py>, buffer: &ReplayBuffer) -> PyResult<Bound<'py, PyDict>> {
+    /// Trains on every transition of `buffer`; returns the report dict. SIGINT written to
+    /// `signal_fds` (see [`SignalFds`]) stops the training between submissions with the best
+    /// weights kept; then Python's handler runs (KeyboardInterrupt by default).
+    #[pyo3(signature = (buffer, signal_fds=None))]
+    fn train_buffer<'py>(
+        &self,
+        py: Python<'py>,
+        buffer: &ReplayBuffer,
+        signal_fds: SignalFds,
+    ) -> PyResult<Bound<'py, PyDict>> {
         let b = lock(&buffer.buffer)?.clone();
-        let report = with_unlocked(py, &self.trainer, |t| t.train(&b))?;
+        let report = self.train_watched(py, &b, signal_fds)?;
         report_dict(py, &report)
     }
 
@@ -233,5 +245,25 @@ impl Trainer {
     /// stream, settings) to a safetensors checkpoint.
     fn save_checkpoint(&self, py: Python<'_>, path: PathBuf) -> PyResult<()> {
         with_unlocked(py, &self.trainer, |t| t.checkpoint().and_then(|c| c.save(&path)))
+    }
+}
+
+impl Trainer {
+    /// Trains on `buffer` with the GIL released until SIGINT arrives on `signal_fds`, leaving
+    /// the trainer consistent; then runs Python's signal handlers, so that Ctrl-C raises
+    /// KeyboardInterrupt (unless a handler says otherwise).
+    fn train_watched(&self, py: Python<'_>, buffer: &RReplayBuffer, signal_fds: SignalFds) -> PyResult<TrainReport> {
+        let interrupt = Interrupt::watch(signal_fds);
+        let flag = interrupt.flag();
+        let report = with_unlocked(py, &self.trainer, |t| {
+            t.set_interrupt(Some(flag));
+            let report = t.train(buffer);
+            t.set_interrupt(None);
+            report
+        });
+        drop(interrupt);
+        let report = report?;
+        py.check_signals()?;
+        Ok(report)
     }
 }

@@ -227,3 +227,26 @@ def test_strings_nested_bounds_and_none_are_refused_and_status_is_a_word(ctx):
     # Bounds keep their double precision (0.3 as float32 is above 0.3).
     task = la.Task.custom("bounds", 3, 1, [0.3], [0.7], la.Task.builtin("pendulum").wgsl)
     assert task.action_lower[0] == 0.3
+
+
+def test_ctrl_c_stops_training_within_seconds_and_the_trainer_stays_usable(ctx, tmp_path, sigint):
+    """SIGINT while Trainer.train works with the GIL released: KeyboardInterrupt within seconds
+    (not after the 3000 epochs), the best weights kept; the trainer trains again and its
+    checkpoint loads and trains."""
+    rng = np.random.default_rng(0)
+    obs = rng.normal(size=(600, 3))
+    act = rng.uniform(-1, 1, size=(600, 1))
+    nxt = obs + 0.1 * obs[:, [1, 2, 0]] + 0.2 * act
+    ens = la.Ensemble.random(3, 1, members=3, hidden=[32, 32], seed=2)
+    tr = la.Trainer(ctx, ens, epochs=3000, batch_size=32, num_elites=2, patience=0, seed=1)
+    for _ in range(2):
+        sigint.send(0.5)
+        with pytest.raises(KeyboardInterrupt):
+            tr.train(obs, act, nxt)
+        took = sigint.since()
+        print(f"Trainer.train: KeyboardInterrupt {took:.3f} s after Ctrl-C")
+        assert took < sigint.BOUND, f"KeyboardInterrupt {took:.1f} s after Ctrl-C"
+    assert len(tr.elites) == 2 and tr.ensemble().spec["members"] == 3
+    tr.save_checkpoint(tmp_path / "ckpt.safetensors")
+    back = la.Trainer.load_checkpoint(ctx, tmp_path / "ckpt.safetensors", config=dict(epochs=2, num_elites=2))
+    assert back.train(obs, act, nxt)["epochs"] == 2

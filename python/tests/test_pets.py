@@ -6,6 +6,7 @@ import sys
 
 import gymnasium
 import numpy as np
+import pytest
 
 import lookahead as la
 
@@ -216,3 +217,55 @@ def test_ctrl_c_in_python_stops_the_run_after_the_step_and_a_second_raises(ctx, 
             raise AssertionError(f"{kw} accepted")
         except ValueError:
             pass
+
+
+class SigintAt(gymnasium.Wrapper):
+    """Sends Ctrl-C (``sigint``, ``delay`` s later) at its ``at``-th step; stepped more than the
+    bound after the signal, it raises, so a run that ignores Ctrl-C fails instead of running on."""
+
+    def __init__(self, env, sigint, at, delay=0.0):
+        super().__init__(env)
+        self.sigint, self.at, self.delay, self.steps = sigint, at, delay, 0
+
+    def step(self, action):
+        self.steps += 1
+        if self.steps == self.at:
+            self.sigint.send(self.delay)
+        since = self.sigint.since()
+        if since is not None and since > self.sigint.BOUND + 1:
+            raise RuntimeError(f"still stepped {since:.1f} s after Ctrl-C")
+        return self.env.step(action)
+
+
+def test_ctrl_c_stops_pets_run_within_seconds_in_exploration_and_training_and_evaluate(ctx, tmp_path, sigint, capsys):
+    """SIGINT while the engine works: pets.run returns interrupted within seconds during the
+    exploration (ten million steps) and during a model training (3000 epochs), where no Python
+    code runs; evaluate stops before the next step, prints the finished episodes and raises
+    KeyboardInterrupt."""
+    sets = ["loop.trials=1", "loop.trial_length=50", "planner.population=16", "planner.particles=2",
+            "planner.horizon=4", "model.members=2", "model.hidden=[16]", "train.num_elites=1"]
+    phases = [
+        ("exploration", ["loop.initial_exploration_steps=10000000", "train.epochs=1"], 100, "exploration step"),
+        ("training", ["loop.initial_exploration_steps=200", "train.epochs=3000"], 200, "training before trial 1"),
+    ]
+    for phase, extra, at, stopped_at in phases:
+        sigint.sent = None
+        env = SigintAt(gymnasium.make("Pendulum-v1"), sigint, at, delay=0.3)
+        r = la.pets.run(env, task=la.Task.builtin("pendulum"), preset="demo", sets=sets + extra,
+                        out=tmp_path / phase, progress=False, ctx=ctx)
+        took = sigint.since()
+        with capsys.disabled():
+            print(f"pets.run, {phase}: returned {took:.3f} s after Ctrl-C")
+        assert r["interrupted"] and r["stopped_at"].startswith(stopped_at), (phase, r)
+        assert took < sigint.BOUND, f"{phase}: returned {took:.1f} s after Ctrl-C"
+    # The interrupted training saved its checkpoint; its replay stops in the second episode.
+    sigint.sent = None
+    env = SigintAt(gymnasium.make("Pendulum-v1"), sigint, 52)
+    with pytest.raises(KeyboardInterrupt):
+        la.pets.evaluate(tmp_path / "training", env, task=la.Task.builtin("pendulum"), episodes=10**6, ctx=ctx)
+    took = sigint.since()
+    with capsys.disabled():
+        print(f"pets.evaluate: KeyboardInterrupt {took:.3f} s after Ctrl-C")
+    assert took < sigint.BOUND, f"evaluate: KeyboardInterrupt {took:.1f} s after Ctrl-C"
+    err = capsys.readouterr().err
+    assert "interrupted after 1 of 1000000 episodes: returns " in err and "(mean " in err, err

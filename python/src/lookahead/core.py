@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from . import _lookahead as _lk
+from ._signals import signal_fds
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -640,6 +641,10 @@ class Trainer:
     ) -> Dict[str, Any]:
         """Trains on a :class:`ReplayBuffer`, or on n transitions given as arrays.
 
+        Ctrl-C (on the main thread) stops the training within a second, after the current
+        minibatch submission, keeping the best weights seen as early stopping does (before the
+        first scores, nothing changes), then raises KeyboardInterrupt; the trainer stays usable.
+
         Parameters
         ----------
         obs : ReplayBuffer or array-like, shape (n, obs_dim)
@@ -658,17 +663,25 @@ class Trainer:
         dict
             The report: epochs, interrupted, train_loss, val_mse, best_mse, elites,
             skipped_steps, n_train, n_eval.
+
+        Raises
+        ------
+        KeyboardInterrupt
+            After Ctrl-C, once the training has stopped.
         """
         if isinstance(obs, ReplayBuffer):
             if action is not None or next_obs is not None:
                 raise TypeError("train(buffer) takes the buffer alone")
-            return self._native.train_buffer(obs._native)
+            with signal_fds() as fds:
+                return self._native.train_buffer(obs._native, signal_fds=fds)
         if action is None or next_obs is None:
             raise TypeError("train needs a ReplayBuffer, or obs, action and next_obs arrays")
         d, a = self._spec["obs_dim"], self._spec["act_dim"]
         if reward is None and self._spec["learned_reward"]:
             raise ValueError("reward: this ensemble learns the reward, so train needs the rewards")
-        return self._native.train(*_transitions(d, a, obs, action, next_obs, reward, terminated))
+        rows = _transitions(d, a, obs, action, next_obs, reward, terminated)
+        with signal_fds() as fds:
+            return self._native.train(*rows, signal_fds=fds)
 
     def ensemble(self) -> Ensemble:
         """The current parameters.

@@ -4,12 +4,12 @@ as ``lookahead pets`` on the command line."""
 from __future__ import annotations
 
 import os
-import signal
-import threading
-from typing import Any, Dict, Mapping, Optional, Sequence, Union
+import sys
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
 from . import _lookahead as _lk
 from . import gym as _gym
+from ._signals import stopping_on_ctrl_c
 from .core import Task, _config_json, _uint
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -111,11 +111,11 @@ def run(
 ) -> Dict[str, Any]:
     """Runs PETS on ``env`` with the engine's loop.
 
-    Ctrl-C (from the main thread's signal handler, installed for the run) stops the run after
-    the current environment step with every file consistent — during a model training, at the
-    first step after it — and the result says ``interrupted``; ``resume=True`` continues it. A
-    second Ctrl-C raises KeyboardInterrupt: at once while the environment's Python code runs,
-    else when the current step ends.
+    Ctrl-C (on the main thread) stops the run within a second in every phase — after the
+    current environment step, or during a model training after the current minibatch
+    submission with the best weights kept — with every file consistent, and the result says
+    ``interrupted``; ``resume=True`` continues it. A second Ctrl-C raises KeyboardInterrupt: at
+    once while the environment's Python code runs, else when the run has stopped.
 
     Parameters
     ----------
@@ -164,33 +164,15 @@ def run(
     args = (ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
             None if out is None else os.fspath(out), overwrite, resume,
             None if seed is None else _uint("seed", seed), progress)
-    return _run_stopping_on_ctrl_c(args)
-
-
-def _run_stopping_on_ctrl_c(args: tuple) -> Dict[str, Any]:
-    """``_lk.run_pets(*args)`` with, in the main thread, a SIGINT handler for the run: the first
-    Ctrl-C asks the run to stop after the current step, a second raises KeyboardInterrupt; the
-    previous handler is restored after."""
-    if threading.current_thread() is not threading.main_thread():
-        return _lk.run_pets(*args)
-    pressed = []
-
-    def on_sigint(signum, frame):
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(signum)
-        _lk.request_stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        return _lk.run_pets(*args)
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    return stopping_on_ctrl_c(lambda fds: _lk.run_pets(*args, signal_fds=fds))
 
 
 def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes: int = 5, seed: int = 0,
              ctx: Optional["_lk.Context"] = None) -> list:
     """Replays the checkpoint of a run on ``env``.
+
+    Ctrl-C (on the main thread) stops the replay before the next environment step, prints the
+    finished episodes' returns and their mean on stderr and raises KeyboardInterrupt.
 
     Parameters
     ----------
@@ -207,8 +189,29 @@ def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes:
     -------
     list of float
         Each episode's return.
+
+    Raises
+    ------
+    KeyboardInterrupt
+        After Ctrl-C, once the finished episodes are printed.
     """
     _, adapter, task = _prepare(env, task)
     ctx = ctx or _lk.Context()
     n, s0 = _uint("episodes", episodes), _uint("seed", seed)
-    return _lk.evaluate_pets(ctx, adapter, task._native, os.fspath(run_dir), n, s0)
+    args = (ctx, adapter, task._native, os.fspath(run_dir), n, s0)
+    returns, interrupted = stopping_on_ctrl_c(lambda fds: _lk.evaluate_pets(*args, signal_fds=fds))
+    if interrupted:
+        _print_interrupted(run_dir, returns, n)
+        raise KeyboardInterrupt
+    return returns
+
+
+def _print_interrupted(run_dir: PathLike, returns: List[float], episodes: int) -> None:
+    """The finished episodes of an interrupted replay, on stderr (as ``lookahead eval``)."""
+    if returns:
+        mean = sum(returns) / len(returns)
+        listed = " ".join(f"{r:.1f}" for r in returns)
+        print(f"eval {os.fspath(run_dir)}: interrupted after {len(returns)} of {episodes} episodes: returns {listed} "
+              f"(mean {mean:.1f})", file=sys.stderr)
+    else:
+        print(f"eval {os.fspath(run_dir)}: interrupted before the first episode ended", file=sys.stderr)
