@@ -10,21 +10,14 @@ use super::{TrainConfig, TrainKernel};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::adam::NORM_CHUNK;
-use crate::kernels::mlp::{Activation, LayerParams, MlpKernels};
+use crate::kernels::mlp::{Activation, MlpKernels};
 use crate::kernels::mlp_fused::{FusedBuffers, FusedParams, FusedShape, MlpFusedKernels};
 use crate::kernels::mlp_grads::{GradsLayer, GradsParams, MlpGradsKernels};
+use crate::kernels::net::{LayeredNet, NetBuffers, NetLayout};
 use crate::model::{Ensemble, EnsembleSpec};
 
 /// A bind group and its grid.
 pub(super) type Bound = (wgpu::BindGroup, (u32, u32, u32));
-
-/// The dispatches of one layer on the per-layer path: forward, the weight and bias gradients
-/// (one dispatch), and (after the first layer) the gradient w.r.t. its input.
-pub(super) struct LayerOps {
-    pub(super) forward: Bound,
-    pub(super) weights: Bound,
-    pub(super) input: Option<Bound>,
-}
 
 /// The fused path's dispatches: every layer's forward pass, the input-gradient chain from the
 /// output back to the first hidden layer (none for a network of one layer), every layer's
@@ -41,7 +34,7 @@ pub(super) struct FusedOps {
 /// How a minibatch step runs the network.
 pub(super) enum NetOps {
     /// One `mlp.wgsl` dispatch per layer and pass.
-    Layers(Vec<LayerOps>),
+    Layers(LayeredNet),
     /// Three dispatches for every layer, with their kernels.
     Fused(FusedKernels, FusedOps),
 }
@@ -125,17 +118,10 @@ pub(super) struct DeviceNet {
     /// The loss gradient at the output from its start (on the fused path, every hidden layer's
     /// output gradient follows).
     pub(super) grad_out: wgpu::Buffer,
-    pub(super) ops: NetOps,
+    /// The dispatches (set once the buffers exist): see [`DeviceNet::ops`].
+    ops: Option<NetOps>,
     /// Chunks of the gradient-norm reduction.
     pub(super) n_chunks: usize,
-}
-
-fn range(buf: &wgpu::Buffer, off: usize, len: usize) -> wgpu::BindingResource<'_> {
-    wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-        buffer: buf,
-        offset: (off * 4) as u64,
-        size: wgpu::BufferSize::new((len.max(1) * 4) as u64),
-    })
 }
 
 /// Where the fused path keeps every layer's values, in floats: `values` = [output rows | input
@@ -213,28 +199,21 @@ impl DeviceNet {
             (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out)
         })?;
         let (params, best, grads, moment1, moment2, partials, counters, x0, out, grad_out) = built;
-        let mut net = Self {
-            params,
-            grads,
-            moment1,
-            moment2,
-            best,
-            partials,
-            counters,
-            x0,
-            out,
-            grad_out,
-            ops: NetOps::Layers(Vec::new()),
-            n_chunks,
-        };
-        net.ops = match fused {
+        let mut net =
+            Self { params, grads, moment1, moment2, best, partials, counters, x0, out, grad_out, ops: None, n_chunks };
+        net.ops = Some(match fused {
             Some(k) => {
                 let ops = net.bind_fused(ctx, &k, spec, layout, rows, &regions)?;
                 NetOps::Fused(k, ops)
             }
             None => NetOps::Layers(net.bind_layers(ctx, mlp, spec, layout, b)?),
-        };
+        });
         Ok(net)
+    }
+
+    /// How a minibatch step runs the network.
+    pub(super) fn ops(&self) -> &NetOps {
+        self.ops.as_ref().expect("bound when the trainer was built")
     }
 
     /// The fused path's three bind groups over `regions` of `out` and `grad_out`.
@@ -297,9 +276,8 @@ impl DeviceNet {
         Ok(FusedOps { forward, score, chain, grads })
     }
 
-    /// One forward, weight-gradient and input-gradient bind group per layer (`mlp.wgsl`), with
-    /// every hidden layer's activations and pre-activations in buffers of their own (a dispatch
-    /// may not read one range of a buffer and write another).
+    /// One forward, weight-gradient and input-gradient dispatch per layer (`mlp.wgsl`, through
+    /// [`LayeredNet`]), SiLU after every layer but the last.
     fn bind_layers(
         &self,
         ctx: &GpuContext,
@@ -307,141 +285,22 @@ impl DeviceNet {
         spec: &EnsembleSpec,
         layout: &ParamLayout,
         b: usize,
-    ) -> Result<Vec<LayerOps>> {
-        let acts = LayerActivations::new(ctx, spec, b)?;
-        (0..acts.dims.len()).map(|l| self.bind_layer(ctx, mlp, layout, &acts, l)).collect()
-    }
-
-    /// Layer `l`'s forward, weight-gradient and (after the first layer) input-gradient bind
-    /// groups and grids.
-    fn bind_layer(
-        &self,
-        ctx: &GpuContext,
-        mlp: &MlpKernels,
-        layout: &ParamLayout,
-        acts: &LayerActivations,
-        l: usize,
-    ) -> Result<LayerOps> {
-        let (dims, e) = (&acts.dims, acts.n_members);
-        let (n_layers, (i, o)) = (dims.len(), dims[l]);
-        let last = l + 1 == n_layers;
-        let (lp, lp_back, lp_grads) = acts.params(layout, l);
-        let (w_off, b_off) = (layout.weight[l], layout.bias[l]);
-        let fwd_u = ctx.uniform_buffer_init(&format!("train.layer{l}.forward"), &[lp]);
-        let back_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward"), &[lp_back]);
-        let grads_u = ctx.uniform_buffer_init(&format!("train.layer{l}.backward_weights"), &[lp_grads]);
-        let (w_len, b_len) = (e * i * o, e * o);
-        let input = if l == 0 { &self.x0 } else { &acts.acts[l - 1] };
-        // The gradient w.r.t. this layer's output: the loss gradient for the last layer,
-        // else the delta buffer that layer l + 1's backward_input wrote.
-        let gz: &wgpu::Buffer = if last { &self.grad_out } else { &acts.deltas[(n_layers - 2 - l) % 2] };
-        let gz_prev = &acts.deltas[(n_layers - 1 - l) % 2];
-        let (c_dst, aux_fwd) = if last { (&self.out, &acts.dummy) } else { (&acts.acts[l], &acts.pres[l]) };
-        let bg = |label: &str, u: &wgpu::Buffer, entries: [wgpu::BindingResource<'_>; 5]| {
-            let [a, bb, bias, c, aux] = entries;
-            mlp.bind(ctx, label, [u.as_entire_binding(), a, bb, bias, c, aux])
+    ) -> Result<LayeredNet> {
+        let net = NetLayout {
+            widths: spec.widths(),
+            n_members: spec.n_members,
+            weight: layout.weight.clone(),
+            bias: layout.bias.clone(),
+            len: layout.max_logvar,
         };
-        let forward = bg(
-            &format!("train.layer{l}.forward"),
-            &fwd_u,
-            [
-                input.as_entire_binding(),
-                range(&self.params, w_off, w_len),
-                range(&self.params, b_off, b_len),
-                c_dst.as_entire_binding(),
-                aux_fwd.as_entire_binding(),
-            ],
-        );
-        let weights = bg(
-            &format!("train.layer{l}.backward_weights"),
-            &grads_u,
-            [
-                input.as_entire_binding(),
-                gz.as_entire_binding(),
-                range(&self.params, b_off, b_len),
-                range(&self.grads, w_off, b_off + b_len - w_off),
-                acts.dummy.as_entire_binding(),
-            ],
-        );
-        let input_grad = if l > 0 {
-            Some((
-                bg(
-                    &format!("train.layer{l}.backward_input"),
-                    &back_u,
-                    [
-                        gz.as_entire_binding(),
-                        range(&self.params, w_off, w_len),
-                        range(&self.params, b_off, b_len),
-                        gz_prev.as_entire_binding(),
-                        acts.pres[l - 1].as_entire_binding(),
-                    ],
-                ),
-                lp_back.workgroups_backward_input(ctx)?,
-            ))
-        } else {
-            None
+        let buffers = NetBuffers {
+            params: &self.params,
+            grads: Some(&self.grads),
+            input: &self.x0,
+            output: &self.out,
+            grad_output: Some(&self.grad_out),
+            grad_input: None,
         };
-        Ok(LayerOps {
-            forward: (forward, lp.workgroups(ctx)?),
-            weights: (weights, lp_grads.workgroups_backward_weights()),
-            input: input_grad,
-        })
-    }
-}
-
-/// The per-layer path's buffers of every layer's values: `acts[l - 1]` is the input of layer
-/// l ≥ 1 and `pres[l - 1]` its pre-activation; the input gradients alternate between the two
-/// `deltas`; `dummy` is the unused auxiliary binding.
-struct LayerActivations {
-    /// Every layer's (in, out) widths.
-    dims: Vec<(usize, usize)>,
-    n_members: usize,
-    /// Rows of a minibatch step: members × batch.
-    rows: usize,
-    acts: Vec<wgpu::Buffer>,
-    pres: Vec<wgpu::Buffer>,
-    deltas: [wgpu::Buffer; 2],
-    dummy: wgpu::Buffer,
-}
-
-impl LayerActivations {
-    /// The buffers of `spec`'s layers for minibatches of `b` rows per member.
-    fn new(ctx: &GpuContext, spec: &EnsembleSpec, b: usize) -> Result<Self> {
-        let e = spec.n_members;
-        let rows = e * b;
-        let widest = spec.layer_dims().iter().map(|(i, o)| (*i).max(*o)).max().unwrap_or(1);
-        let dims = spec.layer_dims();
-        let n_layers = dims.len();
-        let (acts, pres, deltas, dummy) = ctx.scoped("trainer activations", || {
-            let sb = |label: &str, len: usize| ctx.storage_buffer(label, len);
-            let acts: Vec<_> = (1..n_layers).map(|l| sb(&format!("train.act{l}"), rows * dims[l].0)).collect();
-            let pres: Vec<_> = (1..n_layers).map(|l| sb(&format!("train.pre{l}"), rows * dims[l].0)).collect();
-            let deltas = [sb("train.delta_a", rows * widest), sb("train.delta_b", rows * widest)];
-            (acts, pres, deltas, sb("train.no_aux", 1))
-        })?;
-        Ok(Self { dims, n_members: e, rows, acts, pres, deltas, dummy })
-    }
-
-    /// Layer `l`'s parameters for its forward pass, its input gradient and its weight and
-    /// bias gradients.
-    fn params(&self, layout: &ParamLayout, l: usize) -> (LayerParams, LayerParams, LayerParams) {
-        let (i, o) = self.dims[l];
-        let last = l + 1 == self.dims.len();
-        let lp = LayerParams {
-            n_batch: 1,
-            local_slots: self.rows as u32,
-            n_members: self.n_members as u32,
-            in_dim: i as u32,
-            out_dim: o as u32,
-            activation: if last { Activation::Identity as u32 } else { Activation::Silu as u32 },
-            store_pre: (!last) as u32,
-            bias_grad_off: 0,
-        };
-        // backward_input's activation is the previous layer's (SiLU: every layer before the last).
-        let lp_back = LayerParams { activation: Activation::Silu as u32, store_pre: 0, ..lp };
-        // backward_weights writes the bias gradients too (an extra column of workgroups),
-        // `b_off - w_off` floats after the weights' (each layer's bias follows its weight).
-        let lp_grads = LayerParams { bias_grad_off: (layout.bias[l] - layout.weight[l]) as u32, ..lp_back };
-        (lp, lp_back, lp_grads)
+        LayeredNet::bind(ctx, mlp, "train", &net, Activation::Silu, b, &buffers)
     }
 }

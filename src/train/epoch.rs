@@ -150,38 +150,26 @@ impl Trainer {
             rec.dispatch("gather_batch", &self.loss.gather, &with_params(&ep.loss_bg), grid_x0);
             // A step that only scores skips the backward pass below.
             let backward = ep.adam_bg.is_some() || backward_only;
-            match &self.net.ops {
+            match self.net.ops() {
                 NetOps::Fused(k, f) => {
                     let (bg, groups) = if backward { &f.forward } else { &f.score };
                     rec.dispatch("forward", &k.forward.forward, &[(bg, &[])], *groups)
                 }
-                NetOps::Layers(ops) => {
-                    for op in ops {
-                        rec.dispatch("forward", &mlp.forward, &[(&op.forward.0, &[])], op.forward.1);
-                    }
-                }
+                NetOps::Layers(net) => net.record_forward(&mut rec, mlp),
             }
             rec.dispatch("nll_grad", &self.loss.nll, &with_params(&ep.loss_bg), grid_nll);
             rec.dispatch("reduce_loss", &self.loss.reduce, &with_params(&ep.loss_bg), grid_reduce);
             if !backward {
                 continue;
             }
-            match &self.net.ops {
+            match self.net.ops() {
                 NetOps::Fused(k, f) => {
                     if let (Some((bg, groups)), Some(kc)) = (&f.chain, &k.chain) {
                         rec.dispatch("backward_chain", &kc.forward, &[(bg, &[])], *groups);
                     }
                     rec.dispatch("weight_grads", &k.grads.weight_grads, &[(&f.grads.0, &[])], f.grads.1);
                 }
-                NetOps::Layers(ops) => {
-                    for op in ops.iter().rev() {
-                        let (bg, groups) = &op.weights;
-                        rec.dispatch("backward_weights", &mlp.backward_weights, &[(bg, &[])], *groups);
-                        if let Some((bg, groups)) = &op.input {
-                            rec.dispatch("backward_input", &mlp.backward_input, &[(bg, &[])], *groups);
-                        }
-                    }
-                }
+                NetOps::Layers(net) => net.record_backward(&mut rec, mlp),
             }
             let Some(adam_bg) = ep.adam_bg.as_ref().filter(|_| !backward_only) else { continue };
             rec.dispatch("grad_norm_partial", &self.adam.norm_partial, &with_params(adam_bg), grid_chunks);

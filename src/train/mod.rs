@@ -178,7 +178,7 @@ impl Trainer {
     /// The kernels the network's passes run on: `fused` (three dispatches per minibatch step) or
     /// `tiled` (one per layer and pass), as `train.mlp_kernel` chose on this device.
     pub fn mlp_kernel(&self) -> TrainKernel {
-        match self.net.ops {
+        match self.net.ops() {
             device::NetOps::Fused(..) => TrainKernel::Fused,
             device::NetOps::Layers(_) => TrainKernel::Tiled,
         }
@@ -186,7 +186,7 @@ impl Trainer {
 
     /// The fused forward kernel's layout, on the fused path.
     pub fn fused_layout(&self) -> Option<crate::kernels::mlp_fused::FusedShape> {
-        match &self.net.ops {
+        match self.net.ops() {
             device::NetOps::Fused(k, _) => Some(k.forward.shape),
             device::NetOps::Layers(_) => None,
         }
