@@ -34,6 +34,7 @@ use crate::run::{curve, nan_as_null, RunLayout};
 
 pub use eval::{evaluate, evaluate_on};
 pub use resume::SacResumeState;
+pub use run_loop::eval_seed;
 
 /// The files a SAC run writes in its folder.
 pub const RUN_FILES: [&str; 6] =

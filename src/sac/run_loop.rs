@@ -441,7 +441,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
 
 /// The reset seed of evaluation episode `k` of a run seeded `seed` (apart from the training
 /// episodes' seeds).
-pub(super) fn eval_seed(seed: u64, k: u64) -> u64 {
+pub fn eval_seed(seed: u64, k: u64) -> u64 {
     seed.wrapping_mul(1_000_003).wrapping_add(0x8000_0000_0000_0000).wrapping_add(k)
 }
 
