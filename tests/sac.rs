@@ -470,6 +470,15 @@ mod runs {
         bytes[n - 5] ^= 0x40;
         let e = SacCheckpoint::from_bytes(&bytes).unwrap_err().to_string();
         assert!(e.contains("checksum") || e.contains("SHA"), "{e}");
+        // The checkpoint of a run of another architecture is refused by eval.
+        let other = dir.with_extension("other");
+        std::fs::remove_dir_all(&other).ok();
+        let wide = small(&["loop.total_steps=400", "loop.eval_every=400", "sac.actor_hidden=[24, 24]"]);
+        sac::run(&ctx, &wide, env.as_mut(), RunOptions { out_dir: Some(other.clone()), ..Default::default() }).unwrap();
+        std::fs::copy(other.join("model.safetensors"), dir.join("model.safetensors")).unwrap();
+        let e = sac::evaluate(&dir, 1, 0, Default::default()).unwrap_err().to_string();
+        assert!(e.contains("another config") && e.contains("mixes two runs"), "{e}");
+        std::fs::remove_dir_all(&other).ok();
         std::fs::remove_dir_all(&dir).ok();
     }
 }
