@@ -603,6 +603,33 @@ gpu_test!(auto_falls_back_to_the_per_layer_path_where_the_fused_values_do_not_fi
     assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains("tiled"), "{msg}");
 });
 
+/// The per-layer path keeps every hidden layer's activations and pre-activations in buffers of
+/// their own, each within the binding limit; their total grows with the depth and is checked
+/// against the device before any buffer is created.
+gpu_test!(the_values_of_every_layer_together_are_checked_before_the_trainer_allocates, |ctx| {
+    let limits = ctx.limits();
+    let (binding, max) = (limits.max_storage_buffer_binding_size as u64, limits.max_buffer_size);
+    // Rows of one full binding at the widest layer (256); 64 layers keep 128 such rows each.
+    let rows = binding / (256 * 4);
+    let total = rows * 2 * 64 * 256 * 4;
+    if total <= max {
+        eprintln!("64 layers' values ({total} B) fit this device's buffers; checked where they do not");
+        return;
+    }
+    let cfg = TrainConfig {
+        batch_size: (rows / 2) as usize,
+        num_elites: 1,
+        mlp_kernel: TrainKernel::Tiled,
+        ..TrainConfig::default()
+    };
+    let ens = Ensemble::random(cartpole_spec(2, vec![256; 64]), 1).unwrap();
+    let t0 = std::time::Instant::now();
+    let err = Trainer::new(ctx, ens, cfg).err().expect("refused").to_string();
+    assert!(err.contains("training values of every layer") && err.contains("max_buffer_size"), "{err}");
+    assert!(err.contains("train.batch_size") && err.contains("model.hidden"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "refused after {:?}", t0.elapsed());
+});
+
 // The fused path (forward pass, input-gradient chain, weight gradients) is the per-layer
 // kernels' maths in the same order (k ascending, then the bias, then SiLU; the same row order for
 // every gradient sum), so training through either gives the same weights: two epochs of the

@@ -82,10 +82,22 @@ fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'
     }
 }
 
+/// What to lower when the transitions a run stores do not fit the device.
+const TRANSITIONS_HINT: &str = "lower loop.initial_exploration_steps, loop.trials or loop.trial_length \
+    (a run stores up to initial_exploration_steps + trials × trial_length transitions)";
+
+/// The most transitions a run of `cfg` stores: every exploration step and every step of every
+/// trial (saturating: a count past `usize` is refused as too large).
+fn most_transitions(cfg: &PetsConfig) -> usize {
+    let s = &cfg.schedule;
+    s.trials.saturating_mul(s.trial_length).saturating_add(s.initial_exploration_steps)
+}
+
 /// The trainer (new, or the point's) and the planner, built before any work so that every size
 /// is checked against the device first: the model (without allocating it), then the trainer's
-/// buffers and the planner's workspace (with a stand-in for the elites, given the trained ones
-/// later), every refusal among them reported at once.
+/// buffers and its training on every transition the run will store, and the planner's workspace
+/// (with a stand-in for the elites, given the trained ones later), every refusal among them
+/// reported at once.
 fn build_learners(
     ctx: &GpuContext,
     cfg: &PetsConfig,
@@ -101,6 +113,8 @@ fn build_learners(
             .and_then(|ckpt| Trainer::from_checkpoint(ctx, &ckpt, Some(train_cfg))),
         _ => Ensemble::random(spec.clone(), cfg.seed).and_then(|e| Trainer::new(ctx, e, train_cfg)),
     };
+    // The last training sees every transition the run stores.
+    let trainer = trainer.and_then(|t| t.check_transitions(most_transitions(cfg), TRANSITIONS_HINT).map(|()| t));
     let elite_spec = EnsembleSpec { n_members: cfg.train.num_elites, ..spec };
     let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
     let planner =
