@@ -152,6 +152,23 @@ fn output_paths_are_checked_before_the_work() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A run plan the device cannot train on (initial_exploration_steps + trials × trial_length
+/// transitions) is refused before exploring, naming the keys: 5 000 000 exploration steps
+/// failed only after exploring them and writing a 220 MB resume point that could not resume.
+#[test]
+fn a_run_storing_more_transitions_than_the_device_trains_on_is_refused_before_exploring() {
+    let dir = std::env::temp_dir().join(format!("lookahead-bigplan-{}", std::process::id()));
+    for set in ["loop.initial_exploration_steps=5000000000", "loop.trials=1000000000"] {
+        let t0 = std::time::Instant::now();
+        let out = bin().args(["pets", "--env", "pendulum", "--set", set, "--out"]).arg(&dir).output().expect("runs");
+        let text = out_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{set}: {text}");
+        assert!(text.contains("lower loop.initial_exploration_steps, loop.trials or loop.trial_length"), "{text}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "{set}: refused after {:?}", t0.elapsed());
+        assert!(!dir.exists(), "{set}: the run folder was created");
+    }
+}
+
 /// Ctrl-C during a long training phase stops the run within seconds, says where, and leaves a
 /// loadable checkpoint; a second Ctrl-C, sent once the run has acknowledged the first (so the
 /// two cannot merge into one pending signal), exits at once with status 130 — not 0, and not a

@@ -226,10 +226,20 @@ gpu_test!(a_run_directory_holding_a_run_is_refused_and_overwrite_replaces_every_
 gpu_test!(sizes_the_device_cannot_hold_are_refused_before_any_work_or_file, |ctx| {
     let dir = std::env::temp_dir().join(format!("lookahead-toolarge-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
+    // A run stores up to initial_exploration_steps + trials × trial_length transitions and
+    // trains on all of them: a plan the device cannot train on (pendulum: 7 floats a transition
+    // in the dataset) failed only after exploring them, and after 18 600 of 20 000 trials.
+    let binding = ctx.limits().max_storage_buffer_binding_size as u64;
+    let past_binding = format!("loop.initial_exploration_steps={}", binding / 28 + 1);
+    let loop_keys = "lower loop.initial_exploration_steps, loop.trials or loop.trial_length";
     for (extra, needle) in [
         ("planner.population=10000000", "lower population"),
         ("model.hidden=[100000,100000]", "model.hidden"),
         ("model.hidden=[9000,9000]", "model.members"),
+        (past_binding.as_str(), "max_storage_buffer_binding_size"),
+        (past_binding.as_str(), loop_keys),
+        ("loop.initial_exploration_steps=5000000000", loop_keys),
+        ("loop.trials=1000000000", loop_keys),
     ] {
         let cfg = tiny(EnvKind::Pendulum, &[extra]);
         let mut env = cfg.env.make();

@@ -74,6 +74,22 @@ def test_environment_errors_reach_the_caller(ctx):
         assert "simulator exploded" in str(e)
 
 
+def test_a_run_storing_more_transitions_than_the_device_trains_on_is_refused_before_exploring(ctx, tmp_path):
+    """initial_exploration_steps + trials × trial_length transitions are checked against the
+    device before the first step (5 000 000 exploration steps failed only after exploring)."""
+    import time
+
+    for s in ("loop.initial_exploration_steps=5000000000", "loop.trials=1000000000"):
+        t0 = time.monotonic()
+        try:
+            la.pets.run("Pendulum-v1", preset="demo", sets=[s], out=tmp_path / "r", progress=False, ctx=ctx)
+            raise AssertionError(f"{s} was accepted")
+        except la.LimitError as e:
+            assert "lower loop.initial_exploration_steps, loop.trials or loop.trial_length" in str(e), str(e)
+        assert time.monotonic() - t0 < 20, f"{s}: refused after {time.monotonic() - t0:.1f} s"
+        assert not (tmp_path / "r").exists()
+
+
 def test_command_line_runs_halfcheetah_a_few_hundred_steps(tmp_path):
     out = tmp_path / "cheetah"
     sets = ["loop.trials=1", "loop.trial_length=150", "loop.initial_exploration_steps=150",
