@@ -129,6 +129,44 @@ fn depth_and_total_parameters_are_refused_before_anything_is_allocated() {
     assert!(t0.elapsed() < std::time::Duration::from_secs(2), "took {:?}", t0.elapsed());
 }
 
+/// A version-1 checkpoint's checksum covers only its tensors, so its manifest (elites, configs,
+/// Adam steps, generator) could be edited unnoticed: an elites list `[2, 3, 3]` loaded. It is
+/// refused as a training checkpoint, saying how to carry it over; its weights still load as a
+/// model. Elites that repeat a member, or name none, are refused whatever the version.
+#[test]
+fn version_one_checkpoints_are_refused_for_training_and_their_weights_still_load() {
+    use lookahead::model::format::{checkpoint_digest, ensemble_tensors, metadata, serialize, Tensors};
+    use lookahead::train::checkpoint::{Checkpoint, Manifest, CHECKPOINT_FORMAT};
+    use lookahead::train::TrainConfig;
+    let e = Ensemble::random(EnsembleSpec { n_members: 5, ..spec() }, 3).unwrap();
+    let tensors: Tensors = ensemble_tensors(&e).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
+    // A checkpoint as each version writes it: version 1's checksum over the tensors only.
+    let file = |version: u32, elites: Vec<usize>| -> Vec<u8> {
+        let train = TrainConfig { num_elites: elites.len(), ..TrainConfig::default() };
+        let m = Manifest { version, model: e.spec.clone(), train, elites, adam_steps: 0, rng: None, sha256: "".into() };
+        let value = serde_json::to_value(&m).unwrap();
+        let sha256 = checkpoint_digest(&tensors, (version >= 2).then_some(&value));
+        let mut meta = metadata(&e.spec, CHECKPOINT_FORMAT);
+        meta.insert("manifest".into(), serde_json::to_string(&Manifest { sha256, ..m }).unwrap());
+        serialize(&tensors, meta).unwrap()
+    };
+    let v1 = file(1, vec![2, 3, 3]);
+    let err = Checkpoint::from_bytes(&v1).unwrap_err();
+    assert!(matches!(err, FormatError::UncheckedManifest { found: 1 }), "{err}");
+    assert!(err.to_string().contains("Ensemble::load") && err.to_string().contains("new trainer"), "{err}");
+    let path = std::env::temp_dir().join(format!("lookahead-v1-{}.safetensors", std::process::id()));
+    std::fs::write(&path, &v1).unwrap();
+    assert_eq!(Ensemble::load(&path).unwrap(), e, "a version-1 file's weights load as a model");
+    std::fs::remove_file(&path).ok();
+    assert_eq!(Checkpoint::from_bytes(&file(2, vec![2, 3, 0])).unwrap().elites, vec![2, 3, 0]);
+    let err = Checkpoint::from_bytes(&file(2, vec![2, 3, 3])).unwrap_err().to_string();
+    assert!(err.contains("elite 3 is listed twice"), "{err}");
+    let err = Checkpoint::from_bytes(&file(2, vec![2, 5])).unwrap_err().to_string();
+    assert!(err.contains("elite 5 is not a member of a 5-member ensemble"), "{err}");
+    let err = Checkpoint::from_bytes(&file(2, vec![])).unwrap_err().to_string();
+    assert!(err.contains("no elites"), "{err}");
+}
+
 /// Trained log-variance bounds can cross (a PETS demo run on cartpole ended with min −14.55 above
 /// max −15.00 and the next `set_ensemble` refused the model, stopping the run): such a model
 /// validates, saves, loads and predicts finite, clamped log-variances just above `min`.
