@@ -229,7 +229,7 @@ gpu_test!(sizes_the_device_cannot_hold_are_refused_before_any_work_or_file, |ctx
     // A run stores up to initial_exploration_steps + trials × trial_length transitions and
     // trains on all of them: a plan the device cannot train on (pendulum: 7 floats a transition
     // in the dataset) failed only after exploring them, and after 18 600 of 20 000 trials.
-    let binding = ctx.limits().max_storage_buffer_binding_size as u64;
+    let binding = ctx.limits().max_storage_buffer_binding_size;
     let past_binding = format!("loop.initial_exploration_steps={}", binding / 28 + 1);
     let loop_keys = "lower loop.initial_exploration_steps, loop.trials or loop.trial_length";
     for (extra, needle) in [
@@ -567,6 +567,12 @@ gpu_test!(an_edited_resume_point_is_refused_naming_what_lies_outside_the_plan, |
                 })
                 .collect();
             edited["trials"] = trials.into();
+            // And the files named as point 5's, so that the names pass too.
+            for (field, stem) in [("replay_file", "replay"), ("trainer_file", "resume")] {
+                let name = original[field].as_str().unwrap();
+                std::fs::copy(dir.join(name), dir.join(format!("{stem}.5.safetensors"))).unwrap();
+                edited[field] = format!("{stem}.5.safetensors").into();
+            }
         }
         std::fs::write(dir.join("resume.json"), serde_json::to_string(&edited).unwrap()).unwrap();
         let e = run(true).unwrap_err().to_string();

@@ -603,12 +603,12 @@ gpu_test!(auto_falls_back_to_the_per_layer_path_where_the_fused_values_do_not_fi
     assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains("tiled"), "{msg}");
 });
 
-/// The per-layer path keeps every hidden layer's activations and pre-activations in buffers of
-/// their own, each within the binding limit; their total grows with the depth and is checked
-/// against the device before any buffer is created.
+// The per-layer path keeps every hidden layer's activations and pre-activations in buffers of
+// their own, each within the binding limit; their total grows with the depth and is checked
+// against the device before any buffer is created.
 gpu_test!(the_values_of_every_layer_together_are_checked_before_the_trainer_allocates, |ctx| {
     let limits = ctx.limits();
-    let (binding, max) = (limits.max_storage_buffer_binding_size as u64, limits.max_buffer_size);
+    let (binding, max) = (limits.max_storage_buffer_binding_size, limits.max_buffer_size);
     // Rows of one full binding at the widest layer (256); 64 layers keep 128 such rows each.
     let rows = binding / (256 * 4);
     let total = rows * 2 * 64 * 256 * 4;
