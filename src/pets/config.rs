@@ -145,11 +145,14 @@ impl PetsConfig {
             Err(Error::InvalidConfigs(v)) => errs.extend(v),
             Err(e) => errs.push(e),
         };
+        let mut named = user_keys(None, sets);
         if let Some(text) = file {
             let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+            named = user_keys(Some(&user), sets);
             take(util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS));
         }
         take(util::apply_assignments(&mut table, &schema, sets, "", OPTIONAL_KEYS));
+        unset_ignored_keys(&mut table, &named);
         // The merged document is parsed as text so that a type error has a position, which is
         // turned into the key the user wrote (the merged text's line numbers are nobody's file).
         let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;
@@ -256,6 +259,34 @@ fn json_differences(
         }
         _ if a != b => out.push(format!("{key}: {a} {here}, {b} {there}")),
         _ => {}
+    }
+}
+
+/// The `section.key` paths that a config file's table and `key.path=value` assignments name.
+fn user_keys(file: Option<&toml::Table>, sets: &[String]) -> Vec<String> {
+    let mut keys: Vec<String> = sets.iter().filter_map(|s| util::parse_assignment(s).ok()).map(|(k, _)| k).collect();
+    for (section, value) in file.into_iter().flatten() {
+        match value.as_table() {
+            Some(t) => keys.extend(t.keys().map(|k| format!("{section}.{k}"))),
+            None => keys.push(section.clone()),
+        }
+    }
+    keys
+}
+
+/// Puts back the default of every key the planner's kind ignores that the user did not name:
+/// a preset's value there (the demo's 3 iterations) is not the user's setting, which
+/// `PlannerConfig::validate` refuses for the kind.
+fn unset_ignored_keys(table: &mut toml::Table, named: &[String]) {
+    let Some(planner) = table.get_mut("planner").and_then(toml::Value::as_table_mut) else { return };
+    if planner.get("kind").and_then(toml::Value::as_str) != Some(crate::planner::PlannerKind::RandomShooting.name()) {
+        return;
+    }
+    let Ok(defaults) = toml::Table::try_from(PlannerConfig::default()) else { return };
+    for key in PlannerConfig::RANDOM_SHOOTING_IGNORES {
+        if let (false, Some(v)) = (named.contains(&format!("planner.{key}")), defaults.get(key)) {
+            planner.insert(key.to_string(), v.clone());
+        }
     }
 }
 
