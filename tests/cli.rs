@@ -152,6 +152,19 @@ fn output_paths_are_checked_before_the_work() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A kernel the benchmark cannot run here (the fused model step needs the fused or coop16
+/// network kernel) is reported as such, with why, and not as "wrong maths", which it was.
+#[test]
+fn a_bench_kernel_that_cannot_run_is_not_called_wrong_maths() {
+    let out = bin().args(["bench", "plan", "--quick", "--mlp-kernel", "tiled", "--model-step", "fused"]).output();
+    let out = out.expect("runs");
+    let text = out_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("cannot run the tiled network kernel with model step fused"), "{text}");
+    assert!(text.contains("needs the fused or coop16 network kernel"), "{text}");
+    assert!(!text.contains("wrong maths") && !text.contains("fails verification"), "{text}");
+}
+
 /// A run plan the device cannot train on (initial_exploration_steps + trials × trial_length
 /// transitions) is refused before exploring, naming the keys: 5 000 000 exploration steps
 /// failed only after exploring them and writing a 220 MB resume point that could not resume.
