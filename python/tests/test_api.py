@@ -128,6 +128,12 @@ def test_custom_task_wgsl_errors_name_the_shader(ctx):
         la.Planner(ctx, broken, la.Ensemble.random(3, 1, members=2, hidden=[8]), population=8, horizon=3)
     with pytest.raises(la.ConfigError, match="action_bounds"):
         la.Task.custom("bounds", 3, 1, [2.0], [-2.0], good)
+    # An error on the task's line 7 is reported at line 7 of the task's own text.
+    lines = good.splitlines()
+    lines.insert(6, "    let broken = ;")
+    typo = la.Task.custom("typo", 3, 1, [-2.0], [2.0], "\n".join(lines), has_dynamics=True)
+    with pytest.raises(la.GpuError, match="typo:7:5"):
+        la.Planner(ctx, typo, None, population=8, horizon=3)
 
 
 def test_ensemble_files_round_trip_and_corrupt_files_are_refused(ctx, tmp_path):
