@@ -7,6 +7,37 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Largest config text lookahead parses: a config file, a JSON object of settings, one
+/// `key=value` assignment: 1 MiB. A whole config is a few kilobytes, and parsing TOML takes
+/// about a hundred times a document's size in memory (a 50 MB array took 5.8 GB), so a larger
+/// text is refused before it is parsed.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// Refuses `len` bytes of config text from `what` (the file, the argument) above
+/// [`MAX_CONFIG_BYTES`], naming it and the limit.
+pub fn check_config_size(what: &str, len: usize) -> Result<()> {
+    if len <= MAX_CONFIG_BYTES {
+        return Ok(());
+    }
+    let why = format!(
+        "{len} bytes; a config may have at most {MAX_CONFIG_BYTES} bytes (1 MiB), and a whole one is a few kilobytes"
+    );
+    Err(Error::config(what, why))
+}
+
+/// The text of the config file `path`, refused past [`MAX_CONFIG_BYTES`] before more than that
+/// is read (whatever the file is: a pipe, a device, a file still growing).
+pub fn read_config_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let (mut file, mut bytes) = (std::fs::File::open(path).map_err(io)?, Vec::new());
+    (&mut file).take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+    // The file's size where it has one (a pipe's is unknown: what was read).
+    let size = file.metadata().map_or(0, |m| m.len() as usize).max(bytes.len());
+    check_config_size(&path.display().to_string(), size)?;
+    String::from_utf8(bytes).map_err(|e| Error::config(path.display().to_string(), format!("not UTF-8 text: {e}")))
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
 /// folder. A crash at any point leaves either the old file or the new one, never a mixture, and
 /// a failed write removes its temporary file. The temporary file has an unpredictable name and
@@ -64,6 +95,10 @@ pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
 /// Parses one `key.path=value` assignment. The value is TOML (`500`, `"tsinf"`, `[32, 32]`);
 /// a bare word that is not TOML is taken as a string (`propagation=tsinf`).
 pub fn parse_assignment(assignment: &str) -> Result<(String, toml::Value)> {
+    if assignment.len() > MAX_CONFIG_BYTES {
+        let key = assignment.split('=').next().unwrap_or("").trim().chars().take(80).collect::<String>();
+        check_config_size(&format!("{key} (an assignment)"), assignment.len())?;
+    }
     let (key, value) = assignment
         .split_once('=')
         .ok_or_else(|| Error::config(assignment.trim(), "expected key=value (e.g. planner.population=500)"))?;

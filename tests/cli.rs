@@ -152,6 +152,25 @@ fn output_paths_are_checked_before_the_work() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A config file past 1 MiB is refused before it is parsed (a 50 MB array took 5.8 GB to
+/// parse), by every command that reads one, naming the file and the limit.
+#[test]
+fn a_config_file_past_one_mebibyte_is_refused_before_parsing() {
+    let path = std::env::temp_dir().join(format!("lookahead-bigconfig-{}.toml", std::process::id()));
+    let list = vec!["1.0"; 1 << 20].join(", ");
+    std::fs::write(&path, format!("[model]\nhidden = [{list}]\n")).unwrap();
+    let commands: [&[&str]; 3] = [&["config", "print", "--config"], &["config", "validate"], &["mpc", "--config"]];
+    for args in commands {
+        let t0 = std::time::Instant::now();
+        let out = bin().args(args).arg(&path).output().expect("runs");
+        let text = out_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains(&path.display().to_string()) && text.contains("at most 1048576 bytes (1 MiB)"), "{text}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{args:?}: refused after {:?}", t0.elapsed());
+    }
+    std::fs::remove_file(&path).ok();
+}
+
 /// A kernel the benchmark cannot run here (the fused model step needs the fused or coop16
 /// network kernel) is reported as such, with why, and not as "wrong maths", which it was.
 #[test]

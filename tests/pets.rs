@@ -35,6 +35,33 @@ fn config_resolution_applies_file_then_sets_and_names_unknown_keys() {
     }
 }
 
+/// Parsing TOML takes about a hundred times a document's size (a 50 MB array in a config file
+/// took 5.8 GB): a config text or an assignment past 1 MiB is refused before it is parsed.
+#[test]
+fn config_texts_past_one_mebibyte_are_refused_before_parsing() {
+    use lookahead::util::MAX_CONFIG_BYTES;
+    let list = |n: usize| format!("[{}]", vec!["8"; n].join(", "));
+    let huge = format!("[model]\nhidden = {}\n", list(MAX_CONFIG_BYTES / 3 + 1));
+    assert!(huge.len() > MAX_CONFIG_BYTES);
+    let t0 = std::time::Instant::now();
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, Some(&huge), &[]).unwrap_err().to_string();
+    assert!(e.contains("config file") && e.contains("at most 1048576 bytes (1 MiB)"), "{e}");
+    let set = format!("model.hidden={}", list(MAX_CONFIG_BYTES / 3 + 1));
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &[set]).unwrap_err().to_string();
+    assert!(e.contains("model.hidden (an assignment)") && e.contains("1 MiB"), "{e}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "refused after {:?}", t0.elapsed());
+    // Just under the limit is parsed (and refused for what it says, not for its size).
+    let big = format!("[model]\nhidden = {}\n", list(MAX_CONFIG_BYTES / 3 - 20));
+    assert!(big.len() <= MAX_CONFIG_BYTES);
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, Some(&big), &[]).unwrap_err().to_string();
+    assert!(e.contains(&format!("model.hidden: {} hidden layers, more than 64", MAX_CONFIG_BYTES / 3 - 20)), "{e}");
+    let path = std::env::temp_dir().join(format!("lookahead-huge-{}.toml", std::process::id()));
+    std::fs::write(&path, &huge).unwrap();
+    let e = lookahead::util::read_config_file(&path).unwrap_err().to_string();
+    assert!(e.contains(&path.display().to_string()) && e.contains(&format!("{} bytes", huge.len())), "{e}");
+    std::fs::remove_file(&path).ok();
+}
+
 #[test]
 fn impossible_values_are_all_reported_before_any_work() {
     let sets: Vec<String> = ["planner.horizon=0", "train.lr=-1", "loop.initial_exploration_steps=0", "model.members=2"]

@@ -150,15 +150,7 @@ impl EnsembleSpec {
         if self.n_members == 0 {
             errs.push(Error::config("model.n_members", "must be at least 1"));
         }
-        if self.hidden.len() > MAX_HIDDEN_LAYERS {
-            errs.push(Error::config(
-                "model.hidden",
-                format!("{} hidden layers, more than {MAX_HIDDEN_LAYERS}; use fewer layers", self.hidden.len()),
-            ));
-        }
-        if self.hidden.contains(&0) {
-            errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
-        }
+        errs.extend(hidden_problems(&self.hidden));
         match self.param_count() {
             Some(n) if n <= MAX_PARAMS => {}
             n => errs.push(Error::config(
@@ -175,6 +167,20 @@ impl EnsembleSpec {
         }
         Error::collect(errs)
     }
+}
+
+/// The problems of a list of hidden widths (`model.hidden`): more than [`MAX_HIDDEN_LAYERS`],
+/// or a width of 0.
+pub fn hidden_problems(hidden: &[usize]) -> Vec<Error> {
+    let mut errs = Vec::new();
+    if hidden.len() > MAX_HIDDEN_LAYERS {
+        let why = format!("{} hidden layers, more than {MAX_HIDDEN_LAYERS}; use fewer layers", hidden.len());
+        errs.push(Error::config("model.hidden", why));
+    }
+    if hidden.contains(&0) {
+        errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
+    }
+    errs
 }
 
 /// Most hidden layers: 64. A tiled network runs one dispatch per layer and pass (a training

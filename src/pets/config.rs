@@ -147,6 +147,7 @@ impl PetsConfig {
         };
         let mut named = user_keys(None, sets);
         if let Some(text) = file {
+            util::check_config_size("config file", text.len())?;
             let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
             named = user_keys(Some(&user), sets);
             take(util::merge_checked(&mut table, user, &schema, "", OPTIONAL_KEYS));
@@ -185,9 +186,7 @@ impl PetsConfig {
         if self.model.members == 0 {
             take(Err(Error::config("model.members", "must be at least 1")));
         }
-        if self.model.hidden.contains(&0) {
-            take(Err(Error::config("model.hidden", "every width must be at least 1")));
-        }
+        take(Error::collect(crate::model::hidden_problems(&self.model.hidden)));
         let s = &self.schedule;
         if s.trials == 0 || s.trial_length == 0 || s.freq_train_model == 0 {
             take(Err(Error::config("loop", "trials, trial_length and freq_train_model must be at least 1")));

@@ -369,6 +369,7 @@ impl PlannerConfig {
     /// Parses TOML (the keys of the `[planner]` section); unknown keys and bad values are
     /// errors naming the key.
     pub fn from_toml(text: &str) -> Result<Self> {
+        crate::util::check_config_size(SECTION, text.len())?;
         let cfg: Self = toml::from_str(text).map_err(|e| Error::config(SECTION, e.message().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
