@@ -116,7 +116,8 @@ fn depth_and_total_parameters_are_refused_before_anything_is_allocated() {
     EnsembleSpec { hidden: vec![1; MAX_HIDDEN_LAYERS], ..spec() }.validate().unwrap();
     let wide = EnsembleSpec { n_members: 5, hidden: vec![14_000; 20], ..spec() };
     assert!(wide.weight_counts().unwrap().iter().all(|n| *n < MAX_PARAMS));
-    let e = Ensemble::random(wide, 0).unwrap_err().to_string();
+    // (`validate` itself: 74 GB would be allocated if it let this through.)
+    let e = wide.validate().unwrap_err().to_string();
     assert!(e.contains("have 18622310040 parameters") && e.contains("model.members"), "{e}");
     // 2^30 parameters exactly pass: 1 member, obs 4 + act 1, one hidden layer of w, 8 outputs
     // has 5w + w + 8w + 8 = 14w + 8.

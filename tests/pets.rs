@@ -605,7 +605,27 @@ gpu_test!(an_edited_resume_point_is_refused_naming_what_lies_outside_the_plan, |
         let e = run(true).unwrap_err().to_string();
         assert!(e.contains(key) && e.contains("not written by a run of this config"), "{key}: {e}");
     }
-    std::fs::write(dir.join("resume.json"), state).unwrap();
-    run(true).expect("the intact point resumes");
+    // A replay buffer (with its checksum) that does not hold the steps the state counts, and a
+    // trainer of another architecture, are refused.
+    let replay = original["replay_file"].as_str().unwrap();
+    let kept = std::fs::read(dir.join(replay)).unwrap();
+    lookahead::train::ReplayBuffer::new(3, 1).save(&dir.join(replay)).unwrap();
+    let mut edited = original.clone();
+    edited["replay_sha256"] = lookahead::run::sha256_file(&dir.join(replay)).unwrap().into();
+    std::fs::write(dir.join("resume.json"), edited.to_string()).unwrap();
+    let e = run(true).unwrap_err().to_string();
+    assert!(e.contains("holds 0 transitions, the point counts 20 steps"), "{e}");
+    std::fs::write(dir.join(replay), kept).unwrap();
+    let trainer = original["trainer_file"].as_str().unwrap();
+    let mut ckpt = Checkpoint::load(dir.join(trainer)).unwrap();
+    let other = lookahead::model::EnsembleSpec { hidden: vec![9], ..ckpt.ensemble.spec.clone() };
+    ckpt.ensemble = lookahead::model::Ensemble::random(other, 0).unwrap();
+    ckpt.adam = None;
+    ckpt.save(dir.join(trainer)).unwrap();
+    let mut edited = original.clone();
+    edited["trainer_sha256"] = lookahead::run::sha256_file(&dir.join(trainer)).unwrap().into();
+    std::fs::write(dir.join("resume.json"), edited.to_string()).unwrap();
+    let e = run(true).unwrap_err().to_string();
+    assert!(e.contains("the point's trainer holds") && e.contains("hidden [9]"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 });

@@ -305,6 +305,22 @@ fn bad_transitions_are_rejected_and_nothing_is_stored() {
     assert!(b.is_empty());
 }
 
+/// A buffer of sizes no model can take (10^12-wide observations were accepted from Python) is
+/// refused when made or loaded, naming the size and the limit.
+#[test]
+fn replay_buffers_of_sizes_no_model_takes_are_refused() {
+    let e = ReplayBuffer::checked(1_000_000_000_000, 1).unwrap_err().to_string();
+    assert!(e.contains("obs_dim: 1000000000000 is outside 1..=32"), "{e}");
+    let e = ReplayBuffer::checked(3, 9).unwrap_err().to_string();
+    assert!(e.contains("act_dim: 9 is outside 1..=8"), "{e}");
+    let path = std::env::temp_dir().join(format!("lookahead-dims-{}.safetensors", std::process::id()));
+    random_buffer(3, 1, 4, 0).save(&path).unwrap();
+    assert!(ReplayBuffer::load(&path, 3, 1).is_ok());
+    let e = ReplayBuffer::load(&path, 33, 1).unwrap_err().to_string();
+    assert!(e.contains("obs_dim: 33"), "{e}");
+    std::fs::remove_file(&path).ok();
+}
+
 gpu_test!(training_refuses_empty_or_mismatched_buffers_and_bad_settings, |ctx| {
     let e = Ensemble::random(small_spec(true, false), 1).unwrap();
     let mut t = Trainer::new(ctx, e.clone(), TrainConfig { num_elites: 2, ..TrainConfig::default() }).unwrap();
