@@ -170,7 +170,7 @@ pub fn kind_cases(base: &PlannerConfig, repeats: usize) -> Vec<PlanCase> {
         .map(|kind| {
             let population = if kind == PlannerKind::RandomShooting { budget } else { base.population };
             let name = format!("{}kind_{}", if base.population < 100 { "quick_" } else { "" }, kind.name());
-            case(&name, 4, 1, PlannerConfig { kind, population, ..base.clone() }, repeats)
+            case(&name, 4, 1, PlannerConfig { population, ..base.with_kind(kind) }, repeats)
         })
         .collect()
 }

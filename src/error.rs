@@ -162,6 +162,17 @@ pub enum FormatError {
         /// The version this build reads.
         supported: u32,
     },
+    /// A training checkpoint of a manifest version whose checksum does not cover the manifest
+    /// (version 1): its elites, settings, Adam steps and generator cannot be trusted.
+    #[error(
+        "manifest version {found} is not covered by the file's checksum, so its elites, settings and \
+         optimiser state cannot be trusted to resume training; its tensors are checksummed: load its \
+         weights as a model (Ensemble::load, lookahead.Ensemble.load) and start a new trainer from them"
+    )]
+    UncheckedManifest {
+        /// The file's version.
+        found: u32,
+    },
     /// A required tensor is missing.
     #[error("tensor {0:?} is missing")]
     MissingTensor(String),

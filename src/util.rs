@@ -7,6 +7,37 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+/// Largest config text lookahead parses: a config file, a JSON object of settings, one
+/// `key=value` assignment: 1 MiB. A whole config is a few kilobytes, and parsing TOML takes
+/// about a hundred times a document's size in memory (a 50 MB array took 5.8 GB), so a larger
+/// text is refused before it is parsed.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+
+/// Refuses `len` bytes of config text from `what` (the file, the argument) above
+/// [`MAX_CONFIG_BYTES`], naming it and the limit.
+pub fn check_config_size(what: &str, len: usize) -> Result<()> {
+    if len <= MAX_CONFIG_BYTES {
+        return Ok(());
+    }
+    let why = format!(
+        "{len} bytes; a config may have at most {MAX_CONFIG_BYTES} bytes (1 MiB), and a whole one is a few kilobytes"
+    );
+    Err(Error::config(what, why))
+}
+
+/// The text of the config file `path`, refused past [`MAX_CONFIG_BYTES`] before more than that
+/// is read (whatever the file is: a pipe, a device, a file still growing).
+pub fn read_config_file(path: &Path) -> Result<String> {
+    use std::io::Read;
+    let io = |source| Error::Io { path: path.display().to_string(), source };
+    let (mut file, mut bytes) = (std::fs::File::open(path).map_err(io)?, Vec::new());
+    (&mut file).take(MAX_CONFIG_BYTES as u64 + 1).read_to_end(&mut bytes).map_err(io)?;
+    // The file's size where it has one (a pipe's is unknown: what was read).
+    let size = file.metadata().map_or(0, |m| m.len() as usize).max(bytes.len());
+    check_config_size(&path.display().to_string(), size)?;
+    String::from_utf8(bytes).map_err(|e| Error::config(path.display().to_string(), format!("not UTF-8 text: {e}")))
+}
+
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, fsync of the
 /// folder. A crash at any point leaves either the old file or the new one, never a mixture, and
 /// a failed write removes its temporary file. The temporary file has an unpredictable name and
@@ -64,6 +95,10 @@ pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
 /// Parses one `key.path=value` assignment. The value is TOML (`500`, `"tsinf"`, `[32, 32]`);
 /// a bare word that is not TOML is taken as a string (`propagation=tsinf`).
 pub fn parse_assignment(assignment: &str) -> Result<(String, toml::Value)> {
+    if assignment.len() > MAX_CONFIG_BYTES {
+        let key = assignment.split('=').next().unwrap_or("").trim().chars().take(80).collect::<String>();
+        check_config_size(&format!("{key} (an assignment)"), assignment.len())?;
+    }
     let (key, value) = assignment
         .split_once('=')
         .ok_or_else(|| Error::config(assignment.trim(), "expected key=value (e.g. planner.population=500)"))?;
@@ -240,16 +275,31 @@ where
     table.try_into().map_err(|e: toml::de::Error| Error::config(section, e.message().to_string()))
 }
 
+/// The `section.key` paths that a config file's table and `key.path=value` assignments name.
+fn user_keys(file: Option<&toml::Table>, sets: &[String]) -> Vec<String> {
+    let mut keys: Vec<String> = sets.iter().filter_map(|s| parse_assignment(s).ok()).map(|(k, _)| k).collect();
+    for (section, value) in file.into_iter().flatten() {
+        match value.as_table() {
+            Some(t) => keys.extend(t.keys().map(|k| format!("{section}.{k}"))),
+            None => keys.push(section.clone()),
+        }
+    }
+    keys
+}
+
 /// A config of type `T` resolved in layers: `base` (a preset, serialised to find the known keys),
 /// then a TOML file's text, then `key.path=value` assignments, then `validate`. Unknown keys are
 /// named with their path, a value of the wrong kind with the key the user wrote, and every
 /// problem of every layer is reported at once. `optional` lists the full key paths of `Option`
-/// fields that serialisation leaves out when unset.
+/// fields that serialisation leaves out when unset. `adjust` sees the merged table and the
+/// `section.key` paths the user named (in the file or the assignments) before it is parsed.
+/// A file past [`MAX_CONFIG_BYTES`] is refused before it is parsed.
 pub fn resolve_layers<T>(
     base: &T,
     file: Option<&str>,
     sets: &[String],
     optional: &[&str],
+    adjust: impl Fn(&mut toml::Table, &[String]),
     validate: impl Fn(&T) -> Result<()>,
 ) -> Result<T>
 where
@@ -265,11 +315,15 @@ where
         Err(Error::InvalidConfigs(v)) => errs.extend(v),
         Err(e) => errs.push(e),
     };
+    let mut named = user_keys(None, sets);
     if let Some(text) = file {
+        check_config_size("config file", text.len())?;
         let user: toml::Table = toml::from_str(text).map_err(|e| Error::config("config file", e.to_string()))?;
+        named = user_keys(Some(&user), sets);
         take(merge_checked(&mut table, user, &schema, "", optional));
     }
     take(apply_assignments(&mut table, &schema, sets, "", optional));
+    adjust(&mut table, &named);
     // The merged document is parsed as text so that a type error has a position, which is turned
     // into the key the user wrote (the merged text's line numbers are nobody's file).
     let text = toml::to_string(&table).map_err(|e| Error::config("config", e.to_string()))?;

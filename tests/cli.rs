@@ -297,6 +297,55 @@ fn ctrl_c_stops_a_run_in_every_phase_within_seconds_with_status_130() {
     std::fs::remove_dir_all(&dir).ok();
 }
 
+/// A config file past 1 MiB is refused before it is parsed (a 50 MB array took 5.8 GB to
+/// parse), by every command that reads one, naming the file and the limit.
+#[test]
+fn a_config_file_past_one_mebibyte_is_refused_before_parsing() {
+    let path = std::env::temp_dir().join(format!("lookahead-bigconfig-{}.toml", std::process::id()));
+    let list = vec!["1.0"; 1 << 20].join(", ");
+    std::fs::write(&path, format!("[model]\nhidden = [{list}]\n")).unwrap();
+    let commands: [&[&str]; 3] = [&["config", "print", "--config"], &["config", "validate"], &["mpc", "--config"]];
+    for args in commands {
+        let t0 = std::time::Instant::now();
+        let out = bin().args(args).arg(&path).output().expect("runs");
+        let text = out_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {text}");
+        assert!(text.contains(&path.display().to_string()) && text.contains("at most 1048576 bytes (1 MiB)"), "{text}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(10), "{args:?}: refused after {:?}", t0.elapsed());
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// A kernel the benchmark cannot run here (the fused model step needs the fused or coop16
+/// network kernel) is reported as such, with why, and not as "wrong maths", which it was.
+#[test]
+fn a_bench_kernel_that_cannot_run_is_not_called_wrong_maths() {
+    let out = bin().args(["bench", "plan", "--quick", "--mlp-kernel", "tiled", "--model-step", "fused"]).output();
+    let out = out.expect("runs");
+    let text = out_text(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(text.contains("cannot run the tiled network kernel with model step fused"), "{text}");
+    assert!(text.contains("needs the fused or coop16 network kernel"), "{text}");
+    assert!(!text.contains("wrong maths") && !text.contains("fails verification"), "{text}");
+}
+
+/// A run plan the device cannot train on (initial_exploration_steps + trials × trial_length
+/// transitions) is refused before exploring, naming the keys: 5 000 000 exploration steps
+/// failed only after exploring them and writing a 220 MB resume point that could not resume.
+#[test]
+fn a_run_storing_more_transitions_than_the_device_trains_on_is_refused_before_exploring() {
+    let dir = std::env::temp_dir().join(format!("lookahead-bigplan-{}", std::process::id()));
+    for set in ["loop.initial_exploration_steps=5000000000", "loop.trials=1000000000"] {
+        let t0 = std::time::Instant::now();
+        let out = bin().args(["pets", "--env", "pendulum", "--set", set, "--out"]).arg(&dir).output().expect("runs");
+        let text = out_text(&out);
+        assert_eq!(out.status.code(), Some(2), "{set}: {text}");
+        assert!(text.contains("lower loop.initial_exploration_steps, loop.trials or loop.trial_length"), "{text}");
+        assert!(t0.elapsed() < std::time::Duration::from_secs(20), "{set}: refused after {:?}", t0.elapsed());
+        assert!(!dir.exists(), "{set}: the run folder was created");
+    }
+}
+
 /// Ctrl-C during a long training phase stops the run within seconds with a loadable checkpoint;
 /// a second Ctrl-C, sent once the run has acknowledged the first (so the two cannot merge into
 /// one pending signal), exits at once with status 130 — not a crash from exiting while the

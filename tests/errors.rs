@@ -126,6 +126,28 @@ fn broken_task_wgsl_is_a_shader_error_not_a_panic() {
     assert!(matches!(e, Error::ShaderCompile { .. }), "{e}");
 }
 
+/// A custom task's WGSL is compiled inside a family's module; an error in it gave the line of
+/// the combined module (`wgsl:232:5` for the task's line 5). It is reported in the task's own
+/// lines, under the task's name, whichever family holds it; an error in the crate's code (a
+/// function the task does not define) says so.
+#[test]
+fn an_error_in_a_custom_tasks_wgsl_is_reported_at_its_own_line() {
+    let ctx = ctx();
+    let mut lines: Vec<String> = Task::quadratic(2, 1).wgsl.lines().map(String::from).collect();
+    lines.insert(6, "    let broken = ;".into());
+    let task = Task { name: "mytask".into(), wgsl: lines.join("\n"), ..Task::quadratic(2, 1) };
+    let ens = Ensemble::random(EnsembleSpec { hidden: vec![8], ..EnsembleSpec::pets(2, 1) }, 0).unwrap();
+    for dynamics in [Dynamics::Analytic, Dynamics::Ensemble(ens)] {
+        let e = Planner::new(&ctx, task.clone(), dynamics, small()).err().expect("rejected").to_string();
+        assert!(e.contains("mytask:7:5") && e.contains("7 │     let broken = ;"), "{e}");
+        assert!(!e.contains("wgsl:"), "{e}");
+    }
+    let missing =
+        Task { wgsl: task.wgsl.replace("fn env_reward", "fn env_rewrd").replace("let broken = ;", ""), ..task };
+    let e = Planner::new(&ctx, missing, Dynamics::Analytic, small()).err().expect("rejected").to_string();
+    assert!(e.contains("env_reward") && e.contains("the crate's code around task mytask's functions"), "{e}");
+}
+
 #[test]
 fn planner_bounds_wider_than_the_tasks_are_refused() {
     let ctx = ctx();

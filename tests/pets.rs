@@ -35,6 +35,33 @@ fn config_resolution_applies_file_then_sets_and_names_unknown_keys() {
     }
 }
 
+/// Parsing TOML takes about a hundred times a document's size (a 50 MB array in a config file
+/// took 5.8 GB): a config text or an assignment past 1 MiB is refused before it is parsed.
+#[test]
+fn config_texts_past_one_mebibyte_are_refused_before_parsing() {
+    use lookahead::util::MAX_CONFIG_BYTES;
+    let list = |n: usize| format!("[{}]", vec!["8"; n].join(", "));
+    let huge = format!("[model]\nhidden = {}\n", list(MAX_CONFIG_BYTES / 3 + 1));
+    assert!(huge.len() > MAX_CONFIG_BYTES);
+    let t0 = std::time::Instant::now();
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, Some(&huge), &[]).unwrap_err().to_string();
+    assert!(e.contains("config file") && e.contains("at most 1048576 bytes (1 MiB)"), "{e}");
+    let set = format!("model.hidden={}", list(MAX_CONFIG_BYTES / 3 + 1));
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, None, &[set]).unwrap_err().to_string();
+    assert!(e.contains("model.hidden (an assignment)") && e.contains("1 MiB"), "{e}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(2), "refused after {:?}", t0.elapsed());
+    // Just under the limit is parsed (and refused for what it says, not for its size).
+    let big = format!("[model]\nhidden = {}\n", list(MAX_CONFIG_BYTES / 3 - 20));
+    assert!(big.len() <= MAX_CONFIG_BYTES);
+    let e = PetsConfig::resolve(EnvKind::Cartpole, Preset::Demo, Some(&big), &[]).unwrap_err().to_string();
+    assert!(e.contains(&format!("model.hidden: {} hidden layers, more than 64", MAX_CONFIG_BYTES / 3 - 20)), "{e}");
+    let path = std::env::temp_dir().join(format!("lookahead-huge-{}.toml", std::process::id()));
+    std::fs::write(&path, &huge).unwrap();
+    let e = lookahead::util::read_config_file(&path).unwrap_err().to_string();
+    assert!(e.contains(&path.display().to_string()) && e.contains(&format!("{} bytes", huge.len())), "{e}");
+    std::fs::remove_file(&path).ok();
+}
+
 #[test]
 fn impossible_values_are_all_reported_before_any_work() {
     let sets: Vec<String> = ["planner.horizon=0", "train.lr=-1", "loop.initial_exploration_steps=0", "model.members=2"]
@@ -226,10 +253,20 @@ gpu_test!(a_run_directory_holding_a_run_is_refused_and_overwrite_replaces_every_
 gpu_test!(sizes_the_device_cannot_hold_are_refused_before_any_work_or_file, |ctx| {
     let dir = std::env::temp_dir().join(format!("lookahead-toolarge-{}", std::process::id()));
     std::fs::remove_dir_all(&dir).ok();
+    // A run stores up to initial_exploration_steps + trials × trial_length transitions and
+    // trains on all of them: a plan the device cannot train on (pendulum: 7 floats a transition
+    // in the dataset) failed only after exploring them, and after 18 600 of 20 000 trials.
+    let binding = ctx.limits().max_storage_buffer_binding_size;
+    let past_binding = format!("loop.initial_exploration_steps={}", binding / 28 + 1);
+    let loop_keys = "lower loop.initial_exploration_steps, loop.trials or loop.trial_length";
     for (extra, needle) in [
         ("planner.population=10000000", "lower population"),
         ("model.hidden=[100000,100000]", "model.hidden"),
         ("model.hidden=[9000,9000]", "model.members"),
+        (past_binding.as_str(), "max_storage_buffer_binding_size"),
+        (past_binding.as_str(), loop_keys),
+        ("loop.initial_exploration_steps=5000000000", loop_keys),
+        ("loop.trials=1000000000", loop_keys),
     ] {
         let cfg = tiny(EnvKind::Pendulum, &[extra]);
         let mut env = cfg.env.make();
@@ -568,12 +605,38 @@ gpu_test!(an_edited_resume_point_is_refused_naming_what_lies_outside_the_plan, |
                 })
                 .collect();
             edited["trials"] = trials.into();
+            // And the files named as point 5's, so that the names pass too.
+            for (field, stem) in [("replay_file", "replay"), ("trainer_file", "resume")] {
+                let name = original[field].as_str().unwrap();
+                std::fs::copy(dir.join(name), dir.join(format!("{stem}.5.safetensors"))).unwrap();
+                edited[field] = format!("{stem}.5.safetensors").into();
+            }
         }
         std::fs::write(dir.join("resume.json"), serde_json::to_string(&edited).unwrap()).unwrap();
         let e = run(true).unwrap_err().to_string();
         assert!(e.contains(key) && e.contains("not written by a run of this config"), "{key}: {e}");
     }
-    std::fs::write(dir.join("resume.json"), state).unwrap();
-    run(true).expect("the intact point resumes");
+    // A replay buffer (with its checksum) that does not hold the steps the state counts, and a
+    // trainer of another architecture, are refused.
+    let replay = original["replay_file"].as_str().unwrap();
+    let kept = std::fs::read(dir.join(replay)).unwrap();
+    lookahead::train::ReplayBuffer::new(3, 1).save(&dir.join(replay)).unwrap();
+    let mut edited = original.clone();
+    edited["replay_sha256"] = lookahead::run::sha256_file(&dir.join(replay)).unwrap().into();
+    std::fs::write(dir.join("resume.json"), edited.to_string()).unwrap();
+    let e = run(true).unwrap_err().to_string();
+    assert!(e.contains("holds 0 transitions, the point counts 20 steps"), "{e}");
+    std::fs::write(dir.join(replay), kept).unwrap();
+    let trainer = original["trainer_file"].as_str().unwrap();
+    let mut ckpt = Checkpoint::load(dir.join(trainer)).unwrap();
+    let other = lookahead::model::EnsembleSpec { hidden: vec![9], ..ckpt.ensemble.spec.clone() };
+    ckpt.ensemble = lookahead::model::Ensemble::random(other, 0).unwrap();
+    ckpt.adam = None;
+    ckpt.save(dir.join(trainer)).unwrap();
+    let mut edited = original.clone();
+    edited["trainer_sha256"] = lookahead::run::sha256_file(&dir.join(trainer)).unwrap().into();
+    std::fs::write(dir.join("resume.json"), edited.to_string()).unwrap();
+    let e = run(true).unwrap_err().to_string();
+    assert!(e.contains("the point's trainer holds") && e.contains("hidden [9]"), "{e}");
     std::fs::remove_dir_all(&dir).ok();
 });

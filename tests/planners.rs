@@ -126,6 +126,35 @@ fn keys_of_another_kind_are_refused_and_named() {
     assert!(e.contains("planner.beta") && e.contains("planner.gamma"), "{e}");
 }
 
+/// Random shooting ignores `iterations`, `alpha` and `elite_ratio`, and a key set away from its
+/// default for a kind that ignores it is an error naming it (docs/DESIGN.md); they were accepted.
+/// A preset's own value (the demo's 3 iterations) is not the user's setting.
+#[test]
+fn random_shooting_refuses_the_keys_it_ignores_naming_them() {
+    use lookahead::pets::{PetsConfig, Preset};
+    let rs = PlannerConfig {
+        kind: PlannerKind::RandomShooting,
+        iterations: 3,
+        alpha: 0.5,
+        elite_ratio: 0.2,
+        ..PlannerConfig::default()
+    };
+    let e = rs.validate().unwrap_err().to_string();
+    for key in ["planner.iterations", "planner.alpha", "planner.elite_ratio"] {
+        assert!(e.contains(key) && e.contains("random_shooting"), "{key}: {e}");
+    }
+    rs.with_kind(PlannerKind::RandomShooting).validate().expect("the ignored keys back at their defaults");
+    PlannerConfig { kind: PlannerKind::Cem, ..rs.clone() }.validate().expect("CEM takes them");
+    let kind = ["planner.kind=random_shooting".to_string()];
+    let cfg = PetsConfig::resolve(EnvKind::Pendulum, Preset::Demo, None, &kind).expect("the demo preset");
+    assert_eq!(cfg.planner.iterations, PlannerConfig::default().iterations);
+    let file = "[planner]\nkind = \"random_shooting\"\niterations = 3\n";
+    let e = PetsConfig::resolve(EnvKind::Pendulum, Preset::Demo, Some(file), &["planner.alpha=0.5".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("planner.iterations") && e.contains("planner.alpha"), "{e}");
+}
+
 /// Known-model targets (issue 10) at a fifth of the CEM reference's model steps per plan
 /// (350 candidates per plan: MPPI 70 × 5, iCEM 100 decaying over 5 iterations): cartpole kept up
 /// for 200 steps on every seed 0–9, and the pendulum swung up with a mean return above −200,

@@ -12,7 +12,6 @@ use lookahead::planner::{Budget, Dynamics, PlanStatus, Planner, PlannerConfig, P
 fn kind_planner(ctx: &lookahead::gpu::GpuContext, kind: PlannerKind, iterations: usize) -> Planner {
     // The anytime rule: the best iteration so far is returned.
     let cfg = PlannerConfig {
-        kind,
         horizon: 30,
         population: 300,
         iterations,
@@ -20,7 +19,8 @@ fn kind_planner(ctx: &lookahead::gpu::GpuContext, kind: PlannerKind, iterations:
         seed: 5,
         return_best_iteration: true,
         ..PlannerConfig::default()
-    };
+    }
+    .with_kind(kind);
     Planner::new(ctx, EnvKind::Pendulum.task(), Dynamics::Analytic, cfg).expect("planner")
 }
 

@@ -305,6 +305,22 @@ fn bad_transitions_are_rejected_and_nothing_is_stored() {
     assert!(b.is_empty());
 }
 
+/// A buffer of sizes no model can take (10^12-wide observations were accepted from Python) is
+/// refused when made or loaded, naming the size and the limit.
+#[test]
+fn replay_buffers_of_sizes_no_model_takes_are_refused() {
+    let e = ReplayBuffer::checked(1_000_000_000_000, 1).unwrap_err().to_string();
+    assert!(e.contains("obs_dim: 1000000000000 is outside 1..=32"), "{e}");
+    let e = ReplayBuffer::checked(3, 9).unwrap_err().to_string();
+    assert!(e.contains("act_dim: 9 is outside 1..=8"), "{e}");
+    let path = std::env::temp_dir().join(format!("lookahead-dims-{}.safetensors", std::process::id()));
+    random_buffer(3, 1, 4, 0).save(&path).unwrap();
+    assert!(ReplayBuffer::load(&path, 3, 1).is_ok());
+    let e = ReplayBuffer::load(&path, 33, 1).unwrap_err().to_string();
+    assert!(e.contains("obs_dim: 33"), "{e}");
+    std::fs::remove_file(&path).ok();
+}
+
 gpu_test!(training_refuses_empty_or_mismatched_buffers_and_bad_settings, |ctx| {
     let e = Ensemble::random(small_spec(true, false), 1).unwrap();
     let mut t = Trainer::new(ctx, e.clone(), TrainConfig { num_elites: 2, ..TrainConfig::default() }).unwrap();
@@ -601,6 +617,33 @@ gpu_test!(auto_falls_back_to_the_per_layer_path_where_the_fused_values_do_not_fi
     let err = Trainer::new(ctx, Ensemble::random(wide, 1).unwrap(), fused).err().expect("refused");
     let msg = err.to_string();
     assert!(msg.contains("max_storage_buffer_binding_size") && msg.contains("tiled"), "{msg}");
+});
+
+// The per-layer path keeps every hidden layer's activations and pre-activations in buffers of
+// their own, each within the binding limit; their total grows with the depth and is checked
+// against the device before any buffer is created.
+gpu_test!(the_values_of_every_layer_together_are_checked_before_the_trainer_allocates, |ctx| {
+    let limits = ctx.limits();
+    let (binding, max) = (limits.max_storage_buffer_binding_size, limits.max_buffer_size);
+    // Rows of one full binding at the widest layer (256); 64 layers keep 128 such rows each.
+    let rows = binding / (256 * 4);
+    let total = rows * 2 * 64 * 256 * 4;
+    if total <= max {
+        eprintln!("64 layers' values ({total} B) fit this device's buffers; checked where they do not");
+        return;
+    }
+    let cfg = TrainConfig {
+        batch_size: (rows / 2) as usize,
+        num_elites: 1,
+        mlp_kernel: TrainKernel::Tiled,
+        ..TrainConfig::default()
+    };
+    let ens = Ensemble::random(cartpole_spec(2, vec![256; 64]), 1).unwrap();
+    let t0 = std::time::Instant::now();
+    let err = Trainer::new(ctx, ens, cfg).err().expect("refused").to_string();
+    assert!(err.contains("training values of every layer") && err.contains("max_buffer_size"), "{err}");
+    assert!(err.contains("train.batch_size") && err.contains("model.hidden"), "{err}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(5), "refused after {:?}", t0.elapsed());
 });
 
 // The fused path (forward pass, input-gradient chain, weight gradients) is the per-layer

@@ -17,6 +17,7 @@ pub const TRAIN_OPTIONAL: &[&str] = &["train.clip_grad_norm"];
 /// every key is put under `section.` unless `section` is empty. A value that TOML cannot hold
 /// (null, an integer beyond 2^63) is an error naming its key; all are reported at once.
 pub fn assignments(json: &str, section: &str) -> Result<Vec<String>> {
+    util::check_config_size("config", json.len())?;
     let value: Value = serde_json::from_str(json).map_err(|e| Error::config("config", format!("not JSON: {e}")))?;
     let Value::Object(map) = value else {
         return Err(Error::config("config", "expected a JSON object of settings"));

@@ -25,6 +25,7 @@ fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(device::adapters, m)?)?;
     m.add_function(wrap_pyfunction!(pets::request_stop, m)?)?;
     m.add_function(wrap_pyfunction!(pets::resolve_config, m)?)?;
+    m.add_function(wrap_pyfunction!(pets::check_config_size, m)?)?;
     m.add_function(wrap_pyfunction!(pets::run_pets, m)?)?;
     m.add_function(wrap_pyfunction!(pets::evaluate_pets, m)?)?;
     m.add_class::<device::Context>()?;
@@ -36,5 +37,6 @@ fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     errors::register(m)?;
     m.add("MAX_OBS", lookahead::kernels::MAX_OBS)?;
     m.add("MAX_ACT", lookahead::kernels::MAX_ACT)?;
+    m.add("MAX_CONFIG_BYTES", lookahead::util::MAX_CONFIG_BYTES)?;
     Ok(())
 }

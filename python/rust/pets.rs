@@ -31,6 +31,13 @@ pub fn request_stop() {
     STOP_REQUESTED.store(true, Ordering::SeqCst);
 }
 
+/// Refuses `size` bytes of config text from `what` past `MAX_CONFIG_BYTES` (1 MiB), as the
+/// engine does for every config it parses: for a file Python reads.
+#[pyfunction]
+pub fn check_config_size(what: &str, size: usize) -> PyResult<()> {
+    lookahead::util::check_config_size(what, size).py()
+}
+
 /// The PETS config of `env_base`'s `preset` with a TOML file's text, then the `key=value`
 /// assignments `task_sets`, the settings of the JSON object `config_json` (sections as nested
 /// objects) and the assignments `sets` applied in that order (the same keys as the CLI), as TOML

@@ -15,7 +15,7 @@ use crate::arrays::values;
 use crate::config::{self, TRAIN_OPTIONAL};
 use crate::device::Context;
 use crate::ensemble::Ensemble;
-use crate::errors::{lock, with_unlocked, InputError, OrPy};
+use crate::errors::{lock, with_unlocked, OrPy};
 use crate::interrupt::{Interrupt, SignalFds};
 
 /// `n` transitions copied out of their arrays, shapes checked.
@@ -81,12 +81,7 @@ pub struct ReplayBuffer {
 impl ReplayBuffer {
     #[new]
     fn new(obs_dim: usize, act_dim: usize) -> PyResult<Self> {
-        if obs_dim == 0 || act_dim == 0 {
-            return Err(InputError::new_err(format!(
-                "invalid input: obs_dim {obs_dim} and act_dim {act_dim} must be at least 1"
-            )));
-        }
-        Ok(Self { buffer: Mutex::new(RReplayBuffer::new(obs_dim, act_dim)) })
+        Ok(Self { buffer: Mutex::new(RReplayBuffer::checked(obs_dim, act_dim).py()?) })
     }
 
     /// Reads a buffer written by `save` (or a PETS run folder's `replay.*.safetensors`).

@@ -103,6 +103,24 @@ def test_sizes_and_seeds_must_be_non_negative_integers_named_in_the_error(ctx):
     assert la.Ensemble.random(np.int64(3), np.int32(1), members=np.uint8(2), hidden=[np.int64(8)]).spec["members"] == 2
 
 
+def test_absurd_sizes_are_exceptions_naming_the_setting_not_aborts(ctx):
+    """20 layers of 14 000 aborted the interpreter (an allocation failure) and a buffer of
+    10**12-wide observations was accepted: every constructor refuses sizes past the limits."""
+    for call, cls, key in [
+        (lambda: la.Ensemble.random(3, 1, members=5, hidden=[14000] * 20), la.ConfigError, "model.members"),
+        (lambda: la.Ensemble.random(3, 1, hidden=[1] * 100000), la.ConfigError, "more than 64"),
+        (lambda: la.ReplayBuffer(10**12, 1), la.ConfigError, "obs_dim"),
+        (lambda: la.ReplayBuffer(3, la.MAX_ACT + 1), la.ConfigError, "act_dim"),
+        (lambda: la.Task.custom("x", 10**12, 1, [-1.0], [1.0], ""), la.ConfigError, "obs_dim"),
+        (lambda: la.Trainer(ctx, la.Ensemble.random(3, 1, members=2, hidden=[8]), batch_size=2**40), la.LimitError,
+         "batch_size"),
+        (lambda: small_planner(ctx, population=10**15), la.LimitError, "population"),
+        (lambda: small_planner(ctx, horizon=10**15), la.ConfigError, "horizon"),
+    ]:
+        with pytest.raises(cls, match=key):
+            call()
+
+
 def test_custom_task_wgsl_errors_name_the_shader(ctx):
     good = la.Task.builtin("pendulum").wgsl
     broken = la.Task.custom("broken", 3, 1, [-2.0], [2.0], good.replace("fn env_reward", "fn env_rewrd"))
@@ -110,6 +128,12 @@ def test_custom_task_wgsl_errors_name_the_shader(ctx):
         la.Planner(ctx, broken, la.Ensemble.random(3, 1, members=2, hidden=[8]), population=8, horizon=3)
     with pytest.raises(la.ConfigError, match="action_bounds"):
         la.Task.custom("bounds", 3, 1, [2.0], [-2.0], good)
+    # An error on the task's line 7 is reported at line 7 of the task's own text.
+    lines = good.splitlines()
+    lines.insert(6, "    let broken = ;")
+    typo = la.Task.custom("typo", 3, 1, [-2.0], [2.0], "\n".join(lines), has_dynamics=True)
+    with pytest.raises(la.GpuError, match="typo:7:5"):
+        la.Planner(ctx, typo, None, population=8, horizon=3)
 
 
 def test_ensemble_files_round_trip_and_corrupt_files_are_refused(ctx, tmp_path):

@@ -75,6 +75,40 @@ def test_environment_errors_reach_the_caller(ctx):
         assert "simulator exploded" in str(e)
 
 
+def test_a_run_storing_more_transitions_than_the_device_trains_on_is_refused_before_exploring(ctx, tmp_path):
+    """initial_exploration_steps + trials × trial_length transitions are checked against the
+    device before the first step (5 000 000 exploration steps failed only after exploring)."""
+    import time
+
+    for s in ("loop.initial_exploration_steps=5000000000", "loop.trials=1000000000"):
+        t0 = time.monotonic()
+        try:
+            la.pets.run("Pendulum-v1", preset="demo", sets=[s], out=tmp_path / "r", progress=False, ctx=ctx)
+            raise AssertionError(f"{s} was accepted")
+        except la.LimitError as e:
+            assert "lower loop.initial_exploration_steps, loop.trials or loop.trial_length" in str(e), str(e)
+        assert time.monotonic() - t0 < 20, f"{s}: refused after {time.monotonic() - t0:.1f} s"
+        assert not (tmp_path / "r").exists()
+
+
+def test_config_texts_past_one_mebibyte_are_refused_before_parsing(ctx, tmp_path):
+    """Parsing TOML takes about a hundred times a document's size (a 50 MB array took 5.8 GB):
+    a config file, a settings mapping or an assignment past 1 MiB is refused, naming it."""
+    import pytest
+
+    big = "[" + ", ".join(["8"] * (la.MAX_CONFIG_BYTES // 3 + 1)) + "]"
+    path = tmp_path / "big.toml"
+    path.write_text(f"[model]\nhidden = {big}\n")
+    for call, key in [
+        (lambda: la.pets.resolve("pendulum", config_file=path), "config_file"),
+        (lambda: la.pets.resolve("pendulum", config={"model": {"hidden": [8] * la.MAX_CONFIG_BYTES}}), "config"),
+        (lambda: la.pets.resolve("pendulum", sets=[f"model.hidden={big}"]), "model.hidden"),
+        (lambda: la.Planner(ctx, la.Task.builtin("pendulum"), None, action_lower=[0.0] * la.MAX_CONFIG_BYTES), "config"),
+    ]:
+        with pytest.raises(la.ConfigError, match=key + ".*at most 1048576 bytes"):
+            call()
+
+
 def test_command_line_runs_halfcheetah_a_few_hundred_steps(tmp_path):
     out = tmp_path / "cheetah"
     sets = ["loop.trials=1", "loop.trial_length=150", "loop.initial_exploration_steps=150",

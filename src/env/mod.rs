@@ -12,7 +12,6 @@ pub use pendulum::Pendulum;
 pub use quadratic::Quadratic;
 
 use crate::error::{Error, Result};
-use crate::kernels::{MAX_ACT, MAX_OBS};
 
 /// Result of one environment step.
 #[derive(Debug, Clone, PartialEq)]
@@ -150,13 +149,7 @@ impl Task {
 
     /// Checks sizes and bounds.
     pub fn validate(&self) -> Result<()> {
-        let mut errs = Vec::new();
-        if self.obs_dim == 0 || self.obs_dim > MAX_OBS {
-            errs.push(Error::config("task.obs_dim", format!("{} is outside 1..={}", self.obs_dim, MAX_OBS)));
-        }
-        if self.act_dim == 0 || self.act_dim > MAX_ACT {
-            errs.push(Error::config("task.act_dim", format!("{} is outside 1..={}", self.act_dim, MAX_ACT)));
-        }
+        let mut errs = crate::kernels::check_dims("task.", self.obs_dim, self.act_dim);
         if self.action_lower.len() != self.act_dim || self.action_upper.len() != self.act_dim {
             errs.push(Error::config("task.action_bounds", format!("need {} lower and upper bounds", self.act_dim)));
         } else if self

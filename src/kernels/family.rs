@@ -68,6 +68,12 @@ impl FamilyDecl {
         self.parts.contains(&Part::Task)
     }
 
+    /// The line of the full WGSL text on which the task slot's text begins (1-based).
+    pub fn task_first_line(&self) -> usize {
+        let before = self.parts.iter().take_while(|p| **p != Part::Task);
+        1 + before.map(|p| if let Part::Wgsl(text) = p { text.matches('\n').count() } else { 0 }).sum::<usize>()
+    }
+
     /// The full WGSL text, with `task` in the task slot.
     pub fn source(&self, task: Option<&str>) -> String {
         self.parts
@@ -187,7 +193,59 @@ impl Family {
             layouts,
             trusted: runtime_checks_off(ctx, task.map(|t| t.wgsl)),
         })
+        .map_err(|e| match task {
+            Some(t) => in_task_lines(e, t, decl.task_first_line()),
+            None => e,
+        })
     }
+}
+
+/// A compile error of a module holding `task`'s WGSL from line `first` on, with every location
+/// inside the task's text given in the task's own lines (`wgsl:232:5` becomes `mytask:5:5`, and
+/// the quoted line's number with it), so that it points into the text its author wrote; an
+/// error elsewhere is said to lie in the crate's code that calls the task's functions.
+fn in_task_lines(e: Error, task: TaskWgsl<'_>, first: usize) -> Error {
+    let Error::ShaderCompile { shader, message } = e else { return e };
+    let in_task = |l: usize| (first..first + task.wgsl.lines().count()).contains(&l).then(|| l + 1 - first);
+    let mut translated = false;
+    let lines: Vec<String> = message
+        .lines()
+        .map(|line| {
+            let (out, hit) = translate_line(line, task.name, &in_task);
+            translated |= hit;
+            out
+        })
+        .collect();
+    let mut message = lines.join("\n");
+    if !translated && message.contains("wgsl:") {
+        message.push_str(&format!(
+            "\n(the error lies in the crate's code around task {}'s functions: check that it defines \
+             env_reward, env_terminated and, for known dynamics, env_step with the documented signatures)",
+            task.name
+        ));
+    }
+    Error::ShaderCompile { shader, message }
+}
+
+/// `line` of a compiler message with a location `wgsl:L:C` or a quoted line's number `L │`
+/// inside the task (`task_line(L)`) rewritten in the task's lines; whether it was.
+fn translate_line(line: &str, name: &str, task_line: &dyn Fn(usize) -> Option<usize>) -> (String, bool) {
+    let digits = |s: &str| s.chars().take_while(char::is_ascii_digit).collect::<String>();
+    if let Some(at) = line.find("wgsl:") {
+        let n = digits(&line[at + 5..]);
+        if let Some(l) = n.parse().ok().and_then(task_line) {
+            return (format!("{}{name}:{l}{}", &line[..at], &line[at + 5 + n.len()..]), true);
+        }
+    }
+    let indent = line.len() - line.trim_start().len();
+    let n = digits(&line[indent..]);
+    if !n.is_empty() && line[indent + n.len()..].starts_with(" │") {
+        if let Some(l) = n.parse().ok().and_then(task_line) {
+            let width = indent + n.len();
+            return (format!("{l:>width$}{}", &line[width..]), true);
+        }
+    }
+    (line.to_string(), false)
 }
 
 /// A module outside the declared families (a test's or a probe's WGSL), always compiled with

@@ -46,6 +46,16 @@ pub const MAX_ACT: usize = 8;
 /// Workgroup size of the one-dimensional kernels (the `WG_SIZE` override).
 pub const WG_SIZE: u32 = 64;
 
+/// The problems of an observation and action size outside `1..=MAX_OBS` and `1..=MAX_ACT`
+/// (the WGSL arrays' sizes), as config errors naming `{prefix}obs_dim` and `{prefix}act_dim`.
+pub fn check_dims(prefix: &str, obs_dim: usize, act_dim: usize) -> Vec<Error> {
+    [("obs_dim", obs_dim, MAX_OBS), ("act_dim", act_dim, MAX_ACT)]
+        .into_iter()
+        .filter(|(_, v, max)| *v == 0 || v > max)
+        .map(|(key, v, max)| Error::config(format!("{prefix}{key}"), format!("{v} is outside 1..={max}")))
+        .collect()
+}
+
 /// `common.wgsl`: shared structs, Philox, softplus, the log-variance clamp, slot helpers.
 pub const COMMON_WGSL: &str = include_str!("../../shaders/common.wgsl");
 /// `mlp.wgsl`: ensemble linear layers.

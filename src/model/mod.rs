@@ -132,36 +132,36 @@ impl EnsembleSpec {
         self.layer_dims().iter().map(|(i, o)| (*i * *o) as u64).sum()
     }
 
-    /// Checks the sizes.
+    /// Parameters of the whole ensemble (every layer's weights and biases, all members), or
+    /// `None` when the count does not fit in 64 bits.
+    pub fn param_count(&self) -> Option<u64> {
+        let e = self.n_members as u64;
+        self.layer_dims().iter().try_fold(0u64, |n, (i, o)| {
+            let per_member = (*i as u64).checked_mul(*o as u64)?.checked_add(*o as u64)?;
+            n.checked_add(e.checked_mul(per_member)?)
+        })
+    }
+
+    /// Checks the sizes: members, observation and action sizes within the WGSL limits, at most
+    /// [`MAX_HIDDEN_LAYERS`] hidden layers of width ≥ 1, at most [`MAX_PARAMS`] parameters, all
+    /// before anything is allocated; every problem at once.
     pub fn validate(&self) -> Result<()> {
-        let mut errs = Vec::new();
+        let mut errs = crate::kernels::check_dims("model.", self.obs_dim, self.act_dim);
         if self.n_members == 0 {
             errs.push(Error::config("model.n_members", "must be at least 1"));
         }
-        if self.obs_dim == 0 || self.obs_dim > crate::kernels::MAX_OBS {
-            errs.push(Error::config(
-                "model.obs_dim",
-                format!("{} is outside 1..={}", self.obs_dim, crate::kernels::MAX_OBS),
-            ));
-        }
-        if self.act_dim == 0 || self.act_dim > crate::kernels::MAX_ACT {
-            errs.push(Error::config(
-                "model.act_dim",
-                format!("{} is outside 1..={}", self.act_dim, crate::kernels::MAX_ACT),
-            ));
-        }
-        if self.hidden.contains(&0) {
-            errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
-        }
-        // Refused before anything is allocated: a layer above 2^30 parameters (4 GiB of f32)
-        // exceeds every device's storage binding and most hosts' patience.
-        match self.weight_counts() {
-            Some(c) if c.iter().all(|n| *n <= MAX_LAYER_PARAMS) => {}
-            _ => errs.push(Error::config(
+        errs.extend(hidden_problems(&self.hidden));
+        match self.param_count() {
+            Some(n) if n <= MAX_PARAMS => {}
+            n => errs.push(Error::config(
                 "model.hidden",
                 format!(
-                    "a layer of {} members × {:?} has more than {MAX_LAYER_PARAMS} weights; use fewer members or narrower layers",
-                    self.n_members, self.hidden
+                    "{} members × {} hidden layers have {} parameters (weights and biases), more than \
+                     {MAX_PARAMS} (4 GiB of f32, the most a device binds as one buffer); use fewer members \
+                     (model.members) or fewer or narrower hidden layers",
+                    self.n_members,
+                    self.hidden.len(),
+                    n.map_or("over 2^64".to_string(), |n| n.to_string())
                 ),
             )),
         }
@@ -169,8 +169,33 @@ impl EnsembleSpec {
     }
 }
 
-/// Most weights one layer (all members) may have: 2^30, 4 GiB of f32.
-pub const MAX_LAYER_PARAMS: u64 = 1 << 30;
+/// The problems of a list of hidden widths (`model.hidden`): more than [`MAX_HIDDEN_LAYERS`],
+/// or a width of 0.
+pub fn hidden_problems(hidden: &[usize]) -> Vec<Error> {
+    let mut errs = Vec::new();
+    if hidden.len() > MAX_HIDDEN_LAYERS {
+        let why = format!("{} hidden layers, more than {MAX_HIDDEN_LAYERS}; use fewer layers", hidden.len());
+        errs.push(Error::config("model.hidden", why));
+    }
+    if hidden.contains(&0) {
+        errs.push(Error::config("model.hidden", "every hidden width must be at least 1"));
+    }
+    errs
+}
+
+/// Most hidden layers: 64. A tiled network runs one dispatch per layer and pass (a training
+/// step three per layer, a plan one per layer per model step) with buffers and bind groups per
+/// layer, so the count sets the cost of everything; without residual connections or
+/// normalisation deeper SiLU networks do not train better. PETS uses 4 and the fused kernels
+/// take at most 8 layers: 64 leaves room for any model of this kind while a mistyped list is
+/// refused before thousands of layers are built.
+pub const MAX_HIDDEN_LAYERS: usize = 64;
+
+/// Most parameters of an ensemble (weights and biases of every layer and member): 2^30, 4 GiB
+/// of f32. The trainer binds them all as one storage buffer, and no device binds 4 GiB or more
+/// (wgpu's binding size is a u32); it also keeps four more copies (best, gradients, two Adam
+/// moments), so this is already 20 GiB of device memory.
+pub const MAX_PARAMS: u64 = 1 << 30;
 
 /// Weights of one layer for all members.
 #[derive(Debug, Clone, PartialEq)]

@@ -134,7 +134,7 @@ impl PetsConfig {
     /// Preset, then a TOML file, then `key.path=value` assignments; unknown keys (with their
     /// path) and impossible values are errors.
     pub fn resolve(env: EnvKind, preset: Preset, file: Option<&str>, sets: &[String]) -> Result<Self> {
-        util::resolve_layers(&Self::preset(env, preset), file, sets, OPTIONAL_KEYS, Self::validate)
+        util::resolve_layers(&Self::preset(env, preset), file, sets, OPTIONAL_KEYS, unset_ignored_keys, Self::validate)
     }
 
     /// Checks every section; all problems are reported at once.
@@ -150,9 +150,7 @@ impl PetsConfig {
         if self.model.members == 0 {
             take(Err(Error::config("model.members", "must be at least 1")));
         }
-        if self.model.hidden.contains(&0) {
-            take(Err(Error::config("model.hidden", "every width must be at least 1")));
-        }
+        take(Error::collect(crate::model::hidden_problems(&self.model.hidden)));
         let s = &self.schedule;
         if s.trials == 0 || s.trial_length == 0 || s.freq_train_model == 0 {
             take(Err(Error::config("loop", "trials, trial_length and freq_train_model must be at least 1")));
@@ -224,5 +222,21 @@ fn json_differences(
         }
         _ if a != b => out.push(format!("{key}: {a} {here}, {b} {there}")),
         _ => {}
+    }
+}
+
+/// Puts back the default of every key the planner's kind ignores that the user did not name:
+/// a preset's value there (the demo's 3 iterations) is not the user's setting, which
+/// `PlannerConfig::validate` refuses for the kind.
+fn unset_ignored_keys(table: &mut toml::Table, named: &[String]) {
+    let Some(planner) = table.get_mut("planner").and_then(toml::Value::as_table_mut) else { return };
+    if planner.get("kind").and_then(toml::Value::as_str) != Some(crate::planner::PlannerKind::RandomShooting.name()) {
+        return;
+    }
+    let Ok(defaults) = toml::Table::try_from(PlannerConfig::default()) else { return };
+    for key in PlannerConfig::RANDOM_SHOOTING_IGNORES {
+        if let (false, Some(v)) = (named.contains(&format!("planner.{key}")), defaults.get(key)) {
+            planner.insert(key.to_string(), v.clone());
+        }
     }
 }

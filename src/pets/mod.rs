@@ -41,7 +41,7 @@ pub const RUN_FILES: [&str; 6] =
 pub const LAYOUT: RunLayout = RunLayout {
     kind: "pets",
     files: &RUN_FILES,
-    point_stems: &["replay", "resume"],
+    point_stems: &[resume::REPLAY_STEM, resume::TRAINER_STEM],
     state_file: "resume.json",
     results_header: "env_step,trial,return,model_loss,plan_ms,step_ms",
 };

@@ -10,6 +10,11 @@ use crate::error::{Error, Result};
 use crate::run::{nan_as_null, point};
 use crate::train::{ReplayBuffer, Trainer};
 
+/// The stem of a point's replay buffer file (`replay.<point>.safetensors`).
+pub(super) const REPLAY_STEM: &str = "replay";
+/// The stem of a point's trainer checkpoint (`resume.<point>.safetensors`).
+pub(super) const TRAINER_STEM: &str = "resume";
+
 /// Where a run stood at its last consistent point, from which `resume` continues exactly.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -47,8 +52,8 @@ impl ResumeState {
     /// (the commit point), then removes the files of earlier points.
     pub fn save(mut self, dir: &Path, buffer: &ReplayBuffer, trainer: &Trainer) -> Result<()> {
         let n = self.trials_done;
-        let replay = point::write_file(dir, "replay", n, |p| buffer.save(p))?;
-        let trainer = point::write_file(dir, "resume", n, |p| trainer.checkpoint()?.save(p))?;
+        let replay = point::write_file(dir, REPLAY_STEM, n, |p| buffer.save(p))?;
+        let trainer = point::write_file(dir, TRAINER_STEM, n, |p| trainer.checkpoint()?.save(p))?;
         (self.replay_file, self.replay_sha256) = (replay.name, replay.sha256);
         (self.trainer_file, self.trainer_sha256) = (trainer.name, trainer.sha256);
         let text = serde_json::to_string_pretty(&self).expect("the state serialises");
@@ -74,20 +79,23 @@ impl ResumeState {
                 s.env_steps
             )));
         }
-        let files = [(s.replay_file.as_str(), s.replay_sha256.as_str()), (&s.trainer_file, &s.trainer_sha256)];
-        point::check_files(dir, &LAYOUT, &files)?;
+        let files = [
+            (REPLAY_STEM, s.replay_file.as_str(), s.replay_sha256.as_str()),
+            (TRAINER_STEM, &s.trainer_file, &s.trainer_sha256),
+        ];
+        point::check_files(dir, &LAYOUT, s.trials_done, &files)?;
         Ok(s)
     }
 }
 
 impl ResumeState {
-    /// Refuses a state of an unknown version or whose counters lie outside what `cfg` plans (an
-    /// edited or foreign `resume.json`; counters at their maximum would wrap when the run goes
-    /// on), every problem at once.
+    /// Refuses a state of an unknown version or whose counters and trials are not those of a
+    /// run of `cfg` (an edited or foreign `resume.json`; counters at their maximum would wrap
+    /// when the run goes on), every problem at once. A run explores
+    /// `initial_exploration_steps`, then each trial takes 1 to `trial_length` planned steps, one
+    /// plan each, and the point follows the last trial.
     pub fn check_plan(&self, dir: &Path, cfg: &PetsConfig) -> Result<()> {
         let s = &cfg.schedule;
-        let planned = s.trials as u128 * s.trial_length as u128;
-        let steps = s.initial_exploration_steps as u128 + planned;
         let mut problems = Vec::new();
         if self.version != 1 {
             problems.push(format!("version {} (this build reads version 1)", self.version));
@@ -95,17 +103,24 @@ impl ResumeState {
         if self.trials_done > s.trials {
             problems.push(format!("trials_done {} of {} planned", self.trials_done, s.trials));
         }
-        if self.env_steps as u128 > steps {
-            problems.push(format!("env_steps {} of at most {steps}", self.env_steps));
+        let explored = s.initial_exploration_steps as u128;
+        if self.env_steps as u128 != explored + self.planned_steps as u128 {
+            let (e, p) = (self.env_steps, self.planned_steps);
+            problems.push(format!("env_steps {e}, not the {explored} exploration steps + planned_steps {p}"));
         }
-        if self.planned_steps as u128 > planned {
-            problems.push(format!("planned_steps {} of at most {planned}", self.planned_steps));
+        let planned: u128 = self.trials.iter().map(|t| t.steps as u128).sum();
+        if self.planned_steps as u128 != planned {
+            problems.push(format!("planned_steps {}, the trials took {planned}", self.planned_steps));
+        }
+        if self.planner_calls as u128 != self.planned_steps as u128 % (1 << 32) {
+            problems.push(format!("planner_calls {} for {} planned steps", self.planner_calls, self.planned_steps));
         }
         // Every episode but the current one took a step.
         let episodes = self.env_steps as u128 + s.trials as u128 + 1;
         if self.episode as u128 > episodes {
             problems.push(format!("episode {} of at most {episodes}", self.episode));
         }
+        problems.extend(self.trial_problems(s));
         if problems.is_empty() {
             return Ok(());
         }
@@ -114,6 +129,23 @@ impl ResumeState {
             dir.join(LAYOUT.state_file).display(),
             problems.join(", ")
         )))
+    }
+
+    /// The trials that a run of `s` cannot have finished: 1 to `trial_length` steps each, every
+    /// one ending at the step count so far.
+    fn trial_problems(&self, s: &super::LoopConfig) -> Vec<String> {
+        let mut at = s.initial_exploration_steps as u128;
+        let mut problems = Vec::new();
+        for t in &self.trials {
+            at += t.steps as u128;
+            if t.steps == 0 || t.steps > s.trial_length {
+                problems.push(format!("trials[{}].steps {} outside 1..={}", t.trial, t.steps, s.trial_length));
+            }
+            if t.env_step as u128 != at {
+                problems.push(format!("trials[{}].env_step {}, the steps so far are {at}", t.trial, t.env_step));
+            }
+        }
+        problems
     }
 }
 

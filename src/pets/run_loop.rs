@@ -82,10 +82,46 @@ fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'
     }
 }
 
+/// Refuses a point's trainer whose ensemble is not of the run's architecture.
+fn check_point_model(ckpt: &Checkpoint, spec: &EnsembleSpec) -> Result<()> {
+    if &ckpt.ensemble.spec == spec {
+        return Ok(());
+    }
+    let why = format!("the point's trainer holds ({}), the config asks for ({spec})", ckpt.ensemble.spec);
+    Err(Error::config("resume", why))
+}
+
+/// The point's replay buffer, which holds every step the point counts.
+fn load_point_buffer(dir: &std::path::Path, state: &ResumeState, task: &Task) -> Result<ReplayBuffer> {
+    let buffer = ReplayBuffer::load(&dir.join(&state.replay_file), task.obs_dim, task.act_dim)?;
+    if buffer.len() != state.env_steps {
+        let why = format!(
+            "{} holds {} transitions, the point counts {} steps",
+            state.replay_file,
+            buffer.len(),
+            state.env_steps
+        );
+        return Err(Error::config("resume", why));
+    }
+    Ok(buffer)
+}
+
+/// What to lower when the transitions a run stores do not fit the device.
+const TRANSITIONS_HINT: &str = "lower loop.initial_exploration_steps, loop.trials or loop.trial_length \
+    (a run stores up to initial_exploration_steps + trials × trial_length transitions)";
+
+/// The most transitions a run of `cfg` stores: every exploration step and every step of every
+/// trial (saturating: a count past `usize` is refused as too large).
+fn most_transitions(cfg: &PetsConfig) -> usize {
+    let s = &cfg.schedule;
+    s.trials.saturating_mul(s.trial_length).saturating_add(s.initial_exploration_steps)
+}
+
 /// The trainer (new, or the point's) and the planner, built before any work so that every size
 /// is checked against the device first: the model (without allocating it), then the trainer's
-/// buffers and the planner's workspace (with a stand-in for the elites, given the trained ones
-/// later), every refusal among them reported at once.
+/// buffers and its training on every transition the run will store, and the planner's workspace
+/// (with a stand-in for the elites, given the trained ones later), every refusal among them
+/// reported at once.
 fn build_learners(
     ctx: &GpuContext,
     cfg: &PetsConfig,
@@ -98,9 +134,12 @@ fn build_learners(
     let train_cfg = TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
     let trainer = match (resumed, &opts.out_dir) {
         (Some(state), Some(dir)) => Checkpoint::load(dir.join(&state.trainer_file))
+            .and_then(|ckpt| check_point_model(&ckpt, &spec).map(|()| ckpt))
             .and_then(|ckpt| Trainer::from_checkpoint(ctx, &ckpt, Some(train_cfg))),
         _ => Ensemble::random(spec.clone(), cfg.seed).and_then(|e| Trainer::new(ctx, e, train_cfg)),
     };
+    // The last training sees every transition the run stores.
+    let trainer = trainer.and_then(|t| t.check_transitions(most_transitions(cfg), TRANSITIONS_HINT).map(|()| t));
     let elite_spec = EnsembleSpec { n_members: cfg.train.num_elites, ..spec };
     let pc = PlannerConfig { seed: cfg.seed, ..cfg.planner.clone() };
     let planner =
@@ -127,6 +166,10 @@ impl<'a, 'o> PetsLoop<'a, 'o> {
         let (lock, resumed) = check_start(cfg, env, &task, &opts)?;
         let (mut trainer, planner) = build_learners(ctx, cfg, &task, resumed.as_ref(), &opts)?;
         trainer.set_interrupt(opts.interrupt.clone());
+        let buffer = match (&opts.out_dir, &resumed) {
+            (Some(dir), Some(state)) => load_point_buffer(dir, state, &task)?,
+            _ => ReplayBuffer::new(task.obs_dim, task.act_dim),
+        };
         let files = match (&opts.out_dir, &resumed, lock) {
             (Some(_), Some(state), Some(lock)) => {
                 let rows: Vec<String> = state.trials.iter().map(TrialResult::csv_row).collect();
@@ -134,10 +177,6 @@ impl<'a, 'o> PetsLoop<'a, 'o> {
             }
             (Some(dir), _, lock) => Some(RunFolder::create(dir, &LAYOUT, &cfg.to_toml(), opts.overwrite, lock)?),
             (None, _, _) => None,
-        };
-        let buffer = match (&opts.out_dir, &resumed) {
-            (Some(dir), Some(state)) => ReplayBuffer::load(&dir.join(&state.replay_file), task.obs_dim, task.act_dim)?,
-            _ => ReplayBuffer::new(task.obs_dim, task.act_dim),
         };
         let summary = PetsSummary {
             trials: Vec::new(),

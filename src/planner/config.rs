@@ -239,6 +239,58 @@ pub const MAX_HORIZON: usize = 0xffff;
 pub const MAX_ITERATIONS: usize = 0xfff;
 
 impl PlannerConfig {
+    /// The keys random shooting ignores (one iteration, the best candidate kept): an error when
+    /// set away from their defaults with `kind = "random_shooting"`.
+    pub const RANDOM_SHOOTING_IGNORES: [&'static str; 3] = ["iterations", "alpha", "elite_ratio"];
+
+    /// The keys set away from their defaults that the kind ignores, each with why: a key of
+    /// another kind is a mistake, not a no-op.
+    fn keys_of_other_kinds(&self) -> Vec<(&'static str, String)> {
+        let d = Self::default();
+        let foreign: [(&'static str, bool, PlannerKind); 6] = [
+            ("sigma", self.sigma != d.sigma, PlannerKind::Mppi),
+            ("gamma", self.gamma != d.gamma, PlannerKind::Mppi),
+            ("beta", self.beta != d.beta, PlannerKind::Mppi),
+            ("population_decay", self.population_decay != d.population_decay, PlannerKind::Icem),
+            ("noise_beta", self.noise_beta != d.noise_beta, PlannerKind::Icem),
+            ("keep_elite_fraction", self.keep_elite_fraction != d.keep_elite_fraction, PlannerKind::Icem),
+        ];
+        let mut out: Vec<(&'static str, String)> = foreign
+            .into_iter()
+            .filter(|(_, set, owner)| *set && self.kind != *owner)
+            .map(|(key, _, owner)| {
+                (key, format!("applies to kind = \"{}\" only (kind is \"{}\")", owner.name(), self.kind.name()))
+            })
+            .collect();
+        // Random shooting draws one population of uniform candidates and keeps the best.
+        let ignored = [self.iterations != d.iterations, self.alpha != d.alpha, self.elite_ratio != d.elite_ratio];
+        if self.kind == PlannerKind::RandomShooting {
+            let why =
+                "does not apply to kind = \"random_shooting\" (one iteration of uniform candidates, the best kept)";
+            let keys = Self::RANDOM_SHOOTING_IGNORES.into_iter().zip(ignored).filter(|(_, set)| *set);
+            out.extend(keys.map(|(key, _)| (key, why.to_string())));
+        }
+        out
+    }
+
+    /// This config with `kind`, every key that kind ignores back at its default (`validate`
+    /// refuses one set away from it): another kind at the same shared settings.
+    pub fn with_kind(&self, kind: PlannerKind) -> Self {
+        let d = Self::default();
+        let mut c = Self { kind, ..self.clone() };
+        if kind == PlannerKind::RandomShooting {
+            (c.iterations, c.alpha, c.elite_ratio) = (d.iterations, d.alpha, d.elite_ratio);
+        }
+        if kind != PlannerKind::Mppi {
+            (c.sigma, c.gamma, c.beta) = (d.sigma, d.gamma, d.beta);
+        }
+        if kind != PlannerKind::Icem {
+            (c.population_decay, c.noise_beta, c.keep_elite_fraction) =
+                (d.population_decay, d.noise_beta, d.keep_elite_fraction);
+        }
+        c
+    }
+
     /// The PETS cartpole reference planner (docs/DESIGN.md).
     pub fn pets_reference() -> Self {
         Self::default()
@@ -317,6 +369,7 @@ impl PlannerConfig {
     /// Parses TOML (the keys of the `[planner]` section); unknown keys and bad values are
     /// errors naming the key.
     pub fn from_toml(text: &str) -> Result<Self> {
+        crate::util::check_config_size(SECTION, text.len())?;
         let cfg: Self = toml::from_str(text).map_err(|e| Error::config(SECTION, e.message().to_string()))?;
         cfg.validate()?;
         Ok(cfg)
@@ -406,22 +459,9 @@ impl PlannerConfig {
         if !(self.keep_elite_fraction.is_finite() && (0.0..=1.0).contains(&self.keep_elite_fraction)) {
             bad("keep_elite_fraction", format!("{} is outside [0, 1]", self.keep_elite_fraction));
         }
-        // A key of another kind that differs from its default is a mistake, not a no-op.
-        let d = Self::default();
-        let foreign: &[(&str, bool, PlannerKind)] = &[
-            ("sigma", self.sigma != d.sigma, PlannerKind::Mppi),
-            ("gamma", self.gamma != d.gamma, PlannerKind::Mppi),
-            ("beta", self.beta != d.beta, PlannerKind::Mppi),
-            ("population_decay", self.population_decay != d.population_decay, PlannerKind::Icem),
-            ("noise_beta", self.noise_beta != d.noise_beta, PlannerKind::Icem),
-            ("keep_elite_fraction", self.keep_elite_fraction != d.keep_elite_fraction, PlannerKind::Icem),
-        ];
-        for (key, set, owner) in foreign {
-            if *set && self.kind != *owner {
-                bad(key, format!("applies to kind = \"{}\" only (kind is \"{}\")", owner.name(), self.kind.name()));
-            }
+        for (key, why) in self.keys_of_other_kinds() {
+            bad(key, why);
         }
-
         Error::collect(errs)
     }
 }

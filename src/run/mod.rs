@@ -191,7 +191,7 @@ pub fn stop_requested(flag: Option<&Arc<AtomicBool>>) -> bool {
 /// The config a run folder holds (`config.toml`).
 pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
     let path = dir.join("config.toml");
-    let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
+    let text = crate::util::read_config_file(&path)?;
     toml::from_str(&text).map_err(|e| Error::config(path.display().to_string(), e.to_string()))
 }
 

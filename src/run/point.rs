@@ -52,9 +52,19 @@ pub fn read_state(dir: &Path, layout: &RunLayout) -> Result<String> {
     std::fs::read_to_string(&path).map_err(io_error(&path))
 }
 
-/// Checks that each named file is the one the state file was written with.
-pub fn check_files(dir: &Path, layout: &RunLayout, files: &[(&str, &str)]) -> Result<()> {
-    for (name, want) in files {
+/// Checks that each file a state names, as `(stem, name, SHA-256)`, is the one it was written
+/// with: named as point `number`'s file of its stem (so neither a path outside the folder nor
+/// another point's file), with that checksum.
+pub fn check_files(dir: &Path, layout: &RunLayout, number: usize, files: &[(&str, &str, &str)]) -> Result<()> {
+    for (stem, name, want) in files {
+        let expected = file_name(stem, number);
+        if *name != expected {
+            return Err(Error::InvalidInput(format!(
+                "{}: {} names {name:?} where point {number}'s file is {expected:?}; it was not written by a run",
+                dir.display(),
+                layout.state_file
+            )));
+        }
         if sha256_file(&dir.join(name))? != *want {
             return Err(Error::InvalidInput(format!(
                 "{}: {name} is not the file {} was written with; the run cannot be resumed exactly",

@@ -22,7 +22,7 @@ use crate::env::EnvKind;
 use crate::error::{Error, Result};
 use crate::kernels::mlp_fused::FUSED_MAX_LAYERS;
 use crate::kernels::{MAX_ACT, MAX_OBS};
-use crate::model::MAX_LAYER_PARAMS;
+use crate::model::MAX_PARAMS;
 use crate::util;
 
 /// Most gradient updates per environment step.
@@ -216,7 +216,7 @@ impl SacConfig {
         file: Option<&str>,
         sets: &[String],
     ) -> Result<Self> {
-        util::resolve_layers(&Self::preset(env, origin, preset), file, sets, OPTIONAL_KEYS, Self::validate)
+        util::resolve_layers(&Self::preset(env, origin, preset), file, sets, OPTIONAL_KEYS, |_, _| {}, Self::validate)
     }
 
     /// Checks both sections; every problem is reported at once with its key path.
@@ -321,7 +321,7 @@ impl AlgorithmConfig {
 }
 
 /// Why hidden `widths` do not fit the crate's networks: at most `FUSED_MAX_LAYERS` layers in
-/// all, every width at least 1, no layer over `MAX_LAYER_PARAMS` weights (with inputs of up to
+/// all, every width at least 1, no layer over `MAX_PARAMS` weights (with inputs of up to
 /// `MAX_OBS + MAX_ACT` values).
 fn widths_problem(widths: &[usize]) -> Option<String> {
     if widths.is_empty() || widths.len() >= FUSED_MAX_LAYERS {
@@ -335,8 +335,8 @@ fn widths_problem(widths: &[usize]) -> Option<String> {
         return Some(format!("{widths:?}: every width must be at least 1"));
     }
     let ins = std::iter::once(MAX_OBS + MAX_ACT).chain(widths.iter().copied());
-    if ins.zip(widths).any(|(i, o)| (i as u64).saturating_mul(*o as u64) > MAX_LAYER_PARAMS) {
-        return Some(format!("{widths:?}: a layer would have more than {MAX_LAYER_PARAMS} weights"));
+    if ins.zip(widths).any(|(i, o)| (i as u64).saturating_mul(*o as u64) > MAX_PARAMS) {
+        return Some(format!("{widths:?}: a layer would have more than {MAX_PARAMS} weights"));
     }
     None
 }

@@ -28,6 +28,13 @@ impl ReplayBuffer {
         }
     }
 
+    /// [`ReplayBuffer::new`] for sizes a model can take: `obs_dim` in `1..=kernels::MAX_OBS`,
+    /// `act_dim` in `1..=kernels::MAX_ACT` (errors naming `obs_dim` and `act_dim`).
+    pub fn checked(obs_dim: usize, act_dim: usize) -> Result<Self> {
+        Error::collect(crate::kernels::check_dims("", obs_dim, act_dim))?;
+        Ok(Self::new(obs_dim, act_dim))
+    }
+
     /// Observation size.
     pub fn obs_dim(&self) -> usize {
         self.obs_dim
@@ -57,6 +64,7 @@ impl ReplayBuffer {
     /// Reads transitions written by [`ReplayBuffer::save`], every value checked as by `push`.
     pub fn load(path: &std::path::Path, obs_dim: usize, act_dim: usize) -> Result<Self> {
         use crate::error::FormatError;
+        let mut b = Self::checked(obs_dim, act_dim)?;
         let p = path.display().to_string();
         let bytes = std::fs::read(path).map_err(|source| Error::Io { path: p.clone(), source })?;
         let weights = |reason: FormatError| Error::Weights { path: p.clone(), reason };
@@ -73,7 +81,6 @@ impl ReplayBuffer {
         };
         let (obs, act, next) = (get("obs", obs_dim)?, get("act", act_dim)?, get("next_obs", obs_dim)?);
         let (reward, terminated) = (get("reward", 1)?, get("terminated", 1)?);
-        let mut b = Self::new(obs_dim, act_dim);
         for i in 0..reward.len() {
             let row = |v: &[f32], w: usize| v.get(i * w..(i + 1) * w).map(<[f32]>::to_vec);
             let (Some(o), Some(a), Some(n)) = (row(&obs, obs_dim), row(&act, act_dim), row(&next, obs_dim)) else {

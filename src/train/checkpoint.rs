@@ -93,6 +93,20 @@ impl RngState {
     }
 }
 
+/// Refuses elites that are not distinct members of an `n_members`-member ensemble, or none.
+fn check_elites(elites: &[usize], n_members: usize) -> std::result::Result<(), FormatError> {
+    if elites.is_empty() {
+        return Err(FormatError::Inconsistent("no elites: a trainer always has at least one".into()));
+    }
+    if let Some(bad) = elites.iter().find(|e| **e >= n_members) {
+        return Err(FormatError::Inconsistent(format!("elite {bad} is not a member of a {n_members}-member ensemble")));
+    }
+    if let Some((i, e)) = elites.iter().enumerate().find(|(i, e)| elites[..*i].contains(e)) {
+        return Err(FormatError::Inconsistent(format!("elite {e} is listed twice (elites {elites:?}, position {i})")));
+    }
+    Ok(())
+}
+
 /// Everything needed to resume training and to plan.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Checkpoint {
@@ -113,6 +127,7 @@ impl Checkpoint {
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         self.ensemble.validate()?;
+        check_elites(&self.elites, self.ensemble.spec.n_members).map_err(|e| Error::InvalidInput(e.to_string()))?;
         let mut tensors: Tensors = ensemble_tensors(&self.ensemble).into_iter().map(|(n, s, d)| (n, (s, d))).collect();
         let shapes: BTreeMap<String, Vec<usize>> = tensors.iter().map(|(n, (s, _))| (n.clone(), s.clone())).collect();
         if let Some(adam) = &self.adam {
@@ -174,8 +189,10 @@ impl Checkpoint {
         let (tensors, value) = verified_checkpoint(bytes)?;
         let manifest: Manifest = serde_json::from_value(value)
             .map_err(|e| FormatError::BadMetadata { key: "manifest".into(), reason: e.to_string() })?;
-        if manifest.version != MANIFEST_VERSION && manifest.version != 1 {
-            return Err(FormatError::ManifestVersion { found: manifest.version, supported: MANIFEST_VERSION });
+        match manifest.version {
+            MANIFEST_VERSION => {}
+            1 => return Err(FormatError::UncheckedManifest { found: 1 }),
+            found => return Err(FormatError::ManifestVersion { found, supported: MANIFEST_VERSION }),
         }
         let ensemble = Ensemble::from_bytes_any(bytes)?;
         if ensemble.spec != manifest.model {
@@ -198,12 +215,7 @@ impl Checkpoint {
         } else {
             None
         };
-        if let Some(bad) = manifest.elites.iter().find(|e| **e >= ensemble.spec.n_members) {
-            return Err(FormatError::Inconsistent(format!(
-                "elite {bad} is not a member of a {}-member ensemble",
-                ensemble.spec.n_members
-            )));
-        }
+        check_elites(&manifest.elites, ensemble.spec.n_members)?;
         if let Some(r) = &manifest.rng {
             r.restore()?;
         }

@@ -66,13 +66,8 @@ impl Trainer {
         let (e, b, mo) = (s.n_members, self.cfg.batch_size, s.model_out());
         let n_steps = valid.len();
         let stats_len = n_steps * e + n_steps + e * b * mo * 3;
+        // Within the sizes `check_transitions` allowed for the training call.
         let idx_len = n_steps * e * b;
-        ctx.check_buffer_size(
-            "minibatch indices (steps × members × batch × 4 B)",
-            idx_len as u64 * 4,
-            true,
-            "lower the data size",
-        )?;
         let mut bytes = vec![0u8; self.params_stride as usize * n_steps];
         for (step, v) in valid.iter().enumerate() {
             let p = self.base_params(*v, step, n_steps, objective);

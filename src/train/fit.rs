@@ -47,6 +47,7 @@ impl Trainer {
     /// the first scoring ends, it changes neither the parameters, the normaliser nor the elites.
     pub fn train(&mut self, buffer: &ReplayBuffer) -> Result<TrainReport> {
         self.check_buffer(buffer)?;
+        self.check_transitions(buffer.len(), "train on fewer transitions")?;
         let (val_rows, train_rows) = self.split(buffer.len())?;
         let normaliser = (self.ensemble.input_mean.clone(), self.ensemble.input_std.clone());
         let dataset = self.upload_dataset(buffer, &train_rows)?;
@@ -97,6 +98,34 @@ impl Trainer {
         Ok(())
     }
 
+    /// Checks, before anything is built, that a training call on `n` transitions fits the
+    /// device: the dataset (every transition's inputs and targets) and an epoch's minibatch
+    /// indices as storage buffers, the epoch's step parameters and their u32 offsets, and the
+    /// rows' u32 indices. `hint` says what to lower.
+    pub fn check_transitions(&self, n: usize, hint: &'static str) -> Result<()> {
+        let s = &self.ensemble.spec;
+        let (e, b, n) = (s.n_members as u64, self.cfg.batch_size as u64, n as u64);
+        let steps = n.div_ceil(b);
+        let over = |what: String, requested: u64, limit: &'static str, max: u64| {
+            Err(Error::LimitExceeded { what, requested, limit, max, hint })
+        };
+        if n > u32::MAX as u64 {
+            return over(format!("{n} transitions (rows are indexed in u32)"), n, "u32 index range", u32::MAX as u64);
+        }
+        let row = (s.in_dim() + s.model_out()) as u64 * 4;
+        let data = format!("training data of {n} transitions (× (inputs + targets) × 4 B)");
+        self.ctx.check_buffer_size(&data, n * row, true, hint)?;
+        let indices = format!("minibatch indices of {n} transitions (steps × members × batch × 4 B)");
+        self.ctx.check_buffer_size(&indices, (steps * b).saturating_mul(e * 4), true, hint)?;
+        let params = steps.saturating_mul(self.params_stride);
+        let what = format!("minibatch step parameters of {n} transitions (steps × {} B)", self.params_stride);
+        self.ctx.check_buffer_size(&what, params, false, hint)?;
+        if params > u32::MAX as u64 {
+            return over(what, params, "u32 dynamic offsets", u32::MAX as u64);
+        }
+        Ok(())
+    }
+
     /// Shuffles the `n` transitions and splits them: (validation rows, training rows).
     fn split(&mut self, n: usize) -> Result<(Vec<usize>, Vec<usize>)> {
         let mut order: Vec<usize> = (0..n).collect();
@@ -125,12 +154,6 @@ impl Trainer {
         }
         self.ensemble.input_mean = mean;
         self.ensemble.input_std = std;
-        self.ctx.check_buffer_size(
-            "training data (transitions × (inputs + targets) × 4 B)",
-            data.len() as u64 * 4,
-            true,
-            "train on fewer transitions",
-        )?;
         self.ctx.scoped("training data", || self.ctx.storage_buffer_init("train.dataset", &data))
     }
 

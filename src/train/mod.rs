@@ -36,7 +36,7 @@ use crate::kernels::loss::LossKernels;
 use crate::kernels::mlp::MlpKernels;
 use crate::kernels::{self, TrainParams};
 use crate::model::format::ensemble_tensors;
-use crate::model::Ensemble;
+use crate::model::{Ensemble, EnsembleSpec};
 use checkpoint::{AdamState, Checkpoint};
 use device::{DeviceNet, FusedKernels};
 
@@ -95,6 +95,27 @@ fn read_u32s(ctx: &GpuContext, b: &wgpu::Buffer, n: usize) -> Result<Vec<u32>> {
     ctx.read_buffer::<u32>(b, n)
 }
 
+/// Checks the trainer's buffers against the device before any is created, in saturating
+/// arithmetic (a product past 2^64 is refused as too large): the flat parameters, one layer's
+/// rows at the widest layer (every per-layer buffer is no larger), and the values of every layer
+/// kept together for the backward pass, which grow with the depth.
+fn check_sizes(ctx: &GpuContext, spec: &EnsembleSpec, b: usize, layout: &ParamLayout) -> Result<()> {
+    let rows = (spec.n_members as u64).saturating_mul(b as u64);
+    let widest = spec.layer_dims().iter().map(|(i, o)| (*i).max(*o)).max().unwrap_or(1) as u64;
+    let hint = "lower train.batch_size, model.members or the width or depth of model.hidden";
+    let bytes = |per_row: u64| rows.saturating_mul(per_row).saturating_mul(4);
+    ctx.check_buffer_size("training activations (members × batch × widest layer × 4 B)", bytes(widest), true, hint)?;
+    let hidden: u64 = spec.hidden.iter().map(|w| *w as u64).sum();
+    let per_row = (spec.in_dim() as u64 + 2 * spec.out_cols() as u64 + 2 * widest).saturating_add(2 * hidden);
+    ctx.check_buffer_size(
+        "training values of every layer (members × batch × (in + 2 × out + 2 × widest + 2 × Σ hidden) × 4 B)",
+        bytes(per_row),
+        false,
+        hint,
+    )?;
+    ctx.check_buffer_size("flat parameters", layout.len as u64 * 4, true, "use a smaller network")
+}
+
 impl Trainer {
     /// Uploads `ensemble` and builds the kernels and the minibatch workspace.
     pub fn new(ctx: &GpuContext, ensemble: Ensemble, cfg: TrainConfig) -> Result<Self> {
@@ -113,19 +134,8 @@ impl Trainer {
         }
         let align = (limits.min_storage_buffer_offset_alignment as usize / 4).max(1);
         let layout = ParamLayout::new(&spec, align);
-        let e = spec.n_members;
         let b = cfg.batch_size;
-        let rows = (e * b) as u64;
-        let widest = spec.layer_dims().iter().map(|(i, o)| (*i).max(*o)).max().unwrap_or(1) as u64;
-        let hint = "lower train.batch_size or the network width";
-        ctx.check_buffer_size(
-            "training activations (members × batch × widest layer × 4 B)",
-            rows * widest * 4,
-            true,
-            hint,
-        )?;
-        ctx.check_buffer_size("flat parameters", layout.len as u64 * 4, true, "use a smaller network")?;
-
+        check_sizes(ctx, &spec, b, &layout)?;
         let mlp = MlpKernels::new(ctx)?;
         let loss = LossKernels::new(ctx)?;
         let adam = AdamKernels::new(ctx)?;

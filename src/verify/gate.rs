@@ -3,7 +3,7 @@
 //! reported.
 
 use super::cases::plan::ensemble_case;
-use super::{cases, optional_cases, run_case, Case, CaseResult, Family};
+use super::{cases, optional_cases, run_case, try_case, Case, Family};
 use crate::env::EnvKind;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -51,7 +51,14 @@ pub fn check_network_kernel(ctx: &GpuContext, kernel: &str, model_step: ModelSte
             table.push(ensemble_case(&name, propagation, k, model_step));
         }
     }
-    let failed: Vec<CaseResult> = table.iter().map(|c| run_case(ctx, c)).filter(|r| !r.passed).collect();
+    let mut failed = Vec::new();
+    for c in &table {
+        match try_case(ctx, c) {
+            Ok(r) if !r.passed => failed.push(r),
+            Ok(_) => {}
+            Err(e) => return Err(cannot_run(kernel, model_step, c, e)),
+        }
+    }
     match failed.first() {
         None => Ok(()),
         Some(r) => Err(Error::InvalidInput(format!(
@@ -60,6 +67,19 @@ pub fn check_network_kernel(ctx: &GpuContext, kernel: &str, model_step: ModelSte
             r.family, r.case, r.detail
         ))),
     }
+}
+
+/// Why the benchmark cannot time `kernel` with `model_step` on this adapter: a case could not
+/// run at all (a setting or size it cannot take, a shader it cannot compile), which is not
+/// wrong maths.
+fn cannot_run(kernel: &str, model_step: ModelStep, case: &Case, e: Error) -> Error {
+    Error::InvalidInput(format!(
+        "this adapter cannot run the {kernel} network kernel with model step {} ({}: {}): {e}; \
+         choose another --mlp-kernel or --model-step (`lookahead verify` shows what runs here)",
+        model_step.name(),
+        case.family,
+        case.name
+    ))
 }
 
 /// The quick cases of the family `mlp.<kernel>` that `ctx` runs: an error naming what the

@@ -142,10 +142,21 @@ pub fn optional_cases(ctx: &GpuContext) -> Vec<Case> {
 /// Runs `case` on `ctx`: its result, with a failure to run (e.g. a shader that does not compile
 /// on this adapter) reported as a failed case, judged against the case's expected failures.
 pub fn run_case(ctx: &GpuContext, case: &Case) -> CaseResult {
-    let (values, max_abs, max_rel, passed, detail) = match (case.run)(ctx) {
-        Ok(c) => (c.values, c.max_abs, c.max_rel, c.passed, c.detail),
-        Err(e) => (0, f64::NAN, f64::NAN, false, format!("could not run: {e}")),
-    };
+    try_case(ctx, case)
+        .unwrap_or_else(|e| judged(ctx, case, (0, f64::NAN, f64::NAN, false, format!("could not run: {e}"))))
+}
+
+/// Runs `case` on `ctx`: its result judged against the case's expected failures, or why it
+/// could not run at all (a setting or size the adapter cannot take, a shader it cannot compile):
+/// not a comparison, so not a wrong result.
+pub fn try_case(ctx: &GpuContext, case: &Case) -> Result<CaseResult> {
+    let c = (case.run)(ctx)?;
+    Ok(judged(ctx, case, (c.values, c.max_abs, c.max_rel, c.passed, c.detail)))
+}
+
+/// The result of `case` from its (values, max_abs, max_rel, passed, detail).
+fn judged(ctx: &GpuContext, case: &Case, outcome: (usize, f64, f64, bool, String)) -> CaseResult {
+    let (values, max_abs, max_rel, passed, detail) = outcome;
     let verdict = judge(case.expected_failures, ctx.adapter(), (!passed).then_some(detail.as_str()));
     CaseResult {
         family: case.family,

@@ -18,6 +18,7 @@ from ._lookahead import (
     LimitError,
     LookaheadError,
     MAX_ACT,
+    MAX_CONFIG_BYTES,
     MAX_OBS,
 )
 from .core import Context, Ensemble, Plan, Planner, ReplayBuffer, Task, Trainer, adapters
@@ -27,6 +28,7 @@ from . import gym
 __all__ = [
     "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "gym",
     "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
+    "MAX_CONFIG_BYTES",
 ]
 # One version for the engine and the package: the workspace's Cargo.toml, which maturin writes
 # into the distribution's metadata.

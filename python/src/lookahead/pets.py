@@ -89,8 +89,12 @@ def resolve(
         base, task_sets = "cartpole", []
     text = None
     if config_file is not None:
-        with open(config_file, encoding="utf-8") as f:
-            text = f.read()
+        with open(config_file, "rb") as f:
+            # Refused past the engine's limit before more than that is read (or parsed).
+            data = f.read(_lk.MAX_CONFIG_BYTES + 1)
+            size = max(os.fstat(f.fileno()).st_size, len(data))
+            _lk.check_config_size(f"config_file {os.fspath(config_file)}", size)
+        text = data.decode("utf-8")
     from_config = None if config is None else _config_json(config)
     return _lk.resolve_config(base, preset, text, list(task_sets), from_config, list(sets))
 

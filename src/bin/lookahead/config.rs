@@ -14,7 +14,7 @@ impl ConfigArgs {
     pub fn resolve(&self) -> anyhow::Result<(PetsConfig, String)> {
         let preset: Preset = self.preset.parse()?;
         let text = match &self.config {
-            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
+            Some(p) => Some(lookahead::util::read_config_file(p).with_context(|| format!("reading {}", p.display()))?),
             None => None,
         };
         // The preset depends on the environment, so the file's `env` and --env must agree.
@@ -47,7 +47,8 @@ pub fn cmd_config(what: ConfigCommand) -> anyhow::Result<()> {
             print!("{}", config.to_toml());
         }
         ConfigCommand::Validate { file, env, preset } => {
-            let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+            let text =
+                lookahead::util::read_config_file(&file).with_context(|| format!("reading {}", file.display()))?;
             PetsConfig::resolve(env.parse()?, preset.parse()?, Some(&text), &[])
                 .with_context(|| format!("in {}", file.display()))?;
             println!("{}: valid", file.display());

@@ -66,7 +66,8 @@ fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::
     let mut keys: Vec<String> = Vec::new();
     let cfg = match config {
         Some(path) => {
-            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+            let text =
+                lookahead::util::read_config_file(&path).with_context(|| format!("reading {}", path.display()))?;
             if let Ok(table) = text.parse::<toml::Table>() {
                 keys.extend(table.keys().cloned());
             }

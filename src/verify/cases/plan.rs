@@ -172,7 +172,6 @@ fn case_plan_analytic(ctx: &GpuContext, kind: EnvKind) -> Result<Comparison> {
 /// that every term of their updates matters), with `propagation`.
 pub fn kind_cfg(kind: PlannerKind, propagation: Propagation) -> PlannerConfig {
     let mut cfg = PlannerConfig {
-        kind,
         horizon: 5,
         iterations: 3,
         population: 29,
@@ -181,7 +180,8 @@ pub fn kind_cfg(kind: PlannerKind, propagation: Propagation) -> PlannerConfig {
         propagation,
         seed: 11,
         ..PlannerConfig::default()
-    };
+    }
+    .with_kind(kind);
     if kind == PlannerKind::Mppi {
         cfg.sigma = 0.6;
         cfg.gamma = 2.0;
