@@ -243,7 +243,7 @@ fn pets_args<'a>(dir: &'a std::path::Path, sets: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// Ctrl-C stops a run in every phase within seconds of the signal, says where, and exits with
-/// status 130: during the exploration (a billion steps), the first scoring pass of a training
+/// status 130: during the exploration (4.5 million steps, within what lavapipe could train on), the first scoring pass of a training
 /// (500k transitions, 99% of them scored every epoch: one pass takes longer than the bound on
 /// lavapipe, so a scoring pass that ignores the flag fails), the training epochs (many, on 50
 /// transitions) and the planned steps.
@@ -262,7 +262,7 @@ fn ctrl_c_stops_a_run_in_every_phase_within_seconds_with_status_130() {
     let phases: [(&str, Vec<&str>, Ready, &str); 4] = [
         (
             "exploration",
-            vec!["loop.initial_exploration_steps=1000000000"],
+            vec!["loop.initial_exploration_steps=4500000"],
             Box::new(file("config.toml")),
             "exploration step",
         ),
