@@ -275,6 +275,40 @@ where
     table.try_into().map_err(|e: toml::de::Error| Error::config(section, e.message().to_string()))
 }
 
+/// The keys whose values differ between two configs, as `key: a's here, b's there` (with
+/// `here`/`there` naming the two), in key order.
+pub fn config_differences<T: serde::Serialize>(a: &T, b: &T, here: &str, there: &str) -> Vec<String> {
+    let (a, b) = (serde_json::to_value(a), serde_json::to_value(b));
+    let (Ok(a), Ok(b)) = (a, b) else { return vec!["the config does not serialise".into()] };
+    let mut out = Vec::new();
+    json_differences(&a, &b, "", here, there, &mut out);
+    out
+}
+
+/// The paths below `key` where `a` and `b` differ, walking objects key by key.
+fn json_differences(
+    a: &serde_json::Value,
+    b: &serde_json::Value,
+    key: &str,
+    here: &str,
+    there: &str,
+    out: &mut Vec<String>,
+) {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
+            for k in keys {
+                let path = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
+                let (va, vb) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
+                json_differences(va, vb, &path, here, there, out);
+            }
+        }
+        _ if a != b => out.push(format!("{key}: {a} {here}, {b} {there}")),
+        _ => {}
+    }
+}
+
 /// The `section.key` paths that a config file's table and `key.path=value` assignments name.
 fn user_keys(file: Option<&toml::Table>, sets: &[String]) -> Vec<String> {
     let mut keys: Vec<String> = sets.iter().filter_map(|s| parse_assignment(s).ok()).map(|(k, _)| k).collect();

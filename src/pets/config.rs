@@ -193,35 +193,7 @@ impl PetsConfig {
     /// The keys whose values differ between `self` and `other`, as `key: self's, other's`
     /// (`loop.trials: 3 here, 4 there` with `here`/`there` as the two names), in key order.
     pub fn differences(&self, other: &PetsConfig, here: &str, there: &str) -> Vec<String> {
-        let (a, b) = (serde_json::to_value(self), serde_json::to_value(other));
-        let (Ok(a), Ok(b)) = (a, b) else { return vec!["the config does not serialise".into()] };
-        let mut out = Vec::new();
-        json_differences(&a, &b, "", here, there, &mut out);
-        out
-    }
-}
-
-/// The paths below `key` where `a` and `b` differ, walking objects key by key.
-fn json_differences(
-    a: &serde_json::Value,
-    b: &serde_json::Value,
-    key: &str,
-    here: &str,
-    there: &str,
-    out: &mut Vec<String>,
-) {
-    use serde_json::Value;
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let keys: std::collections::BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            for k in keys {
-                let path = if key.is_empty() { k.clone() } else { format!("{key}.{k}") };
-                let (va, vb) = (x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null));
-                json_differences(va, vb, &path, here, there, out);
-            }
-        }
-        _ if a != b => out.push(format!("{key}: {a} {here}, {b} {there}")),
-        _ => {}
+        util::config_differences(self, other, here, there)
     }
 }
 

@@ -321,9 +321,31 @@ impl RunFolder {
         Ok(Self { lock, metrics, results })
     }
 
-    /// Locks the run in `dir` to resume it (before its state is read), refusing a symlink where
-    /// a run file belongs.
+    /// Locks the run in `dir` to resume it (before its state is read), refusing a folder that
+    /// does not exist, holds another kind of run or no run at all (nothing is created in it),
+    /// and a symlink where a run file belongs.
     pub fn lock_to_resume(dir: &Path, layout: &RunLayout) -> Result<RunLock> {
+        let why = match read_marker(dir) {
+            _ if !dir.is_dir() => Some(format!("{} is not a folder: there is no run to resume", dir.display())),
+            Some(m) if m.kind == layout.kind => None,
+            Some(m) => Some(format!(
+                "{} holds a {} run, not a {} run; choose another folder",
+                dir.display(),
+                m.kind,
+                layout.kind
+            )),
+            // A lost marker beside a consistent point: the point's own checks decide.
+            None if dir.join(layout.state_file).is_file() => None,
+            None => Some(format!(
+                "{} holds no run to resume (no {MARKER_FILE} or {}): a run stopped before its first consistent point \
+                 starts again with --overwrite",
+                dir.display(),
+                layout.state_file
+            )),
+        };
+        if let Some(why) = why {
+            return Err(Error::config("resume", why));
+        }
         layout.check_no_links(dir)?;
         RunLock::acquire(dir)
     }

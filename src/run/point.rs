@@ -49,6 +49,14 @@ pub fn commit(dir: &Path, layout: &RunLayout, state: &str, keep: &[&str]) -> Res
 /// The text of the state file of the run in `dir`.
 pub fn read_state(dir: &Path, layout: &RunLayout) -> Result<String> {
     let path = dir.join(layout.state_file);
+    if !path.exists() {
+        return Err(Error::InvalidInput(format!(
+            "{} has no consistent point ({} is missing): the run stopped before its first one, or the file was \
+             removed; start again with --overwrite",
+            dir.display(),
+            layout.state_file
+        )));
+    }
     std::fs::read_to_string(&path).map_err(io_error(&path))
 }
 
@@ -61,6 +69,13 @@ pub fn check_files(dir: &Path, layout: &RunLayout, number: usize, files: &[(&str
         if *name != expected {
             return Err(Error::InvalidInput(format!(
                 "{}: {} names {name:?} where point {number}'s file is {expected:?}; it was not written by a run",
+                dir.display(),
+                layout.state_file
+            )));
+        }
+        if !dir.join(name).is_file() {
+            return Err(Error::InvalidInput(format!(
+                "{}: {name}, which {} names, is missing; the run cannot be resumed (start again with --overwrite)",
                 dir.display(),
                 layout.state_file
             )));

@@ -44,6 +44,10 @@ pub struct SacManifest {
     pub adam_steps: [u32; 3],
     /// The host generator (random actions, resets) where the checkpoint was written.
     pub rng: Option<RngState>,
+    /// SHA-256 of the consistent point's counters and evaluations (`SacResumeState::digest`)
+    /// when the checkpoint belongs to one, so that an edited `resume.json` is caught; empty
+    /// otherwise.
+    pub point_sha256: String,
     /// SHA-256 over this manifest (with this field empty) and every tensor.
     pub sha256: String,
 }
@@ -105,6 +109,7 @@ impl SacCheckpoint {
         state: &DeviceState,
         (actor, critic): (&NetLayout, &NetLayout),
         rng: Option<RngState>,
+        point_sha256: String,
     ) -> Self {
         let (obs_dim, act_dim) = (actor.widths[0], lower.len());
         let mut t = Tensors::new();
@@ -136,6 +141,7 @@ impl SacCheckpoint {
             upper: upper.to_vec(),
             adam_steps: state.adam_steps,
             rng,
+            point_sha256,
             sha256: String::new(),
         };
         let sha256 = digest(&t, &manifest);

@@ -169,6 +169,10 @@ pub enum TaskOrigin {
     Gymnasium,
 }
 
+/// Most evaluation episodes per evaluation: every evaluation plays them all before the run goes
+/// on (a typo of a few zeros would stall a run for hours).
+pub const MAX_EVAL_EPISODES: usize = 1_000;
+
 /// Optional keys that a serialised config leaves out when unset.
 const OPTIONAL_KEYS: &[&str] = &["sac.target_entropy"];
 
@@ -353,6 +357,12 @@ impl SacLoopConfig {
             if v == 0 {
                 bad(f, "must be at least 1".into());
             }
+        }
+        if self.eval_episodes > MAX_EVAL_EPISODES {
+            bad(
+                "eval_episodes",
+                format!("{} is above {MAX_EVAL_EPISODES} episodes per evaluation", self.eval_episodes),
+            );
         }
         if self.total_steps < self.random_steps {
             bad(

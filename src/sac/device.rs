@@ -196,7 +196,10 @@ impl Io {
     fn new(ctx: &GpuContext, s: &SacShapes) -> Result<Self> {
         let (b, d, a) = (s.batch, s.obs_dim, s.act_dim);
         let replay_bytes = (s.capacity as u64).saturating_mul(s.row_len() as u64).saturating_mul(4);
-        ctx.check_buffer_size("the replay buffer (capacity × row × 4 B)", replay_bytes, true, "lower sac.buffer_size")?;
+        let row_bytes = s.row_len() as u64 * 4;
+        let fits = (ctx.limits().max_storage_buffer_binding_size as u64).min(ctx.limits().max_buffer_size) / row_bytes;
+        let what = format!("the replay buffer ({} transitions × {row_bytes} B; at most {fits} fit)", s.capacity);
+        ctx.check_buffer_size(&what, replay_bytes, true, "lower loop.buffer_capacity")?;
         let staging_len = s.max_updates * STATS + MAX_ACT;
         ctx.scoped("sac buffers", || {
             let sb = |name: &str, n: usize| ctx.storage_buffer(&format!("sac.{name}"), n);

@@ -78,7 +78,7 @@ pub struct EvalResult {
     /// Mean policy entropy of those updates (NaN: none).
     #[serde(with = "nan_as_null")]
     pub entropy: f64,
-    /// Wall time of the run so far.
+    /// Wall time of the run so far (across resumes: the time before a resume included).
     #[serde(with = "nan_as_null")]
     pub seconds: f64,
 }
@@ -133,7 +133,7 @@ pub struct SacSummary {
     pub interrupted: bool,
     /// Where the interrupt stopped the run (`"step 5731"`).
     pub stopped_at: Option<String>,
-    /// Wall time.
+    /// Wall time (across resumes).
     pub seconds: f64,
     /// The run directory, if any.
     pub out_dir: Option<PathBuf>,

@@ -66,6 +66,28 @@ impl SacResumeState {
         Ok(s)
     }
 
+    /// SHA-256 of the state's counters and evaluations (not the files it names), which the
+    /// point's checkpoint carries.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let fields = serde_json::json!({"version": self.version, "env_steps": self.env_steps, "updates": self.updates,
+            "episode": self.episode, "next_eval": self.next_eval, "evals": self.evals});
+        Sha256::digest(fields.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Refuses a state whose counters or evaluations are not those `ckpt` (its point's
+    /// checkpoint) was written with.
+    pub fn check_checkpoint(&self, dir: &Path, ckpt: &SacCheckpoint) -> Result<()> {
+        if ckpt.manifest.point_sha256 == self.digest() {
+            return Ok(());
+        }
+        Err(Error::InvalidInput(format!(
+            "{}: its counters or evaluations are not those its point's checkpoint was written with (edited?); the \
+             run cannot be resumed exactly",
+            dir.join(LAYOUT.state_file).display()
+        )))
+    }
+
     /// Refuses a state of an unknown version or whose counters lie outside what `cfg` plans,
     /// every problem at once.
     pub fn check_plan(&self, dir: &Path, cfg: &SacConfig) -> Result<()> {

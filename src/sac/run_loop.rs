@@ -73,6 +73,8 @@ pub(super) struct SacLoop<'a, 'o> {
     window: Window,
     summary: SacSummary,
     adapter: String,
+    /// Wall time of the run before this process continued it (0 for a new run).
+    seconds_before: f64,
 }
 
 /// The run folder's lock and, when resuming, its last consistent point and checkpoint.
@@ -92,12 +94,19 @@ fn check_start(cfg: &SacConfig, env: &dyn Env, opts: &RunOptions<'_>) -> Result<
             let lock = RunFolder::lock_to_resume(dir, &LAYOUT)?;
             let theirs: SacConfig = run::read_config(dir)?;
             if &theirs != cfg {
-                let why = format!("{} holds a SAC run of another config", dir.display());
+                let differences = crate::util::config_differences(cfg, &theirs, "here", "in the folder").join("; ");
+                let why = format!(
+                    "{} holds a run of another config ({differences}); resume with the folder's own settings: \
+                     --config {}",
+                    dir.display(),
+                    dir.join("config.toml").display()
+                );
                 return Err(Error::config("resume", why));
             }
             let state = SacResumeState::load(dir)?;
             state.check_plan(dir, cfg)?;
             let ckpt = SacCheckpoint::load(&dir.join(&state.state_file))?;
+            state.check_checkpoint(dir, &ckpt)?;
             Ok((Some(lock), Some((state, ckpt))))
         }
         (None, true) => Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
@@ -188,6 +197,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             window: Window::default(),
             summary,
             adapter: ctx.adapter().name.clone(),
+            seconds_before: 0.0,
         };
         match resumed {
             Some((state, ckpt)) => sac.restore(state, &ckpt)?,
@@ -216,6 +226,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             finished: state.episode,
             next_eval: state.next_eval,
         };
+        self.seconds_before = state.evals.last().map_or(0.0, |e| e.seconds);
         self.summary.evals = state.evals;
         let event = serde_json::json!({"event": "resume", "env_step": self.c.env_steps, "updates": self.c.updates});
         self.event(event)
@@ -374,7 +385,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             actor_loss: mean(&w.actor),
             alpha: w.alpha.unwrap_or(self.cfg.sac.initial_alpha),
             entropy: mean(&w.entropy),
-            seconds: started.elapsed().as_secs_f64(),
+            seconds: self.seconds_before + started.elapsed().as_secs_f64(),
         };
         if let Some(f) = self.files.as_mut() {
             f.row(&result.csv_row())?;
@@ -392,11 +403,6 @@ impl<'a, 'o> SacLoop<'a, 'o> {
     /// Writes a consistent point (nothing without a run folder) and `model.safetensors`.
     fn save_point(&self) -> Result<()> {
         let Some(files) = &self.files else { return Ok(()) };
-        let snapshot: DeviceState = self.dev.snapshot()?;
-        let layouts = (&self.dev.actor_layout, &self.dev.critic_layout);
-        let bounds = (self.bounds.0.as_slice(), self.bounds.1.as_slice());
-        let ckpt = SacCheckpoint::of(self.cfg, bounds, &snapshot, layouts, Some(RngState::of(&self.rng)));
-        ckpt.save(&files.dir().join("model.safetensors"))?;
         let state = SacResumeState {
             version: RESUME_VERSION,
             env_steps: self.c.env_steps,
@@ -409,6 +415,12 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             replay_sha256: String::new(),
             state_sha256: String::new(),
         };
+        let snapshot: DeviceState = self.dev.snapshot()?;
+        let layouts = (&self.dev.actor_layout, &self.dev.critic_layout);
+        let bounds = (self.bounds.0.as_slice(), self.bounds.1.as_slice());
+        let rng = Some(RngState::of(&self.rng));
+        let ckpt = SacCheckpoint::of(self.cfg, bounds, &snapshot, layouts, rng, state.digest());
+        ckpt.save(&files.dir().join("model.safetensors"))?;
         let row = self.dev.shapes().row_len();
         state.save(files.dir(), self.summary.evals.len(), &self.ring, row, &ckpt)
     }
@@ -421,7 +433,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
         {
             self.evaluate_and_save(started)?;
         }
-        self.summary.seconds = started.elapsed().as_secs_f64();
+        self.summary.seconds = self.seconds_before + started.elapsed().as_secs_f64();
         self.summary.episodes = self.c.finished;
         self.summary.env_steps = self.c.env_steps;
         let end = serde_json::json!({"event": "end", "env_steps": self.c.env_steps, "evaluations": self.summary.evals.len(),

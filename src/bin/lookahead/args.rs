@@ -98,9 +98,9 @@ pub struct PetsArgs {
 // The arguments of `sac`.
 #[derive(Args)]
 pub struct SacArgs {
-    /// cartpole or pendulum.
-    #[arg(long, default_value = "pendulum")]
-    pub env: String,
+    /// cartpole or pendulum (default: the config file's `env`, else pendulum).
+    #[arg(long)]
+    pub env: Option<String>,
     /// reference or demo.
     #[arg(long, default_value = "reference")]
     pub preset: String,

@@ -112,7 +112,11 @@ pub fn cmd_eval(gpu: &GpuArgs, args: EvalArgs) -> anyhow::Result<ExitCode> {
     };
     let returns = &eval.returns;
     let mean = returns.iter().sum::<f64>() / returns.len().max(1) as f64;
-    let list: Vec<String> = returns.iter().map(|r| format!("{r:.1}")).collect();
+    // At most the first 20 returns are listed (an interrupted replay may have finished millions).
+    let mut list: Vec<String> = returns.iter().take(20).map(|r| format!("{r:.1}")).collect();
+    if returns.len() > 20 {
+        list.push(format!("… ({} more)", returns.len() - 20));
+    }
     let run = args.run.display();
     match (eval.interrupted, returns.is_empty()) {
         (true, true) => println!("eval {run}: interrupted before the first episode ended"),

@@ -3,8 +3,6 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-
 use lookahead::env::EnvKind;
 use lookahead::run::progress::ProgressBar;
 use lookahead::sac::{self, SacConfig, SacPreset, TaskOrigin};
@@ -16,11 +14,8 @@ impl SacArgs {
     /// `--set` keys over both.
     pub fn resolve(&self) -> anyhow::Result<SacConfig> {
         let preset: SacPreset = self.preset.parse()?;
-        let env: EnvKind = self.env.parse()?;
-        let text = match &self.config {
-            Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?),
-            None => None,
-        };
+        let text = crate::config::read_config(self.config.as_deref())?;
+        let env = crate::config::env_of(self.env.as_deref(), text.as_deref(), &self.set, EnvKind::Pendulum)?;
         let mut cfg = SacConfig::resolve(env, TaskOrigin::BuiltIn, preset, text.as_deref(), &self.set)?;
         if let Some(s) = self.seed {
             cfg.seed = s;
@@ -89,7 +84,7 @@ pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
     println!("evaluation returns: {}", if returns.is_empty() { "none yet".to_string() } else { returns.join(" ") });
     if let Some(last) = summary.evals.last() {
         println!(
-            "{}: last evaluation {:.1} ± {:.1} at step {} ({} episodes) in {:.1} s on {}{}",
+            "{}: last evaluation {:.1} ± {:.1} at step {} (after {} training episodes) in {:.1} s on {}{}",
             cfg.env.name(),
             last.eval_return,
             last.eval_std,
