@@ -312,6 +312,8 @@ pub struct SacDevice {
     polyak_grid: (u32, u32, u32),
     /// Transitions written to the ring.
     stored: u64,
+    /// Dispatches recorded by the last submission.
+    last_dispatches: u64,
 }
 
 impl SacDevice {
@@ -368,6 +370,7 @@ impl SacDevice {
             groups,
             polyak_grid: (x, y, 1),
             stored: 0,
+            last_dispatches: 0,
         })
     }
 
@@ -537,6 +540,7 @@ impl SacDevice {
             self.record_act(&mut rec, o, act_slot)?;
         }
         let (mut encoder, profile) = rec.finish();
+        self.last_dispatches = profile.dispatches();
         let n_stats = plans.len() * STATS;
         encoder.copy_buffer_to_buffer(&self.io.stats, 0, &self.io.staging, 0, Some((n_stats.max(1) * 4) as u64));
         encoder.copy_buffer_to_buffer(
@@ -615,6 +619,11 @@ impl SacDevice {
         q.write_buffer(&self.io.replay, 0, bytemuck::cast_slice(ring));
         self.stored = stored;
         self.ctx.check()
+    }
+
+    /// Compute dispatches of the last submission ([`SacDevice::run`]).
+    pub fn last_dispatches(&self) -> u64 {
+        self.last_dispatches
     }
 
     /// Adam's step counts: actor, critics, log α.
