@@ -4,14 +4,16 @@
 # the plan benchmark with the fused kernel (and its profile of the reference plan) and, where the
 # adapter offers cooperative matrices, with coop16 (profiled), each with planner.model_step =
 # split on the cartpole cases for comparison, the training benchmark with its
-# profile, every layout of the fused kernel on two cases, optionally the PyTorch baseline in the
-# same run and test executables. Each step is
+# profile, the SAC benchmark with its profile (updates per second and GPU time per update, 1, 20
+# and 40 updates per submission), every layout of the fused kernel on two cases, optionally the
+# PyTorch baselines (PETS and SAC) in the same run and test executables. Each step is
 # capped, and the whole pass ends within DEADLINE_S seconds (default 540).
 #
 #   bash scripts/gpu-measure.sh [LOOKAHEAD_BINARY] [OUT_DIR]
-#     QUICK=1        the reduced sets
-#     BASELINE=FILE  also run this copy of torch_pets_bench.py (python3 with PyTorch)
-#     TESTS=DIR      also run every test executable in DIR (those that need no cargo)
+#     QUICK=1            the reduced sets
+#     BASELINE=FILE      also run this copy of torch_pets_bench.py (python3 with PyTorch)
+#     SAC_BASELINE=FILE  also run this copy of torch_sac_bench.py (the same SAC cases in PyTorch)
+#     TESTS=DIR          also run every test executable in DIR (those that need no cargo)
 #
 # Everything lands in OUT_DIR/log.txt and, after every step, in OUT_DIR/results.tar.gz (each
 # step's output and JSON), so what finished comes back even if the pass is cut short.
@@ -58,11 +60,18 @@ else
     echo "== plan-coop16: skipped ($(grep -o 'mlp.coop16: .*' "$work/verify.txt"))" | tee -a "$out/log.txt"
 fi
 step train 120 "${L[@]}" bench train "${quick[@]}" --profile --json "$work/train.json"
+# SAC updates as a run submits them (each submission also computes the next action), profiled.
+step sac 120 "${L[@]}" bench sac "${quick[@]}" --profile --json "$work/sac.json"
 if [ -n "${BASELINE:-}" ]; then
     step torch 150 env PYTHONUNBUFFERED=1 python3 "$BASELINE" \
         --variants mbrl_like_fp32 eager_fp32 eager_tf32 \
         --configs cartpole_std_7m cartpole_std_7m_TSinf cartpole_pop1000_7m_padded cartpole_big_7m_padded \
         halfcheetah_7m --budget-s 0.6 --train-styles efficient --out "$work/torch.json"
+fi
+if [ -n "${SAC_BASELINE:-}" ]; then
+    # The cases of `bench sac` (sac_<dims>_u<N>, the same names) and an MBPO step, fp32 and tf32.
+    step torch-sac 120 env PYTHONUNBUFFERED=1 python3 "$SAC_BASELINE" "${quick[@]}" --budget-s 0.6 \
+        --out "$work/torch-sac.json"
 fi
 # Every layout of the fused kernel on the reference plan and on a large population, and the row
 # blocks of the fused training kernels (the data behind FusedShape::for_network's and

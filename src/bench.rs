@@ -1,5 +1,6 @@
-//! The plan benchmark behind `lookahead bench plan`: fixed, documented configurations timed
-//! end to end (upload, one submission, readback), reported as a table and as JSON.
+//! The benchmarks behind `lookahead bench plan`, `bench train` and `bench sac`: fixed,
+//! documented configurations timed end to end (upload, one submission, readback), reported as a
+//! table and as JSON.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -513,7 +514,230 @@ pub fn run_train_case(ctx: &GpuContext, c: &TrainCase, profile: bool) -> Result<
     })
 }
 
-// The tables of `lookahead bench plan` and `bench train`: each header and row type prints one
+/// One SAC benchmark configuration: updates of batch `batch` through an actor and twin critics
+/// of `hidden` (ReLU), `updates` per submission plus the next action, as a run records them.
+#[derive(Debug, Clone, Serialize)]
+pub struct SacCase {
+    /// Name in reports (`sac_<dims>_u<N>`, the names of `torch_sac_bench.py`).
+    pub name: String,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Hidden widths of the actor and of each critic.
+    pub hidden: Vec<usize>,
+    /// Minibatch rows.
+    pub batch: usize,
+    /// Updates per submission.
+    pub updates: usize,
+    /// Replay capacity, filled with random transitions before the timing.
+    pub capacity: usize,
+    /// Submissions before the timing.
+    pub warmup: usize,
+    /// Timed submissions.
+    pub repeats: usize,
+    /// Submissions profiled with `--profile`.
+    pub profiled: usize,
+}
+
+/// Timing of one SAC case.
+#[derive(Debug, Clone, Serialize)]
+pub struct SacResult {
+    /// Case name.
+    pub name: String,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Hidden widths of the actor and of each critic.
+    pub hidden: Vec<usize>,
+    /// Minibatch rows.
+    pub batch: usize,
+    /// Updates per submission (each submission also computes the next action).
+    pub updates_per_submission: usize,
+    /// Timed submissions.
+    pub repeats: usize,
+    /// Median wall time of a submission (upload, the updates and the action, readback).
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Updates per second at the median.
+    pub updates_per_s: f64,
+    /// Compute dispatches per submission.
+    pub dispatches_per_submission: u64,
+    /// With `--profile` (and timestamp queries): GPU milliseconds per update, the sum of every
+    /// dispatch's time in the profiled submissions over their updates.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gpu_ms_per_update: Option<f64>,
+    /// With `--profile`: GPU milliseconds per kernel per submission (mean of the profiled ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<BTreeMap<String, f64>>,
+}
+
+/// The dimensions of the SAC cases: the pendulum's (obs 3, act 1) and HalfCheetah's (17, 6).
+pub const SAC_DIMS: [(&str, usize, usize); 2] = [("pendulum", 3, 1), ("halfcheetah", 17, 6)];
+
+fn sac_case(dims: (&str, usize, usize), updates: usize, (warmup, repeats, profiled): (usize, usize, usize)) -> SacCase {
+    let (env, obs_dim, act_dim) = dims;
+    SacCase {
+        name: format!("sac_{env}_u{updates}"),
+        obs_dim,
+        act_dim,
+        hidden: vec![256, 256],
+        batch: 256,
+        updates,
+        capacity: 100_000,
+        warmup,
+        repeats,
+        profiled,
+    }
+}
+
+/// Batch 256 through 2×256 ReLU networks at each of [`SAC_DIMS`], with 1, 20 and 40 updates
+/// per submission, from a ring of 100 000 random transitions (`torch_sac_bench.py`'s cases).
+pub fn sac_full_suite() -> Vec<SacCase> {
+    let mut v = Vec::new();
+    for dims in SAC_DIMS {
+        for (updates, repeats) in [(1, 50), (20, 20), (40, 10)] {
+            v.push(sac_case(dims, updates, (3, repeats, 3)));
+        }
+    }
+    v
+}
+
+/// The same networks with 1 and 20 updates per submission (the cases of
+/// `torch_sac_bench.py --quick`), one warm-up, three and two timed submissions, one profiled:
+/// about a minute and a half on lavapipe (≈ 0.6 s an update on two cores).
+pub fn sac_quick_suite() -> Vec<SacCase> {
+    let mut v = Vec::new();
+    for dims in SAC_DIMS {
+        v.push(sac_case(dims, 1, (1, 3, 1)));
+        v.push(sac_case(dims, 20, (1, 2, 1)));
+    }
+    v
+}
+
+/// The device of case `c`: PyTorch's initialisation, α = 1, γ 0.99, τ 0.005, learning rates
+/// 3e-4, actions in [−1, 1] (the settings of `torch_sac_bench.py`), its ring filled with
+/// random transitions.
+fn sac_device(ctx: &GpuContext, c: &SacCase) -> Result<crate::sac::device::SacDevice> {
+    use crate::kernels::mlp::Activation;
+    use crate::kernels::net::NetLayout;
+    use crate::sac::device::{SacDevice, SacParamsF32, SacShapes, UpdateSettings};
+    use rand::{Rng, SeedableRng};
+    let shapes = SacShapes {
+        obs_dim: c.obs_dim,
+        act_dim: c.act_dim,
+        batch: c.batch,
+        capacity: c.capacity,
+        actor_hidden: c.hidden.clone(),
+        critic_hidden: c.hidden.clone(),
+        actor_activation: Activation::Relu,
+        critic_activation: Activation::Relu,
+        max_updates: c.updates,
+    };
+    let settings = UpdateSettings {
+        gamma: 0.99,
+        tau: 0.005,
+        target_entropy: -(c.act_dim as f64),
+        learn_alpha: true,
+        lr: [3e-4; 3],
+        adam: [0.9, 0.999, 1e-8],
+        seed: 1,
+        center: vec![0.0; c.act_dim],
+        half: vec![1.0; c.act_dim],
+    };
+    let align = NetLayout::alignment(ctx);
+    let al = NetLayout::new(&shapes.actor_widths(), 1, align);
+    let cl = NetLayout::new(&shapes.critic_widths(), 2, align);
+    let critic = cl.init_uniform(3);
+    let init = SacParamsF32 { actor: al.init_uniform(2), target: critic.clone(), critic, log_alpha: 0.0 };
+    let row = shapes.row_len();
+    let (d, a) = (c.obs_dim, c.act_dim);
+    let mut dev = SacDevice::new(ctx, shapes, settings, &init)?;
+    // The ring in one write: the device's own state back, with random transitions
+    // (observations and rewards in ±2, actions in ±1, none terminal).
+    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(4);
+    let mut ring = vec![0.0f32; c.capacity * row];
+    for r in ring.chunks_mut(row) {
+        for (k, v) in r[..row - 1].iter_mut().enumerate() {
+            let bound = if (d..d + a).contains(&k) { 1.0 } else { 2.0 };
+            *v = rng.random_range(-bound..bound);
+        }
+    }
+    let state = dev.snapshot()?;
+    dev.restore(&state, &ring, c.capacity as u64)?;
+    Ok(dev)
+}
+
+/// Times one SAC case: `warmup` submissions, then `repeats` timed ones, each `updates` updates
+/// (the actor, α and the targets on every one, as `torch_sac_bench.py`) and the next action;
+/// with `profile` (and timestamp queries) then `profiled` more with every dispatch timed.
+pub fn run_sac_case(ctx: &GpuContext, c: &SacCase, profile: bool) -> Result<SacResult> {
+    let mut dev = sac_device(ctx, c)?;
+    let mut next_update = 0u64;
+    let mut plans = |n: usize| -> Vec<crate::sac::device::UpdatePlan> {
+        let v = (next_update..next_update + n as u64)
+            .map(|index| crate::sac::device::UpdatePlan { index, actor: true, polyak: true })
+            .collect();
+        next_update += n as u64;
+        v
+    };
+    let obs = |i: usize| -> Vec<f32> { (0..c.obs_dim).map(|k| 0.1 * ((i * 7 + k) % 13) as f32 - 0.6).collect() };
+    for i in 0..c.warmup {
+        dev.run(&plans(c.updates), Some(&obs(i)), i as u64, false)?;
+    }
+    let mut ms = Vec::with_capacity(c.repeats);
+    for i in 0..c.repeats {
+        let p = plans(c.updates);
+        let o = obs(c.warmup + i);
+        let t0 = Instant::now();
+        let step = dev.run(&p, Some(&o), (c.warmup + i) as u64, false)?;
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+        if step.stats.iter().any(|s| !s.critic_loss.is_finite()) {
+            return Err(Error::InvalidInput(format!("{}: a critic loss is not finite", c.name)));
+        }
+    }
+    let pct = |q: f64| crate::util::percentile(&ms, q).unwrap_or(f64::NAN);
+    let dispatches_per_submission = dev.last_dispatches();
+    let (gpu_ms_per_update, profile) = match (profile, Profiler::new(ctx)) {
+        (true, Some(profiler)) => {
+            let mut total = RecordStats::default();
+            for i in 0..c.profiled {
+                let at = c.warmup + c.repeats + i;
+                total.add(&dev.run_profiled(&plans(c.updates), Some(&obs(at)), at as u64, false, &profiler)?.1);
+            }
+            if total.untimed > 0 {
+                return Err(Error::InvalidInput(format!(
+                    "{}: {} dispatches of the profiled submissions were not timed (the query set is full)",
+                    c.name, total.untimed
+                )));
+            }
+            let n = c.profiled.max(1) as f64;
+            let per_update = total.gpu_ms.values().sum::<f64>() / (n * c.updates as f64);
+            (Some(per_update), Some(total.gpu_ms.into_iter().map(|(k, v)| (k, v / n)).collect()))
+        }
+        _ => (None, None),
+    };
+    let p50 = pct(0.5);
+    Ok(SacResult {
+        name: c.name.clone(),
+        obs_dim: c.obs_dim,
+        act_dim: c.act_dim,
+        hidden: c.hidden.clone(),
+        batch: c.batch,
+        updates_per_submission: c.updates,
+        repeats: c.repeats,
+        p50_ms: p50,
+        p90_ms: pct(0.9),
+        updates_per_s: c.updates as f64 / (p50 / 1e3),
+        dispatches_per_submission,
+        gpu_ms_per_update,
+        profile,
+    })
+}
+
+// The tables of `lookahead bench plan`, `bench train` and `bench sac`: each header and row type prints one
 // line (`println!("{row}")`), in the same columns.
 
 /// The header line of `bench plan`'s table, in the columns of [`PlanResult`]'s rows.
@@ -630,6 +854,41 @@ impl fmt::Display for TrainResult {
             self.transitions_per_s,
             self.dispatches_per_call,
             self.mlp_kernel
+        )
+    }
+}
+
+/// The header line of `bench sac`'s table, in the columns of [`SacResult`]'s rows.
+pub struct SacHeader;
+
+impl fmt::Display for SacHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<20} {:>4} {:>4} {:>11} {:>6} {:>8} {:>10} {:>10} {:>10} {:>12} {:>6}",
+            "case", "obs", "act", "hidden", "batch", "updates", "p50 ms", "p90 ms", "updates/s", "GPU ms/upd", "disp"
+        )
+    }
+}
+
+/// A row of `bench sac`'s table, under [`SacHeader`].
+impl fmt::Display for SacResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let gpu = self.gpu_ms_per_update.map_or("—".to_string(), |v| format!("{v:.3}"));
+        write!(
+            f,
+            "{:<20} {:>4} {:>4} {:>11} {:>6} {:>8} {:>10.2} {:>10.2} {:>10.1} {:>12} {:>6}",
+            self.name,
+            self.obs_dim,
+            self.act_dim,
+            format!("{:?}", self.hidden),
+            self.batch,
+            self.updates_per_submission,
+            self.p50_ms,
+            self.p90_ms,
+            self.updates_per_s,
+            gpu,
+            self.dispatches_per_submission
         )
     }
 }

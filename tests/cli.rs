@@ -131,6 +131,55 @@ fn quick_train_bench_writes_the_documented_json() {
     std::fs::remove_file(&path).ok();
 }
 
+/// `bench sac --quick` (one case of it: a whole quick suite takes a minute and a half on
+/// lavapipe): the adapter, the timing and, with timestamps, the per-kernel profile of a
+/// submission of one update and the next action.
+#[test]
+fn quick_sac_bench_writes_the_documented_json() {
+    let path = std::env::temp_dir().join(format!("lookahead-sac-bench-{}.json", std::process::id()));
+    let out = bin()
+        .args(["bench", "sac", "--quick", "--profile", "--only", "sac_pendulum_u1", "--json"])
+        .arg(&path)
+        .output()
+        .expect("runs");
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("adapter: ") && text.contains("verified: the SAC update"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for k in ["name", "backend", "driver"] {
+        assert!(v["adapter"][k].is_string(), "adapter.{k}");
+    }
+    let timestamps = v["timestamps"].as_bool().expect("timestamps is reported");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r["name"], "sac_pendulum_u1");
+    for (k, want) in [("obs_dim", 3), ("act_dim", 1), ("batch", 256), ("updates_per_submission", 1)] {
+        assert_eq!(r[k].as_u64(), Some(want), "{k} in {r}");
+    }
+    assert_eq!(r["hidden"], serde_json::json!([256, 256]));
+    for k in ["p50_ms", "p90_ms", "updates_per_s"] {
+        assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
+    }
+    // An update with the actor, α and the targets through 2×256 networks: sample, the actor
+    // on s′ (3 layers), policy_next, the targets (3), the critics (3), critic_grad, their
+    // backward pass (3 weight + 2 input gradients), Adam (3); the actor on s (3), policy_cur,
+    // the critics on (s, ã) (3), actor_q_grad, their input gradients (3), actor_grad, the
+    // actor's backward pass (3 + 2), Adam (3); update_stats, α's Adam (3), polyak: 45. The
+    // action: the actor (3) and act.
+    assert_eq!(r["dispatches_per_submission"].as_u64(), Some(45 + 4), "{r}");
+    if timestamps {
+        let p = r["profile"].as_object().expect("a profile per case");
+        for k in ["sample", "forward", "backward_weights", "backward_input", "adam_step", "polyak", "act"] {
+            assert!(p[k].as_f64().is_some_and(|ms| ms > 0.0), "profile.{k} in {r}");
+        }
+        let gpu = r["gpu_ms_per_update"].as_f64().expect("GPU ms per update");
+        let wall = r["p50_ms"].as_f64().unwrap();
+        assert!(gpu > 0.2 * wall && gpu < 5.0 * wall, "GPU {gpu} ms against a wall time of {wall} ms");
+    }
+    std::fs::remove_file(&path).ok();
+}
+
 #[test]
 fn output_paths_are_checked_before_the_work() {
     let t0 = Instant::now();
@@ -515,7 +564,7 @@ fn verify_quick_passes_prints_every_family_and_writes_its_report() {
     assert!(a["adapter"]["name"].is_string() && a["adapter"]["driver"].is_string());
     assert!(a["limits"]["max_compute_workgroup_storage_size"].as_u64().is_some());
     let results = a["results"].as_array().unwrap();
-    assert_eq!(results.len(), 22);
+    assert_eq!(results.len(), 25);
     for r in results {
         assert_eq!(r["passed"], true, "{r}");
         assert!(r["values"].as_u64().unwrap() > 0, "{r}");

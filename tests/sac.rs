@@ -94,31 +94,6 @@ mod against_reference {
     use lookahead::sac::reference::{self as r, ActionScale, Batch, HiddenActivation, Mlp, SacAdam, SacNets};
     use rand::SeedableRng;
 
-    /// A reference network as the GPU's flat layout (member `m` of `layout`'s members from
-    /// `nets[m]`).
-    fn flat_of(layout: &NetLayout, nets: &[&Mlp]) -> Vec<f32> {
-        let mut flat = vec![0.0f32; layout.len];
-        for (m, net) in nets.iter().enumerate() {
-            for (l, (i, o, w, b)) in net.layers.iter().enumerate() {
-                let (wo, bo) = (layout.weight[l] + m * i * o, layout.bias[l] + m * o);
-                flat[wo..wo + i * o].iter_mut().zip(w).for_each(|(d, s)| *d = *s as f32);
-                flat[bo..bo + o].iter_mut().zip(b).for_each(|(d, s)| *d = *s as f32);
-            }
-        }
-        flat
-    }
-
-    /// The reference network of member `m` of a flat buffer (same sizes as `like`).
-    fn member_of(layout: &NetLayout, flat: &[f32], m: usize, like: &Mlp) -> Vec<f64> {
-        let mut out = Vec::new();
-        for (l, (i, o, _, _)) in like.layers.iter().enumerate() {
-            let (wo, bo) = (layout.weight[l] + m * i * o, layout.bias[l] + m * o);
-            out.extend(flat[wo..wo + i * o].iter().map(|v| *v as f64));
-            out.extend(flat[bo..bo + o].iter().map(|v| *v as f64));
-        }
-        out
-    }
-
     fn close(what: &str, gpu: &[f64], cpu: &[f64], tol: f64) {
         assert_eq!(gpu.len(), cpu.len(), "{what}: lengths");
         for (i, (g, c)) in gpu.iter().zip(cpu).enumerate() {
@@ -154,26 +129,9 @@ mod against_reference {
         let align = NetLayout::alignment(ctx);
         let al = NetLayout::new(&s.actor_widths(), 1, align);
         let cl = NetLayout::new(&s.critic_widths(), 2, align);
-        let init = SacParamsF32 {
-            actor: flat_of(&al, &[&nets.actor]),
-            critic: flat_of(&cl, &[&nets.q1, &nets.q2]),
-            target: flat_of(&cl, &[&nets.q1_target, &nets.q2_target]),
-            log_alpha: nets.log_alpha as f32,
-        };
+        let init = SacParamsF32::of_reference(&nets, &al, &cl);
         // Round the reference to the GPU's f32 start.
-        for (net, flat, m, layout) in [
-            (&mut nets.actor, &init.actor, 0, &al),
-            (&mut nets.q1, &init.critic, 0, &cl),
-            (&mut nets.q2, &init.critic, 1, &cl),
-        ] {
-            let v = member_of(layout, flat, m, net);
-            net.set_flat(&v);
-        }
-        for (net, m) in [(&mut nets.q1_target, 0), (&mut nets.q2_target, 1)] {
-            let v = member_of(&cl, &init.target, m, net);
-            net.set_flat(&v);
-        }
-        nets.log_alpha = init.log_alpha as f64;
+        init.set_reference(&mut nets, &al, &cl);
         let us = settings();
         let mut dev = SacDevice::new(ctx, s.clone(), us.clone(), &init).unwrap();
         let mut transitions = Vec::new();
@@ -253,14 +211,14 @@ mod against_reference {
             close("actor loss", &[g.actor_loss.unwrap()], &[stats.actor_loss.unwrap()], tol);
             let [ga, gc, galpha] = c.dev.grads().unwrap();
             let f64s = |v: &[f32]| v.iter().map(|x| *x as f64).collect::<Vec<_>>();
-            close("Q1 gradient", &member_of(&c.cl, &gc, 0, &c.nets.q1), &cg.grad_q1.flat(), tol);
-            close("Q2 gradient", &member_of(&c.cl, &gc, 1, &c.nets.q2), &cg.grad_q2.flat(), tol);
-            close("actor gradient", &member_of(&c.al, &ga, 0, &c.nets.actor), &ag.grad.flat(), tol);
+            close("Q1 gradient", &r::from_layout(&c.cl, &gc, 0), &cg.grad_q1.flat(), tol);
+            close("Q2 gradient", &r::from_layout(&c.cl, &gc, 1), &cg.grad_q2.flat(), tol);
+            close("actor gradient", &r::from_layout(&c.al, &ga, 0), &ag.grad.flat(), tol);
             let (_, alpha_grad) = r::alpha_loss_and_grad(c.nets.log_alpha, &ag.log_prob, c.settings.target_entropy);
             close("log α gradient", &f64s(&galpha), &[alpha_grad], tol);
             let p = c.dev.params().unwrap();
-            close("Q1 after", &member_of(&c.cl, &p.critic, 0, &after.q1), &after.q1.flat(), 1e-5);
-            close("actor after", &member_of(&c.al, &p.actor, 0, &after.actor), &after.actor.flat(), 1e-5);
+            close("Q1 after", &r::from_layout(&c.cl, &p.critic, 0), &after.q1.flat(), 1e-5);
+            close("actor after", &r::from_layout(&c.al, &p.actor, 0), &after.actor.flat(), 1e-5);
             close("log α after", &[p.log_alpha as f64], &[after.log_alpha], 1e-5);
         }
     }
@@ -284,9 +242,9 @@ mod against_reference {
         let p = c.dev.params().unwrap();
         assert_eq!(c.dev.adam_steps().unwrap(), [c.adam.actor.t, c.adam.q1.t, c.adam.log_alpha.t]);
         let tol = 2e-4;
-        close("Q1 target", &member_of(&c.cl, &p.target, 0, &nets.q1_target), &nets.q1_target.flat(), tol);
-        close("Q2 target", &member_of(&c.cl, &p.target, 1, &nets.q2_target), &nets.q2_target.flat(), tol);
-        close("actor", &member_of(&c.al, &p.actor, 0, &nets.actor), &nets.actor.flat(), tol);
+        close("Q1 target", &r::from_layout(&c.cl, &p.target, 0), &nets.q1_target.flat(), tol);
+        close("Q2 target", &r::from_layout(&c.cl, &p.target, 1), &nets.q2_target.flat(), tol);
+        close("actor", &r::from_layout(&c.al, &p.actor, 0), &nets.actor.flat(), tol);
         close("log α", &[p.log_alpha as f64], &[nets.log_alpha], tol);
     }
 }

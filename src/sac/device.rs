@@ -12,12 +12,14 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::gpu::{grid_1d, GpuContext, Recorder};
+use crate::gpu::{grid_1d, GpuContext, Profiler, RecordStats, Recorder};
 use crate::kernels::adam::{AdamBuffers, AdamKernels, NORM_CHUNK};
 use crate::kernels::mlp::{Activation, MlpKernels};
 use crate::kernels::net::{LayeredNet, NetBuffers, NetLayout};
 use crate::kernels::sac::{SacKernels, SacParams, STATS};
 use crate::kernels::{bind_params, params_layout, params_stride, TrainParams, MAX_ACT, MAX_OBS, WG_SIZE};
+
+use super::reference;
 
 /// How long a submission may take before the device is considered lost.
 const SUBMISSION_TIMEOUT: Duration = Duration::from_secs(600);
@@ -254,6 +256,29 @@ pub struct SacParamsF32 {
     pub log_alpha: f32,
 }
 
+impl SacParamsF32 {
+    /// The reference's networks in the device's layouts (`actor`: 1 member, `critic`: Q1 and
+    /// Q2), rounded to f32.
+    pub fn of_reference(nets: &reference::SacNets, actor: &NetLayout, critic: &NetLayout) -> Self {
+        Self {
+            actor: reference::to_layout(actor, &[&nets.actor]),
+            critic: reference::to_layout(critic, &[&nets.q1, &nets.q2]),
+            target: reference::to_layout(critic, &[&nets.q1_target, &nets.q2_target]),
+            log_alpha: nets.log_alpha as f32,
+        }
+    }
+
+    /// Sets every network of `nets` (of the same sizes) to these parameters.
+    pub fn set_reference(&self, nets: &mut reference::SacNets, actor: &NetLayout, critic: &NetLayout) {
+        nets.actor.set_flat(&reference::from_layout(actor, &self.actor, 0));
+        nets.q1.set_flat(&reference::from_layout(critic, &self.critic, 0));
+        nets.q2.set_flat(&reference::from_layout(critic, &self.critic, 1));
+        nets.q1_target.set_flat(&reference::from_layout(critic, &self.target, 0));
+        nets.q2_target.set_flat(&reference::from_layout(critic, &self.target, 1));
+        nets.log_alpha = self.log_alpha as f64;
+    }
+}
+
 /// What one update does besides the critic step.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct UpdatePlan {
@@ -290,6 +315,8 @@ pub struct SacDevice {
     polyak_grid: (u32, u32, u32),
     /// Transitions written to the ring.
     stored: u64,
+    /// Dispatches recorded by the last submission.
+    last_dispatches: u64,
 }
 
 impl SacDevice {
@@ -346,6 +373,7 @@ impl SacDevice {
             groups,
             polyak_grid: (x, y, 1),
             stored: 0,
+            last_dispatches: 0,
         })
     }
 
@@ -462,6 +490,30 @@ impl SacDevice {
     /// it (sampled with the noise of environment step `step`, or the mean when `deterministic`),
     /// all in one submission with one readback: the updates' statistics and the action.
     pub fn run(&mut self, plans: &[UpdatePlan], obs: Option<&[f32]>, step: u64, deterministic: bool) -> Result<Step> {
+        Ok(self.run_recorded(plans, obs, step, deterministic, None)?.0)
+    }
+
+    /// [`SacDevice::run`] with every dispatch timed by `profiler`: the step and the
+    /// submission's dispatches and GPU milliseconds per kernel.
+    pub fn run_profiled(
+        &mut self,
+        plans: &[UpdatePlan],
+        obs: Option<&[f32]>,
+        step: u64,
+        deterministic: bool,
+        profiler: &Profiler,
+    ) -> Result<(Step, RecordStats)> {
+        self.run_recorded(plans, obs, step, deterministic, Some(profiler))
+    }
+
+    fn run_recorded(
+        &mut self,
+        plans: &[UpdatePlan],
+        obs: Option<&[f32]>,
+        step: u64,
+        deterministic: bool,
+        profiler: Option<&Profiler>,
+    ) -> Result<(Step, RecordStats)> {
         if plans.len() > self.shapes.max_updates {
             return Err(Error::InvalidInput(format!(
                 "{} updates in one submission; this device takes at most {}",
@@ -483,14 +535,15 @@ impl SacDevice {
         params[act_slot * self.stride as usize..][..std::mem::size_of::<SacParams>()]
             .copy_from_slice(bytemuck::bytes_of(&p));
         self.ctx.queue.write_buffer(&self.uniforms, 0, &params);
-        let mut rec = Recorder::new(&self.ctx, "sac", None);
+        let mut rec = Recorder::new(&self.ctx, "sac", profiler);
         for (slot, plan) in plans.iter().enumerate() {
             self.record_update(&mut rec, slot, plan);
         }
         if let Some(o) = obs {
             self.record_act(&mut rec, o, act_slot)?;
         }
-        let (mut encoder, _) = rec.finish();
+        let (mut encoder, profile) = rec.finish();
+        self.last_dispatches = profile.dispatches();
         let n_stats = plans.len() * STATS;
         encoder.copy_buffer_to_buffer(&self.io.stats, 0, &self.io.staging, 0, Some((n_stats.max(1) * 4) as u64));
         encoder.copy_buffer_to_buffer(
@@ -503,7 +556,8 @@ impl SacDevice {
         let out = self.ctx.submit_and_read(encoder, &self.io.staging, n_stats + MAX_ACT, SUBMISSION_TIMEOUT)?;
         let stats = out[..n_stats].chunks(STATS).map(UpdateStats::of).collect();
         let action = obs.map(|_| out[n_stats..n_stats + self.shapes.act_dim].to_vec());
-        Ok(Step { stats, action })
+        let recorded = profile.read(&self.ctx, profiler, SUBMISSION_TIMEOUT)?;
+        Ok((Step { stats, action }, recorded))
     }
 
     fn record_act(&self, rec: &mut Recorder<'_>, obs: &[f32], slot: usize) -> Result<()> {
@@ -570,6 +624,11 @@ impl SacDevice {
         self.ctx.check()
     }
 
+    /// Compute dispatches of the last submission ([`SacDevice::run`]).
+    pub fn last_dispatches(&self) -> u64 {
+        self.last_dispatches
+    }
+
     /// Adam's step counts: actor, critics, log α.
     pub fn adam_steps(&self) -> Result<[u32; 3]> {
         let n = |t: &Trained| -> Result<u32> { Ok(self.ctx.read_buffer::<u32>(&t.counters, 4)?[0]) };
@@ -582,6 +641,22 @@ impl SacDevice {
             Ok((self.ctx.read_buffer(&t.moment1, t.len)?, self.ctx.read_buffer(&t.moment2, t.len)?))
         };
         Ok([m(&self.actor)?, m(&self.critic)?, m(&self.alpha)?])
+    }
+
+    /// The minibatch and noise the last update drew (what its `sample` kernel wrote).
+    pub fn last_minibatch(&self) -> Result<Minibatch> {
+        let (b, d, a) = (self.shapes.batch, self.shapes.obs_dim, self.shapes.act_dim);
+        let c = &self.ctx;
+        let rows = c.read_buffer::<f32>(&self.io.rows, (2 + 2 * a) * b)?;
+        Ok(Minibatch {
+            critic_in: c.read_buffer(&self.io.critic_in, 2 * b * (d + a))?,
+            obs: c.read_buffer(&self.io.cur_in, b * d)?,
+            next_obs: c.read_buffer(&self.io.next_in, b * d)?,
+            reward: rows[..b].to_vec(),
+            terminated: rows[b..2 * b].to_vec(),
+            eps_next: rows[2 * b..(2 + a) * b].to_vec(),
+            eps_cur: rows[(2 + a) * b..].to_vec(),
+        })
     }
 
     /// The gradients left by the last update: actor, critics, log α.
@@ -600,6 +675,47 @@ pub struct DeviceState {
     pub moments: [(Vec<f32>, Vec<f32>); 3],
     /// Adam's step counts, same order.
     pub adam_steps: [u32; 3],
+}
+
+impl DeviceState {
+    /// The Adam states as the reference keeps them (one per critic, both with the critics' step
+    /// count), from the device's layouts.
+    pub fn reference_adam(&self, actor: &NetLayout, critic: &NetLayout) -> reference::SacAdam {
+        let state = |(m1, m2): &(Vec<f32>, Vec<f32>), layout: Option<(&NetLayout, usize)>, t: u32| {
+            let of = |v: &[f32]| match layout {
+                Some((l, m)) => reference::from_layout(l, v, m),
+                None => v.iter().map(|x| *x as f64).collect(),
+            };
+            reference::AdamState { m1: of(m1), m2: of(m2), t }
+        };
+        let [a, c, la] = &self.moments;
+        let [ta, tc, tla] = self.adam_steps;
+        reference::SacAdam {
+            actor: state(a, Some((actor, 0)), ta),
+            q1: state(c, Some((critic, 0)), tc),
+            q2: state(c, Some((critic, 1)), tc),
+            log_alpha: state(la, None, tla),
+        }
+    }
+}
+
+/// The minibatch of the last update as its kernels read it, and its noise (row-major, f32).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Minibatch {
+    /// Both critics' inputs `[2B, obs + act]`: the rows' (obs, act), Q1's rows then Q2's.
+    pub critic_in: Vec<f32>,
+    /// The actor's input at the observations `[B, obs]`.
+    pub obs: Vec<f32>,
+    /// The actor's input at the next observations `[B, obs]`.
+    pub next_obs: Vec<f32>,
+    /// `[B]`.
+    pub reward: Vec<f32>,
+    /// `[B]`: 1 or 0.
+    pub terminated: Vec<f32>,
+    /// ε′ `[B, act]`.
+    pub eps_next: Vec<f32>,
+    /// ε `[B, act]`.
+    pub eps_cur: Vec<f32>,
 }
 
 /// An update's statistics.

@@ -56,6 +56,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::kernels::adam::reference::{adam_step_f64, AdamParams};
+use crate::kernels::net::NetLayout;
 use crate::kernels::purpose;
 use crate::kernels::rng::{box_muller, key_of, philox, tag};
 
@@ -229,6 +230,32 @@ impl Mlp {
     }
 }
 
+/// `nets` as members 0, 1, … of a flat buffer of `layout` (the device's order: each layer's
+/// weights `[E, in, out]`, then its biases `[E, out]`), rounded to f32, padding zero.
+pub fn to_layout(layout: &NetLayout, nets: &[&Mlp]) -> Vec<f32> {
+    let mut flat = vec![0.0f32; layout.len];
+    for (m, net) in nets.iter().enumerate() {
+        for (l, (i, o, w, b)) in net.layers.iter().enumerate() {
+            let (wo, bo) = (layout.weight[l] + m * i * o, layout.bias[l] + m * o);
+            flat[wo..wo + i * o].iter_mut().zip(w).for_each(|(d, s)| *d = *s as f32);
+            flat[bo..bo + o].iter_mut().zip(b).for_each(|(d, s)| *d = *s as f32);
+        }
+    }
+    flat
+}
+
+/// Member `m` of `flat`, a buffer of `layout` (parameters, gradients or Adam moments), in the
+/// order of [`Mlp::flat`]: layer by layer, the weight then the bias.
+pub fn from_layout(layout: &NetLayout, flat: &[f32], m: usize) -> Vec<f64> {
+    let mut out = Vec::new();
+    for (l, (i, o)) in layout.layer_dims().into_iter().enumerate() {
+        let (wo, bo) = (layout.weight[l] + m * i * o, layout.bias[l] + m * o);
+        out.extend(flat[wo..wo + i * o].iter().map(|v| *v as f64));
+        out.extend(flat[bo..bo + o].iter().map(|v| *v as f64));
+    }
+    out
+}
+
 /// `x · w + b` for `rows` rows.
 fn linear(x: &[f64], rows: usize, i: usize, o: usize, w: &[f64], b: &[f64]) -> Vec<f64> {
     let mut z = vec![0.0; rows * o];
@@ -389,6 +416,24 @@ impl Batch {
     /// Rows of the batch.
     pub fn rows(&self) -> usize {
         self.rew.len()
+    }
+
+    /// The rows `indices` of a replay ring stored as the device stores it: `[n, row]` with
+    /// `row = obs | act | reward | next obs | terminated` (f32, widened exactly).
+    pub fn gather(ring: &[f32], obs_dim: usize, act_dim: usize, indices: &[usize]) -> Self {
+        let (d, a) = (obs_dim, act_dim);
+        let row = 2 * d + a + 2;
+        let mut b = Batch { obs: vec![], act: vec![], rew: vec![], next_obs: vec![], terminated: vec![] };
+        let wide = |v: &[f32]| v.iter().map(|x| *x as f64).collect::<Vec<f64>>();
+        for &i in indices {
+            let r = &ring[i * row..(i + 1) * row];
+            b.obs.extend(wide(&r[..d]));
+            b.act.extend(wide(&r[d..d + a]));
+            b.rew.push(r[d + a] as f64);
+            b.next_obs.extend(wide(&r[d + a + 1..2 * d + a + 1]));
+            b.terminated.push(r[2 * d + a + 1] as f64);
+        }
+        b
     }
 }
 

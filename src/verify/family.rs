@@ -34,13 +34,15 @@ pub enum Family {
     TrainLoss,
     /// `train.adam`: Adam steps.
     TrainAdam,
+    /// `sac`: whole SAC updates (draws, losses, gradients, Adam, α, Polyak).
+    Sac,
     /// `mlp.coop16`: the tensor-core network kernel (optional: see [`Family::needs`]).
     MlpCoop16,
 }
 
 impl Family {
     /// Every family: the portable ones in the table's order, then the optional ones.
-    pub const ALL: [Family; 14] = [
+    pub const ALL: [Family; 15] = [
         Family::RngPhilox,
         Family::RngFeistel,
         Family::RngNormal,
@@ -54,14 +56,15 @@ impl Family {
         Family::PlanKinds,
         Family::TrainLoss,
         Family::TrainAdam,
+        Family::Sac,
         Family::MlpCoop16,
     ];
 
     /// The families every adapter runs ([`crate::verify::cases`]), in the table's order.
-    pub const PORTABLE: [Family; 13] = {
-        let mut v = [Family::RngPhilox; 13];
+    pub const PORTABLE: [Family; 14] = {
+        let mut v = [Family::RngPhilox; 14];
         let mut i = 0;
-        while i < 13 {
+        while i < 14 {
             v[i] = Family::ALL[i];
             i += 1;
         }
@@ -88,6 +91,7 @@ impl Family {
             Family::PlanKinds => "plan.kinds",
             Family::TrainLoss => "train.loss",
             Family::TrainAdam => "train.adam",
+            Family::Sac => "sac",
             Family::MlpCoop16 => "mlp.coop16",
         }
     }
@@ -104,10 +108,10 @@ impl Family {
 }
 
 /// The names of [`Family::PORTABLE`], in order (for matching report lines as text).
-pub const FAMILIES: [&str; 13] = {
-    let mut v = [""; 13];
+pub const FAMILIES: [&str; 14] = {
+    let mut v = [""; 14];
     let mut i = 0;
-    while i < 13 {
+    while i < 14 {
         v[i] = Family::PORTABLE[i].name();
         i += 1;
     }

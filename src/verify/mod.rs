@@ -120,7 +120,7 @@ fn case(
 }
 
 /// The table: every portable family ([`Family::PORTABLE`]), in dependency order (random
-/// streams, layers, environments, plans, training). `quick` runs smaller sizes of the same cases.
+/// streams, layers, environments, plans, training, SAC updates). `quick` runs smaller sizes of the same cases.
 pub fn cases(quick: bool) -> Vec<Case> {
     let mut v = cases::rng::cases(quick);
     v.extend(cases::mlp::cases(quick));
@@ -131,6 +131,7 @@ pub fn cases(quick: bool) -> Vec<Case> {
     v.extend(cases::plan::ensemble_cases(quick));
     v.extend(cases::plan::kind_cases(quick));
     v.extend(cases::train::cases(quick));
+    v.extend(cases::sac::cases(quick));
     v
 }
 

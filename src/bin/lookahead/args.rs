@@ -217,6 +217,28 @@ pub enum BenchCommand {
     Train(BenchTrainArgs),
     /// Time full CEM plans through the PETS reference ensemble.
     Plan(BenchPlanArgs),
+    /// Time SAC updates (batch 256, 2×256 networks) and the next action, per submission.
+    Sac(BenchSacArgs),
+}
+
+// The arguments of `bench sac`.
+#[derive(Args)]
+pub struct BenchSacArgs {
+    /// Time the SAC kernels even when they fail verification on this adapter.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Only the cases whose name contains this.
+    #[arg(long)]
+    pub only: Option<String>,
+    /// The reduced set (1 and 20 updates per submission, a few submissions each).
+    #[arg(long)]
+    pub quick: bool,
+    /// Also time every kernel on the GPU (timestamp queries): GPU ms per update and per kernel.
+    #[arg(long)]
+    pub profile: bool,
 }
 
 // The arguments of `bench train`.

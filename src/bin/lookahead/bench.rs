@@ -1,15 +1,15 @@
-//! `bench plan` and `bench train`: the library's benchmark suites as tables on stdout (the
-//! row types of `lookahead::bench`), and as a JSON report with `--json`. No figure is timed
-//! through kernels that fail verification on the adapter unless `--force`.
+//! `bench plan`, `bench train` and `bench sac`: the library's benchmark suites as tables on
+//! stdout (the row types of `lookahead::bench`), and as a JSON report with `--json`. No figure
+//! is timed through kernels that fail verification on the adapter unless `--force`.
 
 use std::path::Path;
 
-use lookahead::bench::{self, LayoutHeader, PlanHeader, ProfileTable, TrainHeader, TrainLayoutHeader};
+use lookahead::bench::{self, LayoutHeader, PlanHeader, ProfileTable, SacHeader, TrainHeader, TrainLayoutHeader};
 use lookahead::gpu::{GpuContext, Profiler};
 use lookahead::planner::MlpKernel;
 use lookahead::verify::Family;
 
-use crate::args::{BenchPlanArgs, BenchTrainArgs, GpuArgs};
+use crate::args::{BenchPlanArgs, BenchSacArgs, BenchTrainArgs, GpuArgs};
 
 /// Timed plans per layout of `bench plan --fused-layouts`.
 const FUSED_LAYOUT_PLANS: usize = 5;
@@ -111,7 +111,34 @@ pub fn cmd_bench_train(gpu: &GpuArgs, args: BenchTrainArgs) -> anyhow::Result<()
     write_report(&ctx, results, args.json.as_deref())
 }
 
-/// The start of `bench plan` and `bench train`: checks the report path before any work, opens
+/// `lookahead bench sac`: times submissions of SAC updates and the next action, as a run makes
+/// them, for every case of the suite.
+pub fn cmd_bench_sac(gpu: &GpuArgs, args: BenchSacArgs) -> anyhow::Result<()> {
+    let ctx = start_bench(gpu, "sac", args.json.as_deref(), args.quick, args.profile)?;
+    let mut cases = if args.quick { bench::sac_quick_suite() } else { bench::sac_full_suite() };
+    if let Some(only) = &args.only {
+        cases.retain(|c| c.name.contains(only.as_str()));
+        if cases.is_empty() {
+            anyhow::bail!("no bench case name contains {only:?}");
+        }
+    }
+    unless_forced(
+        lookahead::verify::check_families(&ctx, &[Family::MlpTiled, Family::TrainAdam, Family::Sac]),
+        args.force,
+        "verified: the SAC update's kernels match their f64 references on this adapter",
+    )?;
+    println!("{SacHeader}");
+    let mut results = Vec::new();
+    for c in &cases {
+        let r = bench::run_sac_case(&ctx, c, args.profile)?;
+        println!("{r}");
+        print_profile(r.profile.as_ref(), "submission");
+        results.push(r);
+    }
+    write_report(&ctx, results, args.json.as_deref())
+}
+
+/// The start of `bench plan`, `bench train` and `bench sac`: checks the report path before any work, opens
 /// the adapter and prints the header (version, adapter, check policy, timestamp support).
 fn start_bench(
     gpu: &GpuArgs,

@@ -6,4 +6,5 @@ pub(super) mod env;
 pub(super) mod mlp;
 pub(super) mod plan;
 pub(super) mod rng;
+pub(super) mod sac;
 pub(super) mod train;
