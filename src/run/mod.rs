@@ -321,9 +321,16 @@ impl RunFolder {
         Ok(Self { lock, metrics, results })
     }
 
-    /// Locks the run in `dir` to resume it (before its state is read), refusing a symlink where
-    /// a run file belongs.
+    /// Locks the run in `dir` to resume it (before its state is read), refusing a missing
+    /// folder and a symlink where a run file belongs.
     pub fn lock_to_resume(dir: &Path, layout: &RunLayout) -> Result<RunLock> {
+        if !dir.is_dir() {
+            let why = format!(
+                "{} is not a run folder: there is nothing to resume (start the run without resume)",
+                dir.display()
+            );
+            return Err(Error::config("resume", why));
+        }
         layout.check_no_links(dir)?;
         RunLock::acquire(dir)
     }
