@@ -1,11 +1,13 @@
-"""Type stubs of the native module (arrays cross as numpy float32 arrays of checked shapes and
-settings as JSON objects; use the wrappers in lookahead.core, which convert and check them)."""
+"""Type stubs of the native module (arrays cross as numpy float32 arrays of checked shapes, float64
+into a SAC policy and out of its CPU path, and settings as JSON objects; use the wrappers in
+lookahead.core and lookahead.sac, which convert and check them)."""
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
+F64 = npt.NDArray[np.float64]
 Bools = npt.NDArray[np.bool_]
 
 MAX_OBS: int
@@ -27,6 +29,14 @@ def run_pets(ctx: Context, env: Any, task: Task, config_toml: str, external_env:
 def request_stop() -> None: ...
 def evaluate_pets(ctx: Context, env: Any, task: Task, run_dir: str, episodes: int = 5, seed: int = 0,
                   signal_fds: Optional[Tuple[int, int]] = None) -> Tuple[List[float], bool]: ...
+def resolve_sac_config(env_base: str, preset: str = "reference", config_toml: Optional[str] = None,
+                       config_json: Optional[str] = None, sets: List[str] = ...) -> str: ...
+def run_sac(ctx: Context, env: Any, obs_dim: int, action_lower: List[float], action_upper: List[float],
+            config_toml: str, external_env: str, out: Optional[str] = None, overwrite: bool = False,
+            resume: bool = False, seed: Optional[int] = None, progress: bool = True,
+            signal_fds: Optional[Tuple[int, int]] = None) -> Dict[str, Any]: ...
+def evaluate_sac(env: Any, obs_dim: int, action_lower: List[float], action_upper: List[float], run_dir: str,
+                 episodes: int = 5, seed: int = 0, signal_fds: Optional[Tuple[int, int]] = None) -> Tuple[List[float], bool]: ...
 
 class Context:
     def __init__(self, adapter: Optional[str] = None, backend: Optional[str] = None, shader_checks: str = "policy") -> None: ...
@@ -88,3 +98,11 @@ class Trainer:
     def ensemble(self) -> Ensemble: ...
     def elites(self) -> List[int]: ...
     def save_checkpoint(self, path: str) -> None: ...
+
+class SacPolicy:
+    @staticmethod
+    def load(path: str) -> SacPolicy: ...
+    obs_dim: int
+    act_dim: int
+    def act(self, obs: F64) -> F64: ...
+    def act_batch(self, ctx: Context, obs: F64) -> F32: ...
