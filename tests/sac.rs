@@ -327,8 +327,10 @@ mod runs {
         let b = SacCheckpoint::load(&stopped.join("model.safetensors")).unwrap();
         assert_eq!(a.tensors, b.tensors, "the resumed networks or Adam states differ");
         // The manifests agree but for the digests that cover the evaluations' wall times.
-        let bare = |m: &lookahead::sac::checkpoint::SacManifest| {
-            lookahead::sac::checkpoint::SacManifest { point_sha256: String::new(), sha256: String::new(), ..m.clone() }
+        let bare = |m: &lookahead::sac::checkpoint::SacManifest| lookahead::sac::checkpoint::SacManifest {
+            point_sha256: String::new(),
+            sha256: String::new(),
+            ..m.clone()
         };
         assert_eq!(bare(&a.manifest), bare(&b.manifest));
         let ring = |d: &std::path::Path| std::fs::read(d.join("replay.3.safetensors")).unwrap();

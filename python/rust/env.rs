@@ -1,6 +1,6 @@
 //! A Python environment object (gymnasium-style) as the engine's [`Env`], so that the engine's
-//! PETS loop can step it; the first exception it raises is kept and raised again once the loop
-//! has stopped.
+//! PETS and SAC loops can step it; the first exception it raises is kept and raised again once
+//! the loop has stopped.
 
 use std::sync::{Arc, Mutex};
 
@@ -14,8 +14,8 @@ use crate::errors::InputError;
 /// The slot that keeps the first Python exception an environment raised.
 pub type ErrorSlot = Arc<Mutex<Option<PyErr>>>;
 
-/// A gymnasium-style environment object driven from the PETS loop: `reset(seed) -> obs` and
-/// `step(action) -> (obs, reward, terminated, truncated)` with lists of floats.
+/// A gymnasium-style environment object driven from the PETS or SAC loop: `reset(seed) -> obs`
+/// and `step(action) -> (obs, reward, terminated, truncated)` with lists of floats.
 pub struct PyEnv {
     obj: Py<PyAny>,
     obs_dim: usize,
@@ -28,14 +28,15 @@ pub struct PyEnv {
 impl PyEnv {
     /// `obj` stepped as `task`'s environment, and the slot its first exception is kept in.
     pub fn new(obj: Py<PyAny>, task: &RTask) -> (Self, ErrorSlot) {
+        Self::sized(obj, task.obs_dim, (task.action_lower.clone(), task.action_upper.clone()))
+    }
+
+    /// `obj` stepped as an environment of `obs_dim` observations and the action bounds
+    /// `(lower, upper)` (whose length is the action width; the loop checks them), and the slot
+    /// its first exception is kept in.
+    pub fn sized(obj: Py<PyAny>, obs_dim: usize, bounds: (Vec<f64>, Vec<f64>)) -> (Self, ErrorSlot) {
         let error = Arc::new(Mutex::new(None));
-        let env = PyEnv {
-            obj,
-            obs_dim: task.obs_dim,
-            act_dim: task.act_dim,
-            bounds: (task.action_lower.clone(), task.action_upper.clone()),
-            error: error.clone(),
-        };
+        let env = PyEnv { obj, obs_dim, act_dim: bounds.0.len(), bounds, error: error.clone() };
         (env, error)
     }
 

@@ -9,6 +9,55 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use pyo3::prelude::*;
+
+/// Set by the SIGINT handler of `lookahead.pets.run` and `lookahead.sac.run` (the first Ctrl-C)
+/// and read after every environment step; the running loop stops with every file consistent.
+/// Cleared when a run starts. (The wakeup descriptor's watcher, [`Interrupt`], stops every
+/// phase, training included.)
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
+
+/// Asks the running loop to stop after its current step (what Ctrl-C does).
+#[pyfunction]
+pub fn request_stop() {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+}
+
+/// What a run's step callback does after its progress bar: Python's signals and
+/// [`request_stop`], either of which stops the run after the step (`stop`, the flag the
+/// [`Interrupt`] raises).
+pub struct Watch {
+    stop: Arc<AtomicBool>,
+    /// A signal handler that raised (the run's on a second Ctrl-C): raised again once the run
+    /// has stopped with its files consistent.
+    raised: Option<PyErr>,
+}
+
+impl Watch {
+    /// Watches for a run that stops at `stop`; clears an earlier [`request_stop`].
+    pub fn new(stop: Arc<AtomicBool>) -> Self {
+        STOP_REQUESTED.store(false, Ordering::SeqCst);
+        Self { stop, raised: None }
+    }
+
+    /// Runs Python's signal handlers and raises `stop` if one raised or asked to stop.
+    pub fn step(&mut self) {
+        // Ctrl-C in Python (the run's handler calls request_stop): stop after this step.
+        if let Err(e) = Python::attach(|py| py.check_signals()) {
+            self.raised.get_or_insert(e);
+            self.stop.store(true, Ordering::SeqCst);
+        }
+        if STOP_REQUESTED.load(Ordering::SeqCst) {
+            self.stop.store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// The exception a signal handler raised, if any.
+    pub fn raised(self) -> Option<PyErr> {
+        self.raised
+    }
+}
+
 /// The read end of the wakeup pipe and the descriptor that was the wakeup descriptor before
 /// (-1 for none), to which every byte read is passed on.
 pub type SignalFds = Option<(i32, i32)>;

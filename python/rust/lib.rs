@@ -1,5 +1,6 @@
 //! `lookahead._lookahead`: the engine's Python bindings. Arrays cross as numpy float32 arrays
-//! with their shapes checked here (the Python package converts array-likes and names the
+//! (float64 into a SAC policy, and out of it on the CPU, which acts in f64) with their shapes
+//! checked here (the Python package converts array-likes and names the
 //! argument in its errors); settings cross as JSON objects checked key by key as `--set` is on
 //! the command line; every engine error becomes a Python exception carrying the engine's own
 //! message; the GIL is released while the GPU works.
@@ -15,6 +16,7 @@ mod errors;
 mod interrupt;
 mod pets;
 mod planner;
+mod sac;
 mod task;
 mod train;
 
@@ -23,17 +25,21 @@ use pyo3::prelude::*;
 #[pymodule]
 fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(device::adapters, m)?)?;
-    m.add_function(wrap_pyfunction!(pets::request_stop, m)?)?;
+    m.add_function(wrap_pyfunction!(interrupt::request_stop, m)?)?;
     m.add_function(wrap_pyfunction!(pets::resolve_config, m)?)?;
     m.add_function(wrap_pyfunction!(pets::check_config_size, m)?)?;
     m.add_function(wrap_pyfunction!(pets::run_pets, m)?)?;
     m.add_function(wrap_pyfunction!(pets::evaluate_pets, m)?)?;
+    m.add_function(wrap_pyfunction!(sac::resolve_sac_config, m)?)?;
+    m.add_function(wrap_pyfunction!(sac::run_sac, m)?)?;
+    m.add_function(wrap_pyfunction!(sac::evaluate_sac, m)?)?;
     m.add_class::<device::Context>()?;
     m.add_class::<task::Task>()?;
     m.add_class::<ensemble::Ensemble>()?;
     m.add_class::<planner::Planner>()?;
     m.add_class::<train::Trainer>()?;
     m.add_class::<train::ReplayBuffer>()?;
+    m.add_class::<sac::SacPolicy>()?;
     errors::register(m)?;
     m.add("MAX_OBS", lookahead::kernels::MAX_OBS)?;
     m.add("MAX_ACT", lookahead::kernels::MAX_ACT)?;

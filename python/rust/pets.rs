@@ -3,7 +3,7 @@
 //! replay of a run's checkpoint, which Ctrl-C stops too.
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -17,19 +17,8 @@ use crate::config;
 use crate::device::Context;
 use crate::env::{take_error, PyEnv};
 use crate::errors::{ConfigError, OrPy};
-use crate::interrupt::{Interrupt, SignalFds};
+use crate::interrupt::{Interrupt, SignalFds, Watch};
 use crate::task::Task;
-
-/// Set by `lookahead.pets.run`'s SIGINT handler (the first Ctrl-C) and read after every planned
-/// step; the running PETS loop stops with every file consistent. Cleared when a run starts. (The
-/// wakeup descriptor's watcher, [`Interrupt`], stops every phase, training included.)
-static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
-
-/// Asks the running `run_pets` to stop after its current step (what Ctrl-C does).
-#[pyfunction]
-pub fn request_stop() {
-    STOP_REQUESTED.store(true, Ordering::SeqCst);
-}
 
 /// Refuses `size` bytes of config text from `what` past `MAX_CONFIG_BYTES` (1 MiB), as the
 /// engine does for every config it parses: for a file Python reads.
@@ -66,33 +55,6 @@ struct Files {
     resume: bool,
 }
 
-/// What a run's step callback does: the progress bar, then Python's signals and
-/// [`request_stop`], either of which stops the run after the step (`stop`, the flag the
-/// [`Interrupt`] raises).
-struct Watch {
-    bar: Option<pets::ProgressDisplay>,
-    stop: Arc<AtomicBool>,
-    /// A signal handler that raised (pets.run's on a second Ctrl-C): raised again once the run
-    /// has stopped with its files consistent.
-    raised: Option<PyErr>,
-}
-
-impl Watch {
-    fn step(&mut self, p: &pets::Progress) {
-        if let Some(b) = self.bar.as_mut() {
-            b.update(p);
-        }
-        // Ctrl-C in Python (pets.run's handler calls request_stop): stop after this step.
-        if let Err(e) = Python::attach(|py| py.check_signals()) {
-            self.raised.get_or_insert(e);
-            self.stop.store(true, Ordering::SeqCst);
-        }
-        if STOP_REQUESTED.load(Ordering::SeqCst) {
-            self.stop.store(true, Ordering::SeqCst);
-        }
-    }
-}
-
 /// Runs PETS (called with the GIL released) until `stop`, watched by a [`Watch`]: the run's
 /// result and the exception a signal handler raised, if any.
 fn watched_run(
@@ -104,9 +66,14 @@ fn watched_run(
     progress: bool,
     stop: Arc<AtomicBool>,
 ) -> (lookahead::Result<PetsSummary>, Option<PyErr>) {
-    let bar = progress.then(|| pets::ProgressDisplay::new(cfg));
-    let mut watch = Watch { bar, stop: stop.clone(), raised: None };
-    let mut on_step = |p: &pets::Progress| watch.step(p);
+    let mut bar = progress.then(|| pets::ProgressDisplay::new(cfg));
+    let mut watch = Watch::new(stop.clone());
+    let mut on_step = |p: &pets::Progress| {
+        if let Some(b) = bar.as_mut() {
+            b.update(p);
+        }
+        watch.step();
+    };
     let opts = pets::RunOptions {
         out_dir: files.out,
         interrupt: Some(stop),
@@ -115,10 +82,10 @@ fn watched_run(
         resume: files.resume,
     };
     let result = pets::run(ctx, cfg, env, task, opts);
-    if let Some(b) = watch.bar.take() {
+    if let Some(b) = bar {
         b.finish();
     }
-    (result, watch.raised)
+    (result, watch.raised())
 }
 
 /// A run's summary as a dict: trials (dicts), interrupted, stopped_at, seconds, out_dir.
@@ -172,7 +139,6 @@ pub fn run_pets<'py>(
     }
     cfg.external_env = Some(external_env);
     let (mut penv, error) = PyEnv::new(env, &task.task);
-    STOP_REQUESTED.store(false, Ordering::SeqCst);
     let (c, t, files) = (ctx.ctx.clone(), task.task.clone(), Files { out, overwrite, resume });
     let interrupt = Interrupt::watch(signal_fds);
     let stop = interrupt.flag();

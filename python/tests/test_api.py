@@ -274,3 +274,18 @@ def test_ctrl_c_stops_training_within_seconds_and_the_trainer_stays_usable(ctx, 
     tr.save_checkpoint(tmp_path / "ckpt.safetensors")
     back = la.Trainer.load_checkpoint(ctx, tmp_path / "ckpt.safetensors", config=dict(epochs=2, num_elites=2))
     assert back.train(obs, act, nxt)["epochs"] == 2
+
+
+def test_every_native_name_has_a_type_stub():
+    """_lookahead.pyi declares exactly the native module's public functions, classes and
+    constants. Catches a binding added (or removed) without its stub."""
+    import pathlib
+    import re
+
+    from lookahead import _lookahead as lk
+
+    text = pathlib.Path(lk.__file__).with_name("_lookahead.pyi").read_text()
+    declared = {a or b for a, b in re.findall(r"^(?:def|class) (\w+)|^(\w+): ", text, re.M)}
+    aliases = {"F32", "F64", "Bools"}
+    native = {n for n in dir(lk) if not n.startswith("_")}
+    assert native == declared - aliases, (sorted(native - declared), sorted(declared - aliases - native))

@@ -8,6 +8,8 @@ pub mod checkpoint;
 pub mod config;
 pub mod device;
 pub mod policy;
+#[cfg(feature = "progress")]
+pub mod progress;
 pub mod reference;
 
 #[cfg(test)]
@@ -16,6 +18,8 @@ mod tests;
 pub use checkpoint::SacCheckpoint;
 pub use config::{AlgorithmConfig, SacConfig, SacLoopConfig, SacPreset, TaskOrigin, MAX_UPDATES_PER_STEP};
 pub use policy::Policy;
+#[cfg(feature = "progress")]
+pub use progress::ProgressDisplay;
 pub use reference::HiddenActivation;
 
 mod eval;

@@ -87,7 +87,11 @@ fn check_start(cfg: &SacConfig, env: &dyn Env, opts: &RunOptions<'_>) -> Result<
     let (lower, upper) = env.action_bounds();
     let name = cfg.external_env.clone().unwrap_or_else(|| cfg.env.name().to_string());
     cfg.update_settings(&lower, &upper).map_err(|e| {
-        Error::InvalidInput(format!("{name}: {e}; SAC squashes its actions into finite bounds, which {name} must have"))
+        let why = match e {
+            Error::InvalidInput(why) => why,
+            other => other.to_string(),
+        };
+        Error::InvalidInput(format!("{name}: {why}"))
     })?;
     match (&opts.out_dir, opts.resume) {
         (Some(dir), true) => {

@@ -1,5 +1,5 @@
-"""lookahead: PETS / CEM model-predictive control over probabilistic ensembles, in WGSL compute
-shaders on any Vulkan, Metal or DX12 GPU.
+"""lookahead: PETS / CEM model-predictive control over probabilistic ensembles, and Soft
+Actor-Critic, in WGSL compute shaders on any Vulkan, Metal or DX12 GPU.
 
     import lookahead as la
     ctx = la.Context()                       # the best adapter (la.adapters() lists them)
@@ -7,6 +7,8 @@ shaders on any Vulkan, Metal or DX12 GPU.
     planner = la.Planner(ctx, task, la.Ensemble.random(3, 1), population=200, horizon=20)
     plan = planner.plan([1.0, 0.0, 0.0])     # plan.action, plan.actions, plan.predicted_return
     la.pets.run("Pendulum-v1", preset="demo", out="runs/pendulum")   # needs gymnasium
+    la.sac.run("InvertedPendulum-v5", preset="demo", out="runs/ip")  # needs gymnasium[mujoco]
+    policy = la.sac.Policy.load("runs/ip")   # policy.act(obs) on the CPU, policy.act_batch(obs) on the GPU
 """
 from importlib.metadata import version as _version
 
@@ -23,10 +25,11 @@ from ._lookahead import (
 )
 from .core import Context, Ensemble, Plan, Planner, ReplayBuffer, Task, Trainer, adapters
 from . import pets
+from . import sac
 from . import gym
 
 __all__ = [
-    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "gym",
+    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "sac", "gym",
     "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
     "MAX_CONFIG_BYTES",
 ]

@@ -1,12 +1,14 @@
-"""``python -m lookahead pets --env gymnasium:HalfCheetah-v5 [--preset demo] [--set key=value ...]``:
-PETS on a gymnasium environment with the command line's progress bar and run folder."""
+"""``python -m lookahead pets|sac --env gymnasium:HalfCheetah-v5 [--preset demo] [--set key=value ...]``:
+PETS or SAC on a gymnasium environment with the command line's progress bar and run folder."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from . import _lookahead as _lk
-from . import pets
+from . import gym as _gym
+from . import pets, sac
 
 
 def _seed(text: str) -> int:
@@ -14,6 +16,69 @@ def _seed(text: str) -> int:
     if not 0 <= v < 2**64:
         raise argparse.ArgumentTypeError(f"{text}: a seed is an integer in 0..2^64")
     return v
+
+
+def _run_parser(sub, command: str, help: str, env_help: str, set_example: str) -> argparse.ArgumentParser:
+    """The arguments of a learning run (``pets``, ``sac``), as the ``lookahead`` binary's."""
+    p = sub.add_parser(command, help=help)
+    p.add_argument("--env", required=True, help=env_help)
+    p.add_argument("--preset", default="reference", choices=["reference", "demo"])
+    p.add_argument("--config", help="a TOML file applied over the preset")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help=f"override one key, e.g. {set_example} (repeatable)")
+    p.add_argument("--seed", type=_seed)
+    p.add_argument("--out", help=f"run folder (default runs/{command}-<env>-<preset>-seed<seed>)")
+    files = p.add_mutually_exclusive_group()
+    files.add_argument("--overwrite", action="store_true", help="replace the run already in the run folder")
+    files.add_argument("--resume", action="store_true",
+                       help="continue the run in the run folder from its last consistent point")
+    p.add_argument("--adapter", help="use the adapter whose name contains this")
+    p.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
+    return p
+
+
+def _pets(args, name: str, ctx) -> int:
+    seed = 0 if args.seed is None else args.seed
+    out = args.out or f"runs/pets-{name}-{args.preset}-seed{seed}"
+    print(f"pets {args.env} ({args.preset}) on {ctx.adapter()['name']}; run directory {out}", file=sys.stderr)
+    r = pets.run(args.env, preset=args.preset, config_file=args.config, sets=args.set, out=out,
+                 overwrite=args.overwrite, resume=args.resume, seed=args.seed, ctx=ctx)
+    returns = " ".join(f"{t['return']:.1f}" for t in r["trials"])
+    print(f"trial returns: {returns}")
+    if r["trials"]:
+        best = max(r["trials"], key=lambda t: t["return"])
+        print(f"{name}: best return {best['return']:.1f} (trial {best['trial'] + 1}) over {len(r['trials'])} trials "
+              f"in {r['seconds']:.1f} s; run folder {r['out_dir']}")
+    if r["interrupted"]:
+        print(f"interrupted at {r['stopped_at']}; continue with the same command and --resume", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _sac(args, name: str, ctx) -> int:
+    seed = args.seed
+    if seed is None:
+        seed = sac._seed_of(sac.resolve(args.env, preset=args.preset, config_file=args.config, sets=args.set))
+    out = args.out or f"runs/sac-{name}-{args.preset}-seed{seed}"
+    print(f"sac {args.env} ({args.preset}) on {ctx.adapter()['name']}; run directory {out}", file=sys.stderr)
+    r = sac.run(args.env, preset=args.preset, config_file=args.config, sets=args.set, out=out,
+                overwrite=args.overwrite, resume=args.resume, seed=args.seed, ctx=ctx)
+    returns = " ".join(f"{e['eval_return']:.1f}" for e in r["evals"])
+    print(f"evaluation returns: {returns or 'none yet'}")
+    if r["evals"]:
+        last = r["evals"][-1]
+        print(f"{name}: last evaluation {last['eval_return']:.1f} ± {last['eval_std']:.1f} at step {last['env_step']} "
+              f"({r['episodes']} episodes) in {r['seconds']:.1f} s on {ctx.adapter()['name']}")
+    print(f"run folder: {out} (learning curve {os.path.join(out, 'learning_curve.svg')})")
+    if r["interrupted"]:
+        if os.path.exists(os.path.join(out, "resume.json")):
+            nxt = "continue from the last evaluation with the same command and --resume"
+        else:
+            nxt = ("no consistent point was reached (the first comes with the first evaluation): "
+                   "start again with --overwrite")
+        print(f"interrupted at {r['stopped_at']}; {nxt}", file=sys.stderr)
+        return 130
+    return 0
 
 
 def main(argv=None) -> int:
@@ -32,18 +97,12 @@ def main(argv=None) -> int:
     """
     ap = argparse.ArgumentParser(prog="python -m lookahead", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pets", help="run PETS on a gymnasium environment")
-    p.add_argument("--env", required=True, help="gymnasium:<id>, e.g. gymnasium:HalfCheetah-v5 (the built-in "
-                   "cartpole and pendulum run with the `lookahead` binary)")
-    p.add_argument("--preset", default="reference", choices=["reference", "demo"])
-    p.add_argument("--config", help="a TOML file applied over the preset")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override one key (repeatable)")
-    p.add_argument("--seed", type=_seed)
-    p.add_argument("--out", help="run folder (default runs/pets-<env>-<preset>-seed<seed>)")
-    p.add_argument("--overwrite", action="store_true")
-    p.add_argument("--resume", action="store_true")
-    p.add_argument("--adapter", help="use the adapter whose name contains this")
-    p.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
+    _run_parser(sub, "pets", "run PETS on a gymnasium environment",
+                "gymnasium:<id>, e.g. gymnasium:HalfCheetah-v5 (the built-in cartpole and pendulum run with the "
+                "`lookahead` binary)", "planner.horizon=30")
+    _run_parser(sub, "sac", "run SAC on a gymnasium environment",
+                "gymnasium:<id>, e.g. gymnasium:InvertedPendulum-v5 (the built-in cartpole and pendulum run with "
+                "the `lookahead` binary)", "sac.gamma=0.98")
     a = sub.add_parser("adapters", help="list the GPU adapters")
     a.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
     args = ap.parse_args(argv)
@@ -52,34 +111,20 @@ def main(argv=None) -> int:
             for d in _lk.adapters(args.backend):
                 print(f"{d['name']} ({d['backend']}, {d['device_type']}, {d['driver']})")
             return 0
-        name = args.env.split(":", 1)[1] if ":" in args.env else args.env
-        seed = 0 if args.seed is None else args.seed
-        out = args.out or f"runs/pets-{name}-{args.preset}-seed{seed}"
+        name = _gym.strip_prefix(args.env)
         ctx = _lk.Context(args.adapter, args.backend)
-        print(f"pets {args.env} ({args.preset}) on {ctx.adapter()['name']}; run directory {out}", file=sys.stderr)
-        r = pets.run(args.env, preset=args.preset, config_file=args.config, sets=args.set, out=out,
-                     overwrite=args.overwrite, resume=args.resume, seed=args.seed, ctx=ctx)
+        return (_pets if args.command == "pets" else _sac)(args, name, ctx)
     except _lk.LookaheadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        # Ctrl-C while the environment's Python code ran: the run folder holds the last finished
-        # trial (or nothing yet, before the first).
+        # Ctrl-C while the environment's Python code ran: the run folder holds the last
+        # consistent point (or nothing yet, before the first).
         print("interrupted; continue with the same command and --resume", file=sys.stderr)
         return 130
     except Exception as e:  # a gymnasium, file or argument problem: one line, not a traceback
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
-    returns = " ".join(f"{t['return']:.1f}" for t in r["trials"])
-    print(f"trial returns: {returns}")
-    if r["trials"]:
-        best = max(r["trials"], key=lambda t: t["return"])
-        print(f"{name}: best return {best['return']:.1f} (trial {best['trial'] + 1}) over {len(r['trials'])} trials "
-              f"in {r['seconds']:.1f} s; run folder {r['out_dir']}")
-    if r["interrupted"]:
-        print(f"interrupted at {r['stopped_at']}; continue with the same command and --resume", file=sys.stderr)
-        return 130
-    return 0
 
 
 if __name__ == "__main__":

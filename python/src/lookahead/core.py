@@ -22,10 +22,11 @@ from ._signals import signal_fds
 PathLike = Union[str, "os.PathLike[str]"]
 
 
-def _array(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
+def _array(name: str, x: Any, shape: Sequence[Optional[int]], dtype: Any = np.float32) -> np.ndarray:
     """``x`` (a float32 or float64 array of any byte order and layout, or Python numbers and
-    sequences of them) as the C-contiguous float32 array the engine takes, once its type and
-    its ``shape`` (None: any length) are checked, with errors naming the argument."""
+    sequences of them) as the C-contiguous array of ``dtype`` (float32 unless the engine takes
+    float64) the engine takes, once its type and its ``shape`` (None: any length) are checked,
+    with errors naming the argument."""
     if isinstance(x, np.ndarray):
         a = x
         # float32 or float64 in either byte order; anything else is refused rather than cast.
@@ -44,7 +45,7 @@ def _array(name: str, x: Any, shape: Sequence[Optional[int]]) -> np.ndarray:
     want = "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
     if a.ndim != len(shape) or any(s is not None and s != d for s, d in zip(shape, a.shape)):
         raise ValueError(f"{name}: shape {a.shape}; expected {want}")
-    return np.ascontiguousarray(a, dtype=np.float32)
+    return np.ascontiguousarray(a, dtype=dtype)
 
 
 def _uint(name: str, v: Any) -> int:

@@ -210,13 +210,16 @@ def make(env_id: str, **kwargs: Any):
     return gymnasium.make(env_id, **kw)
 
 
-def box_dims(env) -> Tuple[int, int, np.ndarray, np.ndarray]:
+def box_dims(env, finite_bounds: bool = True) -> Tuple[int, int, np.ndarray, np.ndarray]:
     """The sizes and action bounds of an environment with 1-D Box spaces.
 
     Parameters
     ----------
     env : gymnasium.Env
         The environment.
+    finite_bounds : bool
+        Refuse infinite action bounds here (the planner samples within them); False leaves them
+        to the caller (SAC's loop refuses them, naming the environment).
 
     Returns
     -------
@@ -229,7 +232,7 @@ def box_dims(env) -> Tuple[int, int, np.ndarray, np.ndarray]:
     TypeError
         For a space that is not a 1-D Box, naming it.
     ValueError
-        For infinite action bounds.
+        For infinite action bounds, when ``finite_bounds``.
     """
     import gymnasium
 
@@ -241,7 +244,7 @@ def box_dims(env) -> Tuple[int, int, np.ndarray, np.ndarray]:
             raise TypeError(f"{what} space has shape {sp.shape}: lookahead needs 1-D Box spaces (flatten it first)")
     lo = np.asarray(act_space.low, dtype=np.float64)
     hi = np.asarray(act_space.high, dtype=np.float64)
-    if not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
+    if finite_bounds and not (np.all(np.isfinite(lo)) and np.all(np.isfinite(hi))):
         raise ValueError(f"action space {act_space} has infinite bounds: the planner samples within finite bounds")
     return obs_space.shape[0], act_space.shape[0], lo, hi
 
@@ -284,18 +287,20 @@ def task_for(env_id: str, env=None) -> Task:
 
 
 class GymAdapter:
-    """The object the PETS loop steps: ``reset(seed) -> list`` and ``step(action) -> (obs,
-    reward, terminated, truncated)``, over a gymnasium env with 1-D Box spaces.
+    """The object the PETS and SAC loops step: ``reset(seed) -> list`` and ``step(action) ->
+    (obs, reward, terminated, truncated)``, over a gymnasium env with 1-D Box spaces.
 
     Parameters
     ----------
     env : gymnasium.Env
         The environment (see :func:`box_dims`).
+    finite_bounds : bool
+        As for :func:`box_dims`.
     """
 
-    def __init__(self, env):
+    def __init__(self, env, finite_bounds: bool = True):
         self.env = env
-        self.obs_dim, self.act_dim, self.low, self.high = box_dims(env)
+        self.obs_dim, self.act_dim, self.low, self.high = box_dims(env, finite_bounds)
 
     def reset(self, seed: int) -> List[float]:
         """Starts an episode.

@@ -23,12 +23,26 @@ def _env_id(env: Any) -> Optional[str]:
     return getattr(spec, "id", None)
 
 
-def _refuse_builtin(env_id: Optional[str]) -> None:
+def _refuse_builtin(env_id: Optional[str], command: str = "pets") -> None:
+    """A ValueError pointing to ``lookahead <command>`` for the built-in environments, which only
+    the command line steps."""
     if env_id in ("cartpole", "pendulum"):
         hint = " (or gymnasium's Pendulum-v1, the same dynamics and reward, from Python)" if env_id == "pendulum" else ""
         raise ValueError(
-            f"{env_id!r} is a built-in environment of the command line: run `lookahead pets --env {env_id}`{hint}"
+            f"{env_id!r} is a built-in environment of the command line: run `lookahead {command} --env {env_id}`{hint}"
         )
+
+
+def _check_run_args(config: Optional[Mapping[str, Any]], sets: Sequence[str], overwrite: bool, resume: bool) -> None:
+    """The contradictions a run refuses before any work, as the command line does: ``sets`` not
+    a list, overwrite with resume, and the environment in the config (it is run's argument)."""
+    if not isinstance(sets, (list, tuple)):
+        raise TypeError(f"sets: {type(sets).__name__}; expected a list of 'key=value' strings")
+    if overwrite and resume:
+        raise ValueError("overwrite and resume exclude each other: resume continues the run in out, "
+                         "overwrite replaces it")
+    if "env" in (config or {}) or any(str(s).split("=", 1)[0].strip() == "env" for s in sets):
+        raise ValueError("env: the environment is run's env argument; remove env from the config and sets")
 
 
 def _prepare(env: Any, task: Optional[Task]):
@@ -150,13 +164,7 @@ def run(
         ``trials`` (dicts with trial, env_step, return, steps, model_loss, plan_ms, step_ms),
         ``interrupted``, ``stopped_at``, ``seconds`` and ``out_dir``.
     """
-    if not isinstance(sets, (list, tuple)):
-        raise TypeError(f"sets: {type(sets).__name__}; expected a list of 'key=value' strings")
-    if overwrite and resume:
-        raise ValueError("overwrite and resume exclude each other: resume continues the run in out, "
-                         "overwrite replaces it")
-    if "env" in (config or {}) or any(str(s).split("=", 1)[0].strip() == "env" for s in sets):
-        raise ValueError("env: the environment is run's env argument; remove env from the config and sets")
+    _check_run_args(config, sets, overwrite, resume)
     env_id, adapter, task = _prepare(env, task)
     if (adapter.obs_dim, adapter.act_dim) != (task.obs_dim, task.act_dim):
         raise ValueError(

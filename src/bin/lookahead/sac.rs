@@ -4,7 +4,6 @@
 use std::path::PathBuf;
 
 use lookahead::env::EnvKind;
-use lookahead::run::progress::ProgressBar;
 use lookahead::sac::{self, SacConfig, SacPreset, TaskOrigin};
 
 use crate::args::{GpuArgs, SacArgs};
@@ -50,18 +49,8 @@ pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
         "the current step (the run resumes from its last evaluation)",
         "; the last evaluation's point remains",
     )?;
-    let bar = ProgressBar::new(cfg.schedule.total_steps as u64);
-    let mut progress = |p: &sac::Progress| {
-        let eval = p.last_eval.map_or("—".to_string(), |e| format!("{e:.1}"));
-        let ret = p.last_return.map_or("—".to_string(), |e| format!("{e:.1}"));
-        bar.set(
-            p.env_step,
-            format!(
-                "step {}/{} · last episode {ret} · last evaluation {eval} · {:.0} steps/s",
-                p.env_step, p.total_steps, p.steps_per_s
-            ),
-        );
-    };
+    let mut bar = sac::ProgressDisplay::new(&cfg);
+    let mut progress = |p: &sac::Progress| bar.update(p);
     let mut env = cfg.env.make();
     let opts = sac::RunOptions {
         out_dir: Some(out.clone()),

@@ -1,0 +1,258 @@
+//! SAC through the engine's loop on a Python environment: the config resolved as the command
+//! line resolves it (with the schedule of a gymnasium task), the run with the command line's
+//! progress bar and Ctrl-C handling, the replay of a run's policy, which Ctrl-C stops too, and
+//! the policy itself, acting on the CPU or on the GPU.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList};
+
+use lookahead::env::EnvKind;
+use lookahead::gpu::GpuContext;
+use lookahead::sac::{self, SacConfig, SacPreset, SacSummary, TaskOrigin};
+
+use crate::arrays::{shaped, values};
+use crate::config;
+use crate::device::Context;
+use crate::env::{take_error, PyEnv};
+use crate::errors::{ConfigError, LookaheadError, OrPy};
+use crate::interrupt::{Interrupt, SignalFds, Watch};
+
+/// The SAC config of `env_base`'s `preset` for a gymnasium task (its schedule: 5 000 random
+/// steps, evaluations every 10 000 steps of 10⁶ in the reference preset) with a TOML file's text,
+/// then the settings of the JSON object `config_json` (sections as nested objects) and the
+/// assignments `sets` applied in that order (the same keys as the CLI), as TOML text. Unknown
+/// keys and wrong values are all reported at once.
+#[pyfunction]
+#[pyo3(signature = (env_base, preset="reference", config_toml=None, config_json=None, sets=vec![]))]
+pub fn resolve_sac_config(
+    env_base: &str,
+    preset: &str,
+    config_toml: Option<&str>,
+    config_json: Option<&str>,
+    sets: Vec<String>,
+) -> PyResult<String> {
+    let env: EnvKind = env_base.parse().py()?;
+    let preset: SacPreset = preset.parse().py()?;
+    let from_json = config_json.map(|j| config::assignments(j, "")).transpose().py()?.unwrap_or_default();
+    let all: Vec<String> = from_json.into_iter().chain(sets).collect();
+    Ok(SacConfig::resolve(env, TaskOrigin::Gymnasium, preset, config_toml, &all).py()?.to_toml())
+}
+
+/// Where a run writes: its folder (or nothing) and whether it replaces or continues one.
+struct Files {
+    out: Option<PathBuf>,
+    overwrite: bool,
+    resume: bool,
+}
+
+/// Runs SAC (called with the GIL released) until `stop`, watched by a [`Watch`]: the run's
+/// result and the exception a signal handler raised, if any.
+fn watched_run(
+    ctx: &GpuContext,
+    cfg: &SacConfig,
+    env: &mut PyEnv,
+    files: Files,
+    progress: bool,
+    stop: Arc<AtomicBool>,
+) -> (lookahead::Result<SacSummary>, Option<PyErr>) {
+    let mut bar = progress.then(|| sac::ProgressDisplay::new(cfg));
+    let mut watch = Watch::new(stop.clone());
+    let mut on_step = |p: &sac::Progress| {
+        if let Some(b) = bar.as_mut() {
+            b.update(p);
+        }
+        watch.step();
+    };
+    let opts = sac::RunOptions {
+        out_dir: files.out,
+        interrupt: Some(stop),
+        progress: Some(&mut on_step),
+        overwrite: files.overwrite,
+        resume: files.resume,
+    };
+    let result = sac::run(ctx, cfg, env, opts);
+    if let Some(b) = bar {
+        b.finish();
+    }
+    (result, watch.raised())
+}
+
+/// An evaluation as a dict with every field of the engine's `EvalResult` (the columns of
+/// results.csv), NaN where it has none.
+fn eval_dict<'py>(py: Python<'py>, e: &sac::EvalResult) -> PyResult<Bound<'py, PyDict>> {
+    let value = serde_json::to_value(e).map_err(|err| LookaheadError::new_err(err.to_string()))?;
+    let serde_json::Value::Object(fields) = value else {
+        return Err(LookaheadError::new_err("an evaluation is not a JSON object"));
+    };
+    let d = PyDict::new(py);
+    // The columns of results.csv first, in their order; then any field they leave out.
+    let header: Vec<&str> = sac::LAYOUT.results_header.split(',').collect();
+    let rest = fields.keys().filter(|k| !header.contains(&k.as_str()));
+    for key in header.iter().copied().chain(rest.map(String::as_str)) {
+        match fields.get(key) {
+            Some(serde_json::Value::Number(n)) => match n.as_u64() {
+                Some(i) => d.set_item(key, i)?,
+                None => d.set_item(key, n.as_f64().unwrap_or(f64::NAN))?,
+            },
+            // nan_as_null: NaN (no training episode or update since the previous evaluation).
+            Some(serde_json::Value::Null) => d.set_item(key, f64::NAN)?,
+            Some(other) => d.set_item(key, other.to_string())?,
+            None => return Err(LookaheadError::new_err(format!("an evaluation has no {key}"))),
+        }
+    }
+    Ok(d)
+}
+
+/// A run's summary as a dict: evals (dicts), episodes, env_steps, interrupted, stopped_at,
+/// seconds, out_dir.
+fn summary_dict<'py>(py: Python<'py>, summary: &SacSummary) -> PyResult<Bound<'py, PyDict>> {
+    let evals = PyList::empty(py);
+    for e in &summary.evals {
+        evals.append(eval_dict(py, e)?)?;
+    }
+    let d = PyDict::new(py);
+    d.set_item("evals", evals)?;
+    d.set_item("episodes", summary.episodes)?;
+    d.set_item("env_steps", summary.env_steps)?;
+    d.set_item("interrupted", summary.interrupted)?;
+    d.set_item("stopped_at", &summary.stopped_at)?;
+    d.set_item("seconds", summary.seconds)?;
+    d.set_item("out_dir", &summary.out_dir)?;
+    Ok(d)
+}
+
+/// Runs SAC on a Python environment `env` (see PyEnv) of `obs_dim` observations and the action
+/// bounds `action_lower`..`action_upper` (the run refuses infinite ones, naming `external_env`),
+/// with the config given as TOML text (from `resolve_sac_config`); `external_env` names the
+/// environment in the run folder's config. Shows the CLI's progress bar when `progress`; returns
+/// the evaluations as dicts. SIGINT written to `signal_fds` (see [`SignalFds`]) stops it at its
+/// next step.
+#[pyfunction]
+#[pyo3(signature = (ctx, env, obs_dim, action_lower, action_upper, config_toml, external_env, out=None, overwrite=false, resume=false, seed=None, progress=true, signal_fds=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn run_sac<'py>(
+    py: Python<'py>,
+    ctx: &Context,
+    env: Py<PyAny>,
+    obs_dim: usize,
+    action_lower: Vec<f64>,
+    action_upper: Vec<f64>,
+    config_toml: &str,
+    external_env: String,
+    out: Option<PathBuf>,
+    overwrite: bool,
+    resume: bool,
+    seed: Option<u64>,
+    progress: bool,
+    signal_fds: SignalFds,
+) -> PyResult<Bound<'py, PyDict>> {
+    let mut cfg: SacConfig =
+        toml::from_str(config_toml).map_err(|e| ConfigError::new_err(format!("invalid config: {e}")))?;
+    if let Some(s) = seed {
+        cfg.seed = s;
+    }
+    cfg.external_env = Some(external_env);
+    let (mut penv, error) = PyEnv::sized(env, obs_dim, (action_lower, action_upper));
+    let (c, files) = (ctx.ctx.clone(), Files { out, overwrite, resume });
+    let interrupt = Interrupt::watch(signal_fds);
+    let stop = interrupt.flag();
+    let (result, raised) = py.detach(|| watched_run(&c, &cfg, &mut penv, files, progress, stop));
+    drop(interrupt);
+    if let Some(e) = take_error(&error).or(raised) {
+        return Err(e);
+    }
+    summary_dict(py, &result.py()?)
+}
+
+/// Replays the policy of the SAC run in `run_dir` on the Python environment `env` (of
+/// `obs_dim` observations and the action bounds `action_lower`..`action_upper`, which must be
+/// the run's), on the CPU: the return of each of `episodes` episodes, and whether SIGINT written
+/// to `signal_fds` (see [`SignalFds`]) stopped the replay before its last episode (the returns
+/// are then those of the finished ones).
+#[pyfunction]
+#[pyo3(signature = (env, obs_dim, action_lower, action_upper, run_dir, episodes=5, seed=0, signal_fds=None))]
+#[allow(clippy::too_many_arguments)]
+pub fn evaluate_sac(
+    py: Python<'_>,
+    env: Py<PyAny>,
+    obs_dim: usize,
+    action_lower: Vec<f64>,
+    action_upper: Vec<f64>,
+    run_dir: PathBuf,
+    episodes: usize,
+    seed: u64,
+    signal_fds: SignalFds,
+) -> PyResult<(Vec<f64>, bool)> {
+    let (mut penv, error) = PyEnv::sized(env, obs_dim, (action_lower, action_upper));
+    let interrupt = Interrupt::watch(signal_fds);
+    let stop = interrupt.flag();
+    let result = py.detach(move || {
+        let opts = lookahead::run::EvalOptions { interrupt: Some(stop), on_episode: None };
+        sac::evaluate_on(&run_dir, episodes, seed, &mut penv, opts)
+    });
+    drop(interrupt);
+    if let Some(e) = take_error(&error) {
+        return Err(e);
+    }
+    result.py().map(|e| (e.returns, e.interrupted))
+}
+
+/// The deterministic policy of a SAC checkpoint (`model.safetensors` of a run folder):
+/// `c + h·tanh(μ)` of the actor's mean, within the run's action bounds.
+#[pyclass(module = "lookahead._lookahead", frozen)]
+pub struct SacPolicy {
+    policy: sac::Policy,
+}
+
+#[pymethods]
+impl SacPolicy {
+    /// The policy of the checkpoint at `path` (its checksum verified).
+    #[staticmethod]
+    fn load(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let policy = py.detach(|| sac::Policy::load(&path)).py()?;
+        Ok(Self { policy })
+    }
+
+    /// Observation width.
+    #[getter]
+    fn obs_dim(&self) -> usize {
+        self.policy.obs_dim()
+    }
+
+    /// Action width.
+    #[getter]
+    fn act_dim(&self) -> usize {
+        self.policy.act_dim()
+    }
+
+    /// The action for one observation `[obs_dim]`, on the CPU in float64: `[act_dim]`.
+    fn act<'py>(&self, py: Python<'py>, obs: PyReadonlyArray1<'py, f64>) -> PyResult<Bound<'py, PyArray1<f64>>> {
+        let o = values("obs", &obs, &[Some(self.policy.obs_dim())])?;
+        Ok(PyArray1::from_vec(py, self.policy.act(&o).py()?))
+    }
+
+    /// The actions for observations `[n, obs_dim]`, in one GPU dispatch chain on `ctx`, in
+    /// float32: `[n, act_dim]`.
+    fn act_batch<'py>(
+        &self,
+        py: Python<'py>,
+        ctx: &Context,
+        obs: PyReadonlyArray2<'py, f64>,
+    ) -> PyResult<Bound<'py, PyArray2<f32>>> {
+        let (d, a) = (self.policy.obs_dim(), self.policy.act_dim());
+        let o = values("obs", &obs, &[None, Some(d)])?;
+        let rows = o.len() / d.max(1);
+        let (policy, c) = (&self.policy, &ctx.ctx);
+        let actions = py.detach(|| policy.act_batch(c, &o)).py()?;
+        shaped(py, actions.iter().map(|v| *v as f32).collect(), [rows, a])
+    }
+
+    fn __repr__(&self) -> String {
+        format!("SacPolicy(obs_dim={}, act_dim={})", self.policy.obs_dim(), self.policy.act_dim())
+    }
+}
