@@ -79,10 +79,17 @@ pub enum Command {
 pub struct PetsArgs {
     #[command(flatten)]
     pub cfg: ConfigArgs,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+// Where a learning run writes and whether it replaces or continues a run (`pets`, `sac`).
+#[derive(Args)]
+pub struct RunArgs {
     /// Seed of the whole run (overrides the config's).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Run directory (default: runs/pets-<env>-<preset>-seed<seed>); a folder holding an
+    /// Run directory (default: runs/<command>-<env>-<preset>-seed<seed>); a folder holding an
     /// earlier run is refused unless --overwrite.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -110,20 +117,8 @@ pub struct SacArgs {
     /// Override one key, e.g. --set sac.gamma=0.98 (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
-    /// Seed of the whole run (overrides the config's).
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Run directory (default: runs/sac-<env>-<preset>-seed<seed>); a folder holding an
-    /// earlier run is refused unless --overwrite.
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Replace the run already in the run directory.
-    #[arg(long)]
-    pub overwrite: bool,
-    /// Continue the run in the run directory from its last consistent point (the last
-    /// evaluation), exactly as if it had not stopped.
-    #[arg(long, conflicts_with = "overwrite")]
-    pub resume: bool,
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 // The arguments of `verify`.

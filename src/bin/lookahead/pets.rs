@@ -14,10 +14,11 @@ use crate::interrupt::{exit_status, install_interrupt_handler};
 /// trial, into the run directory; then the trials' returns. Status 130 when Ctrl-C stopped it.
 pub fn cmd_pets(gpu: &GpuArgs, args: PetsArgs) -> anyhow::Result<ExitCode> {
     let (mut config, preset) = args.cfg.resolve()?;
-    if let Some(s) = args.seed {
+    if let Some(s) = args.run.seed {
         config.seed = s;
     }
     let out = args
+        .run
         .out
         .unwrap_or_else(|| PathBuf::from(format!("runs/pets-{}-{preset}-seed{}", config.env.name(), config.seed)));
     let ctx = gpu.open()?;
@@ -38,8 +39,8 @@ pub fn cmd_pets(gpu: &GpuArgs, args: PetsArgs) -> anyhow::Result<ExitCode> {
             out_dir: Some(out.clone()),
             interrupt: Some(stop),
             progress: Some(&mut progress),
-            overwrite: args.overwrite,
-            resume: args.resume,
+            overwrite: args.run.overwrite,
+            resume: args.run.resume,
         },
     )?;
     bar.finish();

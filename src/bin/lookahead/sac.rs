@@ -16,7 +16,7 @@ impl SacArgs {
         let text = crate::config::read_config(self.config.as_deref())?;
         let env = crate::config::env_of(self.env.as_deref(), text.as_deref(), &self.set, EnvKind::Pendulum)?;
         let mut cfg = SacConfig::resolve(env, TaskOrigin::BuiltIn, preset, text.as_deref(), &self.set)?;
-        if let Some(s) = self.seed {
+        if let Some(s) = self.run.seed {
             cfg.seed = s;
         }
         Ok(cfg)
@@ -28,6 +28,7 @@ impl SacArgs {
 pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
     let cfg = args.resolve()?;
     let out = args
+        .run
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("runs/sac-{}-{}-seed{}", cfg.env.name(), args.preset, cfg.seed)));
@@ -56,8 +57,8 @@ pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
         out_dir: Some(out.clone()),
         interrupt: Some(stop),
         progress: Some(&mut progress),
-        overwrite: args.overwrite,
-        resume: args.resume,
+        overwrite: args.run.overwrite,
+        resume: args.run.resume,
     };
     let summary = sac::run(&ctx, &cfg, env.as_mut(), opts)?;
     bar.finish();
