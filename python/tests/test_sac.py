@@ -2,6 +2,7 @@
 uninterrupted result from the API and from `python -m lookahead sac`, the policy on the CPU and
 the GPU, replay, Ctrl-C and bad input."""
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -150,12 +151,15 @@ def test_policy_acts_alike_on_the_cpu_and_the_gpu_and_replays(straight, ctx, sig
     # Ctrl-C in the replay: KeyboardInterrupt, the finished episodes on stderr.
     from test_pets import SigintAt
 
-    env = SigintAt(gymnasium.make("Pendulum-v1"), sigint, 250)
+    env = SigintAt(gymnasium.make("Pendulum-v1"), sigint, 210)
     with pytest.raises(KeyboardInterrupt):
         la.sac.evaluate(straight[0], env, episodes=10**6)
     assert sigint.since() < sigint.BOUND
     err = capsys.readouterr().err
-    assert "interrupted after 1 of 1000000 episodes: returns " in err, err
+    # The signal comes from another thread early in the second episode; that thread waits for
+    # the GIL, so a loaded machine may let an episode or two more finish first.
+    m = re.search(r"interrupted after (\d+) of 1000000 episodes: returns -?\d", err)
+    assert m and 1 <= int(m.group(1)) <= 10, err
 
 
 class Unbounded(gymnasium.Wrapper):
