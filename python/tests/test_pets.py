@@ -273,13 +273,13 @@ class SigintAt(gymnasium.Wrapper):
 
 def test_ctrl_c_stops_pets_run_within_seconds_in_exploration_and_training_and_evaluate(ctx, tmp_path, sigint, capsys):
     """SIGINT while the engine works: pets.run returns interrupted within seconds during the
-    exploration (ten million steps) and during a model training (3000 epochs), where no Python
+    exploration (four million steps: what lavapipe could train on) and during a model training (3000 epochs), where no Python
     code runs; evaluate stops before the next step, prints the finished episodes and raises
     KeyboardInterrupt."""
     sets = ["loop.trials=1", "loop.trial_length=50", "planner.population=16", "planner.particles=2",
             "planner.horizon=4", "model.members=2", "model.hidden=[16]", "train.num_elites=1"]
     phases = [
-        ("exploration", ["loop.initial_exploration_steps=10000000", "train.epochs=1"], 100, "exploration step"),
+        ("exploration", ["loop.initial_exploration_steps=4000000", "train.epochs=1"], 100, "exploration step"),
         ("training", ["loop.initial_exploration_steps=200", "train.epochs=3000"], 200, "training before trial 1"),
     ]
     for phase, extra, at, stopped_at in phases:

@@ -326,7 +326,10 @@ impl RunFolder {
     /// and a symlink where a run file belongs.
     pub fn lock_to_resume(dir: &Path, layout: &RunLayout) -> Result<RunLock> {
         let why = match read_marker(dir) {
-            _ if !dir.is_dir() => Some(format!("{} is not a folder: there is no run to resume", dir.display())),
+            _ if !dir.is_dir() => Some(format!(
+                "{} is not a run folder: there is nothing to resume (start the run without resume)",
+                dir.display()
+            )),
             Some(m) if m.kind == layout.kind => None,
             Some(m) => Some(format!(
                 "{} holds a {} run, not a {} run; choose another folder",
