@@ -273,9 +273,9 @@ class SigintAt(gymnasium.Wrapper):
 
 def test_ctrl_c_stops_pets_run_within_seconds_in_exploration_and_training_and_evaluate(ctx, tmp_path, sigint, capsys):
     """SIGINT while the engine works: pets.run returns interrupted within seconds during the
-    exploration (four million steps: what lavapipe could train on) and during a model training (3000 epochs), where no Python
-    code runs; evaluate stops before the next step, prints the finished episodes and raises
-    KeyboardInterrupt."""
+    exploration (four million steps, what lavapipe could train on) and during a model training
+    (3000 epochs), where no Python code runs; evaluate stops before the next step, prints the
+    finished episodes and raises KeyboardInterrupt."""
     sets = ["loop.trials=1", "loop.trial_length=50", "planner.population=16", "planner.particles=2",
             "planner.horizon=4", "model.members=2", "model.hidden=[16]", "train.num_elites=1"]
     phases = [
