@@ -101,12 +101,15 @@ mod against_reference {
         }
     }
 
+    /// (obs, act, reward, next obs, terminated) as the reference sees them.
+    type Transition = (Vec<f64>, Vec<f64>, f64, Vec<f64>, f64);
+
     struct Case {
         dev: SacDevice,
         nets: SacNets,
         adam: SacAdam,
         settings: r::UpdateSettings,
-        transitions: Vec<(Vec<f64>, Vec<f64>, f64, Vec<f64>, f64)>,
+        transitions: Vec<Transition>,
         al: NetLayout,
         cl: NetLayout,
     }

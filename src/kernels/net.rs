@@ -164,10 +164,8 @@ impl Hidden {
         let n = w.len() - 1;
         let widest = w.iter().copied().max().unwrap_or(1);
         let total = layout.n_members * rows;
-        for (what, width) in [("a hidden layer's values", widest)] {
-            let bytes = (total as u64).saturating_mul(width as u64).saturating_mul(4);
-            ctx.check_buffer_size(what, bytes, true, "lower the batch size or the widths")?;
-        }
+        let bytes = (total as u64).saturating_mul(widest as u64).saturating_mul(4);
+        ctx.check_buffer_size("a hidden layer's values", bytes, true, "lower the batch size or the widths")?;
         ctx.scoped(label, || {
             let sb = |name: String, len: usize| ctx.storage_buffer(&format!("{label}.{name}"), len);
             Self {

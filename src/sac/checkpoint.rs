@@ -52,6 +52,9 @@ pub struct SacManifest {
     pub sha256: String,
 }
 
+/// One layer of an actor: `(in, out, weight [in·out], bias [out])`.
+pub type ActorLayer = (usize, usize, Vec<f32>, Vec<f32>);
+
 /// A SAC checkpoint: the manifest and the device state it describes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SacCheckpoint {
@@ -173,7 +176,7 @@ impl SacCheckpoint {
     }
 
     /// The actor's layers as `(in, out, weight, bias)`.
-    pub fn actor_layers(&self) -> std::result::Result<Vec<(usize, usize, Vec<f32>, Vec<f32>)>, FormatError> {
+    pub fn actor_layers(&self) -> std::result::Result<Vec<ActorLayer>, FormatError> {
         let (actor, _) = layouts(&self.manifest.config, self.manifest.obs_dim, self.manifest.act_dim);
         let flat = net_flat(&self.tensors, "actor", &actor)?;
         Ok(actor

@@ -199,7 +199,7 @@ impl Io {
         let (b, d, a) = (s.batch, s.obs_dim, s.act_dim);
         let replay_bytes = (s.capacity as u64).saturating_mul(s.row_len() as u64).saturating_mul(4);
         let row_bytes = s.row_len() as u64 * 4;
-        let fits = (ctx.limits().max_storage_buffer_binding_size as u64).min(ctx.limits().max_buffer_size) / row_bytes;
+        let fits = ctx.limits().max_storage_buffer_binding_size.min(ctx.limits().max_buffer_size) / row_bytes;
         let what = format!("the replay buffer ({} transitions × {row_bytes} B; at most {fits} fit)", s.capacity);
         ctx.check_buffer_size(&what, replay_bytes, true, "lower loop.buffer_capacity")?;
         let staging_len = s.max_updates * STATS + MAX_ACT;
