@@ -5,6 +5,7 @@
 //! engine call and passes its read end here, where a thread watches it and raises the engine's
 //! interrupt flag on SIGINT.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -184,3 +185,44 @@ impl Wake {
 
 #[cfg(not(unix))]
 fn watch_fd(_read: i32, _forward: i32, _woken: i32, _flag: &AtomicBool) {}
+
+/// Where a run writes: its folder (or nothing) and whether it replaces or continues one.
+pub struct Files {
+    pub out: Option<PathBuf>,
+    pub overwrite: bool,
+    pub resume: bool,
+}
+
+/// Runs a learning loop (called with the GIL released) through `run` with the run options of
+/// `files`, stopped by `stop`, drawing `bar` (a loop's progress display, advanced by `update`
+/// and removed by `finish`) and watched by a [`Watch`]: the run's result and the exception a
+/// signal handler raised, if any.
+pub fn watched_run<P, B, R>(
+    bar: Option<B>,
+    update: fn(&mut B, &P),
+    finish: fn(B),
+    files: Files,
+    stop: Arc<AtomicBool>,
+    run: impl FnOnce(lookahead::run::RunOptions<'_, P>) -> R,
+) -> (R, Option<PyErr>) {
+    let mut bar = bar;
+    let mut watch = Watch::new(stop.clone());
+    let mut on_step = |p: &P| {
+        if let Some(b) = bar.as_mut() {
+            update(b, p);
+        }
+        watch.step();
+    };
+    let opts = lookahead::run::RunOptions {
+        out_dir: files.out,
+        interrupt: Some(stop),
+        progress: Some(&mut on_step),
+        overwrite: files.overwrite,
+        resume: files.resume,
+    };
+    let result = run(opts);
+    if let Some(b) = bar {
+        finish(b);
+    }
+    (result, watch.raised())
+}

@@ -3,21 +3,18 @@
 //! replay of a run's checkpoint, which Ctrl-C stops too.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
-use lookahead::env::{EnvKind, Task as RTask};
-use lookahead::gpu::GpuContext;
+use lookahead::env::EnvKind;
 use lookahead::pets::{self, PetsConfig, PetsSummary, Preset};
 
 use crate::config;
 use crate::device::Context;
 use crate::env::{take_error, PyEnv};
 use crate::errors::{ConfigError, OrPy};
-use crate::interrupt::{Interrupt, SignalFds, Watch};
+use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
 use crate::task::Task;
 
 /// Refuses `size` bytes of config text from `what` past `MAX_CONFIG_BYTES` (1 MiB), as the
@@ -46,46 +43,6 @@ pub fn resolve_config(
     let from_json = config_json.map(|j| config::assignments(j, "")).transpose().py()?.unwrap_or_default();
     let all: Vec<String> = task_sets.into_iter().chain(from_json).chain(sets).collect();
     Ok(PetsConfig::resolve(env, preset, config_toml, &all).py()?.to_toml())
-}
-
-/// Where a run writes: its folder (or nothing) and whether it replaces or continues one.
-struct Files {
-    out: Option<PathBuf>,
-    overwrite: bool,
-    resume: bool,
-}
-
-/// Runs PETS (called with the GIL released) until `stop`, watched by a [`Watch`]: the run's
-/// result and the exception a signal handler raised, if any.
-fn watched_run(
-    ctx: &GpuContext,
-    cfg: &PetsConfig,
-    env: &mut PyEnv,
-    task: RTask,
-    files: Files,
-    progress: bool,
-    stop: Arc<AtomicBool>,
-) -> (lookahead::Result<PetsSummary>, Option<PyErr>) {
-    let mut bar = progress.then(|| pets::ProgressDisplay::new(cfg));
-    let mut watch = Watch::new(stop.clone());
-    let mut on_step = |p: &pets::Progress| {
-        if let Some(b) = bar.as_mut() {
-            b.update(p);
-        }
-        watch.step();
-    };
-    let opts = pets::RunOptions {
-        out_dir: files.out,
-        interrupt: Some(stop),
-        progress: Some(&mut on_step),
-        overwrite: files.overwrite,
-        resume: files.resume,
-    };
-    let result = pets::run(ctx, cfg, env, task, opts);
-    if let Some(b) = bar {
-        b.finish();
-    }
-    (result, watch.raised())
 }
 
 /// A run's summary as a dict: trials (dicts), interrupted, stopped_at, seconds, out_dir.
@@ -142,7 +99,10 @@ pub fn run_pets<'py>(
     let (c, t, files) = (ctx.ctx.clone(), task.task.clone(), Files { out, overwrite, resume });
     let interrupt = Interrupt::watch(signal_fds);
     let stop = interrupt.flag();
-    let (result, raised) = py.detach(|| watched_run(&c, &cfg, &mut penv, t, files, progress, stop));
+    let bar = progress.then(|| pets::ProgressDisplay::new(&cfg));
+    let (update, finish) = (pets::ProgressDisplay::update, pets::ProgressDisplay::finish);
+    let (result, raised) =
+        py.detach(|| watched_run(bar, update, finish, files, stop, |opts| pets::run(&c, &cfg, &mut penv, t, opts)));
     drop(interrupt);
     if let Some(e) = take_error(&error).or(raised) {
         return Err(e);

@@ -4,15 +4,12 @@
 //! the policy itself, acting on the CPU or on the GPU.
 
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
 use lookahead::env::EnvKind;
-use lookahead::gpu::GpuContext;
 use lookahead::sac::{self, SacConfig, SacPreset, SacSummary, TaskOrigin};
 
 use crate::arrays::{shaped, values};
@@ -20,7 +17,7 @@ use crate::config;
 use crate::device::Context;
 use crate::env::{take_error, PyEnv};
 use crate::errors::{ConfigError, LookaheadError, OrPy};
-use crate::interrupt::{Interrupt, SignalFds, Watch};
+use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
 
 /// The SAC config of `env_base`'s `preset` for a gymnasium task (its schedule: 5 000 random
 /// steps, evaluations every 10 000 steps of 10⁶ in the reference preset) with a TOML file's text,
@@ -41,45 +38,6 @@ pub fn resolve_sac_config(
     let from_json = config_json.map(|j| config::assignments(j, "")).transpose().py()?.unwrap_or_default();
     let all: Vec<String> = from_json.into_iter().chain(sets).collect();
     Ok(SacConfig::resolve(env, TaskOrigin::Gymnasium, preset, config_toml, &all).py()?.to_toml())
-}
-
-/// Where a run writes: its folder (or nothing) and whether it replaces or continues one.
-struct Files {
-    out: Option<PathBuf>,
-    overwrite: bool,
-    resume: bool,
-}
-
-/// Runs SAC (called with the GIL released) until `stop`, watched by a [`Watch`]: the run's
-/// result and the exception a signal handler raised, if any.
-fn watched_run(
-    ctx: &GpuContext,
-    cfg: &SacConfig,
-    env: &mut PyEnv,
-    files: Files,
-    progress: bool,
-    stop: Arc<AtomicBool>,
-) -> (lookahead::Result<SacSummary>, Option<PyErr>) {
-    let mut bar = progress.then(|| sac::ProgressDisplay::new(cfg));
-    let mut watch = Watch::new(stop.clone());
-    let mut on_step = |p: &sac::Progress| {
-        if let Some(b) = bar.as_mut() {
-            b.update(p);
-        }
-        watch.step();
-    };
-    let opts = sac::RunOptions {
-        out_dir: files.out,
-        interrupt: Some(stop),
-        progress: Some(&mut on_step),
-        overwrite: files.overwrite,
-        resume: files.resume,
-    };
-    let result = sac::run(ctx, cfg, env, opts);
-    if let Some(b) = bar {
-        b.finish();
-    }
-    (result, watch.raised())
 }
 
 /// An evaluation as a dict with every field of the engine's `EvalResult` (the columns of
@@ -161,7 +119,10 @@ pub fn run_sac<'py>(
     let (c, files) = (ctx.ctx.clone(), Files { out, overwrite, resume });
     let interrupt = Interrupt::watch(signal_fds);
     let stop = interrupt.flag();
-    let (result, raised) = py.detach(|| watched_run(&c, &cfg, &mut penv, files, progress, stop));
+    let bar = progress.then(|| sac::ProgressDisplay::new(&cfg));
+    let (update, finish) = (sac::ProgressDisplay::update, sac::ProgressDisplay::finish);
+    let (result, raised) =
+        py.detach(|| watched_run(bar, update, finish, files, stop, |opts| sac::run(&c, &cfg, &mut penv, opts)));
     drop(interrupt);
     if let Some(e) = take_error(&error).or(raised) {
         return Err(e);
