@@ -38,6 +38,7 @@ pub mod env;
 pub mod error;
 pub mod gpu;
 pub mod kernels;
+pub mod mbpo;
 pub mod model;
 pub mod mpc;
 pub mod pets;

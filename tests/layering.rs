@@ -15,7 +15,8 @@ const LAYERS: &[&[&str]] = &[
     &["planner", "train"],
     &["run"],
     &["sac"],
-    &["pets", "mpc", "bench", "verify"],
+    &["pets", "mpc", "mbpo"],
+    &["bench", "verify"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

@@ -197,6 +197,40 @@ pub const MAX_HIDDEN_LAYERS: usize = 64;
 /// moments), so this is already 20 GiB of device memory.
 pub const MAX_PARAMS: u64 = 1 << 30;
 
+/// Ensemble architecture (sizes come from the environment).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelConfig {
+    /// Ensemble members (default: 7).
+    pub members: usize,
+    /// Hidden widths (default: 4 × 200).
+    pub hidden: Vec<usize>,
+    /// Gaussian outputs (default: true).
+    pub probabilistic: bool,
+    /// Also predict the reward instead of using the environment's WGSL reward (default: false).
+    pub learned_reward: bool,
+}
+
+impl Default for ModelConfig {
+    fn default() -> Self {
+        Self { members: 7, hidden: vec![200; 4], probabilistic: true, learned_reward: false }
+    }
+}
+
+impl ModelConfig {
+    /// The ensemble architecture for a task of `obs_dim` observations and `act_dim` actions.
+    pub fn spec(&self, obs_dim: usize, act_dim: usize) -> EnsembleSpec {
+        EnsembleSpec {
+            n_members: self.members,
+            obs_dim,
+            act_dim,
+            hidden: self.hidden.clone(),
+            probabilistic: self.probabilistic,
+            learned_reward: self.learned_reward,
+        }
+    }
+}
+
 /// Weights of one layer for all members.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layer {

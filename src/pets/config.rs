@@ -6,30 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{EnvKind, Task};
 use crate::error::{Error, Result};
+pub use crate::model::ModelConfig;
 use crate::model::EnsembleSpec;
 use crate::planner::PlannerConfig;
 use crate::train::TrainConfig;
 use crate::util;
-
-/// Ensemble architecture (sizes come from the environment).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ModelConfig {
-    /// Ensemble members (default: 7).
-    pub members: usize,
-    /// Hidden widths (default: 4 × 200).
-    pub hidden: Vec<usize>,
-    /// Gaussian outputs (default: true).
-    pub probabilistic: bool,
-    /// Also predict the reward instead of using the environment's WGSL reward (default: false).
-    pub learned_reward: bool,
-}
-
-impl Default for ModelConfig {
-    fn default() -> Self {
-        Self { members: 7, hidden: vec![200; 4], probabilistic: true, learned_reward: false }
-    }
-}
 
 /// The schedule of the loop.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -173,14 +154,7 @@ impl PetsConfig {
 
     /// The ensemble architecture for `task`.
     pub fn ensemble_spec(&self, task: &Task) -> EnsembleSpec {
-        EnsembleSpec {
-            n_members: self.model.members,
-            obs_dim: task.obs_dim,
-            act_dim: task.act_dim,
-            hidden: self.model.hidden.clone(),
-            probabilistic: self.model.probabilistic,
-            learned_reward: self.model.learned_reward,
-        }
+        self.model.spec(task.obs_dim, task.act_dim)
     }
 
     /// The config as TOML.
