@@ -5,6 +5,7 @@
 // gradient and the update's statistics, Polyak averaging, and the action for the next
 // environment step. The networks themselves run on mlp.wgsl (kernels::net::LayeredNet); the
 // twin critics are one 2-member network whose rows are member-major ([Q1 rows | Q2 rows]).
+// policy.wgsl (the squashed Gaussian's log σ bound and tanh) comes before.
 //
 // Bindings: group 0 = SacParams (uniform, dynamic offset: one per update of a submission);
 // group 1 = the buffers below, each entry point binding only those it uses (its own layout).
@@ -26,10 +27,11 @@
 //  15 src        polyak: the online parameters (read)
 //  16 dst        polyak: the target parameters
 //  17 action     [rows, a]    actions (the next environment action: one row)
+//  18 model_ring [capacity, row] MBPO's model transitions, rows as `replay` (read; plain SAC
+//                             binds the replay ring here with a fill of 0)
+//  19 ring_state [4]          u32: the model ring's head, fill, … (mbpo.wgsl) (read)
 // CPU reference: sac::reference (the update, the draws and the policy, in f64).
 
-const LOG_STD_MIN: f32 = -5.0;
-const LOG_STD_MAX: f32 = 2.0;
 const HALF_LOG_TAU: f32 = 0.9189385332046727; // ½ log 2π
 const LOG_2: f32 = 0.6931471805599453;
 
@@ -62,7 +64,7 @@ struct SacParams {
     deterministic: u32, // the action: the policy's mean instead of a sample
     step_lo: u32,       // the environment step (the action noise's counter)
     step_hi: u32,
-    _pad0: u32,
+    n_real_rows: u32,   // minibatch rows drawn from `replay`; the rest from the model ring
     _pad1: u32,
     center: array<vec4<f32>, 2>, // the action bounds' centre, MAX_ACT values
     half: array<vec4<f32>, 2>,   // and half width
@@ -87,6 +89,8 @@ struct SacParams {
 @group(1) @binding(15) var<storage, read> src: array<f32>;
 @group(1) @binding(16) var<storage, read_write> dst: array<f32>;
 @group(1) @binding(17) var<storage, read_write> action: array<f32>;
+@group(1) @binding(18) var<storage, read> model_ring: array<f32>;
+@group(1) @binding(19) var<storage, read> ring_state: array<u32>;
 
 // `rows` regions (each B values unless named): reward, terminated, ε′ [B, a], ε [B, a],
 // log π(a′|s′), log π(ã|s), the critic loss per row, min Q(s, ã), mean Q(s, a).
@@ -107,22 +111,11 @@ fn key() -> vec2<u32> {
     return vec2<u32>(p.seed_lo, p.seed_hi);
 }
 
-// tanh without the overflow of exp for large |x|.
-fn stable_tanh(x: f32) -> f32 {
-    let e = exp(-2.0 * abs(x));
-    return sign(x) * (1.0 - e) / (1.0 + e);
-}
-
 // Standard normal `element` of a stream: the first of Box–Muller's pair from the counter
 // [element, counter low, counter high, tag(purpose, 0, 0)].
 fn normal(purpose: u32, element: u32, ctr_lo: u32, ctr_hi: u32) -> f32 {
     let w = philox(vec4<u32>(element, ctr_lo, ctr_hi, tag(purpose, 0u, 0u)), key());
     return box_muller(w.x, w.y).x;
-}
-
-// log σ from the actor's raw output, within [LOG_STD_MIN, LOG_STD_MAX] (a smooth bound).
-fn log_std(raw: f32) -> f32 {
-    return LOG_STD_MIN + 0.5 * (LOG_STD_MAX - LOG_STD_MIN) * (stable_tanh(raw) + 1.0);
 }
 
 // log(1 − tanh² u) in its stable form 2(log 2 − u − softplus(−2u)).
@@ -146,8 +139,18 @@ fn policy_row(b: u32, at: u32, cur: bool) -> f32 {
     return logp;
 }
 
-// One row per invocation: the replay index from the full 32-bit word (Lemire's multiply-shift),
-// the row copied into the critics' and the actor's inputs, and the two noise streams.
+// Value i of the real ring or of the model ring.
+fn transition_value(real: bool, i: u32) -> f32 {
+    if (real) {
+        return replay[i];
+    }
+    return model_ring[i];
+}
+
+// One row per invocation: the row's source (the first n_real_rows rows from the real ring, the
+// others from the model ring while it holds any), its index from the full 32-bit word (Lemire's
+// multiply-shift), the row copied into the critics' and the actor's inputs, and the two noise
+// streams.
 @compute @workgroup_size(WG_SIZE)
 fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
     let b = gid.x;
@@ -156,22 +159,24 @@ fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let d = p.obs_dim;
     let a = p.act_dim;
+    let model_fill = ring_state[1];
+    let real = b < p.n_real_rows || model_fill == 0u;
     let w = philox(vec4<u32>(b, p.update_lo, p.update_hi, tag(PURPOSE_SAC_INDEX, 0u, 0u)), key());
-    let idx = mulhilo(w.x, p.n_stored).x;
+    let idx = mulhilo(w.x, select(model_fill, p.n_stored, real)).x;
     let row = 2u * d + a + 2u;
     let base = idx * row;
     let width = d + a;
     for (var k = 0u; k < width; k = k + 1u) {
-        let v = replay[base + k];
+        let v = transition_value(real, base + k);
         critic_in[b * width + k] = v;
         critic_in[(p.batch + b) * width + k] = v;
     }
     for (var k = 0u; k < d; k = k + 1u) {
-        cur_in[b * d + k] = replay[base + k];
-        next_in[b * d + k] = replay[base + width + 1u + k];
+        cur_in[b * d + k] = transition_value(real, base + k);
+        next_in[b * d + k] = transition_value(real, base + width + 1u + k);
     }
-    rows[row_reward(b)] = replay[base + width];
-    rows[row_terminated(b)] = replay[base + width + 1u + d];
+    rows[row_reward(b)] = transition_value(real, base + width);
+    rows[row_terminated(b)] = transition_value(real, base + width + 1u + d);
     for (var i = 0u; i < a; i = i + 1u) {
         rows[row_eps_next(b, i)] = normal(PURPOSE_SAC_NEXT, b * a + i, p.update_lo, p.update_hi);
         rows[row_eps_cur(b, i)] = normal(PURPOSE_SAC_CUR, b * a + i, p.update_lo, p.update_hi);

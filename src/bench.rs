@@ -635,6 +635,8 @@ fn sac_device(ctx: &GpuContext, c: &SacCase) -> Result<crate::sac::device::SacDe
         actor_activation: Activation::Relu,
         critic_activation: Activation::Relu,
         max_updates: c.updates,
+        model_capacity: 0,
+        real_rows: c.batch,
     };
     let settings = UpdateSettings {
         gamma: 0.99,

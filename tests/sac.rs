@@ -17,6 +17,8 @@ fn shapes(activation: Activation) -> SacShapes {
         actor_activation: activation,
         critic_activation: activation,
         max_updates: 4,
+        model_capacity: 0,
+        real_rows: 5,
     }
 }
 

@@ -173,12 +173,26 @@ fn sac_params_layout_matches_the_rust_mirror() {
         deterministic,
         step_lo,
         step_hi,
-        _pad0,
+        n_real_rows,
         _pad1,
         center,
         half
     );
     assert_layout("sac", &src, "SacParams", std::mem::size_of::<SacParams>(), &expected);
+}
+
+#[test]
+fn rollout_params_layout_matches_the_rust_mirror() {
+    use lookahead::kernels::mbpo::RolloutParams;
+    let src = Family::Mbpo.decl().source(Some(lookahead::kernels::ENV_CARTPOLE_WGSL));
+    macro_rules! fields {
+        ($($f:ident),*) => { [$((stringify!($f), std::mem::offset_of!(RolloutParams, $f))),*] };
+    }
+    let expected = fields!(
+        n_rollouts, obs_dim, act_dim, model_out, out_cols, n_members, n_elites, flags, n_real, capacity, batch_lo,
+        batch_hi, step, seed_lo, seed_hi, first, rows, _pad0, _pad1, _pad2, center, half
+    );
+    assert_layout("mbpo", &src, "RolloutParams", std::mem::size_of::<RolloutParams>(), &expected);
 }
 
 /// The resolved, validated module of a table entry, with `WG_SIZE` set where declared.
@@ -254,13 +268,14 @@ fn constant_mismatches(table: &[(&str, &str, f64)]) -> Vec<String> {
 
 #[test]
 fn every_wgsl_constant_with_a_rust_twin_matches_it() {
-    use lookahead::kernels::{self as k, adam, cem, mlp, mlp_coop, mlp_fused, purpose, rng, sac};
+    use lookahead::kernels::{self as k, adam, cem, mbpo, mlp, mlp_coop, mlp_fused, purpose, rng, sac};
     use lookahead::planner::Propagation;
     let common = k::COMMON_WGSL.to_string();
     let src = |family: Family| family.decl().source(None);
     let (mlp_src, rows_src, cem_src) = (src(Family::Mlp), src(Family::MlpRows), src(Family::Cem));
     let (adam_src, fused_src, coop_src) = (src(Family::Adam), src(Family::MlpFused), src(Family::MlpCoop));
     let sac_src = src(Family::Sac);
+    let mbpo_src = Family::Mbpo.decl().source(Some(k::ENV_PENDULUM_WGSL));
     let table: Vec<(&str, &str, f64)> = vec![
         (&common, "WG_SIZE", k::WG_SIZE as f64),
         (&common, "MAX_OBS", k::MAX_OBS as f64),
@@ -276,6 +291,11 @@ fn every_wgsl_constant_with_a_rust_twin_matches_it() {
         (&sac_src, "STATS", sac::STATS as f64),
         (&sac_src, "LOG_STD_MIN", sac::LOG_STD_MIN),
         (&sac_src, "LOG_STD_MAX", sac::LOG_STD_MAX),
+        (&mbpo_src, "PURPOSE_MBPO_START", purpose::MBPO_START as f64),
+        (&mbpo_src, "PURPOSE_MBPO_ACT", purpose::MBPO_ACT as f64),
+        (&mbpo_src, "PURPOSE_MBPO_MEMBER", purpose::MBPO_MEMBER as f64),
+        (&mbpo_src, "PURPOSE_MBPO_NOISE", purpose::MBPO_NOISE as f64),
+        (&mbpo_src, "RANK_WG", mbpo::RANK_WORKGROUP as f64),
         (&common, "FLAG_UNIFORM", k::FLAG_UNIFORM as f64),
         (&common, "FLAG_EXTRAS_SHIFTED", k::FLAG_EXTRAS_SHIFTED as f64),
         (&common, "FLAG_EXTRAS_KEPT", k::FLAG_EXTRAS_KEPT as f64),

@@ -12,7 +12,9 @@
 use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, ModuleKey, PipelineDesc, ShaderChecks};
 
-use super::{adam, cem, loss, mlp, mlp_coop, mlp_fused, mlp_grads, model_step, rollout, sac, ENV_SOURCES, WG_SIZE};
+use super::{
+    adam, cem, loss, mbpo, mlp, mlp_coop, mlp_fused, mlp_grads, model_step, rollout, sac, ENV_SOURCES, WG_SIZE,
+};
 
 /// One piece of a family's WGSL, in concatenation order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +151,8 @@ families! {
     Adam => adam::FAMILY,
     /// `sac.wgsl`: Soft Actor-Critic's draws, policy, losses' gradients and Polyak averaging.
     Sac => sac::FAMILY,
+    /// `mbpo.wgsl`: MBPO's branched rollouts through the ensemble into the model ring.
+    Mbpo => mbpo::FAMILY,
 }
 
 impl Family {

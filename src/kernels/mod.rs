@@ -21,6 +21,7 @@ pub mod adam;
 pub mod cem;
 pub mod family;
 pub mod loss;
+pub mod mbpo;
 pub mod mlp;
 pub mod mlp_coop;
 pub mod mlp_fused;
@@ -30,6 +31,7 @@ pub mod net;
 pub mod rng;
 pub mod rollout;
 pub mod sac;
+pub mod sparse;
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -215,6 +217,14 @@ pub mod purpose {
     pub const SAC_CUR: u32 = 7;
     /// SAC: the noise of the environment's actions.
     pub const SAC_ACT: u32 = 8;
+    /// MBPO: a rollout's start state in the real ring.
+    pub const MBPO_START: u32 = 9;
+    /// MBPO: the noise of a rollout's actions.
+    pub const MBPO_ACT: u32 = 10;
+    /// MBPO: the elite a rollout steps through.
+    pub const MBPO_MEMBER: u32 = 11;
+    /// MBPO: the noise of the model's sampled predictions.
+    pub const MBPO_NOISE: u32 = 12;
 }
 
 /// First local slot of member `m` (`ceil(m·L/E)`).

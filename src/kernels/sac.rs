@@ -5,7 +5,8 @@
 //! random streams' purposes are [`super::purpose`]'s `SAC_*`.
 
 use super::family::{FamilyDecl, Part};
-use super::{params_layout, storage_entry, Family, COMMON_WGSL, MAX_ACT, REDUCE_WGSL, WG_SIZE_OVERRIDE};
+use super::sparse::{EntryBindings, SparseKernels};
+use super::{Family, COMMON_WGSL, MAX_ACT, REDUCE_WGSL};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 
@@ -21,10 +22,14 @@ pub const LOG_STD_MIN: f64 = -5.0;
 /// See [`LOG_STD_MIN`].
 pub const LOG_STD_MAX: f64 = 2.0;
 
-/// The family: common definitions, the fixed-order workgroup sum, `sac.wgsl`.
+/// `policy.wgsl`: the squashed Gaussian policy's pieces that `sac.wgsl` and `mbpo.wgsl` share.
+pub const POLICY_WGSL: &str = include_str!("../../shaders/policy.wgsl");
+
+/// The family: common definitions, the fixed-order workgroup sum, the policy's pieces,
+/// `sac.wgsl`.
 pub const FAMILY: FamilyDecl = FamilyDecl::portable(
     "sac",
-    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(REDUCE_WGSL), Part::Wgsl(SAC_WGSL)],
+    &[Part::Wgsl(COMMON_WGSL), Part::Wgsl(REDUCE_WGSL), Part::Wgsl(POLICY_WGSL), Part::Wgsl(SAC_WGSL)],
     &[
         "sample",
         "policy_next",
@@ -61,7 +66,7 @@ pub struct SacParams {
     pub deterministic: u32,
     pub step_lo: u32,
     pub step_hi: u32,
-    pub _pad0: u32,
+    pub n_real_rows: u32,
     pub _pad1: u32,
     pub center: [f32; MAX_ACT],
     pub half: [f32; MAX_ACT],
@@ -81,8 +86,8 @@ impl SacParams {
 }
 
 /// Group-1 bindings of each entry point: `(binding, read-only)` (sac.wgsl's table).
-pub const BINDINGS: [(&str, &[(u32, bool)]); 9] = [
-    ("sample", &[(0, true), (1, false), (2, false), (3, false), (4, false)]),
+pub const BINDINGS: [EntryBindings; 9] = [
+    ("sample", &[(0, true), (1, false), (2, false), (3, false), (4, false), (18, true), (19, true)]),
     ("policy_next", &[(2, false), (3, false), (4, false), (5, true), (6, false)]),
     ("policy_cur", &[(2, false), (3, false), (4, false), (5, true), (6, false)]),
     ("critic_grad", &[(4, false), (7, true), (8, true), (9, false), (12, true)]),
@@ -93,58 +98,10 @@ pub const BINDINGS: [(&str, &[(u32, bool)]); 9] = [
     ("act", &[(5, true), (17, false)]),
 ];
 
-/// One entry point: its pipeline and its group-1 layout.
-pub struct SacKernel {
-    /// The pipeline (group 0 [`SacParams`], group 1 `layout`).
-    pub pipeline: wgpu::ComputePipeline,
-    /// Group 1.
-    pub layout: wgpu::BindGroupLayout,
-    /// The binding numbers of group 1, in the order [`SacKernels::bind`] takes buffers.
-    pub bindings: Vec<u32>,
-}
+/// Every entry point of `sac.wgsl`, each with its own group-1 layout.
+pub type SacKernels = SparseKernels;
 
-/// Every entry point of `sac.wgsl`, in [`BINDINGS`] order.
-pub struct SacKernels {
-    /// Group 0: one [`SacParams`] with a dynamic offset.
-    pub params: wgpu::BindGroupLayout,
-    /// By entry point name.
-    pub kernels: Vec<(&'static str, SacKernel)>,
-}
-
-impl SacKernels {
-    /// Builds (or takes from the context's cache) every pipeline.
-    pub fn new(ctx: &GpuContext) -> Result<Self> {
-        let params = params_layout::<SacParams>(ctx, "sac.params")?;
-        let mut kernels = Vec::new();
-        for (entry, bindings) in BINDINGS {
-            let entries: Vec<_> = bindings.iter().map(|(b, ro)| storage_entry(*b, *ro)).collect();
-            let layout = ctx.bind_group_layout(&format!("sac.{entry}"), &entries)?;
-            let constants = if entry == "update_stats" { &[][..] } else { WG_SIZE_OVERRIDE };
-            let pipeline = Family::Sac.pipeline(ctx, None, entry, &[&params, &layout], constants)?;
-            kernels.push((entry, SacKernel { pipeline, layout, bindings: bindings.iter().map(|b| b.0).collect() }));
-        }
-        Ok(Self { params, kernels })
-    }
-
-    /// The entry point `entry`.
-    pub fn get(&self, entry: &str) -> &SacKernel {
-        &self.kernels.iter().find(|(e, _)| *e == entry).expect("a sac.wgsl entry point").1
-    }
-
-    /// `entry`'s group-1 bind group over `buffers`, in its binding order.
-    pub fn bind(&self, ctx: &GpuContext, entry: &str, buffers: &[&wgpu::Buffer]) -> wgpu::BindGroup {
-        let k = self.get(entry);
-        assert_eq!(buffers.len(), k.bindings.len(), "sac.{entry}: one buffer per binding");
-        let entries: Vec<wgpu::BindGroupEntry> = k
-            .bindings
-            .iter()
-            .zip(buffers)
-            .map(|(b, buf)| wgpu::BindGroupEntry { binding: *b, resource: buf.as_entire_binding() })
-            .collect();
-        ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(&format!("sac.{entry}")),
-            layout: &k.layout,
-            entries: &entries,
-        })
-    }
+/// Builds (or takes from the context's cache) every pipeline of `sac.wgsl`.
+pub fn sac_kernels(ctx: &GpuContext) -> Result<SacKernels> {
+    SparseKernels::new::<SacParams>(ctx, Family::Sac, None, &BINDINGS, &["update_stats"])
 }

@@ -3,3 +3,5 @@
 //! from states of the replay buffer, and SAC trained on those model transitions.
 
 pub mod config;
+pub mod reference;
+pub mod rollout;

@@ -6,8 +6,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{EnvKind, Task};
 use crate::error::{Error, Result};
-pub use crate::model::ModelConfig;
 use crate::model::EnsembleSpec;
+pub use crate::model::ModelConfig;
 use crate::planner::PlannerConfig;
 use crate::train::TrainConfig;
 use crate::util;

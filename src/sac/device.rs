@@ -45,6 +45,11 @@ pub struct SacShapes {
     pub critic_activation: Activation,
     /// Most updates recorded into one submission.
     pub max_updates: usize,
+    /// Rows of the model ring that MBPO's rollouts fill (0: none, plain SAC).
+    pub model_capacity: usize,
+    /// Minibatch rows drawn from the real ring while the model ring holds transitions (the
+    /// rest come from the model ring); `batch` without a model ring.
+    pub real_rows: usize,
 }
 
 impl SacShapes {
@@ -78,6 +83,15 @@ impl SacShapes {
         }
         if self.batch == 0 || self.capacity == 0 || self.max_updates == 0 {
             errs.push(Error::config("sac", "batch size, buffer capacity and updates per submission must be ≥ 1"));
+        }
+        if self.real_rows > self.batch || (self.model_capacity == 0 && self.real_rows != self.batch) {
+            errs.push(Error::config(
+                "sac",
+                format!(
+                    "{} real rows of a minibatch of {} (all of them without a model ring)",
+                    self.real_rows, self.batch
+                ),
+            ));
         }
         if self.actor_hidden.contains(&0) || self.critic_hidden.contains(&0) {
             errs.push(Error::config("sac", "every hidden width must be at least 1"));
@@ -192,6 +206,10 @@ struct Io {
     act_out: wgpu::Buffer,
     action: wgpu::Buffer,
     staging: wgpu::Buffer,
+    /// MBPO's model ring (none: plain SAC, whose `sample` reads the replay ring there).
+    model_ring: Option<wgpu::Buffer>,
+    /// The model ring's head, fill and transitions written (u32, mbpo.wgsl's `ring_state`).
+    ring_state: wgpu::Buffer,
 }
 
 impl Io {
@@ -202,6 +220,9 @@ impl Io {
         let fits = ctx.limits().max_storage_buffer_binding_size.min(ctx.limits().max_buffer_size) / row_bytes;
         let what = format!("the replay buffer ({} transitions × {row_bytes} B; at most {fits} fit)", s.capacity);
         ctx.check_buffer_size(&what, replay_bytes, true, "lower loop.buffer_capacity")?;
+        let model_bytes = (s.model_capacity as u64).saturating_mul(row_bytes);
+        let what = format!("the model ring ({} transitions × {row_bytes} B; at most {fits} fit)", s.model_capacity);
+        ctx.check_buffer_size(&what, model_bytes, true, "fewer rollouts per step or retained epochs")?;
         let staging_len = s.max_updates * STATS + MAX_ACT;
         ctx.scoped("sac buffers", || {
             let sb = |name: &str, n: usize| ctx.storage_buffer(&format!("sac.{name}"), n);
@@ -227,6 +248,8 @@ impl Io {
                 act_out: sb("act_out", 2 * a),
                 action: sb("action", MAX_ACT),
                 staging: ctx.staging_buffer("sac.staging", (staging_len * 4) as u64),
+                model_ring: (s.model_capacity > 0).then(|| sb("model_ring", s.model_capacity * s.row_len())),
+                ring_state: ctx.storage_buffer_init("sac.ring_state", &[0u32; 4]),
             }
         })
     }
@@ -332,7 +355,7 @@ impl SacDevice {
         {
             return Err(Error::InvalidInput("the initial parameters do not match the networks' layouts".into()));
         }
-        let (mlp, adam, sac) = (MlpKernels::new(ctx)?, AdamKernels::new(ctx)?, SacKernels::new(ctx)?);
+        let (mlp, adam, sac) = (MlpKernels::new(ctx)?, AdamKernels::new(ctx)?, crate::kernels::sac::sac_kernels(ctx)?);
         let io = Io::new(ctx, &shapes)?;
         let [lr_a, lr_c, lr_alpha] = settings.lr;
         let actor = Trained::new(ctx, &adam, "sac.actor", &init.actor, lr_a, settings.adam)?;
@@ -382,6 +405,33 @@ impl SacDevice {
         &self.shapes
     }
 
+    /// The real replay ring (`[capacity, row]`; its first [`SacDevice::n_stored`] rows hold
+    /// transitions).
+    pub fn replay_ring(&self) -> &wgpu::Buffer {
+        &self.io.replay
+    }
+
+    /// The model ring and its state (head, fill, transitions written low and high: u32), which
+    /// MBPO's rollouts fill; none for plain SAC.
+    pub fn model_ring(&self) -> Option<(&wgpu::Buffer, &wgpu::Buffer)> {
+        self.io.model_ring.as_ref().map(|r| (r, &self.io.ring_state))
+    }
+
+    /// The action bounds' centre and half width.
+    pub fn action_scale(&self) -> (&[f64], &[f64]) {
+        (&self.settings.center, &self.settings.half)
+    }
+
+    /// The actor's flat parameters (in [`SacDevice::actor_layout`]).
+    pub fn actor_params(&self) -> &wgpu::Buffer {
+        &self.actor.params
+    }
+
+    /// The context.
+    pub fn context(&self) -> &GpuContext {
+        &self.ctx
+    }
+
     /// Transitions in the ring (at most its capacity).
     pub fn n_stored(&self) -> usize {
         self.stored.min(self.shapes.capacity as u64) as usize
@@ -429,6 +479,7 @@ impl SacDevice {
             deterministic: u32::from(deterministic),
             step_lo: step as u32,
             step_hi: (step >> 32) as u32,
+            n_real_rows: self.shapes.real_rows as u32,
             ..bounds
         }
     }
@@ -819,7 +870,22 @@ fn bind_kernels(
 ) -> Vec<(&'static str, wgpu::BindGroup)> {
     let la = &alpha.params;
     vec![
-        ("sample", k.bind(ctx, "sample", &[&io.replay, &io.critic_in, &io.next_in, &io.cur_in, &io.rows])),
+        (
+            "sample",
+            k.bind(
+                ctx,
+                "sample",
+                &[
+                    &io.replay,
+                    &io.critic_in,
+                    &io.next_in,
+                    &io.cur_in,
+                    &io.rows,
+                    io.model_ring.as_ref().unwrap_or(&io.replay),
+                    &io.ring_state,
+                ],
+            ),
+        ),
         (
             "policy_next",
             k.bind(ctx, "policy_next", &[&io.next_in, &io.cur_in, &io.rows, &io.actor_next, &io.target_in]),

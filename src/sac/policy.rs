@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{GpuContext, Recorder};
 use crate::kernels::mlp::{Activation, MlpKernels};
 use crate::kernels::net::{LayeredNet, NetBuffers, NetLayout};
-use crate::kernels::sac::{SacKernels, SacParams};
+use crate::kernels::sac::SacParams;
 use crate::kernels::{bind_params, WG_SIZE};
 
 /// A SAC actor acting deterministically.
@@ -115,7 +115,7 @@ impl Policy {
             grad_input: None,
         };
         let net = LayeredNet::bind(ctx, &mlp, "policy", &layout, hidden, rows, &b)?;
-        let sac = SacKernels::new(ctx)?;
+        let sac = crate::kernels::sac::sac_kernels(ctx)?;
         let p = SacParams {
             batch: u32::try_from(rows).map_err(|_| Error::InvalidInput(format!("{rows} observations")))?,
             obs_dim: d as u32,

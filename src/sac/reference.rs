@@ -811,15 +811,59 @@ pub fn draw(
     batch: usize,
     act_dim: usize,
 ) -> Result<(Vec<usize>, Noise)> {
-    let n = u32::try_from(n_stored).ok().filter(|n| *n > 0).ok_or_else(|| {
-        Error::InvalidInput(format!("SAC draw: {n_stored} stored transitions; sample from 1 to {}", u32::MAX))
-    })?;
+    let (rows, noise) =
+        draw_mixed(seed, update_index, Fill { real: n_stored, model: 0, real_rows: batch }, batch, act_dim)?;
+    Ok((rows.into_iter().map(|r| r.index).collect(), noise))
+}
+
+/// How full the two rings are and how many minibatch rows the real one gives (MBPO).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    /// Transitions in the real ring.
+    pub real: usize,
+    /// Transitions in the model ring.
+    pub model: usize,
+    /// Minibatch rows drawn from the real ring while the model ring holds any.
+    pub real_rows: usize,
+}
+
+/// A minibatch row's transition: which ring and which row of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Drawn {
+    /// From the real ring (else the model ring).
+    pub real: bool,
+    /// The row.
+    pub index: usize,
+}
+
+/// [`draw`] over two rings: the first `fill.real_rows` rows from the real ring and the others
+/// from the model ring (all from the real ring while the model ring is empty), each index from
+/// the row's own word as in `sample`.
+pub fn draw_mixed(
+    seed: u64,
+    update_index: u64,
+    fill: Fill,
+    batch: usize,
+    act_dim: usize,
+) -> Result<(Vec<Drawn>, Noise)> {
+    let count = |n: usize| {
+        u32::try_from(n)
+            .map_err(|_| Error::InvalidInput(format!("SAC draw: {n} stored transitions exceed the u32 range")))
+    };
+    let (n_real, n_model) = (count(fill.real)?, count(fill.model)?);
     let elements = u32::try_from(batch * act_dim)
         .map_err(|_| Error::InvalidInput(format!("SAC draw: {batch} × {act_dim} noise values exceed the u32 range")))?;
     let key = key_of(seed);
-    let indices = (0..batch as u32)
-        .map(|i| replay_index(philox(counter(i, update_index, purpose::SAC_INDEX), key)[0], n) as usize)
-        .collect();
+    let mut rows = Vec::with_capacity(batch);
+    for i in 0..batch as u32 {
+        let real = (i as usize) < fill.real_rows || n_model == 0;
+        let n = if real { n_real } else { n_model };
+        if n == 0 {
+            return Err(Error::InvalidInput("SAC draw: no stored transitions to sample from".into()));
+        }
+        let index = replay_index(philox(counter(i, update_index, purpose::SAC_INDEX), key)[0], n) as usize;
+        rows.push(Drawn { real, index });
+    }
     let stream = |p: u32| (0..elements).map(|e| gaussian(key, update_index, p, e)).collect();
-    Ok((indices, Noise { eps_next: stream(purpose::SAC_NEXT), eps_cur: stream(purpose::SAC_CUR) }))
+    Ok((rows, Noise { eps_next: stream(purpose::SAC_NEXT), eps_cur: stream(purpose::SAC_CUR) }))
 }

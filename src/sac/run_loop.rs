@@ -134,6 +134,8 @@ fn build_device(ctx: &GpuContext, cfg: &SacConfig, env: &dyn Env) -> Result<SacD
         actor_activation: activation(a.actor_activation),
         critic_activation: activation(a.critic_activation),
         max_updates: a.updates_per_step,
+        model_capacity: 0,
+        real_rows: a.batch_size,
     };
     let dev_settings = UpdateSettings {
         gamma: settings.gamma,

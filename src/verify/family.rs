@@ -36,13 +36,16 @@ pub enum Family {
     TrainAdam,
     /// `sac`: whole SAC updates (draws, losses, gradients, Adam, α, Polyak).
     Sac,
+    /// `mbpo.rollout`: MBPO's branched rollout batches (start states, actions, elite choice,
+    /// sampled predictions, rewards, termination, the model ring's FIFO placement).
+    MbpoRollout,
     /// `mlp.coop16`: the tensor-core network kernel (optional: see [`Family::needs`]).
     MlpCoop16,
 }
 
 impl Family {
     /// Every family: the portable ones in the table's order, then the optional ones.
-    pub const ALL: [Family; 15] = [
+    pub const ALL: [Family; 16] = [
         Family::RngPhilox,
         Family::RngFeistel,
         Family::RngNormal,
@@ -57,14 +60,15 @@ impl Family {
         Family::TrainLoss,
         Family::TrainAdam,
         Family::Sac,
+        Family::MbpoRollout,
         Family::MlpCoop16,
     ];
 
     /// The families every adapter runs ([`crate::verify::cases`]), in the table's order.
-    pub const PORTABLE: [Family; 14] = {
-        let mut v = [Family::RngPhilox; 14];
+    pub const PORTABLE: [Family; 15] = {
+        let mut v = [Family::RngPhilox; 15];
         let mut i = 0;
-        while i < 14 {
+        while i < 15 {
             v[i] = Family::ALL[i];
             i += 1;
         }
@@ -92,6 +96,7 @@ impl Family {
             Family::TrainLoss => "train.loss",
             Family::TrainAdam => "train.adam",
             Family::Sac => "sac",
+            Family::MbpoRollout => "mbpo.rollout",
             Family::MlpCoop16 => "mlp.coop16",
         }
     }
@@ -108,10 +113,10 @@ impl Family {
 }
 
 /// The names of [`Family::PORTABLE`], in order (for matching report lines as text).
-pub const FAMILIES: [&str; 14] = {
-    let mut v = [""; 14];
+pub const FAMILIES: [&str; 15] = {
+    let mut v = [""; 15];
     let mut i = 0;
-    while i < 14 {
+    while i < 15 {
         v[i] = Family::PORTABLE[i].name();
         i += 1;
     }

@@ -120,7 +120,7 @@ fn case(
 }
 
 /// The table: every portable family ([`Family::PORTABLE`]), in dependency order (random
-/// streams, layers, environments, plans, training, SAC updates). `quick` runs smaller sizes of the same cases.
+/// streams, layers, environments, plans, training, SAC updates, MBPO rollouts). `quick` runs smaller sizes of the same cases.
 pub fn cases(quick: bool) -> Vec<Case> {
     let mut v = cases::rng::cases(quick);
     v.extend(cases::mlp::cases(quick));
@@ -132,6 +132,7 @@ pub fn cases(quick: bool) -> Vec<Case> {
     v.extend(cases::plan::kind_cases(quick));
     v.extend(cases::train::cases(quick));
     v.extend(cases::sac::cases(quick));
+    v.extend(cases::mbpo::cases(quick));
     v
 }
 

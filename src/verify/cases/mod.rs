@@ -3,6 +3,7 @@
 
 pub(super) mod coop16;
 pub(super) mod env;
+pub(super) mod mbpo;
 pub(super) mod mlp;
 pub(super) mod plan;
 pub(super) mod rng;

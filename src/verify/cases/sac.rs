@@ -158,6 +158,8 @@ impl Setup {
             actor_activation: activation(hidden),
             critic_activation: activation(hidden),
             max_updates: 1,
+            model_capacity: 0,
+            real_rows: d.batch,
         };
         let us = UpdateSettings {
             gamma: 0.9,
