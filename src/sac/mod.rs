@@ -38,7 +38,7 @@ use crate::run::{curve, nan_as_null, RunLayout};
 
 pub use eval::{evaluate, evaluate_on};
 pub use resume::SacResumeState;
-pub use run_loop::eval_seed;
+pub use run_loop::{eval_seed, Extension, ExtensionFactory, LoopSpec, SacLoop};
 
 /// The files a SAC run writes in its folder.
 pub const RUN_FILES: [&str; 6] =
@@ -154,7 +154,7 @@ pub fn plot_learning_curve(path: &std::path::Path, title: &str, evals: &[EvalRes
 /// each evaluation falls due; the end event and the learning curve.
 pub fn run(ctx: &GpuContext, cfg: &SacConfig, env: &mut dyn Env, opts: RunOptions<'_>) -> Result<SacSummary> {
     let started = Instant::now();
-    let mut sac = run_loop::SacLoop::start_or_resume(ctx, cfg, env, opts)?;
+    let mut sac = run_loop::SacLoop::start_or_resume(ctx, cfg, run_loop::LoopSpec::sac(cfg), env, opts)?;
     sac.run_steps(started)?;
     sac.finish(started)
 }

@@ -58,8 +58,55 @@ pub(super) fn activation(a: HiddenActivation) -> Activation {
     }
 }
 
+/// What a loop built on SAC's adds to it (MBPO: model training and rollouts into the model
+/// ring): called with every stored transition and before the updates of every learning step.
+pub trait Extension {
+    /// A real transition was stored.
+    fn stored(&mut self, obs: &[f32], act: &[f32], reward: f32, next: &[f32], terminated: bool) -> Result<()>;
+
+    /// Before the updates of environment step `env_step` (after the random steps), on the
+    /// device whose rings the updates draw from: an event for `metrics.jsonl` when it did
+    /// something worth one.
+    fn before_updates(&mut self, dev: &SacDevice, env_step: u64) -> Result<Option<serde_json::Value>>;
+
+    /// Fields added to each evaluation's event.
+    fn eval_fields(&mut self) -> serde_json::Map<String, serde_json::Value>;
+}
+
+/// Builds a loop's [`Extension`] on the device, before the run folder is touched.
+pub type ExtensionFactory<'x> = &'x dyn Fn(&SacDevice) -> Result<Box<dyn Extension + 'x>>;
+
+/// What a loop on SAC's machinery writes and adds: plain SAC ([`LoopSpec::sac`]) or a loop
+/// built on it (MBPO).
+pub struct LoopSpec<'x> {
+    /// The run folder's files and kind.
+    pub layout: &'static crate::run::RunLayout,
+    /// `config.toml`'s text.
+    pub config_toml: String,
+    /// The learning curve's title.
+    pub title: String,
+    /// The model ring: its capacity and the minibatch rows drawn from the real ring.
+    pub model_ring: Option<(usize, usize)>,
+    /// The extension, built once the device exists.
+    pub extension: Option<ExtensionFactory<'x>>,
+}
+
+impl LoopSpec<'_> {
+    /// Plain SAC with `cfg`.
+    pub fn sac(cfg: &SacConfig) -> Self {
+        let name = cfg.external_env.clone().unwrap_or_else(|| cfg.env.name().to_string());
+        LoopSpec {
+            layout: &LAYOUT,
+            config_toml: cfg.to_toml(),
+            title: format!("SAC on {name}"),
+            model_ring: None,
+            extension: None,
+        }
+    }
+}
+
 /// One SAC run in progress.
-pub(super) struct SacLoop<'a, 'o> {
+pub struct SacLoop<'a, 'o> {
     cfg: &'a SacConfig,
     env: &'a mut dyn Env,
     opts: RunOptions<'o>,
@@ -75,6 +122,8 @@ pub(super) struct SacLoop<'a, 'o> {
     adapter: String,
     /// Wall time of the run before this process continued it (0 for a new run).
     seconds_before: f64,
+    ext: Option<Box<dyn Extension + 'a>>,
+    title: String,
 }
 
 /// The run folder's lock and, when resuming, its last consistent point and checkpoint.
@@ -82,7 +131,7 @@ type Start = (Option<RunLock>, Option<(SacResumeState, SacCheckpoint)>);
 
 /// Checks the config and the environment, and the folder as `pets` does: a new run claims it,
 /// a resumed one locks it and must hold a run of this very config.
-fn check_start(cfg: &SacConfig, env: &dyn Env, opts: &RunOptions<'_>) -> Result<Start> {
+fn check_start(cfg: &SacConfig, spec: &LoopSpec<'_>, env: &dyn Env, opts: &RunOptions<'_>) -> Result<Start> {
     cfg.validate()?;
     let (lower, upper) = env.action_bounds();
     let name = cfg.external_env.clone().unwrap_or_else(|| cfg.env.name().to_string());
@@ -94,6 +143,10 @@ fn check_start(cfg: &SacConfig, env: &dyn Env, opts: &RunOptions<'_>) -> Result<
         Error::InvalidInput(format!("{name}: {why}"))
     })?;
     match (&opts.out_dir, opts.resume) {
+        (Some(_), true) if spec.extension.is_some() => Err(Error::config(
+            "resume",
+            format!("a {} run cannot be resumed yet; start it again with --overwrite", spec.layout.kind),
+        )),
         (Some(dir), true) => {
             let lock = RunFolder::lock_to_resume(dir, &LAYOUT)?;
             let theirs: SacConfig = run::read_config(dir)?;
@@ -114,13 +167,13 @@ fn check_start(cfg: &SacConfig, env: &dyn Env, opts: &RunOptions<'_>) -> Result<
             Ok((Some(lock), Some((state, ckpt))))
         }
         (None, true) => Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
-        (Some(dir), false) => Ok((RunFolder::claim(dir, &LAYOUT, opts.overwrite)?, None)),
+        (Some(dir), false) => Ok((RunFolder::claim(dir, spec.layout, opts.overwrite)?, None)),
         (None, false) => Ok((None, None)),
     }
 }
 
 /// The device for `cfg` on `env`'s sizes, with fresh networks (PyTorch's initialisation).
-fn build_device(ctx: &GpuContext, cfg: &SacConfig, env: &dyn Env) -> Result<SacDevice> {
+fn build_device(ctx: &GpuContext, cfg: &SacConfig, env: &dyn Env, model_ring: Option<(usize, usize)>) -> Result<SacDevice> {
     let (lower, upper) = env.action_bounds();
     let settings = cfg.update_settings(&lower, &upper)?;
     let a = &cfg.sac;
@@ -134,8 +187,8 @@ fn build_device(ctx: &GpuContext, cfg: &SacConfig, env: &dyn Env) -> Result<SacD
         actor_activation: activation(a.actor_activation),
         critic_activation: activation(a.critic_activation),
         max_updates: a.updates_per_step,
-        model_capacity: 0,
-        real_rows: a.batch_size,
+        model_capacity: model_ring.map_or(0, |r| r.0),
+        real_rows: model_ring.map_or(a.batch_size, |r| r.1),
     };
     let dev_settings = UpdateSettings {
         gamma: settings.gamma,
@@ -164,20 +217,24 @@ fn build_device(ctx: &GpuContext, cfg: &SacConfig, env: &dyn Env) -> Result<SacD
 impl<'a, 'o> SacLoop<'a, 'o> {
     /// Checks everything, builds the device, and only then replaces an earlier run in the
     /// folder (or reopens it and restores the last consistent point).
-    pub(super) fn start_or_resume(
+    pub fn start_or_resume(
         ctx: &GpuContext,
         cfg: &'a SacConfig,
+        spec: LoopSpec<'a>,
         env: &'a mut dyn Env,
         opts: RunOptions<'o>,
     ) -> Result<Self> {
-        let (lock, resumed) = check_start(cfg, env, &opts)?;
-        let dev = build_device(ctx, cfg, env)?;
+        let (lock, resumed) = check_start(cfg, &spec, env, &opts)?;
+        let dev = build_device(ctx, cfg, env, spec.model_ring)?;
+        let ext = spec.extension.map(|make| make(&dev)).transpose()?;
         let files = match (&opts.out_dir, &resumed, lock) {
             (Some(_), Some((state, _)), Some(lock)) => {
                 let rows: Vec<String> = state.evals.iter().map(EvalResult::csv_row).collect();
-                Some(RunFolder::reopen(lock, &LAYOUT, &rows)?)
+                Some(RunFolder::reopen(lock, spec.layout, &rows)?)
             }
-            (Some(dir), _, lock) => Some(RunFolder::create(dir, &LAYOUT, &cfg.to_toml(), opts.overwrite, lock)?),
+            (Some(dir), _, lock) => {
+                Some(RunFolder::create(dir, spec.layout, &spec.config_toml, opts.overwrite, lock)?)
+            }
             (None, _, _) => None,
         };
         let summary = SacSummary {
@@ -204,6 +261,8 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             summary,
             adapter: ctx.adapter().name.clone(),
             seconds_before: 0.0,
+            ext,
+            title: spec.title,
         };
         match resumed {
             Some((state, ckpt)) => sac.restore(state, &ckpt)?,
@@ -257,7 +316,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
 
     /// Every environment step left: act, step, store; at an episode's end its event and, when
     /// due, an evaluation and a consistent point. Stops at an interrupt.
-    pub(super) fn run_steps(&mut self, started: Instant) -> Result<()> {
+    pub fn run_steps(&mut self, started: Instant) -> Result<()> {
         let total = self.cfg.schedule.total_steps as u64;
         let mut obs = self.reset();
         let (mut ret, mut len) = (0.0, 0u64);
@@ -269,7 +328,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             }
             let action = self.act(&obs)?;
             let s = self.env.step(&action)?;
-            self.store(&obs, &action, s.reward, &s.obs, s.terminated);
+            self.store(&obs, &action, s.reward, &s.obs, s.terminated)?;
             (ret, len) = (ret + s.reward, len + 1);
             self.report(started);
             if !(s.terminated || s.truncated) {
@@ -304,6 +363,11 @@ impl<'a, 'o> SacLoop<'a, 'o> {
                 }
             })
             .collect();
+        if let Some(ext) = self.ext.as_mut() {
+            if let Some(event) = ext.before_updates(&self.dev, self.c.env_steps)? {
+                self.event(event)?;
+            }
+        }
         let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
         let step = self.dev.run(&plans, Some(&o), self.c.env_steps, false)?;
         self.c.updates += plans.len() as u64;
@@ -317,10 +381,13 @@ impl<'a, 'o> SacLoop<'a, 'o> {
     }
 
     /// Stores a transition on the device and in the host's copy of the ring.
-    fn store(&mut self, obs: &[f64], act: &[f64], reward: f64, next: &[f64], terminated: bool) {
+    fn store(&mut self, obs: &[f64], act: &[f64], reward: f64, next: &[f64], terminated: bool) -> Result<()> {
         let f32s = |v: &[f64]| v.iter().map(|x| *x as f32).collect::<Vec<f32>>();
         let (o, a, n) = (f32s(obs), f32s(act), f32s(next));
         self.dev.push(&o, &a, reward as f32, &n, terminated).expect("the environment's sizes were checked");
+        if let Some(ext) = self.ext.as_mut() {
+            ext.stored(&o, &a, reward as f32, &n, terminated)?;
+        }
         let row: Vec<f32> = [&o[..], &a, &[reward as f32], &n, &[f32::from(u8::from(terminated))]].concat();
         let capacity = self.cfg.schedule.buffer_capacity as u64;
         let at = (self.c.env_steps % capacity) as usize * row.len();
@@ -330,6 +397,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             self.ring[at..at + row.len()].copy_from_slice(&row);
         }
         self.c.env_steps += 1;
+        Ok(())
     }
 
     fn report(&mut self, started: Instant) {
@@ -393,11 +461,15 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             entropy: mean(&w.entropy),
             seconds: self.seconds_before + started.elapsed().as_secs_f64(),
         };
+        let mut event = serde_json::json!({"event": "eval", "env_step": result.env_step, "return": m, "std": std,
+            "returns": returns, "train_return": result.train_return, "critic_loss": result.critic_loss,
+            "actor_loss": result.actor_loss, "alpha": result.alpha, "entropy": result.entropy});
+        if let (Some(ext), Some(fields)) = (self.ext.as_mut(), event.as_object_mut()) {
+            fields.extend(ext.eval_fields());
+        }
         if let Some(f) = self.files.as_mut() {
             f.row(&result.csv_row())?;
-            f.event(serde_json::json!({"event": "eval", "env_step": result.env_step, "return": m, "std": std,
-                "returns": returns, "train_return": result.train_return, "critic_loss": result.critic_loss,
-                "actor_loss": result.actor_loss, "alpha": result.alpha, "entropy": result.entropy}))?;
+            f.event(event)?;
         }
         self.summary.evals.push(result);
         let every = self.cfg.schedule.eval_every as u64;
@@ -433,7 +505,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
 
     /// The run's end: a last evaluation (and point) when the run completed after the last one,
     /// its wall time, the end event and the learning curve.
-    pub(super) fn finish(mut self, started: Instant) -> Result<SacSummary> {
+    pub fn finish(mut self, started: Instant) -> Result<SacSummary> {
         let done = self.c.env_steps >= self.cfg.schedule.total_steps as u64;
         if done && !self.summary.interrupted && self.summary.evals.last().map(|e| e.env_step) != Some(self.c.env_steps)
         {
@@ -446,12 +518,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             "interrupted": self.summary.interrupted, "seconds": self.summary.seconds, "adapter": self.adapter});
         if let Some(f) = self.files.as_mut() {
             f.event(end)?;
-            let name = self.cfg.external_env.clone().unwrap_or_else(|| self.cfg.env.name().to_string());
-            super::plot_learning_curve(
-                &f.dir().join("learning_curve.svg"),
-                &format!("SAC on {name}"),
-                &self.summary.evals,
-            )?;
+            super::plot_learning_curve(&f.dir().join("learning_curve.svg"), &self.title, &self.summary.evals)?;
         }
         Ok(self.summary)
     }
