@@ -5,3 +5,5 @@
 pub mod config;
 pub mod reference;
 pub mod rollout;
+
+pub use config::{MbpoConfig, MbpoLoopConfig, MbpoPreset, RolloutConfig, MAX_ROLLOUT_LENGTH};
