@@ -173,7 +173,12 @@ fn check_start(cfg: &SacConfig, spec: &LoopSpec<'_>, env: &dyn Env, opts: &RunOp
 }
 
 /// The device for `cfg` on `env`'s sizes, with fresh networks (PyTorch's initialisation).
-fn build_device(ctx: &GpuContext, cfg: &SacConfig, env: &dyn Env, model_ring: Option<(usize, usize)>) -> Result<SacDevice> {
+fn build_device(
+    ctx: &GpuContext,
+    cfg: &SacConfig,
+    env: &dyn Env,
+    model_ring: Option<(usize, usize)>,
+) -> Result<SacDevice> {
     let (lower, upper) = env.action_bounds();
     let settings = cfg.update_settings(&lower, &upper)?;
     let a = &cfg.sac;
@@ -232,9 +237,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
                 let rows: Vec<String> = state.evals.iter().map(EvalResult::csv_row).collect();
                 Some(RunFolder::reopen(lock, spec.layout, &rows)?)
             }
-            (Some(dir), _, lock) => {
-                Some(RunFolder::create(dir, spec.layout, &spec.config_toml, opts.overwrite, lock)?)
-            }
+            (Some(dir), _, lock) => Some(RunFolder::create(dir, spec.layout, &spec.config_toml, opts.overwrite, lock)?),
             (None, _, _) => None,
         };
         let summary = SacSummary {

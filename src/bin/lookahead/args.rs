@@ -51,7 +51,9 @@ pub enum Command {
     /// Run PETS: explore, then plan with CEM over a learned ensemble, act, retrain.
     Pets(PetsArgs),
     /// Run Soft Actor-Critic: random steps, then SAC updates on the GPU and the policy's actions.
-    Sac(SacArgs),
+    Sac(PolicyArgs),
+    /// Run MBPO: the ensemble trained on real steps, SAC on branched rollouts through it.
+    Mbpo(PolicyArgs),
     /// Check every kernel family against its f64 CPU reference on this adapter (or all).
     Verify(VerifyArgs),
     /// Replay a run's checkpoint (PETS: planned with its elites; SAC: its deterministic policy).
@@ -102,16 +104,18 @@ pub struct RunArgs {
     pub resume: bool,
 }
 
-// The arguments of `sac`.
+// The arguments of `sac` and `mbpo`.
 #[derive(Args)]
-pub struct SacArgs {
-    /// cartpole or pendulum (default: the config file's `env`, else pendulum).
+pub struct PolicyArgs {
+    /// cartpole or pendulum (default: the config file's `env`, else pendulum for sac, cartpole
+    /// for mbpo).
     #[arg(long)]
     pub env: Option<String>,
     /// reference or demo.
     #[arg(long, default_value = "reference")]
     pub preset: String,
-    /// A TOML file applied over the preset ([sac], [loop], seed).
+    /// A TOML file applied over the preset (sac: [sac], [loop], seed; mbpo: also [model],
+    /// [train], [rollout]).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Override one key, e.g. --set sac.gamma=0.98 (repeatable).

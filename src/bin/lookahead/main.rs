@@ -6,6 +6,7 @@ mod bench;
 mod config;
 mod info;
 mod interrupt;
+mod mbpo;
 mod mpc;
 mod pets;
 mod sac;
@@ -36,6 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Pets(a) => pets::cmd_pets(gpu, a),
         Command::Sac(a) => sac::cmd_sac(gpu, a).map(interrupt::exit_status),
+        Command::Mbpo(a) => mbpo::cmd_mbpo(gpu, a).map(interrupt::exit_status),
         Command::Eval(a) => pets::cmd_eval(gpu, a),
         Command::Config { what } => done(config::cmd_config(what)),
         Command::Mpc(a) => done(mpc::cmd_mpc(gpu, a)),

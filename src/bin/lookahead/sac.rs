@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use lookahead::env::EnvKind;
 use lookahead::sac::{self, SacConfig, SacPreset, TaskOrigin};
 
-use crate::args::{GpuArgs, SacArgs};
+use crate::args::{GpuArgs, PolicyArgs};
 
-impl SacArgs {
-    /// The config of these arguments: the preset for the environment, the file over it, the
-    /// `--set` keys over both.
+impl PolicyArgs {
+    /// The SAC config of these arguments: the preset for the environment, the file over it,
+    /// the `--set` keys over both.
     pub fn resolve(&self) -> anyhow::Result<SacConfig> {
         let preset: SacPreset = self.preset.parse()?;
         let text = crate::config::read_config(self.config.as_deref())?;
@@ -25,7 +25,7 @@ impl SacArgs {
 
 /// `lookahead sac`: random steps, then SAC updates and the policy's actions, evaluations of the
 /// deterministic policy, into the run directory; then the evaluations' returns.
-pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
+pub fn cmd_sac(gpu: &GpuArgs, args: PolicyArgs) -> anyhow::Result<bool> {
     let cfg = args.resolve()?;
     let out = args
         .run
@@ -62,6 +62,13 @@ pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
     };
     let summary = sac::run(&ctx, &cfg, env.as_mut(), opts)?;
     bar.finish();
+    report(cfg.env.name(), &out, &summary, &ctx.adapter().name);
+    Ok(summary.interrupted)
+}
+
+/// Prints how a `sac` or `mbpo` run ended: where an interrupt stopped it and how to go on, the
+/// evaluations' returns, the last one, and the learning curve's file.
+pub fn report(env: &str, out: &std::path::Path, summary: &sac::SacSummary, adapter: &str) {
     if let Some(at) = &summary.stopped_at {
         let next = if out.join("resume.json").exists() {
             "the same command with --resume continues from the last evaluation"
@@ -74,17 +81,14 @@ pub fn cmd_sac(gpu: &GpuArgs, args: SacArgs) -> anyhow::Result<bool> {
     println!("evaluation returns: {}", if returns.is_empty() { "none yet".to_string() } else { returns.join(" ") });
     if let Some(last) = summary.evals.last() {
         println!(
-            "{}: last evaluation {:.1} ± {:.1} at step {} (after {} training episodes) in {:.1} s on {}{}",
-            cfg.env.name(),
+            "{env}: last evaluation {:.1} ± {:.1} at step {} (after {} training episodes) in {:.1} s on {adapter}{}",
             last.eval_return,
             last.eval_std,
             last.env_step,
             summary.episodes,
             summary.seconds,
-            ctx.adapter().name,
             if summary.interrupted { " (interrupted)" } else { "" }
         );
     }
     println!("learning curve: {}", out.join("learning_curve.svg").display());
-    Ok(summary.interrupted)
 }
