@@ -69,3 +69,27 @@ pub fn run(
     lp.run_steps(started)?;
     lp.finish(started)
 }
+
+/// Replays the policy of the MBPO run in `run_dir` on its built-in environment: the return of
+/// each of `episodes` episodes (reset seeds from `seed`).
+pub fn evaluate(
+    run_dir: &std::path::Path,
+    episodes: usize,
+    seed: u64,
+    opts: crate::run::EvalOptions<'_>,
+) -> Result<crate::run::Evaluation> {
+    let cfg: MbpoConfig = crate::run::read_config(run_dir)?;
+    crate::sac::evaluate_builtin(&cfg.sac_config(), run_dir, episodes, seed, opts)
+}
+
+/// Replays the policy of the MBPO run in `run_dir` on `env`.
+pub fn evaluate_on(
+    run_dir: &std::path::Path,
+    episodes: usize,
+    seed: u64,
+    env: &mut dyn Env,
+    opts: crate::run::EvalOptions<'_>,
+) -> Result<crate::run::Evaluation> {
+    let cfg: MbpoConfig = crate::run::read_config(run_dir)?;
+    crate::sac::evaluate_policy(&cfg.sac_config(), run_dir, episodes, seed, env, opts)
+}

@@ -61,14 +61,15 @@ impl<'c> ModelRollouts<'c> {
             ring: RingState { head: 0, fill: 0, written: 0 },
         })
     }
+}
 
-    /// The epoch of learning step `learning` (counted from the first step after the random
-    /// ones), and whether the model is retrained before its updates.
-    fn schedule(&self, env_step: u64) -> (usize, bool) {
-        let learning = env_step.saturating_sub(self.cfg.schedule.initial_exploration_steps as u64);
-        let epoch = (learning / self.cfg.rollout.epoch_length as u64) as usize;
-        (epoch, learning.is_multiple_of(self.cfg.rollout.freq_train_model as u64))
-    }
+/// The epoch of environment step `env_step` (a learning step: at or after the random ones,
+/// epochs counted from the first learning step) and whether the model is retrained and rolled
+/// out before its updates (every `freq_train_model` learning steps, the first one included).
+fn schedule(cfg: &MbpoConfig, env_step: u64) -> (usize, bool) {
+    let learning = env_step.saturating_sub(cfg.schedule.initial_exploration_steps as u64);
+    let epoch = (learning / cfg.rollout.epoch_length as u64) as usize;
+    (epoch, learning.is_multiple_of(cfg.rollout.freq_train_model as u64))
 }
 
 impl Extension for ModelRollouts<'_> {
@@ -77,7 +78,7 @@ impl Extension for ModelRollouts<'_> {
     }
 
     fn before_updates(&mut self, dev: &SacDevice, env_step: u64) -> Result<Option<serde_json::Value>> {
-        let (epoch, retrain) = self.schedule(env_step);
+        let (epoch, retrain) = schedule(self.cfg, env_step);
         if !retrain {
             return Ok(None);
         }
@@ -105,5 +106,33 @@ impl Extension for ModelRollouts<'_> {
         }
         m.insert("model_buffer".into(), self.ring.fill.into());
         m
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::EnvKind;
+    use crate::mbpo::MbpoPreset;
+    use crate::sac::TaskOrigin;
+
+    /// The model is retrained at the first learning step and every `freq_train_model` after it,
+    /// and the epoch turns every `epoch_length` learning steps. Catches a schedule counted from
+    /// step 0 instead of the first learning step (a model trained during the random steps, or
+    /// never at the first learning step) and an epoch off by one.
+    #[test]
+    fn retraining_and_epochs_follow_the_learning_steps() {
+        let mut cfg = MbpoConfig::preset(EnvKind::Cartpole, TaskOrigin::BuiltIn, MbpoPreset::Demo);
+        cfg.schedule.initial_exploration_steps = 500;
+        cfg.rollout.freq_train_model = 250;
+        cfg.rollout.epoch_length = 1000;
+        let at = |s: u64| schedule(&cfg, s);
+        assert_eq!(at(500), (0, true));
+        assert_eq!(at(501), (0, false));
+        assert_eq!(at(749), (0, false));
+        assert_eq!(at(750), (0, true));
+        assert_eq!(at(1499), (0, false));
+        assert_eq!(at(1500), (1, true));
+        assert_eq!(at(2750), (2, true));
     }
 }

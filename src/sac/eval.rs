@@ -12,17 +12,30 @@ use crate::run::{EvalOptions, Evaluation};
 /// of `episodes` episodes (reset seeds from `seed`).
 pub fn evaluate(run_dir: &Path, episodes: usize, seed: u64, opts: EvalOptions<'_>) -> Result<Evaluation> {
     let cfg: SacConfig = crate::run::read_config(run_dir)?;
+    evaluate_builtin(&cfg, run_dir, episodes, seed, opts)
+}
+
+/// Replays the policy of the run in `run_dir`, run with `cfg` (a SAC config or a loop's on
+/// SAC's), on its built-in environment.
+pub fn evaluate_builtin(
+    cfg: &SacConfig,
+    run_dir: &Path,
+    episodes: usize,
+    seed: u64,
+    opts: EvalOptions<'_>,
+) -> Result<Evaluation> {
     if let Some(env) = &cfg.external_env {
         return Err(Error::config(
             "external_env",
             format!(
-                "{} ran on {env}, which only its caller can step; replay it from there (Python: lookahead.sac.evaluate)",
+                "{} ran on {env}, which only its caller can step; replay it from there (Python: lookahead.sac.evaluate \
+             or lookahead.mbpo.evaluate)",
                 run_dir.display()
             ),
         ));
     }
     let mut env = cfg.env.make();
-    evaluate_on(run_dir, episodes, seed, env.as_mut(), opts)
+    evaluate_policy(cfg, run_dir, episodes, seed, env.as_mut(), opts)
 }
 
 /// Replays the policy of the run in `run_dir` on `env`: `episodes` episodes, each at most the
@@ -35,8 +48,21 @@ pub fn evaluate_on(
     opts: EvalOptions<'_>,
 ) -> Result<Evaluation> {
     let cfg: SacConfig = crate::run::read_config(run_dir)?;
+    evaluate_policy(&cfg, run_dir, episodes, seed, env, opts)
+}
+
+/// Replays the policy of the run in `run_dir`, run with `cfg` (a SAC config, or a loop's on
+/// SAC's as its `sac_config`), on `env`.
+pub fn evaluate_policy(
+    cfg: &SacConfig,
+    run_dir: &Path,
+    episodes: usize,
+    seed: u64,
+    env: &mut dyn Env,
+    opts: EvalOptions<'_>,
+) -> Result<Evaluation> {
     let ckpt = SacCheckpoint::load(&run_dir.join("model.safetensors"))?;
-    if ckpt.manifest.config != cfg {
+    if &ckpt.manifest.config != cfg {
         return Err(Error::InvalidInput(format!(
             "{}: the checkpoint was written by a run of another config than config.toml; the folder mixes two runs",
             run_dir.display()

@@ -36,7 +36,7 @@ use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::run::{curve, nan_as_null, RunLayout};
 
-pub use eval::{evaluate, evaluate_on};
+pub use eval::{evaluate, evaluate_builtin, evaluate_on, evaluate_policy};
 pub use resume::SacResumeState;
 pub use run_loop::{eval_seed, Extension, ExtensionFactory, LoopSpec, SacLoop};
 

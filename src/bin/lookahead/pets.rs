@@ -109,6 +109,7 @@ pub fn cmd_eval(gpu: &GpuArgs, args: EvalArgs) -> anyhow::Result<ExitCode> {
     let kind = lookahead::run::read_marker(&args.run).map(|m| m.kind);
     let eval = match kind.as_deref() {
         Some("sac") => lookahead::sac::evaluate(&args.run, n, args.seed, opts)?,
+        Some("mbpo") => lookahead::mbpo::evaluate(&args.run, n, args.seed, opts)?,
         _ => pets::evaluate(&ctx, &args.run, n, args.seed, opts)?,
     };
     let returns = &eval.returns;

@@ -1,0 +1,118 @@
+//! MBPO end to end on the GPU: its whole claim (better than model-free SAC at equal environment
+//! steps), its run folder and its refusals.
+
+mod common;
+
+use lookahead::env::EnvKind;
+use lookahead::mbpo::{self, MbpoConfig, MbpoPreset};
+use lookahead::sac::{self, RunOptions, TaskOrigin};
+
+/// The demo preset on `env`, shortened by `sets`.
+fn config(env: EnvKind, seed: u64, sets: &[&str]) -> MbpoConfig {
+    let sets: Vec<String> = sets.iter().map(|s| s.to_string()).collect();
+    let mut cfg =
+        MbpoConfig::resolve(MbpoConfig::preset(env, TaskOrigin::BuiltIn, MbpoPreset::Demo), None, &sets).unwrap();
+    cfg.seed = seed;
+    cfg
+}
+
+/// A fresh folder of this test process under the system's temporary directory.
+fn scratch(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("lookahead-mbpo-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// The last evaluation's mean return.
+fn last_return(s: &sac::SacSummary) -> f64 {
+    s.evals.last().expect("a final evaluation").eval_return
+}
+
+/// MBPO's claim: on the pendulum, with the same SAC (networks, updates per step, random steps)
+/// and the same environment steps, the policy trained on the model's rollouts ends far ahead of
+/// the one trained on the real transitions alone. Fails when the rollouts do not help: wrong
+/// start states, rewards or next states in the model ring, updates that never draw from it, a
+/// model never retrained.
+#[test]
+fn mbpo_beats_sac_at_equal_environment_steps() {
+    let ctx = common::ctx();
+    let cfg = config(EnvKind::Pendulum, 5, &["loop.total_steps=1600", "loop.eval_episodes=5"]);
+    let mut env = cfg.env.make();
+    let task = cfg.env.task();
+    let with_model = mbpo::run(&ctx, &cfg, env.as_mut(), &task, RunOptions::default()).unwrap();
+    let model_free = sac::run(&ctx, &cfg.sac_config(), env.as_mut(), RunOptions::default()).unwrap();
+    let (m, s) = (last_return(&with_model), last_return(&model_free));
+    assert_eq!(with_model.env_steps, model_free.env_steps);
+    assert!(m > s + 300.0 && m > -600.0, "MBPO {m:.1} vs SAC {s:.1} after {} steps", with_model.env_steps);
+}
+
+/// A short run writes an MBPO folder: `run.json` of kind mbpo, a `model` event per training with
+/// its rollout length and the model ring's fill, the evaluations with the model's fields, and a
+/// policy `eval --run` replays. Catches the extension's events lost, the folder written with
+/// SAC's kind (then `eval` would read the MBPO config as a SAC one), the schedule's lengths not
+/// reaching the rollouts.
+#[test]
+fn a_short_run_writes_its_folder_and_replays() {
+    let ctx = common::ctx();
+    let out = scratch("folder");
+    let cfg = config(
+        EnvKind::Cartpole,
+        1,
+        &[
+            "loop.total_steps=500",
+            "loop.initial_exploration_steps=200",
+            "rollout.freq_train_model=100",
+            "rollout.epoch_length=100",
+            "rollout.rollout_schedule=[0, 2, 1, 3]",
+            "rollout.rollouts_per_step=4",
+            "sac.updates_per_step=1",
+            "loop.eval_episodes=1",
+        ],
+    );
+    let mut env = cfg.env.make();
+    let opts = RunOptions { out_dir: Some(out.clone()), ..RunOptions::default() };
+    let run = mbpo::run(&ctx, &cfg, env.as_mut(), &cfg.env.task(), opts).unwrap();
+    assert_eq!(run.env_steps, 500);
+    assert_eq!(lookahead::run::read_marker(&out).map(|m| m.kind).as_deref(), Some("mbpo"));
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(out.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let models: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "model").collect();
+    let lengths: Vec<u64> = models.iter().map(|e| e["rollout_length"].as_u64().unwrap()).collect();
+    let steps: Vec<u64> = models.iter().map(|e| e["env_step"].as_u64().unwrap()).collect();
+    assert_eq!(steps, [200, 300, 400]);
+    let scheduled: Vec<u64> = (0..3).map(|epoch| cfg.rollout_length(epoch) as u64).collect();
+    assert_eq!(lengths, scheduled);
+    assert!(scheduled[0] < scheduled[2], "the schedule should grow here: {scheduled:?}");
+    assert!(models.iter().all(|e| e["model_buffer"].as_u64().unwrap() > 0), "{models:?}");
+    let evals: Vec<&serde_json::Value> = events.iter().filter(|e| e["event"] == "eval").collect();
+    assert!(evals.last().unwrap()["rollout_length"].as_u64().is_some(), "{evals:?}");
+    let replay = mbpo::evaluate(&out, 2, 0, lookahead::run::EvalOptions::default()).unwrap();
+    assert_eq!(replay.returns.len(), 2);
+}
+
+/// Bad input is refused before any work, every problem at once: bad keys of every section, and
+/// resuming an MBPO run (not supported yet) with a message that says so.
+#[test]
+fn bad_input_is_refused_before_any_work() {
+    let sets: Vec<String> = ["rollout.real_data_ratio=1.5", "rollout.rollouts_per_step=0", "model.members=0", "x.y=1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let base = MbpoConfig::preset(EnvKind::Cartpole, TaskOrigin::BuiltIn, MbpoPreset::Demo);
+    let e = MbpoConfig::resolve(base, None, &sets).unwrap_err().to_string();
+    for key in ["rollout.real_data_ratio", "rollout.rollouts_per_step", "model.members", "x"] {
+        assert!(e.contains(key), "{key} missing from {e}");
+    }
+    let ctx = common::ctx();
+    let cfg = config(EnvKind::Cartpole, 0, &[]);
+    let mut env = cfg.env.make();
+    let opts = RunOptions { out_dir: Some(scratch("resume")), resume: true, ..RunOptions::default() };
+    let e = mbpo::run(&ctx, &cfg, env.as_mut(), &cfg.env.task(), opts).unwrap_err().to_string();
+    assert!(e.contains("resume") && e.contains("mbpo"), "{e}");
+    let wrong_task = EnvKind::Pendulum.task();
+    let e = mbpo::run(&ctx, &cfg, env.as_mut(), &wrong_task, RunOptions::default()).unwrap_err().to_string();
+    assert!(e.contains("obs"), "{e}");
+}
