@@ -57,6 +57,18 @@ where
     util::with_assignments(base, section, optional, &sets)
 }
 
+/// A config's TOML text (a resolved config, a run folder's `config.toml`) as a JSON object of
+/// the same keys and values, sections as nested objects, for Python to read as a dict; refused
+/// past `MAX_CONFIG_BYTES` as every config text is.
+#[pyo3::pyfunction]
+pub fn config_as_json(config_toml: &str) -> pyo3::PyResult<String> {
+    use crate::errors::OrPy;
+    util::check_config_size("config", config_toml.len()).py()?;
+    let value: toml::Table =
+        toml::from_str(config_toml).map_err(|e| Error::config("config", format!("not TOML: {e}"))).py()?;
+    serde_json::to_string(&value).map_err(|e| Error::config("config", e.to_string())).py()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,7 @@ mod ensemble;
 mod env;
 mod errors;
 mod interrupt;
+mod mbpo;
 mod pets;
 mod planner;
 mod sac;
@@ -33,6 +34,9 @@ fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sac::resolve_sac_config, m)?)?;
     m.add_function(wrap_pyfunction!(sac::run_sac, m)?)?;
     m.add_function(wrap_pyfunction!(sac::evaluate_sac, m)?)?;
+    m.add_function(wrap_pyfunction!(mbpo::resolve_mbpo_config, m)?)?;
+    m.add_function(wrap_pyfunction!(mbpo::run_mbpo, m)?)?;
+    m.add_function(wrap_pyfunction!(config::config_as_json, m)?)?;
     m.add_class::<device::Context>()?;
     m.add_class::<task::Task>()?;
     m.add_class::<ensemble::Ensemble>()?;

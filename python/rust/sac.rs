@@ -15,7 +15,7 @@ use lookahead::sac::{self, SacConfig, SacPreset, SacSummary, TaskOrigin};
 use crate::arrays::{shaped, values};
 use crate::config;
 use crate::device::Context;
-use crate::env::{take_error, PyEnv};
+use crate::env::{take_error, ErrorSlot, PyEnv};
 use crate::errors::{ConfigError, LookaheadError, OrPy};
 use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
 
@@ -117,30 +117,47 @@ pub fn run_sac<'py>(
     cfg.external_env = Some(external_env);
     let (mut penv, error) = PyEnv::sized(env, obs_dim, (action_lower, action_upper));
     let (c, files) = (ctx.ctx.clone(), Files { out, overwrite, resume });
+    watched_policy_run(py, &cfg, progress, files, signal_fds, Some(&error), |opts| sac::run(&c, &cfg, &mut penv, opts))
+}
+
+/// Runs a loop on SAC's machinery (SAC, MBPO) through `run` with the GIL released: the run
+/// options of `files`, the CLI's progress bar for `progress_cfg` (the SAC settings of the run)
+/// when `progress`, stopped at its next step by SIGINT written to `signal_fds` (see
+/// [`SignalFds`]). The exception the environment raised (kept in `error`), else one a signal
+/// handler raised, is raised in place of the run's result; the summary as a dict.
+pub fn watched_policy_run<'py>(
+    py: Python<'py>,
+    progress_cfg: &SacConfig,
+    progress: bool,
+    files: Files,
+    signal_fds: SignalFds,
+    error: Option<&ErrorSlot>,
+    run: impl FnOnce(sac::RunOptions<'_>) -> lookahead::error::Result<SacSummary> + Send,
+) -> PyResult<Bound<'py, PyDict>> {
     let interrupt = Interrupt::watch(signal_fds);
     let stop = interrupt.flag();
-    let bar = progress.then(|| sac::ProgressDisplay::new(&cfg));
+    let bar = progress.then(|| sac::ProgressDisplay::new(progress_cfg));
     let (update, finish) = (sac::ProgressDisplay::update, sac::ProgressDisplay::finish);
-    let (result, raised) =
-        py.detach(|| watched_run(bar, update, finish, files, stop, |opts| sac::run(&c, &cfg, &mut penv, opts)));
+    let (result, raised) = py.detach(|| watched_run(bar, update, finish, files, stop, run));
     drop(interrupt);
-    if let Some(e) = take_error(&error).or(raised) {
+    if let Some(e) = error.and_then(take_error).or(raised) {
         return Err(e);
     }
     summary_dict(py, &result.py()?)
 }
 
-/// Replays the policy of the SAC run in `run_dir` on the Python environment `env` (of
-/// `obs_dim` observations and the action bounds `action_lower`..`action_upper`, which must be
-/// the run's), on the CPU: the return of each of `episodes` episodes, and whether SIGINT written
-/// to `signal_fds` (see [`SignalFds`]) stopped the replay before its last episode (the returns
-/// are then those of the finished ones).
+/// Replays the policy of the SAC (or MBPO) run in `run_dir` on the Python environment `env`
+/// (of `obs_dim` observations and the action bounds `action_lower`..`action_upper`, which must
+/// be the run's), or with `env` None on the run's built-in environment (the sizes and bounds
+/// are then unused), on the CPU: the return of each of `episodes` episodes, and whether SIGINT
+/// written to `signal_fds` (see [`SignalFds`]) stopped the replay before its last episode (the
+/// returns are then those of the finished ones).
 #[pyfunction]
 #[pyo3(signature = (env, obs_dim, action_lower, action_upper, run_dir, episodes=5, seed=0, signal_fds=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn evaluate_sac(
     py: Python<'_>,
-    env: Py<PyAny>,
+    env: Option<Py<PyAny>>,
     obs_dim: usize,
     action_lower: Vec<f64>,
     action_upper: Vec<f64>,
@@ -149,15 +166,18 @@ pub fn evaluate_sac(
     seed: u64,
     signal_fds: SignalFds,
 ) -> PyResult<(Vec<f64>, bool)> {
-    let (mut penv, error) = PyEnv::sized(env, obs_dim, (action_lower, action_upper));
+    let mut penv = env.map(|env| PyEnv::sized(env, obs_dim, (action_lower, action_upper)));
     let interrupt = Interrupt::watch(signal_fds);
     let stop = interrupt.flag();
-    let result = py.detach(move || {
+    let result = py.detach(|| {
         let opts = lookahead::run::EvalOptions { interrupt: Some(stop), on_episode: None };
-        sac::evaluate_on(&run_dir, episodes, seed, &mut penv, opts)
+        match penv.as_mut() {
+            Some((penv, _)) => sac::evaluate_on(&run_dir, episodes, seed, penv, opts),
+            None => sac::evaluate(&run_dir, episodes, seed, opts),
+        }
     });
     drop(interrupt);
-    if let Some(e) = take_error(&error) {
+    if let Some(e) = penv.as_ref().and_then(|(_, error)| take_error(error)) {
         return Err(e);
     }
     result.py().map(|e| (e.returns, e.interrupted))

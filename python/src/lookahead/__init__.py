@@ -1,5 +1,6 @@
-"""lookahead: PETS / CEM model-predictive control over probabilistic ensembles, and Soft
-Actor-Critic, in WGSL compute shaders on any Vulkan, Metal or DX12 GPU.
+"""lookahead: PETS / CEM model-predictive control over probabilistic ensembles, Soft
+Actor-Critic, and MBPO (SAC on the ensemble's rollouts), in WGSL compute shaders on any Vulkan,
+Metal or DX12 GPU.
 
     import lookahead as la
     ctx = la.Context()                       # the best adapter (la.adapters() lists them)
@@ -8,6 +9,7 @@ Actor-Critic, in WGSL compute shaders on any Vulkan, Metal or DX12 GPU.
     plan = planner.plan([1.0, 0.0, 0.0])     # plan.action, plan.actions, plan.predicted_return
     la.pets.run("Pendulum-v1", preset="demo", out="runs/pendulum")   # needs gymnasium
     la.sac.run("InvertedPendulum-v5", preset="demo", out="runs/ip")  # needs gymnasium[mujoco]
+    la.mbpo.run("cartpole", preset="demo", out="runs/mbpo-cartpole")  # the built-in cartpole
     policy = la.sac.Policy.load("runs/ip")   # policy.act(obs) on the CPU, policy.act_batch(obs) on the GPU
 """
 from importlib.metadata import version as _version
@@ -26,10 +28,11 @@ from ._lookahead import (
 from .core import Context, Ensemble, Plan, Planner, ReplayBuffer, Task, Trainer, adapters
 from . import pets
 from . import sac
+from . import mbpo
 from . import gym
 
 __all__ = [
-    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "sac", "gym",
+    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "sac", "mbpo", "gym",
     "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
     "MAX_CONFIG_BYTES",
 ]

@@ -1,5 +1,6 @@
-"""``python -m lookahead pets|sac --env gymnasium:HalfCheetah-v5 [--preset demo] [--set key=value ...]``:
-PETS or SAC on a gymnasium environment with the command line's progress bar and run folder."""
+"""``python -m lookahead pets|sac|mbpo --env gymnasium:HalfCheetah-v5 [--preset demo] [--set key=value ...]``:
+PETS, SAC or MBPO on a gymnasium environment (MBPO on the built-in cartpole and pendulum too) with
+the command line's progress bar and run folder."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +9,7 @@ import sys
 
 from . import _lookahead as _lk
 from . import gym as _gym
-from . import pets, sac
+from . import mbpo, pets, sac
 
 
 def _seed(text: str) -> int:
@@ -19,7 +20,7 @@ def _seed(text: str) -> int:
 
 
 def _run_parser(sub, command: str, help: str, env_help: str, set_example: str) -> argparse.ArgumentParser:
-    """The arguments of a learning run (``pets``, ``sac``), as the ``lookahead`` binary's."""
+    """The arguments of a learning run (``pets``, ``sac``, ``mbpo``), as the ``lookahead`` binary's."""
     p = sub.add_parser(command, help=help)
     p.add_argument("--env", required=True, help=env_help)
     p.add_argument("--preset", default="reference", choices=["reference", "demo"])
@@ -55,6 +56,17 @@ def _pets(args, name: str, ctx) -> int:
     return 0
 
 
+def _print_evals(r, name: str, out: str, ctx) -> None:
+    """The evaluations of a SAC or MBPO run, as the ``lookahead`` binary prints them."""
+    returns = " ".join(f"{e['eval_return']:.1f}" for e in r["evals"])
+    print(f"evaluation returns: {returns or 'none yet'}")
+    if r["evals"]:
+        last = r["evals"][-1]
+        print(f"{name}: last evaluation {last['eval_return']:.1f} ± {last['eval_std']:.1f} at step {last['env_step']} "
+              f"({r['episodes']} episodes) in {r['seconds']:.1f} s on {ctx.adapter()['name']}")
+    print(f"run folder: {out} (learning curve {os.path.join(out, 'learning_curve.svg')})")
+
+
 def _sac(args, name: str, ctx) -> int:
     seed = args.seed
     if seed is None:
@@ -63,13 +75,7 @@ def _sac(args, name: str, ctx) -> int:
     print(f"sac {args.env} ({args.preset}) on {ctx.adapter()['name']}; run directory {out}", file=sys.stderr)
     r = sac.run(args.env, preset=args.preset, config_file=args.config, sets=args.set, out=out,
                 overwrite=args.overwrite, resume=args.resume, seed=args.seed, ctx=ctx)
-    returns = " ".join(f"{e['eval_return']:.1f}" for e in r["evals"])
-    print(f"evaluation returns: {returns or 'none yet'}")
-    if r["evals"]:
-        last = r["evals"][-1]
-        print(f"{name}: last evaluation {last['eval_return']:.1f} ± {last['eval_std']:.1f} at step {last['env_step']} "
-              f"({r['episodes']} episodes) in {r['seconds']:.1f} s on {ctx.adapter()['name']}")
-    print(f"run folder: {out} (learning curve {os.path.join(out, 'learning_curve.svg')})")
+    _print_evals(r, name, out, ctx)
     if r["interrupted"]:
         if os.path.exists(os.path.join(out, "resume.json")):
             nxt = "continue from the last evaluation with the same command and --resume"
@@ -77,6 +83,26 @@ def _sac(args, name: str, ctx) -> int:
             nxt = ("no consistent point was reached (the first comes with the first evaluation): "
                    "start again with --overwrite")
         print(f"interrupted at {r['stopped_at']}; {nxt}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _mbpo(args, name: str, ctx) -> int:
+    cfg = mbpo.resolve(args.env, preset=args.preset, config_file=args.config, sets=args.set)
+    seed = cfg["seed"] if args.seed is None else args.seed
+    out = args.out or f"runs/mbpo-{name}-{args.preset}-seed{seed}"
+    m, ro = cfg["model"], cfg["rollout"]
+    print(f"mbpo {args.env} ({args.preset}) on {ctx.adapter()['name']}: ensemble {m['members']} × {m['hidden']}, "
+          f"{ro['rollouts_per_step'] * ro['freq_train_model']} rollouts every {ro['freq_train_model']} steps (length "
+          f"{ro['rollout_schedule'][2:]}), {cfg['sac']['updates_per_step']} SAC update(s) per step, "
+          f"{cfg['loop']['total_steps']} steps ({cfg['loop']['initial_exploration_steps']} random); "
+          f"run directory {out}", file=sys.stderr)
+    r = mbpo.run(args.env, preset=args.preset, config_file=args.config, sets=args.set, out=out,
+                 overwrite=args.overwrite, resume=args.resume, seed=args.seed, ctx=ctx)
+    _print_evals(r, name, out, ctx)
+    if r["interrupted"]:
+        print(f"interrupted at {r['stopped_at']}; an MBPO run cannot be resumed yet: start again with --overwrite",
+              file=sys.stderr)
         return 130
     return 0
 
@@ -103,6 +129,9 @@ def main(argv=None) -> int:
     _run_parser(sub, "sac", "run SAC on a gymnasium environment",
                 "gymnasium:<id>, e.g. gymnasium:InvertedPendulum-v5 (the built-in cartpole and pendulum run with "
                 "the `lookahead` binary)", "sac.gamma=0.98")
+    _run_parser(sub, "mbpo", "run MBPO on a built-in or gymnasium environment",
+                "cartpole or pendulum (built in), or gymnasium:<id> with a built-in task, e.g. "
+                "gymnasium:InvertedPendulum-v5", "rollout.freq_train_model=100")
     a = sub.add_parser("adapters", help="list the GPU adapters")
     a.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
     args = ap.parse_args(argv)
@@ -113,14 +142,15 @@ def main(argv=None) -> int:
             return 0
         name = _gym.strip_prefix(args.env)
         ctx = _lk.Context(args.adapter, args.backend)
-        return (_pets if args.command == "pets" else _sac)(args, name, ctx)
+        return {"pets": _pets, "sac": _sac, "mbpo": _mbpo}[args.command](args, name, ctx)
     except _lk.LookaheadError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         # Ctrl-C while the environment's Python code ran: the run folder holds the last
         # consistent point (or nothing yet, before the first).
-        print("interrupted; continue with the same command and --resume", file=sys.stderr)
+        nxt = "start again with --overwrite" if args.command == "mbpo" else "continue with the same command and --resume"
+        print(f"interrupted; {nxt}", file=sys.stderr)
         return 130
     except Exception as e:  # a gymnasium, file or argument problem: one line, not a traceback
         print(f"error: {type(e).__name__}: {e}", file=sys.stderr)

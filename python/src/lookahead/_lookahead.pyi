@@ -1,6 +1,6 @@
 """Type stubs of the native module (arrays cross as numpy float32 arrays of checked shapes, float64
 into a SAC policy and out of its CPU path, and settings as JSON objects; use the wrappers in
-lookahead.core and lookahead.sac, which convert and check them)."""
+lookahead.core, lookahead.sac and lookahead.mbpo, which convert and check them)."""
 from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
@@ -37,8 +37,15 @@ def run_sac(ctx: Context, env: Any, obs_dim: int, action_lower: List[float], act
             config_toml: str, external_env: str, out: Optional[str] = None, overwrite: bool = False,
             resume: bool = False, seed: Optional[int] = None, progress: bool = True,
             signal_fds: Optional[Tuple[int, int]] = None) -> Dict[str, Any]: ...
-def evaluate_sac(env: Any, obs_dim: int, action_lower: List[float], action_upper: List[float], run_dir: str,
+def evaluate_sac(env: Optional[Any], obs_dim: int, action_lower: List[float], action_upper: List[float], run_dir: str,
                  episodes: int = 5, seed: int = 0, signal_fds: Optional[Tuple[int, int]] = None) -> Tuple[List[float], bool]: ...
+def resolve_mbpo_config(env: str, preset: str = "reference", config_toml: Optional[str] = None,
+                        config_json: Optional[str] = None, sets: List[str] = ...) -> str: ...
+def run_mbpo(ctx: Context, config_toml: str, env: Optional[Any] = None, obs_dim: int = 0, task: Optional[Task] = None,
+             action_lower: List[float] = ..., action_upper: List[float] = ..., external_env: Optional[str] = None,
+             out: Optional[str] = None, overwrite: bool = False, resume: bool = False, seed: Optional[int] = None,
+             progress: bool = True, signal_fds: Optional[Tuple[int, int]] = None) -> Dict[str, Any]: ...
+def config_as_json(config_toml: str) -> str: ...
 
 class Context:
     def __init__(self, adapter: Optional[str] = None, backend: Optional[str] = None, shader_checks: str = "policy") -> None: ...

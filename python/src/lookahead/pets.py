@@ -33,6 +33,16 @@ def _refuse_builtin(env_id: Optional[str], command: str = "pets") -> None:
         )
 
 
+def _read_config_file(path: PathLike) -> str:
+    """A config file's text, refused (ConfigError) past the engine's limit before more than
+    that is read (or parsed)."""
+    with open(path, "rb") as f:
+        data = f.read(_lk.MAX_CONFIG_BYTES + 1)
+        size = max(os.fstat(f.fileno()).st_size, len(data))
+        _lk.check_config_size(f"config_file {os.fspath(path)}", size)
+    return data.decode("utf-8")
+
+
 def _check_run_args(config: Optional[Mapping[str, Any]], sets: Sequence[str], overwrite: bool, resume: bool) -> None:
     """The contradictions a run refuses before any work, as the command line does: ``sets`` not
     a list, overwrite with resume, and the environment in the config (it is run's argument)."""
@@ -101,14 +111,7 @@ def resolve(
         base, task_sets = spec.base, spec.sets.get(preset, [])
     else:
         base, task_sets = "cartpole", []
-    text = None
-    if config_file is not None:
-        with open(config_file, "rb") as f:
-            # Refused past the engine's limit before more than that is read (or parsed).
-            data = f.read(_lk.MAX_CONFIG_BYTES + 1)
-            size = max(os.fstat(f.fileno()).st_size, len(data))
-            _lk.check_config_size(f"config_file {os.fspath(config_file)}", size)
-        text = data.decode("utf-8")
+    text = None if config_file is None else _read_config_file(config_file)
     from_config = None if config is None else _config_json(config)
     return _lk.resolve_config(base, preset, text, list(task_sets), from_config, list(sets))
 
