@@ -171,9 +171,13 @@ pub fn evaluate_sac(
     let stop = interrupt.flag();
     let result = py.detach(|| {
         let opts = lookahead::run::EvalOptions { interrupt: Some(stop), on_episode: None };
-        match penv.as_mut() {
-            Some((penv, _)) => sac::evaluate_on(&run_dir, episodes, seed, penv, opts),
-            None => sac::evaluate(&run_dir, episodes, seed, opts),
+        // An MBPO run's policy is a SAC actor; its folder holds an MBPO config.
+        let mbpo = lookahead::run::read_marker(&run_dir).is_some_and(|m| m.kind == lookahead::mbpo::LAYOUT.kind);
+        match (penv.as_mut(), mbpo) {
+            (Some((penv, _)), false) => sac::evaluate_on(&run_dir, episodes, seed, penv, opts),
+            (Some((penv, _)), true) => lookahead::mbpo::evaluate_on(&run_dir, episodes, seed, penv, opts),
+            (None, false) => sac::evaluate(&run_dir, episodes, seed, opts),
+            (None, true) => lookahead::mbpo::evaluate(&run_dir, episodes, seed, opts),
         }
     });
     drop(interrupt);
