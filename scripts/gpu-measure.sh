@@ -5,9 +5,10 @@
 # adapter offers cooperative matrices, with coop16 (profiled), each with planner.model_step =
 # split on the cartpole cases for comparison, the training benchmark with its
 # profile, the SAC benchmark with its profile (updates per second and GPU time per update, 1, 20
-# and 40 updates per submission), every layout of the fused kernel on two cases, optionally the
-# PyTorch baselines (PETS and SAC) in the same run and test executables. Each step is
-# capped, and the whole pass ends within DEADLINE_S seconds (default 540).
+# and 40 updates per submission), an MBPO environment step in its parts (profiled), every
+# layout of the fused kernel on two cases, optionally the PyTorch baselines (PETS and SAC) in
+# the same run and test executables. Each step is capped, and the whole pass ends within
+# DEADLINE_S seconds (default 540).
 #
 #   bash scripts/gpu-measure.sh [LOOKAHEAD_BINARY] [OUT_DIR]
 #     QUICK=1            the reduced sets
@@ -62,6 +63,11 @@ fi
 step train 120 "${L[@]}" bench train "${quick[@]}" --profile --json "$work/train.json"
 # SAC updates as a run submits them (each submission also computes the next action), profiled.
 step sac 120 "${L[@]}" bench sac "${quick[@]}" --profile --json "$work/sac.json"
+# An MBPO environment step at the HalfCheetah reference in its parts (acting and updates, rollouts,
+# model training), profiled; QUICK=1 takes three timed calls of each part.
+mbpo_repeats=()
+[ "${QUICK:-0}" = 1 ] && mbpo_repeats=(--repeats 3)
+step mbpo 120 "${L[@]}" bench mbpo "${mbpo_repeats[@]}" --profile --json "$work/mbpo.json"
 if [ -n "${BASELINE:-}" ]; then
     step torch 150 env PYTHONUNBUFFERED=1 python3 "$BASELINE" \
         --variants mbrl_like_fp32 eager_fp32 eager_tf32 \

@@ -1,6 +1,6 @@
-//! The benchmarks behind `lookahead bench plan`, `bench train` and `bench sac`: fixed,
-//! documented configurations timed end to end (upload, one submission, readback), reported as a
-//! table and as JSON.
+//! The benchmarks behind `lookahead bench plan`, `bench train`, `bench sac` and `bench mbpo`:
+//! fixed, documented configurations timed end to end (upload, one submission, readback),
+//! reported as a table and as JSON.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -12,6 +12,7 @@ use crate::env::{EnvKind, Task};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuContext, Profiler, RecordStats, ShaderChecks};
 use crate::kernels::mlp_fused::FusedShape;
+use crate::mbpo::{MbpoConfig, MbpoPreset};
 use crate::model::{Ensemble, EnsembleSpec};
 use crate::planner::{Dynamics, MlpKernel, Planner, PlannerConfig, PlannerKind, Propagation};
 
@@ -739,8 +740,542 @@ pub fn run_sac_case(ctx: &GpuContext, c: &SacCase, profile: bool) -> Result<SacR
     })
 }
 
-// The tables of `lookahead bench plan`, `bench train` and `bench sac`: each header and row type prints one
-// line (`println!("{row}")`), in the same columns.
+/// One MBPO benchmark configuration (`lookahead bench mbpo`): what an MBPO run does per
+/// environment step, on synthetic data. Every step: `updates` SAC updates of batch `batch`
+/// (drawn from the model ring) and the next action, one submission; every `freq` steps: the
+/// ensemble retrained on `dataset` real transitions for `train_epochs` epochs, and a batch of
+/// `rollouts` branched rollouts of `length` steps into the model ring. The other settings are
+/// mbrl-lib's HalfCheetah MBPO reference ([`MbpoConfig::preset_for_gymnasium`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct MbpoCase {
+    /// Name in reports.
+    pub name: String,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Rollouts per batch (`rollouts_per_step × freq`, all started at once).
+    pub rollouts: usize,
+    /// Steps per rollout.
+    pub length: usize,
+    /// SAC updates per environment step.
+    pub updates: usize,
+    /// SAC minibatch rows.
+    pub batch: usize,
+    /// Width of the two hidden layers of the SAC actor and of each critic.
+    pub hidden: usize,
+    /// Ensemble members.
+    pub members: usize,
+    /// Elites the rollouts draw from.
+    pub elites: usize,
+    /// Width of the ensemble's hidden layers.
+    pub model_hidden: usize,
+    /// The ensemble's hidden layers.
+    pub model_layers: usize,
+    /// Environment steps per model training and rollout batch (`freq_train_model`).
+    pub freq: usize,
+    /// Real transitions the ensemble trains on (and the rollouts start from).
+    pub dataset: usize,
+    /// Epochs of one training call (no early stopping, so every call trains as many).
+    pub train_epochs: usize,
+    /// Untimed calls of each part before its timing.
+    pub warmup: usize,
+    /// Timed calls of each part (the median is reported).
+    pub repeats: usize,
+    /// Calls of the rollouts and of the SAC submission profiled with `--profile`.
+    pub profiled: usize,
+}
+
+impl Default for MbpoCase {
+    /// HalfCheetah's sizes (obs 17, act 6) at mbrl-lib's MBPO reference: 400 rollouts per step
+    /// × `freq_train_model` 250 = 100 000 rollouts of length 1 per batch; a 7 × 4×200 ensemble
+    /// with 5 elites, trained for 5 epochs (the fewest a reference call with patience 5 runs)
+    /// on 10 000 transitions (5 000 random steps and 5 epochs of 1 000); 40 SAC updates per
+    /// step of batch 256 through 2×256 networks (mbrl-lib's HalfCheetah override has 10 updates
+    /// and 512-wide networks; the flags change both).
+    fn default() -> Self {
+        Self {
+            name: "mbpo_halfcheetah".into(),
+            obs_dim: 17,
+            act_dim: 6,
+            rollouts: 100_000,
+            length: 1,
+            updates: 40,
+            batch: 256,
+            hidden: 256,
+            members: 7,
+            elites: 5,
+            model_hidden: 200,
+            model_layers: 4,
+            freq: 250,
+            dataset: 10_000,
+            train_epochs: 5,
+            warmup: 1,
+            repeats: 5,
+            profiled: 2,
+        }
+    }
+}
+
+impl MbpoCase {
+    /// Checks the sizes, naming the `bench mbpo` flag of each problem (all at once), then the
+    /// MBPO config they make ([`MbpoCase::config`]).
+    pub fn check(&self) -> Result<()> {
+        let mut errs = Vec::new();
+        for (flag, v) in [
+            ("--rollouts", self.rollouts),
+            ("--length", self.length),
+            ("--updates", self.updates),
+            ("--batch", self.batch),
+            ("--hidden", self.hidden),
+            ("--members", self.members),
+            ("--elites", self.elites),
+            ("--model-hidden", self.model_hidden),
+            ("--model-layers", self.model_layers),
+            ("--freq", self.freq),
+            ("--dataset", self.dataset),
+            ("--train-epochs", self.train_epochs),
+            ("--repeats", self.repeats),
+        ] {
+            if v == 0 {
+                errs.push(Error::config(flag, "must be at least 1"));
+            }
+        }
+        if self.freq > 0 && !self.rollouts.is_multiple_of(self.freq) {
+            errs.push(Error::config(
+                "--rollouts",
+                format!(
+                    "{} is no multiple of --freq {}: a batch is rollouts_per_step × freq_train_model rollouts",
+                    self.rollouts, self.freq
+                ),
+            ));
+        }
+        if self.elites > self.members {
+            errs.push(Error::config("--elites", format!("{} of {} members", self.elites, self.members)));
+        }
+        if self.updates > crate::sac::MAX_UPDATES_PER_STEP {
+            errs.push(Error::config(
+                "--updates",
+                format!("{} is above {} per submission", self.updates, crate::sac::MAX_UPDATES_PER_STEP),
+            ));
+        }
+        if self.length > crate::mbpo::MAX_ROLLOUT_LENGTH {
+            errs.push(Error::config(
+                "--length",
+                format!("{} is above {}", self.length, crate::mbpo::MAX_ROLLOUT_LENGTH),
+            ));
+        }
+        Error::collect(errs)?;
+        self.config().validate()
+    }
+
+    /// The MBPO config of these sizes: mbrl-lib's HalfCheetah reference with the SAC networks,
+    /// batch and updates, the ensemble, the rollouts (`rollouts / freq` per step, a fixed
+    /// length), `freq_train_model`, training for exactly `train_epochs` epochs (patience 0) and
+    /// a real buffer of `dataset` transitions.
+    pub fn config(&self) -> MbpoConfig {
+        let mut cfg = MbpoConfig::preset_for_gymnasium("HalfCheetah-v5", MbpoPreset::Reference);
+        cfg.sac.actor_hidden = vec![self.hidden; 2];
+        cfg.sac.critic_hidden = vec![self.hidden; 2];
+        cfg.sac.batch_size = self.batch;
+        cfg.sac.updates_per_step = self.updates;
+        cfg.model.members = self.members;
+        cfg.model.hidden = vec![self.model_hidden; self.model_layers];
+        cfg.train.num_elites = self.elites;
+        cfg.train.epochs = self.train_epochs;
+        cfg.train.patience = 0;
+        cfg.rollout.rollouts_per_step = self.rollouts / self.freq.max(1);
+        cfg.rollout.freq_train_model = self.freq;
+        cfg.rollout.rollout_schedule = [1, 1, self.length, self.length];
+        cfg.schedule.buffer_capacity = self.dataset;
+        cfg
+    }
+}
+
+/// One part of an MBPO environment step: the wall time of one call and its share of a step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MbpoPart {
+    /// Median wall time of a call.
+    pub p50_ms: f64,
+    /// 90th percentile.
+    pub p90_ms: f64,
+    /// Calls per environment step (1, or 1 / freq_train_model).
+    pub calls_per_step: f64,
+    /// Milliseconds per environment step at the median: `p50_ms × calls_per_step`.
+    pub ms_per_step: f64,
+}
+
+impl MbpoPart {
+    /// A part of `calls_per_step` calls per step whose calls took `ms`.
+    fn of(ms: &[f64], calls_per_step: f64) -> Self {
+        let pct = |q: f64| crate::util::percentile(ms, q).unwrap_or(f64::NAN);
+        Self { p50_ms: pct(0.5), p90_ms: pct(0.9), calls_per_step, ms_per_step: pct(0.5) * calls_per_step }
+    }
+}
+
+/// The parts of an MBPO environment step.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MbpoParts {
+    /// The SAC updates and the next action (one submission, every step).
+    pub act_update: MbpoPart,
+    /// A rollout batch (one submission every `freq_train_model` steps).
+    pub rollouts: MbpoPart,
+    /// A model training (every `freq_train_model` steps).
+    pub training: MbpoPart,
+}
+
+impl MbpoParts {
+    /// The parts from the wall times of their calls: the submission of updates and action once
+    /// per step, the rollout batch and the training once per `freq` steps.
+    pub fn amortise(act_update_ms: &[f64], rollout_ms: &[f64], train_ms: &[f64], freq: usize) -> Self {
+        let every = 1.0 / freq.max(1) as f64;
+        Self {
+            act_update: MbpoPart::of(act_update_ms, 1.0),
+            rollouts: MbpoPart::of(rollout_ms, every),
+            training: MbpoPart::of(train_ms, every),
+        }
+    }
+
+    /// Milliseconds per environment step: acting and updates + (rollouts + training) / freq.
+    pub fn ms_per_step(&self) -> f64 {
+        self.act_update.ms_per_step + self.rollouts.ms_per_step + self.training.ms_per_step
+    }
+}
+
+/// Timing of the MBPO case.
+#[derive(Debug, Clone, Serialize)]
+pub struct MbpoResult {
+    /// Case name.
+    pub name: String,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Hidden widths of the SAC actor and of each critic.
+    pub sac_hidden: Vec<usize>,
+    /// SAC minibatch rows.
+    pub batch: usize,
+    /// SAC updates per environment step (each submission also computes the next action).
+    pub updates_per_step: usize,
+    /// Ensemble members.
+    pub members: usize,
+    /// The ensemble's hidden widths.
+    pub model_hidden: Vec<usize>,
+    /// Elites the rollouts draw from.
+    pub elites: usize,
+    /// Rollouts per batch.
+    pub rollouts: usize,
+    /// Rollouts per environment step (`rollouts / freq_train_model`).
+    pub rollouts_per_step: usize,
+    /// Steps per rollout.
+    pub length: usize,
+    /// Rollouts per pass (what fits the adapter's storage bindings).
+    pub rows_per_pass: usize,
+    /// Passes per batch.
+    pub passes: usize,
+    /// Rows of the model ring the updates draw from.
+    pub model_capacity: usize,
+    /// Environment steps per model training and rollout batch.
+    pub freq_train_model: usize,
+    /// Real transitions the ensemble trains on.
+    pub dataset: usize,
+    /// Epochs per training call.
+    pub train_epochs: usize,
+    /// The ensemble's minibatch rows.
+    pub train_batch: usize,
+    /// Untimed calls of each part.
+    pub warmup: usize,
+    /// Timed calls of each part.
+    pub repeats: usize,
+    /// Each part: one call's wall time and its amortised share of an environment step.
+    pub parts: MbpoParts,
+    /// Milliseconds per environment step: the sum of the parts' `ms_per_step`.
+    pub ms_per_step: f64,
+    /// Environment steps per second (`1000 / ms_per_step`; the environment itself excluded).
+    pub env_steps_per_s: f64,
+    /// Rollouts per second of a batch at its median.
+    pub rollouts_per_s: f64,
+    /// Model steps (rollouts × length) per second of a batch at its median.
+    pub model_steps_per_s: f64,
+    /// SAC updates per second of the submission at its median.
+    pub updates_per_s: f64,
+    /// Wall time of one training epoch (median over the timed calls; scoring excluded).
+    pub train_seconds_per_epoch: f64,
+    /// The kernels the ensemble trained on (`fused` or `tiled`).
+    pub train_kernel: String,
+    /// Compute dispatches per SAC submission.
+    pub sac_dispatches_per_submission: u64,
+    /// With `--profile` (and timestamp queries): compute dispatches per rollout batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_dispatches_per_batch: Option<u64>,
+    /// With `--profile`: GPU milliseconds per kernel per rollout batch (mean of the profiled
+    /// batches).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout_profile: Option<BTreeMap<String, f64>>,
+    /// With `--profile`: GPU milliseconds per kernel per SAC submission (mean of the profiled
+    /// ones).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sac_profile: Option<BTreeMap<String, f64>>,
+}
+
+/// The real transitions of the MBPO case: seeded observations and rewards in ±2, actions in
+/// ±1, the next observation a small step from the observation, none terminal; as the trainer's
+/// buffer and as SAC's ring rows.
+fn mbpo_transitions(c: &MbpoCase, seed: u64) -> Result<(crate::train::ReplayBuffer, Vec<f32>)> {
+    use rand::{Rng, SeedableRng};
+    let (d, a) = (c.obs_dim, c.act_dim);
+    let mut rng = rand_chacha::ChaCha12Rng::seed_from_u64(seed);
+    let mut buffer = crate::train::ReplayBuffer::checked(d, a)?;
+    let mut ring = Vec::with_capacity(c.dataset * (2 * d + a + 2));
+    for _ in 0..c.dataset {
+        let obs: Vec<f32> = (0..d).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let act: Vec<f32> = (0..a).map(|_| rng.random_range(-1.0..1.0)).collect();
+        let reward: f32 = rng.random_range(-2.0..2.0);
+        let next: Vec<f32> = obs.iter().map(|o| o + rng.random_range(-0.1..0.1)).collect();
+        buffer.push(&obs, &act, &next, reward, false)?;
+        ring.extend(obs.iter().chain(&act).chain(&[reward]).chain(&next).chain(&[0.0]));
+    }
+    Ok((buffer, ring))
+}
+
+/// The SAC device of `cfg` as an MBPO run builds it (its settings and networks; PyTorch's
+/// initialisation), with a model ring of `cfg`'s capacity and `ring` as its real transitions.
+fn mbpo_sac_device(
+    ctx: &GpuContext,
+    cfg: &MbpoConfig,
+    task: &Task,
+    ring: &[f32],
+    stored: usize,
+) -> Result<crate::sac::device::SacDevice> {
+    use crate::kernels::mlp::Activation;
+    use crate::kernels::net::NetLayout;
+    use crate::sac::device::{SacDevice, SacParamsF32, SacShapes, UpdateSettings};
+    use crate::sac::HiddenActivation;
+    let activation = |h: HiddenActivation| match h {
+        HiddenActivation::Relu => Activation::Relu,
+        HiddenActivation::Silu => Activation::Silu,
+    };
+    let sac_cfg = cfg.sac_config();
+    let s = sac_cfg.update_settings(&task.action_lower, &task.action_upper)?;
+    let a = &cfg.sac;
+    let shapes = SacShapes {
+        obs_dim: task.obs_dim,
+        act_dim: task.act_dim,
+        batch: a.batch_size,
+        capacity: cfg.schedule.buffer_capacity,
+        actor_hidden: a.actor_hidden.clone(),
+        critic_hidden: a.critic_hidden.clone(),
+        actor_activation: activation(a.actor_activation),
+        critic_activation: activation(a.critic_activation),
+        max_updates: a.updates_per_step,
+        model_capacity: cfg.model_buffer_capacity(),
+        real_rows: (a.batch_size as f64 * cfg.rollout.real_data_ratio).round() as usize,
+    };
+    let settings = UpdateSettings {
+        gamma: s.gamma,
+        tau: s.tau,
+        target_entropy: s.target_entropy,
+        learn_alpha: s.learn_alpha,
+        lr: [s.lr_actor, s.lr_critic, s.lr_alpha],
+        adam: [0.9, 0.999, 1e-8],
+        seed: cfg.seed,
+        center: s.scale.center.clone(),
+        half: s.scale.half.clone(),
+    };
+    let align = NetLayout::alignment(ctx);
+    let al = NetLayout::new(&shapes.actor_widths(), 1, align);
+    let cl = NetLayout::new(&shapes.critic_widths(), 2, align);
+    let critic = cl.init_uniform(cfg.seed.wrapping_add(2));
+    let init = SacParamsF32 {
+        actor: al.init_uniform(cfg.seed.wrapping_add(1)),
+        target: critic.clone(),
+        critic,
+        log_alpha: a.initial_alpha.ln() as f32,
+    };
+    let mut dev = SacDevice::new(ctx, shapes, settings, &init)?;
+    let state = dev.snapshot()?;
+    dev.restore(&state, ring, stored as u64)?;
+    Ok(dev)
+}
+
+/// Wall milliseconds of `repeats` calls of `f` after `warmup` untimed ones; `f` gets the call's
+/// index (from 0, warm-ups included).
+fn time_calls(warmup: usize, repeats: usize, mut f: impl FnMut(usize) -> Result<()>) -> Result<Vec<f64>> {
+    for i in 0..warmup {
+        f(i)?;
+    }
+    let mut ms = Vec::with_capacity(repeats);
+    for i in warmup..warmup + repeats {
+        let t0 = Instant::now();
+        f(i)?;
+        ms.push(t0.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(ms)
+}
+
+/// Per-kernel GPU milliseconds of `n` profiled calls, averaged; an error when the query set
+/// could not time every dispatch.
+fn mean_profile(name: &str, what: &str, total: RecordStats, n: usize) -> Result<(u64, BTreeMap<String, f64>)> {
+    if total.untimed > 0 {
+        return Err(Error::InvalidInput(format!(
+            "{name}: {} dispatches of the profiled {what} were not timed (the query set is full)",
+            total.untimed
+        )));
+    }
+    let n = n.max(1) as f64;
+    Ok(((total.dispatches as f64 / n).round() as u64, total.gpu_ms.into_iter().map(|(k, v)| (k, v / n)).collect()))
+}
+
+/// Times the MBPO case `c` on synthetic data: the SAC device of its config with `dataset`
+/// seeded transitions in its real ring, a rollout device (passes of what fits the adapter) on
+/// its actor and model ring with a random ensemble (its first `elites` members as elites), the
+/// quadratic task's termination; then, each `warmup` untimed and `repeats` timed calls:
+///
+/// 1. rollout batches ([`RolloutDevice::run`] from every real transition), which fill the
+///    model ring;
+/// 2. SAC submissions of `updates` updates (the actor, α and the targets on each, as the
+///    reference's intervals of 1) and the next action ([`SacDevice::run`]), drawing from the
+///    model ring;
+/// 3. model trainings ([`Trainer::train`] of `train_epochs` epochs on the transitions, then the
+///    trained ensemble and its elites handed to the rollouts, as the MBPO loop does);
+///
+/// and with `profile` (and timestamp queries) `profiled` rollout batches and SAC submissions
+/// with every dispatch timed.
+///
+/// [`RolloutDevice::run`]: crate::mbpo::rollout::RolloutDevice::run
+/// [`SacDevice::run`]: crate::sac::device::SacDevice::run
+/// [`Trainer::train`]: crate::train::Trainer::train
+pub fn run_mbpo_case(ctx: &GpuContext, c: &MbpoCase, profile: bool) -> Result<MbpoResult> {
+    use crate::kernels::family::TaskWgsl;
+    use crate::mbpo::rollout::{RolloutDevice, RolloutShapes};
+    use crate::sac::device::UpdatePlan;
+    c.check()?;
+    let cfg = c.config();
+    let task = Task::quadratic(c.obs_dim, c.act_dim);
+    let (buffer, ring) = mbpo_transitions(c, 11)?;
+    let mut sac = mbpo_sac_device(ctx, &cfg, &task, &ring, c.dataset)?;
+    let spec = cfg.model.spec(c.obs_dim, c.act_dim);
+    let model_capacity = sac.shapes().model_capacity;
+    let rows = RolloutShapes::rows_that_fit(ctx, &spec, c.rollouts).min(model_capacity);
+    let shapes = RolloutShapes { spec: spec.clone(), n_rollouts: c.rollouts, max_length: c.length, rows };
+    let passes = shapes.passes();
+    let mut rollouts =
+        RolloutDevice::new(ctx, &sac, TaskWgsl { name: &task.name, wgsl: &task.wgsl }, shapes, cfg.seed)?;
+    let elites: Vec<usize> = (0..c.elites).collect();
+    rollouts.set_model(&Ensemble::random(spec.clone(), 5)?, &elites)?;
+    let n_real = sac.n_stored();
+
+    // 1. Rollout batches: every rollout lives its whole length (the quadratic task never
+    // terminates), so each batch writes rollouts × length transitions.
+    let rollout_ms = time_calls(c.warmup, c.repeats, |i| {
+        let state = rollouts.run(i as u64, c.length, n_real)?;
+        let expected = ((i + 1) * c.rollouts * c.length) as u64;
+        if state.written != expected {
+            return Err(Error::InvalidInput(format!(
+                "{}: the model ring holds {} transitions written after {} batches; expected {expected}",
+                c.name,
+                state.written,
+                i + 1
+            )));
+        }
+        Ok(())
+    })?;
+    let mut batches = (c.warmup + c.repeats) as u64;
+
+    // 2. The updates and the next action, from the filled model ring.
+    let mut next_update = 0u64;
+    let mut plans = |n: usize| -> Vec<UpdatePlan> {
+        let v = (next_update..next_update + n as u64)
+            .map(|index| UpdatePlan { index, actor: true, polyak: true })
+            .collect();
+        next_update += n as u64;
+        v
+    };
+    let obs = |i: usize| -> Vec<f32> { (0..c.obs_dim).map(|k| 0.1 * ((i * 7 + k) % 13) as f32 - 0.6).collect() };
+    let act_update_ms = time_calls(c.warmup, c.repeats, |i| {
+        let step = sac.run(&plans(c.updates), Some(&obs(i)), i as u64, false)?;
+        if step.stats.iter().any(|s| !s.critic_loss.is_finite()) {
+            return Err(Error::InvalidInput(format!("{}: a critic loss is not finite", c.name)));
+        }
+        Ok(())
+    })?;
+    let mut steps = (c.warmup + c.repeats) as u64;
+    let sac_dispatches_per_submission = sac.last_dispatches();
+
+    // 3. Model trainings, each handing its ensemble and elites to the rollouts.
+    let train = crate::train::TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
+    let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(spec, cfg.seed)?, train)?;
+    trainer.check_transitions(c.dataset, "a smaller --dataset")?;
+    let mut epoch_seconds = Vec::new();
+    let train_ms = time_calls(c.warmup, c.repeats, |i| {
+        let report = trainer.train(&buffer)?;
+        rollouts.set_model(&trainer.ensemble()?, &report.elites)?;
+        if i >= c.warmup {
+            epoch_seconds.extend(report.epoch_seconds);
+        }
+        Ok(())
+    })?;
+
+    let (mut rollout_dispatches_per_batch, mut rollout_profile, mut sac_profile) = (None, None, None);
+    if let (true, Some(profiler)) = (profile, Profiler::new(ctx)) {
+        let mut total = RecordStats::default();
+        for _ in 0..c.profiled {
+            total.add(&rollouts.run_profiled(batches, c.length, n_real, &profiler)?.1);
+            batches += 1;
+        }
+        let (dispatches, gpu_ms) = mean_profile(&c.name, "rollout batches", total, c.profiled)?;
+        (rollout_dispatches_per_batch, rollout_profile) = (Some(dispatches), Some(gpu_ms));
+        let mut total = RecordStats::default();
+        for _ in 0..c.profiled {
+            total.add(&sac.run_profiled(&plans(c.updates), Some(&obs(steps as usize)), steps, false, &profiler)?.1);
+            steps += 1;
+        }
+        sac_profile = Some(mean_profile(&c.name, "SAC submissions", total, c.profiled)?.1);
+    }
+
+    let parts = MbpoParts::amortise(&act_update_ms, &rollout_ms, &train_ms, c.freq);
+    let ms_per_step = parts.ms_per_step();
+    let rollout_s = parts.rollouts.p50_ms / 1e3;
+    Ok(MbpoResult {
+        name: c.name.clone(),
+        obs_dim: c.obs_dim,
+        act_dim: c.act_dim,
+        sac_hidden: cfg.sac.actor_hidden.clone(),
+        batch: c.batch,
+        updates_per_step: c.updates,
+        members: c.members,
+        model_hidden: cfg.model.hidden.clone(),
+        elites: c.elites,
+        rollouts: c.rollouts,
+        rollouts_per_step: cfg.rollout.rollouts_per_step,
+        length: c.length,
+        rows_per_pass: rows,
+        passes,
+        model_capacity,
+        freq_train_model: c.freq,
+        dataset: c.dataset,
+        train_epochs: c.train_epochs,
+        train_batch: cfg.train.batch_size,
+        warmup: c.warmup,
+        repeats: c.repeats,
+        parts,
+        ms_per_step,
+        env_steps_per_s: 1e3 / ms_per_step,
+        rollouts_per_s: c.rollouts as f64 / rollout_s,
+        model_steps_per_s: (c.rollouts * c.length) as f64 / rollout_s,
+        updates_per_s: c.updates as f64 / (parts.act_update.p50_ms / 1e3),
+        train_seconds_per_epoch: crate::util::percentile(&epoch_seconds, 0.5).unwrap_or(f64::NAN),
+        train_kernel: trainer.mlp_kernel().name().to_string(),
+        sac_dispatches_per_submission,
+        rollout_dispatches_per_batch,
+        rollout_profile,
+        sac_profile,
+    })
+}
+
+// The tables of `lookahead bench plan`, `bench train`, `bench sac` and `bench mbpo`: each header
+// and row type prints one line (`println!("{row}")`), in the same columns; `bench mbpo`'s result
+// prints its parts' rows and rates, as `ProfileTable` several lines.
 
 /// The header line of `bench plan`'s table, in the columns of [`PlanResult`]'s rows.
 pub struct PlanHeader;
@@ -895,6 +1430,96 @@ impl fmt::Display for SacResult {
     }
 }
 
+/// The sizes of an MBPO case, one line (printed before its timing).
+impl fmt::Display for MbpoCase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: obs {}, act {} | SAC 2×{}, batch {}, {} updates/step | ensemble {} × {}×{}, {} elites | \
+             {} rollouts × {} step{} every {} steps ({}/step) | training on {} transitions, {} epochs | \
+             {} warm-up, {} timed calls of each part",
+            self.name,
+            self.obs_dim,
+            self.act_dim,
+            self.hidden,
+            self.batch,
+            self.updates,
+            self.members,
+            self.model_layers,
+            self.model_hidden,
+            self.elites,
+            self.rollouts,
+            self.length,
+            if self.length == 1 { "" } else { "s" },
+            self.freq,
+            self.rollouts / self.freq.max(1),
+            self.dataset,
+            self.train_epochs,
+            self.warmup,
+            self.repeats
+        )
+    }
+}
+
+/// The header line of `bench mbpo`'s table, in the columns of [`MbpoResult`]'s rows.
+pub struct MbpoHeader;
+
+impl fmt::Display for MbpoHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:<26} {:>11} {:>11} {:>9} {:>10} {:>7}", "part", "p50 ms", "p90 ms", "per step", "ms/step", "share")
+    }
+}
+
+/// The rows of `bench mbpo`'s table under [`MbpoHeader`] (each part, the total per environment
+/// step), then the rates: several lines, the last without a line break.
+impl fmt::Display for MbpoResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let p = &self.parts;
+        let every = format!("1/{}", self.freq_train_model);
+        for (name, part, calls) in [
+            (format!("acting + {} updates", self.updates_per_step), &p.act_update, "1"),
+            ("model rollouts".to_string(), &p.rollouts, every.as_str()),
+            ("model training".to_string(), &p.training, every.as_str()),
+        ] {
+            writeln!(
+                f,
+                "{:<26} {:>11.2} {:>11.2} {:>9} {:>10.3} {:>5.1} %",
+                name,
+                part.p50_ms,
+                part.p90_ms,
+                calls,
+                part.ms_per_step,
+                100.0 * part.ms_per_step / self.ms_per_step.max(f64::MIN_POSITIVE)
+            )?;
+        }
+        writeln!(
+            f,
+            "{:<26} {:>11} {:>11} {:>9} {:>10.3} {:>5.1} %",
+            "total per env step", "", "", "", self.ms_per_step, 100.0
+        )?;
+        writeln!(
+            f,
+            "env steps/s {:.1} | rollouts/s {:.3e} (model steps/s {:.3e}; {} pass{} of ≤ {} rollouts) | SAC updates/s {:.1}",
+            self.env_steps_per_s,
+            self.rollouts_per_s,
+            self.model_steps_per_s,
+            self.passes,
+            if self.passes == 1 { "" } else { "es" },
+            self.rows_per_pass,
+            self.updates_per_s
+        )?;
+        write!(
+            f,
+            "training {:.3} s/epoch ({} kernels) | model ring {} rows | {} dispatches per SAC submission{}",
+            self.train_seconds_per_epoch,
+            self.train_kernel,
+            self.model_capacity,
+            self.sac_dispatches_per_submission,
+            self.rollout_dispatches_per_batch.map_or(String::new(), |d| format!(", {d} per rollout batch"))
+        )
+    }
+}
+
 /// The heading of a training case's fused layouts ([`sweep_train_layouts`]), in the columns of
 /// [`TrainLayoutResult`]'s rows.
 pub struct TrainLayoutHeader;
@@ -937,5 +1562,94 @@ impl fmt::Display for ProfileTable<'_> {
             write!(f, "\n    {k:<22} {v:>10.3} ms {:>5.1} %", 100.0 * v / total.max(f64::MIN_POSITIVE))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults are the HalfCheetah reference sizes of `bench mbpo`'s documentation, and
+    /// the config they make is the reference's with those sizes.
+    #[test]
+    fn mbpo_defaults_are_the_halfcheetah_reference() {
+        let c = MbpoCase::default();
+        c.check().unwrap();
+        assert_eq!((c.obs_dim, c.act_dim, c.rollouts, c.length, c.freq), (17, 6, 100_000, 1, 250));
+        assert_eq!((c.updates, c.batch, c.hidden), (40, 256, 256));
+        assert_eq!((c.members, c.model_layers, c.model_hidden, c.elites), (7, 4, 200, 5));
+        let cfg = c.config();
+        assert_eq!(cfg.rollout.rollouts_per_step, 400);
+        assert_eq!(cfg.rollouts_per_batch(), 100_000);
+        // mbrl-lib's HalfCheetah buffer: 400 × 250 rollouts × 4 trainings per 1 000-step epoch.
+        assert_eq!(cfg.model_buffer_capacity(), 400_000);
+        assert_eq!(cfg.model.hidden, vec![200; 4]);
+        assert_eq!((cfg.train.epochs, cfg.train.patience, cfg.train.num_elites), (5, 0, 5));
+        assert_eq!(cfg.sac.actor_hidden, vec![256, 256]);
+    }
+
+    /// Every impossible size is refused naming its flag, all at once. Catches a check that is
+    /// missing or names another flag.
+    #[test]
+    fn mbpo_case_refuses_bad_sizes_naming_the_flag() {
+        let bad = |edit: &dyn Fn(&mut MbpoCase), flag: &str| {
+            let mut c = MbpoCase::default();
+            edit(&mut c);
+            let e = c.check().expect_err(flag).to_string();
+            assert!(e.contains(flag), "{flag}: {e}");
+        };
+        bad(&|c| c.rollouts = 0, "--rollouts");
+        bad(&|c| c.rollouts = 1100, "--rollouts"); // not a multiple of 250
+        bad(&|c| c.length = 0, "--length");
+        bad(&|c| c.length = crate::mbpo::MAX_ROLLOUT_LENGTH + 1, "--length");
+        bad(&|c| c.updates = 0, "--updates");
+        bad(&|c| c.updates = crate::sac::MAX_UPDATES_PER_STEP + 1, "--updates");
+        bad(&|c| c.batch = 0, "--batch");
+        bad(&|c| c.hidden = 0, "--hidden");
+        bad(&|c| c.members = 0, "--members");
+        bad(&|c| c.elites = 0, "--elites");
+        bad(&|c| c.elites = 8, "--elites");
+        bad(&|c| c.model_hidden = 0, "--model-hidden");
+        bad(&|c| c.model_layers = 0, "--model-layers");
+        bad(&|c| c.freq = 0, "--freq");
+        bad(&|c| c.dataset = 0, "--dataset");
+        bad(&|c| c.train_epochs = 0, "--train-epochs");
+        bad(&|c| c.repeats = 0, "--repeats");
+        let mut c = MbpoCase { freq: 0, repeats: 0, ..MbpoCase::default() };
+        let e = c.check().unwrap_err().to_string();
+        assert!(e.contains("--freq") && e.contains("--repeats"), "all at once: {e}");
+        // A minibatch larger than the model ring (250 × 4 trainings per 1 000-step epoch) is
+        // the MBPO config's own refusal.
+        c = MbpoCase { rollouts: 250, batch: 2000, ..MbpoCase::default() };
+        assert!(c.check().unwrap_err().to_string().contains("sac.batch_size"));
+        // The small lavapipe sizes of the help text are fine.
+        let small = MbpoCase {
+            rollouts: 2000,
+            updates: 2,
+            hidden: 64,
+            model_hidden: 64,
+            dataset: 1000,
+            train_epochs: 2,
+            repeats: 3,
+            ..MbpoCase::default()
+        };
+        small.check().unwrap();
+    }
+
+    /// Per environment step: the submission of updates and action every step, the rollouts and
+    /// the training once per `freq` steps, each at its median.
+    #[test]
+    fn mbpo_parts_amortise_over_freq_train_model() {
+        let p = MbpoParts::amortise(&[12.0, 10.0, 30.0], &[500.0, 250.0, 260.0, 240.0, 900.0], &[2500.0], 250);
+        assert_eq!((p.act_update.p50_ms, p.act_update.p90_ms, p.act_update.calls_per_step), (12.0, 30.0, 1.0));
+        assert_eq!(p.act_update.ms_per_step, 12.0);
+        assert_eq!((p.rollouts.p50_ms, p.rollouts.p90_ms), (260.0, 900.0));
+        assert_eq!(p.rollouts.calls_per_step, 1.0 / 250.0);
+        assert!((p.rollouts.ms_per_step - 1.04).abs() < 1e-12);
+        assert!((p.training.ms_per_step - 10.0).abs() < 1e-12);
+        assert!((p.ms_per_step() - (12.0 + (260.0 + 2500.0) / 250.0)).abs() < 1e-12);
+        // Every step trains and rolls out at freq 1.
+        let p = MbpoParts::amortise(&[1.0], &[2.0], &[3.0], 1);
+        assert_eq!(p.ms_per_step(), 6.0);
     }
 }

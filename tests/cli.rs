@@ -180,6 +180,101 @@ fn quick_sac_bench_writes_the_documented_json() {
     std::fs::remove_file(&path).ok();
 }
 
+/// `bench mbpo` at tiny sizes: the adapter, the verification, each part's timing and its
+/// amortised share of an environment step, and with timestamps the rollouts' and the SAC
+/// submission's per-kernel profiles.
+#[test]
+fn tiny_mbpo_bench_writes_the_documented_json() {
+    let path = std::env::temp_dir().join(format!("lookahead-mbpo-bench-{}.json", std::process::id()));
+    let sizes = "--rollouts 500 --freq 250 --length 2 --updates 2 --batch 64 --hidden 16 --members 3 --elites 2 \
+                 --model-hidden 16 --model-layers 2 --dataset 300 --train-epochs 2 --warmup 1 --repeats 2";
+    let out = bin()
+        .args(["bench", "mbpo", "--profile", "--json"])
+        .arg(&path)
+        .args(sizes.split_whitespace())
+        .output()
+        .expect("runs");
+    let text = out_text(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("adapter: ") && text.contains("verified: the rollouts'"), "{text}");
+    assert!(text.contains("total per env step"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    for k in ["name", "backend", "driver"] {
+        assert!(v["adapter"][k].is_string(), "adapter.{k}");
+    }
+    let timestamps = v["timestamps"].as_bool().expect("timestamps is reported");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1);
+    let r = &results[0];
+    assert_eq!(r["name"], "mbpo_halfcheetah");
+    for (k, want) in [
+        ("obs_dim", 17),
+        ("act_dim", 6),
+        ("rollouts", 500),
+        ("rollouts_per_step", 2),
+        ("length", 2),
+        ("freq_train_model", 250),
+        ("updates_per_step", 2),
+        ("batch", 64),
+        ("members", 3),
+        ("elites", 2),
+        ("dataset", 300),
+        ("train_epochs", 2),
+        ("repeats", 2),
+        // 500 rollouts × 2 steps × 4 trainings per 1 000-step epoch.
+        ("model_capacity", 4000),
+    ] {
+        assert_eq!(r[k].as_u64(), Some(want), "{k} in {r}");
+    }
+    assert_eq!(r["sac_hidden"], serde_json::json!([16, 16]));
+    assert_eq!(r["model_hidden"], serde_json::json!([16, 16]));
+    // Two updates of 45 dispatches (two hidden layers; `bench sac`'s count) and the action's 4.
+    assert_eq!(r["sac_dispatches_per_submission"].as_u64(), Some(2 * 45 + 4), "{r}");
+    let parts = &r["parts"];
+    let mut sum = 0.0;
+    for (part, calls) in [("act_update", 1.0), ("rollouts", 1.0 / 250.0), ("training", 1.0 / 250.0)] {
+        let p = &parts[part];
+        let p50 = p["p50_ms"].as_f64().unwrap();
+        assert!(p50 > 0.0 && p["p90_ms"].as_f64().unwrap() >= p50, "{part} in {r}");
+        assert_eq!(p["calls_per_step"].as_f64(), Some(calls), "{part} in {r}");
+        let per_step = p["ms_per_step"].as_f64().unwrap();
+        assert!((per_step - p50 * calls).abs() <= 1e-9 * per_step, "{part} in {r}");
+        sum += per_step;
+    }
+    let total = r["ms_per_step"].as_f64().unwrap();
+    assert!((total - sum).abs() <= 1e-9 * total, "{r}");
+    assert!((r["env_steps_per_s"].as_f64().unwrap() - 1e3 / total).abs() <= 1e-6 * (1e3 / total), "{r}");
+    for k in ["rollouts_per_s", "model_steps_per_s", "updates_per_s", "train_seconds_per_epoch"] {
+        assert!(r[k].as_f64().is_some_and(|x| x > 0.0), "{k} in {r}");
+    }
+    if timestamps {
+        let p = r["rollout_profile"].as_object().expect("a rollout profile");
+        for k in ["rollout_start", "rollout_policy", "rollout_model", "rollout_rank", "rollout_store"] {
+            assert!(p[k].as_f64().is_some_and(|ms| ms > 0.0), "rollout_profile.{k} in {r}");
+        }
+        // One pass: the start states, then per step the actor (3 layers), rollout_policy, the
+        // ensemble (3 layers, every member at once), rollout_model, rollout_rank, rollout_store.
+        assert_eq!(r["passes"].as_u64(), Some(1), "{r}");
+        assert_eq!(r["rollout_dispatches_per_batch"].as_u64(), Some(1 + 2 * (3 + 1 + 3 + 3)), "{r}");
+        let p = r["sac_profile"].as_object().expect("a SAC profile");
+        for k in ["sample", "forward", "adam_step", "polyak", "act"] {
+            assert!(p[k].as_f64().is_some_and(|ms| ms > 0.0), "sac_profile.{k} in {r}");
+        }
+    }
+    std::fs::remove_file(&path).ok();
+}
+
+/// `bench mbpo` refuses impossible sizes before it opens the adapter, naming the flag.
+#[test]
+fn mbpo_bench_refuses_bad_sizes_first() {
+    let t0 = Instant::now();
+    let out = bin().args(["bench", "mbpo", "--rollouts", "1000", "--freq", "300"]).output().expect("runs");
+    assert_eq!(out.status.code(), Some(2), "{}", out_text(&out));
+    let text = out_text(&out);
+    assert!(text.contains("--rollouts") && text.contains("--freq 300") && !text.contains("adapter: "), "{text}");
+    assert!(t0.elapsed() < Duration::from_secs(10), "refused after {:?}", t0.elapsed());
+}
+
 #[test]
 fn output_paths_are_checked_before_the_work() {
     let t0 = Instant::now();

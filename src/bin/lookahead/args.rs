@@ -218,6 +218,104 @@ pub enum BenchCommand {
     Plan(BenchPlanArgs),
     /// Time SAC updates (batch 256, 2×256 networks) and the next action, per submission.
     Sac(BenchSacArgs),
+    /// Time an MBPO environment step in parts: acting and SAC updates, model rollouts and model
+    /// training (amortised over freq_train_model steps), on synthetic data.
+    #[command(long_about = BENCH_MBPO_ABOUT)]
+    Mbpo(BenchMbpoArgs),
+}
+
+const BENCH_MBPO_ABOUT: &str =
+    "Time an MBPO environment step in parts, on synthetic data (seeded transitions, a random \
+ensemble, no environment): the SAC updates and the next action (one submission, every step), a batch of model \
+rollouts and a model training (each every --freq steps, amortised over them). The total per environment step \
+is acting/updates + (rollouts + training) / freq. Each part: warm-up calls, then --repeats timed calls, the \
+median reported.
+
+The defaults are HalfCheetah's sizes at mbrl-lib's MBPO reference (obs 17, act 6; 400 rollouts per step × \
+freq 250 = 100 000 rollouts of length 1; a 7 × 4×200 ensemble, 5 elites, trained 5 epochs on 10 000 \
+transitions) with 40 SAC updates per step of batch 256 through 2×256 networks. They are sized for a GPU: on a \
+CPU rasteriser (lavapipe, two cores) one model training of the default ensemble and dataset alone takes \
+minutes; small sizes run in seconds, e.g. --rollouts 2000 --updates 2 --hidden 64 --model-hidden 64 --dataset \
+1000 --train-epochs 2 --repeats 3 (about 15 s there).";
+
+// The arguments of `bench mbpo`.
+#[derive(Args)]
+pub struct BenchMbpoArgs {
+    /// Rollouts per batch (rollouts per step × --freq; a multiple of --freq).
+    #[arg(long, default_value_t = 100_000)]
+    pub rollouts: usize,
+    /// Steps per rollout.
+    #[arg(long, default_value_t = 1)]
+    pub length: usize,
+    /// SAC updates per environment step (one submission with the next action).
+    #[arg(long, default_value_t = 40)]
+    pub updates: usize,
+    /// SAC minibatch rows.
+    #[arg(long, default_value_t = 256)]
+    pub batch: usize,
+    /// Width of the SAC actor's and critics' two hidden layers.
+    #[arg(long, default_value_t = 256)]
+    pub hidden: usize,
+    /// Ensemble members.
+    #[arg(long, default_value_t = 7)]
+    pub members: usize,
+    /// Elites the rollouts draw from.
+    #[arg(long, default_value_t = 5)]
+    pub elites: usize,
+    /// Width of the ensemble's hidden layers.
+    #[arg(long, default_value_t = 200)]
+    pub model_hidden: usize,
+    /// The ensemble's hidden layers.
+    #[arg(long, default_value_t = 4)]
+    pub model_layers: usize,
+    /// Environment steps per model training and rollout batch (freq_train_model).
+    #[arg(long, default_value_t = 250)]
+    pub freq: usize,
+    /// Real transitions the ensemble trains on and the rollouts start from.
+    #[arg(long, default_value_t = 10_000)]
+    pub dataset: usize,
+    /// Epochs per model training (no early stopping).
+    #[arg(long, default_value_t = 5)]
+    pub train_epochs: usize,
+    /// Untimed calls of each part before its timing.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Timed calls of each part (the median is reported).
+    #[arg(long, default_value_t = 5)]
+    pub repeats: usize,
+    /// Time the kernels even when they fail verification on this adapter.
+    #[arg(long)]
+    pub force: bool,
+    /// Write the JSON report here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Also time every kernel of a rollout batch and of a SAC submission on the GPU
+    /// (timestamp queries).
+    #[arg(long)]
+    pub profile: bool,
+}
+
+impl BenchMbpoArgs {
+    /// The benchmark case of these sizes.
+    pub fn case(&self) -> lookahead::bench::MbpoCase {
+        lookahead::bench::MbpoCase {
+            rollouts: self.rollouts,
+            length: self.length,
+            updates: self.updates,
+            batch: self.batch,
+            hidden: self.hidden,
+            members: self.members,
+            elites: self.elites,
+            model_hidden: self.model_hidden,
+            model_layers: self.model_layers,
+            freq: self.freq,
+            dataset: self.dataset,
+            train_epochs: self.train_epochs,
+            warmup: self.warmup,
+            repeats: self.repeats,
+            ..Default::default()
+        }
+    }
 }
 
 // The arguments of `bench sac`.

@@ -1,15 +1,17 @@
-//! `bench plan`, `bench train` and `bench sac`: the library's benchmark suites as tables on
+//! `bench plan`, `bench train`, `bench sac` and `bench mbpo`: the library's benchmarks as tables on
 //! stdout (the row types of `lookahead::bench`), and as a JSON report with `--json`. No figure
 //! is timed through kernels that fail verification on the adapter unless `--force`.
 
 use std::path::Path;
 
-use lookahead::bench::{self, LayoutHeader, PlanHeader, ProfileTable, SacHeader, TrainHeader, TrainLayoutHeader};
+use lookahead::bench::{
+    self, LayoutHeader, MbpoHeader, PlanHeader, ProfileTable, SacHeader, TrainHeader, TrainLayoutHeader,
+};
 use lookahead::gpu::{GpuContext, Profiler};
 use lookahead::planner::MlpKernel;
 use lookahead::verify::Family;
 
-use crate::args::{BenchPlanArgs, BenchSacArgs, BenchTrainArgs, GpuArgs};
+use crate::args::{BenchMbpoArgs, BenchPlanArgs, BenchSacArgs, BenchTrainArgs, GpuArgs};
 
 /// Timed plans per layout of `bench plan --fused-layouts`.
 const FUSED_LAYOUT_PLANS: usize = 5;
@@ -138,7 +140,38 @@ pub fn cmd_bench_sac(gpu: &GpuArgs, args: BenchSacArgs) -> anyhow::Result<()> {
     write_report(&ctx, results, args.json.as_deref())
 }
 
-/// The start of `bench plan`, `bench train` and `bench sac`: checks the report path before any work, opens
+/// `lookahead bench mbpo`: times the parts of an MBPO environment step (acting and updates,
+/// rollouts, model training) and their amortised sum.
+pub fn cmd_bench_mbpo(gpu: &GpuArgs, args: BenchMbpoArgs) -> anyhow::Result<()> {
+    let case = args.case();
+    // The sizes are refused before the adapter opens.
+    case.check()?;
+    let ctx = start_bench(gpu, "mbpo", args.json.as_deref(), false, args.profile)?;
+    unless_forced(
+        lookahead::verify::check_families(
+            &ctx,
+            &[
+                Family::MlpTiled,
+                Family::MlpFused,
+                Family::TrainLoss,
+                Family::TrainAdam,
+                Family::Sac,
+                Family::MbpoRollout,
+            ],
+        ),
+        args.force,
+        "verified: the rollouts', SAC update's and training's kernels match their f64 references on this adapter",
+    )?;
+    println!("{case}");
+    let r = bench::run_mbpo_case(&ctx, &case, args.profile)?;
+    println!("{MbpoHeader}");
+    println!("{r}");
+    print_profile(r.rollout_profile.as_ref(), "rollout batch");
+    print_profile(r.sac_profile.as_ref(), "SAC submission");
+    write_report(&ctx, vec![r], args.json.as_deref())
+}
+
+/// The start of `bench plan`, `bench train`, `bench sac` and `bench mbpo`: checks the report path before any work, opens
 /// the adapter and prints the header (version, adapter, check policy, timestamp support).
 fn start_bench(
     gpu: &GpuArgs,
