@@ -65,7 +65,11 @@ struct SacParams {
     step_lo: u32,       // the environment step (the action noise's counter)
     step_hi: u32,
     n_real_rows: u32,   // minibatch rows drawn from `replay`; the rest from the model ring
+    model_window: u32,  // the newest model-ring rows the minibatches draw from
+    model_capacity: u32,
+    _pad0: u32,
     _pad1: u32,
+    _pad2: u32,
     center: array<vec4<f32>, 2>, // the action bounds' centre, MAX_ACT values
     half: array<vec4<f32>, 2>,   // and half width
 }
@@ -148,8 +152,9 @@ fn transition_value(real: bool, i: u32) -> f32 {
 }
 
 // One row per invocation: the row's source (the first n_real_rows rows from the real ring, the
-// others from the model ring while it holds any), its index from the full 32-bit word (Lemire's
-// multiply-shift), the row copied into the critics' and the actor's inputs, and the two noise
+// others from the newest model_window rows of the model ring while it holds any), its index
+// from the full 32-bit word (Lemire's multiply-shift; in the model ring counted back from its
+// newest row), the row copied into the critics' and the actor's inputs, and the two noise
 // streams.
 @compute @workgroup_size(WG_SIZE)
 fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
@@ -159,10 +164,12 @@ fn sample(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let d = p.obs_dim;
     let a = p.act_dim;
-    let model_fill = ring_state[1];
-    let real = b < p.n_real_rows || model_fill == 0u;
+    let model_n = min(ring_state[1], p.model_window);
+    let real = b < p.n_real_rows || model_n == 0u;
     let w = philox(vec4<u32>(b, p.update_lo, p.update_hi, tag(PURPOSE_SAC_INDEX, 0u, 0u)), key());
-    let idx = mulhilo(w.x, select(model_fill, p.n_stored, real)).x;
+    let drawn = mulhilo(w.x, select(model_n, p.n_stored, real)).x;
+    // The model ring's newest row is the one before its head.
+    let idx = select((ring_state[0] + p.model_capacity - 1u - drawn) % max(p.model_capacity, 1u), drawn, real);
     let row = 2u * d + a + 2u;
     let base = idx * row;
     let width = d + a;

@@ -90,6 +90,49 @@ fn updates_are_finite_polyak_exact_and_reproducible() {
     assert_eq!(dev2.params().unwrap(), after);
 }
 
+/// With a model ring (MBPO), a minibatch's first `real_rows` rows come from the real ring and
+/// the others from the newest `window` rows of the model ring, counted back from the one before
+/// its head across the wrap, as `sac::reference::draw_mixed` draws them. Catches the model rows
+/// drawn from the whole ring (or its oldest rows), the real rows drawn from the model ring, and
+/// an index that does not wrap.
+#[test]
+fn minibatches_mix_the_real_rows_and_the_newest_model_rows() {
+    use lookahead::sac::reference::{draw_mixed, Fill};
+    let ctx = common::ctx();
+    let s = SacShapes { model_capacity: 7, real_rows: 2, ..shapes(Activation::Relu) };
+    let align = lookahead::kernels::net::NetLayout::alignment(&ctx);
+    let al = lookahead::kernels::net::NetLayout::new(&s.actor_widths(), 1, align);
+    let cl = lookahead::kernels::net::NetLayout::new(&s.critic_widths(), 2, align);
+    let critic = cl.init_uniform(2);
+    let init = SacParamsF32 { actor: al.init_uniform(1), target: critic.clone(), critic, log_alpha: -0.5 };
+    let row = s.row_len();
+    let mut dev = SacDevice::new(&ctx, s, settings(), &init).unwrap();
+    let mut real = Vec::new();
+    for t in 0..9 {
+        let f = t as f32;
+        let r: Vec<f32> = vec![f, -f, 0.5 * f, 0.1 * f, 0.2, f + 0.5, 1.0, 2.0, 3.0, 0.0];
+        dev.push(&r[..3], &r[3..5], r[5], &r[6..9], false).unwrap();
+        real.push(r);
+    }
+    // A wrapped model ring: head 3, full; every row tells its index (1000 + row).
+    let model: Vec<f32> = (0..7).flat_map(|i| vec![1000.0 + i as f32; row]).collect();
+    let (ring, state) = dev.model_ring().expect("a model ring");
+    ctx.queue.write_buffer(ring, 0, bytemuck::cast_slice(&model));
+    ctx.queue.write_buffer(state, 0, bytemuck::cast_slice(&[3u32, 7, 7, 0]));
+    dev.set_model_window(4);
+    dev.run(&[UpdatePlan { index: 3, actor: false, polyak: false }], None, 0, false).unwrap();
+    let drawn = dev.last_minibatch().unwrap();
+    let fill = Fill { real: 9, model: 7, real_rows: 2, head: 3, capacity: 7, window: 4 };
+    let (rows, _) = draw_mixed(settings().seed, 3, fill, 5, 2).unwrap();
+    for (b, d) in rows.iter().enumerate() {
+        let got = drawn.obs[b * 3];
+        let want = if d.real { real[d.index][0] } else { 1000.0 + d.index as f32 };
+        assert_eq!(got, want, "row {b}: {d:?}");
+        assert_eq!(d.real, b < 2, "row {b}: {d:?}");
+        assert!(d.real || [2, 1, 0, 6].contains(&d.index), "row {b} outside the window: {d:?}");
+    }
+}
+
 mod against_reference {
     use super::*;
     use lookahead::kernels::net::NetLayout;

@@ -174,7 +174,11 @@ fn sac_params_layout_matches_the_rust_mirror() {
         step_lo,
         step_hi,
         n_real_rows,
+        model_window,
+        model_capacity,
+        _pad0,
         _pad1,
+        _pad2,
         center,
         half
     );

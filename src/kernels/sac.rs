@@ -67,7 +67,11 @@ pub struct SacParams {
     pub step_lo: u32,
     pub step_hi: u32,
     pub n_real_rows: u32,
+    pub model_window: u32,
+    pub model_capacity: u32,
+    pub _pad0: u32,
     pub _pad1: u32,
+    pub _pad2: u32,
     pub center: [f32; MAX_ACT],
     pub half: [f32; MAX_ACT],
 }

@@ -391,12 +391,20 @@ impl MbpoConfig {
     /// `trains_per_epoch`: the model trains every `freq_train_model` steps of the run, not of
     /// the epoch, so an epoch that is no multiple of it holds a varying number of trainings.
     pub fn model_buffer_capacity(&self) -> usize {
+        self.model_window(self.rollout.rollout_schedule[3].max(self.rollout.rollout_schedule[2]))
+    }
+
+    /// The newest model transitions SAC draws from while rollouts are `length` steps long:
+    /// `rollouts_per_batch × ⌈epoch_length / freq_train_model⌉ × retain_epochs × length`
+    /// (saturating), mbrl-lib's buffer capacity for that length (it replaces its buffer by one
+    /// of that size, keeping the newest transitions, when the length changes).
+    pub fn model_window(&self, length: usize) -> usize {
         let r = &self.rollout;
         let trains_per_epoch = r.epoch_length.div_ceil(r.freq_train_model.max(1));
         self.rollouts_per_batch()
             .saturating_mul(trains_per_epoch)
             .saturating_mul(r.retain_epochs)
-            .saturating_mul(r.rollout_schedule[3])
+            .saturating_mul(length)
     }
 
     /// The SAC settings as a [`SacConfig`], what the SAC device and policy are built from: the

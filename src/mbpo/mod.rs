@@ -64,6 +64,7 @@ pub fn run(
         title: format!("MBPO on {name}"),
         model_ring: Some((cfg.model_buffer_capacity(), real_rows)),
         extension: Some(&make),
+        episode_cap: Some(cfg.schedule.trial_length as u64),
     };
     let mut lp = SacLoop::start_or_resume(ctx, &sac_cfg, spec, env, opts)?;
     lp.run_steps(started)?;

@@ -77,7 +77,7 @@ impl Extension for ModelRollouts<'_> {
         self.data.push(obs, act, next, reward, terminated)
     }
 
-    fn before_updates(&mut self, dev: &SacDevice, env_step: u64) -> Result<Option<serde_json::Value>> {
+    fn before_updates(&mut self, dev: &mut SacDevice, env_step: u64) -> Result<Option<serde_json::Value>> {
         let (epoch, retrain) = schedule(self.cfg, env_step);
         if !retrain {
             return Ok(None);
@@ -87,6 +87,7 @@ impl Extension for ModelRollouts<'_> {
         self.rollouts.set_model(&self.trainer.ensemble()?, &report.elites)?;
         let length = self.cfg.rollout_length(epoch);
         self.ring = self.rollouts.run(self.batches, length, dev.n_stored())?;
+        dev.set_model_window(self.cfg.model_window(length));
         self.batches += 1;
         let elite_mse =
             report.elites.iter().map(|m| report.best_mse[*m]).sum::<f64>() / report.elites.len().max(1) as f64;

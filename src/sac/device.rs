@@ -338,6 +338,8 @@ pub struct SacDevice {
     polyak_grid: (u32, u32, u32),
     /// Transitions written to the ring.
     stored: u64,
+    /// The newest model-ring rows the minibatches draw from.
+    model_window: usize,
     /// Dispatches recorded by the last submission.
     last_dispatches: u64,
 }
@@ -396,6 +398,7 @@ impl SacDevice {
             groups,
             polyak_grid: (x, y, 1),
             stored: 0,
+            model_window: usize::MAX,
             last_dispatches: 0,
         })
     }
@@ -415,6 +418,12 @@ impl SacDevice {
     /// MBPO's rollouts fill; none for plain SAC.
     pub fn model_ring(&self) -> Option<(&wgpu::Buffer, &wgpu::Buffer)> {
         self.io.model_ring.as_ref().map(|r| (r, &self.io.ring_state))
+    }
+
+    /// The minibatches' model rows come from the newest `window` rows of the model ring (all of
+    /// them until this is called).
+    pub fn set_model_window(&mut self, window: usize) {
+        self.model_window = window;
     }
 
     /// The action bounds' centre and half width.
@@ -480,6 +489,8 @@ impl SacDevice {
             step_lo: step as u32,
             step_hi: (step >> 32) as u32,
             n_real_rows: self.shapes.real_rows as u32,
+            model_window: self.model_window.min(u32::MAX as usize) as u32,
+            model_capacity: self.shapes.model_capacity as u32,
             ..bounds
         }
     }

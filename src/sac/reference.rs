@@ -811,8 +811,13 @@ pub fn draw(
     batch: usize,
     act_dim: usize,
 ) -> Result<(Vec<usize>, Noise)> {
-    let (rows, noise) =
-        draw_mixed(seed, update_index, Fill { real: n_stored, model: 0, real_rows: batch }, batch, act_dim)?;
+    let (rows, noise) = draw_mixed(
+        seed,
+        update_index,
+        Fill { real: n_stored, model: 0, real_rows: batch, head: 0, capacity: 0, window: 0 },
+        batch,
+        act_dim,
+    )?;
     Ok((rows.into_iter().map(|r| r.index).collect(), noise))
 }
 
@@ -825,6 +830,12 @@ pub struct Fill {
     pub model: usize,
     /// Minibatch rows drawn from the real ring while the model ring holds any.
     pub real_rows: usize,
+    /// The model ring's next row.
+    pub head: usize,
+    /// The model ring's rows.
+    pub capacity: usize,
+    /// The newest model-ring rows drawn from.
+    pub window: usize,
 }
 
 /// A minibatch row's transition: which ring and which row of it.
@@ -837,8 +848,9 @@ pub struct Drawn {
 }
 
 /// [`draw`] over two rings: the first `fill.real_rows` rows from the real ring and the others
-/// from the model ring (all from the real ring while the model ring is empty), each index from
-/// the row's own word as in `sample`.
+/// from the newest `fill.window` rows of the model ring, counted back from the one before its
+/// head (all from the real ring while the model ring is empty), each index from the row's own
+/// word as in `sample`.
 pub fn draw_mixed(
     seed: u64,
     update_index: u64,
@@ -850,7 +862,7 @@ pub fn draw_mixed(
         u32::try_from(n)
             .map_err(|_| Error::InvalidInput(format!("SAC draw: {n} stored transitions exceed the u32 range")))
     };
-    let (n_real, n_model) = (count(fill.real)?, count(fill.model)?);
+    let (n_real, n_model) = (count(fill.real)?, count(fill.model.min(fill.window))?);
     let elements = u32::try_from(batch * act_dim)
         .map_err(|_| Error::InvalidInput(format!("SAC draw: {batch} × {act_dim} noise values exceed the u32 range")))?;
     let key = key_of(seed);
@@ -861,7 +873,8 @@ pub fn draw_mixed(
         if n == 0 {
             return Err(Error::InvalidInput("SAC draw: no stored transitions to sample from".into()));
         }
-        let index = replay_index(philox(counter(i, update_index, purpose::SAC_INDEX), key)[0], n) as usize;
+        let drawn = replay_index(philox(counter(i, update_index, purpose::SAC_INDEX), key)[0], n) as usize;
+        let index = if real { drawn } else { (fill.head + fill.capacity - 1 - drawn) % fill.capacity };
         rows.push(Drawn { real, index });
     }
     let stream = |p: u32| (0..elements).map(|e| gaussian(key, update_index, p, e)).collect();

@@ -67,7 +67,7 @@ pub trait Extension {
     /// Before the updates of environment step `env_step` (after the random steps), on the
     /// device whose rings the updates draw from: an event for `metrics.jsonl` when it did
     /// something worth one.
-    fn before_updates(&mut self, dev: &SacDevice, env_step: u64) -> Result<Option<serde_json::Value>>;
+    fn before_updates(&mut self, dev: &mut SacDevice, env_step: u64) -> Result<Option<serde_json::Value>>;
 
     /// Fields added to each evaluation's event.
     fn eval_fields(&mut self) -> serde_json::Map<String, serde_json::Value>;
@@ -89,6 +89,9 @@ pub struct LoopSpec<'x> {
     pub model_ring: Option<(usize, usize)>,
     /// The extension, built once the device exists.
     pub extension: Option<ExtensionFactory<'x>>,
+    /// Training episodes end (truncated) after this many steps, if the environment has not
+    /// ended them first.
+    pub episode_cap: Option<u64>,
 }
 
 impl LoopSpec<'_> {
@@ -101,6 +104,7 @@ impl LoopSpec<'_> {
             title: format!("SAC on {name}"),
             model_ring: None,
             extension: None,
+            episode_cap: None,
         }
     }
 }
@@ -124,6 +128,7 @@ pub struct SacLoop<'a, 'o> {
     seconds_before: f64,
     ext: Option<Box<dyn Extension + 'a>>,
     title: String,
+    episode_cap: u64,
 }
 
 /// The run folder's lock and, when resuming, its last consistent point and checkpoint.
@@ -266,6 +271,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             seconds_before: 0.0,
             ext,
             title: spec.title,
+            episode_cap: spec.episode_cap.unwrap_or(u64::MAX),
         };
         match resumed {
             Some((state, ckpt)) => sac.restore(state, &ckpt)?,
@@ -334,7 +340,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             self.store(&obs, &action, s.reward, &s.obs, s.terminated)?;
             (ret, len) = (ret + s.reward, len + 1);
             self.report(started);
-            if !(s.terminated || s.truncated) {
+            if !(s.terminated || s.truncated || len >= self.episode_cap) {
                 obs = s.obs;
                 continue;
             }
@@ -367,7 +373,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             })
             .collect();
         if let Some(ext) = self.ext.as_mut() {
-            if let Some(event) = ext.before_updates(&self.dev, self.c.env_steps)? {
+            if let Some(event) = ext.before_updates(&mut self.dev, self.c.env_steps)? {
                 self.event(event)?;
             }
         }
