@@ -1146,96 +1146,20 @@ fn mean_profile(name: &str, what: &str, total: RecordStats, n: usize) -> Result<
 /// [`SacDevice::run`]: crate::sac::device::SacDevice::run
 /// [`Trainer::train`]: crate::train::Trainer::train
 pub fn run_mbpo_case(ctx: &GpuContext, c: &MbpoCase, profile: bool) -> Result<MbpoResult> {
-    use crate::kernels::family::TaskWgsl;
-    use crate::mbpo::rollout::{RolloutDevice, RolloutShapes};
-    use crate::sac::device::UpdatePlan;
     c.check()?;
-    let cfg = c.config();
-    let task = Task::quadratic(c.obs_dim, c.act_dim);
-    let (buffer, ring) = mbpo_transitions(c, 11)?;
-    let mut sac = mbpo_sac_device(ctx, &cfg, &task, &ring, c.dataset)?;
-    let spec = cfg.model.spec(c.obs_dim, c.act_dim);
-    let model_capacity = sac.shapes().model_capacity;
-    let rows = RolloutShapes::rows_that_fit(ctx, &spec, c.rollouts).min(model_capacity);
-    let shapes = RolloutShapes { spec: spec.clone(), n_rollouts: c.rollouts, max_length: c.length, rows };
-    let passes = shapes.passes();
-    let mut rollouts =
-        RolloutDevice::new(ctx, &sac, TaskWgsl { name: &task.name, wgsl: &task.wgsl }, shapes, cfg.seed)?;
-    let elites: Vec<usize> = (0..c.elites).collect();
-    rollouts.set_model(&Ensemble::random(spec.clone(), 5)?, &elites)?;
-    let n_real = sac.n_stored();
-
-    // 1. Rollout batches: every rollout lives its whole length (the quadratic task never
-    // terminates), so each batch writes rollouts × length transitions.
-    let rollout_ms = time_calls(c.warmup, c.repeats, |i| {
-        let state = rollouts.run(i as u64, c.length, n_real)?;
-        let expected = ((i + 1) * c.rollouts * c.length) as u64;
-        if state.written != expected {
-            return Err(Error::InvalidInput(format!(
-                "{}: the model ring holds {} transitions written after {} batches; expected {expected}",
-                c.name,
-                state.written,
-                i + 1
-            )));
-        }
-        Ok(())
-    })?;
-    let mut batches = (c.warmup + c.repeats) as u64;
-
-    // 2. The updates and the next action, from the filled model ring.
-    let mut next_update = 0u64;
-    let mut plans = |n: usize| -> Vec<UpdatePlan> {
-        let v = (next_update..next_update + n as u64)
-            .map(|index| UpdatePlan { index, actor: true, polyak: true })
-            .collect();
-        next_update += n as u64;
-        v
+    let mut b = MbpoBench::new(ctx, c)?;
+    let rollout_ms = b.time_rollouts(c)?;
+    let act_update_ms = b.time_steps(c)?;
+    let sac_dispatches_per_submission = b.sac.last_dispatches();
+    let (train_ms, epoch_seconds, train_kernel) = b.time_trainings(ctx, c)?;
+    let profiles = match (profile, Profiler::new(ctx)) {
+        (true, Some(profiler)) => Some(b.profile(c, &profiler)?),
+        _ => None,
     };
-    let obs = |i: usize| -> Vec<f32> { (0..c.obs_dim).map(|k| 0.1 * ((i * 7 + k) % 13) as f32 - 0.6).collect() };
-    let act_update_ms = time_calls(c.warmup, c.repeats, |i| {
-        let step = sac.run(&plans(c.updates), Some(&obs(i)), i as u64, false)?;
-        if step.stats.iter().any(|s| !s.critic_loss.is_finite()) {
-            return Err(Error::InvalidInput(format!("{}: a critic loss is not finite", c.name)));
-        }
-        Ok(())
-    })?;
-    let mut steps = (c.warmup + c.repeats) as u64;
-    let sac_dispatches_per_submission = sac.last_dispatches();
-
-    // 3. Model trainings, each handing its ensemble and elites to the rollouts.
-    let train = crate::train::TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
-    let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(spec, cfg.seed)?, train)?;
-    trainer.check_transitions(c.dataset, "a smaller --dataset")?;
-    let mut epoch_seconds = Vec::new();
-    let train_ms = time_calls(c.warmup, c.repeats, |i| {
-        let report = trainer.train(&buffer)?;
-        rollouts.set_model(&trainer.ensemble()?, &report.elites)?;
-        if i >= c.warmup {
-            epoch_seconds.extend(report.epoch_seconds);
-        }
-        Ok(())
-    })?;
-
-    let (mut rollout_dispatches_per_batch, mut rollout_profile, mut sac_profile) = (None, None, None);
-    if let (true, Some(profiler)) = (profile, Profiler::new(ctx)) {
-        let mut total = RecordStats::default();
-        for _ in 0..c.profiled {
-            total.add(&rollouts.run_profiled(batches, c.length, n_real, &profiler)?.1);
-            batches += 1;
-        }
-        let (dispatches, gpu_ms) = mean_profile(&c.name, "rollout batches", total, c.profiled)?;
-        (rollout_dispatches_per_batch, rollout_profile) = (Some(dispatches), Some(gpu_ms));
-        let mut total = RecordStats::default();
-        for _ in 0..c.profiled {
-            total.add(&sac.run_profiled(&plans(c.updates), Some(&obs(steps as usize)), steps, false, &profiler)?.1);
-            steps += 1;
-        }
-        sac_profile = Some(mean_profile(&c.name, "SAC submissions", total, c.profiled)?.1);
-    }
-
     let parts = MbpoParts::amortise(&act_update_ms, &rollout_ms, &train_ms, c.freq);
     let ms_per_step = parts.ms_per_step();
     let rollout_s = parts.rollouts.p50_ms / 1e3;
+    let (cfg, shapes) = (&b.cfg, b.rollouts.shapes());
     Ok(MbpoResult {
         name: c.name.clone(),
         obs_dim: c.obs_dim,
@@ -1249,9 +1173,9 @@ pub fn run_mbpo_case(ctx: &GpuContext, c: &MbpoCase, profile: bool) -> Result<Mb
         rollouts: c.rollouts,
         rollouts_per_step: cfg.rollout.rollouts_per_step,
         length: c.length,
-        rows_per_pass: rows,
-        passes,
-        model_capacity,
+        rows_per_pass: shapes.rows,
+        passes: shapes.passes(),
+        model_capacity: b.sac.shapes().model_capacity,
         freq_train_model: c.freq,
         dataset: c.dataset,
         train_epochs: c.train_epochs,
@@ -1265,12 +1189,140 @@ pub fn run_mbpo_case(ctx: &GpuContext, c: &MbpoCase, profile: bool) -> Result<Mb
         model_steps_per_s: (c.rollouts * c.length) as f64 / rollout_s,
         updates_per_s: c.updates as f64 / (parts.act_update.p50_ms / 1e3),
         train_seconds_per_epoch: crate::util::percentile(&epoch_seconds, 0.5).unwrap_or(f64::NAN),
-        train_kernel: trainer.mlp_kernel().name().to_string(),
+        train_kernel,
         sac_dispatches_per_submission,
-        rollout_dispatches_per_batch,
-        rollout_profile,
-        sac_profile,
+        rollout_dispatches_per_batch: profiles.as_ref().map(|p| p.0),
+        rollout_profile: profiles.as_ref().map(|p| p.1.clone()),
+        sac_profile: profiles.map(|p| p.2),
     })
+}
+
+/// What `bench mbpo` times: the SAC device over a filled real ring, the rollouts on it (a
+/// random ensemble until the first training), the replay buffer the model trains on, and the
+/// counters that keep every call's draws fresh.
+struct MbpoBench {
+    cfg: crate::mbpo::MbpoConfig,
+    sac: crate::sac::device::SacDevice,
+    rollouts: crate::mbpo::rollout::RolloutDevice,
+    buffer: crate::train::ReplayBuffer,
+    n_real: usize,
+    batches: u64,
+    steps: u64,
+    next_update: u64,
+}
+
+impl MbpoBench {
+    fn new(ctx: &GpuContext, c: &MbpoCase) -> Result<Self> {
+        use crate::kernels::family::TaskWgsl;
+        use crate::mbpo::rollout::{RolloutDevice, RolloutShapes};
+        let cfg = c.config();
+        let task = Task::quadratic(c.obs_dim, c.act_dim);
+        let (buffer, ring) = mbpo_transitions(c, 11)?;
+        let sac = mbpo_sac_device(ctx, &cfg, &task, &ring, c.dataset)?;
+        let spec = cfg.model.spec(c.obs_dim, c.act_dim);
+        let rows = RolloutShapes::rows_that_fit(ctx, &spec, c.rollouts).min(sac.shapes().model_capacity);
+        let shapes = RolloutShapes { spec: spec.clone(), n_rollouts: c.rollouts, max_length: c.length, rows };
+        let wgsl = TaskWgsl { name: &task.name, wgsl: &task.wgsl };
+        let mut rollouts = RolloutDevice::new(ctx, &sac, wgsl, shapes, cfg.seed)?;
+        let elites: Vec<usize> = (0..c.elites).collect();
+        rollouts.set_model(&Ensemble::random(spec, 5)?, &elites)?;
+        let n_real = sac.n_stored();
+        Ok(Self { cfg, sac, rollouts, buffer, n_real, batches: 0, steps: 0, next_update: 0 })
+    }
+
+    /// Rollout batches: every rollout lives its whole length (the quadratic task never
+    /// terminates), so each batch writes rollouts × length transitions.
+    fn time_rollouts(&mut self, c: &MbpoCase) -> Result<Vec<f64>> {
+        let (rollouts, n_real) = (&self.rollouts, self.n_real);
+        let ms = time_calls(c.warmup, c.repeats, |i| {
+            let state = rollouts.run(i as u64, c.length, n_real)?;
+            let expected = ((i + 1) * c.rollouts * c.length) as u64;
+            if state.written != expected {
+                return Err(Error::InvalidInput(format!(
+                    "{}: the model ring holds {} transitions written after {} batches; expected {expected}",
+                    c.name,
+                    state.written,
+                    i + 1
+                )));
+            }
+            Ok(())
+        })?;
+        self.batches = (c.warmup + c.repeats) as u64;
+        Ok(ms)
+    }
+
+    /// The next `n` updates' plans.
+    fn plans(&mut self, n: usize) -> Vec<crate::sac::device::UpdatePlan> {
+        let first = self.next_update;
+        self.next_update += n as u64;
+        (first..first + n as u64)
+            .map(|index| crate::sac::device::UpdatePlan { index, actor: true, polyak: true })
+            .collect()
+    }
+
+    /// The observation of environment step `i`.
+    fn obs(c: &MbpoCase, i: u64) -> Vec<f32> {
+        (0..c.obs_dim).map(|k| 0.1 * ((i as usize * 7 + k) % 13) as f32 - 0.6).collect()
+    }
+
+    /// The updates and the next action, from the filled model ring.
+    fn time_steps(&mut self, c: &MbpoCase) -> Result<Vec<f64>> {
+        let ms = time_calls(c.warmup, c.repeats, |i| {
+            let plans = self.plans(c.updates);
+            let step = self.sac.run(&plans, Some(&Self::obs(c, i as u64)), i as u64, false)?;
+            if step.stats.iter().any(|s| !s.critic_loss.is_finite()) {
+                return Err(Error::InvalidInput(format!("{}: a critic loss is not finite", c.name)));
+            }
+            Ok(())
+        })?;
+        self.steps = (c.warmup + c.repeats) as u64;
+        Ok(ms)
+    }
+
+    /// Model trainings, each handing its ensemble and elites to the rollouts: their times, the
+    /// timed calls' epoch seconds and the training kernel's name.
+    fn time_trainings(&mut self, ctx: &GpuContext, c: &MbpoCase) -> Result<(Vec<f64>, Vec<f64>, String)> {
+        let cfg = &self.cfg;
+        let train = crate::train::TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
+        let spec = cfg.model.spec(c.obs_dim, c.act_dim);
+        let mut trainer = crate::train::Trainer::new(ctx, Ensemble::random(spec, cfg.seed)?, train)?;
+        trainer.check_transitions(c.dataset, "a smaller --dataset")?;
+        let mut epoch_seconds = Vec::new();
+        let (rollouts, buffer) = (&mut self.rollouts, &self.buffer);
+        let ms = time_calls(c.warmup, c.repeats, |i| {
+            let report = trainer.train(buffer)?;
+            rollouts.set_model(&trainer.ensemble()?, &report.elites)?;
+            if i >= c.warmup {
+                epoch_seconds.extend(report.epoch_seconds);
+            }
+            Ok(())
+        })?;
+        Ok((ms, epoch_seconds, trainer.mlp_kernel().name().to_string()))
+    }
+
+    /// `profiled` rollout batches and SAC submissions with every dispatch timed: dispatches per
+    /// rollout batch, GPU ms per kernel of a batch and of a SAC submission.
+    fn profile(
+        &mut self,
+        c: &MbpoCase,
+        profiler: &Profiler,
+    ) -> Result<(u64, BTreeMap<String, f64>, BTreeMap<String, f64>)> {
+        let mut total = RecordStats::default();
+        for _ in 0..c.profiled {
+            total.add(&self.rollouts.run_profiled(self.batches, c.length, self.n_real, profiler)?.1);
+            self.batches += 1;
+        }
+        let (dispatches, rollout_ms) = mean_profile(&c.name, "rollout batches", total, c.profiled)?;
+        let mut total = RecordStats::default();
+        for _ in 0..c.profiled {
+            let plans = self.plans(c.updates);
+            let obs = Self::obs(c, self.steps);
+            total.add(&self.sac.run_profiled(&plans, Some(&obs), self.steps, false, profiler)?.1);
+            self.steps += 1;
+        }
+        let (_, sac_ms) = mean_profile(&c.name, "SAC submissions", total, c.profiled)?;
+        Ok((dispatches, rollout_ms, sac_ms))
+    }
 }
 
 // The tables of `lookahead bench plan`, `bench train`, `bench sac` and `bench mbpo`: each header
