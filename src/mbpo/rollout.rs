@@ -150,61 +150,17 @@ impl RolloutDevice {
         shapes: RolloutShapes,
         seed: u64,
     ) -> Result<Self> {
-        let s = sac.shapes();
-        let spec = &shapes.spec;
         let Some((ring, ring_state)) = sac.model_ring() else {
             return Err(Error::InvalidInput("MBPO's rollouts need a SAC device with a model ring".into()));
         };
-        if spec.obs_dim != s.obs_dim || spec.act_dim != s.act_dim {
-            return Err(Error::InvalidInput(format!(
-                "an ensemble of obs {} / act {} beside a policy of obs {} / act {}",
-                spec.obs_dim, spec.act_dim, s.obs_dim, s.act_dim
-            )));
-        }
-        if shapes.rows == 0 || shapes.rows > shapes.n_rollouts || shapes.max_length == 0 {
-            return Err(Error::InvalidInput(format!(
-                "{} rollouts in passes of {} rows, at most {} steps: every count must be ≥ 1 and a pass at most the batch",
-                shapes.n_rollouts, shapes.rows, shapes.max_length
-            )));
-        }
-        if shapes.rows > s.model_capacity {
-            return Err(Error::InvalidInput(format!(
-                "passes of {} rollouts into a model ring of {} rows: a step's transitions would overwrite each other",
-                shapes.rows, s.model_capacity
-            )));
-        }
+        check_shapes(sac.shapes(), &shapes)?;
+        let (s, spec) = (sac.shapes(), &shapes.spec);
         spec.validate()?;
         let (mlp, kernels) = (MlpKernels::new(ctx)?, mbpo_kernels(ctx, task)?);
         let bufs = Buffers::new(ctx, &shapes, s.row_len())?;
         let layout = NetLayout::new(&spec.widths(), spec.n_members, NetLayout::alignment(ctx));
         let params = ctx.storage_buffer("mbpo.ensemble", layout.len);
-        let fwd = |params, input, output| NetBuffers {
-            params,
-            grads: None,
-            input,
-            output,
-            grad_output: None,
-            grad_input: None,
-        };
-        let actor_hidden = s.actor_activation;
-        let actor = LayeredNet::bind(
-            ctx,
-            &mlp,
-            "mbpo.actor",
-            &sac.actor_layout,
-            actor_hidden,
-            shapes.rows,
-            &fwd(sac.actor_params(), &bufs.state, &bufs.actor_out),
-        )?;
-        let model = LayeredNet::bind(
-            ctx,
-            &mlp,
-            "mbpo.model",
-            &layout,
-            Activation::Silu,
-            shapes.rows,
-            &fwd(&params, &bufs.model_in, &bufs.model_out),
-        )?;
+        let (actor, model) = bind_nets(ctx, &mlp, sac, (&layout, &params), &bufs, shapes.rows)?;
         let groups = bind_kernels(ctx, &kernels, &bufs, sac.replay_ring(), ring, ring_state);
         let stride = params_stride::<RolloutParams>(ctx);
         let uniforms = ctx.device.create_buffer(&wgpu::BufferDescriptor {
@@ -379,6 +335,65 @@ impl RolloutDevice {
     pub fn last_actions(&self) -> Result<Vec<f32>> {
         self.ctx.read_buffer(&self.bufs.actions, self.shapes.rows * self.shapes.spec.act_dim)
     }
+}
+
+/// Refuses rollout shapes that do not fit the SAC device `s`: other sizes than its policy's,
+/// empty counts, passes larger than the batch or than the model ring.
+fn check_shapes(s: &crate::sac::device::SacShapes, shapes: &RolloutShapes) -> Result<()> {
+    let spec = &shapes.spec;
+    if spec.obs_dim != s.obs_dim || spec.act_dim != s.act_dim {
+        return Err(Error::InvalidInput(format!(
+            "an ensemble of obs {} / act {} beside a policy of obs {} / act {}",
+            spec.obs_dim, spec.act_dim, s.obs_dim, s.act_dim
+        )));
+    }
+    if shapes.rows == 0 || shapes.rows > shapes.n_rollouts || shapes.max_length == 0 {
+        return Err(Error::InvalidInput(format!(
+            "{} rollouts in passes of {} rows, at most {} steps: every count must be ≥ 1 and a pass at most the batch",
+            shapes.n_rollouts, shapes.rows, shapes.max_length
+        )));
+    }
+    if shapes.rows > s.model_capacity {
+        return Err(Error::InvalidInput(format!(
+            "passes of {} rollouts into a model ring of {} rows: a step's transitions would overwrite each other",
+            shapes.rows, s.model_capacity
+        )));
+    }
+    Ok(())
+}
+
+/// The actor on the rollouts' states (the SAC device's parameters) and the ensemble on their
+/// inputs (every member), forward only.
+fn bind_nets(
+    ctx: &GpuContext,
+    mlp: &MlpKernels,
+    sac: &SacDevice,
+    (layout, params): (&NetLayout, &wgpu::Buffer),
+    bufs: &Buffers,
+    rows: usize,
+) -> Result<(LayeredNet, LayeredNet)> {
+    let fwd =
+        |params, input, output| NetBuffers { params, grads: None, input, output, grad_output: None, grad_input: None };
+    let s = sac.shapes();
+    let actor = LayeredNet::bind(
+        ctx,
+        mlp,
+        "mbpo.actor",
+        &sac.actor_layout,
+        s.actor_activation,
+        rows,
+        &fwd(sac.actor_params(), &bufs.state, &bufs.actor_out),
+    )?;
+    let model = LayeredNet::bind(
+        ctx,
+        mlp,
+        "mbpo.model",
+        layout,
+        Activation::Silu,
+        rows,
+        &fwd(params, &bufs.model_in, &bufs.model_out),
+    )?;
+    Ok((actor, model))
 }
 
 /// The uniform's fields that do not change between batches.
