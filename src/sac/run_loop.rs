@@ -150,7 +150,7 @@ fn check_start(cfg: &SacConfig, spec: &LoopSpec<'_>, env: &dyn Env, opts: &RunOp
     match (&opts.out_dir, opts.resume) {
         (Some(_), true) if spec.extension.is_some() => Err(Error::config(
             "resume",
-            format!("a {} run cannot be resumed yet; start it again with --overwrite", spec.layout.kind),
+            format!("runs of kind {} cannot be resumed yet; start it again with --overwrite", spec.layout.kind),
         )),
         (Some(dir), true) => {
             let lock = RunFolder::lock_to_resume(dir, &LAYOUT)?;
