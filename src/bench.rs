@@ -1197,6 +1197,10 @@ pub fn run_mbpo_case(ctx: &GpuContext, c: &MbpoCase, profile: bool) -> Result<Mb
     })
 }
 
+/// A profile of `bench mbpo`: dispatches per rollout batch, GPU ms per kernel of a batch and
+/// of a SAC submission.
+type MbpoProfiles = (u64, BTreeMap<String, f64>, BTreeMap<String, f64>);
+
 /// What `bench mbpo` times: the SAC device over a filled real ring, the rollouts on it (a
 /// random ensemble until the first training), the replay buffer the model trains on, and the
 /// counters that keep every call's draws fresh.
@@ -1306,7 +1310,7 @@ impl MbpoBench {
         &mut self,
         c: &MbpoCase,
         profiler: &Profiler,
-    ) -> Result<(u64, BTreeMap<String, f64>, BTreeMap<String, f64>)> {
+    ) -> Result<MbpoProfiles> {
         let mut total = RecordStats::default();
         for _ in 0..c.profiled {
             total.add(&self.rollouts.run_profiled(self.batches, c.length, self.n_real, profiler)?.1);
