@@ -1306,11 +1306,7 @@ impl MbpoBench {
 
     /// `profiled` rollout batches and SAC submissions with every dispatch timed: dispatches per
     /// rollout batch, GPU ms per kernel of a batch and of a SAC submission.
-    fn profile(
-        &mut self,
-        c: &MbpoCase,
-        profiler: &Profiler,
-    ) -> Result<MbpoProfiles> {
+    fn profile(&mut self, c: &MbpoCase, profiler: &Profiler) -> Result<MbpoProfiles> {
         let mut total = RecordStats::default();
         for _ in 0..c.profiled {
             total.add(&self.rollouts.run_profiled(self.batches, c.length, self.n_real, profiler)?.1);
