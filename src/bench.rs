@@ -1047,52 +1047,9 @@ fn mbpo_sac_device(
     ring: &[f32],
     stored: usize,
 ) -> Result<crate::sac::device::SacDevice> {
-    use crate::kernels::mlp::Activation;
-    use crate::kernels::net::NetLayout;
-    use crate::sac::device::{SacDevice, SacParamsF32, SacShapes, UpdateSettings};
-    use crate::sac::HiddenActivation;
-    let activation = |h: HiddenActivation| match h {
-        HiddenActivation::Relu => Activation::Relu,
-        HiddenActivation::Silu => Activation::Silu,
-    };
-    let sac_cfg = cfg.sac_config();
-    let s = sac_cfg.update_settings(&task.action_lower, &task.action_upper)?;
-    let a = &cfg.sac;
-    let shapes = SacShapes {
-        obs_dim: task.obs_dim,
-        act_dim: task.act_dim,
-        batch: a.batch_size,
-        capacity: cfg.schedule.buffer_capacity,
-        actor_hidden: a.actor_hidden.clone(),
-        critic_hidden: a.critic_hidden.clone(),
-        actor_activation: activation(a.actor_activation),
-        critic_activation: activation(a.critic_activation),
-        max_updates: a.updates_per_step,
-        model_capacity: cfg.model_buffer_capacity(),
-        real_rows: (a.batch_size as f64 * cfg.rollout.real_data_ratio).round() as usize,
-    };
-    let settings = UpdateSettings {
-        gamma: s.gamma,
-        tau: s.tau,
-        target_entropy: s.target_entropy,
-        learn_alpha: s.learn_alpha,
-        lr: [s.lr_actor, s.lr_critic, s.lr_alpha],
-        adam: [0.9, 0.999, 1e-8],
-        seed: cfg.seed,
-        center: s.scale.center.clone(),
-        half: s.scale.half.clone(),
-    };
-    let align = NetLayout::alignment(ctx);
-    let al = NetLayout::new(&shapes.actor_widths(), 1, align);
-    let cl = NetLayout::new(&shapes.critic_widths(), 2, align);
-    let critic = cl.init_uniform(cfg.seed.wrapping_add(2));
-    let init = SacParamsF32 {
-        actor: al.init_uniform(cfg.seed.wrapping_add(1)),
-        target: critic.clone(),
-        critic,
-        log_alpha: a.initial_alpha.ln() as f32,
-    };
-    let mut dev = SacDevice::new(ctx, shapes, settings, &init)?;
+    let bounds = (&task.action_lower[..], &task.action_upper[..]);
+    let ring_shape = Some((cfg.model_buffer_capacity(), cfg.real_rows()));
+    let mut dev = crate::sac::build_device(ctx, &cfg.sac_config(), task.obs_dim, bounds, ring_shape)?;
     let state = dev.snapshot()?;
     dev.restore(&state, ring, stored as u64)?;
     Ok(dev)

@@ -394,6 +394,11 @@ impl MbpoConfig {
         self.model_window(self.rollout.rollout_schedule[3].max(self.rollout.rollout_schedule[2]))
     }
 
+    /// Minibatch rows drawn from the real buffer: `round(sac.batch_size × real_data_ratio)`.
+    pub fn real_rows(&self) -> usize {
+        (self.sac.batch_size as f64 * self.rollout.real_data_ratio).round() as usize
+    }
+
     /// The newest model transitions SAC draws from while rollouts are `length` steps long:
     /// `rollouts_per_batch × ⌈epoch_length / freq_train_model⌉ × retain_epochs × length`
     /// (saturating), mbrl-lib's buffer capacity for that length (it replaces its buffer by one

@@ -57,12 +57,11 @@ pub fn run(
         let wgsl = TaskWgsl { name: &task.name, wgsl: &task.wgsl };
         Ok(Box::new(run_loop::ModelRollouts::new(ctx, cfg, dev, wgsl, interrupt.clone())?))
     };
-    let real_rows = (cfg.sac.batch_size as f64 * cfg.rollout.real_data_ratio).round() as usize;
     let spec = LoopSpec {
         layout: &LAYOUT,
         config_toml: cfg.to_toml(),
         title: format!("MBPO on {name}"),
-        model_ring: Some((cfg.model_buffer_capacity(), real_rows)),
+        model_ring: Some((cfg.model_buffer_capacity(), cfg.real_rows())),
         extension: Some(&make),
         episode_cap: Some(cfg.schedule.trial_length as u64),
     };

@@ -38,7 +38,7 @@ use crate::run::{curve, nan_as_null, RunLayout};
 
 pub use eval::{evaluate, evaluate_builtin, evaluate_on, evaluate_policy};
 pub use resume::SacResumeState;
-pub use run_loop::{eval_seed, Extension, ExtensionFactory, LoopSpec, SacLoop};
+pub use run_loop::{build_device, eval_seed, Extension, ExtensionFactory, LoopSpec, SacLoop};
 
 /// The files a SAC run writes in its folder.
 pub const RUN_FILES: [&str; 6] =

@@ -177,19 +177,21 @@ fn check_start(cfg: &SacConfig, spec: &LoopSpec<'_>, env: &dyn Env, opts: &RunOp
     }
 }
 
-/// The device for `cfg` on `env`'s sizes, with fresh networks (PyTorch's initialisation).
-fn build_device(
+/// The device for `cfg` on a task of `obs_dim` observations and the action bounds
+/// `lower`..`upper`, with fresh networks (PyTorch's initialisation) and, when given, a model ring
+/// of (capacity, minibatch rows from the real ring).
+pub fn build_device(
     ctx: &GpuContext,
     cfg: &SacConfig,
-    env: &dyn Env,
+    obs_dim: usize,
+    (lower, upper): (&[f64], &[f64]),
     model_ring: Option<(usize, usize)>,
 ) -> Result<SacDevice> {
-    let (lower, upper) = env.action_bounds();
-    let settings = cfg.update_settings(&lower, &upper)?;
+    let settings = cfg.update_settings(lower, upper)?;
     let a = &cfg.sac;
     let shapes = SacShapes {
-        obs_dim: env.obs_dim(),
-        act_dim: env.act_dim(),
+        obs_dim,
+        act_dim: lower.len(),
         batch: a.batch_size,
         capacity: cfg.schedule.buffer_capacity,
         actor_hidden: a.actor_hidden.clone(),
@@ -235,7 +237,8 @@ impl<'a, 'o> SacLoop<'a, 'o> {
         opts: RunOptions<'o>,
     ) -> Result<Self> {
         let (lock, resumed) = check_start(cfg, &spec, env, &opts)?;
-        let dev = build_device(ctx, cfg, env, spec.model_ring)?;
+        let (lower, upper) = env.action_bounds();
+        let dev = build_device(ctx, cfg, env.obs_dim(), (&lower, &upper), spec.model_ring)?;
         let ext = spec.extension.map(|make| make(&dev)).transpose()?;
         let files = match (&opts.out_dir, &resumed, lock) {
             (Some(_), Some((state, _)), Some(lock)) => {
