@@ -60,7 +60,7 @@ pub fn resolve_mbpo_config(
 /// unless the model learns it) and whose name in the run folder's config is `external_env`.
 /// Shows the CLI's progress bar when `progress`; returns the summary as `run_sac` does. SIGINT
 /// written to `signal_fds` (see [`SignalFds`]) stops it within a second, in a model training
-/// too. A run cannot be resumed yet: `resume` gets the engine's refusal.
+/// too; `resume` continues the run in `out` from its last consistent point.
 #[pyfunction]
 #[pyo3(signature = (ctx, config_toml, env=None, obs_dim=0, task=None, action_lower=vec![], action_upper=vec![], external_env=None, out=None, overwrite=false, resume=false, seed=None, progress=true, signal_fds=None))]
 #[allow(clippy::too_many_arguments)]

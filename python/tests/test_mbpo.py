@@ -66,7 +66,7 @@ def test_bad_input_is_refused_before_any_work(ctx, tmp_path):
         assert key in str(e.value), (key, str(e.value))
     for kw, exc, text in [
         (dict(preset="fast"), la.ConfigError, "unknown preset \"fast\"; known: reference, demo"),
-        (dict(resume=True), la.ConfigError, "cannot be resumed yet"),
+        (dict(resume=True), la.ConfigError, "nothing to resume"),
         (dict(overwrite=True, resume=True), ValueError, "exclude each other"),
         (dict(sets=["env=pendulum"]), ValueError, "env argument"),
         (dict(task=la.Task.builtin("cartpole")), ValueError, "leave task out"),
@@ -162,7 +162,7 @@ def test_command_line_refuses_bad_input(tmp_path):
          ["rollout.bogus", "model.width"]),
         (["--env", "gymnasium:InvertedPendulum-v5", "--set", "sac.gama=1"], 1, ["sac.gama"]),
         (["--env", "cartpole", "--preset", "fast"], 2, ["invalid choice"]),
-        (["--env", "cartpole", "--resume"], 1, ["cannot be resumed yet"]),
+        (["--env", "cartpole", "--resume"], 1, ["nothing to resume"]),
     ]:
         p = subprocess.run([sys.executable, "-m", "lookahead", "mbpo", *args, "--out", str(out)],
                            capture_output=True, text=True, timeout=120)

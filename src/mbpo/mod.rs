@@ -8,6 +8,7 @@ pub mod rollout;
 
 pub use config::{MbpoConfig, MbpoLoopConfig, MbpoPreset, RolloutConfig, MAX_ROLLOUT_LENGTH};
 
+mod resume;
 mod run_loop;
 
 use std::time::Instant;
@@ -23,7 +24,11 @@ use crate::sac::{Extension, LoopSpec, RunOptions, SacLoop, SacSummary};
 /// An MBPO run folder: SAC's files (the policy's checkpoint in `model.safetensors`), its
 /// `config.toml` an MBPO config, and `metrics.jsonl` with the model's events (`"model"`: its
 /// training, the rollout length, the model buffer's fill).
-pub const LAYOUT: RunLayout = RunLayout { kind: "mbpo", ..crate::sac::LAYOUT };
+pub const LAYOUT: RunLayout = RunLayout {
+    kind: "mbpo",
+    point_stems: &["replay", "state", resume::TRANSITIONS_STEM, resume::ENSEMBLE_STEM, resume::MODEL_RING_STEM],
+    ..crate::sac::LAYOUT
+};
 
 /// Runs MBPO on `env` (whose planning functions are `task`'s: the rollouts take its reward
 /// unless the model learns it, and its termination) with `cfg`: the random steps, then every
@@ -64,6 +69,7 @@ pub fn run(
         model_ring: Some((cfg.model_buffer_capacity(), cfg.real_rows())),
         extension: Some(&make),
         episode_cap: Some(cfg.schedule.trial_length as u64),
+        same_config: Box::new(|dir| crate::run::check_same_config(dir, cfg)),
     };
     let mut lp = SacLoop::start_or_resume(ctx, &sac_cfg, spec, env, opts)?;
     lp.run_steps(started)?;

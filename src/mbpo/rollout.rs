@@ -53,7 +53,8 @@ impl RolloutShapes {
 }
 
 /// The model ring's state after a batch (mbpo.wgsl's `ring_state`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RingState {
     /// The row the next transition goes to.
     pub head: u32,

@@ -6,15 +6,23 @@
 //! `rollouts_per_step × freq_train_model` branched rollouts, of the schedule's length for the
 //! epoch, fills the model ring that the updates draw from.
 
-use crate::error::Result;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::kernels::family::TaskWgsl;
 use crate::model::Ensemble;
+use crate::run::point;
 use crate::sac::device::SacDevice;
-use crate::sac::Extension;
+use crate::sac::resume::{load_ring, save_ring};
+use crate::sac::{Extension, ExtensionPoint};
+use crate::train::checkpoint::Checkpoint;
 use crate::train::{ReplayBuffer, Trainer};
 
-use super::rollout::{RingState, RolloutDevice, RolloutShapes};
+use super::resume::{PointState, ENSEMBLE_STEM, MODEL_RING_STEM, TRANSITIONS_STEM};
+use super::rollout::{RolloutDevice, RolloutShapes};
 use super::MbpoConfig;
 
 /// The model's part of an MBPO run.
@@ -23,11 +31,9 @@ pub(super) struct ModelRollouts<'c> {
     trainer: Trainer,
     rollouts: RolloutDevice,
     data: ReplayBuffer,
-    /// Rollout batches run (their draws follow it).
-    batches: u64,
-    /// The last training's validation MSE (mean over the elites) and rollout length.
-    last: Option<(f64, usize)>,
-    ring: RingState,
+    /// Rollout batches run, the last training's validation MSE and rollout length, the ring.
+    counters: PointState,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 impl<'c> ModelRollouts<'c> {
@@ -38,14 +44,12 @@ impl<'c> ModelRollouts<'c> {
         cfg: &'c MbpoConfig,
         dev: &SacDevice,
         task: TaskWgsl<'_>,
-        interrupt: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+        interrupt: Option<Arc<AtomicBool>>,
     ) -> Result<Self> {
         let s = dev.shapes();
         let spec = cfg.model.spec(s.obs_dim, s.act_dim);
-        let train = crate::train::TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
-        let mut trainer = Trainer::new(ctx, Ensemble::random(spec.clone(), cfg.seed)?, train)?;
-        trainer.check_transitions(cfg.schedule.total_steps, "fewer loop.total_steps")?;
-        trainer.set_interrupt(interrupt);
+        let trainer = Trainer::new(ctx, Ensemble::random(spec.clone(), cfg.seed)?, train_config(cfg))?;
+        let trainer = checked_trainer(cfg, trainer, interrupt.clone())?;
         let n_rollouts = cfg.rollouts_per_batch();
         let max_length = cfg.rollout.rollout_schedule[3].max(cfg.rollout.rollout_schedule[2]);
         let rows = RolloutShapes::rows_that_fit(ctx, &spec, n_rollouts).min(s.model_capacity);
@@ -56,17 +60,28 @@ impl<'c> ModelRollouts<'c> {
             trainer,
             rollouts,
             data: ReplayBuffer::checked(s.obs_dim, s.act_dim)?,
-            batches: 0,
-            last: None,
-            ring: RingState { head: 0, fill: 0, written: 0 },
+            counters: PointState::fresh(),
+            interrupt,
         })
     }
+}
+
+/// The trainer's settings: the run's, seeded with the run's seed.
+fn train_config(cfg: &MbpoConfig) -> crate::train::TrainConfig {
+    crate::train::TrainConfig { seed: cfg.seed, ..cfg.train.clone() }
+}
+
+/// `trainer`, checked to hold every transition of the run, stopped by `interrupt`.
+fn checked_trainer(cfg: &MbpoConfig, mut trainer: Trainer, interrupt: Option<Arc<AtomicBool>>) -> Result<Trainer> {
+    trainer.check_transitions(cfg.schedule.total_steps, "fewer loop.total_steps")?;
+    trainer.set_interrupt(interrupt);
+    Ok(trainer)
 }
 
 /// The epoch of environment step `env_step` (a learning step: at or after the random ones,
 /// epochs counted from the first learning step) and whether the model is retrained and rolled
 /// out before its updates (every `freq_train_model` learning steps, the first one included).
-fn schedule(cfg: &MbpoConfig, env_step: u64) -> (usize, bool) {
+pub(super) fn schedule(cfg: &MbpoConfig, env_step: u64) -> (usize, bool) {
     let learning = env_step.saturating_sub(cfg.schedule.initial_exploration_steps as u64);
     let epoch = (learning / cfg.rollout.epoch_length as u64) as usize;
     (epoch, learning.is_multiple_of(cfg.rollout.freq_train_model as u64))
@@ -86,27 +101,79 @@ impl Extension for ModelRollouts<'_> {
         let report = self.trainer.train(&self.data)?;
         self.rollouts.set_model(&self.trainer.ensemble()?, &report.elites)?;
         let length = self.cfg.rollout_length(epoch);
-        self.ring = self.rollouts.run(self.batches, length, dev.n_stored())?;
+        let c = &mut self.counters;
+        c.ring = self.rollouts.run(c.batches, length, dev.n_stored())?;
         dev.set_model_window(self.cfg.model_window(length));
-        self.batches += 1;
+        c.batches += 1;
         let elite_mse =
             report.elites.iter().map(|m| report.best_mse[*m]).sum::<f64>() / report.elites.len().max(1) as f64;
-        self.last = Some((elite_mse, length));
+        (c.model_val_mse, c.rollout_length) = (elite_mse, length);
         Ok(Some(serde_json::json!({"event": "model", "env_step": env_step, "epochs": report.epochs,
             "val_mse": elite_mse, "elites": report.elites, "skipped_steps": report.skipped_steps,
             "rollout_length": length, "rollouts": self.rollouts.shapes().n_rollouts,
-            "model_buffer": self.ring.fill, "model_transitions": self.ring.written,
+            "model_buffer": c.ring.fill, "model_transitions": c.ring.written,
             "interrupted": report.interrupted})))
     }
 
     fn eval_fields(&mut self) -> serde_json::Map<String, serde_json::Value> {
         let mut m = serde_json::Map::new();
-        if let Some((mse, length)) = self.last {
-            m.insert("model_val_mse".into(), mse.into());
-            m.insert("rollout_length".into(), length.into());
+        let c = &self.counters;
+        if c.batches > 0 {
+            m.insert("model_val_mse".into(), c.model_val_mse.into());
+            m.insert("rollout_length".into(), c.rollout_length.into());
         }
-        m.insert("model_buffer".into(), self.ring.fill.into());
+        m.insert("model_buffer".into(), c.ring.fill.into());
         m
+    }
+
+    fn save_point(&mut self, dev: &SacDevice, dir: &Path, number: usize) -> Result<ExtensionPoint> {
+        let row = dev.shapes().row_len();
+        let fill = self.counters.ring.fill as usize;
+        let (ring, _) = dev.model_ring().expect("an MBPO device has a model ring");
+        let rows = if fill == 0 { Vec::new() } else { dev.context().read_buffer::<f32>(ring, fill * row)? };
+        let files = [
+            (TRANSITIONS_STEM, point::write_file(dir, TRANSITIONS_STEM, number, |p| self.data.save(p))?),
+            (ENSEMBLE_STEM, point::write_file(dir, ENSEMBLE_STEM, number, |p| self.trainer.checkpoint()?.save(p))?),
+            (MODEL_RING_STEM, point::write_file(dir, MODEL_RING_STEM, number, |p| save_ring(p, &rows, row))?),
+        ];
+        let state = serde_json::to_value(&self.counters).expect("the counters serialise");
+        Ok(ExtensionPoint { state, files: files.into_iter().map(|(stem, f)| ExtensionPoint::file(stem, f)).collect() })
+    }
+
+    fn restore_point(&mut self, dev: &mut SacDevice, dir: &Path, point: &ExtensionPoint) -> Result<()> {
+        let state_file = dir.join(crate::sac::LAYOUT.state_file).display().to_string();
+        let counters: PointState = serde_json::from_value(point.state.clone())
+            .map_err(|e| Error::config(format!("{state_file}: extension.state"), e.to_string()))?;
+        let s = dev.shapes().clone();
+        let env_steps = dev.n_stored() as u64;
+        counters.check(self.cfg, env_steps, s.model_capacity)?;
+        let data = ReplayBuffer::load(&point.path(dir, TRANSITIONS_STEM)?, s.obs_dim, s.act_dim)?;
+        if data.len() as u64 != env_steps {
+            return Err(Error::InvalidInput(format!(
+                "{state_file}: the point's transitions hold {} steps, the run took {env_steps}",
+                data.len()
+            )));
+        }
+        let ckpt = Checkpoint::load(point.path(dir, ENSEMBLE_STEM)?)?;
+        ckpt.check_architecture(&self.cfg.model.spec(s.obs_dim, s.act_dim))?;
+        let trainer = Trainer::from_checkpoint(dev.context(), &ckpt, Some(train_config(self.cfg)))?;
+        let rows = load_ring(&point.path(dir, MODEL_RING_STEM)?, s.row_len())?;
+        if rows.len() != counters.ring.fill as usize * s.row_len() {
+            return Err(Error::InvalidInput(format!(
+                "{state_file}: the point's model ring holds {} rows, its state says {}",
+                rows.len() / s.row_len(),
+                counters.ring.fill
+            )));
+        }
+        let (ring, _) = dev.model_ring().expect("an MBPO device has a model ring");
+        dev.context().queue.write_buffer(ring, 0, bytemuck::cast_slice(&rows));
+        self.rollouts.set_ring_state(counters.ring);
+        if counters.batches > 0 {
+            dev.set_model_window(self.cfg.model_window(counters.rollout_length));
+        }
+        self.trainer = checked_trainer(self.cfg, trainer, self.interrupt.clone())?;
+        (self.data, self.counters) = (data, counters);
+        dev.context().check()
     }
 }
 

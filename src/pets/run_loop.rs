@@ -63,32 +63,16 @@ fn check_start(cfg: &PetsConfig, env: &dyn Env, task: &Task, opts: &RunOptions<'
     if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
         return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
     }
+    let same = |dir: &std::path::Path| run::check_same_config(dir, cfg);
+    let lock = run::lock_folder(opts.out_dir.as_deref(), (opts.resume, opts.overwrite), &LAYOUT, same)?;
     match (&opts.out_dir, opts.resume) {
         (Some(dir), true) => {
-            let lock = RunFolder::lock_to_resume(dir, &LAYOUT)?;
-            let theirs: PetsConfig = run::read_config(dir)?;
-            if &theirs != cfg {
-                let differences = cfg.differences(&theirs, "here", "in the folder").join("; ");
-                let why = format!("{} holds a run of another config ({differences})", dir.display());
-                return Err(Error::config("resume", why));
-            }
             let state = ResumeState::load(dir)?;
             state.check_plan(dir, cfg)?;
-            Ok((Some(lock), Some(state)))
+            Ok((lock, Some(state)))
         }
-        (None, true) => Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
-        (Some(dir), false) => Ok((RunFolder::claim(dir, &LAYOUT, opts.overwrite)?, None)),
-        (None, false) => Ok((None, None)),
+        _ => Ok((lock, None)),
     }
-}
-
-/// Refuses a point's trainer whose ensemble is not of the run's architecture.
-fn check_point_model(ckpt: &Checkpoint, spec: &EnsembleSpec) -> Result<()> {
-    if &ckpt.ensemble.spec == spec {
-        return Ok(());
-    }
-    let why = format!("the point's trainer holds ({}), the config asks for ({spec})", ckpt.ensemble.spec);
-    Err(Error::config("resume", why))
 }
 
 /// The point's replay buffer, which holds every step the point counts.
@@ -134,7 +118,7 @@ fn build_learners(
     let train_cfg = TrainConfig { seed: cfg.seed, ..cfg.train.clone() };
     let trainer = match (resumed, &opts.out_dir) {
         (Some(state), Some(dir)) => Checkpoint::load(dir.join(&state.trainer_file))
-            .and_then(|ckpt| check_point_model(&ckpt, &spec).map(|()| ckpt))
+            .and_then(|ckpt| ckpt.check_architecture(&spec).map(|()| ckpt))
             .and_then(|ckpt| Trainer::from_checkpoint(ctx, &ckpt, Some(train_cfg))),
         _ => Ensemble::random(spec.clone(), cfg.seed).and_then(|e| Trainer::new(ctx, e, train_cfg)),
     };

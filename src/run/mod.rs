@@ -195,6 +195,43 @@ pub fn read_config<T: DeserializeOwned>(dir: &Path) -> Result<T> {
     toml::from_str(&text).map_err(|e| Error::config(path.display().to_string(), e.to_string()))
 }
 
+/// The folder's lock for a run of `layout` writing to `out_dir`: to resume, the folder is locked
+/// (refused when it holds no run of this kind) and `same_config` must accept its config; a new
+/// run claims it ([`RunFolder::claim`]: refused when it holds files, unless `overwrite`).
+pub fn lock_folder(
+    out_dir: Option<&Path>,
+    (resume, overwrite): (bool, bool),
+    layout: &RunLayout,
+    same_config: impl FnOnce(&Path) -> Result<()>,
+) -> Result<Option<RunLock>> {
+    match (out_dir, resume) {
+        (Some(dir), true) => {
+            let lock = RunFolder::lock_to_resume(dir, layout)?;
+            same_config(dir)?;
+            Ok(Some(lock))
+        }
+        (None, true) => Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
+        (Some(dir), false) => RunFolder::claim(dir, layout, overwrite),
+        (None, false) => Ok(None),
+    }
+}
+
+/// Refuses to resume the run in `dir` unless its `config.toml` holds `cfg` exactly, naming every
+/// difference and the folder's own config to resume with.
+pub fn check_same_config<T: DeserializeOwned + serde::Serialize + PartialEq>(dir: &Path, cfg: &T) -> Result<()> {
+    let theirs: T = read_config(dir)?;
+    if &theirs == cfg {
+        return Ok(());
+    }
+    let differences = crate::util::config_differences(cfg, &theirs, "here", "in the folder").join("; ");
+    let why = format!(
+        "{} holds a run of another config ({differences}); resume with the folder's own settings: --config {}",
+        dir.display(),
+        dir.join("config.toml").display()
+    );
+    Err(Error::config("resume", why))
+}
+
 /// The SHA-256 of a file, in hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
     use sha2::{Digest, Sha256};

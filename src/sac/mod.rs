@@ -23,7 +23,7 @@ pub use progress::ProgressDisplay;
 pub use reference::HiddenActivation;
 
 mod eval;
-mod resume;
+pub mod resume;
 mod run_loop;
 
 use std::path::PathBuf;
@@ -37,8 +37,8 @@ use crate::gpu::GpuContext;
 use crate::run::{curve, nan_as_null, RunLayout};
 
 pub use eval::{evaluate, evaluate_builtin, evaluate_on, evaluate_policy};
-pub use resume::SacResumeState;
-pub use run_loop::{build_device, eval_seed, Extension, ExtensionFactory, LoopSpec, SacLoop};
+pub use resume::{ExtensionFile, ExtensionPoint, SacResumeState};
+pub use run_loop::{build_device, eval_seed, play_episode, Extension, ExtensionFactory, LoopSpec, SacLoop};
 
 /// The files a SAC run writes in its folder.
 pub const RUN_FILES: [&str; 6] =

@@ -8,10 +8,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::checkpoint::SacCheckpoint;
-use super::{EvalResult, SacConfig, LAYOUT};
+use super::{EvalResult, SacConfig};
 use crate::error::{Error, FormatError, Result};
 use crate::model::format::{serialize, Tensors};
-use crate::run::point;
+use crate::run::{point, RunLayout};
 
 /// Version of `resume.json`'s layout.
 pub const RESUME_VERSION: u32 = 1;
@@ -40,38 +40,109 @@ pub struct SacResumeState {
     pub replay_sha256: String,
     /// SHA-256 of the checkpoint file.
     pub state_sha256: String,
+    /// What a loop built on SAC's (MBPO) adds to the point: its counters and files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<ExtensionPoint>,
+}
+
+/// An [`crate::sac::Extension`]'s part of a consistent point: its counters, and its files
+/// (written before the state file, named and checksummed in it like SAC's own).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionPoint {
+    /// The extension's counters (its own layout, checked by the extension).
+    pub state: serde_json::Value,
+    /// Its files.
+    pub files: Vec<ExtensionFile>,
+}
+
+/// One file of an [`ExtensionPoint`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExtensionFile {
+    /// The stem (one of the layout's point stems).
+    pub stem: String,
+    /// File name in the run folder (`<stem>.<point>.safetensors`).
+    pub name: String,
+    /// Its SHA-256.
+    pub sha256: String,
+}
+
+impl ExtensionPoint {
+    /// A file written with [`point::write_file`] under `stem`.
+    pub fn file(stem: &str, file: point::PointFile) -> ExtensionFile {
+        ExtensionFile { stem: stem.to_string(), name: file.name, sha256: file.sha256 }
+    }
+
+    /// The file of `stem` in `dir` (checked with the state when it was loaded).
+    pub fn path(&self, dir: &Path, stem: &str) -> Result<std::path::PathBuf> {
+        match self.files.iter().find(|f| f.stem == stem) {
+            Some(f) => Ok(dir.join(&f.name)),
+            None => Err(Error::InvalidInput(format!(
+                "{}: the consistent point names no {stem} file; it was not written by a run of this kind",
+                dir.display()
+            ))),
+        }
+    }
 }
 
 impl SacResumeState {
     /// Writes the ring and the checkpoint under point `number`'s names, then this state naming
     /// them (the commit), then removes earlier points' files.
-    pub fn save(mut self, dir: &Path, number: usize, ring: &[f32], row_len: usize, ckpt: &SacCheckpoint) -> Result<()> {
+    /// Writes the ring and the checkpoint under point `number`'s names (in a folder of
+    /// `layout`), then this state naming them and the extension's files (the commit), then
+    /// removes earlier points' files.
+    pub fn save(
+        mut self,
+        (dir, layout): (&Path, &RunLayout),
+        number: usize,
+        (ring, row_len): (&[f32], usize),
+        ckpt: &SacCheckpoint,
+    ) -> Result<()> {
         let replay = point::write_file(dir, "replay", number, |p| save_ring(p, ring, row_len))?;
         let state = point::write_file(dir, "state", number, |p| ckpt.save(p))?;
         (self.replay_file, self.replay_sha256) = (replay.name, replay.sha256);
         (self.state_file, self.state_sha256) = (state.name, state.sha256);
         let text = serde_json::to_string_pretty(&self).expect("the state serialises");
-        point::commit(dir, &LAYOUT, &text, &[&self.replay_file, &self.state_file])
+        let mut keep = vec![self.replay_file.as_str(), &self.state_file];
+        keep.extend(self.extension.iter().flat_map(|e| e.files.iter().map(|f| f.name.as_str())));
+        point::commit(dir, layout, &text, &keep)
     }
 
-    /// Reads the state, checks its own invariants and that the files it names are the ones it
-    /// was written with.
-    pub fn load(dir: &Path) -> Result<Self> {
-        let p = dir.join(LAYOUT.state_file);
-        let text = point::read_state(dir, &LAYOUT)?;
+    /// Reads the state of the run in `dir` (a folder of `layout`), checks its own invariants
+    /// and that the files it names are the ones it was written with.
+    pub fn load(dir: &Path, layout: &RunLayout) -> Result<Self> {
+        let p = dir.join(layout.state_file);
+        let text = point::read_state(dir, layout)?;
         let s: Self = serde_json::from_str(&text).map_err(|e| Error::config(p.display().to_string(), e.to_string()))?;
-        let files =
-            [("replay", s.replay_file.as_str(), s.replay_sha256.as_str()), ("state", &s.state_file, &s.state_sha256)];
-        point::check_files(dir, &LAYOUT, s.evals.len(), &files)?;
+        let mut files = vec![
+            ("replay", s.replay_file.as_str(), s.replay_sha256.as_str()),
+            ("state", &s.state_file, &s.state_sha256),
+        ];
+        for f in s.extension.iter().flat_map(|e| &e.files) {
+            if !layout.point_stems.contains(&f.stem.as_str()) {
+                return Err(Error::InvalidInput(format!(
+                    "{}: names a file of stem {:?}, which a {} run does not write",
+                    p.display(),
+                    f.stem,
+                    layout.kind
+                )));
+            }
+            files.push((f.stem.as_str(), &f.name, &f.sha256));
+        }
+        point::check_files(dir, layout, s.evals.len(), &files)?;
         Ok(s)
     }
 
-    /// SHA-256 of the state's counters and evaluations (not the files it names), which the
-    /// point's checkpoint carries.
+    /// SHA-256 of the state's counters and evaluations, and the extension's counters (not the
+    /// files it names), which the point's checkpoint carries.
     pub fn digest(&self) -> String {
         use sha2::{Digest, Sha256};
-        let fields = serde_json::json!({"version": self.version, "env_steps": self.env_steps, "updates": self.updates,
-            "episode": self.episode, "next_eval": self.next_eval, "evals": self.evals});
+        let mut fields = serde_json::json!({"version": self.version, "env_steps": self.env_steps,
+            "updates": self.updates, "episode": self.episode, "next_eval": self.next_eval, "evals": self.evals});
+        if let (Some(e), Some(map)) = (&self.extension, fields.as_object_mut()) {
+            map.insert("extension".into(), e.state.clone());
+        }
         Sha256::digest(fields.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
     }
 
@@ -84,7 +155,7 @@ impl SacResumeState {
         Err(Error::InvalidInput(format!(
             "{}: its counters or evaluations are not those its point's checkpoint was written with (edited?); the \
              run cannot be resumed exactly",
-            dir.join(LAYOUT.state_file).display()
+            dir.join(crate::sac::LAYOUT.state_file).display()
         )))
     }
 
@@ -116,14 +187,14 @@ impl SacResumeState {
         }
         Err(Error::InvalidInput(format!(
             "{}: {}; it was not written by a run of this config",
-            dir.join(LAYOUT.state_file).display(),
+            dir.join(crate::sac::LAYOUT.state_file).display(),
             problems.join(", ")
         )))
     }
 }
 
 /// Writes the ring's rows (`[rows, row_len]`) as safetensors.
-fn save_ring(path: &Path, ring: &[f32], row_len: usize) -> Result<()> {
+pub fn save_ring(path: &Path, ring: &[f32], row_len: usize) -> Result<()> {
     let mut t = Tensors::new();
     t.insert("ring".into(), (vec![ring.len() / row_len, row_len], ring.to_vec()));
     let meta = [("format".to_string(), "lookahead-sac-replay".to_string())].into();

@@ -3,6 +3,7 @@
 //! one submission) and `store`; at each episode's end `end_episode` and, when one falls due,
 //! `evaluate_and_save` (the deterministic policy's evaluation and a consistent point); `finish`.
 
+use std::path::Path;
 use std::time::Instant;
 
 use rand::{Rng, SeedableRng};
@@ -10,7 +11,7 @@ use rand_chacha::ChaCha12Rng;
 
 use super::checkpoint::SacCheckpoint;
 use super::device::{DeviceState, SacDevice, SacParamsF32, SacShapes, UpdatePlan, UpdateSettings};
-use super::resume::{load_ring, SacResumeState, RESUME_VERSION};
+use super::resume::{load_ring, ExtensionPoint, SacResumeState, RESUME_VERSION};
 use super::{EvalResult, HiddenActivation, Policy, Progress, RunOptions, SacConfig, SacSummary, LAYOUT};
 use crate::env::Env;
 use crate::error::{Error, Result};
@@ -71,6 +72,15 @@ pub trait Extension {
 
     /// Fields added to each evaluation's event.
     fn eval_fields(&mut self) -> serde_json::Map<String, serde_json::Value>;
+
+    /// Writes the extension's files of consistent point `number` into `dir` (with
+    /// `crate::run::point::write_file`, under its layout's stems) and returns them with its
+    /// counters; the loop's state file, written after them, names them.
+    fn save_point(&mut self, dev: &SacDevice, dir: &Path, number: usize) -> Result<ExtensionPoint>;
+
+    /// Continues from a point [`Extension::save_point`] wrote (its files checked against their
+    /// checksums), on the restored device.
+    fn restore_point(&mut self, dev: &mut SacDevice, dir: &Path, point: &ExtensionPoint) -> Result<()>;
 }
 
 /// Builds a loop's [`Extension`] on the device, before the run folder is touched.
@@ -92,11 +102,13 @@ pub struct LoopSpec<'x> {
     /// Training episodes end (truncated) after this many steps, if the environment has not
     /// ended them first.
     pub episode_cap: Option<u64>,
+    /// Refuses to resume a folder whose `config.toml` is not the run's config.
+    pub same_config: Box<dyn Fn(&Path) -> Result<()> + 'x>,
 }
 
-impl LoopSpec<'_> {
+impl<'x> LoopSpec<'x> {
     /// Plain SAC with `cfg`.
-    pub fn sac(cfg: &SacConfig) -> Self {
+    pub fn sac(cfg: &'x SacConfig) -> Self {
         let name = cfg.external_env.clone().unwrap_or_else(|| cfg.env.name().to_string());
         LoopSpec {
             layout: &LAYOUT,
@@ -105,6 +117,7 @@ impl LoopSpec<'_> {
             model_ring: None,
             extension: None,
             episode_cap: None,
+            same_config: Box::new(move |dir| run::check_same_config(dir, cfg)),
         }
     }
 }
@@ -129,6 +142,7 @@ pub struct SacLoop<'a, 'o> {
     ext: Option<Box<dyn Extension + 'a>>,
     title: String,
     episode_cap: u64,
+    layout: &'static crate::run::RunLayout,
 }
 
 /// The run folder's lock and, when resuming, its last consistent point and checkpoint.
@@ -147,33 +161,21 @@ fn check_start(cfg: &SacConfig, spec: &LoopSpec<'_>, env: &dyn Env, opts: &RunOp
         };
         Error::InvalidInput(format!("{name}: {why}"))
     })?;
+    let lock =
+        run::lock_folder(opts.out_dir.as_deref(), (opts.resume, opts.overwrite), spec.layout, &spec.same_config)?;
     match (&opts.out_dir, opts.resume) {
-        (Some(_), true) if spec.extension.is_some() => Err(Error::config(
-            "resume",
-            format!("runs of kind {} cannot be resumed yet; start it again with --overwrite", spec.layout.kind),
-        )),
         (Some(dir), true) => {
-            let lock = RunFolder::lock_to_resume(dir, &LAYOUT)?;
-            let theirs: SacConfig = run::read_config(dir)?;
-            if &theirs != cfg {
-                let differences = crate::util::config_differences(cfg, &theirs, "here", "in the folder").join("; ");
-                let why = format!(
-                    "{} holds a run of another config ({differences}); resume with the folder's own settings: \
-                     --config {}",
-                    dir.display(),
-                    dir.join("config.toml").display()
-                );
+            let state = SacResumeState::load(dir, spec.layout)?;
+            if state.extension.is_some() != spec.extension.is_some() {
+                let why = format!("{}: its consistent point is not one of a {} run", dir.display(), spec.layout.kind);
                 return Err(Error::config("resume", why));
             }
-            let state = SacResumeState::load(dir)?;
             state.check_plan(dir, cfg)?;
             let ckpt = SacCheckpoint::load(&dir.join(&state.state_file))?;
             state.check_checkpoint(dir, &ckpt)?;
-            Ok((Some(lock), Some((state, ckpt))))
+            Ok((lock, Some((state, ckpt))))
         }
-        (None, true) => Err(Error::config("resume", "resuming needs the run folder (--out; out= in Python)")),
-        (Some(dir), false) => Ok((RunFolder::claim(dir, spec.layout, opts.overwrite)?, None)),
-        (None, false) => Ok((None, None)),
+        _ => Ok((lock, None)),
     }
 }
 
@@ -275,6 +277,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             ext,
             title: spec.title,
             episode_cap: spec.episode_cap.unwrap_or(u64::MAX),
+            layout: spec.layout,
         };
         match resumed {
             Some((state, ckpt)) => sac.restore(state, &ckpt)?,
@@ -294,6 +297,9 @@ impl<'a, 'o> SacLoop<'a, 'o> {
         let row = self.dev.shapes().row_len();
         self.ring = load_ring(&dir.join(&state.replay_file), row)?;
         self.dev.restore(&device_state, &self.ring, state.env_steps)?;
+        if let (Some(ext), Some(point)) = (self.ext.as_mut(), &state.extension) {
+            ext.restore_point(&mut self.dev, &dir, point)?;
+        }
         let rng = ckpt.manifest.rng.as_ref().ok_or_else(|| Error::InvalidInput("the point has no generator".into()))?;
         self.rng = rng.restore().map_err(|reason| Error::Weights { path: state.state_file.clone(), reason })?;
         self.c = Counters {
@@ -491,8 +497,13 @@ impl<'a, 'o> SacLoop<'a, 'o> {
     }
 
     /// Writes a consistent point (nothing without a run folder) and `model.safetensors`.
-    fn save_point(&self) -> Result<()> {
+    fn save_point(&mut self) -> Result<()> {
         let Some(files) = &self.files else { return Ok(()) };
+        let number = self.summary.evals.len();
+        let extension = match self.ext.as_mut() {
+            Some(ext) => Some(ext.save_point(&self.dev, files.dir(), number)?),
+            None => None,
+        };
         let state = SacResumeState {
             version: RESUME_VERSION,
             env_steps: self.c.env_steps,
@@ -504,6 +515,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             state_file: String::new(),
             replay_sha256: String::new(),
             state_sha256: String::new(),
+            extension,
         };
         let snapshot: DeviceState = self.dev.snapshot()?;
         let layouts = (&self.dev.actor_layout, &self.dev.critic_layout);
@@ -512,7 +524,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
         let ckpt = SacCheckpoint::of(self.cfg, bounds, &snapshot, layouts, rng, state.digest());
         ckpt.save(&files.dir().join("model.safetensors"))?;
         let row = self.dev.shapes().row_len();
-        state.save(files.dir(), self.summary.evals.len(), &self.ring, row, &ckpt)
+        state.save((files.dir(), self.layout), number, (&self.ring, row), &ckpt)
     }
 
     /// The run's end: a last evaluation (and point) when the run completed after the last one,
@@ -544,7 +556,7 @@ pub fn eval_seed(seed: u64, k: u64) -> u64 {
 
 /// One episode of `policy` on `env` from reset seed `seed` (at most `cap` steps): its return,
 /// or `None` when `stop` said so before a step.
-pub(super) fn play_episode(
+pub fn play_episode(
     env: &mut dyn Env,
     policy: &Policy,
     seed: u64,

@@ -123,6 +123,16 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Refuses a (resume point's) checkpoint whose ensemble is not of the run's architecture
+    /// `spec`.
+    pub fn check_architecture(&self, spec: &EnsembleSpec) -> Result<()> {
+        if &self.ensemble.spec == spec {
+            return Ok(());
+        }
+        let why = format!("the point's trainer holds ({}), the config asks for ({spec})", self.ensemble.spec);
+        Err(Error::config("resume", why))
+    }
+
     /// Serialises and writes atomically.
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();

@@ -76,6 +76,11 @@ def _sac(args, name: str, ctx) -> int:
     r = sac.run(args.env, preset=args.preset, config_file=args.config, sets=args.set, out=out,
                 overwrite=args.overwrite, resume=args.resume, seed=args.seed, ctx=ctx)
     _print_evals(r, name, out, ctx)
+    return _policy_run_end(r, out)
+
+
+def _policy_run_end(r, out: str) -> int:
+    """A SAC or MBPO run's exit code, after saying how to go on when it was interrupted."""
     if r["interrupted"]:
         if os.path.exists(os.path.join(out, "resume.json")):
             nxt = "continue from the last evaluation with the same command and --resume"
@@ -100,11 +105,7 @@ def _mbpo(args, name: str, ctx) -> int:
     r = mbpo.run(args.env, preset=args.preset, config_file=args.config, sets=args.set, out=out,
                  overwrite=args.overwrite, resume=args.resume, seed=args.seed, ctx=ctx)
     _print_evals(r, name, out, ctx)
-    if r["interrupted"]:
-        print(f"interrupted at {r['stopped_at']}; an MBPO run cannot be resumed yet: start again with --overwrite",
-              file=sys.stderr)
-        return 130
-    return 0
+    return _policy_run_end(r, out)
 
 
 def main(argv=None) -> int:

@@ -135,7 +135,8 @@ def run(
     Ctrl-C (on the main thread) stops the run within a second (after the current environment
     step, or during a model training) with every file consistent, and the result says
     ``interrupted``. A second Ctrl-C raises KeyboardInterrupt: at once while the environment's
-    Python code runs, else when the run has stopped. An MBPO run cannot be resumed yet.
+    Python code runs, else when the run has stopped. ``resume=True`` continues a run in ``out``
+    from its last evaluation exactly as if it had not stopped (same config required).
 
     Parameters
     ----------

@@ -50,7 +50,10 @@ pub fn cmd_mbpo(gpu: &GpuArgs, args: PolicyArgs) -> anyhow::Result<bool> {
         cfg.schedule.initial_exploration_steps,
         out.display()
     );
-    let stop = crate::interrupt::install_interrupt_handler("the current step", "")?;
+    let stop = crate::interrupt::install_interrupt_handler(
+        "the current step (the run resumes from its last evaluation)",
+        "; the last evaluation's point remains",
+    )?;
     let sac_cfg = cfg.sac_config();
     let mut bar = sac::ProgressDisplay::new(&sac_cfg);
     let mut progress = |p: &sac::Progress| bar.update(p);
