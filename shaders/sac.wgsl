@@ -288,6 +288,31 @@ fn actor_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
 }
 
+// Behaviour cloning (distilling a planner into the actor): the gradient of the mean over rows
+// and actions of (c + h·tanh(μ) − a*)² at the actor's outputs, a* the minibatch row's action
+// (the label); log σ gets none (the deterministic action does not depend on it). Each row's mean
+// squared error goes to the critic-loss row, which `update_stats` reduces into the update's
+// first statistic.
+@compute @workgroup_size(WG_SIZE)
+fn imitation_grad(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let b = gid.x;
+    let n = p.batch;
+    if (b >= n) {
+        return;
+    }
+    let a = p.act_dim;
+    let width = p.obs_dim + a;
+    var sq = 0.0;
+    for (var i = 0u; i < a; i = i + 1u) {
+        let t = stable_tanh(actor_out[b * 2u * a + i]);
+        let diff = center(i) + half_width(i) * t - critic_in[b * width + p.obs_dim + i];
+        sq = sq + diff * diff;
+        dactor[b * 2u * a + i] = 2.0 * diff * half_width(i) * (1.0 - t * t) / f32(n * a);
+        dactor[b * 2u * a + a + i] = 0.0;
+    }
+    rows[row_critic_loss(b)] = sq / f32(a);
+}
+
 // One workgroup: the update's statistics in a fixed order, and α's gradient
 // d/d log α of −mean log α (log π(ã|s) + target entropy) when the actor stepped.
 @compute @workgroup_size(RED_SIZE)

@@ -659,7 +659,7 @@ fn verify_quick_passes_prints_every_family_and_writes_its_report() {
     assert!(a["adapter"]["name"].is_string() && a["adapter"]["driver"].is_string());
     assert!(a["limits"]["max_compute_workgroup_storage_size"].as_u64().is_some());
     let results = a["results"].as_array().unwrap();
-    assert_eq!(results.len(), 27);
+    assert_eq!(results.len(), 29);
     for r in results {
         assert_eq!(r["passed"], true, "{r}");
         assert!(r["values"].as_u64().unwrap() > 0, "{r}");

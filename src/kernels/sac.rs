@@ -1,6 +1,7 @@
 //! Soft Actor-Critic kernels (`shaders/sac.wgsl`): the minibatch and noise draws, the squashed
-//! Gaussian policy, the critic target and loss gradient, the actor loss gradient, the update's
-//! statistics and α's gradient, Polyak averaging and the next action. The networks run on
+//! Gaussian policy, the critic target and loss gradient, the actor loss gradient (and behaviour
+//! cloning's, for distillation), the update's statistics and α's gradient, Polyak averaging and
+//! the next action. The networks run on
 //! `mlp.wgsl` through [`super::net::LayeredNet`]; the f64 twin is `crate::sac::reference`. The
 //! random streams' purposes are [`super::purpose`]'s `SAC_*`.
 
@@ -37,6 +38,7 @@ pub const FAMILY: FamilyDecl = FamilyDecl::portable(
         "critic_grad",
         "actor_q_grad",
         "actor_grad",
+        "imitation_grad",
         "update_stats",
         "polyak",
         "act",
@@ -90,13 +92,14 @@ impl SacParams {
 }
 
 /// Group-1 bindings of each entry point: `(binding, read-only)` (sac.wgsl's table).
-pub const BINDINGS: [EntryBindings; 9] = [
+pub const BINDINGS: [EntryBindings; 10] = [
     ("sample", &[(0, true), (1, false), (2, false), (3, false), (4, false), (18, true), (19, true)]),
     ("policy_next", &[(2, false), (3, false), (4, false), (5, true), (6, false)]),
     ("policy_cur", &[(2, false), (3, false), (4, false), (5, true), (6, false)]),
     ("critic_grad", &[(4, false), (7, true), (8, true), (9, false), (12, true)]),
     ("actor_q_grad", &[(4, false), (7, true), (9, false)]),
     ("actor_grad", &[(4, false), (5, true), (10, true), (11, false), (12, true)]),
+    ("imitation_grad", &[(1, false), (4, false), (5, true), (11, false)]),
     ("update_stats", &[(4, false), (12, true), (13, false), (14, false)]),
     ("polyak", &[(15, true), (16, false)]),
     ("act", &[(5, true), (17, false)]),

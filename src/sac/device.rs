@@ -548,11 +548,36 @@ impl SacDevice {
         }
     }
 
+    /// Records one imitation update in slot `slot`: the minibatch, the actor on its
+    /// observations, the gradient of the squared error of its deterministic actions to the
+    /// rows' actions, the actor's Adam step; the loss reduced into the statistics.
+    fn record_imitation(&self, rec: &mut Recorder<'_>, slot: usize, _plan: &UpdatePlan) {
+        let (b, n) = (self.shapes.batch, &self.nets);
+        self.dispatch(rec, "sample", slot, b);
+        n.actor_cur.record_forward(rec, &self.mlp);
+        self.dispatch(rec, "imitation_grad", slot, b);
+        n.actor_cur.record_backward(rec, &self.mlp);
+        self.actor.record_adam(rec, &self.adam);
+        self.dispatch_grid(rec, "update_stats", slot, (1, 1, 1));
+    }
+
+    /// Behaviour cloning: `n` (at most `max_updates`) updates of the actor alone, numbered
+    /// from `first` (the minibatches' draws follow the number), each on a minibatch of the
+    /// ring's rows whose actions are the labels, minimising the mean squared error of the
+    /// deterministic action `c + h·tanh(μ)` to them; the critics, the targets and α do not move.
+    /// One submission; the updates' losses.
+    pub fn imitate(&mut self, first: u64, n: usize) -> Result<Vec<f64>> {
+        let plans: Vec<UpdatePlan> =
+            (0..n as u64).map(|k| UpdatePlan { index: first + k, actor: false, polyak: false }).collect();
+        let (step, _) = self.run_recorded(&plans, None, 0, false, None, Self::record_imitation)?;
+        Ok(step.stats.iter().map(|s| s.critic_loss).collect())
+    }
+
     /// Runs `plans` (at most `max_updates`) and, when `obs` is given, computes the action for
     /// it (sampled with the noise of environment step `step`, or the mean when `deterministic`),
     /// all in one submission with one readback: the updates' statistics and the action.
     pub fn run(&mut self, plans: &[UpdatePlan], obs: Option<&[f32]>, step: u64, deterministic: bool) -> Result<Step> {
-        Ok(self.run_recorded(plans, obs, step, deterministic, None)?.0)
+        Ok(self.run_recorded(plans, obs, step, deterministic, None, Self::record_update)?.0)
     }
 
     /// [`SacDevice::run`] with every dispatch timed by `profiler`: the step and the
@@ -565,7 +590,7 @@ impl SacDevice {
         deterministic: bool,
         profiler: &Profiler,
     ) -> Result<(Step, RecordStats)> {
-        self.run_recorded(plans, obs, step, deterministic, Some(profiler))
+        self.run_recorded(plans, obs, step, deterministic, Some(profiler), Self::record_update)
     }
 
     fn run_recorded(
@@ -575,6 +600,7 @@ impl SacDevice {
         step: u64,
         deterministic: bool,
         profiler: Option<&Profiler>,
+        record: fn(&Self, &mut Recorder<'_>, usize, &UpdatePlan),
     ) -> Result<(Step, RecordStats)> {
         if plans.len() > self.shapes.max_updates {
             return Err(Error::InvalidInput(format!(
@@ -599,7 +625,7 @@ impl SacDevice {
         self.ctx.queue.write_buffer(&self.uniforms, 0, &params);
         let mut rec = Recorder::new(&self.ctx, "sac", profiler);
         for (slot, plan) in plans.iter().enumerate() {
-            self.record_update(&mut rec, slot, plan);
+            record(self, &mut rec, slot, plan);
         }
         if let Some(o) = obs {
             self.record_act(&mut rec, o, act_slot)?;
@@ -905,6 +931,7 @@ fn bind_kernels(
         ("critic_grad", k.bind(ctx, "critic_grad", &[&io.rows, &io.q, &io.q_next, &io.dq, la])),
         ("actor_q_grad", k.bind(ctx, "actor_q_grad", &[&io.rows, &io.q_pi, &io.dq_pi])),
         ("actor_grad", k.bind(ctx, "actor_grad", &[&io.rows, &io.actor_cur, &io.dq_in, &io.dactor, la])),
+        ("imitation_grad", k.bind(ctx, "imitation_grad", &[&io.critic_in, &io.rows, &io.actor_cur, &io.dactor])),
         ("update_stats", k.bind(ctx, "update_stats", &[&io.rows, la, &alpha.grads, &io.stats])),
         ("polyak", k.bind(ctx, "polyak", &[&critic.params, target])),
         ("act", k.bind(ctx, "act", &[&io.act_out, &io.action])),

@@ -383,6 +383,26 @@ pub fn deterministic_action(actor: &Mlp, scale: &ActionScale, obs: &[f64]) -> Ve
     out.chunks(2 * a).flat_map(|row| (0..a).map(move |d| scale.center[d] + scale.half[d] * row[d].tanh())).collect()
 }
 
+/// Behaviour cloning's loss and gradient: the mean over rows and actions of
+/// `(center + half·tanh(μ(obs)) − label)²` for the rows of `obs` (`[rows·D]`) and their labels
+/// (`[rows·A]`), and its gradient w.r.t. the actor's parameters (none through log σ).
+pub fn imitation_loss_and_grads(actor: &Mlp, scale: &ActionScale, obs: &[f64], labels: &[f64]) -> (f64, Mlp) {
+    let a = scale.act_dim();
+    let fwd = actor.forward(obs);
+    let n = (fwd.rows * a) as f64;
+    let mut grad_out = vec![0.0; fwd.rows * 2 * a];
+    let mut loss = 0.0;
+    for r in 0..fwd.rows {
+        for d in 0..a {
+            let t = fwd.out[r * 2 * a + d].tanh();
+            let diff = scale.center[d] + scale.half[d] * t - labels[r * a + d];
+            loss += diff * diff / n;
+            grad_out[r * 2 * a + d] = 2.0 * diff * scale.half[d] * (1.0 - t * t) / n;
+        }
+    }
+    (loss, actor.backward(&fwd, &grad_out).0)
+}
+
 /// Which twin is the smaller: Q1 when `q1 <= q2` (ties go to Q1).
 pub fn twin_min(q1: f64, q2: f64) -> (f64, bool) {
     if q1 <= q2 {

@@ -141,6 +141,30 @@ fn sac_actor_loss_gradient_through_the_critics_matches_finite_differences() {
     }
 }
 
+/// Behaviour cloning's gradient w.r.t. the actor's parameters, with labels inside the
+/// asymmetric bounds; the loss is the plain mean squared error of the deterministic actions.
+/// Catches a missing tanh or half-width Jacobian, a missing centre, a sum where the mean over
+/// rows and actions belongs, and a gradient through log σ.
+#[test]
+fn imitation_loss_gradient_matches_finite_differences() {
+    for act in BOTH {
+        let (nets, batch, _) = setup(act, 37);
+        let s = scale();
+        let labels: Vec<f64> =
+            batch.act.chunks(ACT).flat_map(|r| (0..ACT).map(|d| s.center[d] + 0.9 * s.half[d] * r[d])).collect();
+        let loss_with = |p: &[f64]| {
+            let mut actor = nets.actor.clone();
+            actor.set_flat(p);
+            imitation_loss_and_grads(&actor, &s, &batch.obs, &labels).0
+        };
+        let (loss, g) = imitation_loss_and_grads(&nets.actor, &s, &batch.obs, &labels);
+        assert_matches_finite_differences("imitation", &nets.actor.flat(), &g.flat(), loss_with);
+        let actions = deterministic_action(&nets.actor, &s, &batch.obs);
+        let mse = actions.iter().zip(&labels).map(|(x, y)| (x - y) * (x - y)).sum::<f64>() / labels.len() as f64;
+        assert!((loss - mse).abs() < 1e-12, "{loss} vs {mse}");
+    }
+}
+
 /// The temperature loss's derivative w.r.t. `log α`, at two values of `log α`. Catches α in
 /// place of `log α` (CleanRL's form, whose derivative carries a factor α) and a dropped sign.
 #[test]

@@ -13,6 +13,10 @@
 //! them, since Adam's first step is ±lr whatever a gradient's size and a gradient within f32
 //! rounding of zero may step either way.
 //!
+//! The imitation cases (behaviour cloning, `SacDevice::imitate`: planner distillation) run two
+//! imitation updates the same way and check the draws, the actor's gradient, the loss and the
+//! actor after its step against `reference::imitation_loss_and_grads`, and that nothing else moved.
+//!
 //! Tolerances: the drawn rows bit for bit; the noise 1e-5 + 1e-5·|x|; the statistics and the
 //! parameters after a step 1e-6 + 1e-4·|x| (`LOSS_TOL`, `ADAM_TOL`; a parameter whose reference
 //! gradient lies within its tolerance of zero 2·lr more); the gradients 1e-3 relative with a
@@ -73,10 +77,19 @@ pub(in crate::verify) fn cases(quick: bool) -> Vec<Case> {
         v.push(dims(257, 17, 6, (&[256, 256], &[256, 256]), Relu));
         v.push(dims(257, 3, 1, (&[256, 256], &[256, 256]), Silu));
     }
-    v.into_iter()
+    let mut imitation = vec![dims(1, 3, 1, ragged, Relu), dims(33, 17, 6, (&[32, 32], &[32, 32]), Silu)];
+    if !quick {
+        imitation.push(dims(257, 17, 6, (&[256, 256], &[256, 256]), Relu));
+    }
+    let updates = v
+        .into_iter()
         .enumerate()
-        .map(|(i, d)| case(Family::Sac, &d.name(), Some(LOSS_TOL), move |c| case_updates(c, &d, 11 + i as u64)))
-        .collect()
+        .map(|(i, d)| case(Family::Sac, &d.name(), Some(LOSS_TOL), move |c| case_updates(c, &d, 11 + i as u64)));
+    let imitations = imitation.into_iter().enumerate().map(|(i, d)| {
+        let name = format!("imitation: {}", d.name().replace("two updates", "an update each side of the wrap"));
+        case(Family::Sac, &name, Some(LOSS_TOL), move |c| case_imitation(c, &d, 41 + i as u64))
+    });
+    updates.chain(imitations).collect()
 }
 
 /// The statistics (critic and actor losses, mean Q, entropy, α): f32 sums over the batch of
@@ -309,6 +322,36 @@ impl Setup {
         Ok(c)
     }
 
+    /// Imitation update `index` (behaviour cloning of the ring's actions) on the device and in
+    /// the reference: the draws, the actor's gradient, the loss, the actor after its Adam step,
+    /// the critics, targets and log α bit for bit unmoved, Adam's step counts.
+    fn imitate(&mut self, index: u64, what: &str) -> Result<Comparison> {
+        let (b, a) = (self.d.batch, self.d.act);
+        let n_stored = self.stored.min(self.capacity);
+        let before = self.dev.params()?;
+        let losses = self.dev.imitate(index, 1)?;
+        let p = self.dev.params()?;
+        let [ga, _, _] = self.dev.grads()?;
+        let label = |x: &str| format!("{what}: {x}");
+        let (indices, noise) = r::draw(self.seed, index, n_stored, b, a)?;
+        let batch = Batch::gather(&self.ring, self.d.obs, a, &indices);
+        let mut c = self.compare_draws(&self.dev.last_minibatch()?, &batch, &noise, what);
+        let s = &self.settings;
+        let (loss, grad) = r::imitation_loss_and_grads(&self.nets.actor, &s.scale, &batch.obs, &batch.act);
+        let flat = grad.flat();
+        let al = &self.al;
+        c.merge(compare(&label("actor gradient"), &f32s(&r::from_layout(al, &ga, 0)), &flat, grad_tol(&flat)));
+        c.merge(compare(&label("imitation loss"), &[losses[0] as f32], &[loss], STATS_TOL));
+        self.adam.actor.step_net(s.lr_actor, &mut self.nets.actor, &grad);
+        let actor_after = r::from_layout(al, &p.actor, 0);
+        c.merge(after(&label("actor after"), &actor_after, &self.nets.actor.flat(), Some(&flat), s.lr_actor));
+        let fixed = |q: &SacParamsF32| [&q.critic[..], &q.target, &[q.log_alpha]].concat();
+        c.merge(compare_exact(&label("critics, targets and log α unmoved"), &fixed(&p), &fixed(&before)));
+        let steps = [self.adam.actor.t, self.adam.q1.t, self.adam.log_alpha.t];
+        c.merge(compare_exact(&label("Adam steps (actor, critics, log α)"), &self.dev.adam_steps()?, &steps));
+        Ok(c)
+    }
+
     /// The minibatch the device drew against the reference's draw of the same update: the
     /// rows bit for bit, the noise within the Box–Muller tolerance.
     fn compare_draws(&self, m: &Minibatch, batch: &Batch, noise: &r::Noise, what: &str) -> Comparison {
@@ -349,6 +392,20 @@ fn after(what: &str, gpu: &[f64], cpu: &[f64], grad: Option<&[f64]>, lr: f64) ->
     let wide = Tol { abs: 2.0 * lr + PARAM_TOL.abs, ..PARAM_TOL };
     c.merge(compare(&format!("{what} (gradient within its tolerance of 0)"), &loose.0, &loose.1, wide));
     c
+}
+
+/// Two imitation updates of case `d`, on a ring filled to two thirds and after it wrapped, the
+/// second from the device's state after the first.
+fn case_imitation(ctx: &GpuContext, d: &Dims, seed: u64) -> Result<Comparison> {
+    let mut s = Setup::new(ctx, d, seed)?;
+    s.push(s.capacity * 2 / 3)?;
+    let mut c = s.imitate(0, "imitation 0 (ring partly filled)")?;
+    s.push(s.capacity / 2 + 1)?;
+    let state = s.dev.snapshot()?;
+    state.params.set_reference(&mut s.nets, &s.al, &s.cl);
+    s.adam = state.reference_adam(&s.al, &s.cl);
+    c.merge(s.imitate(1, "imitation 1 (ring wrapped)")?);
+    Ok(c)
 }
 
 /// Two updates of case `d` (see the module's docs).
