@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 pub mod bench;
+pub mod distill;
 pub mod env;
 pub mod error;
 pub mod gpu;

@@ -16,7 +16,7 @@ const LAYERS: &[&[&str]] = &[
     &["run"],
     &["sac"],
     &["pets", "mpc", "mbpo"],
-    &["bench", "verify"],
+    &["bench", "verify", "distill"],
 ];
 
 fn layer_of(module: &str) -> Option<usize> {

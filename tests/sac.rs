@@ -493,4 +493,41 @@ mod runs {
         std::fs::remove_dir_all(&other).ok();
         std::fs::remove_dir_all(&dir).ok();
     }
+    /// `sac.init_policy` starts the actor from a checkpoint's, and `sac.actor_warmup_updates`
+    /// holds it still while the critics learn: a run whose warm-up outlasts it ends with the
+    /// initial actor bit for bit (and moved critics), one without the warm-up moves it; an actor
+    /// of other widths is refused, naming them. Catches the initial policy ignored (fresh
+    /// weights), the warm-up ignored, and an actor of the wrong shape loaded.
+    #[test]
+    fn a_run_starts_from_an_initial_policy_and_holds_it_during_the_warm_up() {
+        let ctx = super::common::ctx();
+        let base = std::env::temp_dir().join(format!("lookahead-sac-init-{}", std::process::id()));
+        std::fs::remove_dir_all(&base).ok();
+        let short = ["loop.total_steps=300", "loop.random_steps=200", "loop.eval_every=300"];
+        let first = small(&short);
+        let mut env = first.env.make();
+        let opts = RunOptions { out_dir: Some(base.join("first")), ..Default::default() };
+        sac::run(&ctx, &first, env.as_mut(), opts).unwrap();
+        let init = base.join("first").join("model.safetensors");
+        let init_set = format!("sac.init_policy={:?}", init.display().to_string());
+        let actor = |c: &SacCheckpoint| {
+            let mut t = c.tensors.clone();
+            t.retain(|k, _| k.starts_with("actor."));
+            t
+        };
+        let started = SacCheckpoint::load(&init).unwrap();
+        for (warmup, moves) in [("sac.actor_warmup_updates=1000000", false), ("sac.actor_warmup_updates=0", true)] {
+            let cfg = small(&[&short[..], &[init_set.as_str(), warmup, "seed=5"]].concat());
+            let dir = base.join(if moves { "moving" } else { "held" });
+            let opts = RunOptions { out_dir: Some(dir.clone()), ..Default::default() };
+            sac::run(&ctx, &cfg, env.as_mut(), opts).unwrap();
+            let after = SacCheckpoint::load(&dir.join("model.safetensors")).unwrap();
+            assert_eq!(actor(&after) != actor(&started), moves, "{warmup}: the actor moved: {}", !moves);
+            assert!(after.tensors["critic.layers.0.weight"] != started.tensors["critic.layers.0.weight"]);
+        }
+        let wider = small(&[&short[..], &[init_set.as_str(), "sac.actor_hidden=[32, 16]"]].concat());
+        let e = sac::run(&ctx, &wider, env.as_mut(), RunOptions::default()).unwrap_err().to_string();
+        assert!(e.contains("sac.init_policy") && e.contains("widths"), "{e}");
+        std::fs::remove_dir_all(&base).ok();
+    }
 }

@@ -10,6 +10,7 @@
 mod arrays;
 mod config;
 mod device;
+mod distill;
 mod ensemble;
 mod env;
 mod errors;
@@ -35,6 +36,8 @@ fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(sac::run_sac, m)?)?;
     m.add_function(wrap_pyfunction!(sac::evaluate_sac, m)?)?;
     m.add_function(wrap_pyfunction!(mbpo::resolve_mbpo_config, m)?)?;
+    m.add_function(wrap_pyfunction!(distill::resolve_distill_config, m)?)?;
+    m.add_function(wrap_pyfunction!(distill::run_distill, m)?)?;
     m.add_function(wrap_pyfunction!(mbpo::run_mbpo, m)?)?;
     m.add_function(wrap_pyfunction!(config::config_as_json, m)?)?;
     m.add_class::<device::Context>()?;

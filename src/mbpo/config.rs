@@ -231,7 +231,7 @@ impl std::str::FromStr for MbpoPreset {
 }
 
 /// Optional keys that a serialised config leaves out when unset.
-const OPTIONAL_KEYS: &[&str] = &["sac.target_entropy", "train.clip_grad_norm"];
+const OPTIONAL_KEYS: &[&str] = &["sac.target_entropy", "sac.init_policy", "train.clip_grad_norm"];
 
 impl MbpoConfig {
     /// The preset for `env` from `origin`: mbrl-lib's cartpole settings for the built-in tasks,

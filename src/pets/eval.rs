@@ -53,11 +53,22 @@ pub fn evaluate_on(
     if env.obs_dim() != task.obs_dim || env.act_dim() != task.act_dim {
         return Err(Error::InvalidInput("the environment and its planning task disagree on sizes".into()));
     }
+    let model = load_elites(run_dir, &cfg, &task)?;
+    let mut planner =
+        Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
+    let steps = cfg.schedule.trial_length;
+    crate::run::replay_episodes(episodes, seed, opts, |reset_seed, stop| {
+        play_episode(&mut planner, env, reset_seed, steps, stop)
+    })
+}
+
+/// The elites of the checkpoint (`model.safetensors`) of the run of `cfg` in `run_dir`, planning
+/// `task`: the config is validated, and a checkpoint that is not the model the config describes
+/// (a folder mixing two runs) is refused, naming what disagrees.
+pub fn load_elites(run_dir: &Path, cfg: &PetsConfig, task: &Task) -> Result<crate::model::Ensemble> {
     cfg.validate()?;
     let ckpt = Checkpoint::load(run_dir.join("model.safetensors"))?;
-    // The checkpoint must be the model this config describes: a run folder mixing two runs is
-    // refused, naming what disagrees.
-    let expected = cfg.ensemble_spec(&task);
+    let expected = cfg.ensemble_spec(task);
     if ckpt.ensemble.spec != expected {
         return Err(Error::InvalidInput(format!(
             "{}: the checkpoint holds ({}), the config describes ({}); the folder mixes two runs",
@@ -74,13 +85,7 @@ pub fn evaluate_on(
             cfg.train.num_elites
         )));
     }
-    let model = ckpt.ensemble.select_members(&ckpt.elites)?;
-    let mut planner =
-        Planner::new(ctx, task, Dynamics::Ensemble(model), PlannerConfig { seed, ..cfg.planner.clone() })?;
-    let steps = cfg.schedule.trial_length;
-    crate::run::replay_episodes(episodes, seed, opts, |reset_seed, stop| {
-        play_episode(&mut planner, env, reset_seed, steps, stop)
-    })
+    ckpt.ensemble.select_members(&ckpt.elites)
 }
 
 /// One episode of at most `steps` steps from `env`'s reset with `reset_seed`: its return, or

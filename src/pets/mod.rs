@@ -28,7 +28,7 @@ use crate::gpu::GpuContext;
 use crate::run::{curve, nan_as_null, RunLayout};
 
 pub use config::{LoopConfig, ModelConfig, PetsConfig, Preset};
-pub use eval::{evaluate, evaluate_on, EvalOptions, Evaluation};
+pub use eval::{evaluate, evaluate_on, load_elites, EvalOptions, Evaluation};
 #[cfg(feature = "progress")]
 pub use progress::ProgressDisplay;
 pub use resume::{saved_transitions, ResumeState};

@@ -175,6 +175,31 @@ impl SacCheckpoint {
         Ok(DeviceState { params, moments, adam_steps: self.manifest.adam_steps })
     }
 
+    /// The actor as the flat parameters of `layout` (a device's), refusing an actor of other
+    /// widths, hidden activation or action bounds than the run it starts (`cfg` on a task of
+    /// these bounds), naming each difference.
+    pub fn actor_for(&self, layout: &NetLayout, cfg: &SacConfig, (lower, upper): (&[f64], &[f64])) -> Result<Vec<f32>> {
+        let m = &self.manifest;
+        let mut problems = Vec::new();
+        let (theirs, ours) = (layouts(&m.config, m.obs_dim, m.act_dim).0.widths, &layout.widths);
+        if &theirs != ours {
+            problems.push(format!("widths {theirs:?}, the run's actor {ours:?}"));
+        }
+        if m.config.sac.actor_activation != cfg.sac.actor_activation {
+            let (a, b) = (m.config.sac.actor_activation, cfg.sac.actor_activation);
+            problems.push(format!("hidden activation {a:?}, the run's {b:?}"));
+        }
+        if m.lower != lower || m.upper != upper {
+            problems.push(format!("action bounds {:?}..{:?}, the task's {lower:?}..{upper:?}", m.lower, m.upper));
+        }
+        if !problems.is_empty() {
+            return Err(Error::config("sac.init_policy", format!("an actor of {}", problems.join("; "))));
+        }
+        let flat = net_flat(&self.tensors, "actor", layout)
+            .map_err(|reason| Error::Weights { path: "sac.init_policy".into(), reason })?;
+        Ok(flat)
+    }
+
     /// The actor's layers as `(in, out, weight, bias)`.
     pub fn actor_layers(&self) -> std::result::Result<Vec<ActorLayer>, FormatError> {
         let (actor, _) = layouts(&self.manifest.config, self.manifest.obs_dim, self.manifest.act_dim);

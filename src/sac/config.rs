@@ -64,6 +64,12 @@ pub struct AlgorithmConfig {
     pub target_entropy: Option<f64>,
     /// Gradient updates per environment step after the warm-up (reference: 1).
     pub updates_per_step: usize,
+    /// A SAC checkpoint (`model.safetensors` of a run, or `policy.safetensors` of a
+    /// distillation) whose actor the run starts from, instead of fresh weights; unset: fresh.
+    pub init_policy: Option<String>,
+    /// Updates at the start in which only the critics learn (the actor and α wait), so that an
+    /// initial policy meets critics that already value it (default 0).
+    pub actor_warmup_updates: u64,
 }
 
 impl Default for AlgorithmConfig {
@@ -85,6 +91,8 @@ impl Default for AlgorithmConfig {
             initial_alpha: 1.0,
             target_entropy: None,
             updates_per_step: 1,
+            init_policy: None,
+            actor_warmup_updates: 0,
         }
     }
 }
@@ -174,7 +182,7 @@ pub enum TaskOrigin {
 pub const MAX_EVAL_EPISODES: usize = 1_000;
 
 /// Optional keys that a serialised config leaves out when unset.
-const OPTIONAL_KEYS: &[&str] = &["sac.target_entropy"];
+const OPTIONAL_KEYS: &[&str] = &["sac.target_entropy", "sac.init_policy"];
 
 impl SacConfig {
     /// The preset for `env` from `origin`.
@@ -300,6 +308,9 @@ impl AlgorithmConfig {
         if !positive(self.initial_alpha) {
             bad("initial_alpha", format!("{} must be a positive finite number", util::short_float(self.initial_alpha)));
         }
+        if self.init_policy.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            bad("init_policy", "an empty path; leave the key out to start from fresh weights".into());
+        }
         if let Some(h) = self.target_entropy.filter(|h| !h.is_finite()) {
             bad("target_entropy", format!("{} is not a finite number", util::short_float(h)));
         }
@@ -327,7 +338,7 @@ impl AlgorithmConfig {
 /// Why hidden `widths` do not fit the crate's networks: at most `FUSED_MAX_LAYERS` layers in
 /// all, every width at least 1, no layer over `MAX_PARAMS` weights (with inputs of up to
 /// `MAX_OBS + MAX_ACT` values).
-fn widths_problem(widths: &[usize]) -> Option<String> {
+pub(crate) fn widths_problem(widths: &[usize]) -> Option<String> {
     if widths.is_empty() || widths.len() >= FUSED_MAX_LAYERS {
         return Some(format!(
             "{} hidden layers; use 1 to {} (the networks take at most {FUSED_MAX_LAYERS} layers)",

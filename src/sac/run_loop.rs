@@ -12,7 +12,9 @@ use rand_chacha::ChaCha12Rng;
 use super::checkpoint::SacCheckpoint;
 use super::device::{DeviceState, SacDevice, SacParamsF32, SacShapes, UpdatePlan, UpdateSettings};
 use super::resume::{load_ring, ExtensionPoint, SacResumeState, RESUME_VERSION};
-use super::{EvalResult, HiddenActivation, Policy, Progress, RunOptions, SacConfig, SacSummary, LAYOUT};
+use super::{
+    AlgorithmConfig, EvalResult, HiddenActivation, Policy, Progress, RunOptions, SacConfig, SacSummary, LAYOUT,
+};
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -219,12 +221,11 @@ pub fn build_device(
     let al = crate::kernels::net::NetLayout::new(&shapes.actor_widths(), 1, align);
     let cl = crate::kernels::net::NetLayout::new(&shapes.critic_widths(), 2, align);
     let critic = cl.init_uniform(cfg.seed.wrapping_add(2));
-    let init = SacParamsF32 {
-        actor: al.init_uniform(cfg.seed.wrapping_add(1)),
-        target: critic.clone(),
-        critic,
-        log_alpha: a.initial_alpha.ln() as f32,
+    let actor = match &a.init_policy {
+        Some(path) => SacCheckpoint::load(Path::new(path))?.actor_for(&al, cfg, (lower, upper))?,
+        None => al.init_uniform(cfg.seed.wrapping_add(1)),
     };
+    let init = SacParamsF32 { actor, target: critic.clone(), critic, log_alpha: a.initial_alpha.ln() as f32 };
     SacDevice::new(ctx, shapes, dev_settings, &init)
 }
 
@@ -240,7 +241,10 @@ impl<'a, 'o> SacLoop<'a, 'o> {
     ) -> Result<Self> {
         let (lock, resumed) = check_start(cfg, &spec, env, &opts)?;
         let (lower, upper) = env.action_bounds();
-        let dev = build_device(ctx, cfg, env.obs_dim(), (&lower, &upper), spec.model_ring)?;
+        // A resumed run's actor comes from its point: the initial policy's file is not read again.
+        let fresh = SacConfig { sac: AlgorithmConfig { init_policy: None, ..cfg.sac.clone() }, ..cfg.clone() };
+        let built = if resumed.is_some() { &fresh } else { cfg };
+        let dev = build_device(ctx, built, env.obs_dim(), (&lower, &upper), spec.model_ring)?;
         let ext = spec.extension.map(|make| make(&dev)).transpose()?;
         let files = match (&opts.out_dir, &resumed, lock) {
             (Some(_), Some((state, _)), Some(lock)) => {
@@ -281,7 +285,14 @@ impl<'a, 'o> SacLoop<'a, 'o> {
         };
         match resumed {
             Some((state, ckpt)) => sac.restore(state, &ckpt)?,
-            None => sac.event(serde_json::json!({"event": "start", "adapter": sac.adapter}))?,
+            None => {
+                let mut start = serde_json::json!({"event": "start", "adapter": sac.adapter});
+                if let Some(path) = &cfg.sac.init_policy {
+                    start["init_policy"] = path.clone().into();
+                    start["init_policy_sha256"] = run::sha256_file(Path::new(path))?.into();
+                }
+                sac.event(start)?
+            }
         }
         Ok(sac)
     }
@@ -376,7 +387,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
                 let index = self.c.updates + k;
                 UpdatePlan {
                     index,
-                    actor: index.is_multiple_of(a.actor_update_frequency as u64),
+                    actor: index >= a.actor_warmup_updates && index.is_multiple_of(a.actor_update_frequency as u64),
                     polyak: (index + 1).is_multiple_of(a.target_update_interval as u64),
                 }
             })

@@ -11,6 +11,7 @@ Metal or DX12 GPU.
     la.sac.run("InvertedPendulum-v5", preset="demo", out="runs/ip")  # needs gymnasium[mujoco]
     la.mbpo.run("cartpole", preset="demo", out="runs/mbpo-cartpole")  # the built-in cartpole
     policy = la.sac.Policy.load("runs/ip")   # policy.act(obs) on the CPU, policy.act_batch(obs) on the GPU
+    la.distill.run("runs/pendulum")          # the PETS run's planner distilled into a policy (DAgger)
 """
 from importlib.metadata import version as _version
 
@@ -29,10 +30,11 @@ from .core import Context, Ensemble, Plan, Planner, ReplayBuffer, Task, Trainer,
 from . import pets
 from . import sac
 from . import mbpo
+from . import distill
 from . import gym
 
 __all__ = [
-    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "sac", "mbpo", "gym",
+    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "sac", "mbpo", "distill", "gym",
     "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
     "MAX_CONFIG_BYTES",
 ]

@@ -1,6 +1,7 @@
 """``python -m lookahead pets|sac|mbpo --env gymnasium:HalfCheetah-v5 [--preset demo] [--set key=value ...]``:
 PETS, SAC or MBPO on a gymnasium environment (MBPO on the built-in cartpole and pendulum too) with
-the command line's progress bar and run folder."""
+the command line's progress bar and run folder; ``python -m lookahead distill --run RUN``: a PETS
+run's planner distilled into a policy network."""
 from __future__ import annotations
 
 import argparse
@@ -9,7 +10,7 @@ import sys
 
 from . import _lookahead as _lk
 from . import gym as _gym
-from . import mbpo, pets, sac
+from . import distill, mbpo, pets, sac
 
 
 def _seed(text: str) -> int:
@@ -108,6 +109,44 @@ def _mbpo(args, name: str, ctx) -> int:
     return _policy_run_end(r, out)
 
 
+def _distill(args, ctx) -> int:
+    out = args.out or os.path.join(args.run, "distill")
+    print(f"distill {args.run} on {ctx.adapter()['name']}; folder {out}", file=sys.stderr)
+    r = distill.run(args.run, env=args.env, out=out, iterations=args.iterations, episodes=args.episodes,
+                    mode=args.mode, config_file=args.config, sets=args.set, overwrite=args.overwrite,
+                    resume=args.resume, seed=args.seed, ctx=ctx)
+    planner = sum(r["planner_returns"]) / max(len(r["planner_returns"]), 1)
+    for it in r["iterations"]:
+        print(f"iteration {it['iteration']}: policy {it['policy_return']:.1f} ± {it['policy_std']:.1f}, planner "
+              f"{planner:.1f}, {it['labels']} labels, imitation loss {it['imitation_loss']:.4f}")
+    if r["interrupted"]:
+        nxt = ("continue from the last iteration with the same command and --resume"
+               if os.path.exists(os.path.join(out, "resume.json")) else "no iteration finished: start again with --overwrite")
+        print(f"interrupted at {r['stopped_at']}; {nxt}", file=sys.stderr)
+        return 130
+    return 0
+
+
+def _distill_parser(sub) -> None:
+    """The arguments of ``distill``, as the ``lookahead`` binary's."""
+    p = sub.add_parser("distill", help="distil a PETS run's planner into a policy network with DAgger")
+    p.add_argument("--run", required=True, help="the PETS run folder")
+    p.add_argument("--env", help="the environment (default: the run's own)")
+    p.add_argument("--iterations", type=int, help="DAgger iterations after the first")
+    p.add_argument("--episodes", type=int, help="episodes per iteration, planned side by side")
+    p.add_argument("--mode", choices=["dagger", "bc"])
+    p.add_argument("--config", help="a TOML file of [policy], [train], [dagger] and seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one key, e.g. train.lr=3e-4 (repeatable)")
+    p.add_argument("--seed", type=_seed)
+    p.add_argument("--out", help="the folder (default RUN/distill)")
+    files = p.add_mutually_exclusive_group()
+    files.add_argument("--overwrite", action="store_true", help="replace the distillation already in the folder")
+    files.add_argument("--resume", action="store_true", help="continue the distillation in the folder")
+    p.add_argument("--adapter", help="use the adapter whose name contains this")
+    p.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
+
+
 def main(argv=None) -> int:
     """The command line.
 
@@ -133,6 +172,7 @@ def main(argv=None) -> int:
     _run_parser(sub, "mbpo", "run MBPO on a built-in or gymnasium environment",
                 "cartpole or pendulum (built in), or gymnasium:<id> with a built-in task, e.g. "
                 "gymnasium:InvertedPendulum-v5", "rollout.freq_train_model=100")
+    _distill_parser(sub)
     a = sub.add_parser("adapters", help="list the GPU adapters")
     a.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
     args = ap.parse_args(argv)
@@ -141,8 +181,10 @@ def main(argv=None) -> int:
             for d in _lk.adapters(args.backend):
                 print(f"{d['name']} ({d['backend']}, {d['device_type']}, {d['driver']})")
             return 0
-        name = _gym.strip_prefix(args.env)
         ctx = _lk.Context(args.adapter, args.backend)
+        if args.command == "distill":
+            return _distill(args, ctx)
+        name = _gym.strip_prefix(args.env)
         return {"pets": _pets, "sac": _sac, "mbpo": _mbpo}[args.command](args, name, ctx)
     except _lk.LookaheadError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -150,7 +192,7 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         # Ctrl-C while the environment's Python code ran: the run folder holds the last
         # consistent point (or nothing yet, before the first).
-        nxt = "start again with --overwrite" if args.command == "mbpo" else "continue with the same command and --resume"
+        nxt = "continue with the same command and --resume"
         print(f"interrupted; {nxt}", file=sys.stderr)
         return 130
     except Exception as e:  # a gymnasium, file or argument problem: one line, not a traceback

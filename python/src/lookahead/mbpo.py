@@ -155,7 +155,7 @@ def run(
     overwrite : bool
         Replace an existing run folder.
     resume : bool
-        Refused (with the engine's ConfigError) until MBPO runs can be resumed.
+        Continue the run in ``out`` from its last evaluation (the same config required).
     seed : int, optional
         Overrides the config's seed.
     progress : bool
@@ -175,7 +175,8 @@ def run(
     InputError
         For infinite action bounds (naming the environment).
     ConfigError
-        For unknown keys and impossible settings, and for ``resume``.
+        For unknown keys and impossible settings, and for ``resume`` of a folder that holds no
+        MBPO run or one of another config.
     ValueError
         For overwrite with resume, ``env`` in ``config`` or ``sets``, an environment without a
         task, a task for a built-in environment, or a task of other sizes than the environment.

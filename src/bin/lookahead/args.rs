@@ -54,6 +54,8 @@ pub enum Command {
     Sac(PolicyArgs),
     /// Run MBPO: the ensemble trained on real steps, SAC on branched rollouts through it.
     Mbpo(PolicyArgs),
+    /// Distil a PETS run's planner into a policy network with DAgger.
+    Distill(crate::distill::DistillArgs),
     /// Check every kernel family against its f64 CPU reference on this adapter (or all).
     Verify(VerifyArgs),
     /// Replay a run's checkpoint (PETS: planned with its elites; SAC: its deterministic policy).
@@ -121,8 +123,24 @@ pub struct PolicyArgs {
     /// Override one key, e.g. --set sac.gamma=0.98 (repeatable).
     #[arg(long = "set")]
     pub set: Vec<String>,
+    /// Start the actor from this SAC checkpoint (a distillation's policy.safetensors, a run's
+    /// model.safetensors): sac.init_policy.
+    #[arg(long)]
+    pub init_policy: Option<PathBuf>,
     #[command(flatten)]
     pub run: RunArgs,
+}
+
+impl PolicyArgs {
+    /// `--set` with `--init-policy`'s assignment after them.
+    pub fn sets(&self) -> Vec<String> {
+        let mut sets = self.set.clone();
+        if let Some(p) = &self.init_policy {
+            let text = serde_json::to_string(&p.display().to_string()).expect("a string serialises");
+            sets.push(format!("sac.init_policy={text}"));
+        }
+        sets
+    }
 }
 
 // The arguments of `verify`.

@@ -4,6 +4,7 @@
 mod args;
 mod bench;
 mod config;
+mod distill;
 mod info;
 mod interrupt;
 mod mbpo;
@@ -38,6 +39,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Pets(a) => pets::cmd_pets(gpu, a),
         Command::Sac(a) => sac::cmd_sac(gpu, a).map(interrupt::exit_status),
         Command::Mbpo(a) => mbpo::cmd_mbpo(gpu, a).map(interrupt::exit_status),
+        Command::Distill(a) => distill::cmd_distill(gpu, a).map(interrupt::exit_status),
         Command::Eval(a) => pets::cmd_eval(gpu, a),
         Command::Config { what } => done(config::cmd_config(what)),
         Command::Mpc(a) => done(mpc::cmd_mpc(gpu, a)),

@@ -14,9 +14,10 @@ use crate::args::{GpuArgs, PolicyArgs};
 fn resolve(args: &PolicyArgs) -> anyhow::Result<MbpoConfig> {
     let preset: MbpoPreset = args.preset.parse()?;
     let text = crate::config::read_config(args.config.as_deref())?;
-    let env = crate::config::env_of(args.env.as_deref(), text.as_deref(), &args.set, EnvKind::Cartpole)?;
+    let sets = args.sets();
+    let env = crate::config::env_of(args.env.as_deref(), text.as_deref(), &sets, EnvKind::Cartpole)?;
     let base = MbpoConfig::preset(env, TaskOrigin::BuiltIn, preset);
-    let mut cfg = MbpoConfig::resolve(base, text.as_deref(), &args.set)?;
+    let mut cfg = MbpoConfig::resolve(base, text.as_deref(), &sets)?;
     if let Some(s) = args.run.seed {
         cfg.seed = s;
     }

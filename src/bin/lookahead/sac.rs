@@ -14,8 +14,9 @@ impl PolicyArgs {
     pub fn resolve(&self) -> anyhow::Result<SacConfig> {
         let preset: SacPreset = self.preset.parse()?;
         let text = crate::config::read_config(self.config.as_deref())?;
-        let env = crate::config::env_of(self.env.as_deref(), text.as_deref(), &self.set, EnvKind::Pendulum)?;
-        let mut cfg = SacConfig::resolve(env, TaskOrigin::BuiltIn, preset, text.as_deref(), &self.set)?;
+        let sets = self.sets();
+        let env = crate::config::env_of(self.env.as_deref(), text.as_deref(), &sets, EnvKind::Pendulum)?;
+        let mut cfg = SacConfig::resolve(env, TaskOrigin::BuiltIn, preset, text.as_deref(), &sets)?;
         if let Some(s) = self.run.seed {
             cfg.seed = s;
         }
