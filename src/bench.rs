@@ -740,6 +740,112 @@ pub fn run_sac_case(ctx: &GpuContext, c: &SacCase, profile: bool) -> Result<SacR
     })
 }
 
+/// One policy case (`lookahead bench policy`): the deterministic action of a SAC actor (a
+/// distilled policy's network) for one observation on one CPU core (`sac::Policy::act`, f64),
+/// the real-time path that needs no GPU round trip.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyCase {
+    /// Name in reports.
+    pub name: String,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Hidden widths.
+    pub hidden: Vec<usize>,
+    /// Timed calls (after as many untimed ones).
+    pub calls: usize,
+}
+
+/// Timing of one policy case.
+#[derive(Debug, Clone, Serialize)]
+pub struct PolicyResult {
+    /// The case.
+    pub case: PolicyCase,
+    /// Median wall time of one action, microseconds.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+}
+
+/// A 2×64 actor at the pendulum's and the cartpole's sizes (the distillation's default) and a
+/// 2×256 one at HalfCheetah's, 20 000 calls each.
+pub fn policy_suite() -> Vec<PolicyCase> {
+    let case = |name: &str, obs_dim, act_dim, hidden: &[usize]| PolicyCase {
+        name: name.into(),
+        obs_dim,
+        act_dim,
+        hidden: hidden.to_vec(),
+        calls: 20_000,
+    };
+    vec![
+        case("policy_pendulum_2x64", 3, 1, &[64, 64]),
+        case("policy_cartpole_2x64", 4, 1, &[64, 64]),
+        case("policy_halfcheetah_2x256", 17, 6, &[256, 256]),
+    ]
+}
+
+/// Times `c`: each call on its own, on observations that change every call.
+pub fn run_policy_case(c: &PolicyCase) -> Result<PolicyResult> {
+    let widths = [vec![c.obs_dim], c.hidden.clone(), vec![2 * c.act_dim]].concat();
+    let layout = crate::kernels::net::NetLayout::new(&widths, 1, 1);
+    let bounds = (vec![-1.0; c.act_dim], vec![1.0; c.act_dim]);
+    let policy =
+        crate::sac::Policy::from_flat(&layout, &layout.init_uniform(7), crate::sac::HiddenActivation::Relu, &bounds)?;
+    let obs = |i: usize| -> Vec<f64> { (0..c.obs_dim).map(|k| 0.1 * ((i * 7 + k) % 13) as f64 - 0.6).collect() };
+    let mut checksum = 0.0;
+    for i in 0..c.calls {
+        checksum += policy.act(&obs(i))?[0];
+    }
+    let mut us = Vec::with_capacity(c.calls);
+    for i in 0..c.calls {
+        let o = obs(i);
+        let t0 = Instant::now();
+        let a = policy.act(&o)?;
+        us.push(t0.elapsed().as_secs_f64() * 1e6);
+        checksum += a[0];
+    }
+    if !checksum.is_finite() {
+        return Err(Error::InvalidInput(format!("{}: an action is not finite", c.name)));
+    }
+    let pct = |q: f64| crate::util::percentile(&us, q).unwrap_or(f64::NAN);
+    Ok(PolicyResult { case: c.clone(), p50_us: pct(0.5), p90_us: pct(0.9), p99_us: pct(0.99) })
+}
+
+/// The header line of `bench policy`'s table.
+pub struct PolicyHeader;
+
+impl fmt::Display for PolicyHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{:<26} {:>4} {:>4} {:>11} {:>7} {:>9} {:>9} {:>9}",
+            "case", "obs", "act", "hidden", "calls", "p50 µs", "p90 µs", "p99 µs"
+        )
+    }
+}
+
+/// A row of `bench policy`'s table, under [`PolicyHeader`].
+impl fmt::Display for PolicyResult {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let c = &self.case;
+        write!(
+            f,
+            "{:<26} {:>4} {:>4} {:>11} {:>7} {:>9.2} {:>9.2} {:>9.2}",
+            c.name,
+            c.obs_dim,
+            c.act_dim,
+            format!("{:?}", c.hidden),
+            c.calls,
+            self.p50_us,
+            self.p90_us,
+            self.p99_us
+        )
+    }
+}
+
 /// One MBPO benchmark configuration (`lookahead bench mbpo`): what an MBPO run does per
 /// environment step, on synthetic data. Every step: `updates` SAC updates of batch `batch`
 /// (drawn from the model ring) and the next action, one submission; every `freq` steps: the

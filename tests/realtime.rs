@@ -67,3 +67,31 @@ gpu_test!(bad_budgets_and_observations_are_errors, |ctx| {
     let out = planner.plan_with(&obs, Budget::Iterations(2)).expect("still plans");
     assert_eq!(out.iterations_done, 2);
 });
+
+gpu_test!(a_late_plan_falls_back_to_the_policy_and_is_counted, |ctx| {
+    let mut planner = pendulum_planner(ctx, 5);
+    planner.warm_up(&[1.0, 0.0, 0.0]).expect("warm-up");
+    let agent = AsyncPlanner::spawn(planner, Duration::from_millis(30)).expect("spawn");
+    // A fallback whose action marks it (a planned action differs from it).
+    let policy = |obs: &[f32]| -> lookahead::Result<Vec<f32>> { Ok(vec![0.5 + 0.0 * obs[0]]) };
+    let e = agent.action_or(0, policy).unwrap_err().to_string();
+    assert!(e.contains("set_state"), "{e}");
+    agent.set_state(&[1.0, 0.0, 0.0]).unwrap();
+    // No plan yet: the fallback's action for the newest state.
+    assert_eq!(agent.action_or(0, policy).unwrap(), (vec![0.5], true));
+    let t0 = Instant::now();
+    while agent.plans().unwrap() == 0 {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no plan within 10 s");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    // A plan from the newest state: the planner's.
+    let (planned, fell) = agent.action_or(0, policy).unwrap();
+    assert!(!fell && planned == agent.action().unwrap().unwrap(), "{planned:?}");
+    // A newer state, not planned yet: too old at lag 0, the planner's at lag 1.
+    agent.set_state(&[0.9, 0.1, 0.0]).unwrap();
+    assert!(agent.action_or(0, policy).unwrap().1, "a plan of the previous state at lag 0");
+    assert!(!agent.action_or(1, policy).unwrap().1, "a plan of the previous state at lag 1");
+    let count = agent.fallback_count().unwrap();
+    assert_eq!((count.actions, count.fallbacks), (4, 2));
+    agent.stop().unwrap();
+});

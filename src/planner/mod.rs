@@ -29,7 +29,7 @@ mod workspace;
 pub use config::{
     MlpKernel, ModelStep, PlannerConfig, PlannerKind, Propagation, Sampling, MAX_HORIZON, MAX_ITERATIONS,
 };
-pub use realtime::{AsyncPlanner, Budget, PlanOutcome, PlanStatus};
+pub use realtime::{AsyncPlanner, Budget, FallbackCount, PlanOutcome, PlanStatus};
 
 use std::time::Duration;
 

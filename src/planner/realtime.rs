@@ -361,11 +361,27 @@ impl BudgetedRun {
 #[derive(Default)]
 struct Shared {
     state: Option<Vec<f32>>,
+    /// States handed over so far (the newest one's number).
+    states: u64,
     action: Option<Vec<f32>>,
+    /// The number of the state the newest plan started from.
+    planned_from: u64,
     last: Option<PlanOutcome>,
     failure: Option<PlannerStop>,
     stop: bool,
     plans: u64,
+    /// Actions asked of [`AsyncPlanner::action_or`], and those its fallback gave.
+    asked: u64,
+    fallbacks: u64,
+}
+
+/// How often [`AsyncPlanner::action_or`] fell back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FallbackCount {
+    /// Actions asked.
+    pub actions: u64,
+    /// Of those, the fallback's.
+    pub fallbacks: u64,
 }
 
 /// A planner on its own thread: the control loop calls [`AsyncPlanner::set_state`] and
@@ -389,7 +405,7 @@ impl AsyncPlanner {
             .spawn(move || {
                 let (lock, cv) = &*s;
                 loop {
-                    let state = {
+                    let (state, number) = {
                         let Ok(mut g) = lock.lock() else { return };
                         while !g.stop && g.state.is_none() {
                             g = match cv.wait(g) {
@@ -400,7 +416,7 @@ impl AsyncPlanner {
                         if g.stop {
                             return;
                         }
-                        g.state.clone().expect("checked above")
+                        (g.state.clone().expect("checked above"), g.states)
                     };
                     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
                         match planner.plan_with(&state, Budget::Time(budget)) {
@@ -414,6 +430,7 @@ impl AsyncPlanner {
                     match result {
                         Ok(Ok(outcome)) => {
                             g.action = Some(outcome.plan.action.clone());
+                            g.planned_from = number;
                             g.last = Some(outcome);
                             g.plans += 1;
                         }
@@ -450,8 +467,41 @@ impl AsyncPlanner {
         }
         self.with(|g| {
             g.state = Some(obs.to_vec());
+            g.states += 1;
             Ok(())
         })
+    }
+
+    /// The newest plan's first action when that plan started from one of the newest
+    /// `max_lag + 1` states handed over (0: from the newest itself), else `fallback`'s action
+    /// for the newest state (a policy distilled from the planner, acting in microseconds on the
+    /// CPU), and whether it was the fallback's. Never waits on the GPU; the fallbacks are
+    /// counted ([`AsyncPlanner::fallback_count`]). An error before any state was handed over.
+    pub fn action_or(
+        &self,
+        max_lag: u64,
+        fallback: impl FnOnce(&[f32]) -> Result<Vec<f32>>,
+    ) -> Result<(Vec<f32>, bool)> {
+        let (planned, state) = self.with(|g| {
+            let Some(state) = g.state.clone() else {
+                return Err(Error::InvalidInput("no state was handed over (set_state) before the action".into()));
+            };
+            g.asked += 1;
+            let fresh = g.action.clone().filter(|_| g.planned_from + max_lag >= g.states);
+            if fresh.is_none() {
+                g.fallbacks += 1;
+            }
+            Ok((fresh, state))
+        })?;
+        match planned {
+            Some(action) => Ok((action, false)),
+            None => Ok((fallback(&state)?, true)),
+        }
+    }
+
+    /// Actions asked of [`AsyncPlanner::action_or`] and how many were the fallback's.
+    pub fn fallback_count(&self) -> Result<FallbackCount> {
+        self.with(|g| Ok(FallbackCount { actions: g.asked, fallbacks: g.fallbacks }))
     }
 
     /// The first action of the newest plan, or `None` before the first plan; never waits on the GPU.

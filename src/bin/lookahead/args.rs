@@ -240,6 +240,9 @@ pub enum BenchCommand {
     /// training (amortised over freq_train_model steps), on synthetic data.
     #[command(long_about = BENCH_MBPO_ABOUT)]
     Mbpo(BenchMbpoArgs),
+    /// Time a policy's action for one observation on one CPU core (the real-time path of a
+    /// distilled policy), against a plan's milliseconds.
+    Policy,
 }
 
 const BENCH_MBPO_ABOUT: &str =

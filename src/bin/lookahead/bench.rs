@@ -140,6 +140,15 @@ pub fn cmd_bench_sac(gpu: &GpuArgs, args: BenchSacArgs) -> anyhow::Result<()> {
     write_report(&ctx, results, args.json.as_deref())
 }
 
+/// `lookahead bench policy`: times a SAC actor's action for one observation on the CPU.
+pub fn cmd_bench_policy() -> anyhow::Result<()> {
+    println!("{}", lookahead::bench::PolicyHeader);
+    for c in bench::policy_suite() {
+        println!("{}", bench::run_policy_case(&c)?);
+    }
+    Ok(())
+}
+
 /// `lookahead bench mbpo`: times the parts of an MBPO environment step (acting and updates,
 /// rollouts, model training) and their amortised sum.
 pub fn cmd_bench_mbpo(gpu: &GpuArgs, args: BenchMbpoArgs) -> anyhow::Result<()> {

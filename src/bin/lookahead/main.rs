@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench { what: BenchCommand::Train(a) } => done(bench::cmd_bench_train(gpu, a)),
         Command::Bench { what: BenchCommand::Sac(a) } => done(bench::cmd_bench_sac(gpu, a)),
         Command::Bench { what: BenchCommand::Mbpo(a) } => done(bench::cmd_bench_mbpo(gpu, a)),
+        Command::Bench { what: BenchCommand::Policy } => done(bench::cmd_bench_policy()),
         Command::Verify(a) => done(verify::cmd_verify(gpu, a)),
         Command::Adapters => done(info::cmd_adapters(gpu)),
         Command::Envs => done(info::cmd_envs()),
