@@ -499,3 +499,9 @@ mod short_float_tests {
         assert_eq!(short_float(f64::NAN), "NaN");
     }
 }
+
+/// The SHA-256 of `bytes`, in lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}

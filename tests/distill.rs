@@ -146,6 +146,22 @@ fn a_stopped_distillation_resumes_exactly_and_labels_the_states_its_policy_visit
     assert_eq!(&all[first.len()..], &expected[..], "the second iteration's states or labels");
 }
 
+/// The known-model source (`run_mpc`, `lookahead distill --mpc`): the cartpole's planner over
+/// its true dynamics keeps the pole up on every evaluation start state, and one iteration of
+/// its labels gives a policy that keeps it up for most of an episode (a random policy: about
+/// 20 steps). Catches the planner of the wrong dynamics or task, and labels that do not reach
+/// the training.
+#[test]
+fn a_known_models_planner_is_distilled_too() {
+    let ctx = common::ctx();
+    let cfg = config(&["dagger.iterations=0", "dagger.episodes=2", "dagger.eval_episodes=3"]);
+    let planner = lookahead::planner::PlannerConfig::pets_reference();
+    let s = distill::run_mpc(&ctx, &cfg, EnvKind::Cartpole, planner, RunOptions::default()).unwrap();
+    assert!(s.planner_returns.iter().all(|r| *r >= 199.0), "{:?}", s.planner_returns);
+    let r = &s.iterations[0];
+    assert!(r.labels == 400 && r.policy_return > 100.0, "{r:?}");
+}
+
 /// Bad input is refused before any work, every problem at once where there are several: a
 /// folder that holds no PETS run (a SAC run's, an empty one), keys of every section, resuming
 /// without a folder or from a folder without a distillation.

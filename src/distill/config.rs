@@ -76,11 +76,14 @@ pub struct DaggerConfig {
     pub eval_episodes: usize,
     /// `dagger` (default) or `bc`.
     pub mode: Mode,
+    /// Label the policy's states with the planner's warm start along the episode (default
+    /// true); false plans each of them from the planner's initial distribution.
+    pub warm_start_labels: bool,
 }
 
 impl Default for DaggerConfig {
     fn default() -> Self {
-        Self { iterations: 5, episodes: 4, eval_episodes: 5, mode: Mode::Dagger }
+        Self { iterations: 5, episodes: 4, eval_episodes: 5, mode: Mode::Dagger, warm_start_labels: true }
     }
 }
 

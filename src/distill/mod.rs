@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::env::{Env, Task};
+use crate::env::{Env, EnvKind, Task};
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::run::{nan_as_null, RunLayout};
@@ -149,9 +149,32 @@ pub fn run(ctx: &GpuContext, cfg: &DistillConfig, run_dir: &Path, opts: RunOptio
     let started = std::time::Instant::now();
     let (source, planner) = run_loop::load_source(ctx, run_dir, cfg.seed, None)?;
     let kind = source.builtin().expect("a run without its task is refused by load_source");
+    let envs = builtin_envs(cfg, kind);
+    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (Some(run_dir), source, planner), envs, opts)?;
+    lp.run_iterations(started)?;
+    lp.finish(started)
+}
+
+/// As many of `kind`'s environments as the episodes side by side need.
+fn builtin_envs(cfg: &DistillConfig, kind: EnvKind) -> Vec<Box<dyn Env>> {
     let n = cfg.dagger.episodes.max(cfg.dagger.eval_episodes);
-    let envs: Vec<Box<dyn Env>> = (0..n).map(|_| -> Box<dyn Env> { kind.make() }).collect();
-    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (run_dir, source, planner), envs, opts)?;
+    (0..n).map(|_| -> Box<dyn Env> { kind.make() }).collect()
+}
+
+/// [`run`] with the planner of a known model instead of a PETS run's: `env`'s own dynamics
+/// (as `lookahead mpc`), planned with `planner` (its seed replaced by the distillation's);
+/// the controller a control engineer has, distilled into a network that acts in microseconds.
+pub fn run_mpc(
+    ctx: &GpuContext,
+    cfg: &DistillConfig,
+    env: EnvKind,
+    planner: crate::planner::PlannerConfig,
+    opts: RunOptions<'_>,
+) -> Result<DistillSummary> {
+    let started = std::time::Instant::now();
+    let (source, planner) = run_loop::mpc_source(ctx, env, planner, cfg.seed)?;
+    let envs = builtin_envs(cfg, env);
+    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (None, source, planner), envs, opts)?;
     lp.run_iterations(started)?;
     lp.finish(started)
 }
@@ -169,7 +192,7 @@ pub fn run_on<'e>(
 ) -> Result<DistillSummary> {
     let started = std::time::Instant::now();
     let (source, planner) = run_loop::load_source(ctx, run_dir, cfg.seed, Some(task))?;
-    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (run_dir, source, planner), envs, opts)?;
+    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (Some(run_dir), source, planner), envs, opts)?;
     lp.run_iterations(started)?;
     lp.finish(started)
 }

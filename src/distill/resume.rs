@@ -98,11 +98,10 @@ impl DistillResumeState {
     /// SHA-256 of the counters and results (not the files), which the point's checkpoint
     /// carries, so that an edited state is caught.
     pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
         let fields = serde_json::json!({"version": self.version, "updates": self.updates,
             "planner_calls": self.planner_calls, "planner_returns": self.planner_returns,
             "iterations": self.iterations, "source_sha256": self.source_sha256});
-        Sha256::digest(fields.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        crate::util::sha256_hex(fields.to_string().as_bytes())
     }
 
     /// Refuses a state of another version, of another source model, edited (its checkpoint's

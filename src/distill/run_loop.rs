@@ -127,6 +127,27 @@ fn mean_std(v: &[f64]) -> (f64, f64) {
     (m, (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt())
 }
 
+/// The planner of `env`'s known dynamics (`Dynamics::Analytic`, as `lookahead mpc`) with
+/// `planner` seeded with the distillation's seed, as a source: episodes of at most 200 steps
+/// (the built-in environments' own length), identified by the planner's settings.
+pub(super) fn mpc_source(
+    ctx: &GpuContext,
+    env: EnvKind,
+    planner: PlannerConfig,
+    seed: u64,
+) -> Result<(Source, Planner)> {
+    let cfg = PlannerConfig { seed, ..planner };
+    let identity = format!("mpc {} {}", env.name(), toml::to_string(&cfg).expect("the planner config serialises"));
+    let source = Source {
+        env,
+        external_env: None,
+        trial_length: 200,
+        sha256: crate::util::sha256_hex(identity.as_bytes()),
+        adapter_name: ctx.adapter().name.clone(),
+    };
+    Ok((source, Planner::new(ctx, env.task(), Dynamics::Analytic, cfg)?))
+}
+
 /// Refuses fewer environments than the episodes side by side need (`episodes`, and
 /// `eval_episodes` for the planner's evaluation), or environments of other sizes than `task`.
 fn check_envs(cfg: &DistillConfig, envs: &[Box<dyn Env + '_>], task: &Task) -> Result<()> {
@@ -176,7 +197,7 @@ impl<'a, 'o> DistillLoop<'a, 'o> {
     pub fn start_or_resume(
         ctx: &GpuContext,
         cfg: &'a DistillConfig,
-        (run_dir, source, planner): (&Path, Source, Planner),
+        (run_dir, source, planner): (Option<&Path>, Source, Planner),
         envs: Vec<Box<dyn Env + 'a>>,
         opts: RunOptions<'o>,
     ) -> Result<Self> {
@@ -223,7 +244,8 @@ impl<'a, 'o> DistillLoop<'a, 'o> {
         match resumed {
             Some(state) => lp.restore(state)?,
             None => {
-                let event = serde_json::json!({"event": "start", "run": run_dir.display().to_string(),
+                let run = run_dir.map_or_else(|| format!("mpc {}", lp.source.env.name()), |d| d.display().to_string());
+                let event = serde_json::json!({"event": "start", "run": run,
                     "source_sha256": lp.source.sha256, "adapter": lp.source.adapter_name});
                 lp.event(event)?;
             }
@@ -367,6 +389,9 @@ impl<'a, 'o> DistillLoop<'a, 'o> {
                 return Ok(None);
             }
             let f32s: Vec<Vec<f32>> = obs.iter().map(|o| o.iter().map(|v| *v as f32).collect()).collect();
+            if !self.cfg.dagger.warm_start_labels && matches!(actor, Actor::Policy(_)) {
+                self.planner.reset()?;
+            }
             let plans = self.planner.plan_batch(&f32s)?;
             for b in 0..n {
                 if !live[b] {

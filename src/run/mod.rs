@@ -234,9 +234,8 @@ pub fn check_same_config<T: DeserializeOwned + serde::Serialize + PartialEq>(dir
 
 /// The SHA-256 of a file, in hex.
 pub fn sha256_file(path: &Path) -> Result<String> {
-    use sha2::{Digest, Sha256};
     let bytes = std::fs::read(path).map_err(io_error(path))?;
-    Ok(Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect())
+    Ok(crate::util::sha256_hex(&bytes))
 }
 
 /// The metrics and results of a run, open for appending, and the folder's lock.

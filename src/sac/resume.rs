@@ -137,13 +137,12 @@ impl SacResumeState {
     /// SHA-256 of the state's counters and evaluations, and the extension's counters (not the
     /// files it names), which the point's checkpoint carries.
     pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
         let mut fields = serde_json::json!({"version": self.version, "env_steps": self.env_steps,
             "updates": self.updates, "episode": self.episode, "next_eval": self.next_eval, "evals": self.evals});
         if let (Some(e), Some(map)) = (&self.extension, fields.as_object_mut()) {
             map.insert("extension".into(), e.state.clone());
         }
-        Sha256::digest(fields.to_string().as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+        crate::util::sha256_hex(fields.to_string().as_bytes())
     }
 
     /// Refuses a state whose counters or evaluations are not those `ckpt` (its point's

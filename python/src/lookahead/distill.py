@@ -62,8 +62,11 @@ def resolve(config: Optional[Mapping[str, Any]] = None, config_file: Optional[Pa
 
 
 def _run_env(run_dir: PathLike) -> str:
-    """The environment the PETS run in ``run_dir`` ran on (``cartpole``, ``gymnasium:<id>``)."""
+    """The environment the PETS run in ``run_dir`` ran on (``cartpole``, ``gymnasium:<id>``), or
+    ``""`` for a folder without a config (the engine then says what the folder lacks)."""
     path = os.path.join(os.fspath(run_dir), "config.toml")
+    if not os.path.isfile(path):
+        return ""
     cfg = json.loads(_lk.config_as_json(_read_config_file(path)))
     return str(cfg.get("external_env") or cfg.get("env"))
 

@@ -245,7 +245,7 @@ class Policy:
         Parameters
         ----------
         path : str or os.PathLike
-            A run folder, or its ``model.safetensors``.
+            A run folder (or a distillation's), or its ``model.safetensors`` (``policy.safetensors``).
 
         Returns
         -------
@@ -258,7 +258,9 @@ class Policy:
         """
         p = os.fspath(path)
         if os.path.isdir(p):
-            p = os.path.join(p, "model.safetensors")
+            # A distillation's folder holds policy.safetensors, a run's model.safetensors.
+            distilled = os.path.join(p, "policy.safetensors")
+            p = distilled if os.path.exists(distilled) else os.path.join(p, "model.safetensors")
         return cls(_lk.SacPolicy.load(p))
 
     @property

@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 use lookahead::distill::{self, DistillConfig};
+use lookahead::env::EnvKind;
 
 use crate::args::GpuArgs;
 
@@ -11,8 +12,12 @@ use crate::args::GpuArgs;
 #[derive(clap::Args)]
 pub struct DistillArgs {
     /// The PETS run folder whose planner (over its learned ensemble) is distilled.
+    #[arg(long, required_unless_present = "mpc", conflicts_with = "mpc")]
+    pub run: Option<PathBuf>,
+    /// Distil the planner of a built-in environment's known dynamics instead (cartpole or
+    /// pendulum, as `lookahead mpc` plans them); --out is then required.
     #[arg(long)]
-    pub run: PathBuf,
+    pub mpc: Option<String>,
     /// DAgger iterations after the first (dagger.iterations).
     #[arg(long)]
     pub iterations: Option<usize>,
@@ -47,13 +52,22 @@ fn resolve(args: &DistillArgs) -> anyhow::Result<DistillConfig> {
 /// the policy's and the planner's returns.
 pub fn cmd_distill(gpu: &GpuArgs, args: DistillArgs) -> anyhow::Result<bool> {
     let cfg = resolve(&args)?;
-    let out = args.out.out.clone().unwrap_or_else(|| distill::default_out(&args.run));
+    let mpc = args.mpc.as_deref().map(|e| e.parse::<EnvKind>()).transpose()?;
+    let out = match (&args.run, &args.out.out) {
+        (_, Some(out)) => out.clone(),
+        (Some(run), None) => distill::default_out(run),
+        (None, None) => anyhow::bail!("--mpc needs --out: the folder the distillation writes"),
+    };
     let ctx = gpu.open()?;
+    let source = args
+        .run
+        .as_ref()
+        .map_or_else(|| format!("mpc {}", args.mpc.as_deref().unwrap_or("")), |r| r.display().to_string());
     let d = &cfg.dagger;
     eprintln!(
         "distill {} into {:?} ({:?}): {} iterations after the first, {} episodes each, {} updates per iteration; \
          folder {}",
-        args.run.display(),
+        source,
         cfg.policy.hidden,
         d.mode,
         d.iterations,
@@ -74,7 +88,11 @@ pub fn cmd_distill(gpu: &GpuArgs, args: DistillArgs) -> anyhow::Result<bool> {
         overwrite: args.out.overwrite,
         resume: args.out.resume,
     };
-    let summary = distill::run(&ctx, &cfg, &args.run, opts)?;
+    let summary = match (&args.run, mpc) {
+        (Some(run), _) => distill::run(&ctx, &cfg, run, opts)?,
+        (None, Some(env)) => distill::run_mpc(&ctx, &cfg, env, crate::mpc::default_planner(env), opts)?,
+        (None, None) => anyhow::bail!("--run or --mpc names what is distilled"),
+    };
     bar.finish();
     report(&out, &summary);
     Ok(summary.interrupted)

@@ -62,6 +62,15 @@ pub fn cmd_mpc(gpu: &GpuArgs, args: MpcArgs) -> anyhow::Result<()> {
 
 /// The planner settings of `mpc`: the environment's default (or `--config`), `--set` keys
 /// over it; refuses the settings of a learned ensemble and a seed other than `--seed`.
+/// The planner `lookahead mpc` uses for `env` without a config: PETS's reference CEM for the
+/// cartpole, the swing-up's for the pendulum.
+pub fn default_planner(env: EnvKind) -> PlannerConfig {
+    match env {
+        EnvKind::Cartpole => PlannerConfig::pets_reference(),
+        EnvKind::Pendulum => PlannerConfig::pendulum_mpc(),
+    }
+}
+
 fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::Result<PlannerConfig> {
     let mut keys: Vec<String> = Vec::new();
     let cfg = match config {
@@ -73,10 +82,7 @@ fn mpc_config(env: EnvKind, config: Option<PathBuf>, set: &[String]) -> anyhow::
             }
             PlannerConfig::from_toml(&text).with_context(|| format!("in {}", path.display()))?
         }
-        None => match env {
-            EnvKind::Cartpole => PlannerConfig::pets_reference(),
-            EnvKind::Pendulum => PlannerConfig::pendulum_mpc(),
-        },
+        None => default_planner(env),
     };
     let cfg = cfg.with_set(set)?;
     keys.extend(
