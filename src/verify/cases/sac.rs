@@ -256,7 +256,7 @@ impl Setup {
         // The draws.
         let (indices, noise) = r::draw(self.seed, index, n_stored, b, a)?;
         let batch = Batch::gather(&self.ring, self.d.obs, a, &indices);
-        let mut c = self.compare_draws(&self.dev.last_minibatch()?, &batch, &noise, what);
+        let mut c = self.compare_draws(&self.dev.last_minibatch()?, &batch, Some(&noise), what);
         // The critics' phase.
         let s = &self.settings;
         let before = self.nets.clone();
@@ -333,9 +333,10 @@ impl Setup {
         let p = self.dev.params()?;
         let [ga, _, _] = self.dev.grads()?;
         let label = |x: &str| format!("{what}: {x}");
-        let (indices, noise) = r::draw(self.seed, index, n_stored, b, a)?;
+        let (indices, _) = r::draw(self.seed, index, n_stored, b, a)?;
         let batch = Batch::gather(&self.ring, self.d.obs, a, &indices);
-        let mut c = self.compare_draws(&self.dev.last_minibatch()?, &batch, &noise, what);
+        // The rows only: an imitation update draws noise it never reads.
+        let mut c = self.compare_draws(&self.dev.last_minibatch()?, &batch, None, what);
         let s = &self.settings;
         let (loss, grad) = r::imitation_loss_and_grads(&self.nets.actor, &s.scale, &batch.obs, &batch.act);
         let flat = grad.flat();
@@ -353,8 +354,8 @@ impl Setup {
     }
 
     /// The minibatch the device drew against the reference's draw of the same update: the
-    /// rows bit for bit, the noise within the Box–Muller tolerance.
-    fn compare_draws(&self, m: &Minibatch, batch: &Batch, noise: &r::Noise, what: &str) -> Comparison {
+    /// rows bit for bit, the noise (when given) within the Box–Muller tolerance.
+    fn compare_draws(&self, m: &Minibatch, batch: &Batch, noise: Option<&r::Noise>, what: &str) -> Comparison {
         let (o, a) = (self.d.obs, self.d.act);
         let pairs: Vec<f64> =
             batch.obs.chunks(o).zip(batch.act.chunks(a)).flat_map(|(x, y)| x.iter().chain(y).copied()).collect();
@@ -365,8 +366,10 @@ impl Setup {
         c.merge(compare_exact(&label("drawn next observations"), &m.next_obs, &f32s(&batch.next_obs)));
         c.merge(compare_exact(&label("drawn rewards"), &m.reward, &f32s(&batch.rew)));
         c.merge(compare_exact(&label("drawn terminations"), &m.terminated, &f32s(&batch.terminated)));
-        c.merge(compare(&label("noise ε′"), &m.eps_next, &noise.eps_next, NOISE_TOL));
-        c.merge(compare(&label("noise ε"), &m.eps_cur, &noise.eps_cur, NOISE_TOL));
+        if let Some(noise) = noise {
+            c.merge(compare(&label("noise ε′"), &m.eps_next, &noise.eps_next, NOISE_TOL));
+            c.merge(compare(&label("noise ε"), &m.eps_cur, &noise.eps_cur, NOISE_TOL));
+        }
         c
     }
 }
