@@ -135,7 +135,7 @@ fn a_stopped_distillation_resumes_exactly_and_labels_the_states_its_policy_visit
     let mut expected = Vec::new();
     for _ in 0..pets_cfg.schedule.trial_length {
         let o: Vec<f32> = obs.iter().map(|v| *v as f32).collect();
-        let label = planner.plan_batch(&[o.clone()]).unwrap().remove(0).action;
+        let label = planner.plan_batch(std::slice::from_ref(&o)).unwrap().remove(0).action;
         expected.push((o, label));
         let s = env.step(&policy_0.act(&obs).unwrap()).unwrap();
         obs = s.obs;

@@ -88,7 +88,7 @@ impl Default for DaggerConfig {
 }
 
 /// The whole config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DistillConfig {
     /// The policy's initialisation, the minibatches' draws, the episodes' reset seeds and the
@@ -104,17 +104,6 @@ pub struct DistillConfig {
     /// The data.
     #[serde(default)]
     pub dagger: DaggerConfig,
-}
-
-impl Default for DistillConfig {
-    fn default() -> Self {
-        Self {
-            seed: 0,
-            policy: PolicyNetConfig::default(),
-            train: ImitationConfig::default(),
-            dagger: DaggerConfig::default(),
-        }
-    }
 }
 
 impl DistillConfig {

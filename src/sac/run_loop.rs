@@ -88,6 +88,9 @@ pub trait Extension {
 /// Builds a loop's [`Extension`] on the device, before the run folder is touched.
 pub type ExtensionFactory<'x> = &'x dyn Fn(&SacDevice) -> Result<Box<dyn Extension + 'x>>;
 
+/// Refuses to resume a folder whose `config.toml` is not the run's config.
+pub type ConfigCheck<'x> = Box<dyn Fn(&Path) -> Result<()> + 'x>;
+
 /// What a loop on SAC's machinery writes and adds: plain SAC ([`LoopSpec::sac`]) or a loop
 /// built on it (MBPO).
 pub struct LoopSpec<'x> {
@@ -105,7 +108,7 @@ pub struct LoopSpec<'x> {
     /// ended them first.
     pub episode_cap: Option<u64>,
     /// Refuses to resume a folder whose `config.toml` is not the run's config.
-    pub same_config: Box<dyn Fn(&Path) -> Result<()> + 'x>,
+    pub same_config: ConfigCheck<'x>,
 }
 
 impl<'x> LoopSpec<'x> {
