@@ -754,3 +754,42 @@ fn a_second_writer_of_a_run_folder_is_refused_until_the_first_is_gone() {
     assert!(out.status.success(), "after the holder died: {}", out_text(&out));
     std::fs::remove_dir_all(&dir).ok();
 }
+
+/// `lookahead distill` refuses, with status 2 and one line each, what it cannot distil: a folder
+/// without a PETS run, a known model without a folder to write to, an unknown environment, both
+/// sources at once, and bad keys (all of them); then distils the known cartpole model for one
+/// iteration, printing its line. Catches the command's sources or flags not reaching the loop.
+#[test]
+fn distill_refuses_what_it_cannot_distil_and_distils_a_known_model() {
+    let base = std::env::temp_dir().join(format!("lookahead-cli-distill-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(base.join("empty")).unwrap();
+    let empty = base.join("empty").display().to_string();
+    let out = base.join("out").display().to_string();
+    for (args, expect) in [
+        (vec!["--run", empty.as_str()], vec!["holds no PETS run"]),
+        (vec!["--mpc", "pendulum"], vec!["--mpc needs --out"]),
+        (vec!["--mpc", "acrobot", "--out", out.as_str()], vec!["unknown environment"]),
+        (vec!["--run", empty.as_str(), "--mpc", "pendulum"], vec!["cannot be used with"]),
+        (
+            vec!["--mpc", "cartpole", "--out", out.as_str(), "--set", "train.lr=0", "--set", "dagger.x=1"],
+            vec!["train.lr", "dagger.x"],
+        ),
+    ] {
+        let o = bin().arg("distill").args(&args).output().expect("runs");
+        let text = out_text(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {text}");
+        assert!(expect.iter().all(|e| text.contains(e)) && !text.contains("panicked"), "{args:?}: {text}");
+    }
+    let sets = ["dagger.iterations=0", "dagger.episodes=1", "dagger.eval_episodes=1", "train.updates_per_iteration=50"];
+    let mut cmd = bin();
+    cmd.args(["distill", "--mpc", "cartpole", "--out", out.as_str()]);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    let o = cmd.output().expect("runs");
+    let text = out_text(&o);
+    assert!(o.status.success() && text.contains("iteration 0: policy"), "{text}");
+    assert!(base.join("out").join("policy.safetensors").is_file());
+    let _ = std::fs::remove_dir_all(&base);
+}

@@ -65,11 +65,11 @@ pub fn cmd_distill(gpu: &GpuArgs, args: DistillArgs) -> anyhow::Result<bool> {
         .map_or_else(|| format!("mpc {}", args.mpc.as_deref().unwrap_or("")), |r| r.display().to_string());
     let d = &cfg.dagger;
     eprintln!(
-        "distill {} into {:?} ({:?}): {} iterations after the first, {} episodes each, {} updates per iteration; \
+        "distill {} into {:?} ({}): {} iterations after the first, {} episodes each, {} updates per iteration; \
          folder {}",
         source,
         cfg.policy.hidden,
-        d.mode,
+        format!("{:?}", d.mode).to_lowercase(),
         d.iterations,
         d.episodes,
         cfg.train.updates_per_iteration,
