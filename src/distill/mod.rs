@@ -150,7 +150,19 @@ pub fn run(ctx: &GpuContext, cfg: &DistillConfig, run_dir: &Path, opts: RunOptio
     let (source, planner) = run_loop::load_source(ctx, run_dir, cfg.seed, None)?;
     let kind = source.builtin().expect("a run without its task is refused by load_source");
     let envs = builtin_envs(cfg, kind);
-    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (Some(run_dir), source, planner), envs, opts)?;
+    distil(ctx, cfg, (Some(run_dir), source, planner), envs, (opts, started))
+}
+
+/// The loop from `source`'s `planner` on `envs`: the planner's evaluation, the iterations, the
+/// end.
+fn distil<'e>(
+    ctx: &GpuContext,
+    cfg: &'e DistillConfig,
+    from: (Option<&Path>, run_loop::Source, crate::planner::Planner),
+    envs: Vec<Box<dyn Env + 'e>>,
+    (opts, started): (RunOptions<'_>, std::time::Instant),
+) -> Result<DistillSummary> {
+    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, from, envs, opts)?;
     lp.run_iterations(started)?;
     lp.finish(started)
 }
@@ -174,9 +186,7 @@ pub fn run_mpc(
     let started = std::time::Instant::now();
     let (source, planner) = run_loop::mpc_source(ctx, env, planner, cfg.seed)?;
     let envs = builtin_envs(cfg, env);
-    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (None, source, planner), envs, opts)?;
-    lp.run_iterations(started)?;
-    lp.finish(started)
+    distil(ctx, cfg, (None, source, planner), envs, (opts, started))
 }
 
 /// [`run`] for a PETS run on an environment outside the crate (driven from Python): `envs`
@@ -192,9 +202,7 @@ pub fn run_on<'e>(
 ) -> Result<DistillSummary> {
     let started = std::time::Instant::now();
     let (source, planner) = run_loop::load_source(ctx, run_dir, cfg.seed, Some(task))?;
-    let mut lp = run_loop::DistillLoop::start_or_resume(ctx, cfg, (Some(run_dir), source, planner), envs, opts)?;
-    lp.run_iterations(started)?;
-    lp.finish(started)
+    distil(ctx, cfg, (Some(run_dir), source, planner), envs, (opts, started))
 }
 
 /// The default folder of a distillation of the run in `run_dir`.

@@ -121,12 +121,6 @@ pub fn episode_seed(seed: u64, i: usize, b: usize) -> u64 {
     seed.wrapping_mul(1_000_003).wrapping_add((i * super::config::MAX_EPISODES + b) as u64 + 1)
 }
 
-fn mean_std(v: &[f64]) -> (f64, f64) {
-    let n = v.len().max(1) as f64;
-    let m = v.iter().sum::<f64>() / n;
-    (m, (v.iter().map(|x| (x - m) * (x - m)).sum::<f64>() / n).sqrt())
-}
-
 /// The planner of `env`'s known dynamics (`Dynamics::Analytic`, as `lookahead mpc`) with
 /// `planner` seeded with the distillation's seed, as a source: episodes of at most 200 steps
 /// (the built-in environments' own length), identified by the planner's settings.
@@ -329,17 +323,18 @@ impl<'a, 'o> DistillLoop<'a, 'o> {
     /// policy's), their labels added, the training, the evaluation, the point. False when the
     /// interrupt stopped it.
     fn iteration(&mut self, i: usize, started: Instant) -> Result<bool> {
-        let policy = self.policy()?;
-        let actor = match (i, self.cfg.dagger.mode) {
-            (0, _) | (_, Mode::Bc) => Actor::Planner,
-            (_, Mode::Dagger) => Actor::Policy(&policy),
+        // The policy acts in DAgger's iterations after the first; the planner in the others.
+        let policy = match (i, self.cfg.dagger.mode) {
+            (0, _) | (_, Mode::Bc) => None,
+            (_, Mode::Dagger) => Some(self.policy()?),
         };
+        let actor = policy.as_ref().map_or(Actor::Planner, Actor::Policy);
         let seeds: Vec<u64> = (0..self.cfg.dagger.episodes).map(|b| episode_seed(self.cfg.seed, i, b)).collect();
         let Some(eps) = self.collect(&seeds, &actor, (i, "collect"))? else { return Ok(false) };
         let new_labels = self.add(&eps)?;
         let Some(loss) = self.train(i)? else { return Ok(false) };
         let Some(policy_returns) = self.evaluate(i)? else { return Ok(false) };
-        let (policy_return, policy_std) = mean_std(&policy_returns);
+        let (policy_return, policy_std) = crate::util::mean_std(&policy_returns);
         let result = IterationResult {
             iteration: i,
             labels: self.dataset.len() / self.dev.shapes().row_len(),
@@ -348,7 +343,7 @@ impl<'a, 'o> DistillLoop<'a, 'o> {
             imitation_loss: loss,
             policy_return,
             policy_std,
-            planner_return: mean_std(&self.planner_returns).0,
+            planner_return: crate::util::mean_std(&self.planner_returns).0,
             seconds: self.seconds_before + started.elapsed().as_secs_f64(),
         };
         let mut event = serde_json::to_value(&result).expect("the result serialises");

@@ -478,8 +478,7 @@ impl<'a, 'o> SacLoop<'a, 'o> {
             };
             returns.push(r);
         }
-        let m = mean(&returns);
-        let std = (returns.iter().map(|r| (r - m) * (r - m)).sum::<f64>() / returns.len().max(1) as f64).sqrt();
+        let (m, std) = crate::util::mean_std(&returns);
         let w = std::mem::take(&mut self.window);
         let result = EvalResult {
             env_step: self.c.env_steps,

@@ -20,7 +20,7 @@ from . import _lookahead as _lk
 from . import gym as _gym
 from ._signals import stopping_on_ctrl_c
 from .core import Task, _config_json, _uint
-from .pets import PathLike, _read_config_file
+from .pets import PathLike, _check_run_args, _read_config_file
 
 __all__ = ["resolve", "run"]
 
@@ -133,9 +133,7 @@ def run(
     ValueError
         For overwrite with resume.
     """
-    if overwrite and resume:
-        raise ValueError("overwrite and resume exclude each other: resume continues the distillation in out, "
-                         "overwrite replaces it")
+    _check_run_args(config, list(sets or []), overwrite, resume)
     toml_text = _resolve_toml(config, config_file, _sets(sets, iterations, episodes, mode, seed))
     cfg = json.loads(_lk.config_as_json(toml_text))
     ran_on = _run_env(run_dir)
