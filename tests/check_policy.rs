@@ -116,7 +116,7 @@ fn a_family_compiles_only_what_its_declaration_says() {
     let ctx = ctx_with(ShaderChecks::Policy);
     let layouts = PlanLayouts::new(&ctx).expect("layouts");
     let groups = [&layouts.params, &layouts.cem];
-    let err = Family::Cem.pipeline(&ctx, None, "no_such_entry", &groups, WG_SIZE_OVERRIDE).err().expect("refused");
+    let err = Family::Cem.pipeline(&ctx, None, "no_such_entry", &groups, WG_SIZE_OVERRIDE).expect_err("refused");
     assert!(err.to_string().contains("no_such_entry is not a declared entry point"), "{err}");
     let task = EnvKind::Cartpole.task();
     let with_task = Some(TaskWgsl { name: "cartpole", wgsl: &task.wgsl });

@@ -18,6 +18,7 @@ mod interrupt;
 mod mbpo;
 mod pets;
 mod planner;
+mod plot;
 mod sac;
 mod task;
 mod train;
@@ -31,6 +32,7 @@ fn _lookahead(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(pets::resolve_config, m)?)?;
     m.add_function(wrap_pyfunction!(pets::check_config_size, m)?)?;
     m.add_function(wrap_pyfunction!(pets::run_pets, m)?)?;
+    m.add_function(wrap_pyfunction!(plot::plot_bands, m)?)?;
     m.add_function(wrap_pyfunction!(pets::evaluate_pets, m)?)?;
     m.add_function(wrap_pyfunction!(sac::resolve_sac_config, m)?)?;
     m.add_function(wrap_pyfunction!(sac::run_sac, m)?)?;

@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -12,7 +13,7 @@ use lookahead::pets::{self, PetsConfig, PetsSummary, Preset};
 
 use crate::config;
 use crate::device::Context;
-use crate::env::{take_error, PyEnv};
+use crate::env::{take_error, ErrorSlot, PyEnv};
 use crate::errors::{ConfigError, OrPy};
 use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
 use crate::task::Task;
@@ -68,20 +69,21 @@ fn summary_dict<'py>(py: Python<'py>, summary: &PetsSummary) -> PyResult<Bound<'
     Ok(d)
 }
 
-/// Runs PETS on a Python environment `env` (see PyEnv) planned with `task`, with the config
-/// given as TOML text (from `resolve_config`); `external_env` names the environment in the run
-/// folder's config. Shows the CLI's progress bar when `progress`; returns the trials as dicts.
-/// SIGINT written to `signal_fds` (see [`SignalFds`]) stops it at its next consistent point.
+/// Runs PETS with the config given as TOML text (from `resolve_config`): on the built-in
+/// environment of its `env` when `env` and `task` are None, else on the Python environment `env`
+/// (see PyEnv) planned with `task`, named `external_env` in the run folder's config. Shows the
+/// CLI's progress bar when `progress`; returns the trials as dicts. SIGINT written to
+/// `signal_fds` (see [`SignalFds`]) stops it at its next consistent point.
 #[pyfunction]
-#[pyo3(signature = (ctx, env, task, config_toml, external_env, out=None, overwrite=false, resume=false, seed=None, progress=true, signal_fds=None))]
+#[pyo3(signature = (ctx, config_toml, env=None, task=None, external_env=None, out=None, overwrite=false, resume=false, seed=None, progress=true, signal_fds=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_pets<'py>(
     py: Python<'py>,
     ctx: &Context,
-    env: Py<PyAny>,
-    task: &Task,
     config_toml: &str,
-    external_env: String,
+    env: Option<Py<PyAny>>,
+    task: Option<PyRef<'py, Task>>,
+    external_env: Option<String>,
     out: Option<PathBuf>,
     overwrite: bool,
     resume: bool,
@@ -94,17 +96,49 @@ pub fn run_pets<'py>(
     if let Some(s) = seed {
         cfg.seed = s;
     }
-    cfg.external_env = Some(external_env);
-    let (mut penv, error) = PyEnv::new(env, &task.task);
-    let (c, t, files) = (ctx.ctx.clone(), task.task.clone(), Files { out, overwrite, resume });
+    let (c, files) = (ctx.ctx.clone(), Files { out, overwrite, resume });
+    match (env, task, external_env) {
+        (None, None, None) => {
+            let (mut env, task) = (cfg.env.make(), cfg.env.task());
+            watched_pets_run(py, &cfg, progress, files, signal_fds, None, |cfg, opts| {
+                pets::run(&c, cfg, env.as_mut(), task, opts)
+            })
+        }
+        (Some(env), Some(task), Some(name)) => {
+            cfg.external_env = Some(name);
+            let (mut penv, error) = PyEnv::new(env, &task.task);
+            let task = task.task.clone();
+            watched_pets_run(py, &cfg, progress, files, signal_fds, Some(&error), |cfg, opts| {
+                pets::run(&c, cfg, &mut penv, task, opts)
+            })
+        }
+        _ => Err(PyValueError::new_err(
+            "a Python environment comes with its task and its name (external_env); all three None: the config's \
+             built-in environment",
+        )),
+    }
+}
+
+/// Runs PETS through `run` with the GIL released: the run options of `files`, the CLI's
+/// progress bar when `progress`, stopped at its next consistent point by SIGINT written to
+/// `signal_fds`. The exception the environment raised (kept in `error`), else one a signal
+/// handler raised, is raised in place of the run's result; the summary as a dict.
+fn watched_pets_run<'py>(
+    py: Python<'py>,
+    cfg: &PetsConfig,
+    progress: bool,
+    files: Files,
+    signal_fds: SignalFds,
+    error: Option<&ErrorSlot>,
+    run: impl FnOnce(&PetsConfig, pets::RunOptions<'_>) -> lookahead::error::Result<PetsSummary> + Send,
+) -> PyResult<Bound<'py, PyDict>> {
     let interrupt = Interrupt::watch(signal_fds);
     let stop = interrupt.flag();
-    let bar = progress.then(|| pets::ProgressDisplay::new(&cfg));
+    let bar = progress.then(|| pets::ProgressDisplay::new(cfg));
     let (update, finish) = (pets::ProgressDisplay::update, pets::ProgressDisplay::finish);
-    let (result, raised) =
-        py.detach(|| watched_run(bar, update, finish, files, stop, |opts| pets::run(&c, &cfg, &mut penv, t, opts)));
+    let (result, raised) = py.detach(|| watched_run(bar, update, finish, files, stop, |opts| run(cfg, opts)));
     drop(interrupt);
-    if let Some(e) = take_error(&error).or(raised) {
+    if let Some(e) = error.and_then(take_error).or(raised) {
         return Err(e);
     }
     summary_dict(py, &result.py()?)

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 
 use numpy::{PyArray1, PyArray2, PyReadonlyArray1, PyReadonlyArray2};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList};
 
@@ -20,24 +21,27 @@ use crate::errors::{ConfigError, LookaheadError, OrPy};
 use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
 
 /// The SAC config of `env_base`'s `preset` for a gymnasium task (its schedule: 5 000 random
-/// steps, evaluations every 10 000 steps of 10⁶ in the reference preset) with a TOML file's text,
+/// steps, evaluations every 10 000 steps of 10⁶ in the reference preset), or for the built-in
+/// environment itself when `builtin` (the command line's schedule), with a TOML file's text,
 /// then the settings of the JSON object `config_json` (sections as nested objects) and the
 /// assignments `sets` applied in that order (the same keys as the CLI), as TOML text. Unknown
 /// keys and wrong values are all reported at once.
 #[pyfunction]
-#[pyo3(signature = (env_base, preset="reference", config_toml=None, config_json=None, sets=vec![]))]
+#[pyo3(signature = (env_base, preset="reference", config_toml=None, config_json=None, sets=vec![], builtin=false))]
 pub fn resolve_sac_config(
     env_base: &str,
     preset: &str,
     config_toml: Option<&str>,
     config_json: Option<&str>,
     sets: Vec<String>,
+    builtin: bool,
 ) -> PyResult<String> {
     let env: EnvKind = env_base.parse().py()?;
     let preset: SacPreset = preset.parse().py()?;
     let from_json = config_json.map(|j| config::assignments(j, "")).transpose().py()?.unwrap_or_default();
     let all: Vec<String> = from_json.into_iter().chain(sets).collect();
-    Ok(SacConfig::resolve(env, TaskOrigin::Gymnasium, preset, config_toml, &all).py()?.to_toml())
+    let origin = if builtin { TaskOrigin::BuiltIn } else { TaskOrigin::Gymnasium };
+    Ok(SacConfig::resolve(env, origin, preset, config_toml, &all).py()?.to_toml())
 }
 
 /// An evaluation as a dict with every field of the engine's `EvalResult` (the columns of
@@ -84,24 +88,24 @@ fn summary_dict<'py>(py: Python<'py>, summary: &SacSummary) -> PyResult<Bound<'p
     Ok(d)
 }
 
-/// Runs SAC on a Python environment `env` (see PyEnv) of `obs_dim` observations and the action
-/// bounds `action_lower`..`action_upper` (the run refuses infinite ones, naming `external_env`),
-/// with the config given as TOML text (from `resolve_sac_config`); `external_env` names the
-/// environment in the run folder's config. Shows the CLI's progress bar when `progress`; returns
-/// the evaluations as dicts. SIGINT written to `signal_fds` (see [`SignalFds`]) stops it at its
-/// next step.
+/// Runs SAC with the config given as TOML text (from `resolve_sac_config`): on the built-in
+/// environment of its `env` when `env` is None, else on the Python environment `env` (see
+/// PyEnv) of `obs_dim` observations and the action bounds `action_lower`..`action_upper` (the
+/// run refuses infinite ones, naming `external_env`), named `external_env` in the run folder's
+/// config. Shows the CLI's progress bar when `progress`; returns the evaluations as dicts.
+/// SIGINT written to `signal_fds` (see [`SignalFds`]) stops it at its next step.
 #[pyfunction]
-#[pyo3(signature = (ctx, env, obs_dim, action_lower, action_upper, config_toml, external_env, out=None, overwrite=false, resume=false, seed=None, progress=true, signal_fds=None))]
+#[pyo3(signature = (ctx, config_toml, env=None, obs_dim=0, action_lower=vec![], action_upper=vec![], external_env=None, out=None, overwrite=false, resume=false, seed=None, progress=true, signal_fds=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn run_sac<'py>(
     py: Python<'py>,
     ctx: &Context,
-    env: Py<PyAny>,
+    config_toml: &str,
+    env: Option<Py<PyAny>>,
     obs_dim: usize,
     action_lower: Vec<f64>,
     action_upper: Vec<f64>,
-    config_toml: &str,
-    external_env: String,
+    external_env: Option<String>,
     out: Option<PathBuf>,
     overwrite: bool,
     resume: bool,
@@ -114,10 +118,25 @@ pub fn run_sac<'py>(
     if let Some(s) = seed {
         cfg.seed = s;
     }
-    cfg.external_env = Some(external_env);
-    let (mut penv, error) = PyEnv::sized(env, obs_dim, (action_lower, action_upper));
     let (c, files) = (ctx.ctx.clone(), Files { out, overwrite, resume });
-    watched_policy_run(py, &cfg, progress, files, signal_fds, Some(&error), |opts| sac::run(&c, &cfg, &mut penv, opts))
+    match (env, external_env) {
+        (None, None) => {
+            let mut env = cfg.env.make();
+            watched_policy_run(py, &cfg, progress, files, signal_fds, None, |opts| {
+                sac::run(&c, &cfg, env.as_mut(), opts)
+            })
+        }
+        (Some(env), Some(name)) => {
+            cfg.external_env = Some(name);
+            let (mut penv, error) = PyEnv::sized(env, obs_dim, (action_lower, action_upper));
+            watched_policy_run(py, &cfg, progress, files, signal_fds, Some(&error), |opts| {
+                sac::run(&c, &cfg, &mut penv, opts)
+            })
+        }
+        _ => Err(PyValueError::new_err(
+            "a Python environment comes with its name (external_env); both None: the config's built-in environment",
+        )),
+    }
 }
 
 /// Runs a loop on SAC's machinery (SAC, MBPO) through `run` with the GIL released: the run

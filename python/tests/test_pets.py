@@ -131,13 +131,12 @@ def test_command_line_runs_halfcheetah_a_few_hundred_steps(tmp_path):
 
 
 def test_builtin_names_and_bad_arguments_get_one_line_errors(tmp_path):
-    try:
-        la.pets.run("pendulum")
-        raise AssertionError("a built-in name was accepted")
-    except ValueError as e:
-        assert "lookahead pets --env pendulum" in str(e)
+    with pytest.raises(ValueError, match="replay its run with `lookahead eval RUN`"):
+        la.pets.evaluate(tmp_path, "pendulum")
+    with pytest.raises(ValueError, match="not a gymnasium id: the built-in environment is env='pendulum'"):
+        la.pets.run("gymnasium:pendulum")
     for args, rc, text in [
-        (["--env", "pendulum"], 1, "built-in environment"),
+        (["--env", "gymnasium:pendulum"], 1, "not a gymnasium id"),
         (["--env", "gymnasium:NoSuchEnv-v0"], 1, "error: NameNotFound"),
         (["--env", "gymnasium:CartPole-v1"], 1, "not a Box"),
         (["--env", "gymnasium:Pendulum-v1", "--config", str(tmp_path / "missing.toml")], 1, "FileNotFoundError"),

@@ -208,9 +208,7 @@ def test_bad_input_is_refused_before_any_work_with_clear_errors(ctx, tmp_path):
     ]:
         with pytest.raises(exc, match=text):
             la.sac.run("Pendulum-v1", out=out, progress=False, ctx=ctx, **kw)
-    with pytest.raises(ValueError, match="lookahead sac --env pendulum"):
-        la.sac.resolve("pendulum")
-    with pytest.raises(ValueError, match="lookahead sac --env cartpole"):
+    with pytest.raises(ValueError, match="not a gymnasium id: the built-in environment is env='cartpole'"):
         la.sac.run("gymnasium:cartpole", progress=False, ctx=ctx)
     # The gymnasium schedule and the demo networks.
     text = la.sac.resolve("gymnasium:InvertedPendulum-v5", preset="reference")
@@ -239,7 +237,7 @@ def test_second_ctrl_c_raises_at_once(ctx, tmp_path):
 def test_command_line_exit_statuses(tmp_path):
     out = tmp_path / "r"
     for args, rc, texts in [
-        (["--env", "pendulum"], 1, ["lookahead sac --env pendulum"]),
+        (["--env", "gymnasium:pendulum"], 1, ["not a gymnasium id"]),
         (["--env", "gymnasium:NoSuchEnv-v0"], 1, ["error: NameNotFound"]),
         (["--env", "gymnasium:CartPole-v1"], 1, ["not a Box"]),
         (["--env", "gymnasium:Pendulum-v1", "--set", "sac.gama=1", "--set", "loop.x=2"], 1, ["sac.gama", "loop.x"]),

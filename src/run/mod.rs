@@ -14,8 +14,10 @@
 //! - no run file is written through a symlink: temporary files are created exclusively under
 //!   unpredictable names and renamed ([`crate::util::write_atomic`]), the appended files are
 //!   opened without following links, and a folder holding a link where a run file belongs is
-//!   refused. [`stop_requested`] is the one test of the interrupt flag,
-//! [`curve`] draws the learning curve, and `progress` (feature `progress`) is the terminal's bar.
+//!   refused.
+//!
+//! [`stop_requested`] is the one test of the interrupt flag, [`curve`] draws the learning curves,
+//! and `progress` (feature `progress`) is the terminal's bar.
 
 pub mod curve;
 pub mod lock;

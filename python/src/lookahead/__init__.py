@@ -12,6 +12,7 @@ Metal or DX12 GPU.
     la.mbpo.run("cartpole", preset="demo", out="runs/mbpo-cartpole")  # the built-in cartpole
     policy = la.sac.Policy.load("runs/ip")   # policy.act(obs) on the CPU, policy.act_batch(obs) on the GPU
     la.distill.run("runs/pendulum")          # the PETS run's planner distilled into a policy (DAgger)
+    la.sweep.run("sweep.toml", out="runs/sweep")  # seeds × configurations as Ray tasks (needs ray)
 """
 from importlib.metadata import version as _version
 
@@ -31,10 +32,11 @@ from . import pets
 from . import sac
 from . import mbpo
 from . import distill
+from . import sweep
 from . import gym
 
 __all__ = [
-    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "sac", "mbpo", "distill", "gym",
+    "Context", "Ensemble", "Plan", "Planner", "ReplayBuffer", "Task", "Trainer", "adapters", "pets", "sac", "mbpo", "distill", "sweep", "gym",
     "LookaheadError", "ConfigError", "InputError", "LimitError", "GpuError", "FileError", "MAX_OBS", "MAX_ACT",
     "MAX_CONFIG_BYTES",
 ]

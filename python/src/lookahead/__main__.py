@@ -1,7 +1,8 @@
 """``python -m lookahead pets|sac|mbpo --env gymnasium:HalfCheetah-v5 [--preset demo] [--set key=value ...]``:
 PETS, SAC or MBPO on a gymnasium environment (MBPO on the built-in cartpole and pendulum too) with
 the command line's progress bar and run folder; ``python -m lookahead distill --run RUN``: a PETS
-run's planner distilled into a policy network."""
+run's planner distilled into a policy network; ``python -m lookahead sweep SPEC.toml``: seeds and
+configurations of a learner on Ray."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +11,7 @@ import sys
 
 from . import _lookahead as _lk
 from . import gym as _gym
-from . import distill, mbpo, pets, sac
+from . import distill, mbpo, pets, sac, sweep
 
 
 def _seed(text: str) -> int:
@@ -147,6 +148,39 @@ def _distill_parser(sub) -> None:
     p.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
 
 
+def _sweep_parser(sub) -> None:
+    """The arguments of ``sweep``."""
+    p = sub.add_parser("sweep", help="run seeds × configurations of pets, sac or mbpo as Ray tasks")
+    p.add_argument("spec", help="the sweep's TOML spec: algorithm, env, preset, seeds, [set], [grid], [sample]")
+    p.add_argument("--out", help="the sweep folder (default runs/sweep-<algorithm>-<env>); on a cluster, a path "
+                                 "every node can write")
+    p.add_argument("--address", help="join this Ray cluster (default: a local Ray instance for the sweep)")
+    p.add_argument("--gpus-per-trial", type=float,
+                   help="GPUs per trial, a fraction to share one (default 1 where the cluster has GPUs, else 0)")
+    p.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (default 1)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: the machine's)")
+    p.add_argument("--adapter", help="the adapter each trial opens: the one whose name contains this")
+    p.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
+
+
+def _sweep(args) -> int:
+    r = sweep.run(args.spec, out=args.out, address=args.address, gpus_per_trial=args.gpus_per_trial,
+                  cpus_per_trial=args.cpus_per_trial, num_cpus=args.num_cpus, adapter=args.adapter,
+                  backend=args.backend)
+    rows = r["rows"]
+    failed = [row for row in rows if row["status"] == "failed"]
+    finished = [row for row in rows if row["status"] == "finished"]
+    print(f"{len(finished)} of {len(rows)} trials finished, {len(failed)} failed; summary {r['summary']}, "
+          f"curves {r['curves']}")
+    for row in failed:
+        print(f"  {row['trial']}: {row['message']}", file=sys.stderr)
+    if r["interrupted"]:
+        print("interrupted; the same command continues the sweep (finished trials are skipped, stopped ones "
+              "resume)", file=sys.stderr)
+        return 130
+    return 1 if failed else 0
+
+
 def main(argv=None) -> int:
     """The command line.
 
@@ -158,8 +192,8 @@ def main(argv=None) -> int:
     Returns
     -------
     int
-        The exit status: 0, 1 for an error (one line on stderr) or 130 when interrupted (bad
-        arguments exit with 2, as argparse does).
+        The exit status: 0, 1 for an error (one line on stderr) or a sweep with a failed trial,
+        or 130 when interrupted (bad arguments exit with 2, as argparse does).
     """
     ap = argparse.ArgumentParser(prog="python -m lookahead", description=__doc__)
     sub = ap.add_subparsers(dest="command", required=True)
@@ -173,6 +207,7 @@ def main(argv=None) -> int:
                 "cartpole or pendulum (built in), or gymnasium:<id> with a built-in task, e.g. "
                 "gymnasium:InvertedPendulum-v5", "rollout.freq_train_model=100")
     _distill_parser(sub)
+    _sweep_parser(sub)
     a = sub.add_parser("adapters", help="list the GPU adapters")
     a.add_argument("--backend", choices=["vulkan", "metal", "dx12", "gl"])
     args = ap.parse_args(argv)
@@ -181,6 +216,8 @@ def main(argv=None) -> int:
             for d in _lk.adapters(args.backend):
                 print(f"{d['name']} ({d['backend']}, {d['device_type']}, {d['driver']})")
             return 0
+        if args.command == "sweep":
+            return _sweep(args)
         ctx = _lk.Context(args.adapter, args.backend)
         if args.command == "distill":
             return _distill(args, ctx)

@@ -19,16 +19,10 @@ from . import _lookahead as _lk
 from . import gym as _gym
 from ._signals import stopping_on_ctrl_c
 from .core import Task, _config_json, _uint
-from .pets import PathLike, _check_run_args, _env_id, _print_interrupted, _read_config_file
-from .sac import Policy
+from .pets import PathLike, _check_run_args, _env_id, _is_builtin, _read_config_file
+from .sac import Policy, _replay
 
 __all__ = ["Policy", "evaluate", "resolve", "run"]
-
-BUILTIN = ("cartpole", "pendulum")
-
-
-def _is_builtin(env: Any) -> bool:
-    return isinstance(env, str) and env in BUILTIN
 
 
 def _preset_base(env: Any) -> str:
@@ -198,12 +192,6 @@ def run(
     return stopping_on_ctrl_c(lambda fds: _lk.run_mbpo(ctx, toml_text, signal_fds=fds, **kw))
 
 
-def _run_config(run_dir: PathLike) -> Dict[str, Any]:
-    """A run folder's config.toml as a dict."""
-    path = os.path.join(os.fspath(run_dir), "config.toml")
-    return json.loads(_lk.config_as_json(_read_config_file(path)))
-
-
 def evaluate(run_dir: PathLike, env: Any = None, episodes: int = 5, seed: int = 0) -> List[float]:
     """Replays the deterministic policy of an MBPO run, on the CPU.
 
@@ -237,25 +225,4 @@ def evaluate(run_dir: PathLike, env: Any = None, episodes: int = 5, seed: int = 
     KeyboardInterrupt
         After Ctrl-C, once the finished episodes are printed.
     """
-    n, s0 = _uint("episodes", episodes), _uint("seed", seed)
-    if env is None or _is_builtin(env):
-        cfg = _run_config(run_dir)
-        ran_on = cfg.get("external_env") or cfg.get("env")
-        if env is None and str(ran_on).startswith("gymnasium:"):
-            env = ran_on
-        elif env is None and ran_on not in BUILTIN:
-            raise ValueError(f"{os.fspath(run_dir)} ran on {ran_on}: pass that environment as env")
-        elif env is not None and env != ran_on:
-            raise ValueError(f"{os.fspath(run_dir)} ran on {ran_on}, not on the built-in {env}")
-    if env is None or _is_builtin(env):
-        # The run's built-in environment, made by the engine.
-        args: Tuple[Any, ...] = (None, 0, [], [])
-    else:
-        adapter = _gym.GymAdapter(_gym.make(env) if isinstance(env, str) else env, finite_bounds=False)
-        args = (adapter, adapter.obs_dim, adapter.low.tolist(), adapter.high.tolist())
-    call = (*args, os.fspath(run_dir), n, s0)
-    returns, interrupted = stopping_on_ctrl_c(lambda fds: _lk.evaluate_sac(*call, signal_fds=fds))
-    if interrupted:
-        _print_interrupted(run_dir, returns, n)
-        raise KeyboardInterrupt
-    return returns
+    return _replay(run_dir, env, episodes, seed, _gym.make)

@@ -23,14 +23,25 @@ def _env_id(env: Any) -> Optional[str]:
     return getattr(spec, "id", None)
 
 
-def _refuse_builtin(env_id: Optional[str], command: str = "pets") -> None:
-    """A ValueError pointing to ``lookahead <command>`` for the built-in environments, which only
-    the command line steps."""
-    if env_id in ("cartpole", "pendulum"):
+BUILTIN = ("cartpole", "pendulum")
+
+
+def _is_builtin(env: Any) -> bool:
+    """Whether ``env`` names one of the engine's built-in environments, which it steps itself."""
+    return isinstance(env, str) and env in BUILTIN
+
+
+def _refuse_builtin(env: Any) -> None:
+    """A ValueError for a built-in environment's name where an environment from Python is
+    needed: its bare name (a PETS replay, which the command line does) or its name written as a
+    gymnasium id."""
+    env_id = _env_id(env)
+    if env_id not in BUILTIN:
+        return
+    if _is_builtin(env):
         hint = " (or gymnasium's Pendulum-v1, the same dynamics and reward, from Python)" if env_id == "pendulum" else ""
-        raise ValueError(
-            f"{env_id!r} is a built-in environment of the command line: run `lookahead {command} --env {env_id}`{hint}"
-        )
+        raise ValueError(f"{env_id!r} is a built-in environment: replay its run with `lookahead eval RUN`{hint}")
+    raise ValueError(f"{env!r} is not a gymnasium id: the built-in environment is env={env_id!r}")
 
 
 def _read_config_file(path: PathLike) -> str:
@@ -57,8 +68,8 @@ def _check_run_args(config: Optional[Mapping[str, Any]], sets: Sequence[str], ov
 
 def _prepare(env: Any, task: Optional[Task]):
     """(gymnasium id or None, the adapter the loop steps, the task) for ``env`` (an id or an env)."""
+    _refuse_builtin(env)
     env_id = _env_id(env)
-    _refuse_builtin(env_id)
     genv = _gym.make(env) if isinstance(env, str) else env
     # The spaces first: a Discrete space cannot be planned whatever the task.
     adapter = _gym.GymAdapter(genv)
@@ -141,10 +152,12 @@ def run(
     Parameters
     ----------
     env : str or gymnasium.Env
-        A gymnasium id (``"Pendulum-v1"``, ``"gymnasium:HalfCheetah-v5"``) or an environment
-        with 1-D Box spaces.
+        A built-in environment (``"cartpole"``, ``"pendulum"``: the engine steps it, as
+        ``lookahead pets`` does), a gymnasium id (``"Pendulum-v1"``,
+        ``"gymnasium:HalfCheetah-v5"``) or an environment with 1-D Box spaces.
     task : Task, optional
-        The planning task; needed unless the environment's id has a built-in task.
+        The planning task; needed unless the environment is built in or its id has a built-in
+        task.
     preset, config, config_file, sets
         The config, as for :func:`resolve` (without ``env``, which is this argument).
     out : str or os.PathLike, optional
@@ -168,18 +181,24 @@ def run(
         ``interrupted``, ``stopped_at``, ``seconds`` and ``out_dir``.
     """
     _check_run_args(config, sets, overwrite, resume)
-    env_id, adapter, task = _prepare(env, task)
-    if (adapter.obs_dim, adapter.act_dim) != (task.obs_dim, task.act_dim):
-        raise ValueError(
-            f"the environment has obs {adapter.obs_dim} / act {adapter.act_dim}, the task {task.name} "
-            f"has {task.obs_dim} / {task.act_dim}"
-        )
-    toml_text = resolve(env_id or task.name, preset, config, config_file, sets)
+    if _is_builtin(env):
+        if task is not None:
+            raise ValueError(f"{env!r} is a built-in environment with its own task; leave task out")
+        toml_text = resolve(env, preset, config, config_file, sets)
+        native: Dict[str, Any] = {}
+    else:
+        env_id, adapter, task = _prepare(env, task)
+        if (adapter.obs_dim, adapter.act_dim) != (task.obs_dim, task.act_dim):
+            raise ValueError(
+                f"the environment has obs {adapter.obs_dim} / act {adapter.act_dim}, the task {task.name} "
+                f"has {task.obs_dim} / {task.act_dim}"
+            )
+        toml_text = resolve(env_id or task.name, preset, config, config_file, sets)
+        native = dict(env=adapter, task=task._native, external_env=f"gymnasium:{env_id or task.name}")
     ctx = ctx or _lk.Context()
-    args = (ctx, adapter, task._native, toml_text, f"gymnasium:{env_id or task.name}",
-            None if out is None else os.fspath(out), overwrite, resume,
-            None if seed is None else _uint("seed", seed), progress)
-    return stopping_on_ctrl_c(lambda fds: _lk.run_pets(*args, signal_fds=fds))
+    kw = dict(native, out=None if out is None else os.fspath(out), overwrite=overwrite, resume=resume,
+              seed=None if seed is None else _uint("seed", seed), progress=progress)
+    return stopping_on_ctrl_c(lambda fds: _lk.run_pets(ctx, toml_text, signal_fds=fds, **kw))
 
 
 def evaluate(run_dir: PathLike, env: Any, task: Optional[Task] = None, episodes: int = 5, seed: int = 0,

@@ -9,9 +9,10 @@ object to make it otherwise, and replay a run on an environment made the same wa
 """
 from __future__ import annotations
 
+import json
 import os
 import re
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -19,7 +20,8 @@ from . import _lookahead as _lk
 from . import gym as _gym
 from ._signals import stopping_on_ctrl_c
 from .core import _array, _config_json, _uint
-from .pets import PathLike, _check_run_args, _env_id, _print_interrupted, _refuse_builtin
+from .pets import (BUILTIN, PathLike, _check_run_args, _env_id, _is_builtin, _print_interrupted, _read_config_file,
+                   _refuse_builtin)
 
 __all__ = ["Policy", "evaluate", "resolve", "run"]
 
@@ -27,8 +29,8 @@ __all__ = ["Policy", "evaluate", "resolve", "run"]
 def _prepare(env: Any) -> Tuple[Optional[str], "_gym.GymAdapter", str]:
     """(gymnasium id or None, the adapter the loop steps, the environment's name in the run
     folder's config) for ``env`` (an id or an environment object)."""
+    _refuse_builtin(env)
     env_id = _env_id(env)
-    _refuse_builtin(env_id, "sac")
     if isinstance(env, str):
         import gymnasium
 
@@ -54,9 +56,8 @@ def resolve(
     Parameters
     ----------
     env : str or gymnasium.Env
-        A gymnasium id (with or without ``gymnasium:``) or an environment with 1-D Box spaces.
-        The built-in ``"pendulum"`` and ``"cartpole"`` are the command line's
-        (``lookahead sac --env pendulum``).
+        A built-in environment (``"cartpole"``, ``"pendulum"``: the command line's schedule),
+        a gymnasium id (with or without ``gymnasium:``) or an environment with 1-D Box spaces.
     preset : str
         ``"reference"`` (the SAC papers' settings: 2 × 256 networks, 10⁶ steps, 5 000 of them
         random, an evaluation every 10 000) or ``"demo"`` (2 × 64 networks, 15 000 steps, 1 000
@@ -80,21 +81,20 @@ def resolve(
     ConfigError
         For unknown keys (all of them at once, with their paths) and impossible settings.
     ValueError
-        For a built-in environment, or ``env`` in ``config`` or ``sets``.
+        For ``env`` in ``config`` or ``sets``.
     """
     _check_run_args(config, sets, False, False)
     env_id = _env_id(env)
-    _refuse_builtin(env_id, "sac")
     spec = _gym.TASKS.get(env_id or "")
-    # The built-in environment written as the config's `env` (the preset's base; the run's
-    # environment is its `external_env`).
-    base = spec.base if spec is not None else "cartpole"
+    # The built-in environment written as the config's `env`: the environment itself, or the
+    # preset's base for a gymnasium one (whose name is the config's `external_env`).
+    base = env if _is_builtin(env) else spec.base if spec is not None else "cartpole"
     text = None
     if config_file is not None:
         with open(config_file, encoding="utf-8") as f:
             text = f.read()
     from_config = None if config is None else _config_json(config)
-    return _lk.resolve_sac_config(base, preset, text, from_config, list(sets))
+    return _lk.resolve_sac_config(base, preset, text, from_config, list(sets), builtin=_is_builtin(env))
 
 
 def _seed_of(toml_text: str) -> int:
@@ -131,8 +131,10 @@ def run(
     Parameters
     ----------
     env : str or gymnasium.Env
-        A gymnasium id (``"InvertedPendulum-v5"``, ``"gymnasium:HalfCheetah-v5"``) or an
-        environment with 1-D Box spaces and finite action bounds.
+        A built-in environment (``"cartpole"``, ``"pendulum"``: the engine steps it, with the
+        command line's schedule), a gymnasium id (``"InvertedPendulum-v5"``,
+        ``"gymnasium:HalfCheetah-v5"``) or an environment with 1-D Box spaces and finite action
+        bounds.
     preset, config, config_file, sets
         The config, as for :func:`resolve`.
     out : str or os.PathLike, optional
@@ -165,20 +167,63 @@ def run(
     ConfigError
         For unknown keys and impossible settings, and a resumed folder of another config.
     ValueError
-        For overwrite with resume, a built-in environment, or ``env`` in ``config`` or ``sets``.
+        For overwrite with resume, or ``env`` in ``config`` or ``sets``.
     """
     _check_run_args(config, sets, overwrite, resume)
-    env_id, adapter, name = _prepare(env)
+    native: Dict[str, Any] = {}
+    if not _is_builtin(env):
+        _, adapter, name = _prepare(env)
+        native = dict(env=adapter, obs_dim=adapter.obs_dim, action_lower=adapter.low.tolist(),
+                      action_upper=adapter.high.tolist(), external_env=name)
     toml_text = resolve(env, preset, config, config_file, sets)
     ctx = ctx or _lk.Context()
-    args = (ctx, adapter, adapter.obs_dim, adapter.low.tolist(), adapter.high.tolist(), toml_text, name,
-            None if out is None else os.fspath(out), overwrite, resume,
-            None if seed is None else _uint("seed", seed), progress)
-    return stopping_on_ctrl_c(lambda fds: _lk.run_sac(*args, signal_fds=fds))
+    kw = dict(native, out=None if out is None else os.fspath(out), overwrite=overwrite, resume=resume,
+              seed=None if seed is None else _uint("seed", seed), progress=progress)
+    return stopping_on_ctrl_c(lambda fds: _lk.run_sac(ctx, toml_text, signal_fds=fds, **kw))
 
 
-def evaluate(run_dir: PathLike, env: Any, episodes: int = 5, seed: int = 0) -> List[float]:
-    """Replays the deterministic policy of a run on ``env``, on the CPU.
+def _run_config(run_dir: PathLike) -> Dict[str, Any]:
+    """A run folder's config.toml as a dict."""
+    path = os.path.join(os.fspath(run_dir), "config.toml")
+    return json.loads(_lk.config_as_json(_read_config_file(path)))
+
+
+def _replay(run_dir: PathLike, env: Any, episodes: int, seed: int, make: Callable[[str], Any]) -> List[float]:
+    """The deterministic policy of a SAC or MBPO run replayed on ``env`` (left out: the run's own,
+    a gymnasium id made with ``make``), on the CPU; Ctrl-C as :func:`evaluate` says."""
+    n, s0 = _uint("episodes", episodes), _uint("seed", seed)
+    if env is None or _is_builtin(env):
+        cfg = _run_config(run_dir)
+        ran_on = cfg.get("external_env") or cfg.get("env")
+        if env is None and str(ran_on).startswith("gymnasium:"):
+            env = ran_on
+        elif env is None and ran_on not in BUILTIN:
+            raise ValueError(f"{os.fspath(run_dir)} ran on {ran_on}: pass that environment as env")
+        elif env is not None and env != ran_on:
+            raise ValueError(f"{os.fspath(run_dir)} ran on {ran_on}, not on the built-in {env}")
+    if env is None or _is_builtin(env):
+        # The run's built-in environment, made by the engine.
+        args: Tuple[Any, ...] = (None, 0, [], [])
+    else:
+        adapter = _gym.GymAdapter(make(env) if isinstance(env, str) else env, finite_bounds=False)
+        args = (adapter, adapter.obs_dim, adapter.low.tolist(), adapter.high.tolist())
+    call = (*args, os.fspath(run_dir), n, s0)
+    returns, interrupted = stopping_on_ctrl_c(lambda fds: _lk.evaluate_sac(*call, signal_fds=fds))
+    if interrupted:
+        _print_interrupted(run_dir, returns, n)
+        raise KeyboardInterrupt
+    return returns
+
+
+def _make_plain(env_id: str) -> Any:
+    """``gymnasium.make(id)`` and nothing else: how :func:`run` makes an environment given by id."""
+    import gymnasium
+
+    return gymnasium.make(_gym.strip_prefix(env_id))
+
+
+def evaluate(run_dir: PathLike, env: Any = None, episodes: int = 5, seed: int = 0) -> List[float]:
+    """Replays the deterministic policy of a run, on the CPU.
 
     Ctrl-C (on the main thread) stops the replay before the next environment step, prints the
     finished episodes' returns and their mean on stderr and raises KeyboardInterrupt.
@@ -187,8 +232,10 @@ def evaluate(run_dir: PathLike, env: Any, episodes: int = 5, seed: int = 0) -> L
     ----------
     run_dir : str or os.PathLike
         The run folder written by :func:`run`.
-    env : str or gymnasium.Env
-        As for :func:`run`: an environment of the run's sizes and action bounds.
+    env : str or gymnasium.Env, optional
+        The environment to play; left out, the run's own: its built-in environment, or the
+        gymnasium id it ran on (made as :func:`run` makes it). An environment object must be one
+        of the run's sizes and action bounds.
     episodes : int
         Episodes to play, each at most the run's total steps long.
     seed : int
@@ -203,17 +250,13 @@ def evaluate(run_dir: PathLike, env: Any, episodes: int = 5, seed: int = 0) -> L
     ------
     InputError
         For an environment of other sizes or action bounds than the run's.
+    ValueError
+        With ``env`` left out, for a run on a Python environment without a gymnasium id; for a
+        built-in environment the run did not run on.
     KeyboardInterrupt
         After Ctrl-C, once the finished episodes are printed.
     """
-    _, adapter, _ = _prepare(env)
-    n, s0 = _uint("episodes", episodes), _uint("seed", seed)
-    args = (adapter, adapter.obs_dim, adapter.low.tolist(), adapter.high.tolist(), os.fspath(run_dir), n, s0)
-    returns, interrupted = stopping_on_ctrl_c(lambda fds: _lk.evaluate_sac(*args, signal_fds=fds))
-    if interrupted:
-        _print_interrupted(run_dir, returns, n)
-        raise KeyboardInterrupt
-    return returns
+    return _replay(run_dir, env, episodes, seed, _make_plain)
 
 
 _default_ctx: Optional["_lk.Context"] = None
