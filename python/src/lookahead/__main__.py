@@ -228,8 +228,9 @@ def main(argv=None) -> int:
         return 1
     except KeyboardInterrupt:
         # Ctrl-C while the environment's Python code ran: the run folder holds the last
-        # consistent point (or nothing yet, before the first).
-        nxt = "continue with the same command and --resume"
+        # consistent point (or nothing yet, before the first); a sweep's trials keep theirs.
+        nxt = "the same command continues the sweep" if args.command == "sweep" else \
+            "continue with the same command and --resume"
         print(f"interrupted; {nxt}", file=sys.stderr)
         return 130
     except Exception as e:  # a gymnasium, file or argument problem: one line, not a traceback

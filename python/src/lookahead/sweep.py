@@ -666,8 +666,15 @@ class _Sweep:
 def _wait_all(ray: Any, sweep: _Sweep, control: Any) -> bool:
     """Collects the trials as they end; on Ctrl-C asks every trial to stop at its next step and
     goes on collecting; on a second Ctrl-C cancels them. Whether the sweep was interrupted."""
-    interrupted = False
+    interrupted, shown, polled = False, None, 0.0
     while sweep.pending:
+        if time.monotonic() - polled > 2.0:
+            # The trials started since: the progress line again when its counts changed.
+            polled = time.monotonic()
+            counts = sweep.counts(_running(ray, sweep, control))
+            if counts != shown:
+                sweep.progress.line(*counts)
+                shown = counts
         try:
             ready, _ = ray.wait(list(sweep.pending), num_returns=1, timeout=0.5)
         except KeyboardInterrupt:
@@ -688,9 +695,14 @@ def _wait_all(ray: Any, sweep: _Sweep, control: Any) -> bool:
             except Exception as e:  # the task itself died (a worker crashed, was cancelled, ...)
                 rec = {"status": "failed", "curve": [], "seconds": 0.0, "message": f"{type(e).__name__}: {e}"}
             sweep.record(t, rec)
-            running = len(set(ray.get(control.running.remote())) & {p.name for p in sweep.pending.values()})
-            sweep.progress.line(*sweep.counts(running), note=f"{t.name}: {_describe(rec)}")
+            shown = sweep.counts(_running(ray, sweep, control))
+            sweep.progress.line(*shown, note=f"{t.name}: {_describe(rec)}")
     return interrupted
+
+
+def _running(ray: Any, sweep: _Sweep, control: Any) -> int:
+    """How many of the pending trials have started."""
+    return len(set(ray.get(control.running.remote())) & {t.name for t in sweep.pending.values()})
 
 
 def _describe(rec: Mapping[str, Any]) -> str:
