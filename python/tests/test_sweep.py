@@ -14,10 +14,11 @@ import pytest
 import lookahead as la
 from lookahead import sweep
 
-# Each trial: 60 random steps, then 2 trials of 30 steps with a small ensemble and planner (a few
-# seconds on lavapipe).
-TINY = {"loop.trials": 2, "loop.trial_length": 30, "loop.initial_exploration_steps": 60, "train.epochs": 5,
-        "planner.population": 50}
+# Each trial: 60 random steps, then 8 PETS trials of at most 30 steps with a tiny ensemble and
+# planner (about 2 s on lavapipe, long enough after its first consistent point to be interrupted).
+TINY = {"loop.trials": 8, "loop.trial_length": 30, "loop.initial_exploration_steps": 60, "train.epochs": 5,
+        "train.num_elites": 1, "model.members": 2, "model.hidden": [16, 16], "planner.population": 200,
+        "planner.particles": 2, "planner.horizon": 5, "planner.iterations": 2}
 SPEC = {"algorithm": "pets", "env": "cartpole", "preset": "demo", "seeds": [0, 1], "threshold": 25.0,
         "set": TINY, "grid": {"planner.kind": ["cem", "mppi"]}}
 NAMES = ["000-cem-seed0", "000-cem-seed1", "001-mppi-seed0", "001-mppi-seed1"]
@@ -58,7 +59,7 @@ def test_a_2x2_sweep_writes_its_summary_and_curves_and_a_rerun_skips_it(uninterr
         cfg = (out / row["trial"] / "config.toml").read_text()
         assert f'kind = "{row["planner.kind"]}"' in cfg and f"seed = {row['seed']}" in cfg, cfg
         results = list(csv.DictReader(open(out / row["trial"] / "results.csv")))
-        assert len(results) == 2
+        assert len(results) == 8
         assert float(row["final_return"]) == float(results[-1]["return"])
         assert float(row["best_return"]) == max(float(x["return"]) for x in results)
         assert float(row["env_steps"]) == float(results[-1]["env_step"])
@@ -94,26 +95,29 @@ def test_a_trial_that_fails_fails_alone_with_its_message(ray_local, tmp_path):
 
 def test_an_interrupted_sweep_finishes_on_the_rerun_as_an_uninterrupted_one(uninterrupted, tmp_path):
     """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) once a trial has
-    ended: exit 130, no trial failed, every trial not finished left to the rerun; the rerun
+    ended and another runs past its first consistent point: exit 130, no trial failed, the
+    running one interrupted, every trial not finished left to the rerun; the rerun
     finishes the sweep with the uninterrupted sweep's curves. Catches: Ctrl-C killing the trials
     (failed records, lost resume points), a rerun starting interrupted trials afresh in a way
     that changes results, finished trials redone."""
     out = tmp_path / "b"
     toml = tmp_path / "spec.toml"
     toml.write_text(_as_toml(SPEC))
-    cmd = [sys.executable, "-m", "lookahead", "sweep", str(toml), "--out", str(out), "--num-cpus", "2"]
+    # One trial at a time: when the first has ended, the second runs and two wait.
+    cmd = [sys.executable, "-m", "lookahead", "sweep", str(toml), "--out", str(out), "--num-cpus", "1"]
     p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while not (out / "records").is_dir() or not os.listdir(out / "records"):
+    while not _midway(out):
         assert p.poll() is None and time.monotonic() < deadline, p.stdout.read() if p.poll() is not None else "timeout"
-        time.sleep(0.1)
+        time.sleep(0.02)
     os.killpg(p.pid, signal.SIGINT)
     log = p.communicate(timeout=120)[0]
     assert p.returncode == 130, log
     stopped = records(out)
     assert all(r["status"] in ("finished", "interrupted") for r in stopped.values()), stopped
     assert sum(r["status"] == "finished" for r in stopped.values()) < 4, log
+    assert any(r["status"] == "interrupted" for r in stopped.values()), (stopped, log)
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     full, resumed = records(uninterrupted[0]), records(out)
@@ -121,6 +125,12 @@ def test_an_interrupted_sweep_finishes_on_the_rerun_as_an_uninterrupted_one(unin
     for n, r in stopped.items():
         if r["status"] == "finished":
             assert resumed[n] == r, n
+
+
+def _midway(out):
+    """Whether a trial has ended and another has reached its first consistent point and runs."""
+    ended = {p.stem for p in (out / "records").glob("*.json")} if (out / "records").is_dir() else set()
+    return bool(ended) and any((d / "resume.json").exists() and d.name not in ended for d in out.glob("0*"))
 
 
 def _as_toml(spec):

@@ -40,6 +40,7 @@ import math
 import os
 import random
 import re
+import signal
 import sys
 import tempfile
 import threading
@@ -663,41 +664,67 @@ class _Sweep:
         _write_results(self.out, self.spec, self.trials, self.records)
 
 
+@contextlib.contextmanager
+def _ctrl_c() -> Iterator[List[int]]:
+    """While the block runs (on the main thread): the first Ctrl-C is noted in the yielded list,
+    wherever the driver is, and a second raises KeyboardInterrupt; the previous handler after."""
+    pressed: List[int] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield pressed
+        return
+
+    def on_sigint(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
 def _wait_all(ray: Any, sweep: _Sweep, control: Any) -> bool:
-    """Collects the trials as they end; on Ctrl-C asks every trial to stop at its next step and
-    goes on collecting; on a second Ctrl-C cancels them. Whether the sweep was interrupted."""
-    interrupted, shown, polled = False, None, 0.0
-    while sweep.pending:
-        if time.monotonic() - polled > 2.0:
-            # The trials started since: the progress line again when its counts changed.
-            polled = time.monotonic()
-            counts = sweep.counts(_running(ray, sweep, control))
-            if counts != shown:
-                sweep.progress.line(*counts)
-                shown = counts
+    """Collects the trials as they end; after Ctrl-C asks every trial to stop at its next step
+    and goes on collecting; a second Ctrl-C cancels them. Whether the sweep was interrupted."""
+    stopping, shown, polled = False, None, 0.0
+    with _ctrl_c() as pressed:
         try:
-            ready, _ = ray.wait(list(sweep.pending), num_returns=1, timeout=0.5)
+            while sweep.pending:
+                if pressed and not stopping:
+                    stopping = True
+                    ray.get(control.stop.remote())
+                    sweep.progress.line(*sweep.counts(_running(ray, sweep, control)),
+                                        note="stopping: every trial stops at its next step, its resume point "
+                                             "kept (Ctrl-C again cancels them)")
+                if time.monotonic() - polled > 2.0:
+                    # The trials started since: the progress line again when its counts changed.
+                    polled = time.monotonic()
+                    counts = sweep.counts(_running(ray, sweep, control))
+                    if counts != shown:
+                        sweep.progress.line(*counts)
+                        shown = counts
+                ready, _ = ray.wait(list(sweep.pending), num_returns=1, timeout=0.5)
+                for ref in ready:
+                    t, rec = sweep.pending.pop(ref), _result(ray, ref)
+                    sweep.record(t, rec)
+                    shown = sweep.counts(_running(ray, sweep, control))
+                    sweep.progress.line(*shown, note=f"{t.name}: {_describe(rec)}")
         except KeyboardInterrupt:
-            if interrupted:
-                for ref in sweep.pending:
-                    ray.cancel(ref, force=True)
-                raise
-            interrupted = True
-            ray.get(control.stop.remote())
-            sweep.progress.line(*sweep.counts(len(sweep.pending)),
-                                note="stopping: every trial stops at its next step, its resume point kept "
-                                     "(Ctrl-C again cancels them)")
-            continue
-        for ref in ready:
-            t = sweep.pending.pop(ref)
-            try:
-                rec = ray.get(ref)
-            except Exception as e:  # the task itself died (a worker crashed, was cancelled, ...)
-                rec = {"status": "failed", "curve": [], "seconds": 0.0, "message": f"{type(e).__name__}: {e}"}
-            sweep.record(t, rec)
-            shown = sweep.counts(_running(ray, sweep, control))
-            sweep.progress.line(*shown, note=f"{t.name}: {_describe(rec)}")
-    return interrupted
+            for ref in sweep.pending:
+                ray.cancel(ref, force=True)
+            raise
+    return stopping
+
+
+def _result(ray: Any, ref: Any) -> Dict[str, Any]:
+    """A trial task's record, or a failure's when the task itself died (a worker crashed or
+    was cancelled)."""
+    try:
+        return ray.get(ref)
+    except Exception as e:
+        return {"status": "failed", "curve": [], "seconds": 0.0, "message": f"{type(e).__name__}: {e}"}
 
 
 def _running(ray: Any, sweep: _Sweep, control: Any) -> int:
