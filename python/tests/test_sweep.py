@@ -1,10 +1,13 @@
 """`lookahead.sweep` on a local Ray instance: a 2 × 2 sweep of tiny PETS runs on the built-in
 cartpole (summary, curves, the rerun that skips, a trial that fails alone, a sweep interrupted
 with Ctrl-C that finishes on the rerun as an uninterrupted one did) and the spec's refusals."""
+import contextlib
 import csv
 import json
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -29,7 +32,7 @@ def ray_local(ctx):
     """A local Ray instance of two CPUs for this module's sweeps (the adapter checked first)."""
     import ray
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -39,6 +42,31 @@ def uninterrupted(ray_local, tmp_path_factory):
     """The 2 × 2 sweep run once, uninterrupted: its folder and result."""
     out = tmp_path_factory.mktemp("sweep") / "a"
     return out, sweep.run(SPEC, out=out, progress=False)
+
+
+@pytest.fixture
+def ray_head():
+    """A Ray cluster of one CPU started as a user starts one (`ray start --head`), stopped after
+    the test (only it: `--block` ties its processes to the command's); its address."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    ray_cli = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
+    head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
+                             "--include-dashboard=false", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while True:
+        assert head.poll() is None and time.monotonic() < deadline, "ray start --head did not come up"
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.2)
+    yield f"127.0.0.1:{port}"
+    head.terminate()  # `ray start --block` stops the cluster's processes, then exits
+    head.wait(timeout=60)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(head.pid, signal.SIGKILL)  # whatever outlived it
 
 
 def records(out):
@@ -93,19 +121,22 @@ def test_a_trial_that_fails_fails_alone_with_its_message(ray_local, tmp_path):
     assert row["status"] == "failed" and "config.toml" in row["message"], row
 
 
-def test_an_interrupted_sweep_finishes_on_the_rerun_as_an_uninterrupted_one(uninterrupted, tmp_path):
-    """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) once a trial has
-    ended and another runs past its first consistent point: exit 130, no trial failed, the
-    running one interrupted, every trial not finished left to the rerun; the rerun
+def test_an_interrupted_sweep_finishes_on_the_rerun_as_an_uninterrupted_one(uninterrupted, ray_head, tmp_path):
+    """Ctrl-C (SIGINT to the command's process group, as a terminal sends it) to a sweep on a
+    running cluster once a trial has ended and another runs past its first consistent point:
+    exit 130, no trial failed, the running one interrupted, every trial not finished left to the
+    rerun; the rerun, on a local instance,
     finishes the sweep with the uninterrupted sweep's curves. Catches: Ctrl-C killing the trials
     (failed records, lost resume points), a rerun starting interrupted trials afresh in a way
     that changes results, finished trials redone."""
     out = tmp_path / "b"
     toml = tmp_path / "spec.toml"
     toml.write_text(_as_toml(SPEC))
-    # One trial at a time: when the first has ended, the second runs and two wait.
-    cmd = [sys.executable, "-m", "lookahead", "sweep", str(toml), "--out", str(out), "--num-cpus", "1"]
-    p = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    # The interrupted sweep joins a running cluster (`--address`; Ray's token authentication asks
+    # for RAY_AUTH_MODE=token, as a user's cluster does); the rerun starts a local instance.
+    cmd = [sys.executable, "-m", "lookahead", "sweep", str(toml), "--out", str(out)]
+    p = subprocess.Popen(cmd + ["--address", ray_head], start_new_session=True, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True, env=dict(os.environ, RAY_AUTH_MODE="token"),
                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not _midway(out):
@@ -118,7 +149,7 @@ def test_an_interrupted_sweep_finishes_on_the_rerun_as_an_uninterrupted_one(unin
     assert all(r["status"] in ("finished", "interrupted") for r in stopped.values()), stopped
     assert sum(r["status"] == "finished" for r in stopped.values()) < 4, log
     assert any(r["status"] == "interrupted" for r in stopped.values()), (stopped, log)
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(cmd + ["--num-cpus", "2"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     full, resumed = records(uninterrupted[0]), records(out)
     assert {n: r["curve"] for n, r in resumed.items()} == {n: r["curve"] for n, r in full.items()}

@@ -613,8 +613,16 @@ def _start_ray(address: Optional[str], cpus: Optional[int]):
     if not ray.is_initialized():
         kw: Dict[str, Any] = dict(include_dashboard=False, log_to_driver=False, configure_logging=False)
         if address is None:
+            # "local": a new instance, even where `ray start` runs a cluster that ray.init()
+            # would otherwise join.
             kw["num_cpus"] = cpus
-        ray.init(address=address, **kw)
+        try:
+            ray.init(address=address or "local", **kw)
+        except ConnectionError as e:
+            cause = f"{e} ({e.__cause__})" if e.__cause__ else str(e)
+            hint = ("; a cluster with token authentication (Ray's default) needs RAY_AUTH_MODE=token and its token "
+                    "(~/.ray/auth_token or RAY_AUTH_TOKEN) where the sweep runs") if "Auth" in cause else ""
+            raise ConnectionError(f"{address}: {e}{hint}") from None
     return ray
 
 
