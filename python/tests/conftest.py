@@ -54,10 +54,16 @@ class Sigint:
 @pytest.fixture
 def sigint():
     """A :class:`Sigint`; the SIGINT handler and the wakeup descriptor must be as they were after
-    the test."""
+    the test. Python's own handler is put in place for the test where the process was started
+    with SIGINT ignored (a shell's background job), as a terminal's Ctrl-C finds it."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     handler = signal.getsignal(signal.SIGINT)
     wakeup = signal.set_wakeup_fd(-1)
     signal.set_wakeup_fd(wakeup)
     yield Sigint()
     assert signal.getsignal(signal.SIGINT) is handler
     assert signal.set_wakeup_fd(wakeup) == wakeup
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
