@@ -42,8 +42,9 @@ def test_builtin_runs_from_python_are_the_command_lines(ctx, cli, tmp_path):
     or a Python one, SAC given the gymnasium schedule instead of the command line's, the seed or
     the `config` settings not reaching the run."""
     pets_sets = {"loop": {"trials": 2, "trial_length": 30, "initial_exploration_steps": 60},
-                 "train": {"epochs": 5}, "planner": {"population": 50}}
-    sac_sets = {"loop": {"total_steps": 400, "random_steps": 200, "eval_every": 200, "eval_episodes": 1}}
+                 "train": {"epochs": 5, "num_elites": 1}, "model": {"members": 2, "hidden": [16, 16]},
+                 "planner": {"population": 50, "particles": 2, "horizon": 5, "iterations": 2}}
+    sac_sets = {"loop": {"total_steps": 300, "random_steps": 200, "eval_every": 100, "eval_episodes": 1}}
     for command, env, sets, timing in [("pets", "cartpole", pets_sets, ("plan_ms", "step_ms")),
                                        ("sac", "pendulum", sac_sets, ("seconds",))]:
         flat = [f"{sec}.{k}={v}" for sec, kv in sets.items() for k, v in kv.items()]
@@ -55,3 +56,7 @@ def test_builtin_runs_from_python_are_the_command_lines(ctx, cli, tmp_path):
         a, b = tmp_path / f"{command}-cli", tmp_path / f"{command}-py"
         assert _rows(a / "results.csv", timing) == _rows(b / "results.csv", timing), command
         assert (a / "config.toml").read_text() == (b / "config.toml").read_text(), command
+    # The reference preset's schedule: the command line's for the built-in pendulum (the demo's
+    # above is the same for both origins), the papers' for gymnasium's.
+    assert "total_steps = 20000" in la.sac.resolve("pendulum") and "random_steps = 1000\n" in la.sac.resolve("pendulum")
+    assert "total_steps = 1000000" in la.sac.resolve("gymnasium:Pendulum-v1")
