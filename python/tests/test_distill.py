@@ -1,6 +1,5 @@
 """lookahead.distill: a PETS run's planner distilled into a policy (DAgger) from Python and from
 ``python -m lookahead distill``, its folder and its refusals."""
-import os
 import subprocess
 import sys
 

@@ -8,7 +8,6 @@ import subprocess
 import sys
 
 import gymnasium
-import numpy as np
 import pytest
 
 import lookahead as la

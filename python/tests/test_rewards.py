@@ -3,7 +3,6 @@ reward gymnasium's own environment returned for the same recorded transitions.""
 import numpy as np
 import pytest
 
-import lookahead as la
 from lookahead import gym as lgym
 
 import gymnasium

@@ -177,8 +177,8 @@ def _as_toml(spec):
 
 def test_a_spec_is_refused_before_anything_starts_with_every_problem(tmp_path):
     """Catches: a problem reported alone (the first only), an unknown key or empty grid
-    accepted, a folder created or Ray started for a refused spec, a [set] the engine refuses or
-    a grid of which nothing resolves reaching the trials."""
+    accepted, a folder created or Ray started for a refused spec or impossible resources, a
+    [set] the engine refuses or a grid of which nothing resolves reaching the trials."""
     bad = dict(SPEC, seedz=[1], seeds=[], grid={}, preset="huge", set={"seed": 3}, samples=2,
                sample={"train.lr": {"log_uniform": [0, 1e-3]}})
     with pytest.raises(la.ConfigError) as e:
@@ -192,6 +192,8 @@ def test_a_spec_is_refused_before_anything_starts_with_every_problem(tmp_path):
         sweep.run(dict(SPEC, grid={"planner.kind": ["nope", "bogus"]}), out=tmp_path / "never")
     with pytest.raises(la.ConfigError, match="empty list"):
         sweep.run(dict(SPEC, grid={"planner.kind": []}), out=tmp_path / "never")
+    with pytest.raises(ValueError, match=r"gpus_per_trial: -1.*cpus_per_trial: 0.*num_cpus: a cluster"):
+        sweep.run(SPEC, out=tmp_path / "never", gpus_per_trial=-1, cpus_per_trial=0, num_cpus=2, address="h:1")
     assert not (tmp_path / "never").exists()
     spec = tmp_path / "spec.toml"
     spec.write_text("algorithm = [")

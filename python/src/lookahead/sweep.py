@@ -46,7 +46,7 @@ import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _lookahead as _lk
 from . import mbpo, pets, sac
@@ -626,22 +626,45 @@ def _start_ray(address: Optional[str], cpus: Optional[int]):
     return ray
 
 
-def _resources(ray: Any, gpus_per_trial: Optional[float], cpus_per_trial: float) -> Dict[str, float]:
-    """A trial's Ray resources: ``cpus_per_trial`` CPUs, and ``gpus_per_trial`` GPUs (left out:
-    one where the cluster has GPUs, none where it has none, as on a machine with lavapipe)."""
-    if gpus_per_trial is None:
-        gpus_per_trial = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    if not (_is_number(gpus_per_trial) and gpus_per_trial >= 0):
-        raise ValueError(f"gpus_per_trial: {gpus_per_trial!r}; expected a number >= 0 (a fraction shares a GPU)")
-    if not (_is_number(cpus_per_trial) and cpus_per_trial > 0):
-        raise ValueError(f"cpus_per_trial: {cpus_per_trial!r}; expected a number > 0")
-    return {"num_cpus": float(cpus_per_trial), "num_gpus": float(gpus_per_trial)}
+@dataclass(frozen=True)
+class _Launch:
+    """Where the trials run and what each asks for (see :func:`run`)."""
+
+    address: Optional[str]
+    gpus_per_trial: Optional[float]
+    cpus_per_trial: float
+    num_cpus: Optional[int]
+    adapter: Optional[str]
+    backend: Optional[str]
+
+    def check(self) -> None:
+        """Every impossible request at once (ValueError), before anything starts."""
+        problems = []
+        if self.gpus_per_trial is not None and not (_is_number(self.gpus_per_trial) and self.gpus_per_trial >= 0):
+            problems.append(f"gpus_per_trial: {self.gpus_per_trial!r}; expected a number >= 0 (a fraction shares a GPU)")
+        if not (_is_number(self.cpus_per_trial) and self.cpus_per_trial > 0):
+            problems.append(f"cpus_per_trial: {self.cpus_per_trial!r}; expected a number > 0")
+        if self.num_cpus is not None and not (isinstance(self.num_cpus, int) and self.num_cpus >= 1):
+            problems.append(f"num_cpus: {self.num_cpus!r}; expected an integer >= 1")
+        if self.num_cpus is not None and self.address is not None:
+            problems.append("num_cpus: a cluster joined with address has its own CPUs")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def resources(self, ray: Any) -> Dict[str, float]:
+        """A trial's Ray resources: ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs (left
+        out: one where the cluster has GPUs, none where it has none, as with lavapipe)."""
+        gpus = self.gpus_per_trial
+        if gpus is None:
+            gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+        return {"num_cpus": float(self.cpus_per_trial), "num_gpus": float(gpus)}
 
 
-def _job(spec: Spec, t: Trial, out: str, adapter: Optional[str], backend: Optional[str]) -> Dict[str, Any]:
+def _job(spec: Spec, t: Trial, out: str, launch: _Launch) -> Dict[str, Any]:
+    """What a trial's task needs to run it."""
     return {"name": t.name, "algorithm": spec.algorithm, "env": spec.env, "preset": spec.preset, "seed": t.seed,
-            "config": _nest({**spec.set, **t.values}), "out": os.path.join(out, t.name), "adapter": adapter,
-            "backend": backend}
+            "config": _nest({**spec.set, **t.values}), "out": os.path.join(out, t.name), "adapter": launch.adapter,
+            "backend": launch.backend}
 
 
 @dataclass
@@ -656,8 +679,10 @@ class _Sweep:
     pending: Dict[Any, Trial] = field(default_factory=dict)
 
     def counts(self, running: int) -> Tuple[int, int, int]:
-        statuses = [r.get("status") for r in self.records.values()]
-        return statuses.count("finished"), running, statuses.count("failed")
+        """(finished, ``running``, failed): a failed trial that runs again counts as waiting."""
+        pending = {t.name for t in self.pending.values()}
+        ended = [r.get("status") for name, r in self.records.items() if name not in pending]
+        return ended.count("finished"), running, ended.count("failed")
 
     def record(self, t: Trial, rec: Dict[str, Any]) -> None:
         """A trial's end: its record kept (one not started keeps none), the summary and curves
@@ -743,7 +768,8 @@ def _running(ray: Any, sweep: _Sweep, control: Any) -> int:
 def _describe(rec: Mapping[str, Any]) -> str:
     curve = rec.get("curve") or []
     last = f", last return {curve[-1][1]:.1f} at step {curve[-1][0]:.0f}" if curve else ""
-    msg = f": {rec['message']}" if rec.get("message") else ""
+    text = rec.get("message") or ""
+    msg = f": {text[:300]}…" if len(text) > 300 else f": {text}" if text else ""
     return f"{rec['status']} in {rec.get('seconds', 0.0):.1f} s{last}{msg}"
 
 
@@ -797,25 +823,29 @@ def run(
         For every problem of the spec at once, before anything starts (see :func:`load_spec`),
         a ``[set]`` the engine refuses, no configuration the engine accepts, and a folder
         holding a sweep of another spec.
+    ValueError
+        For impossible resources (negative GPUs, no CPUs, ``num_cpus`` with ``address``), all
+        at once, before anything starts.
     FileError
         For a folder another sweep is running in, or holding files no sweep wrote.
     ModuleNotFoundError
         Without Ray.
     """
     checked = load_spec(spec)
+    launch = _Launch(address, gpus_per_trial, cpus_per_trial, num_cpus, adapter, backend)
+    launch.check()
     trials = trials_of(checked)
     config_errors = _config_errors(checked, checked.configurations())
-    out = os.fspath(out) if out is not None else os.path.join("runs", f"sweep-{checked.algorithm}-{pets._gym.strip_prefix(checked.env)}")
+    default = os.path.join("runs", f"sweep-{checked.algorithm}-{pets._gym.strip_prefix(checked.env)}")
+    out = os.fspath(out) if out is not None else default
     os.makedirs(out, exist_ok=True)
     with _locked(out):
         _claim(out, checked, trials)
-        return _sweep(checked, trials, config_errors, out, address, gpus_per_trial, cpus_per_trial, num_cpus,
-                      adapter, backend, progress)
+        return _sweep(checked, trials, config_errors, out, launch, progress)
 
 
-def _sweep(spec: Spec, trials: List[Trial], config_errors: List[Optional[str]], out: str, address: Optional[str],
-           gpus_per_trial: Optional[float], cpus_per_trial: float, num_cpus: Optional[int], adapter: Optional[str],
-           backend: Optional[str], progress: bool) -> Dict[str, Any]:
+def _sweep(spec: Spec, trials: List[Trial], config_errors: List[Optional[str]], out: str, launch: _Launch,
+           progress: bool) -> Dict[str, Any]:
     """The sweep's phases: the earlier records read, the configurations the engine refuses
     recorded as failed, the rest submitted, collected as they end, the results written."""
     sweep = _Sweep(spec, trials, out, _read_records(out, trials), _Progress(len(trials), progress))
@@ -829,12 +859,14 @@ def _sweep(spec: Spec, trials: List[Trial], config_errors: List[Optional[str]], 
     sweep.progress.line(*sweep.counts(0), note=f"sweep {out}: {len(trials)} trials, {len(trials) - len(todo)} "
                                                f"finished before or refused by the engine, {len(todo)} to run")
     if todo:
-        ray = _start_ray(address, num_cpus)
-        resources = _resources(ray, gpus_per_trial, cpus_per_trial)
+        ray = _start_ray(launch.address, launch.num_cpus)
+        resources = launch.resources(ray)
         control = ray.remote(Control).remote()
-        task = ray.remote(run_trial)
+        # A process per trial: what a run holds (the device, a driver's allocations) goes back
+        # when it ends, instead of piling up in a worker that Ray reuses.
+        task = ray.remote(max_calls=1)(run_trial)
         for t in todo:
-            ref = task.options(name=t.name, max_retries=0, **resources).remote(_job(spec, t, out, adapter, backend), control)
+            ref = task.options(name=t.name, max_retries=0, **resources).remote(_job(spec, t, out, launch), control)
             sweep.pending[ref] = t
         interrupted = _wait_all(ray, sweep, control)
     sweep.progress.end()
