@@ -51,7 +51,10 @@ def ray_head():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    ray_cli = shutil.which("ray") or os.path.join(os.path.dirname(sys.executable), "ray")
+    # The `ray` beside this Python (a fresh pyenv may have no shim for it yet), else on PATH.
+    beside = os.path.join(os.path.dirname(sys.executable), "ray")
+    ray_cli = beside if os.path.exists(beside) else shutil.which("ray")
+    assert ray_cli, "Ray's command line is missing: pip install \"./python[ray]\""
     head = subprocess.Popen([ray_cli, "start", "--head", "--block", f"--port={port}", "--num-cpus=1",
                              "--include-dashboard=false", "--disable-usage-stats"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
