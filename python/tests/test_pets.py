@@ -13,7 +13,7 @@ import lookahead as la
 # A demo-sized pendulum run that fits CI on lavapipe.
 PENDULUM = [
     "loop.initial_exploration_steps=200", "loop.trials=3",
-    "planner.population=60", "planner.particles=4", "planner.horizon=20", "planner.iterations=3",
+    "planner.population=60", "planner.particles=2", "planner.horizon=20", "planner.iterations=3",
 ]
 
 
