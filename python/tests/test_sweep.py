@@ -129,9 +129,9 @@ def test_an_interrupted_sweep_finishes_on_the_rerun_as_an_uninterrupted_one(unin
     running cluster once a trial has ended and another runs past its first consistent point:
     exit 130, no trial failed, the running one interrupted, every trial not finished left to the
     rerun; the rerun, on a local instance,
-    finishes the sweep with the uninterrupted sweep's curves. Catches: Ctrl-C killing the trials
-    (failed records, lost resume points), a rerun starting interrupted trials afresh in a way
-    that changes results, finished trials redone."""
+    finishes the sweep with the uninterrupted sweep's curves, resuming the interrupted trial.
+    Catches: Ctrl-C killing the trials (failed records, lost resume points), a rerun starting
+    interrupted trials afresh or in a way that changes results, finished trials redone."""
     out = tmp_path / "b"
     toml = tmp_path / "spec.toml"
     toml.write_text(_as_toml(SPEC))
@@ -152,8 +152,13 @@ def test_an_interrupted_sweep_finishes_on_the_rerun_as_an_uninterrupted_one(unin
     assert all(r["status"] in ("finished", "interrupted") for r in stopped.values()), stopped
     assert sum(r["status"] == "finished" for r in stopped.values()) < 4, log
     assert any(r["status"] == "interrupted" for r in stopped.values()), (stopped, log)
+    # An interrupted trial with a resume point keeps its run (the marker's id): resumed, not redone.
+    markers = {n: (out / n / "run.json").read_text() for n, r in stopped.items()
+               if r["status"] == "interrupted" and (out / n / "resume.json").exists()}
+    assert markers, stopped
     done = subprocess.run(cmd + ["--num-cpus", "2"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
+    assert {n: (out / n / "run.json").read_text() for n in markers} == markers
     full, resumed = records(uninterrupted[0]), records(out)
     assert {n: r["curve"] for n, r in resumed.items()} == {n: r["curve"] for n, r in full.items()}
     for n, r in stopped.items():
