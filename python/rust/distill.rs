@@ -12,9 +12,9 @@ use lookahead::env::Env;
 
 use crate::config;
 use crate::device::Context;
-use crate::env::{take_error, ErrorSlot, PyEnv};
+use crate::env::{ErrorSlot, PyEnv};
 use crate::errors::{ConfigError, OrPy};
-use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
+use crate::interrupt::{run_loop, Files, SignalFds};
 use crate::task::Task;
 
 /// The distillation config: the defaults, a TOML file's text, then the settings of the JSON
@@ -69,25 +69,17 @@ pub fn run_distill<'py>(
     let (penvs, errors): (Vec<PyEnv>, Vec<ErrorSlot>) =
         envs.into_iter().map(|e| PyEnv::sized(e, obs_dim, (action_lower.clone(), action_upper.clone()))).unzip();
     let c = ctx.ctx.clone();
-    let interrupt = Interrupt::watch(signal_fds);
-    let stop = interrupt.flag();
     let bar = progress.then(|| distill::ProgressDisplay::new(&cfg));
     let (update, finish) = (distill::ProgressDisplay::update, distill::ProgressDisplay::finish);
     let files = Files { out, overwrite, resume };
-    let (result, raised) = py.detach(|| {
-        watched_run(bar, update, finish, files, stop, |opts| match task {
-            None => distill::run(&c, &cfg, &run_dir, opts),
-            Some(task) => {
-                let envs = penvs.into_iter().map(|e| -> Box<dyn Env + '_> { Box::new(e) }).collect();
-                distill::run_on(&c, &cfg, &run_dir, envs, task, opts)
-            }
-        })
-    });
-    drop(interrupt);
-    if let Some(e) = errors.iter().find_map(take_error).or(raised) {
-        return Err(e);
-    }
-    summary_dict(py, &result.py()?)
+    let summary = run_loop(py, bar, update, finish, files, signal_fds, &errors, |opts| match task {
+        None => distill::run(&c, &cfg, &run_dir, opts),
+        Some(task) => {
+            let envs = penvs.into_iter().map(|e| -> Box<dyn Env + '_> { Box::new(e) }).collect();
+            distill::run_on(&c, &cfg, &run_dir, envs, task, opts)
+        }
+    })?;
+    summary_dict(py, &summary)
 }
 
 /// A distillation's summary as a dict.

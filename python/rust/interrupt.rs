@@ -12,6 +12,9 @@ use std::thread::JoinHandle;
 
 use pyo3::prelude::*;
 
+use crate::env::{take_error, ErrorSlot};
+use crate::errors::OrPy;
+
 /// Set by the SIGINT handler of `lookahead.pets.run` and `lookahead.sac.run` (the first Ctrl-C)
 /// and read after every environment step; the running loop stops with every file consistent.
 /// Cleared when a run starts. (The wakeup descriptor's watcher, [`Interrupt`], stops every
@@ -225,4 +228,29 @@ pub fn watched_run<P, B, R>(
         finish(b);
     }
     (result, watch.raised())
+}
+
+/// Runs a learning loop through `run` with the GIL released, as [`watched_run`] does, stopped at
+/// its next consistent point by SIGINT written to `signal_fds` (see [`SignalFds`]). The
+/// exception a Python environment raised (the first kept in `errors`), else one a signal
+/// handler raised, is raised in place of the loop's result.
+#[allow(clippy::too_many_arguments)]
+pub fn run_loop<P, B: Send, S: Send>(
+    py: Python<'_>,
+    bar: Option<B>,
+    update: fn(&mut B, &P),
+    finish: fn(B),
+    files: Files,
+    signal_fds: SignalFds,
+    errors: &[ErrorSlot],
+    run: impl FnOnce(lookahead::run::RunOptions<'_, P>) -> lookahead::error::Result<S> + Send,
+) -> PyResult<S> {
+    let interrupt = Interrupt::watch(signal_fds);
+    let stop = interrupt.flag();
+    let (result, raised) = py.detach(|| watched_run(bar, update, finish, files, stop, run));
+    drop(interrupt);
+    if let Some(e) = errors.iter().find_map(take_error).or(raised) {
+        return Err(e);
+    }
+    result.py()
 }

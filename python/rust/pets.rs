@@ -13,9 +13,9 @@ use lookahead::pets::{self, PetsConfig, PetsSummary, Preset};
 
 use crate::config;
 use crate::device::Context;
-use crate::env::{take_error, ErrorSlot, PyEnv};
+use crate::env::{take_error, PyEnv};
 use crate::errors::{ConfigError, OrPy};
-use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
+use crate::interrupt::{run_loop, Files, Interrupt, SignalFds};
 use crate::task::Task;
 
 /// Refuses `size` bytes of config text from `what` past `MAX_CONFIG_BYTES` (1 MiB), as the
@@ -96,52 +96,37 @@ pub fn run_pets<'py>(
     if let Some(s) = seed {
         cfg.seed = s;
     }
-    let (c, files) = (ctx.ctx.clone(), Files { out, overwrite, resume });
-    match (env, task, external_env) {
-        (None, None, None) => {
-            let (mut env, task) = (cfg.env.make(), cfg.env.task());
-            watched_pets_run(py, &cfg, progress, files, signal_fds, None, |cfg, opts| {
-                pets::run(&c, cfg, env.as_mut(), task, opts)
-            })
-        }
+    let python_env = match (env, task, external_env) {
+        (None, None, None) => None,
         (Some(env), Some(task), Some(name)) => {
             cfg.external_env = Some(name);
-            let (mut penv, error) = PyEnv::new(env, &task.task);
-            let task = task.task.clone();
-            watched_pets_run(py, &cfg, progress, files, signal_fds, Some(&error), |cfg, opts| {
-                pets::run(&c, cfg, &mut penv, task, opts)
-            })
+            Some((env, task.task.clone()))
         }
-        _ => Err(PyValueError::new_err(
-            "a Python environment comes with its task and its name (external_env); all three None: the config's \
-             built-in environment",
-        )),
-    }
-}
-
-/// Runs PETS through `run` with the GIL released: the run options of `files`, the CLI's
-/// progress bar when `progress`, stopped at its next consistent point by SIGINT written to
-/// `signal_fds`. The exception the environment raised (kept in `error`), else one a signal
-/// handler raised, is raised in place of the run's result; the summary as a dict.
-fn watched_pets_run<'py>(
-    py: Python<'py>,
-    cfg: &PetsConfig,
-    progress: bool,
-    files: Files,
-    signal_fds: SignalFds,
-    error: Option<&ErrorSlot>,
-    run: impl FnOnce(&PetsConfig, pets::RunOptions<'_>) -> lookahead::error::Result<PetsSummary> + Send,
-) -> PyResult<Bound<'py, PyDict>> {
-    let interrupt = Interrupt::watch(signal_fds);
-    let stop = interrupt.flag();
-    let bar = progress.then(|| pets::ProgressDisplay::new(cfg));
+        _ => {
+            return Err(PyValueError::new_err(
+                "a Python environment comes with its task and its name (external_env); all three None: the \
+                 config's built-in environment",
+            ))
+        }
+    };
+    let (c, files) = (ctx.ctx.clone(), Files { out, overwrite, resume });
+    let bar = progress.then(|| pets::ProgressDisplay::new(&cfg));
     let (update, finish) = (pets::ProgressDisplay::update, pets::ProgressDisplay::finish);
-    let (result, raised) = py.detach(|| watched_run(bar, update, finish, files, stop, |opts| run(cfg, opts)));
-    drop(interrupt);
-    if let Some(e) = error.and_then(take_error).or(raised) {
-        return Err(e);
-    }
-    summary_dict(py, &result.py()?)
+    let summary = match python_env {
+        None => {
+            let (mut env, task) = (cfg.env.make(), cfg.env.task());
+            run_loop(py, bar, update, finish, files, signal_fds, &[], |opts| {
+                pets::run(&c, &cfg, env.as_mut(), task, opts)
+            })?
+        }
+        Some((env, task)) => {
+            let (mut penv, error) = PyEnv::new(env, &task);
+            run_loop(py, bar, update, finish, files, signal_fds, &[error], |opts| {
+                pets::run(&c, &cfg, &mut penv, task, opts)
+            })?
+        }
+    };
+    summary_dict(py, &summary)
 }
 
 /// Replays the checkpoint of the run in `run_dir` on the Python environment `env` planned with

@@ -18,7 +18,7 @@ use crate::config;
 use crate::device::Context;
 use crate::env::{take_error, ErrorSlot, PyEnv};
 use crate::errors::{ConfigError, LookaheadError, OrPy};
-use crate::interrupt::{watched_run, Files, Interrupt, SignalFds};
+use crate::interrupt::{run_loop, Files, Interrupt, SignalFds};
 
 /// The SAC config of `env_base`'s `preset` for a gymnasium task (its schedule: 5 000 random
 /// steps, evaluations every 10 000 steps of 10⁶ in the reference preset), or for the built-in
@@ -153,16 +153,11 @@ pub fn watched_policy_run<'py>(
     error: Option<&ErrorSlot>,
     run: impl FnOnce(sac::RunOptions<'_>) -> lookahead::error::Result<SacSummary> + Send,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let interrupt = Interrupt::watch(signal_fds);
-    let stop = interrupt.flag();
     let bar = progress.then(|| sac::ProgressDisplay::new(progress_cfg));
     let (update, finish) = (sac::ProgressDisplay::update, sac::ProgressDisplay::finish);
-    let (result, raised) = py.detach(|| watched_run(bar, update, finish, files, stop, run));
-    drop(interrupt);
-    if let Some(e) = error.and_then(take_error).or(raised) {
-        return Err(e);
-    }
-    summary_dict(py, &result.py()?)
+    let errors = error.map(std::slice::from_ref).unwrap_or_default();
+    let summary = run_loop(py, bar, update, finish, files, signal_fds, errors, run)?;
+    summary_dict(py, &summary)
 }
 
 /// Replays the policy of the SAC (or MBPO) run in `run_dir` on the Python environment `env`
