@@ -10,7 +10,7 @@ import contextlib
 import os
 import signal
 import threading
-from typing import Any, Callable, Iterator, Optional, Tuple
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 from . import _lookahead as _lk
 
@@ -47,23 +47,36 @@ def signal_fds() -> Iterator[SignalFds]:
         os.close(w)
 
 
+@contextlib.contextmanager
+def ctrl_c_noted(on_first: Optional[Callable[[], None]] = None) -> Iterator[List[int]]:
+    """While the block runs on the main thread, a SIGINT handler: the first Ctrl-C is noted in
+    the yielded list (and ``on_first`` called), a second raises KeyboardInterrupt; the previous
+    handler is restored after. Off the main thread nothing changes (the list stays empty)."""
+    pressed: List[int] = []
+    if not _on_main_thread():
+        yield pressed
+        return
+
+    def on_sigint(signum, frame):
+        if pressed:
+            raise KeyboardInterrupt
+        pressed.append(signum)
+        if on_first is not None:
+            on_first()
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield pressed
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
 def stopping_on_ctrl_c(call: Callable[[SignalFds], Any]) -> Any:
     """``call(fds)`` with, on the main thread, a SIGINT handler and :func:`signal_fds`: the first
     Ctrl-C stops the engine at its next consistent point (``call`` returns), a second raises
     KeyboardInterrupt; the previous handler is restored after."""
     if not _on_main_thread():
         return call(None)
-    pressed = []
-
-    def on_sigint(signum, frame):
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(signum)
-        _lk.request_stop()
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
+    with ctrl_c_noted(_lk.request_stop):
         with signal_fds() as fds:
             return call(fds)
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)

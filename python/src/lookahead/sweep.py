@@ -40,7 +40,6 @@ import math
 import os
 import random
 import re
-import signal
 import sys
 import tempfile
 import threading
@@ -50,6 +49,8 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _lookahead as _lk
 from . import mbpo, pets, sac
+from ._signals import ctrl_c_noted
+from .core import _uint
 
 __all__ = ["Spec", "Trial", "load_spec", "run"]
 
@@ -128,6 +129,15 @@ def _is_number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _is_seed(v: Any) -> bool:
+    """Whether ``v`` is a seed the engine takes (``core._uint``'s rule)."""
+    try:
+        _uint("seed", v)
+    except (TypeError, _lk.InputError):
+        return False
+    return True
+
+
 def _check_key(section: str, key: Any, problems: List[str]) -> bool:
     """Whether ``key`` of ``section`` can name a config key (``section.key``); a problem if not."""
     if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*", key):
@@ -199,7 +209,7 @@ def _check_sampling(raw: Mapping[str, Any], problems: List[str]) -> Tuple[Dict[s
         samples = 0
     elif not sample and samples is not None:
         problems.append("samples: given without a [sample] table of distributions")
-    if not (isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed < 2**64):
+    if not _is_seed(seed):
         problems.append(f"sample_seed: {seed!r}; expected an integer in 0..2^64")
         seed = 0
     return out, samples or 0, seed
@@ -209,7 +219,7 @@ def _check_seeds(seeds: Any, problems: List[str]) -> Tuple[int, ...]:
     if not isinstance(seeds, list) or not seeds:
         problems.append(f"seeds: {seeds!r}; expected a non-empty list of integers, e.g. [0, 1, 2, 3, 4]")
         return ()
-    bad = [s for s in seeds if not (isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**64)]
+    bad = [s for s in seeds if not _is_seed(s)]
     if bad:
         problems.append(f"seeds: {bad!r}; a seed is an integer in 0..2^64")
     elif len(set(seeds)) != len(seeds):
@@ -697,32 +707,11 @@ class _Sweep:
         _write_results(self.out, self.spec, self.trials, self.records)
 
 
-@contextlib.contextmanager
-def _ctrl_c() -> Iterator[List[int]]:
-    """While the block runs (on the main thread): the first Ctrl-C is noted in the yielded list,
-    wherever the driver is, and a second raises KeyboardInterrupt; the previous handler after."""
-    pressed: List[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield pressed
-        return
-
-    def on_sigint(signum, frame):
-        if pressed:
-            raise KeyboardInterrupt
-        pressed.append(signum)
-
-    previous = signal.signal(signal.SIGINT, on_sigint)
-    try:
-        yield pressed
-    finally:
-        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
-
-
 def _wait_all(ray: Any, sweep: _Sweep, control: Any) -> bool:
     """Collects the trials as they end; after Ctrl-C asks every trial to stop at its next step
     and goes on collecting; a second Ctrl-C cancels them. Whether the sweep was interrupted."""
     stopping, shown, polled = False, None, 0.0
-    with _ctrl_c() as pressed:
+    with ctrl_c_noted() as pressed:
         try:
             while sweep.pending:
                 if pressed and not stopping:
